@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine: `make run` (app on 127.0.0.1) and `make test` (everything).
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: install run test lint bench browser-deps clean
+
+$(BIN)/python:
+	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 not found; set PY=/path/to/python3.11"; exit 2; }
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/streamlit run app.py --server.headless true --server.address 127.0.0.1 --server.port $(PORT) --browser.gatherUsageStats false
+
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install browser-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m benchmarks.megatron_fidelity
+	$(BIN)/python -m benchmarks.sweep_speed
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
