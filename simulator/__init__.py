@@ -8,8 +8,8 @@ _EXPORTS = {
     "ScenarioError": "simulator.scenario",
     "Figure": "simulator.plan",
     "Plan": "simulator.plan",
-    "evaluate": "simulator.evaluate",
-    "sweep": "simulator.sweep",
+    "evaluate": "simulator.evaluator",
+    "sweep": "simulator.sweeps",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from simulator.catalog import load_catalog
-from simulator.evaluate import evaluate
+from simulator.evaluator import evaluate
 from simulator.scenario import Scenario, ScenarioError
-from simulator.sweep import sweep
+from simulator.sweeps import sweep
 
 EXIT_BAD_INPUT = 2
 

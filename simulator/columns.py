@@ -75,6 +75,7 @@ def hardware_table(catalog: Mapping[str, HardwareSpec]) -> tuple[tuple[str, ...]
         "inter_latency_s": np.array([s.inter_node_latency_s for s in specs]),
         "tdp_W": np.array([s.tdp_W for s in specs]),
         "gpu_hour_usd": np.array([s.gpu_hour_usd for s in specs]),
+        "gpus_per_node": np.array([float(s.gpus_per_node) for s in specs]),
     }
     for p in PRECISIONS:
         table[f"peak_{p}"] = np.array([_peak_or_nan(s, p) for s in specs])

@@ -100,13 +100,21 @@ class Scenario:
     finance: FinanceSpec = field(default_factory=FinanceSpec)
     quality: QualitySpec = field(default_factory=QualitySpec)
     notes: tuple[str, ...] = field(default=(), compare=False)  # how defaults and the shape were derived
+    derived: frozenset[str] = field(default=frozenset(), compare=False)  # dotted keys filled from other inputs
 
     @property
     def dp(self) -> int:
         return self.cluster.gpus // (self.cluster.tp * self.cluster.pp)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Every value, resolved (what the plan used)."""
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    def inputs(self) -> dict[str, dict[str, Any]]:
+        """The values the user chose: keys derived from other inputs (shape from params, catalog price, ...)
+        are left out, so that changing e.g. the accelerator re-derives its price."""
+        full = self.to_dict()
+        return {s: {k: v for k, v in values.items() if f"{s}.{k}" not in self.derived} for s, values in full.items()}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -127,7 +135,7 @@ class Scenario:
 
     def replace(self, **dotted: Any) -> Scenario:
         """Copy with dotted keys changed, re-validated: `s.replace(**{"cluster.gpus": 64})`."""
-        data = self.to_dict()
+        data = self.inputs()
         for key, value in dotted.items():
             section, _, name = key.partition(".")
             data.setdefault(section, {})[name] = value

@@ -114,8 +114,10 @@ def _divisors(n: int, limit: int = 8) -> str:
     return ", ".join(str(d) for d in found[:limit]) + (" ..." if len(found) > limit else "")
 
 
-def _resolve_model(m: dict[str, Any], notes: list[str], problems: list[str]) -> ModelSpec | None:
+def _resolve_model(m: dict[str, Any], notes: list[str], derived: set[str], problems: list[str]) -> ModelSpec | None:
     mlp = m.get("mlp") or "gelu"
+    if m.get("ffn_hidden") is None:
+        derived.add("model.ffn_hidden")
     vocab = m.get("vocab") or 51200
     seq_len = m.get("seq_len") or 2048
     shape_keys = ("layers", "hidden", "heads")
@@ -131,6 +133,7 @@ def _resolve_model(m: dict[str, Any], notes: list[str], problems: list[str]) -> 
             f"model shape derived from model.params = {m['params']:.3g}: layers={layers}, hidden={hidden}, "
             f"heads={heads}, ffn_hidden={ffn}, from N ≈ 12·L·h² with hidden ≈ 128·layers (GPT-3 aspect ratio)"
         )
+        derived.update(("model.layers", "model.hidden", "model.heads"))
         m = {**m, "ffn_hidden": m.get("ffn_hidden") or ffn}
     elif len(given) < 3:
         missing = [f"model.{k}" for k in shape_keys if k not in given]
@@ -140,6 +143,8 @@ def _resolve_model(m: dict[str, Any], notes: list[str], problems: list[str]) -> 
         problems.append(f"model.hidden = {hidden}: must be divisible by model.heads = {heads}")
         return None
     kv_heads = m.get("kv_heads") or heads
+    if m.get("kv_heads") is None:
+        derived.add("model.kv_heads")
     if heads % kv_heads:
         problems.append(f"model.kv_heads = {kv_heads}: must divide model.heads = {heads}; try {_divisors(heads)}")
     ffn = m.get("ffn_hidden")
@@ -148,6 +153,8 @@ def _resolve_model(m: dict[str, Any], notes: list[str], problems: list[str]) -> 
         notes.append(f"model.ffn_hidden defaulted to {ffn} ({'4·hidden' if mlp == 'gelu' else '8/3·hidden, rounded to 256'})")
     shape_params = float(params_from_shape(layers, hidden, heads, kv_heads, ffn, 1.0 if mlp == "swiglu" else 0.0, vocab))
     params = m.get("params")
+    if params is None or given:
+        derived.add("model.params")  # the shape decides the count
     if params is not None and given and abs(shape_params / params - 1) > 0.25:
         problems.append(
             f"model.params = {params:.3g}: the shape given (layers={layers}, hidden={hidden}) has {shape_params:.3g} "
@@ -199,7 +206,8 @@ def resolve(sections: dict[str, dict[str, Any]]) -> Scenario:
     if problems:
         raise ScenarioError(problems)
     notes: list[str] = []
-    model = _resolve_model(clean["model"], notes, problems)
+    derived: set[str] = set()
+    model = _resolve_model(clean["model"], notes, derived, problems)
     c = clean["cluster"]
     try:
         hw = get_accelerator(c.get("accelerator", ClusterSpec.accelerator))
@@ -209,11 +217,14 @@ def resolve(sections: dict[str, dict[str, Any]]) -> Scenario:
     if model is None or hw is None:
         raise ScenarioError(problems)
     c["accelerator"] = hw.id
-    c.setdefault("gpus_per_node", min(hw.gpus_per_node, c.get("gpus", ClusterSpec.gpus)))
+    if "gpus_per_node" not in c:
+        c["gpus_per_node"] = min(hw.gpus_per_node, c.get("gpus", ClusterSpec.gpus))
+        derived.add("cluster.gpus_per_node")
     cluster = ClusterSpec(**c)
     tr = clean["training"]
     if "tokens" not in tr:
         tr["tokens"] = 20.0 * model.params
+        derived.add("training.tokens")
         notes.append(f"training.tokens defaulted to 20 per parameter: {tr['tokens']:.3g} (Hoffmann et al. 2022)")
     training = TrainingSpec(**tr)
     try:
@@ -223,11 +234,12 @@ def resolve(sections: dict[str, dict[str, Any]]) -> Scenario:
     fin = clean["finance"]
     if "gpu_hour_usd" not in fin:
         fin["gpu_hour_usd"] = hw.gpu_hour_usd
+        derived.add("finance.gpu_hour_usd")
         notes.append(f"finance.gpu_hour_usd defaulted to ${hw.gpu_hour_usd:.2f} for {hw.id} (price of {hw.price_date})")
     _check_parallelism(model, training, cluster, problems)
     if problems:
         raise ScenarioError(problems)
-    return Scenario(model, training, cluster, FinanceSpec(**fin), QualitySpec(**clean["quality"]), tuple(notes))
+    return Scenario(model, training, cluster, FinanceSpec(**fin), QualitySpec(**clean["quality"]), tuple(notes), frozenset(derived))
 
 
 def as_float_array(values: Any) -> np.ndarray:

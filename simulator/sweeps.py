@@ -135,18 +135,21 @@ def _index_of(clean: dict[str, list[Any]], at: dict[str, np.ndarray], key: str, 
 
 
 def _resolve_hardware(cols, picked, clean, at, base: Scenario, devices, n: int) -> None:
-    if "cluster.accelerator" not in picked and "training.precision" not in picked:
-        return
+    """Hardware columns per row, and the inputs derived from the accelerator when the user left them out."""
     catalog = {**load_catalog(), **(devices or {})}
     ids, table = hardware_table(catalog)
     accel_index = _index_of(clean, at, "cluster.accelerator", base.cluster.accelerator, ids, n)
     prec_index = _index_of(clean, at, "training.precision", base.training.precision, PRECISIONS, n)
-    cols.update(hardware_columns(accel_index, prec_index, table))
-    cols["param_bytes"] = np.array([PARAM_BYTES[p] for p in PRECISIONS])[prec_index]
-    cols["act_bytes"] = np.array([ACT_BYTES[p] for p in PRECISIONS])[prec_index]
-    base_price_is_default = base.finance.gpu_hour_usd == catalog[base.cluster.accelerator].gpu_hour_usd
-    if "finance.gpu_hour_usd" not in picked and base_price_is_default:
+    if "cluster.accelerator" in picked or "training.precision" in picked:
+        cols.update(hardware_columns(accel_index, prec_index, table))
+        cols["param_bytes"] = np.array([PARAM_BYTES[p] for p in PRECISIONS])[prec_index]
+        cols["act_bytes"] = np.array([ACT_BYTES[p] for p in PRECISIONS])[prec_index]
+    if "finance.gpu_hour_usd" not in picked and "finance.gpu_hour_usd" in base.derived:
         cols["gpu_hour_usd"] = table["gpu_hour_usd"][accel_index]
+    if "cluster.gpus_per_node" not in picked and "cluster.gpus_per_node" in base.derived:
+        cols["gpus_per_node"] = np.minimum(table["gpus_per_node"][accel_index], cols["gpus"])
+    if "training.tokens" not in picked and "training.tokens" in base.derived:
+        cols["tokens"] = 20.0 * cols["params"]  # Hoffmann et al. 2022: ~20 tokens per parameter
 
 
 def sweep(base: Scenario, grid: Mapping[str, Sequence[Any]], devices: Mapping[str, HardwareSpec] | None = None) -> pd.DataFrame:
