@@ -52,6 +52,7 @@ class HardwareSpec:
     price_date: str  # ISO date the price was seen
     sources: Mapping[str, str]  # one per group in SOURCE_GROUPS
     provenance: str = "datasheet"
+    gemm_eff_max: float | None = None  # fitted large-GEMM fraction of peak (calibrated devices); None: model default
 
     def peak_for(self, precision: str) -> float:
         """Dense peak TFLOP/s for `precision`; tf32 falls back to fp32 where the chip has no tf32 unit."""
@@ -134,9 +135,35 @@ def load_catalog(path: str | Path | None = None) -> dict[str, HardwareSpec]:
     return {spec.id: spec for spec in _load(Path(path or DEFAULT_CATALOG_PATH).resolve())}
 
 
+_REGISTERED: dict[str, HardwareSpec] = {}  # calibrated devices added at run time (uploaded profiles)
+_STATE = {"shipped_loaded": False, "version": 0}
+
+
+def register_device(spec: HardwareSpec) -> None:
+    """Make a calibrated device known to validation, evaluate and sweeps (see simulator.devices)."""
+    _REGISTERED[spec.id] = spec
+    _STATE["version"] += 1
+
+
+def registry_version() -> int:
+    return _STATE["version"]
+
+
+def all_devices() -> dict[str, HardwareSpec]:
+    """The datasheet catalog plus calibrated devices (shipped reference profiles and registered ones)."""
+    if not _STATE["shipped_loaded"]:
+        _STATE["shipped_loaded"] = True
+        from simulator.devices import shipped_devices  # here: devices builds on this module
+
+        for spec in shipped_devices().values():
+            _REGISTERED.setdefault(spec.id, spec)
+        _STATE["version"] += 1
+    return {**load_catalog(), **_REGISTERED}
+
+
 def get_accelerator(name: str, field: str = "cluster.accelerator") -> HardwareSpec:
     """Spec by id, case-insensitive, ignoring punctuation, also by display name or a common alias ("h100")."""
-    catalog = load_catalog()
+    catalog = all_devices()
     index = {_normalize(alias): acc_id for alias, acc_id in _ALIASES.items() if acc_id in catalog}
     for spec in catalog.values():
         index[_normalize(spec.display_name)] = spec.id

@@ -7,8 +7,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from simulator.catalog import HardwareSpec, load_catalog
+from simulator.catalog import HardwareSpec, all_devices, registry_version
 from simulator.scenario import PRECISIONS, RECOMPUTE, SHARDING, SYNC_METHODS, Scenario
+from simulator.training.constants import DEFAULT_CONSTANTS
 
 CODES: dict[str, tuple[str, ...]] = {
     "training.recompute": RECOMPUTE,
@@ -49,7 +50,7 @@ NUMERIC = {
     "pue": "finance.pue",
     "co2_kg_per_kwh": "finance.co2_kg_per_kwh",
 }
-HARDWARE_COLUMNS = ("hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps", "inter_latency_s", "tdp_W")
+HARDWARE_COLUMNS = ("hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps", "inter_latency_s", "tdp_W", "gemm_eff_max")
 
 
 def get_value(scenario: Scenario, dotted: str):
@@ -57,9 +58,15 @@ def get_value(scenario: Scenario, dotted: str):
     return getattr(getattr(scenario, section), name)
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
+def _cached_table(version: int) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
+    return hardware_table(all_devices())
+
+
 def default_hardware_table() -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
-    return hardware_table(load_catalog())
+    """The table of every known device, rebuilt only when a calibrated device is registered."""
+    all_devices()
+    return _cached_table(registry_version())
 
 
 def hardware_table(catalog: Mapping[str, HardwareSpec]) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
@@ -76,6 +83,7 @@ def hardware_table(catalog: Mapping[str, HardwareSpec]) -> tuple[tuple[str, ...]
         "tdp_W": np.array([s.tdp_W for s in specs]),
         "gpu_hour_usd": np.array([s.gpu_hour_usd for s in specs]),
         "gpus_per_node": np.array([float(s.gpus_per_node) for s in specs]),
+        "gemm_eff_max": np.array([s.gemm_eff_max or DEFAULT_CONSTANTS.gemm_eff_max for s in specs]),
     }
     for p in PRECISIONS:
         table[f"peak_{p}"] = np.array([_peak_or_nan(s, p) for s in specs])
@@ -105,10 +113,11 @@ def scenario_columns(scenarios: Sequence[Scenario], overrides: Mapping[str, Hard
         cols[key.split(".")[1]] = np.array([float(allowed.index(get_value(s, key))) for s in scenarios])
     cols["glu"] = np.array([1.0 if s.model.mlp == "swiglu" else 0.0 for s in scenarios])
     cols["sequence_parallel"] = np.array([1.0 if s.training.sequence_parallel else 0.0 for s in scenarios])
+    cols["flash_attention"] = np.array([1.0 if s.training.flash_attention else 0.0 for s in scenarios])
     cols["dp"] = cols["gpus"] / (cols["tp"] * cols["pp"])
     cols["param_bytes"] = np.array([PARAM_BYTES[s.training.precision] for s in scenarios])
     cols["act_bytes"] = np.array([ACT_BYTES[s.training.precision] for s in scenarios])
-    ids, table = hardware_table({**load_catalog(), **overrides}) if overrides else default_hardware_table()
+    ids, table = hardware_table({**all_devices(), **overrides}) if overrides else default_hardware_table()
     accel = np.array([ids.index(s.cluster.accelerator) for s in scenarios])
     prec = np.array([PRECISIONS.index(s.training.precision) for s in scenarios])
     cols.update(hardware_columns(accel, prec, table))

@@ -51,6 +51,7 @@ class TrainingSpec:
     zero_stage: int = 1
     sequence_parallel: bool = True
     interleave: int = 1  # virtual pipeline stages per rank; 1 = plain 1F1B
+    flash_attention: bool = True  # fused attention kernel (Dao et al. 2022): no s² scores in memory
     sharding: str = "random"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator.catalog import HardwareSpec, UnknownAccelerator, get_accelerator, load_catalog
+from simulator.catalog import HardwareSpec, UnknownAccelerator, all_devices, get_accelerator
 from simulator.columns import (
     ACT_BYTES,
     CODES,
@@ -62,11 +62,12 @@ def _lookup(values: list[Any], at: np.ndarray, fn) -> np.ndarray:
     return np.array([float(fn(v)) for v in values])[at]
 
 
-def _first_failure(n: int, rules: list[tuple[np.ndarray, str]]) -> np.ndarray:
-    reason = np.full(n, "", dtype=object)
-    for bad, message in reversed(rules):  # the first rule listed wins
-        reason[np.broadcast_to(bad, (n,))] = message
-    return reason
+def _first_failure(n: int, rules: list[tuple[np.ndarray, str]]) -> pd.Categorical:
+    """The first rule each row breaks, as a categorical ("" where none): codes, not per-row strings."""
+    code = np.zeros(n, dtype=np.int8)
+    for i, (bad, _) in reversed(list(enumerate(rules, start=1))):  # the first rule listed wins
+        code[np.broadcast_to(bad, (n,))] = i
+    return pd.Categorical.from_codes(code, categories=["", *(message for _, message in rules)])
 
 
 def _validity(c: dict[str, np.ndarray], n: int) -> np.ndarray:
@@ -99,7 +100,7 @@ def sweep_columns(
     index = np.unravel_index(np.arange(n), shape) if shape else ()
     at = dict(zip(keys, index, strict=True))
     picked = {k: _small_array(clean[k])[at[k]] for k in keys}
-    cols = {k: np.broadcast_to(v, (n,)).copy() for k, v in scenario_columns([base], devices).items()}
+    cols = {k: np.broadcast_to(v, (n,)) for k, v in scenario_columns([base], devices).items()}  # read-only views
     for key, values in picked.items():
         if key in COLUMN_OF:
             cols[COLUMN_OF[key]] = values.astype(float)
@@ -107,8 +108,8 @@ def sweep_columns(
             cols[key.split(".")[1]] = _lookup(clean[key], at[key], lambda v, allowed=CODES[key]: allowed.index(v))
         elif key == "model.mlp":
             cols["glu"] = _lookup(clean[key], at[key], lambda v: v == "swiglu")
-        elif key == "training.sequence_parallel":
-            cols["sequence_parallel"] = values.astype(float)
+        elif key in ("training.sequence_parallel", "training.flash_attention"):
+            cols[key.split(".")[1]] = values.astype(float)
     _resolve_shape(cols, picked, base)
     _resolve_hardware(cols, picked, clean, at, base, devices, n)
     cols["dp"] = cols["gpus"] / (cols["tp"] * cols["pp"])
@@ -130,13 +131,13 @@ def _resolve_shape(cols: dict[str, np.ndarray], picked: dict[str, np.ndarray], b
 
 def _index_of(clean: dict[str, list[Any]], at: dict[str, np.ndarray], key: str, default: str, names: Sequence[str], n: int) -> np.ndarray:
     if key not in clean:
-        return np.full(n, list(names).index(default))
+        return np.broadcast_to(np.array(list(names).index(default)), (n,))
     return _lookup(clean[key], at[key], list(names).index).astype(int)
 
 
 def _resolve_hardware(cols, picked, clean, at, base: Scenario, devices, n: int) -> None:
     """Hardware columns per row, and the inputs derived from the accelerator when the user left them out."""
-    catalog = {**load_catalog(), **(devices or {})}
+    catalog = {**all_devices(), **(devices or {})}
     ids, table = hardware_table(catalog)
     accel_index = _index_of(clean, at, "cluster.accelerator", base.cluster.accelerator, ids, n)
     prec_index = _index_of(clean, at, "training.precision", base.training.precision, PRECISIONS, n)
@@ -160,15 +161,17 @@ def sweep(base: Scenario, grid: Mapping[str, Sequence[Any]], devices: Mapping[st
     cols, picked = sweep_columns(base, grid, devices)
     n = len(cols["gpus"])
     reason = _validity(cols, n)
-    valid = reason == ""
+    valid = reason.codes == 0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = training_columns(cols)
-        law_names = picked.get("quality.law", np.full(n, base.quality.law, dtype=object))
-        q_loss = np.full(n, np.nan)
-        for name, law in LAWS.items():  # a loop over the two laws, not over rows
-            mask = law_names == name
-            q_loss[mask] = loss(cols["params"][mask], cols["tokens"][mask], law)
-    frame: dict[str, Any] = dict(picked)
+        if "quality.law" in picked:
+            q_loss = np.full(n, np.nan)
+            for name, law in LAWS.items():  # a loop over the two laws, not over rows
+                mask = picked["quality.law"] == name
+                q_loss[mask] = loss(cols["params"][mask], cols["tokens"][mask], law)
+        else:
+            q_loss = loss(cols["params"], cols["tokens"], LAWS[base.quality.law])
+    frame: dict[str, Any] = {k: pd.Categorical(v) if v.dtype == object else v for k, v in picked.items()}
     frame["model.params"] = cols["params"]
     for key in TRAINING_FIGURES:
         values = np.asarray(out[key], dtype=float)

@@ -46,6 +46,7 @@ RULES: dict[str, tuple[str, Any, Any]] = {
     "training.zero_stage": ("int", 0, 3),
     "training.sequence_parallel": ("bool", None, None),
     "training.interleave": ("int", 1, 1024),
+    "training.flash_attention": ("bool", None, None),
     "training.sharding": ("choice", None, SHARDING),
     "cluster.accelerator": ("str", None, None),
     "cluster.gpus": ("int", 1, 10_000_000),

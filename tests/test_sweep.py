@@ -47,11 +47,11 @@ def test_invalid_rows_are_flagged_not_dropped():
 
 
 def test_sweep_rejects_bad_grids():
-    with pytest.raises(ScenarioError, match="unknown key"):
+    with pytest.raises(ScenarioError, match=r"unknown key"):
         sweep(BASE, {"cluster.gpuz": [1]})
-    with pytest.raises(ScenarioError, match="cluster.gpus"):
+    with pytest.raises(ScenarioError, match=r"cluster\.gpus"):
         sweep(BASE, {"cluster.gpus": [-4]})
-    with pytest.raises(ScenarioError, match="cluster.accelerator"):
+    with pytest.raises(ScenarioError, match=r"cluster\.accelerator"):
         sweep(BASE, {"cluster.accelerator": ["NoSuchGPU"]})
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: fidelity against published figures and sweep speed."""

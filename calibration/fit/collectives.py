@@ -1,0 +1,99 @@
+"""Collective fits: alpha-beta per (op, world size), t = alpha_s + bytes * c(n) / (busbw_GBps * 1e9),
+with c(n) the nccl-tests bus factor (doc/PERFORMANCE.md), plus a flat-then-linear variant
+t = max(floor_s, alpha-beta) for transports with a latency floor (gloo all_reduce on CPU is flat to
+~1 MB, machine-notes). World size 1 moves nothing (c = 0): only a constant is fitted, and labelled.
+
+Per op, a `cross_world` fit pools the smaller world sizes (one alpha, one busbw) and is checked on the
+largest non-oversubscribed world: the test of whether busbw transfers across world sizes.
+Oversubscribed rows (more ranks than cores) are never fitted: they time the scheduler, not the network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from calibration.fit.common import Model, Points, fit_largest_heldout, fit_record, insufficient, usable
+from simulator.profile import BUS_FACTORS, bus_factor, predict_s
+
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
+FORMULAS = {
+    "constant": "t_s = alpha_s (world size 1: nothing crosses a link)",
+    "alpha_beta": "t_s = alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9)",
+    "flat_then_linear": "t_s = max(floor_s, alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9))",
+}
+
+
+def _models(op: str, x: np.ndarray, t_s: np.ndarray, n: np.ndarray) -> list[Model]:
+    c = bus_factor(op, n)
+    bw0 = float(np.max(x * c / t_s)) / 1e9
+    a0 = float(np.min(t_s))
+
+    def pred(name: str):
+        return lambda p, f: predict_s({"model": name, "op": op, "params": p}, **f)
+
+    return [
+        Model("alpha_beta", FORMULAS["alpha_beta"], ("alpha_s", "busbw_GBps"), pred("alpha_beta"),
+              lower=(1e-9, 1e-6), upper=(10.0, 1e5), log_params=(True, True),
+              starts=((a0, bw0), (a0 / 10, bw0 * 2))),
+        Model("flat_then_linear", FORMULAS["flat_then_linear"], ("floor_s", "alpha_s", "busbw_GBps"),
+              pred("flat_then_linear"), lower=(1e-9, 1e-9, 1e-6), upper=(10.0, 10.0, 1e5),
+              log_params=(True, True, True), starts=((a0, a0 / 10, bw0), (a0, a0 / 100, bw0 * 2))),
+    ]
+
+
+def _constant_model(t_s: np.ndarray) -> Model:
+    a0 = float(np.median(t_s))
+    return Model("constant", FORMULAS["constant"], ("alpha_s",), lambda p, f: predict_s({"model": "constant", "params": p}, **f),
+                 lower=(1e-9,), upper=(10.0,), log_params=(True,), starts=((a0,),))
+
+
+def _points(op: str, items: list[tuple[int, dict[str, Any]]]) -> Points:
+    x = np.array([float(r.get("bytes") or 0.0) for _, r in items])
+    n = np.array([int(r.get("world_size", 1)) for _, r in items])
+    t_s = np.array([float(r["median_s"]) for _, r in items])
+    algbw = x / t_s / 1e9
+    extra = [{"world_size": int(n[j]), "algbw_GBps": float(algbw[j]),
+              "busbw_GBps": float(algbw[j] * bus_factor(op, n[j]))} for j in range(len(items))]
+    return Points(feats={"message_bytes": x, "world_size": n}, y=t_s, x=x,
+                  rows=[[i] for i, _ in items], extra=extra)
+
+
+def fit_collectives(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """{op: {"bus_factor": str, "by_world": {"<n>": fit}, "cross_world": fit}} for each measured op."""
+    out: dict[str, Any] = {}
+    for op in OPS:
+        items = [(i, r) for i, r in usable(rows, [op]) if (r.get("bytes") or 0) > 0]
+        if not items:
+            continue
+        worlds = sorted({int(r.get("world_size", 1)) for _, r in items})
+        by_world = {}
+        for w in worlds:
+            pts = _points(op, [(i, r) for i, r in items if int(r.get("world_size", 1)) == w])
+            meta = {"op": op, "world_size": w, "bus_factor_value": float(bus_factor(op, w))}
+            models = [_constant_model(pts.y)] if w == 1 else _models(op, pts.x, pts.y, pts.feats["world_size"])
+            rec = fit_largest_heldout(models, pts, x_name="message_bytes", meta=meta)
+            if w == 1 and rec["status"] == "ok":
+                rec["label"] = "world size 1: a constant call cost; no bandwidth is measurable"
+            by_world[str(w)] = rec
+        out[op] = {"bus_factor": BUS_FACTORS[op], "by_world": by_world,
+                   "cross_world": _cross_world(op, items, worlds)}
+    return out
+
+
+def _cross_world(op: str, items: list[tuple[int, dict[str, Any]]], worlds: list[int]) -> dict[str, Any]:
+    multi = [w for w in worlds if w > 1]
+    if len(multi) < 2:
+        return insufficient(f"measured world sizes {worlds}: predicting the largest needs at least one "
+                            "smaller world size above 1 (non-oversubscribed)", op=op)
+    largest = multi[-1]
+    use = [(i, r) for i, r in items if int(r.get("world_size", 1)) > 1]
+    pts = _points(op, use)
+    n = pts.feats["world_size"]
+    train, held = np.flatnonzero(n < largest), np.flatnonzero(n == largest)
+    rule = (f"all {len(held)} points of the largest world size ({largest}), predicted from world sizes "
+            f"{multi[:-1]} through the bus factor {BUS_FACTORS[op]}")
+    models = _models(op, pts.x[train], pts.y[train], n[train])
+    return fit_record(models, pts, train, held, rule, x_name="message_bytes",
+                      meta={"op": op, "train_world_sizes": multi[:-1], "heldout_world_size": largest})

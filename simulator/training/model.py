@@ -1,0 +1,128 @@
+"""Training cost model: scenario columns in, result columns out, every row at once (no Python loop)."""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .constants import DEFAULT_CONSTANTS, TrainingConstants
+from .energy import co2_tonnes, energy_mwh, gpu_hours, rental_cost_usd
+from .flops import flops_per_token
+from .memory import activation_gb, model_state_gb
+from .step import microbatches, step_times
+from .sync import updates_multiplier
+
+INPUT_KEYS = (
+    "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "glu", "vocab", "seq_len", "params",
+    "tokens", "global_batch", "micro_batch", "recompute", "zero_stage", "sequence_parallel", "interleave",
+    "param_bytes", "act_bytes",
+    "gpus", "gpus_per_node", "tp", "pp", "dp", "sync", "ps_servers", "async_kappa", "straggler_cv",
+    "sharding", "dp_overlap",
+    "peak_tflops", "hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps", "inter_latency_s",
+    "tdp_W", "gpu_hour_usd",
+    "server_power_factor", "power_utilization", "pue", "co2_kg_per_kwh",
+)
+# optional inputs beyond the contract, with the value used when a caller leaves them out
+# (None: the TrainingConstants field of the same name)
+OPTIONAL_INPUTS = {
+    "flash_attention": 0.0,  # 1: fused attention kernel (Dao 2022), no s² scores in HBM or memory
+    "gemm_eff_max": None,    # per-row calibrated large-GEMM efficiency (fraction of peak_tflops)
+    "hbm_eff": None,         # per-row calibrated fraction of hbm_GBps reached by elementwise kernels
+}
+
+CHUNK_ROWS = 8192
+
+OUTPUT_KEYS = (
+    "flops_per_token_model", "flops_total", "flops_total_hw", "step_time_s", "compute_s", "tp_comm_s",
+    "pp_bubble_s", "pp_p2p_s", "dp_exposed_s", "straggler_s", "iterations", "tokens_per_s",
+    "tflops_per_gpu", "hw_tflops_per_gpu", "mfu", "hfu", "wall_days", "gpu_hours", "cost_usd",
+    "energy_mwh", "co2_t", "mem_weights_gb", "mem_grads_gb", "mem_optimizer_gb", "mem_activations_gb",
+    "memory_per_gpu_gb", "fits_memory", "gemm_efficiency",
+)
+
+
+def _columns(c: Mapping[str, np.ndarray], k: TrainingConstants = DEFAULT_CONSTANTS) -> dict[str, np.ndarray]:
+    missing = [key for key in INPUT_KEYS if key not in c]
+    if missing:
+        raise KeyError(f"training_columns: missing input columns {missing}")
+    defaults = {key: getattr(k, key) if v is None else v for key, v in OPTIONAL_INPUTS.items()}
+    keys = INPUT_KEYS + tuple(OPTIONAL_INPUTS)
+    arrays = [np.asarray(c.get(key, defaults.get(key)), dtype=np.float64) for key in keys]
+    return dict(zip(keys, (a.ravel() for a in np.broadcast_arrays(*np.atleast_1d(*arrays))), strict=True))
+
+
+def training_columns(c: Mapping[str, np.ndarray],
+                     k: TrainingConstants = DEFAULT_CONSTANTS) -> dict[str, np.ndarray]:
+    """Evaluate the training cost model on N scenarios given as broadcastable numpy columns.
+
+    Long inputs are evaluated in blocks of CHUNK_ROWS rows so that temporaries stay in cache; every
+    block is itself one vectorised pass (no Python loop over rows).
+    """
+    c = _columns(c, k)
+    n = c["layers"].size
+    if n <= CHUNK_ROWS:
+        return _evaluate(c, k)
+    out = None
+    for start in range(0, n, CHUNK_ROWS):
+        part = _evaluate({key: v[start:start + CHUNK_ROWS] for key, v in c.items()}, k)
+        if out is None:
+            out = {key: np.empty(n, dtype=v.dtype) for key, v in part.items()}
+        for key, v in part.items():
+            out[key][start:start + CHUNK_ROWS] = v
+    return out
+
+
+def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.ndarray]:
+    shape = (c["layers"], c["hidden"], c["heads"], c["kv_heads"], c["ffn_hidden"], c["glu"], c["vocab"],
+             c["seq_len"])
+    fpt_model, fpt_hw = flops_per_token(*shape, c["recompute"], c["flash_attention"])
+    st = step_times(c, k)
+
+    tokens_per_step = c["global_batch"] * c["seq_len"]
+    extra_updates = updates_multiplier(c["sync"], c["dp"], c["async_kappa"], c["sharding"], k)
+    iterations = c["tokens"] / tokens_per_step * extra_updates
+    wall_s = iterations * st.step_time_s
+    tokens_per_s = tokens_per_step / st.step_time_s
+    gpus, peak = c["gpus"], c["peak_tflops"]
+    tflops = tokens_per_s * fpt_model / gpus / 1e12
+    hw_tflops = tokens_per_s * fpt_hw / gpus / 1e12
+    hours = gpu_hours(gpus, wall_s)
+    energy = energy_mwh(gpus, c["tdp_W"], c["server_power_factor"], c["power_utilization"], c["pue"], wall_s)
+
+    m = microbatches(c["global_batch"], c["dp"], c["micro_batch"])
+    w_gb, g_gb, o_gb = model_state_gb(c["params"], c["tp"], c["pp"], c["dp"], c["zero_stage"],
+                                      c["param_bytes"])
+    a_gb = activation_gb(c["layers"], c["seq_len"], c["micro_batch"], c["hidden"], c["heads"], c["kv_heads"],
+                         c["ffn_hidden"], c["glu"], c["vocab"], c["tp"], c["pp"], c["interleave"], m,
+                         c["sequence_parallel"], c["recompute"], c["act_bytes"], c["flash_attention"], k)
+    mem_gb = w_gb + g_gb + o_gb + a_gb
+
+    return {
+        "flops_per_token_model": fpt_model,
+        "flops_total": fpt_model * c["tokens"],
+        "flops_total_hw": fpt_hw * c["tokens"] * extra_updates,
+        "step_time_s": st.step_time_s,
+        "compute_s": st.compute_s,
+        "tp_comm_s": st.tp_comm_s,
+        "pp_bubble_s": st.pp_bubble_s,
+        "pp_p2p_s": st.pp_p2p_s,
+        "dp_exposed_s": st.dp_exposed_s,
+        "straggler_s": st.straggler_s,
+        "iterations": iterations,
+        "tokens_per_s": tokens_per_s,
+        "tflops_per_gpu": tflops,
+        "hw_tflops_per_gpu": hw_tflops,
+        "mfu": tflops / peak,
+        "hfu": hw_tflops / peak,
+        "wall_days": wall_s / 86400.0,
+        "gpu_hours": hours,
+        "cost_usd": rental_cost_usd(hours, c["gpu_hour_usd"]),
+        "energy_mwh": energy,
+        "co2_t": co2_tonnes(energy, c["co2_kg_per_kwh"]),
+        "mem_weights_gb": w_gb,
+        "mem_grads_gb": g_gb,
+        "mem_optimizer_gb": o_gb,
+        "mem_activations_gb": a_gb,
+        "memory_per_gpu_gb": mem_gb,
+        "fits_memory": mem_gb <= c["hbm_GB"],
+        "gemm_efficiency": st.gemm_efficiency,
+    }

@@ -1,0 +1,101 @@
+"""Time of one optimizer step: compute, tensor-parallel traffic, pipeline bubble and p2p, gradient sync."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .comm import hierarchical_allreduce_s, p2p_s, ring_allgather_s
+from .constants import DEFAULT_CONSTANTS, TrainingConstants
+from .efficiency import memory_pass_s
+from .flops import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE
+from .layer import layer_times
+from .memory import state_bytes_per_param
+from .sync import dp_sync_s, exposed_sync_s, straggler_factor
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    compute_s: np.ndarray
+    tp_comm_s: np.ndarray
+    pp_bubble_s: np.ndarray
+    pp_p2p_s: np.ndarray
+    dp_exposed_s: np.ndarray
+    straggler_s: np.ndarray
+    step_time_s: np.ndarray
+    optimizer_s: np.ndarray      # the Adam update inside compute_s
+    gemm_efficiency: np.ndarray
+
+
+def microbatches(global_batch, dp, micro_batch):
+    # Narayanan 2021 §2.2: m = B / (d·b) micro-batches per pipeline per step
+    return global_batch / (dp * micro_batch)
+
+
+def bubble_fraction(pp, microbatches_, interleave):
+    # Narayanan 2021 §2.2: bubble / ideal time = (p-1)/m for 1F1B, (p-1)/(v·m) interleaved
+    return (pp - 1.0) / (interleave * microbatches_)
+
+
+def step_times(c, k: TrainingConstants = DEFAULT_CONSTANTS) -> StepTimes:
+    """Parts of one optimizer step for input columns `c` (the keys of model.INPUT_KEYS)."""
+    tp, pp, dp, v = c["tp"], c["pp"], c["dp"], c["interleave"]
+    gpn, recompute = c["gpus_per_node"], c["recompute"]
+    peak = c["peak_tflops"] * 1e12
+    hbm = c["hbm_GBps"] * 1e9
+    intra_Bps = c["intra_GBps"] * 1e9 * k.intra_link_eff
+    inter_Bps = c["inter_GBps"] * 1e9 * k.inter_link_eff
+    intra_lat, inter_lat = c["intra_latency_s"], c["inter_latency_s"]
+    m = microbatches(c["global_batch"], dp, c["micro_batch"])
+
+    lt = layer_times(c["seq_len"], c["micro_batch"], c["hidden"], c["heads"], c["kv_heads"], c["ffn_hidden"],
+                     c["glu"], c["vocab"], tp, c["sequence_parallel"], c["act_bytes"], c["flash_attention"],
+                     peak, hbm, c["gemm_eff_max"], c["hbm_eff"], k)
+    # Chen et al. 2016 / Korthikanti 2022: full recomputation re-runs the layer forward before its
+    # backward; selective re-runs only the attention core
+    recompute_s = np.where(recompute >= RECOMPUTE_FULL, lt.fwd_s,
+                           np.where(recompute >= RECOMPUTE_SELECTIVE, lt.attn_core_fwd_s, 0.0))
+    layer_compute_s = lt.fwd_s + lt.bwd_s + recompute_s
+
+    # Shoeybi 2019 §3: 2 all-reduces of b·s·h forward and 2 backward per layer (SP: RS+AG, same
+    # volume, Korthikanti §4.2.2); full recomputation repeats the forward pair
+    act_msg = c["seq_len"] * c["micro_batch"] * c["hidden"] * c["act_bytes"]
+    n_tp = 4.0 + np.where(recompute >= RECOMPUTE_FULL, 2.0, 0.0)
+    tp_one = hierarchical_allreduce_s(act_msg, tp, gpn, intra_lat, intra_Bps, inter_lat, inter_Bps)
+    layer_tp_s = np.where(tp > 1, n_tp * tp_one, 0.0)
+
+    # the pipeline runs at the pace of its slowest stage: ⌈L/p⌉ layers plus the output layer
+    layers_per_stage = np.ceil(c["layers"] / pp)
+    mb_compute_s = layers_per_stage * layer_compute_s + lt.logits_s
+    mb_tp_s = layers_per_stage * layer_tp_s
+
+    # Adam step over this GPU's (possibly ZeRO-sharded) optimizer state, bandwidth-bound
+    opt_params = c["params"] / (tp * pp) / np.where(c["zero_stage"] >= 1, dp, 1.0)
+    optimizer_s = memory_pass_s(opt_params * k.optimizer_bytes_per_param, hbm, c["hbm_eff"])
+    compute_s = m * mb_compute_s + optimizer_s
+    tp_comm_s = m * mb_tp_s
+
+    pp_bubble_s = bubble_fraction(pp, m, v) * m * (mb_compute_s + mb_tp_s)
+    # Narayanan §4.1 scatter/gather: each TP rank sends b·s·h/t to the next stage, which all-gathers
+    # it over NVLink (not needed with SP, whose activations stay split); forward and backward, per
+    # micro-batch and model chunk, plus the p-1 hops of fill and drain
+    inter_stage = tp * dp >= gpn
+    hop_s = p2p_s(act_msg / tp, np.where(inter_stage, inter_lat, intra_lat),
+                  np.where(inter_stage, inter_Bps, intra_Bps))
+    gather_s = ring_allgather_s(act_msg, tp, intra_lat, intra_Bps)
+    hop_s = hop_s + np.where(c["sequence_parallel"] > 0, 0.0, gather_s)
+    pp_p2p_s = np.where(pp > 1, 2.0 * (v * m + pp - 1.0) * hop_s, 0.0)
+
+    _, grad_bytes, _ = state_bytes_per_param(c["param_bytes"])
+    grad_bytes_per_gpu = c["params"] / (tp * pp) * grad_bytes
+    # Megatron rank order (tp fastest, then dp): a node holds G/t ranks of each DP group
+    dp_per_node = np.clip(gpn / tp, 1.0, dp)
+    sync_s = dp_sync_s(grad_bytes_per_gpu, dp, dp_per_node, c["sync"], c["ps_servers"], c["gpus"],
+                       c["zero_stage"], intra_lat, intra_Bps, inter_lat, inter_Bps)
+    window_s = layers_per_stage * (lt.bwd_s + recompute_s)
+    dp_exposed_s = exposed_sync_s(sync_s, c["dp_overlap"], window_s)
+
+    work_s = compute_s + tp_comm_s + pp_bubble_s + pp_p2p_s
+    straggler_s = straggler_factor(c["straggler_cv"], dp, c["sync"]) * work_s
+    step_s = work_s + dp_exposed_s + straggler_s
+    return StepTimes(compute_s, tp_comm_s, pp_bubble_s, pp_p2p_s, dp_exposed_s, straggler_s, step_s,
+                     optimizer_s, lt.gemm_efficiency)

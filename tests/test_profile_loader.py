@@ -1,0 +1,254 @@
+"""The strict profile loader: valid profiles round-trip; every kind of bad input is a ProfileError that
+names the problem and where; fuzzed input never escapes as another exception."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import simulator.profile as sp
+from simulator.profile import (
+    KIND,
+    MAX_FILE_BYTES,
+    ProfileError,
+    collective_cross_world_fit,
+    collective_fit,
+    compute_fit,
+    load_profile,
+    parameter_server_fit,
+    predict_s,
+    profile_label,
+)
+
+
+def fit_record(model: str, params: dict, **meta) -> dict:
+    return {"status": "ok", "model": model, "formula": "...", "params": params,
+            "stderr": dict.fromkeys(params, 0.0), "n_train": 6, "n_heldout": 2, "mape_train_pct": 3.0,
+            "mape_heldout_pct": 5.0, "heldout_rule": "the largest 2 of 8 points",
+            "points": {"train": [{"x": 1e6, "measured": 1e-5, "predicted": 1.1e-5, "rows": [0]}],
+                       "heldout": [{"x": 1e9, "measured": 2e-3, "predicted": 2.1e-3, "rows": [0]}]}, **meta}
+
+
+def valid_profile() -> dict:
+    return {
+        "schema_version": 1, "kind": KIND, "created_utc": "2026-11-28T00:00:00+00:00",
+        "name": "Test CPU, calibrated 2026-11-28", "environment": {"cpu_model": "Test CPU"}, "summary": {},
+        "fits": {
+            "compute": {"gemm": {"cpu/fp32": fit_record("linear_compute",
+                                                        {"overhead_s": 5e-6, "achieved_tflops": 0.25})}},
+            "collectives": {"all_reduce": {
+                "by_world": {"2": fit_record("alpha_beta", {"alpha_s": 5e-5, "busbw_GBps": 2.3},
+                                             op="all_reduce", world_size=2)},
+                "cross_world": {"status": "insufficient_data", "reason": "one world size"}}},
+            "parameter_server": {"sharded": {"status": "insufficient_data", "reason": "no rows"}},
+            "ddp": {}, "inference": {},
+        },
+        "measurements": [{"bench": "gemm", "device": "cpu", "dtype": "fp32", "params": {"m": 64},
+                          "world_size": 1, "oversubscribed": False, "status": "ok", "median_s": 1e-5,
+                          "p25_s": 0.9e-5, "p75_s": 1.1e-5, "times_s": [1e-5], "flops": 5e5, "bytes": None}],
+    }
+
+
+def dumps(p: dict) -> bytes:
+    return json.dumps(p).encode()
+
+
+def rejects(data: bytes | str | Path, *fragments: str) -> str:
+    with pytest.raises(ProfileError) as info:
+        load_profile(data)
+    msg = str(info.value)
+    for f in fragments:
+        assert f in msg, msg
+    return msg
+
+
+def test_valid_profile_round_trips_from_bytes_path_and_text(tmp_path):
+    p = valid_profile()
+    assert load_profile(dumps(p)) == p
+    f = tmp_path / "profile.json"
+    f.write_bytes(dumps(p))
+    assert load_profile(f) == p and load_profile(str(f)) == p
+    assert load_profile(json.dumps(p)) == p
+
+
+def test_accessors_and_predictors():
+    p = valid_profile()
+    assert compute_fit(p, "cpu", "fp32")["params"]["achieved_tflops"] == 0.25
+    assert compute_fit(p, "cuda", "bf16") is None
+    assert collective_fit(p, "all_reduce", 2)["params"]["busbw_GBps"] == 2.3
+    assert collective_fit(p, "all_gather", 2) is None
+    assert collective_cross_world_fit(p, "all_reduce") is None
+    assert parameter_server_fit(p) is None
+    assert profile_label(p) == "Test CPU, calibrated 2026-11-28 (profile v1, 1 rows)"
+    t = predict_s(collective_fit(p, "all_reduce", 2), message_bytes=2.3e9)
+    assert t == pytest.approx(5e-5 + 1.0)  # bus factor 2(n-1)/n = 1 at n = 2
+    assert predict_s(compute_fit(p, "cpu", "fp32"), flops=0.25e12) == pytest.approx(1.0 + 5e-6)
+
+
+@pytest.mark.parametrize("data, fragments", [
+    (b"hello", ("not valid JSON",)),
+    (b"", ("not valid JSON",)),
+    (b"\xff\xfe{}", ("UTF-8",)),
+    (b'{"a": 1, "a": 2}', ("duplicate key 'a'",)),
+    (b"[1, 2]", ("a profile is a JSON object",)),
+    (b'{"kind": NaN}', ("NaN is not allowed",)),
+    (b'{"kind": Infinity}', ("Infinity is not allowed",)),
+    (b'{"kind": -Infinity}', ("-Infinity is not allowed",)),
+    (b'{"kind": 1e999}', ("overflows",)),
+])
+def test_malformed_json_rejected(data, fragments):
+    rejects(data, *fragments)
+
+
+def test_truncated_file_rejected():
+    data = dumps(valid_profile())
+    rejects(data[: len(data) // 2], "not valid JSON", "truncated")
+    rejects(data[:-1], "truncated")
+
+
+def test_wrong_kind_and_versions():
+    p = valid_profile()
+    p["kind"] = "some.other.file"
+    rejects(dumps(p), "kind", "not a Modelfolio profile")
+    p = valid_profile()
+    del p["schema_version"]
+    rejects(dumps(p), "schema_version", "unsupported version None", "reads 1")
+    p["schema_version"] = 2
+    rejects(dumps(p), "unsupported version 2; this loader reads 1")
+    p["schema_version"] = True
+    rejects(dumps(p), "schema_version")
+
+
+def test_size_cap_checked_before_parsing(tmp_path):
+    huge = b" " * (MAX_FILE_BYTES + 1)
+    rejects(huge, "over the", "cap")
+    f = tmp_path / "big.json"
+    f.write_bytes(huge)
+    rejects(f, "over the", "cap")
+
+
+@pytest.mark.parametrize("data", [b"[" * 100_000, b'{"a":' * 100_000, b"[" * 100_000 + b"]" * 100_000])
+def test_deep_nesting_rejected_without_recursion(data):
+    rejects(data, "nesting depth", "exceeds the cap")
+
+
+def test_brackets_inside_strings_do_not_count_as_depth():
+    p = valid_profile()
+    p["environment"]["note"] = "[" * 10_000 + '\\"{' * 100
+    assert load_profile(dumps(p)) == p
+
+
+def test_recursion_error_from_parser_becomes_profile_error(monkeypatch):
+    monkeypatch.setattr(sp, "MAX_DEPTH", 10**9)  # let the input reach json.loads
+    rejects(b"[" * 200_000 + b"]" * 200_000, "nesting too deep")
+
+
+@pytest.mark.parametrize("mutate, fragments", [
+    (lambda p: p["fits"]["compute"]["gemm"]["cpu/fp32"]["params"].update(overhead_s="abc"),
+     ("fits.compute.gemm.cpu/fp32.params.overhead_s", "expected a finite number", "str")),
+    (lambda p: p["fits"]["compute"]["gemm"]["cpu/fp32"]["params"].update(overhead_s=-1e-6),
+     ("fits.compute.gemm.cpu/fp32.params.overhead_s", "must be > 0")),
+    (lambda p: p["fits"]["collectives"]["all_reduce"]["by_world"]["2"]["params"].update(busbw_GBps=0),
+     ("fits.collectives.all_reduce.by_world.2.params.busbw_GBps", "must be > 0")),
+    (lambda p: p["fits"]["compute"]["gemm"]["cpu/fp32"].update(n_train="6"),
+     ("fits.compute.gemm.cpu/fp32.n_train", "expected int")),
+    (lambda p: p["fits"]["compute"]["gemm"]["cpu/fp32"].update(n_train=True),
+     ("fits.compute.gemm.cpu/fp32.n_train", "expected int")),
+    (lambda p: p["fits"]["compute"]["gemm"]["cpu/fp32"]["points"]["heldout"][0].update(measured=0.0),
+     ("points.heldout[0].measured", "must be > 0")),
+    (lambda p: p["fits"]["compute"]["gemm"]["cpu/fp32"].pop("params"), ("missing required key 'params'",)),
+    (lambda p: p["fits"]["compute"]["gemm"]["cpu/fp32"].update(status="great"), ("status", "great")),
+    (lambda p: p["fits"]["parameter_server"]["sharded"].pop("reason"), ("parameter_server.sharded",)),
+    (lambda p: p["fits"].pop("ddp"), ("fits", "missing required key 'ddp'")),
+    (lambda p: p["fits"].update(compute=[]), ("fits.compute", "expected dict")),
+    (lambda p: p.update(measurements={}), ("measurements", "expected list")),
+    (lambda p: p["measurements"][0].update(median_s=-0.5), ("measurements[0].median_s", "must be > 0")),
+    (lambda p: p["measurements"][0].update(median_s=0), ("measurements[0].median_s", "must be > 0")),
+    (lambda p: p["measurements"][0].update(median_s=None), ("measurements[0].median_s", "finite number")),
+    (lambda p: p["measurements"][0].update(times_s=[1e-5, -1.0]), ("measurements[0].times_s[1]", "> 0")),
+    (lambda p: p["measurements"][0].update(status="great"), ("measurements[0].status",)),
+    (lambda p: p["measurements"][0].update(world_size=0), ("measurements[0].world_size",)),
+    (lambda p: p["measurements"].append(7), ("measurements[1]", "expected object")),
+    (lambda p: p.update(name=5), ("name", "expected str")),
+])
+def test_wrong_types_and_bad_values_name_the_path(mutate, fragments):
+    p = valid_profile()
+    mutate(p)
+    rejects(dumps(p), *fragments)
+
+
+def test_measurement_cap(monkeypatch):
+    monkeypatch.setattr(sp, "MAX_MEASUREMENTS", 3)
+    p = valid_profile()
+    p["measurements"] = p["measurements"] * 4
+    rejects(dumps(p), "measurements", "exceed the cap of 3")
+
+
+def test_unreadable_path_is_a_profile_error(tmp_path):
+    rejects(tmp_path / "missing.json", "cannot read profile file")
+    rejects(tmp_path, "cannot read profile file")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=400))
+def test_fuzz_random_bytes(data):
+    _returns_or_profile_error(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_fuzz_random_json_values(value):
+    _returns_or_profile_error(json.dumps(value).encode())
+
+
+def _leaf_paths(node, path=()):
+    yield path
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaf_paths(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _leaf_paths(v, (*path, i))
+
+
+PATHS = [p for p in _leaf_paths(valid_profile()) if p]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PATHS), json_values)
+def test_fuzz_mutated_valid_profile(path, value):
+    p = copy.deepcopy(valid_profile())
+    node = p
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    _returns_or_profile_error(dumps(p))
+
+
+def _returns_or_profile_error(data: bytes) -> None:
+    try:
+        out = load_profile(data)
+    except ProfileError:
+        return
+    assert isinstance(out, dict) and out["kind"] == KIND
+
+
+def test_loader_module_imports_only_stdlib_and_numpy():
+    import ast
+    import sys
+
+    tree = ast.parse(Path(sp.__file__).read_text())
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert roots - {"__future__", "numpy"} <= set(sys.stdlib_module_names), roots
