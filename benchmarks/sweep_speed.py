@@ -63,10 +63,44 @@ def measure(n: int = ROWS, repeats: int = 5) -> tuple[float, float]:
     return n / float(np.median(wall)), n / float(np.median(cpu))
 
 
+SWEEP_GRID = {  # 50 x 40 x 4 x 4 x 4 x 2 x 2 x 2 = 1,024,000 scenarios, validated, evaluated and tabulated
+    "cluster.gpus": [64 * i for i in range(1, 51)],
+    "training.tokens": np.geomspace(1e11, 1e13, 40).tolist(),
+    "training.zero_stage": [0, 1, 2, 3],
+    "cluster.sync": ["ring", "tree", "ps", "async"],
+    "cluster.tp": [1, 2, 4, 8],
+    "training.recompute": ["none", "full"],
+    "training.micro_batch_seqs": [1, 2],
+    "cluster.accelerator": ["H100-SXM", "A100-80GB-SXM"],
+}
+
+
+def measure_sweep(fn, repeats: int = 5) -> tuple[int, float, float]:
+    """End to end sweep (grid expansion, validation, model, quality[, DataFrame]): (rows, wall/s, cpu/s)."""
+    from simulator import Scenario
+
+    base = Scenario.from_dict({"model": {"params": 7e9}, "cluster": {"gpus": 64}, "training": {"global_batch_seqs": 1024}})
+    fn(base, {"cluster.gpus": [64, 128]})  # warm-up
+    wall, cpu, rows = [], [], 0
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        rows = len(fn(base, SWEEP_GRID)["valid"])
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return rows, rows / float(np.median(wall)), rows / float(np.median(cpu))
+
+
 def main() -> None:
     wall_rate, cpu_rate = measure()
     print(f"training_columns on {ROWS:,} random scenarios, median of 5 runs (target >= 1e6/s):")
     print(f"  {wall_rate:,.0f} scenarios/s wall clock; {cpu_rate:,.0f} scenarios/s of CPU time")
+    from simulator import sweep
+    from simulator.sweeps import sweep_arrays
+
+    for name, fn in (("simulator.sweeps.sweep_arrays (columns)", sweep_arrays), ("simulator.sweep (DataFrame)", sweep)):
+        rows, wall_rate, cpu_rate = measure_sweep(fn)
+        print(f"{name}, end to end on a {rows:,}-row grid, median of 5 runs:")
+        print(f"  {wall_rate:,.0f} scenarios/s wall clock; {cpu_rate:,.0f} scenarios/s of CPU time")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 DEFAULT_CATALOG_PATH = Path(__file__).parent / "data" / "hardware.json"
@@ -105,12 +104,12 @@ def _parse(acc_id: str, raw: Any, where: str) -> HardwareSpec:
             raise CatalogError(f"{at}.sources.{group} is missing: every number needs a source")
     return HardwareSpec(
         id=acc_id, display_name=raw["display_name"], vendor=raw["vendor"],
-        peak_tflops=MappingProxyType({k: float(v) for k, v in peaks.items()}),
+        peak_tflops={k: float(v) for k, v in peaks.items()},
         hbm_GB=float(raw["hbm_GB"]), hbm_GBps=float(raw["hbm_GBps"]),
         intra_node_GBps=float(raw["intra_node_GBps"]), intra_node_latency_s=raw["intra_node_latency_us"] / 1e6,
         inter_node_GBps=float(raw["inter_node_GBps"]), inter_node_latency_s=raw["inter_node_latency_us"] / 1e6,
         gpus_per_node=raw["gpus_per_node"], tdp_W=float(raw["tdp_W"]), gpu_hour_usd=float(raw["gpu_hour_usd"]),
-        price_date=raw["price_date"], sources=MappingProxyType(dict(sources)),
+        price_date=raw["price_date"], sources=dict(sources),
         provenance=raw.get("provenance", "datasheet"),
     )
 

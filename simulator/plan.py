@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from simulator.catalog import HardwareSpec
 from simulator.scenario import Scenario
 
 Provenance = Literal["measured", "fitted", "datasheet", "published", "assumed"]
@@ -66,10 +67,14 @@ class Plan:
     scenario: Scenario
     training: dict[str, Figure]
     quality: dict[str, Figure]
-    hardware_label: str
+    hardware: HardwareSpec  # the accelerator the plan used: datasheet, or calibrated from a profile
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     suggestions: tuple[str, ...] = field(default=())
+
+    @property
+    def hardware_label(self) -> str:
+        return self.hardware.display_name
 
     def value(self, dotted: str) -> Any:
         section, _, key = dotted.partition(".")
@@ -85,7 +90,8 @@ class Plan:
         return {
             "version": VERSION,
             "scenario": self.scenario.to_dict(),
-            "hardware": self.hardware_label,
+            "hardware": {"id": self.hardware.id, "name": self.hardware.display_name, "hbm_GB": self.hardware.hbm_GB,
+                         "provenance": self.hardware.provenance, "sources": dict(self.hardware.sources)},
             "training": {k: plain(f.value) for k, f in self.training.items()},
             "quality": {k: plain(f.value) for k, f in self.quality.items()} | {"law": self.scenario.quality.law},
             "provenance": {

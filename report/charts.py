@@ -1,0 +1,193 @@
+"""Altair charts shared by the pages and the PDF report.
+
+Each chart comes as a pair: `*_frame` turns plans or a sweep into the tidy table the chart draws (also shown
+as the chart's table view), and `*_chart` draws that table. `describe_*` gives the text alternative.
+Colours are Okabe-Ito (colour-blind safe) and never the only signal: parts are labelled, points change shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+from report import formatting as fmt
+from simulator.plan import STEP_PARTS, TRAINING_FIGURES
+
+OKABE_ITO = {
+    "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73", "yellow": "#F0E442",
+    "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7", "black": "#000000",
+}
+STEP_COLOURS = ("sky_blue", "orange", "yellow", "reddish_purple", "vermillion", "bluish_green")
+MEMORY_PARTS = ("mem_weights_gb", "mem_grads_gb", "mem_optimizer_gb", "mem_activations_gb")
+MEMORY_COLOURS = ("sky_blue", "orange", "bluish_green", "reddish_purple")
+SHORT_NAMES = {
+    "compute_s": "compute", "tp_comm_s": "TP comm", "pp_bubble_s": "bubble", "pp_p2p_s": "p2p",
+    "dp_exposed_s": "DP sync", "straggler_s": "straggler", "mem_weights_gb": "weights", "mem_grads_gb": "grads",
+    "mem_optimizer_gb": "optimizer", "mem_activations_gb": "activations",
+}
+LABEL_MIN_WIDTH = 0.2  # segments narrower than this fraction of the axis carry no text label
+FITS, NO_FIT = "fits in memory", "does not fit in memory"
+
+
+def _label(key: str) -> str:
+    return TRAINING_FIGURES[key][0]
+
+
+def _scale(keys: tuple[str, ...], colours: tuple[str, ...]) -> alt.Scale:
+    return alt.Scale(domain=[_label(k) for k in keys], range=[OKABE_ITO[c] for c in colours])
+
+
+def _stacked_bars(frame: pd.DataFrame, value: str, keys, colours, x_title: str, fmt_code: str,
+                  extent: float) -> list[alt.Chart]:
+    """Horizontal stacked bars, one per scenario; segments wider than LABEL_MIN_WIDTH of the axis are labelled."""
+    order = {_label(k): i for i, k in enumerate(keys)}
+    data = frame.assign(order=frame["Part"].map(order), Width=frame[value] / (extent or 1.0))
+    base = alt.Chart(data).encode(
+        y=alt.Y("Scenario:N", title=None, sort=list(dict.fromkeys(data["Scenario"]))),
+        tooltip=["Scenario:N", "Part:N", alt.Tooltip(f"{value}:Q", format=fmt_code), alt.Tooltip("Share:Q", format=".0%")],
+    )
+    bars = base.mark_bar(stroke="white", strokeWidth=1).encode(
+        x=alt.X(f"sum({value}):Q", title=x_title, stack="zero"),
+        color=alt.Color("Part:N", scale=_scale(keys, colours), legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=260)),
+        order=alt.Order("order:Q"),
+    )
+    text = (
+        base.transform_window(end=f"sum({value})", sort=[alt.SortField("order")], groupby=["Scenario"], frame=[None, 0])
+        .transform_calculate(mid=f"datum.end - datum['{value}'] / 2", text="datum.Short + ' ' + format(datum.Share, '.0%')")
+        .transform_filter(alt.datum.Width >= LABEL_MIN_WIDTH)
+        .mark_text(color="black", fontSize=11)
+        .encode(x=alt.X("mid:Q"), text="text:N")
+    )
+    return [bars, text]
+
+
+def step_frame(plans: Mapping[str, Any]) -> pd.DataFrame:
+    """Seconds per optimizer step by part, for {scenario name: Plan}."""
+    rows = []
+    for name, plan in plans.items():
+        total = sum(float(plan.training[k].value) for k in STEP_PARTS) or 1.0
+        for key in STEP_PARTS:
+            seconds = float(plan.training[key].value)
+            rows.append({"Scenario": name, "Part": _label(key), "Short": SHORT_NAMES[key], "Seconds": seconds,
+                         "Share": seconds / total})
+    return pd.DataFrame(rows, columns=["Scenario", "Part", "Short", "Seconds", "Share"])
+
+
+def step_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    extent = frame.groupby("Scenario")["Seconds"].sum().max() if len(frame) else 1.0
+    layers = _stacked_bars(frame, "Seconds", STEP_PARTS, STEP_COLOURS, "Seconds per optimizer step (shorter is better)",
+                           ".3g", extent)
+    return alt.layer(*layers).properties(height=alt.Step(44))
+
+
+def describe_step(frame: pd.DataFrame) -> str:
+    parts = []
+    for name, group in frame.groupby("Scenario", sort=False):
+        big = group.sort_values("Seconds", ascending=False)
+        shares = ", ".join(f"{p.lower()} {fmt.pct(s)}" for p, s in zip(big["Part"], big["Share"], strict=True) if s >= 0.005)
+        parts.append(f"{name}: {fmt.seconds(group['Seconds'].sum())} per step ({shares}).")
+    return "Stacked bar of the time one optimizer step takes, by part. " + " ".join(parts)
+
+
+def memory_frame(plans: Mapping[str, Any], hbm_GB: Mapping[str, float]) -> pd.DataFrame:
+    """GB per GPU by part, with each scenario's HBM capacity, for {scenario name: Plan}."""
+    rows = []
+    for name, plan in plans.items():
+        total = float(plan.training["memory_per_gpu_gb"].value) or 1.0
+        for key in MEMORY_PARTS:
+            value = float(plan.training[key].value)
+            rows.append({"Scenario": name, "Part": _label(key), "Short": SHORT_NAMES[key], "GB": value,
+                         "Share": value / total, "HBM GB": hbm_GB[name]})
+    return pd.DataFrame(rows, columns=["Scenario", "Part", "Short", "GB", "Share", "HBM GB"])
+
+
+def memory_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    extent = max(frame.groupby("Scenario")["GB"].sum().max(), frame["HBM GB"].max()) if len(frame) else 1.0
+    layers = _stacked_bars(frame, "GB", MEMORY_PARTS, MEMORY_COLOURS, "GB per GPU (must end left of the HBM mark)",
+                           ".3g", extent)
+    capacity = frame.groupby("Scenario", sort=False, as_index=False)["HBM GB"].first()
+    mark = alt.Chart(capacity).encode(
+        y=alt.Y("Scenario:N", sort=list(capacity["Scenario"])), x="HBM GB:Q",
+        tooltip=["Scenario:N", alt.Tooltip("HBM GB:Q", title="HBM capacity (GB)")],
+    )
+    rule = mark.mark_tick(color="black", thickness=3, size=40)
+    first = capacity.drop_duplicates("HBM GB")  # label each capacity once
+    label = (
+        alt.Chart(first).encode(y=alt.Y("Scenario:N", sort=list(capacity["Scenario"])), x="HBM GB:Q")
+        .transform_calculate(cap="'HBM ' + format(datum['HBM GB'], '.0f') + ' GB'")
+        .mark_text(align="left", dx=4, dy=-18, fontSize=11)
+        .encode(text="cap:N")
+    )
+    return alt.layer(*layers, rule, label).properties(height=alt.Step(44))
+
+
+def describe_memory(frame: pd.DataFrame) -> str:
+    parts = []
+    for name, group in frame.groupby("Scenario", sort=False):
+        total, cap = group["GB"].sum(), group["HBM GB"].iloc[0]
+        split = ", ".join(f"{p.lower()} {fmt.gb(v)}" for p, v in zip(group["Part"], group["GB"], strict=True))
+        verdict = "fits" if total <= cap else "does not fit"
+        parts.append(f"{name}: {fmt.gb(total)} of {fmt.gb(cap)} HBM, {verdict} ({split}).")
+    return "Stacked bar of memory per GPU by part against the accelerator's HBM capacity. " + " ".join(parts)
+
+
+SCALING_MEASURES = {  # sweep column -> (frame column, axis title, log y, number format)
+    "training.wall_days": ("Wall-clock days", "Days (lower is better)", True, ".3g"),
+    "training.cost_usd": ("Cost (USD)", "Cost, USD (lower is better)", False, "$,.3s"),
+}
+
+
+def scaling_frame(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Valid rows of a `cluster.gpus` sweep, with readable column names."""
+    ok = sweep[sweep["valid"]].sort_values("cluster.gpus")
+    return pd.DataFrame({
+        "GPUs": ok["cluster.gpus"].astype(int),
+        "Wall-clock days": ok["training.wall_days"],
+        "Cost (USD)": ok["training.cost_usd"],
+        "GPU-hours": ok["training.gpu_hours"],
+        "MFU": ok["training.mfu"],
+        "Memory": ok["training.fits_memory"].map({True: FITS, False: NO_FIT}),
+    }).reset_index(drop=True)
+
+
+def scaling_chart(frame: pd.DataFrame, measure: str, current_gpus: int, baseline_gpus: int | None = None) -> alt.LayerChart:
+    """One measure against the GPU count (log x); the current choice is a solid rule, the baseline a dashed one."""
+    column, title, log_y, number = SCALING_MEASURES[measure]
+    x = alt.X("GPUs:Q", scale=alt.Scale(type="log", base=2), title="GPUs (log scale)", axis=alt.Axis(format=","))
+    y_axis = alt.Axis(format=",~r" if log_y else "$~s")
+    y = alt.Y(f"{column}:Q", title=title, axis=y_axis, scale=alt.Scale(type="log") if log_y else alt.Scale(zero=True))
+    tips = ["GPUs:Q", alt.Tooltip(f"{column}:Q", format=number), alt.Tooltip("MFU:Q", format=".0%"), "Memory:N"]
+    base = alt.Chart(frame).encode(x=x, y=y, tooltip=tips)
+    line = base.mark_line(color=OKABE_ITO["blue"])
+    points = base.mark_point(size=70, filled=True).encode(
+        shape=alt.Shape("Memory:N", scale=alt.Scale(domain=[FITS, NO_FIT], range=["circle", "cross"]),
+                        legend=alt.Legend(title=None, orient="bottom")),
+        color=alt.Color("Memory:N", scale=alt.Scale(domain=[FITS, NO_FIT], range=[OKABE_ITO["blue"], OKABE_ITO["vermillion"]]),
+                        legend=alt.Legend(title=None, orient="bottom")),
+    )
+    marks = [{"GPUs": current_gpus, "which": "this plan"}]
+    if baseline_gpus and baseline_gpus != current_gpus:
+        marks.append({"GPUs": baseline_gpus, "which": "baseline"})
+    rules_data = alt.Chart(pd.DataFrame(marks)).encode(x=alt.X("GPUs:Q"))
+    rules = rules_data.mark_rule(color="black").encode(
+        strokeDash=alt.StrokeDash("which:N", scale=alt.Scale(domain=["this plan", "baseline"], range=[[1, 0], [5, 4]]), legend=None)
+    )
+    labels = rules_data.mark_text(align="left", dx=4, baseline="top", y=4, fontSize=11).encode(text="which:N")
+    return alt.layer(line, points, rules, labels).properties(height=300)
+
+
+def describe_scaling(frame: pd.DataFrame, measure: str, current_gpus: int) -> str:
+    column = SCALING_MEASURES[measure][0]
+    if frame.empty:
+        return f"No valid GPU counts to plot {column.lower()} against."
+    show = fmt.usd if measure.endswith("cost_usd") else fmt.days
+    lo, hi = frame.iloc[0], frame.iloc[-1]
+    misfits = frame.loc[frame["Memory"] == NO_FIT, "GPUs"].tolist()
+    text = (f"{column} against GPU count on a log scale: {show(lo[column])} on {fmt.count(lo['GPUs'])} GPUs to "
+            f"{show(hi[column])} on {fmt.count(hi['GPUs'])} GPUs; this plan uses {fmt.count(current_gpus)}.")
+    if misfits:
+        text += f" Does not fit in memory at {', '.join(fmt.count(g) for g in misfits)} GPUs."
+    return text
