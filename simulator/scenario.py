@@ -31,39 +31,39 @@ class ScenarioError(ValueError):
 @dataclass(frozen=True)
 class ModelSpec:
     params: float | None = None  # total parameters incl. embeddings; derived from the shape when absent
-    layers: int | None = None
-    hidden: int | None = None
-    heads: int | None = None
+    layers: int | None = None  # transformer blocks
+    hidden: int | None = None  # model width d_model
+    heads: int | None = None  # attention heads
     kv_heads: int | None = None  # grouped-query attention; defaults to heads
     ffn_hidden: int | None = None  # defaults to 4·hidden (gelu) or 8/3·hidden rounded to 256 (swiglu)
-    mlp: str = "gelu"
-    vocab: int = 51200
-    seq_len: int = 2048
+    mlp: str = "gelu"  # gelu: 2 FFN matrices; swiglu: 3 (LLaMA)
+    vocab: int = 51200  # vocabulary size (tied input/output embedding)
+    seq_len: int = 2048  # tokens per training sequence
 
 
 @dataclass(frozen=True)
 class TrainingSpec:
     tokens: float | None = None  # defaults to 20 tokens per parameter (Hoffmann et al. 2022)
-    global_batch_seqs: int = 1024
-    micro_batch_seqs: int = 1
-    precision: str = "bf16"
-    recompute: str = "selective"
-    zero_stage: int = 1
-    sequence_parallel: bool = True
+    global_batch_seqs: int = 1024  # sequences per optimizer step
+    micro_batch_seqs: int = 1  # sequences per GPU per forward/backward pass
+    precision: str = "bf16"  # compute dtype of the matrix multiplies (mixed precision, fp32 master weights)
+    recompute: str = "selective"  # activation recomputation (Korthikanti et al. 2022)
+    zero_stage: int = 1  # ZeRO sharding of optimizer states / gradients / weights (Rajbhandari et al. 2020)
+    sequence_parallel: bool = True  # shard LayerNorm/dropout activations over TP ranks (Korthikanti et al. 2022)
     interleave: int = 1  # virtual pipeline stages per rank; 1 = plain 1F1B
     flash_attention: bool = True  # fused attention kernel (Dao et al. 2022): no s² scores in memory
-    sharding: str = "random"
+    sharding: str = "random"  # how data is split over workers; sequential shards slow asynchronous SGD
 
 
 @dataclass(frozen=True)
 class ClusterSpec:
-    accelerator: str = "H100-SXM"
-    gpus: int = 8
+    accelerator: str = "H100-SXM"  # catalog id or a calibrated device "profile:..."
+    gpus: int = 8  # total accelerators = tp × pp × dp
     gpus_per_node: int | None = None  # defaults to the accelerator's usual server
-    tp: int = 1
-    pp: int = 1
-    sync: str = "ring"
-    ps_servers: int = 1
+    tp: int = 1  # tensor-parallel degree (keep within a node)
+    pp: int = 1  # pipeline-parallel stages
+    sync: str = "ring"  # gradient sync: ring or tree all-reduce, parameter server (ps), asynchronous SGD
+    ps_servers: int = 1  # parameter-server shards when sync = ps
     async_kappa: float = 0.02  # extra updates per unit of staleness, U = U0·(1 + κ·s)
     straggler_cv: float = 0.01  # per-worker step-time coefficient of variation (assumed: ~1% jitter on dedicated clusters)
     dp_overlap: float = 0.8  # fraction of data-parallel sync hidden behind backward
@@ -81,7 +81,7 @@ class FinanceSpec:
 
 @dataclass(frozen=True)
 class QualitySpec:
-    law: str = "chinchilla"
+    law: str = "chinchilla"  # Hoffmann et al. 2022 Approach 3, or the Epoch AI refit (Besiroglu et al. 2024)
 
 
 SECTIONS: dict[str, type] = {

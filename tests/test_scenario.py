@@ -132,3 +132,12 @@ def test_every_invalid_value_is_rejected_with_its_field_named(field, value):
     else:
         # only legal values get through; e.g. zero_stage -1 never does
         raise AssertionError(f"{section}.{key} = {value!r} was accepted")
+
+
+def test_scenario_reference_doc_is_current():
+    from pathlib import Path
+
+    from simulator.scenario_doc import scenario_reference
+
+    doc = Path(__file__).parent.parent / "docs" / "scenario.md"
+    assert doc.read_text(encoding="utf-8") == scenario_reference(), "run: python -m simulator.scenario_doc > docs/scenario.md"
