@@ -1,0 +1,196 @@
+"""Launch distributed steps under torchrun: one launch per (device, world size), many steps each
+(torchrun costs ~3 s to start, machine-notes).  Rows are written by the workers as they go;
+whatever a crashed, killed or timed-out launch did not measure is recorded here as "failed".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from calibration.rows import Step, append_row, failed_row, read_rows, step_key
+from calibration.timing import available_cpus, is_oversubscribed
+
+DONE_PREFIX = "CALIB_STEP_DONE "
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """Multi-node c10d rendezvous.  Launch i uses port PORT+i and id ID-i, so a node that starts
+    launch i+1 early never joins the store of a launch that is still closing."""
+
+    nnodes: int
+    node_rank: int
+    endpoint: str
+    rdzv_id: str
+
+    def args(self, index: int) -> list[str]:
+        host, _, port = self.endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"--rdzv-endpoint {self.endpoint!r} must be HOST:PORT, e.g. 10.0.0.1:29400")
+        return [f"--nnodes={self.nnodes}", f"--node-rank={self.node_rank}", "--rdzv-backend=c10d",
+                f"--rdzv-endpoint={host}:{int(port) + index}", f"--rdzv-id={self.rdzv_id}-{index}",
+                "--rdzv-conf=join_timeout=900"]
+
+
+@dataclass
+class LaunchResult:
+    rc: int | None
+    timed_out: bool
+    log_path: Path
+    missing: int  # steps that got a "failed" row because the launch ended before measuring them
+
+
+def launch_timeout_s(steps: list[Step], mode: str, oversubscribed: bool) -> float:
+    per_step_s = {"tiny": 10.0, "quick": 8.0, "full": 30.0}.get(mode, 30.0)
+    return (120.0 + per_step_s * len(steps)) * (3.0 if oversubscribed else 1.0)
+
+
+def _set_pdeathsig() -> None:
+    """Child dies (SIGTERM) when its parent does: a SIGKILLed runner leaves no torchrun behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _child_setup() -> None:
+    """In the forked child, before exec: die with the parent, and take signals again (see _spawn)."""
+    _set_pdeathsig()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _run_and_follow(cmd: list[str], env: dict[str, str], log: TextIO, deadline: float,
+                    on_done: Callable[[dict[str, Any]], None] | None) -> tuple[int | None, bool]:
+    """Start torchrun in its own process group, relay its step lines, stop it on timeout or Ctrl-C."""
+    proc: subprocess.Popen[str] | None = None
+    timed_out = False
+    try:
+        # A SIGINT landing inside fork() is swallowed by an at-fork handler ("Exception ignored in
+        # _releaseLock"): hold SIGINT/SIGTERM until Popen returns, then let them through.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=REPO_ROOT,
+                                    start_new_session=True, preexec_fn=_child_setup)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        lines: queue.Queue[str | None] = queue.Queue()
+        stdout = proc.stdout
+        assert stdout is not None
+
+        def pump() -> None:
+            for line in stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        eof = False
+        while not eof:
+            if time.monotonic() > deadline:
+                timed_out = True
+                _stop(proc)
+                break
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                eof = True
+            elif line.startswith(DONE_PREFIX):
+                if on_done:
+                    on_done(json.loads(line[len(DONE_PREFIX):]))
+            else:
+                log.write(line)
+        try:  # stdout closed: the launch is ending; give it what is left of its time
+            return proc.wait(timeout=max(5.0, deadline - time.monotonic())), timed_out
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            return proc.poll(), True
+    except BaseException:
+        if proc is not None:
+            _stop(proc)  # Ctrl-C or SIGTERM of the runner: take the launch down with it
+        raise
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the launch's own process group (torchrun and its workers), then SIGKILL."""
+    for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def launch(steps: list[Step], *, device: str, world_size: int, rows_path: Path, run_id: str, mode: str,
+           work_dir: Path, index: int = 0, rdzv: Rendezvous | None = None,
+           on_done: Callable[[dict[str, Any]], None] | None = None,
+           timeout_s: float | None = None) -> LaunchResult:
+    nnodes = rdzv.nnodes if rdzv else 1
+    per_node = max(1, world_size // nnodes)
+    oversubscribed = is_oversubscribed(per_node, device)
+    threads = max(1, available_cpus() // per_node)  # OMP threads per rank: cores shared out
+    timeout_s = timeout_s or launch_timeout_s(steps, mode, oversubscribed)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tag = f"{device}_ws{world_size}_{index}"
+    spec_path = work_dir / f"launch_{tag}.json"
+    log_path = work_dir / f"launch_{tag}.log"
+    spec = {"steps": [s.as_dict() for s in steps], "rows_path": str(rows_path), "run_id": run_id, "mode": mode,
+            "device": device, "threads": threads, "ranks_per_node": per_node,
+            "pg_timeout_s": max(60.0, timeout_s / 2)}
+    spec_path.write_text(json.dumps(spec))
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}", "--max-restarts=0"]
+    cmd += rdzv.args(index) if rdzv else ["--standalone"]
+    cmd += ["-m", "calibration.dist_worker", str(spec_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
+    t_start = time.time()
+    with log_path.open("a") as log:
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        rc, timed_out = _run_and_follow(cmd, env, log, time.monotonic() + timeout_s, on_done)
+    return LaunchResult(rc, timed_out, log_path,
+                        _record_missing(steps, rows_path, t_start, rc, timed_out, timeout_s, log_path, run_id,
+                                        oversubscribed, on_done))
+
+
+def _record_missing(steps: list[Step], rows_path: Path, t_start: float, rc: int | None, timed_out: bool,
+                    timeout_s: float, log_path: Path, run_id: str, oversubscribed: bool,
+                    on_done: Callable[[dict[str, Any]], None] | None) -> int:
+    written = {step_key(r) for r in read_rows(rows_path) if float(r.get("t_unix", 0)) >= t_start - 1}
+    missing = [s for s in steps if s.key() not in written]
+    if not missing:
+        return 0
+    why = f"torchrun launch timed out after {timeout_s:.0f} s" if timed_out else f"torchrun launch exited with rc={rc}"
+    tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-6:])
+    for s in missing:
+        row = failed_row(s, f"{why} before this step finished; log {log_path.name}: {tail}", run_id=run_id,
+                         oversubscribed=oversubscribed)
+        append_row(rows_path, row)
+        if on_done:
+            on_done({"key": s.key(), "status": "failed", "label": label(s)})
+    return len(missing)
+
+
+def label(step: Step) -> str:
+    params = " ".join(f"{k}={v}" for k, v in step.params.items())
+    return f"{step.bench} {step.device} {step.dtype or ''} ws={step.world_size} {params}".replace("  ", " ")

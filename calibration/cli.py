@@ -1,0 +1,78 @@
+"""Command line: `python -m calibration run ...` and `python -m calibration validate PROFILE ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from calibration.rows import BENCHES
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m calibration",
+                                description="Measure this machine and write a calibration profile.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the microbenchmarks (rows.jsonl) and write profile.json")
+    mode = r.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--quick", action="store_const", const="quick", dest="mode", help="about 3 minutes on 2 cores")
+    mode.add_argument("--full", action="store_const", const="full", dest="mode", help="about 15 minutes on 2 cores")
+    r.add_argument("--out", type=Path, default=None, help="run directory (default runs/calib-<date>)")
+    r.add_argument("--nproc", type=int, default=None,
+                   help="largest number of ranks per node for the distributed benches (default: CPUs available, "
+                        "or GPUs on cuda); more ranks than CPUs run but are labelled oversubscribed")
+    r.add_argument("--resume", action="store_true", help="continue the run in --out, skipping measured steps")
+    r.add_argument("--only", type=str, default=None, help=f"comma-separated benches, of: {','.join(BENCHES)}")
+    r.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                   help="auto: CPU always, CUDA too when available")
+    r.add_argument("--no-profile", action="store_true", help="measure only; do not call the profile writer")
+    multi = r.add_argument_group("several nodes (torchrun c10d rendezvous; run the same command on every node)")
+    multi.add_argument("--nnodes", type=int, default=1)
+    multi.add_argument("--node-rank", type=int, default=0)
+    multi.add_argument("--rdzv-endpoint", type=str, default=None, help="HOST:PORT of node 0 (ports PORT.. are used)")
+    multi.add_argument("--rdzv-id", type=str, default=None, help="the same job id on every node")
+    v = sub.add_parser("validate", help="re-measure held-out points and compare them with a profile")
+    v.add_argument("args", nargs=argparse.REMAINDER, help="PROFILE [options of calibration.validate]")
+    return p
+
+
+def _run(ns: argparse.Namespace) -> int:
+    from calibration.runner import RunConfig, run
+
+    only = None
+    if ns.only:
+        only = frozenset(b.strip() for b in ns.only.split(",") if b.strip())
+        unknown = sorted(only - set(BENCHES))
+        if unknown:
+            print(f"--only {','.join(unknown)}: unknown bench; choose from {', '.join(BENCHES)}", file=sys.stderr)
+            return 2
+    if ns.nproc is not None and ns.nproc < 1:
+        print(f"--nproc {ns.nproc}: must be at least 1", file=sys.stderr)
+        return 2
+    if ns.nnodes < 1 or not 0 <= ns.node_rank < ns.nnodes:
+        print(f"--node-rank {ns.node_rank} must lie in 0..{ns.nnodes - 1} (--nnodes {ns.nnodes})", file=sys.stderr)
+        return 2
+    import time
+
+    out = ns.out or Path("runs") / f"calib-{time.strftime('%Y%m%d-%H%M%S')}"
+    cfg = RunConfig(mode=ns.mode, out=out, nproc=ns.nproc, resume=ns.resume, only=only, device=ns.device,
+                    nnodes=ns.nnodes, node_rank=ns.node_rank, rdzv_endpoint=ns.rdzv_endpoint,
+                    rdzv_id=ns.rdzv_id, write_profile=not ns.no_profile)
+    return run(cfg)
+
+
+def _validate(args: list[str]) -> int:
+    try:
+        from calibration.validate import main as validate_main
+    except ImportError as e:
+        print(f"validate is not available: calibration.validate could not be imported ({e})", file=sys.stderr)
+        return 2
+    return int(validate_main(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "validate":
+        return _validate(argv[1:])
+    ns = _parser().parse_args(argv)
+    return _run(ns)

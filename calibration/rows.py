@@ -1,0 +1,176 @@
+"""The measurement record: one JSON object per line in an append-only `rows.jsonl`.
+
+This format is the contract with the fitting half (`calibration/fit`, `calibration/profile_writer.py`):
+
+    {"bench", "device", "dtype", "params", "world_size", "oversubscribed", "repeats",
+     "median_s", "p25_s", "p75_s", "times_s", "flops", "bytes", "status", "error",
+     "extra", "t_unix", "run_id"}
+
+Rows are written with one `os.write` on an O_APPEND descriptor and fsync'd, so a killed run leaves
+at worst one truncated last line, which `read_rows` skips.  Imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Status = Literal["ok", "failed", "skipped"]
+
+BENCHES: tuple[str, ...] = (
+    "gemm", "block_fwd_bwd", "all_reduce", "all_gather", "reduce_scatter", "broadcast",
+    "ps_push_pull", "ddp_step", "infer_linear", "prefill", "decode", "prune_latency",
+)
+DISTRIBUTED_BENCHES: frozenset[str] = frozenset(
+    {"all_reduce", "all_gather", "reduce_scatter", "broadcast", "ps_push_pull", "ddp_step"}
+)
+ROW_KEYS: tuple[str, ...] = (
+    "bench", "device", "dtype", "params", "world_size", "oversubscribed", "repeats", "median_s",
+    "p25_s", "p75_s", "times_s", "flops", "bytes", "status", "error", "extra", "t_unix", "run_id",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One point to measure: what identifies a row, without its results."""
+
+    bench: str
+    device: str
+    dtype: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    world_size: int = 1
+
+    def key(self) -> str:
+        return step_key(self.as_dict())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"bench": self.bench, "device": self.device, "dtype": self.dtype,
+                "params": dict(self.params), "world_size": self.world_size}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Step:
+        return cls(bench=d["bench"], device=d["device"], dtype=d.get("dtype"),
+                   params=dict(d.get("params") or {}), world_size=int(d.get("world_size", 1)))
+
+
+def step_key(row: dict[str, Any]) -> str:
+    """Identity of a measured point: bench + device + dtype + world size + params (sorted)."""
+    return json.dumps([row["bench"], row["device"], row.get("dtype"), int(row.get("world_size", 1)),
+                       row.get("params") or {}], sort_keys=True, separators=(",", ":"))
+
+
+def summarize(times_s: Sequence[float]) -> tuple[float | None, float | None, float | None]:
+    """(median, p25, p75) with linear interpolation between order statistics; Nones when empty."""
+    xs = sorted(float(t) for t in times_s if t is not None and math.isfinite(t))
+    if not xs:
+        return None, None, None
+
+    def q(p: float) -> float:
+        pos = p * (len(xs) - 1)
+        lo = math.floor(pos)
+        hi = min(lo + 1, len(xs) - 1)
+        return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+    return q(0.5), q(0.25), q(0.75)
+
+
+def make_row(step: Step, *, run_id: str, times_s: Iterable[float] = (), status: Status = "ok",
+             error: str | None = None, flops: float | None = None, bytes: float | None = None,
+             extra: dict[str, Any] | None = None, oversubscribed: bool = False,
+             dtype: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A complete row.  `dtype`/`params` override the step's (a bench may learn its path at run time)."""
+    times = [float(t) for t in times_s]
+    median_s, p25_s, p75_s = summarize(times)
+    return {
+        "bench": step.bench,
+        "device": step.device,
+        "dtype": dtype if dtype is not None else step.dtype,
+        "params": dict(params if params is not None else step.params),
+        "world_size": int(step.world_size),
+        "oversubscribed": bool(oversubscribed),
+        "repeats": len(times),
+        "median_s": median_s,
+        "p25_s": p25_s,
+        "p75_s": p75_s,
+        "times_s": times,
+        "flops": None if flops is None else float(flops),
+        "bytes": None if bytes is None else float(bytes),
+        "status": status,
+        "error": error,
+        "extra": dict(extra or {}),
+        "t_unix": time.time(),
+        "run_id": run_id,
+    }
+
+
+def failed_row(step: Step, error: str, *, run_id: str, oversubscribed: bool = False,
+               status: Status = "failed") -> dict[str, Any]:
+    return make_row(step, run_id=run_id, status=status, error=error[-2000:], oversubscribed=oversubscribed)
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf are not JSON: store them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
+    """Append one row as one line, in a single write, then fsync.
+
+    If the file ends in a partial line (a run killed mid-write), a newline is written first so the
+    new row never merges with the fragment.
+    """
+    line = (json.dumps(_clean(row), separators=(",", ":"), allow_nan=False) + "\n").encode()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            with p.open("rb") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    line = b"\n" + line
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All complete rows; a truncated or garbled line (a killed writer) is skipped, not fatal."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    rows: list[dict[str, Any]] = []
+    with p.open("rb") as f:
+        for raw in f:
+            text = raw.decode("utf-8", errors="replace").strip()
+            if not text:
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and "bench" in row and "status" in row:
+                rows.append(row)
+    return rows
+
+
+def finished_keys(rows: Iterable[dict[str, Any]]) -> set[str]:
+    """Keys of steps that need no re-run on --resume: measured ("ok") or deliberately "skipped".
+
+    "failed" steps are retried on resume.
+    """
+    return {step_key(r) for r in rows if r.get("status") in ("ok", "skipped")}
