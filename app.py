@@ -1,4 +1,4 @@
-"""Modelfolio: `streamlit run app.py`. Routing only; each page lives in pages/."""
+"""Modelfolio: `streamlit run app.py`. Routing only; each page lives in app_pages/."""
 
 import streamlit as st
 
@@ -7,7 +7,8 @@ from simulator.plan import VERSION
 st.set_page_config(page_title="Modelfolio", page_icon=":material/model_training:", layout="wide")
 
 PAGES = [  # one line per page
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train", default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train", default=True),
+    st.Page("app_pages/calibrate.py", title="Calibrate", icon=":material/speed:", url_path="calibrate"),
 ]
 
 page = st.navigation(PAGES)

@@ -17,6 +17,7 @@ from report import formatting as fmt
 DTYPE_ORDER = ("bf16", "fp16", "fp8", "int8", "tf32", "fp32")
 UNITS = (("_tflops", "TFLOP/s"), ("_GBps", "GB/s"), ("_flops", "FLOP"), ("_bytes", "bytes"), ("_s", "s"))
 SKIP_ENV = ("cpu_flags",)  # long lists shown in a caption rather than a table cell
+RATIO = "B / A"  # the comparison's ratio column
 
 FitEntry = tuple[tuple[str, ...], dict[str, Any], dict[str, Any]]  # (path in the section, fit, parent node)
 
@@ -39,7 +40,10 @@ def fit_label(path: tuple[str, ...]) -> str:
         if part in ("by_world", "fit"):
             after_world = part == "by_world"
             continue
-        parts.append(f"{part} ranks" if after_world else part.replace("cross_world", "across world sizes"))
+        if after_world:
+            parts.append(f"{part} rank" + ("" if part == "1" else "s"))
+        else:
+            parts.append(part.replace("cross_world", "across world sizes"))
         after_world = False
     return " · ".join(parts) or "fit"
 
@@ -135,7 +139,7 @@ def headline(profile: Mapping[str, Any], spec: Any | None) -> str:
 
 
 def compare_frame(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str, name_b: str) -> pd.DataFrame:
-    """Headline numbers of two profiles side by side, with B / A where both have the figure."""
+    """Headline numbers of two profiles side by side, with their ratio B / A where both have the figure."""
     rows: dict[str, dict[str, Any]] = {}
 
     def put(figure: str, unit: str, which: str, value: float | None) -> None:
@@ -150,7 +154,7 @@ def compare_frame(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str, name_
         put("Rows measured (ok)", "rows", name, float(row_counts(profile)["ok"]))
     frame = pd.DataFrame(list(rows.values()), columns=["Figure", "Unit", name_a, name_b])
     num_a, num_b = pd.to_numeric(frame[name_a]), pd.to_numeric(frame[name_b])
-    frame[f"{name_b} / {name_a}"] = (num_b / num_a.where(num_a > 0)).round(3)
+    frame[RATIO] = (num_b / num_a.where(num_a > 0)).round(3)
     return frame
 
 

@@ -26,6 +26,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
 
 
+def device_id(profile: dict[str, Any]) -> str:
+    """A stable id per profile: its name plus its creation time, so two runs of a day never collide."""
+    created = re.sub(r"[^0-9]", "", str(profile.get("created_utc", "")))[:14]
+    return PROFILE_PREFIX + _slug(f"{profile.get('name', 'calibrated device')} {created}")
+
+
 def _datasheet_match(gpu_name: str) -> HardwareSpec | None:
     """The catalog entry whose display name matches a CUDA device name such as 'NVIDIA H200'."""
     wanted = _slug(gpu_name).replace("nvidia-", "").replace("amd-", "")
@@ -103,7 +109,7 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
         fields["intra_node_latency_s"] = fit["params"]["alpha_s"]
         sources["intra_node"] = f"fitted: all-reduce busbw {fit['params']['busbw_GBps']:.3g} GB/s and latency at world size {world}, {name}"
     fields.update(
-        id=PROFILE_PREFIX + _slug(name), display_name=label, sources=sources, provenance="fitted",
+        id=device_id(profile), display_name=label, sources=sources, provenance="fitted",
     )
     fields.setdefault("price_date", date)
     allowed = {f.name for f in dataclasses.fields(HardwareSpec)}

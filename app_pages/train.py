@@ -6,10 +6,10 @@ import json
 
 import streamlit as st
 
-from pages import _train_data as data
-from pages import _train_fields as f
-from pages import _train_inputs as inputs
-from pages import _train_view as view
+from app_pages import _train_data as data
+from app_pages import _train_fields as f
+from app_pages import _train_inputs as inputs
+from app_pages import _train_view as view
 from simulator.catalog import get_accelerator
 from simulator.scenario import Scenario, ScenarioError
 

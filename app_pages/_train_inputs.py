@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from pages._train_fields import (
+from app_pages._train_fields import (
     BILLION,
     CUSTOM_SHAPE,
     CUSTOM_SIZE,

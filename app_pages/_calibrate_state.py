@@ -1,0 +1,142 @@
+"""Calibrate page state: which profiles can be chosen, which one is active, uploads, and finished runs.
+
+Choices are the shipped reference profiles, the profiles of earlier runs found on disk, and what this session
+uploaded or measured. The active profile's id lives in st.session_state["active_profile_id"] (a plain key, so
+it survives page switches), and its device is registered with the catalog so other pages can plan on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from app_pages import _calibrate_run as runner
+from simulator.catalog import HardwareSpec, all_devices, register_device
+from simulator.devices import device_from_profile, shipped_profiles
+from simulator.profile import ProfileError, load_profile
+
+ACTIVE = "active_profile_id"
+SESSION_PROFILES = "calibrate.profiles"  # id -> entry, for uploads and runs of this session
+SELECT, UPLOAD, NOTICE, RUN = "calibrate.select", "calibrate.upload", "calibrate.notice", "calibrate.run"
+MAX_DISK_RUNS = 20
+
+Entry = dict[str, Any]  # {"profile": dict, "source": str}
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _load_run_profile(path: str, mtime_ns: int) -> dict[str, Any] | str:
+    """A run's profile.json, loaded once per version of the file; the loader's message when it is rejected."""
+    try:
+        return load_profile(path)
+    except ProfileError as exc:
+        return str(exc)
+
+
+def disk_runs() -> tuple[dict[str, Entry], list[str]]:
+    """Profiles of earlier runs under the runs folder (newest first), and the files the loader rejected."""
+    base = runner.runs_dir()
+    files = sorted(base.glob("*/profile.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)[:MAX_DISK_RUNS]
+    found, rejected = {}, []
+    for path in files:
+        loaded = _load_run_profile(str(path), path.stat().st_mtime_ns)
+        if isinstance(loaded, str):
+            rejected.append(f"{path}: {loaded}")
+        else:
+            found[f"run:{path.parent.name}"] = {"profile": loaded, "source": f"run {path.parent.name}"}
+    return found, rejected
+
+
+def choices() -> tuple[dict[str, Entry], list[str]]:
+    """Every profile that can be made active, by id: this session's, earlier runs', then the shipped ones."""
+    runs, rejected = disk_runs()
+    shipped = {f"shipped:{stem}": {"profile": p, "source": f"shipped reference ({stem}.json)"}
+               for stem, p in shipped_profiles().items()}
+    return {**st.session_state.get(SESSION_PROFILES, {}), **runs, **shipped}, rejected
+
+
+def label(entry: Entry) -> str:
+    return f"{entry['profile']['name']} · {entry['source']} ({len(entry['profile']['measurements'])} rows)"
+
+
+def add(profile_id: str, profile: dict[str, Any], source: str, make_active: bool = True) -> None:
+    st.session_state.setdefault(SESSION_PROFILES, {})[profile_id] = {"profile": profile, "source": source}
+    if make_active:
+        st.session_state[ACTIVE] = profile_id
+
+
+def active(options: dict[str, Entry]) -> str:
+    """The active id; a missing or vanished one falls back to the newest own run, else the first shipped."""
+    current = st.session_state.get(ACTIVE)
+    if current not in options:
+        own = [k for k in options if k.startswith("run:")]
+        current = own[0] if own else next((k for k in options if k.startswith("shipped:")), next(iter(options)))
+        st.session_state[ACTIVE] = current
+    st.session_state[SELECT] = current  # the selectbox follows the active id, whoever changed it
+    return current
+
+
+def on_select() -> None:
+    st.session_state[ACTIVE] = st.session_state[SELECT]
+
+
+def load_upload(name: str, data: bytes) -> tuple[str, dict[str, Any]]:
+    """An uploaded file through the one strict loader; ProfileError says what is wrong and where."""
+    profile = load_profile(bytes(data))
+    return f"upload:{hashlib.sha256(data).hexdigest()[:12]}", profile
+
+
+def on_upload() -> None:
+    """Upload callback: a good file is added and made active; a bad one changes nothing but the message."""
+    upload = st.session_state.get(UPLOAD)
+    if upload is None:
+        return
+    try:
+        profile_id, profile = load_upload(upload.name, upload.getvalue())
+    except ProfileError as exc:
+        st.session_state[NOTICE] = ("error", f"{upload.name} was not loaded: {exc}")
+        return
+    add(profile_id, profile, f"uploaded {upload.name}")
+    st.session_state[NOTICE] = ("success", f"Loaded {upload.name}; it is now the active profile.")
+
+
+def register(profile: dict[str, Any]) -> tuple[HardwareSpec | None, str | None]:
+    """Make the profile's device plannable (accelerator "profile:<slug>"); say why when it cannot be."""
+    try:
+        spec = device_from_profile(profile)
+    except ValueError as exc:
+        return None, f"Other pages can't plan on this profile: {exc}. Calibrate with the GEMM bench to fix it."
+    if all_devices().get(spec.id) != spec:
+        register_device(spec)
+    return spec, None
+
+
+def start_run() -> None:
+    """Button callback: one calibration per server; a second click while one runs explains instead."""
+    try:
+        st.session_state[RUN] = runner.start_run()
+    except runner.RunBusyError as exc:
+        st.session_state[NOTICE] = ("error", f"Not started: {exc}.")
+
+
+def consume(run: runner.CalibrationRun) -> bool:
+    """Take a finished run's profile into the choices and make it active, once. True when something changed."""
+    if run.consumed:
+        return False
+    snap = run.snapshot()
+    if not snap.finished:
+        return False
+    run.consumed = True
+    if snap.profile is not None:
+        add(f"run:{Path(snap.out_dir).name}", snap.profile, f"run {Path(snap.out_dir).name}")
+    return True
+
+
+def rows_on_disk(out_dir: Path) -> int:
+    try:
+        with (Path(out_dir) / "rows.jsonl").open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return 0

@@ -1,0 +1,72 @@
+"""Calibrate: how fast is this hardware really, and how well do the fitted models predict it?"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import streamlit as st
+
+from app_pages import _calibrate_panel as panel
+from app_pages import _calibrate_state as state
+from app_pages import _calibrate_view as view
+
+
+def controls(options: dict, active_id: str, profile: dict) -> None:
+    pick, upload, download, run = st.columns([4, 1.4, 1.4, 1.6], vertical_alignment="bottom")
+    pick.selectbox("Active profile", list(options), format_func=lambda i: state.label(options[i]), key=state.SELECT,
+                   on_change=state.on_select,
+                   help="The calibration other pages plan with: a shipped reference, an earlier run in the runs "
+                        "folder, or one you uploaded or measured in this session.")
+    with upload.popover("Upload", icon=":material/upload:", width="stretch"):
+        st.file_uploader("Profile JSON", type=["json"], key=state.UPLOAD, on_change=state.on_upload,
+                         help="A profile.json written by `python -m calibration run` (docs/profile-schema.md). "
+                              "It is checked by the strict loader; a bad file changes nothing.")
+    download.download_button(
+        "Download", functools.partial(json.dumps, profile, indent=1, allow_nan=False), f"{active_id.split(':')[-1]}.json",
+        "application/json", icon=":material/download:", key="calibrate.download", on_click="ignore", width="stretch",
+        help="The active profile as JSON, to share or to upload on another machine.")
+    with run:
+        panel.start_button()
+
+
+def notice() -> None:
+    kind, text = st.session_state.pop(state.NOTICE, (None, ""))
+    if text:
+        (st.success if kind == "success" else st.error)(view.md(text), icon=":material/info:")
+
+
+def page() -> None:
+    run = st.session_state.get(state.RUN)
+    if run is not None:
+        state.consume(run)  # a run that ended while another page was open
+    options, rejected = state.choices()
+    active_id = state.active(options)
+    entry = options[active_id]
+    profile = entry["profile"]
+    spec, warning = state.register(profile)
+    st.title("Calibrate")
+    view.answer(profile, spec)
+    view.metrics(profile, spec)
+    controls(options, active_id, profile)
+    notice()
+    panel.status()
+    if warning:
+        st.warning(view.md(warning), icon=":material/warning:")
+    if spec is not None:
+        st.caption(view.md(f"Other pages can plan on it as accelerator `{spec.id}` ({spec.display_name})."))
+    view.environment(profile, spec, entry["source"])
+    cache_id = f"{active_id}@{profile['created_utc']}"
+    tabs = st.tabs([*view.SECTIONS.values(), "Compare"])
+    for tab, section in zip(tabs, view.SECTIONS, strict=False):
+        with tab:
+            view.section_tab(cache_id, profile, section)
+    with tabs[-1]:
+        view.compare({i: e["profile"] for i, e in options.items()}, {i: state.label(e) for i, e in options.items()},
+                     active_id)
+    if rejected:
+        with st.expander(f"Run folders whose profile the loader rejects: {len(rejected)}", icon=":material/warning:"):
+            st.markdown("\n".join(f"- {view.md(r)}" for r in rejected))
+
+
+page()

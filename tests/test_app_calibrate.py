@@ -1,0 +1,310 @@
+"""The Calibrate page through AppTest, and its subprocess runner driven by fake commands (no torch)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
+
+from app_pages import _calibrate_run as runner  # noqa: E402
+from app_pages import _calibrate_state as state  # noqa: E402
+from report import calibration_charts as charts  # noqa: E402
+from report import calibration_summary as summary  # noqa: E402
+from simulator.catalog import all_devices  # noqa: E402
+from simulator.devices import device_id, shipped_profiles  # noqa: E402
+from simulator.profile import ProfileError, bus_factor, load_profile  # noqa: E402
+
+APP = str(ROOT / "app.py")
+TIMEOUT_S = 30
+SHIPPED_STEM = "h200-quick"
+SHIPPED = f"shipped:{SHIPPED_STEM}"
+RUN_WAIT_S = 20
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv(runner.RUNS_DIR_ENV, str(tmp_path / "runs"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    active = runner.active_run()
+    if active is not None:  # never leave a child behind for the next test
+        active.stop()
+        active.wait(RUN_WAIT_S)
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.run()
+    at.switch_page("app_pages/calibrate.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def headline(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("#### Active profile"))
+
+
+def specs(at: AppTest) -> list[str]:
+    return [c.proto.spec for c in at.get("vega_lite_chart")]
+
+
+def allreduce_fit() -> dict:
+    """An all-reduce alpha-beta fit at 2 ranks, points drawn from its own curve with +/-3% noise."""
+    alpha_s, busbw = 5e-5, 2.3
+    sizes = [float(2**p) for p in range(10, 26, 2)]
+    pts = [{"x": s, "measured": (alpha_s + s * float(bus_factor("all_reduce", 2)) / (busbw * 1e9)) * (1 + e),
+            "predicted": alpha_s + s * float(bus_factor("all_reduce", 2)) / (busbw * 1e9), "rows": [i],
+            "world_size": 2} for i, (s, e) in enumerate(zip(sizes, np.tile([0.03, -0.03], 4), strict=True))]
+    return {"status": "ok", "model": "alpha_beta", "op": "all_reduce", "world_size": 2,
+            "formula": "t_s = alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9)",
+            "params": {"alpha_s": alpha_s, "busbw_GBps": busbw}, "stderr": {"alpha_s": 2e-6, "busbw_GBps": 0.04},
+            "params_at_bound": [], "n_train": 6, "n_heldout": 2, "mape_train_pct": 3.0, "mape_heldout_pct": 3.0,
+            "heldout_rule": "the largest 2 of 8 points by message_bytes", "x_name": "message_bytes",
+            "y_name": "median_s", "y_kind": "time_s", "points": {"train": pts[:6], "heldout": pts[6:]}}
+
+
+def variant() -> dict:
+    """The shipped profile as another machine: half the GEMM rate, and an all-reduce fit."""
+    p = copy.deepcopy(shipped_profiles()["h200-quick"])
+    p["name"], p["created_utc"] = "Test rig, calibrated 2026-11-29", "2026-11-29T10:00:00+00:00"
+    for fit in p["fits"]["compute"]["gemm"].values():
+        if fit["status"] == "ok":
+            fit["params"]["achieved_tflops"] /= 2
+    p["fits"]["collectives"]["all_reduce"] = {"bus_factor": "2(n-1)/n", "by_world": {"2": allreduce_fit()}}
+    return p
+
+
+def variant_bytes() -> bytes:
+    data = json.dumps(variant()).encode()
+    load_profile(data)  # the fixture itself must pass the strict loader
+    return data
+
+
+# ---------------------------------------------------------------- the page
+
+
+def test_page_renders_the_shipped_profile_with_headline_metrics_and_fits():
+    at = open_page()
+    profile = shipped_profiles()[SHIPPED_STEM]
+    bf16 = profile["fits"]["compute"]["gemm"]["cuda/bf16"]["params"]["achieved_tflops"]
+    pct = 100 * bf16 / 989.4  # H200 dense bf16 datasheet peak
+    assert headline(at).startswith(f"#### Active profile: {profile['name']}: bf16 GEMMs reach {bf16:.0f} "
+                                   f"TFLOP/s ({pct:.0f}% of datasheet); held-out error")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["bf16 TFLOP/s"] == f"{bf16:.0f}" and metrics["All-reduce GB/s"] == "n/a"
+    rows = profile["measurements"]
+    ok = sum(r.get("status") == "ok" for r in rows)
+    failed = sum(r.get("status") == "failed" for r in rows)
+    assert metrics["Rows ok / failed"] == f"{ok} / {failed}"
+    assert at.session_state[state.ACTIVE] == SHIPPED
+    assert device_id(profile) in all_devices()
+    assert not at.error
+    warnings = " ".join(w.value for w in at.warning)  # fits that were not made say why, without a crash
+    assert "no usable non-oversubscribed ps_push_pull rows" in warnings  # one GPU: no parameter server
+    charts_now = specs(at)
+    assert any("GEMM size (FLOP per call" in s for s in charts_now)  # throughput overview
+    assert any("Prediction error" in s or "0 is exact" in s for s in charts_now)  # residuals
+    assert any("triangle-up" in s for s in charts_now)  # held-out points differ by shape, not colour only
+
+
+def test_bad_upload_shows_the_loader_message_and_changes_nothing():
+    at = open_page()
+    before = headline(at)
+    at.file_uploader(key=state.UPLOAD).upload("broken.json", b'{"kind": "something else"}', "application/json").run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("broken.json was not loaded: kind: expected 'modelfolio.calibration_profile'" in e for e in errors)
+    assert at.session_state[state.ACTIVE] == SHIPPED and headline(at) == before
+    with pytest.raises(ProfileError, match="not valid JSON"):
+        state.load_upload("cut.json", b'{"schema_version": 1, "kind"')
+
+
+def test_good_upload_becomes_active_and_compare_shows_ratios():
+    at = open_page()
+    at.file_uploader(key=state.UPLOAD).upload("rig.json", variant_bytes(), "application/json").run()
+    assert not at.exception and not at.error
+    half = variant()["fits"]["compute"]["gemm"]["cuda/bf16"]["params"]["achieved_tflops"]
+    assert headline(at).startswith(f"#### Active profile: Test rig, calibrated 2026-11-29: bf16 GEMMs reach {half:.0f}")
+    assert "all-reduce moves 2.3 GB/s" in headline(at)
+    assert {m.label: m.value for m in at.metric}["All-reduce GB/s"] == "2.3"
+    assert device_id(variant()) in all_devices()
+    assert any("Message size (bytes)" in s for s in specs(at))  # the collective fit drawn with its curve
+    at.selectbox(key="calibrate.compare_b").set_value(SHIPPED).run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if summary.RATIO in d.value.columns)
+    row = table.set_index("Figure").loc["GEMM cuda/bf16"]
+    assert row[summary.RATIO] == pytest.approx(2.0, rel=1e-3)
+    assert any("GEMM throughput rises" in c.value for c in at.caption)
+    assert any("A: Test rig" in s and "B: NVIDIA H200" in s for s in specs(at))  # one overlay of both
+
+
+def test_earlier_runs_on_disk_are_offered_and_a_corrupt_one_is_explained(tmp_path):
+    good, bad = runner.runs_dir() / "calib-good", runner.runs_dir() / "calib-bad"
+    good.mkdir(parents=True)
+    bad.mkdir()
+    (good / "profile.json").write_bytes(variant_bytes())
+    (bad / "profile.json").write_text('{"schema_version": 1, "kind": "modelfolio.calibration_profile", "name": 5}')
+    at = open_page()
+    assert not at.exception
+    assert at.session_state[state.ACTIVE] == "run:calib-good"  # your own newest measurement first
+    assert headline(at).startswith("#### Active profile: Test rig")
+    rejected = next(e for e in at.expander if e.label.startswith("Run folders whose profile the loader rejects: 1"))
+    assert "calib-bad" in rejected.markdown[0].value
+    at.selectbox(key=state.SELECT).set_value(SHIPPED).run()
+    assert at.session_state[state.ACTIVE] == SHIPPED and "NVIDIA H200" in headline(at)
+
+
+def test_compare_frame_and_curves_without_the_page():
+    a, b = shipped_profiles()["h200-quick"], variant()
+    frame = summary.compare_frame(a, b, "A", "B").set_index("Figure")
+    assert frame.loc["GEMM cuda/bf16", summary.RATIO] == pytest.approx(0.5, rel=1e-3)
+    assert np.isnan(frame.loc["all_reduce, 2 ranks", summary.RATIO])  # only B has it: no ratio, no crash
+    curve = charts.curve_frame(allreduce_fit())
+    assert len(curve) == charts.GRID_POINTS and (np.diff(curve["Predicted"]) > 0).all()
+    assert charts.curve_frame(b["fits"]["inference"]["decode"]["cuda/bf16/L8-h1024"]).empty  # shown at points
+    assert summary.fit_label(("all_reduce", "by_world", "2")) == "all_reduce · 2 ranks"
+    odd = allreduce_fit()
+    odd["points"]["train"][0]["predicted"] = None  # allowed by the schema: drawn without that point's error
+    points = charts.points_frame(odd)
+    assert points["Error (%)"].isna().sum() == 1
+    assert "8 measured points (6 fitted, 2 held out)" in charts.describe_fit("odd", odd, points)
+    charts.fit_chart(odd, points, charts.curve_frame(odd)).to_dict()
+    charts.residual_chart(odd, points).to_dict()
+
+
+# ---------------------------------------------------------------- the runner, with fake commands
+
+
+def fake(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "fake_calibration.py"
+    script.write_text("import json, pathlib, sys, time\nout = pathlib.Path(sys.argv[1])\n" + textwrap.dedent(body))
+    return script
+
+
+SUCCEEDS = """
+    out.mkdir(parents=True, exist_ok=True)
+    print("  0%|          | 0/3 [00:00<?, ?step/s]calibration quick: 3 steps", file=sys.stderr, flush=True)
+    for i, step in enumerate(["gemm cpu fp32", "all_reduce ws=2", "decode"], 1):
+        print("PROGRESS " + json.dumps({"done": i, "total": 3, "step": step, "status": "failed" if i == 2 else "ok"}),
+              flush=True)
+        print(f"\\r {33 * i}%|###   | {i}/3 [00:00<00:00, 9.1step/s, {step}]", end="", file=sys.stderr, flush=True)
+    print("PROGRESS {not json", flush=True)
+    (out / "rows.jsonl").write_text('{"bench": "gemm"}\\n')
+    (out / "profile.json").write_text(pathlib.Path(sys.argv[2]).read_text())
+    print("profile: " + str(out / "profile.json"), flush=True)
+"""
+FAILS = """
+    print("PROGRESS " + json.dumps({"done": 1, "total": 5, "step": "gemm"}), flush=True)
+    print("Traceback (most recent call last):\\nRuntimeError: boom in the GEMM bench", file=sys.stderr)
+    sys.exit(1)
+"""
+NO_PROFILE = """
+    print("PROGRESS " + json.dumps({"done": 1, "total": 1, "step": "gemm"}), flush=True)
+"""
+SLOW = """
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 600):
+        print("PROGRESS " + json.dumps({"done": i, "total": 600, "step": f"step {i}"}), flush=True)
+        with (out / "rows.jsonl").open("a") as f:
+            f.write("{}\\n")
+        time.sleep(0.05)
+"""
+
+
+def start(tmp_path: Path, body: str, *extra: str) -> runner.CalibrationRun:
+    out = runner.new_run_dir()
+    return runner.start_run(out, [sys.executable, str(fake(tmp_path, body)), str(out), *extra], cwd=tmp_path)
+
+
+def test_run_parses_progress_and_loads_the_profile(tmp_path):
+    source = tmp_path / "source.json"
+    source.write_bytes(variant_bytes())
+    run = start(tmp_path, SUCCEEDS, str(source))
+    assert run.snapshot().status in (runner.RUNNING, runner.DONE)
+    snap = run.wait(RUN_WAIT_S)
+    assert snap.status == runner.DONE, (snap.error, snap.stderr_tail)
+    assert (snap.done, snap.total, snap.step, snap.failed_steps) == (3, 3, "decode", 1)
+    assert snap.fraction == 1.0 and snap.returncode == 0 and snap.error is None
+    assert snap.profile["name"] == "Test rig, calibrated 2026-11-29"
+    assert snap.stderr_tail == ("calibration quick: 3 steps",)  # progress-bar redraws are not kept as errors
+    assert "PROGRESS {not json" in snap.stdout_tail  # a malformed line is output, not progress
+    assert runner.active_run() is None  # the slot is free again
+
+
+@pytest.mark.parametrize(("body", "message", "in_stderr"), [
+    (FAILS, "exited with code 1", "RuntimeError: boom in the GEMM bench"),
+    (NO_PROFILE, "wrote no profile.json", None),
+])
+def test_run_failures_keep_the_reason_and_stderr(tmp_path, body, message, in_stderr):
+    snap = start(tmp_path, body).wait(RUN_WAIT_S)
+    assert snap.status == runner.FAILED and message in snap.error
+    if in_stderr:
+        assert in_stderr in snap.stderr_tail
+    assert runner.active_run() is None
+
+
+def test_a_command_that_cannot_start_fails_with_its_reason(tmp_path):
+    run = runner.start_run(tmp_path / "out", [str(tmp_path / "no-such-python"), "-m", "calibration"])
+    snap = run.snapshot()
+    assert snap.status == runner.FAILED and "could not start" in snap.error and "no-such-python" in snap.error
+    assert runner.active_run() is None
+
+
+def test_one_run_at_a_time_and_stop_keeps_rows(tmp_path):
+    run = start(tmp_path, SLOW)
+    with pytest.raises(runner.RunBusyError, match="already running"):
+        runner.start_run(tmp_path / "second")
+    deadline = time.monotonic() + RUN_WAIT_S
+    while run.snapshot().done < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.stop()
+    snap = run.wait(RUN_WAIT_S)
+    assert snap.status == runner.STOPPED and snap.done >= 2
+    assert state.rows_on_disk(snap.out_dir) >= 2  # what was measured stays on disk
+    assert runner.active_run() is None
+
+
+def test_parse_progress():
+    assert runner.parse_progress('PROGRESS {"done": 3, "total": 20, "step": "x"}') == {"done": 3, "total": 20, "step": "x"}
+    assert runner.parse_progress("PROGRESS [1, 2]") is None
+    assert runner.parse_progress("measured 3 steps") is None
+
+
+def test_page_starts_a_run_then_activates_its_profile(tmp_path, monkeypatch):
+    source = tmp_path / "source.json"
+    source.write_bytes(variant_bytes())
+    script = fake(tmp_path, SUCCEEDS)
+    monkeypatch.setattr(runner, "calibration_command", lambda out: [sys.executable, str(script), str(out), str(source)])
+    at = open_page()
+    at.button(key="calibrate.start").click().run()
+    run = at.session_state[state.RUN]
+    assert run.wait(RUN_WAIT_S).status == runner.DONE
+    at.run()
+    assert not at.exception
+    assert at.session_state[state.ACTIVE] == f"run:{run.out_dir.name}"
+    assert headline(at).startswith("#### Active profile: Test rig")
+    assert any("is now the active profile" in s.value for s in at.success)
+
+
+def test_page_shows_a_failed_run_with_its_stderr(tmp_path, monkeypatch):
+    script = fake(tmp_path, FAILS)
+    monkeypatch.setattr(runner, "calibration_command", lambda out: [sys.executable, str(script), str(out)])
+    at = open_page()
+    at.button(key="calibrate.start").click().run()
+    at.session_state[state.RUN].wait(RUN_WAIT_S)
+    at.run()
+    assert any("Calibration failed" in e.value and "exited with code 1" in e.value for e in at.error)
+    assert any("boom in the GEMM bench" in c.value for c in at.code)
+    assert at.session_state[state.ACTIVE] == SHIPPED  # nothing the user had is lost
