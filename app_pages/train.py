@@ -41,14 +41,17 @@ def import_scenario() -> None:
     except ScenarioError as exc:
         st.session_state[IMPORT_RESULT] = ("error", [f"{upload.name}: {p}" for p in exc.problems])
     else:
-        sections = scenario.to_dict()
-        hw = get_accelerator(scenario.cluster.accelerator)
-        if scenario.finance.gpu_hour_usd == hw.gpu_hour_usd:
-            sections["finance"]["gpu_hour_usd"] = None  # keep following the catalog price
-        if scenario.cluster.gpus_per_node == min(hw.gpus_per_node, scenario.cluster.gpus):
-            sections["cluster"]["gpus_per_node"] = None
-        inputs.apply(sections)
+        inputs.apply(scenario.inputs())  # derived values (catalog price, server size) keep following their inputs
         st.session_state[IMPORT_RESULT] = ("ok", [f"Loaded {upload.name}."])
+
+
+def apply_change(change: dict) -> None:
+    """Button callback: move the inputs to a suggested plan (dotted scenario keys -> values)."""
+    sections = inputs.read()
+    for key, value in change.items():
+        section, _, name = key.partition(".")
+        sections.setdefault(section, {})[name] = value
+    inputs.apply(sections)
 
 
 def main_controls() -> None:
@@ -165,7 +168,7 @@ def page() -> None:
         view.answer(plan)
         view.metrics(plan, baseline)
         baseline_row(scenario)
-        view.problems(plan)
+        view.problems(plan, on_apply=apply_change)
     plans = {view.CURRENT_NAME: plan} | ({view.BASELINE_NAME: baseline} if baseline else {})
     view.breakdown_charts(plans)
     sweep = data.gpu_sweep(scenario.to_json(), data.gpu_counts(scenario))

@@ -8,7 +8,7 @@ import numpy as np
 
 from simulator.catalog import HardwareSpec, get_accelerator
 from simulator.columns import scenario_columns
-from simulator.plan import QUALITY_FIGURES, TRAINING_FIGURES, Figure, Plan, Provenance
+from simulator.plan import QUALITY_FIGURES, TRAINING_FIGURES, Figure, Plan, Provenance, Suggestion
 from simulator.quality import compute_optimal, get_law, loss
 from simulator.scenario import Scenario, ScenarioError
 from simulator.training import training_columns
@@ -42,7 +42,7 @@ def _row(cols: Mapping[str, np.ndarray], i: int = 0) -> dict[str, float | bool]:
     return out
 
 
-def _memory_suggestions(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> list[str]:
+def _memory_suggestions(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> list[Suggestion]:
     """Evaluate a few nearby plans and say which of them would fit (UX: say what would make it fit)."""
     c, t = scenario.cluster, scenario.training
     candidates: list[tuple[str, dict]] = []
@@ -59,16 +59,20 @@ def _memory_suggestions(scenario: Scenario, devices: Mapping[str, HardwareSpec] 
         candidates.append(
             (f"{c.gpus * factor} GPUs with ZeRO stage 3", {"cluster.gpus": c.gpus * factor, "training.zero_stage": 3})
         )
-    valid: list[tuple[str, Scenario]] = []
+    valid: list[tuple[str, dict, Scenario]] = []
     for label, change in candidates:
         try:
-            valid.append((label, scenario.replace(**change)))
+            valid.append((label, change, scenario.replace(**change)))
         except ScenarioError:
             continue
     if not valid:
         return []
-    cols = training_columns(scenario_columns([s for _, s in valid], devices))
-    fits = [f"{label}: {gb:.0f} GB" for (label, _), gb, ok in zip(valid, cols["memory_per_gpu_gb"], cols["fits_memory"], strict=True) if ok]
+    cols = training_columns(scenario_columns([s for _, _, s in valid], devices))
+    fits = [
+        Suggestion(label, change, float(gb))
+        for (label, change, _), gb, ok in zip(valid, cols["memory_per_gpu_gb"], cols["fits_memory"], strict=True)
+        if ok
+    ]
     return fits[:4]
 
 
@@ -120,7 +124,7 @@ def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = No
         k: Figure(q_values[k], unit, "published", f"{source}; constants: {law.source}", label)
         for k, (label, unit, source) in QUALITY_FIGURES.items()
     }
-    suggestions: list[str] = []
+    suggestions: list[Suggestion] = []
     if not fig["fits_memory"]:
         suggestions = _memory_suggestions(scenario, devices)
     return Plan(

@@ -23,6 +23,18 @@ class Figure:
     high: float | None = None
 
 
+@dataclass(frozen=True)
+class Suggestion:
+    """A nearby plan that would fit in memory: what to change (dotted scenario keys) and what it then needs."""
+
+    label: str
+    change: dict[str, Any]
+    memory_per_gpu_gb: float
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.memory_per_gpu_gb:.0f} GB"
+
+
 # key -> (label, unit, formula or source); provenance is decided per plan (datasheet vs fitted hardware)
 TRAINING_FIGURES: dict[str, tuple[str, str, str]] = {
     "flops_total": ("Training compute (model FLOPs)", "FLOP", "PaLM App. B / Megatron: FLOPs per token incl. attention × tokens"),
@@ -70,7 +82,7 @@ class Plan:
     hardware: HardwareSpec  # the accelerator the plan used: datasheet, or calibrated from a profile
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    suggestions: tuple[str, ...] = field(default=())
+    suggestions: tuple[Suggestion, ...] = field(default=())
 
     @property
     def hardware_label(self) -> str:
@@ -100,6 +112,8 @@ class Plan:
                 for k, f in getattr(self, section).items()
             },
             "warnings": list(self.warnings),
-            "suggestions": list(self.suggestions),
+            "suggestions": [
+                {"label": x.label, "change": x.change, "memory_per_gpu_gb": x.memory_per_gpu_gb} for x in self.suggestions
+            ],
             "notes": list(self.notes),
         }

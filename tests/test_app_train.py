@@ -92,6 +92,11 @@ def test_plan_that_does_not_fit_warns_with_a_way_out():
     assert "would fit" in texts and "ZeRO stage 3" in texts
     assert "does not fit" in sentence(at)
     assert len(at.metric) == 7  # the figures stay on screen
+    apply = next(b for b in at.button if b.label.startswith("Apply:"))
+    apply.click().run()  # one click moves the inputs to the suggested plan, and it fits
+    assert not at.exception
+    assert "Does not fit" not in " ".join(w.value for w in at.warning)
+    assert "does not fit" not in sentence(at)
 
 
 def test_invalid_combination_shows_the_problem_and_keeps_inputs():
@@ -142,7 +147,8 @@ def test_import_of_a_scenario_sets_the_inputs():
     at.file_uploader(key="train.import").set_value(("s.json", json.dumps(scenario).encode(), "application/json")).run()
     assert not at.exception
     assert at.number_input(key="cluster.gpus").value == 64
-    assert at.selectbox(key="model.preset").value == "custom-shape"
+    assert at.selectbox(key="model.preset").value == "custom-size"  # the file gave a size, not a shape
+    assert "6.6B model on 100B tokens" in sentence(at)  # the shape derived from 7e9 counts 6.6B
     assert "on 64 H100" in sentence(at)
 
 
