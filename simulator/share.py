@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.catalog import UnknownAccelerator, get_accelerator
-from simulator.validation import RULES, _coerce
+from simulator.validation import RULES, coerce_value
 
 PRESET_KEY = "m"
 CUSTOM_MODEL = "custom"  # m=custom: the model section starts empty instead of from the defaults
@@ -88,7 +88,7 @@ def _parse(dotted: str, text: str) -> tuple[Any, str | None]:
             number = float(text)
         except ValueError:
             return None, f"expected a {'whole ' if kind == 'int' else ''}number"
-        value = _coerce(dotted, int(number) if kind == "int" and number.is_integer() else number, problems)
+        value = coerce_value(dotted, int(number) if kind == "int" and number.is_integer() else number, problems)
     elif kind == "bool":
         if text.lower() not in _TRUE + _FALSE:
             return None, "expected 1 or 0"
@@ -99,7 +99,7 @@ def _parse(dotted: str, text: str) -> tuple[Any, str | None]:
         except UnknownAccelerator as exc:
             return None, str(exc).split(": ", 1)[-1].rstrip(".")
     else:
-        value = _coerce(dotted, text, problems)
+        value = coerce_value(dotted, text, problems)
     if problems:
         return None, problems[0].split(": ", 1)[-1]
     return value, None

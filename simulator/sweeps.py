@@ -30,7 +30,7 @@ from simulator.scenario import MLP_KINDS, PRECISIONS, QUALITY_LAWS, Scenario, Sc
 from simulator.shape import derive_shape
 from simulator.training import params_from_shape, training_columns
 from simulator.training.model import CHUNK_ROWS
-from simulator.validation import RULES, _coerce
+from simulator.validation import RULES, coerce_value
 
 SHAPE_KEYS = ("model.layers", "model.hidden", "model.heads", "model.kv_heads", "model.ffn_hidden")
 COLUMN_OF = {key: col for col, key in NUMERIC.items()}
@@ -79,7 +79,7 @@ def _check_grid(grid: Mapping[str, Sequence[Any]]) -> _Grid:
         if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray) or len(values) == 0:
             problems.append(f"sweep {key}: give a non-empty list of values")
             continue
-        coerced = [_coerce(key, v, problems) for v in values]
+        coerced = [coerce_value(key, v, problems) for v in values]
         if key == "cluster.accelerator":
             try:
                 coerced = [get_accelerator(v).id for v in coerced if v is not None]

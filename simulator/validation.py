@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from simulator.catalog import UnknownAccelerator, get_accelerator
 from simulator.scenario import (
     MLP_KINDS,
@@ -68,7 +66,7 @@ RULES: dict[str, tuple[str, Any, Any]] = {
 }
 
 
-def _coerce(key: str, value: Any, problems: list[str]) -> Any:
+def coerce_value(key: str, value: Any, problems: list[str]) -> Any:
     """Check one value's type and range; return it in canonical type, or None after recording a problem."""
     kind, low, high = RULES[key]
     if value is None:
@@ -202,7 +200,7 @@ def resolve(sections: dict[str, dict[str, Any]]) -> Scenario:
     clean: dict[str, dict[str, Any]] = {}
     for section in SECTIONS:
         values = sections.get(section, {})
-        clean[section] = {k: _coerce(f"{section}.{k}", v, problems) for k, v in values.items()}
+        clean[section] = {k: coerce_value(f"{section}.{k}", v, problems) for k, v in values.items()}
         clean[section] = {k: v for k, v in clean[section].items() if v is not None}
     if problems:
         raise ScenarioError(problems)
@@ -242,6 +240,3 @@ def resolve(sections: dict[str, dict[str, Any]]) -> Scenario:
         raise ScenarioError(problems)
     return Scenario(model, training, cluster, FinanceSpec(**fin), QualitySpec(**clean["quality"]), tuple(notes), frozenset(derived))
 
-
-def as_float_array(values: Any) -> np.ndarray:
-    return np.asarray(values, dtype=float)
