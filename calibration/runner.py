@@ -113,10 +113,10 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
 def run(cfg: RunConfig) -> int:
     from calibration.bench.grids import is_distributed, plan
     from calibration.bench.launch import Rendezvous, label, launch
-    from calibration.bench.registry import execute
+    from calibration.bench.registry import execute_interleaved
     from calibration.env import capture_env
-    from calibration.rows import append_row, finished_keys, read_rows
-    from calibration.timing import available_cpus, timing_for
+    from calibration.rows import Step, append_row, finished_keys, read_rows
+    from calibration.timing import timing_for
 
     t0 = time.perf_counter()
     run_dir, rows_path = cfg.out, cfg.out / "rows.jsonl"
@@ -134,16 +134,14 @@ def run(cfg: RunConfig) -> int:
     done_keys = finished_keys(read_rows(rows_path)) if cfg.resume else set()
     pending = [s for s in steps if s.key() not in done_keys]
     n_todo = len(pending)
-    if cfg.nnodes > 1:  # every node joins the launches first, in step; node 0 then measures the local benches
-        pending.sort(key=lambda s: not is_distributed(s))
     rdzv = Rendezvous(cfg.nnodes, cfg.node_rank, cfg.rdzv_endpoint, cfg.rdzv_id or "modelfolio") \
         if cfg.nnodes > 1 and cfg.rdzv_endpoint else None
     if cfg.nnodes > 1 and rdzv is None:
         raise SystemExit("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (and the same --rdzv-id on every node)")
 
-    import torch
+    from calibration.bench.registry import set_run_threads
 
-    torch.set_num_threads(available_cpus())
+    set_run_threads()  # remeasure (validate) sets the same
     try:  # SIGTERM (a page stopping its subprocess) stops the run like Ctrl-C: rows kept, exit 130
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     except ValueError:  # not the main thread: leave signals alone
@@ -151,28 +149,39 @@ def run(cfg: RunConfig) -> int:
     progress = Progress(len(steps), len(steps) - len(pending))
     print(f"calibration {mode}: {len(pending)} of {len(steps)} steps to run on {', '.join(devices)}, "
           f"world sizes {sizes}, rows -> {rows_path}", file=sys.stderr)
-    interrupted, launch_index, i = False, 0, 0
+    interrupted, launch_index = False, 0
+    local = [s for s in pending if not is_distributed(s)]
+    distributed = [s for s in pending if is_distributed(s)]
+
+    def on_row(row: dict[str, Any]) -> None:
+        append_row(rows_path, row)
+        progress.emit(label(Step.from_dict(row)), row["status"])
+
+    def run_local() -> None:
+        if cfg.nnodes > 1 and cfg.node_rank != 0:
+            for step in local:  # local benches: node 0 measures them, the other nodes only join launches
+                progress.emit(label(step), "skipped")
+            return
+        for device in dict.fromkeys(s.device for s in local):
+            group = [s for s in local if s.device == device]
+            progress.emit(f"{device}: {len(group)} local steps, samples interleaved", advance=False)
+            execute_interleaved(group, timing_for(mode, device), run_id, on_row)
+
     try:
-        while i < len(pending):
-            step = pending[i]
-            if not is_distributed(step):
-                if cfg.nnodes > 1 and cfg.node_rank != 0:
-                    i += 1  # local benches: node 0 measures them, the other nodes only join launches
-                    progress.emit(label(step), "skipped")
-                    continue
-                row = execute(step, timing_for(mode, step.device), run_id)
-                append_row(rows_path, row)
-                progress.emit(label(step), row["status"])
-                i += 1
-                continue
-            group = [s for s in pending[i:] if is_distributed(s) and (s.device, s.world_size) == (step.device, step.world_size)]
+        if cfg.nnodes == 1:  # one node: local benches first; several: every node joins the launches first
+            run_local()
+        while distributed:
+            step = distributed[0]
+            group = [s for s in distributed if (s.device, s.world_size) == (step.device, step.world_size)]
             progress.emit(f"torchrun {step.device} ws={step.world_size}: {len(group)} steps", advance=False)
             launch(group, device=step.device, world_size=step.world_size, rows_path=rows_path, run_id=run_id,
                    mode=mode, work_dir=run_dir / "launch", index=launch_index, rdzv=rdzv,
                    on_done=lambda msg: progress.emit(msg.get("label", "?"), msg.get("status")))
             launch_index += 1
             keys = {s.key() for s in group}
-            pending = pending[:i] + [s for s in pending[i:] if s.key() not in keys]
+            distributed = [s for s in distributed if s.key() not in keys]
+        if cfg.nnodes > 1:
+            run_local()
     except KeyboardInterrupt:
         interrupted = True
     finally:

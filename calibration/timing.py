@@ -1,35 +1,56 @@
-"""Timing loops: warm-up, optional barrier before each repeat, wall clock on CPU, events on CUDA.
+"""Timing loops: a steady-state warm-up, an inner loop for sub-millisecond calls, adaptive repeats,
+an optional barrier before each repeat, wall clock on CPU and events on CUDA.
 
 Timing hygiene follows reference/formulas.md §7 (warm-up, CUDA events + synchronize) and
-machine-notes (2 shared cores: store medians and spread, repeat).
+machine-notes (2 shared cores: store medians and spread, repeat):
+
+- warm-up runs at least `warmup` calls and at least `warmup_s` seconds, so JIT'd kernels (oneDNN),
+  the allocator's free lists and the caches reach the state later calls see;
+- a call shorter than `min_sample_s` is repeated k times per sample (k from the warm-up calls), so one
+  timer read, one Python wake-up or one descheduled thread does not make up a sample;
+- repeats go on until the 95% confidence interval of the median is within `target_rel_ci` of it, or
+  `max_s` is spent, or `repeats` samples are taken (never fewer than `min_repeats`).
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 
 @dataclass(frozen=True)
 class TimingConfig:
-    repeats: int = 5
-    warmup: int = 2
-    max_s: float = 3.0  # stop adding repeats (never below min_repeats) once this much was spent
+    repeats: int = 5  # most samples
+    warmup: int = 2  # fewest warm-up calls
+    max_s: float = 3.0  # stop adding samples (never below min_repeats) once this much was spent
     min_repeats: int = 3
+    warmup_s: float = 0.0  # and warm up for at least this long
+    min_sample_s: float = 0.0  # a sample times k calls so it lasts at least this long
+    target_rel_ci: float = 0.0  # stop once the median's 95% CI half-width is this fraction of it (0: never)
+    max_inner: int = 2000
+    rewarm_below_s: float = 0.0  # interleaved: one untimed call before a sample of calls shorter than this
 
 
-# Cheap points get many repeats (a busy 2-core machine makes small ops bimodal: a descheduled OMP
-# thread costs a whole scheduler slice), expensive ones stop after min_repeats once max_s is spent.
-QUICK = TimingConfig(repeats=15, warmup=1, max_s=0.6, min_repeats=3)
-FULL = TimingConfig(repeats=25, warmup=1, max_s=2.0, min_repeats=5)
+# Cheap points get many samples of a k-call loop (a busy 2-core machine makes small ops bimodal: a
+# descheduled OMP thread costs a whole scheduler slice); expensive ones stop once the median is pinned
+# down to 1.5% (2.5 s of samples at most), or after min_repeats once the budget is spent.
+QUICK = TimingConfig(repeats=31, warmup=1, max_s=0.3, min_repeats=7, warmup_s=0.03, min_sample_s=0.004,
+                     target_rel_ci=0.015, rewarm_below_s=0.02)
+FULL = TimingConfig(repeats=41, warmup=1, max_s=1.5, min_repeats=11, warmup_s=0.15, min_sample_s=0.006,
+                    target_rel_ci=0.01, rewarm_below_s=0.02)
 
 
 TINY = TimingConfig(repeats=3, warmup=1, max_s=0.5, min_repeats=3)
-GPU = TimingConfig(repeats=20, warmup=3, max_s=1.0, min_repeats=10)  # kernels are cheap: many repeats
+GPU = TimingConfig(repeats=20, warmup=3, max_s=1.0, min_repeats=10, warmup_s=0.05, min_sample_s=0.001,
+                   target_rel_ci=0.01)
 
 
 def timing_for(mode: str, device: str = "cpu") -> TimingConfig:
@@ -45,37 +66,161 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_fn(fn: Callable[[], object], device: str, cfg: TimingConfig,
-            barrier: Callable[[], object] | None = None, fixed: bool = False) -> list[float]:
-    """Seconds per call of `fn`, one entry per repeat.
+class Timings(list):
+    """Seconds per call, one entry per sample, plus how they were taken (`info`, kept in the row's extra)."""
 
-    `fixed=True` runs exactly `cfg.repeats` repeats: distributed ranks must agree on the count,
-    so they never stop early on their own clock.
-    """
-    for _ in range(cfg.warmup):
+    info: dict
+
+
+def median_rel_ci(times_s: Sequence[float], z: float = 1.96) -> float:
+    """Half-width of the distribution-free ~95% CI of the median (order statistics), over the median.
+
+    With fewer than 6 samples the interval is [min, max]."""
+    xs = sorted(times_s)
+    n = len(xs)
+    if n == 0:
+        return math.inf
+    med = xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+    if med <= 0:
+        return math.inf
+    lo = max(0, math.floor(n / 2 - z * math.sqrt(n) / 2) - 1)
+    hi = min(n - 1, math.ceil(n / 2 + 1 + z * math.sqrt(n) / 2) - 1)
+    return (xs[hi] - xs[lo]) / 2 / med
+
+
+def inner_count(call_s: float, cfg: TimingConfig) -> int:
+    if cfg.min_sample_s <= 0 or call_s <= 0 or call_s >= cfg.min_sample_s:
+        return 1
+    return max(1, min(cfg.max_inner, math.ceil(cfg.min_sample_s / call_s)))
+
+
+def _warm_up(fn: Callable[[], object], device: str, cfg: TimingConfig) -> list[float]:
+    """At least cfg.warmup calls and at least cfg.warmup_s seconds; returns each call's seconds."""
+    t_start = time.perf_counter()
+    warm: list[float] = []
+    while len(warm) < cfg.warmup or (time.perf_counter() - t_start < cfg.warmup_s and len(warm) < 10_000):
+        t0 = time.perf_counter()
         fn()
-    sync(device)
-    times_s: list[float] = []
+        sync(device)
+        warm.append(time.perf_counter() - t0)
+    return warm
+
+
+def _sample(fn: Callable[[], object], device: str, inner: int) -> float:
+    """Seconds for `inner` back-to-back calls (CUDA: events around them)."""
+    if device == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(inner):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return time.perf_counter() - t0
+
+
+def time_fn(fn: Callable[[], object], device: str, cfg: TimingConfig,
+            barrier: Callable[[], object] | None = None, fixed: bool = False,
+            agree: Callable[[int], int] | None = None) -> Timings:
+    """Seconds per call of `fn`, one entry per sample (a sample may time k calls: `info["inner"]`).
+
+    `fixed=True` takes exactly `cfg.repeats` samples: distributed ranks must agree on the count, so they
+    never stop early on their own clock; `agree` maps this rank's inner count to the one all ranks use.
+    """
+    warm = _warm_up(fn, device, cfg)
+    call_s = min(warm[-3:]) if warm else 0.0
+    inner = inner_count(call_s, cfg)
+    if agree is not None:
+        inner = int(agree(inner))
+    times_s = Timings()
     spent_s = 0.0
     for i in range(cfg.repeats):
-        if not fixed and i >= cfg.min_repeats and spent_s > cfg.max_s:
+        if not fixed and i >= cfg.min_repeats and (
+                spent_s > cfg.max_s or (cfg.target_rel_ci > 0 and median_rel_ci(times_s) <= cfg.target_rel_ci)):
             break
         if barrier is not None:
             barrier()
-        if device == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            dt_s = start.elapsed_time(end) / 1e3
-        else:
-            t0 = time.perf_counter()
-            fn()
-            dt_s = time.perf_counter() - t0
-        times_s.append(dt_s)
+        dt_s = _sample(fn, device, inner)
+        times_s.append(dt_s / inner)
         spent_s += dt_s
+    times_s.info = {"inner": inner, "warmup_calls": len(warm), "warmup_s": round(sum(warm), 4),
+                    "rel_ci_median": round(median_rel_ci(times_s), 4) if len(times_s) else None}
     return times_s
+
+
+@dataclass
+class _Point:
+    index: int
+    fn: Callable[[], object]
+    device: str
+    mode: Callable[[], AbstractContextManager[Any]]
+    inner: int = 1
+    planned: int = 0
+    rewarm: bool = False
+    warm: list[float] = field(default_factory=list)
+    times: Timings = field(default_factory=Timings)
+
+
+def plan_samples(call_s: float, inner: int, cfg: TimingConfig) -> int:
+    """Samples for one point: as many as max_s buys, between min_repeats and repeats."""
+    per_sample = max(call_s * inner, 1e-9)
+    return max(cfg.min_repeats, min(cfg.repeats, int(cfg.max_s / per_sample)))
+
+
+def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[], AbstractContextManager[Any]]]],
+                     cfg: TimingConfig, on_done: Callable[[int, Timings | BaseException], None]) -> None:
+    """Time many points together, their samples interleaved so that each point's samples are spread
+    evenly over the whole group's wall time.
+
+    On a machine whose speed changes under us (other tenants of the host share its cores, caches and
+    memory bandwidth: bf16 GEMMs here flip between ~2 and ~5 ms within seconds), a point timed in one
+    0.5 s burst sees whatever state that half-second had; spread over the group, every point sees the
+    same mix, so the medians are comparable across points and repeatable across runs.
+
+    items[i] = (fn, device, mode); each point is warmed up (cfg.warmup calls and cfg.warmup_s), gets its
+    inner count and a planned number of samples (`plan_samples`), then samples are taken in stride order
+    (the point whose next sample is most overdue, as a fraction of its plan, goes next). A call shorter
+    than cfg.rewarm_below_s gets one untimed call before each sample (the previous point evicted its
+    operands from the caches). `on_done(i, samples)` fires when point i has its samples, `on_done(i, exc)`
+    when it raised (the others go on).
+    """
+    points: list[_Point] = []
+    for i, (fn, device, mode) in enumerate(items):
+        p = _Point(i, fn, device, mode)
+        try:
+            with mode():
+                p.warm = _warm_up(fn, device, cfg)
+        except Exception as e:
+            on_done(i, e)
+            continue
+        call_s = min(p.warm[-3:])
+        p.inner = inner_count(call_s, cfg)
+        p.planned = plan_samples(call_s, p.inner, cfg)
+        p.rewarm = call_s < cfg.rewarm_below_s
+        points.append(p)
+    queue = [(0.5 / p.planned, p.index, p) for p in points]
+    heapq.heapify(queue)
+    while queue:
+        _, _, p = heapq.heappop(queue)
+        try:
+            with p.mode():
+                if p.rewarm:
+                    p.fn()
+                    sync(p.device)
+                p.times.append(_sample(p.fn, p.device, p.inner) / p.inner)
+        except Exception as e:
+            on_done(p.index, e)
+            continue
+        n = len(p.times)
+        if n < p.planned:
+            heapq.heappush(queue, ((n + 0.5) / p.planned, p.index, p))
+            continue
+        p.times.info = {"inner": p.inner, "warmup_calls": len(p.warm), "warmup_s": round(sum(p.warm), 4),
+                        "rel_ci_median": round(median_rel_ci(p.times), 4), "interleaved_with": len(points) - 1}
+        on_done(p.index, p.times)
 
 
 def available_cpus() -> int:

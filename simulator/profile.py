@@ -3,7 +3,8 @@
 A profile is JSON only: nothing in it is ever executed (no pickle, no torch.load, no eval). The file is
 size-capped before parsing, nesting depth is checked with a linear scan before `json.loads` sees it,
 NaN/Infinity and duplicate keys are rejected, and every field the simulator reads is type-checked.
-Schema: docs/profile-schema.md. Imports only stdlib + numpy.
+Schema: docs/profile-schema.md. Imports only stdlib + numpy (and the predictors in
+simulator/profile_models.py, likewise pure).
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from simulator.profile_models import (  # noqa: F401 - re-exported: simulator.profile.predict_s etc.
+    BUS_FACTORS,
+    COMPUTE_MODELS,
+    INVENTORY_MODELS,
+    REQUIRED_PARAMS,
+    bus_factor,
+    predict_s,
+)
+
 KIND = "modelfolio.calibration_profile"
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -26,19 +36,6 @@ ROW_STATUSES = ("ok", "failed", "skipped")  # tuples: membership never hashes an
 FIT_STATUSES = ("ok", "insufficient_data", "failed")
 _STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*+"', re.DOTALL)
 _POSITIVE_SUFFIXES = ("_s", "_tflops", "_GBps", "_flops", "_bytes")
-_HILL_PARAMS = ("overhead_s", "achieved_tflops", "x_half_flops", "hill_exponent")
-REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {  # models `predict_s` evaluates, and what each needs
-    "constant": ("alpha_s",),
-    "alpha_beta": ("alpha_s", "busbw_GBps"),
-    "flat_then_linear": ("floor_s", "alpha_s", "busbw_GBps"),
-    "sharded_ps": ("alpha_s", "worker_GBps", "server_GBps"),
-    "linear_compute": ("overhead_s", "achieved_tflops"),
-    "overhead_hill": _HILL_PARAMS,
-    "hill_roofline": (*_HILL_PARAMS, "mem_GBps"),
-    "hill_roofline_two_tier": (*_HILL_PARAMS, "cache_GBps", "dram_GBps", "cache_bytes"),
-    "roofline": ("overhead_s", "achieved_tflops", "mem_GBps"),
-    "roofline_two_tier": ("overhead_s", "achieved_tflops", "cache_GBps", "dram_GBps", "cache_bytes"),
-}
 
 
 class ProfileError(ValueError):
@@ -213,6 +210,16 @@ def _check_fit(fit: dict[str, Any], path: str) -> None:
         raise _fail(f"{path}.params", f"model {model!r} needs {', '.join(missing)}")
     if model in ("alpha_beta", "flat_then_linear") and fit.get("op") not in tuple(BUS_FACTORS):
         raise _fail(f"{path}.op", f"expected one of {sorted(BUS_FACTORS)}, got {fit.get('op')!r}")
+    if model in INVENTORY_MODELS:  # predicted through the GEMM fit it was built on, carried in the record
+        gemm = _need(fit, "gemm_fit", dict, path)
+        if _need(gemm, "model", str, f"{path}.gemm_fit") not in COMPUTE_MODELS:
+            raise _fail(f"{path}.gemm_fit.model", f"expected one of {list(COMPUTE_MODELS)}, got {gemm['model']!r}")
+        gparams = _need(gemm, "params", dict, f"{path}.gemm_fit")
+        for name, value in gparams.items():
+            _number(value, f"{path}.gemm_fit.params.{name}", positive=name.endswith(_POSITIVE_SUFFIXES))
+        missing = [n for n in REQUIRED_PARAMS[gemm["model"]] if n not in gparams]
+        if missing:
+            raise _fail(f"{path}.gemm_fit.params", f"model {gemm['model']!r} needs {', '.join(missing)}")
     for name, value in _need(fit, "stderr", dict, path).items():
         _number(value, f"{path}.stderr.{name}", nullable=True, nonnegative=True)
     for key in ("n_train", "n_heldout"):
@@ -291,78 +298,3 @@ def profile_label(profile: dict[str, Any]) -> str:
     """Short human label, e.g. 'AMD EPYC 9B45, calibrated 2026-11-28 (profile v1, 412 rows)'."""
     n_rows = len(profile.get("measurements", []))
     return f"{profile['name']} (profile v{profile['schema_version']}, {n_rows} rows)"
-
-
-# ---------------------------------------------------------------- predictors (shared with the fitter)
-
-BUS_FACTORS = {"all_reduce": "2(n-1)/n", "all_gather": "(n-1)/n", "reduce_scatter": "(n-1)/n",
-               "broadcast": "1"}
-
-
-def bus_factor(op: str, world_size: Any) -> Any:
-    # nccl-tests doc/PERFORMANCE.md: busbw = algbw * factor; a world of one moves nothing
-    n = np.asarray(world_size, dtype=float)
-    if op == "all_reduce":
-        return 2 * (n - 1) / n
-    if op in ("all_gather", "reduce_scatter"):
-        return (n - 1) / n
-    if op == "broadcast":
-        return np.where(n > 1, 1.0, 0.0)
-    raise ValueError(f"unknown collective {op!r}; expected one of {sorted(BUS_FACTORS)}")
-
-
-def _hill_eff(flops: Any, x_half_flops: float, hill_exponent: float) -> Any:
-    return 1.0 / (1.0 + (x_half_flops / np.asarray(flops, dtype=float)) ** hill_exponent)
-
-
-def _cache_step(ws_bytes: Any, cache_bytes: float) -> Any:
-    # 0 in cache, 1 out of it: a logistic in log2(working set), about a factor of 2 wide
-    return 1.0 / (1.0 + np.exp(-4.0 * (np.log2(np.asarray(ws_bytes, dtype=float)) - np.log2(cache_bytes))))
-
-
-_HILL = ("overhead_hill", "hill_roofline", "hill_roofline_two_tier")
-_ONE_TIER = ("roofline", "hill_roofline")
-_TWO_TIER = ("roofline_two_tier", "hill_roofline_two_tier")
-COMPUTE_MODELS = ("linear_compute", *_HILL, "roofline", "roofline_two_tier")
-
-
-def _compute_s(p: dict[str, float], model: str, features: dict[str, Any]) -> Any:
-    # Calculon-style: flops at a size-dependent efficiency, bounded below by the memory traffic (roofline)
-    flops = np.asarray(features["flops"], dtype=float)
-    t_s = flops / (p["achieved_tflops"] * 1e12)
-    if model in _HILL:
-        t_s = t_s / _hill_eff(flops, p["x_half_flops"], p["hill_exponent"])
-    if model in _ONE_TIER:
-        t_s = np.maximum(t_s, np.asarray(features["ws_bytes"], dtype=float) / (p["mem_GBps"] * 1e9))
-    if model in _TWO_TIER:
-        out = _cache_step(features["ws_bytes"], p["cache_bytes"])
-        s_per_byte = (1 - out) / (p["cache_GBps"] * 1e9) + out / (p["dram_GBps"] * 1e9)
-        t_s = np.maximum(t_s, np.asarray(features["ws_bytes"], dtype=float) * s_per_byte)
-    return p["overhead_s"] + t_s
-
-
-def predict_s(fit: dict[str, Any], **features: Any) -> Any:
-    """Seconds predicted by a fit record (compute, collective or parameter-server models).
-
-    Features: flops [, ws_bytes] (compute); message_bytes [, world_size] (collectives);
-    message_bytes, servers, workers (parameter_server). Scalars or numpy arrays.
-    """
-    p, model = fit["params"], fit["model"]
-    if model == "constant":
-        return p["alpha_s"] + 0.0 * np.asarray(features.get("message_bytes", 0.0), dtype=float)
-    if model in COMPUTE_MODELS:
-        return _compute_s(p, model, features)
-    if model in ("alpha_beta", "flat_then_linear"):
-        n = features.get("world_size")
-        n = fit.get("world_size") if n is None else n
-        t_s = p["alpha_s"] + np.asarray(features["message_bytes"], dtype=float) * bus_factor(
-            fit["op"], n) / (p["busbw_GBps"] * 1e9)
-        return np.maximum(t_s, p["floor_s"]) if model == "flat_then_linear" else t_s
-    if model == "sharded_ps":
-        # 2*alpha + max(2M/B_worker, 2*W*M/(S*B_server)); derived in reference/formulas.md section 3
-        m = np.asarray(features["message_bytes"], dtype=float)
-        worker_s = 2 * m / (p["worker_GBps"] * 1e9)
-        server_s = 2 * np.asarray(features["workers"]) * m / (np.asarray(features["servers"])
-                                                                * p["server_GBps"] * 1e9)
-        return 2 * p["alpha_s"] + np.maximum(worker_s, server_s)
-    raise ValueError(f"model {model!r} has no time predictor here; see docs/profile-schema.md")

@@ -44,9 +44,12 @@ def _isolated(tmp_path, monkeypatch):
         active.wait(RUN_WAIT_S)
 
 
-def open_page() -> AppTest:
+def open_page(active: str | None = SHIPPED) -> AppTest:
+    """The Calibrate page, with `active` chosen (None: whatever the page picks by itself)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     at.run()
+    if active is not None:
+        at.session_state[state.ACTIVE] = active
     at.switch_page("app_pages/calibrate.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -93,6 +96,12 @@ def variant_bytes() -> bytes:
 
 
 # ---------------------------------------------------------------- the page
+
+
+def test_the_reference_profile_of_the_development_machine_is_the_default():
+    at = open_page(active=None)
+    assert at.session_state[state.ACTIVE] == "shipped:cpu-reference"
+    assert "TFLOP/s" in headline(at) and not at.error
 
 
 def test_page_renders_the_shipped_profile_with_headline_metrics_and_fits():
@@ -156,7 +165,7 @@ def test_earlier_runs_on_disk_are_offered_and_a_corrupt_one_is_explained(tmp_pat
     bad.mkdir()
     (good / "profile.json").write_bytes(variant_bytes())
     (bad / "profile.json").write_text('{"schema_version": 1, "kind": "modelfolio.calibration_profile", "name": 5}')
-    at = open_page()
+    at = open_page(active=None)
     assert not at.exception
     assert at.session_state[state.ACTIVE] == "run:calib-good"  # your own newest measurement first
     assert headline(at).startswith("#### Active profile: Test rig")

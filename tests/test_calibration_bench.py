@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import subprocess
@@ -225,3 +226,61 @@ def test_world_sizes_per_mode_and_nodes():
     assert world_sizes("quick", "cpu", 6, 1) == [1, 2, 4, 6]
     assert world_sizes("full", "cpu", 3, 1) == [1, 2, 3]
     assert world_sizes("quick", "cpu", 2, 2) == [2, 4]
+
+
+def test_median_rel_ci_order_statistics():
+    from calibration.timing import median_rel_ci
+
+    assert median_rel_ci([1.0, 2.0, 3.0]) == pytest.approx((3.0 - 1.0) / 2 / 2.0)  # few samples: [min, max]
+    xs = [1.0] * 10 + [1.01] * 10 + [5.0]  # one outlier cannot widen the CI of the median
+    assert median_rel_ci(xs) < 0.01
+    assert median_rel_ci([]) == float("inf")
+
+
+def test_time_fn_loops_short_calls_and_stops_when_the_median_is_pinned():
+    from calibration.timing import TimingConfig, time_fn
+
+    calls = []
+    cfg = TimingConfig(repeats=50, warmup=1, max_s=5.0, min_repeats=6, min_sample_s=0.002, target_rel_ci=2.0)
+    times = time_fn(lambda: calls.append(1), "cpu", cfg)
+    assert times.info["inner"] > 10  # a ~microsecond call is looped to fill 2 ms samples
+    assert 6 <= len(times) < 50  # a loose CI target is met right after min_repeats
+    assert len(calls) == times.info["warmup_calls"] + times.info["inner"] * len(times)
+
+
+def test_time_interleaved_spreads_samples_and_isolates_failures():
+    from calibration.timing import TimingConfig, time_interleaved
+
+    order: list[str] = []
+    cfg = TimingConfig(repeats=6, warmup=1, max_s=10.0, min_repeats=6)
+
+    def boom() -> None:
+        if len(order) > 3:
+            raise RuntimeError("boom")
+
+    items = [(lambda: order.append("a"), "cpu", contextlib.nullcontext),
+             (lambda: order.append("b"), "cpu", contextlib.nullcontext),
+             (boom, "cpu", contextlib.nullcontext)]
+    done: dict[int, object] = {}
+    time_interleaved(items, cfg, lambda i, r: done.__setitem__(i, r))
+    assert isinstance(done[2], RuntimeError)
+    assert len(done[0]) == len(done[1]) == 6 and done[0].info["interleaved_with"] == 2
+    # interleaved: b's first sample comes before a's last one, and samples alternate
+    timed_a = [i for i, x in enumerate(order) if x == "a"][1:]
+    timed_b = [i for i, x in enumerate(order) if x == "b"][1:]
+    assert timed_b[0] < timed_a[-1] and timed_a[0] < timed_b[-1]
+
+
+def test_execute_interleaved_rows_say_how_they_were_timed():
+    from calibration.bench.registry import execute_interleaved
+    from calibration.timing import TINY
+
+    rows: list[dict] = []
+    steps = [Step("gemm", "cpu", "fp32", {"m": s, "n": s, "k": s}) for s in (16, 32)]
+    steps.append(Step("prefill", "cpu", "fp32", {"layers": 1, "hidden": 64, "heads": 2, "vocab": 50,
+                                                 "batch": 1, "prompt": 8}))
+    execute_interleaved(steps, TINY, "test", rows.append)
+    assert sorted(step_key(r) for r in rows) == sorted(s.key() for s in steps)
+    for r in rows:
+        assert r["status"] == "ok", r["error"]
+        assert r["extra"]["interleaved_with"] == 2 and r["extra"]["threads"] >= 1 and r["extra"]["inner"] >= 1

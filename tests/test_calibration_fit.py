@@ -209,13 +209,34 @@ def test_pruning_ratios():
     for h in (1024, 2048):
         for sp in (0.0, 0.5, 0.8, 0.9):
             rows.append(row("prune_latency", 1e-3, method="l1_unstructured", sparsity=sp, hidden=h, batch=8, hook=False))
-            rows.append(row("prune_latency", 1e-3 * (1 - sp), method="l2_structured_shrunk", sparsity=sp,
-                            hidden=h, batch=8, hook=False))
     out = fit_pruning(rows)
     dense = out["cpu/l1_unstructured/hook=False"]["fit"]["params"]
-    shrunk = out["cpu/l2_structured_shrunk/hook=False"]["fit"]["params"]
     assert dense["fixed_ratio"] == pytest.approx(1.0, abs=0.1) and dense["density_ratio"] < 0.1
-    assert shrunk["density_ratio"] == pytest.approx(1.0, abs=0.1) and shrunk["fixed_ratio"] < 0.1
+
+
+def test_shrunk_layer_ratio_recovers_cache_tiers():
+    """Physically shrunk layers: time = overhead + bytes / rate(bytes), two tiers around the aggregate L2;
+    the ratio to the dense layer is predicted across the cache edge (the held-out sparsest layers)."""
+    env = {"l2_cache_bytes": 2 << 20, "available_cpus": 2}
+    truth = {"overhead_s": 5e-6, "cache_GBps": 30.0, "dram_GBps": 12.0, "cache_bytes": 4.0 * (1 << 20)}
+
+    def t(w: float) -> float:
+        out = 1 / (1 + math.exp(-4 * (math.log2(w) - math.log2(truth["cache_bytes"]))))
+        return truth["overhead_s"] + w * ((1 - out) / 30e9 + out / 12e9)
+
+    rows = []
+    for h in (1024, 2048):
+        for sp in (0.0, 0.25, 0.5, 0.7, 0.8, 0.9):
+            w = 4.0 * h * h * (1 - sp)
+            rows.append(row("prune_latency", t(w), method="l2_structured_shrunk", sparsity=sp, hidden=h, batch=8,
+                            hook=False, nbytes=w))
+    rec = fit_pruning(rows, env)["cpu/l2_structured_shrunk/hook=False"]["fit"]
+    assert rec["model"] == "shrunk_bytes" and rec["params"]["cache_bytes"] == 4 << 20
+    assert rec["params"]["cache_speedup"] == pytest.approx(30.0 / 12.0, rel=0.25)
+    assert rec["params"]["overhead_bytes"] == pytest.approx(5e-6 * 12e9, rel=0.5)
+    assert rec["n_heldout"] >= 2 and rec["mape_heldout_pct"] < 8
+    for p in rec["points"]["heldout"]:
+        assert predict_s(rec, density=p["density"], weight_bytes=p["weight_bytes"]) == pytest.approx(p["predicted"])
 
 
 def full_rows() -> list[dict]:
@@ -289,3 +310,116 @@ def test_validate_rejects_bad_profile(tmp_path, capsys):
     bad.write_text('{"kind": "something else"}')
     assert validate.main([str(bad)]) == 2
     assert "kind" in capsys.readouterr().err
+
+
+def test_world1_collective_with_a_local_copy_is_size_dependent():
+    rows = [row("all_gather", 60e-6 + b / 3.5e9, world_size=1, nbytes=float(b), bytes=b)
+            for b in [2**p for p in range(10, 25, 2)]]
+    rows += [row("broadcast", 40e-6, world_size=1, nbytes=float(b), bytes=b) for b in [2**p for p in range(10, 25, 2)]]
+    out = fit_collectives(rows)
+    copy = out["all_gather"]["by_world"]["1"]
+    assert copy["model"] == "local_copy" and "local copy" in copy["label"]
+    assert copy["params"]["copy_GBps"] == pytest.approx(3.5, rel=0.1)
+    assert copy["mape_heldout_pct"] < 5
+    assert out["broadcast"]["by_world"]["1"]["model"] == "constant"
+
+
+GEMM_FIT = {"model": "hill_roofline_sum", "params": {**HILL, "mem_GBps": 15.0}}
+
+
+def test_block_is_predicted_from_the_gemm_fit_inventory():
+    from simulator.profile_models import inventory_gemm_s
+
+    truth = {"overhead_s": 2e-3, "gemm_scale": 1.1, "elem_GBps": 8.0, "element_bytes": 4.0}
+    fit = {"model": "block_inventory", "params": truth, "gemm_fit": GEMM_FIT}
+    from calibration.bench.compute import block_flops
+
+    rows = []
+    for m, n, k in [(s, s, s) for s in SIZES] + [(16, n, n) for n in (2048, 4096, 8192)]:
+        flops, ws = 2.0 * m * n * k, 4.0 * (m * k + k * n + m * n)
+        rows.append(row("gemm", predict_s(GEMM_FIT, flops=flops, ws_bytes=ws), flops=flops, nbytes=ws, m=m, n=n, k=k))
+
+    shapes = [(h, s, b) for h in (256, 384, 512, 768, 1024) for b, s in ((1, 256), (4, 256))]
+    for h, s, b in shapes:
+        t = predict_s(fit, hidden=h, seq=s, batch=b)
+        rows.append(row("block_fwd_bwd", t, flops=block_flops(b, s, h), hidden=h, seq=s, batch=b,
+                        extra={"heads": h // 64}))
+    rec = fit_compute(rows)["block_fwd_bwd"]["cpu/fp32"]
+    assert rec["model"] == "block_inventory" and rec["gemm_fit_source"] == "fits.compute.gemm.cpu/fp32"
+    assert rec["params"]["elem_GBps"] == pytest.approx(8.0, rel=0.35)
+    assert rec["mape_heldout_pct"] < 6 and rec["params"]["achieved_tflops"] > 0
+    pt = rec["points"]["heldout"][-1]
+    assert predict_s(rec, hidden=pt["hidden"], seq=pt["seq"], batch=pt["batch"]) == pytest.approx(pt["predicted"])
+    assert 0 < inventory_gemm_s(rec, hidden=1024, seq=256, batch=4) < predict_s(rec, hidden=1024, seq=256, batch=4)
+
+
+def test_inference_roofline_with_gemv_path_and_activation_traffic():
+    truth = {"overhead_s": 1e-4, "achieved_tflops": 0.25, "mem_GBps": 15.0, "gemv_GBps": 30.0, "act_GBps": 0.5}
+    fit = {"model": "roofline_sum_gemv_act", "params": truth}
+    rows = []
+    for h in (512, 1024, 2048):
+        for b in (1, 16, 64, 128):
+            flops, nbytes, act = 2.0 * b * h * h * 4, 4.0 * h * h * 4, 4.0 * b * h * 4
+            t = predict_s(fit, flops=flops, ws_bytes=nbytes, batch=b, act_bytes=act)
+            rows.append(row("infer_linear", t, flops=flops, nbytes=nbytes, batch=b, hidden=h, layers=4,
+                            path="eager_fp32"))
+    rec = fit_roofline(rows, {})["cpu/fp32/eager_fp32"]
+    assert rec["model"] in ("roofline_sum_gemv_act", "hill_roofline_sum_gemv", "roofline_sum_gemv")
+    assert rec["mape_heldout_pct"] < 8
+    assert set(rec["selection"]["candidates"]["roofline_sum_gemv"]) >= {"cv_mape_pct", "extrapolation_mape_pct"}
+
+
+def test_prefill_inventory_uses_the_gemm_fit_and_the_block_elementwise_rate():
+    truth = {"overhead_s": 3e-3, "gemm_scale": 1.0, "elem_GBps": 6.0, "element_bytes": 4.0}
+    fit = {"model": "prefill_inventory", "params": truth, "gemm_fit": GEMM_FIT}
+    shape = {"layers": 4, "hidden": 512, "heads": 8, "vocab": 1000, "batch": 1}
+    rows = [row("prefill", predict_s(fit, **shape, prompt=s), **shape, prompt=s) for s in (16, 32, 64, 128, 256, 512)]
+    compute = {"gemm": {"cpu/fp32": {**GEMM_FIT, "status": "ok"}},
+               "block_fwd_bwd": {"cpu/fp32": {"status": "ok", "model": "block_inventory", "params": {"elem_GBps": 6.0}}}}
+    rec = fit_prefill(rows, compute)["cpu/fp32/L4-h512"]
+    assert rec["model"] == "prefill_inventory" and rec["params"]["elem_GBps"] == 6.0
+    assert rec["elem_GBps_source"] == "fits.compute.block_fwd_bwd.cpu/fp32"
+    assert rec["params"]["overhead_s"] == pytest.approx(3e-3, rel=0.2) and rec["mape_heldout_pct"] < 5
+
+
+def test_validate_reports_repeatability_and_scores_conditional_models_on_fresh_conditions(tmp_path):
+    assert validate.repeatability_pct([1.0, 2.0, 4.0], [1.1, 2.0, 3.0]) == pytest.approx((10 + 0 + 25) / 3)
+    assert validate.repeatability_pct([], []) is None
+    rows = gemm_rows()
+    for w in (1, 2):
+        for layers in range(1, 9):
+            comp, ar = 0.01 * layers, 0.004 * layers * w
+            rows.append(row("ddp_step", comp + 0.6 * ar, world_size=w, grad_bytes=1e6 * layers,
+                            extra={"compute_s": comp, "allreduce_s": ar, "overlap_fraction": 0.4}))
+    prof = load_profile(write_profile(tmp_path, rows, {"cpu_model": "Test CPU"}))
+
+    def slower(rows_in, nproc=None):  # everything 20% slower: conditions and step alike
+        out = []
+        for r in rows_in:
+            extra = dict(r.get("extra") or {})
+            for k in ("compute_s", "allreduce_s"):
+                if k in extra:
+                    extra[k] *= 1.2
+            out.append({**r, "median_s": r["median_s"] * 1.2, "extra": extra})
+        return out
+
+    results = validate.compare(prof, slower)
+    ddp = [r for r in results if r["fit"].startswith("fits.ddp")]
+    assert ddp and all(abs(r["error_pct"]) < 5 for r in ddp)  # the model holds under fresh conditions
+    assert all(r["repeat_pct"] == pytest.approx(20.0) for r in results)
+    summary = validate.summarize(results)
+    assert summary["repeatability_pct_overall"] == pytest.approx(20.0)
+    assert summary["mape_vs_original_pct_overall"] is not None
+    text = validate.render_markdown(results, summary)
+    assert "repeatability %" in text and "Repeatability (noise floor)" in text
+
+
+def test_validate_not_counted_section(tmp_path, monkeypatch):
+    path = write_profile(tmp_path, gemm_rows() + collective_rows("all_reduce", 2, 50e-6, 2.3), {"cpu_model": "T"})
+    monkeypatch.setattr(validate, "NOT_COUNTED", {"fits.collectives": "a reason"})
+    results = validate.compare(load_profile(path), lambda rows_in, nproc=None: rows_in)
+    summary = validate.summarize(results)
+    counted = {r["fit"] for r in results if r["counted"]}
+    assert counted == {"fits.compute.gemm.cpu/fp32"} and summary["n_points_not_counted"] > 0
+    assert "fits.collectives.all_reduce.by_world.2" not in summary["mape_pct_by_fit"]
+    assert "Not counted in the overall MAPE" in validate.render_markdown(results, summary)

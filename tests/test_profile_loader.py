@@ -90,6 +90,36 @@ def test_accessors_and_predictors():
     assert predict_s(compute_fit(p, "cpu", "fp32"), flops=0.25e12) == pytest.approx(1.0 + 5e-6)
 
 
+def test_inventory_fits_carry_and_check_their_gemm_fit():
+    p = valid_profile()
+    gemm = {"model": "linear_compute", "params": {"overhead_s": 5e-6, "achieved_tflops": 0.25}}
+    p["fits"]["compute"]["block_fwd_bwd"] = {"cpu/fp32": fit_record(
+        "block_inventory", {"overhead_s": 1e-3, "gemm_scale": 1.0, "elem_GBps": 8.0, "element_bytes": 4.0},
+        gemm_fit=gemm)}
+    loaded = load_profile(dumps(p))
+    block = compute_fit(loaded, "cpu", "fp32", bench="block_fwd_bwd")
+    t = predict_s(block, hidden=512, seq=256, batch=4)
+    assert t > predict_s({**block, "params": {**block["params"], "elem_GBps": 1e9}}, hidden=512, seq=256, batch=4)
+    broken = copy.deepcopy(p)
+    del broken["fits"]["compute"]["block_fwd_bwd"]["cpu/fp32"]["gemm_fit"]
+    rejects(dumps(broken), "fits.compute.block_fwd_bwd.cpu/fp32", "gemm_fit")
+    broken = copy.deepcopy(p)
+    broken["fits"]["compute"]["block_fwd_bwd"]["cpu/fp32"]["gemm_fit"]["params"]["achieved_tflops"] = -1.0
+    rejects(dumps(broken), "gemm_fit.params.achieved_tflops", "must be > 0")
+    broken["fits"]["compute"]["block_fwd_bwd"]["cpu/fp32"]["gemm_fit"] = {"model": "eval", "params": {}}
+    rejects(dumps(broken), "gemm_fit.model")
+
+
+def test_world1_copy_ddp_and_pruning_models_are_predicted():
+    assert predict_s({"model": "local_copy", "params": {"alpha_s": 1e-5, "copy_GBps": 2.0}},
+                     message_bytes=2e9) == pytest.approx(1.0 + 1e-5)
+    assert predict_s({"model": "ddp_overlap", "params": {"overlap_fraction": 0.25}},
+                     compute_s=1.0, allreduce_s=0.4) == pytest.approx(1.3)
+    shrunk = {"model": "shrunk_bytes", "params": {"overhead_bytes": 1.0, "cache_speedup": 1.0,
+                                                  "cache_bytes": 4e6}}
+    assert predict_s(shrunk, density=0.5, weight_bytes=16e6) == pytest.approx(0.5, rel=1e-3)
+
+
 @pytest.mark.parametrize("data, fragments", [
     (b"hello", ("not valid JSON",)),
     (b"", ("not valid JSON",)),
@@ -248,7 +278,11 @@ def test_loader_module_imports_only_stdlib_and_numpy():
     import ast
     import sys
 
-    tree = ast.parse(Path(sp.__file__).read_text())
-    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert roots - {"__future__", "numpy"} <= set(sys.stdlib_module_names), roots
+    import simulator.profile_models as pm
+
+    for module, first_party in ((sp, {"simulator.profile_models"}), (pm, set())):
+        tree = ast.parse(Path(module.__file__).read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        roots = {name.split(".")[0] for name in names - first_party}
+        assert roots - {"__future__", "numpy"} <= set(sys.stdlib_module_names), (module.__name__, roots)

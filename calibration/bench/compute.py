@@ -2,29 +2,63 @@
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 
-from calibration.bench.base import Measurement, SkipBench, device_of
+from calibration.bench.base import Measurement, Prepared, SkipBench, device_of, measure
 from calibration.rows import Step
-from calibration.timing import TimingConfig, element_bytes, time_fn, torch_dtype
+from calibration.timing import TimingConfig, element_bytes, torch_dtype
+
+_WEIGHTS: weakref.WeakValueDictionary[tuple, torch.Tensor] = weakref.WeakValueDictionary()
+
+
+def _shared_weight(k: int, n: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """B[k, n], shared by the points that are prepared together (interleaved): the weight-streaming GEMMs
+    of a run differ only in m, and three 1 GiB copies of the same weights would only cost memory."""
+    key = (k, n, device, dtype)
+    b = _WEIGHTS.get(key)
+    if b is None:
+        b = _operand(k, n, device, dtype)
+        _WEIGHTS[key] = b
+    return b
+
+
+def _operand(rows: int, cols: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """Random values in [0, 1): a random tile repeated (dense GEMM time does not depend on the values,
+    and drawing a gigabyte of random numbers costs seconds)."""
+    tile = torch.rand(min(rows, 512), min(cols, 512), device=device, dtype=dtype)
+    reps = (-(-rows // tile.shape[0]), -(-cols // tile.shape[1]))
+    return tile.repeat(*reps)[:rows, :cols].contiguous()
 
 
 def gemm(step: Step, cfg: TimingConfig) -> Measurement:
+    return measure(prepare_gemm(step), cfg)
+
+
+def block_fwd_bwd(step: Step, cfg: TimingConfig) -> Measurement:
+    return measure(prepare_block_fwd_bwd(step), cfg)
+
+
+def prepare_gemm(step: Step) -> Prepared:
     """C[m,n] = A[m,k] @ B[k,n]; flops = 2mnk, bytes = the three operands once."""
     device = device_of(step)
     if step.dtype == "fp16" and device == "cpu":
         raise SkipBench("fp16 GEMM is measured on GPU only")
     m, n, k = (int(step.params[x]) for x in ("m", "n", "k"))
     dtype = torch_dtype(step.dtype)
-    a = torch.rand(m, k, device=device, dtype=dtype)
-    b = torch.rand(k, n, device=device, dtype=dtype)
+    a = _operand(m, k, device, dtype)
+    b = _shared_weight(k, n, device, dtype)
     c = torch.empty(m, n, device=device, dtype=dtype)
-    times_s = time_fn(lambda: torch.matmul(a, b, out=c), device, cfg)
     operand_bytes = (m * k + k * n + m * n) * element_bytes(step.dtype)
-    return Measurement(times_s, flops=2.0 * m * n * k, bytes=float(operand_bytes),
-                       extra={"weight_bytes": k * n * element_bytes(step.dtype),
-                              "threads": torch.get_num_threads() if device == "cpu" else None})
+
+    def done(times_s: list[float]) -> Measurement:
+        return Measurement(times_s, flops=2.0 * m * n * k, bytes=float(operand_bytes),
+                           extra={"weight_bytes": k * n * element_bytes(step.dtype),
+                                  "threads": torch.get_num_threads() if device == "cpu" else None})
+
+    return Prepared(lambda: torch.matmul(a, b, out=c), device, done)
 
 
 def block_flops(batch: int, seq: int, hidden: int) -> float:
@@ -34,7 +68,7 @@ def block_flops(batch: int, seq: int, hidden: int) -> float:
     return 3.0 * (24.0 * tokens * hidden**2 + 4.0 * batch * seq**2 * hidden)
 
 
-def block_fwd_bwd(step: Step, cfg: TimingConfig) -> Measurement:
+def prepare_block_fwd_bwd(step: Step) -> Prepared:
     """One nn.TransformerEncoderLayer (heads of 64, FFN 4h, no dropout): forward + backward."""
     device = device_of(step)
     if step.dtype == "fp16" and device == "cpu":
@@ -52,8 +86,11 @@ def block_fwd_bwd(step: Step, cfg: TimingConfig) -> Measurement:
         x.grad = None
         layer(x).float().square().mean().backward()
 
-    times_s = time_fn(run, device, cfg)
     params_count = sum(p.numel() for p in layer.parameters())
-    return Measurement(times_s, flops=block_flops(batch, seq, hidden),
-                       bytes=float(params_count * element_bytes(step.dtype)),
-                       extra={"heads": heads, "tokens": batch * seq, "params_count": params_count})
+
+    def done(times_s: list[float]) -> Measurement:
+        return Measurement(times_s, flops=block_flops(batch, seq, hidden),
+                           bytes=float(params_count * element_bytes(step.dtype)),
+                           extra={"heads": heads, "tokens": batch * seq, "params_count": params_count})
+
+    return Prepared(run, device, done)

@@ -40,6 +40,12 @@ def gemm_steps(mode: str, device: str, l3_bytes: int) -> list[Step]:
     weight_cap = min(1024 * MiB, max(4 * l3_bytes, 256 * MiB))
     skinny = [(16, 4096, 4096), (16, 8192, 8192), (16, 16384, 16384)]
     skinny = [s for s in skinny if s[1] * s[2] * 4 <= weight_cap or gpu]
+    if not gpu:
+        # weight-streaming GEMMs with fewer rows at the largest weights: memory-bound points beyond the
+        # last-level cache with few flops, so the fit trains on both cache tiers (held out are the largest
+        # flops, among them the m=16 GEMM at the same weights)
+        big = skinny[-1][1]
+        skinny += [(4, big, big), (8, big, big)]
     steps = []
     for dtype in dtypes:
         for m, n, k in [(s, s, s) for s in squares] + shaped + skinny:
@@ -118,8 +124,8 @@ def inference_steps(mode: str, device: str) -> list[Step]:
         hiddens, batches = [1024, 4096, 8192], [1, 16, 128] + ([512] if mode == "full" else [])
     elif mode == "full":
         hiddens, batches = [256, 512, 1024, 2048, 4096], [1, 4, 16, 64, 256]
-    else:
-        hiddens, batches = [512, 2048], [1, 16, 128]
+    else:  # three sizes: batch-1 (GEMV) and batched points of two sizes train, the largest are held out
+        hiddens, batches = [512, 1024, 2048], [1, 16, 64, 128]
     steps = [Step("infer_linear", device, dt, {"batch": b, "hidden": h, "layers": 4, "path": linear_path(device, dt)})
              for dt in dtypes for h in hiddens for b in batches]
     if mode == "tiny":
@@ -133,7 +139,7 @@ def inference_steps(mode: str, device: str) -> list[Step]:
         prompts, contexts, batches, dtypes = [16, 32, 64, 128, 256, 512, 1024], [128, 512, 1024, 2048, 4096], [1, 4, 16], ["fp32", "bf16"]
     else:
         model = {"layers": 4, "hidden": 512, "heads": 8, "vocab": 1000}
-        prompts, contexts, batches, dtypes = [16, 32, 64, 128, 256, 512], [128, 512, 2048], [1, 8], ["fp32", "bf16"]
+        prompts, contexts, batches, dtypes = [16, 32, 64, 128, 256, 512], [128, 512, 2048], [1, 4, 8], ["fp32", "bf16"]
     for dt in dtypes:
         steps += [Step("prefill", device, dt, {**model, "batch": 1, "prompt": s}) for s in prompts]
         steps += [Step("decode", device, dt, {**model, "batch": b, "context": c}) for b in batches for c in contexts]
@@ -151,9 +157,16 @@ def prune_steps(mode: str, device: str) -> list[Step]:
         hiddens, batches, sparsities = [2048], [8], [0.0, 0.25, 0.5, 0.7, 0.8, 0.9]
     variants = [("l1_unstructured", True), ("l1_unstructured", False), ("l2_structured", True),
                 ("l2_structured", False), ("l2_structured_shrunk", False)]
-    return [Step("prune_latency", device, "fp32",
-                 {"method": m, "sparsity": sp, "hidden": h, "batch": b, "hook": hook})
-            for h in hiddens for b in batches for m, hook in variants for sp in sparsities]
+    steps = [Step("prune_latency", device, "fp32", {"method": m, "sparsity": sp, "hidden": h, "batch": b, "hook": hook})
+             for h in hiddens for b in batches for m, hook in variants for sp in sparsities]
+    if mode == "quick" and device != "cuda":
+        # the shrunk (physically smaller) layer at a half and a quarter of the size too: their weights fit
+        # the L2 from the start, and the smallest are dominated by the call overhead, so the shrunk-layer
+        # model trains on both sides of the cache and sees the overhead (masked variants need one size)
+        steps += [Step("prune_latency", device, "fp32", {"method": "l2_structured_shrunk", "sparsity": sp,
+                                                         "hidden": hiddens[0] // div, "batch": b, "hook": False})
+                  for div in (2, 4) for b in batches for sp in sparsities]
+    return steps
 
 
 def plan(mode: str, devices: list[str], world_sizes: dict[str, list[int]], l3_bytes: int,

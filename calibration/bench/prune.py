@@ -6,15 +6,18 @@ so dense-with-zeros latency should show no gain; removing rows (a smaller nn.Lin
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from calibration.bench.base import Measurement, device_of
+from calibration.bench.base import Measurement, Prepared, device_of, measure
 from calibration.rows import Step
-from calibration.timing import TimingConfig, time_fn
+from calibration.timing import TimingConfig
 
 METHODS = ("l1_unstructured", "l2_structured", "l2_structured_shrunk")
+_MASKS: weakref.WeakValueDictionary[tuple, torch.Tensor] = weakref.WeakValueDictionary()
 
 
 def shrunk_linear(layer: nn.Linear, sparsity: float) -> nn.Linear:
@@ -30,6 +33,10 @@ def shrunk_linear(layer: nn.Linear, sparsity: float) -> nn.Linear:
 
 
 def prune_latency(step: Step, cfg: TimingConfig) -> Measurement:
+    return measure(prepare_prune_latency(step), cfg)
+
+
+def prepare_prune_latency(step: Step) -> Prepared:
     device = device_of(step)
     p = step.params
     method, sparsity = str(p["method"]), float(p["sparsity"])
@@ -38,21 +45,31 @@ def prune_latency(step: Step, cfg: TimingConfig) -> Measurement:
         raise ValueError(f"prune method {method!r} is not one of {METHODS}")
     torch.manual_seed(0)
     layer = nn.Linear(hidden, hidden, device=device)
-    if method == "l1_unstructured":
-        prune.l1_unstructured(layer, "weight", amount=sparsity)
-    elif method == "l2_structured":
-        prune.ln_structured(layer, "weight", amount=sparsity, n=2, dim=0)
-    else:
+    key = (method, sparsity, hidden, device)
+    mask = _MASKS.get(key)
+    if method == "l2_structured_shrunk":
         layer = shrunk_linear(layer, sparsity)
+    elif mask is not None:  # the same seeded layer and sparsity: the hook and no-hook points share the mask
+        prune.custom_from_mask(layer, "weight", mask)
+    else:
+        if method == "l1_unstructured":
+            prune.l1_unstructured(layer, "weight", amount=sparsity)
+        else:
+            prune.ln_structured(layer, "weight", amount=sparsity, n=2, dim=0)
+        _MASKS[key] = layer.weight_mask
     if method != "l2_structured_shrunk" and not hook:
         prune.remove(layer, "weight")
     x = torch.randn(batch, hidden, device=device)
     with torch.inference_mode():
-        times_s = time_fn(lambda: layer(x), device, cfg)
+        layer(x)  # with the hook attached, this computes layer.weight
         weight = layer.weight
         nonzero_fraction = float((weight != 0).float().mean())
+        weight_bytes = float(weight.numel() * weight.element_size())
     out_features = layer.out_features
-    return Measurement(times_s, flops=2.0 * batch * hidden * out_features,
-                       bytes=float(weight.numel() * weight.element_size()),
-                       extra={"out_features": out_features, "nonzero_fraction": nonzero_fraction,
-                              "hook_attached": bool(prune.is_pruned(layer))})
+
+    def done(times_s: list[float]) -> Measurement:
+        return Measurement(times_s, flops=2.0 * batch * hidden * out_features, bytes=weight_bytes,
+                           extra={"out_features": out_features, "nonzero_fraction": nonzero_fraction,
+                                  "hook_attached": bool(prune.is_pruned(layer))})
+
+    return Prepared(lambda: layer(x), device, done, mode=torch.inference_mode)

@@ -11,12 +11,13 @@ import os
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from calibration.bench.base import BenchFn, SkipBench
+from calibration.bench.base import BenchFn, Measurement, Prepared, PrepareFn, SkipBench
 from calibration.rows import DISTRIBUTED_BENCHES, Step, make_row, read_rows, step_key
-from calibration.timing import TimingConfig, is_oversubscribed
+from calibration.timing import TimingConfig, is_oversubscribed, time_interleaved
 
 FAIL_ENV = "MODELFOLIO_CALIB_FAIL"
 
@@ -36,6 +37,24 @@ _FUNCTIONS: dict[str, str] = {
 }
 
 
+# local benches split into prepare + timing, so a run can interleave their samples (timing.time_interleaved)
+_PREPARE: dict[str, str] = {
+    "gemm": "compute:prepare_gemm",
+    "block_fwd_bwd": "compute:prepare_block_fwd_bwd",
+    "infer_linear": "inference:prepare_infer_linear",
+    "prefill": "inference:prepare_prefill",
+    "decode": "inference:prepare_decode",
+    "prune_latency": "prune:prepare_prune_latency",
+}
+
+
+def prepare_function(bench: str) -> PrepareFn | None:
+    if bench not in _PREPARE:
+        return None
+    module, name = _PREPARE[bench].split(":")
+    return getattr(importlib.import_module(f"calibration.bench.{module}"), name)
+
+
 def bench_function(bench: str) -> BenchFn:
     try:
         module, name = _FUNCTIONS[bench].split(":")
@@ -48,26 +67,75 @@ def injected_failures() -> set[str]:
     return {b.strip() for b in os.environ.get(FAIL_ENV, "").split(",") if b.strip()}
 
 
+def _oversubscribed(step: Step, ranks_per_node: int | None) -> bool:
+    return is_oversubscribed(ranks_per_node or step.world_size, step.device) \
+        if step.bench in DISTRIBUTED_BENCHES else False
+
+
+def _check_injected(step: Step) -> None:
+    if step.bench in injected_failures():
+        raise RuntimeError(f"injected failure ({FAIL_ENV}={os.environ.get(FAIL_ENV)})")
+
+
+def _ok_row(step: Step, m: Measurement, run_id: str, oversubscribed: bool) -> dict[str, Any]:
+    # others' load on a shared machine skews timings; how the samples were taken (inner loop, warm-up,
+    # CI of the median) and the CPU threads tell a re-measurement whether it repeats the same experiment
+    extra = {**(getattr(m.times_s, "info", None) or {}), **m.extra, "loadavg_1m": _loadavg()}
+    extra.setdefault("threads", _threads() if step.device == "cpu" else None)
+    return make_row(step, run_id=run_id, times_s=m.times_s, flops=m.flops, bytes=m.bytes, extra=extra,
+                    oversubscribed=oversubscribed, dtype=m.dtype, params=m.params)
+
+
+def _error_row(step: Step, e: BaseException, run_id: str, oversubscribed: bool) -> dict[str, Any]:
+    if isinstance(e, SkipBench):
+        return make_row(step, run_id=run_id, status="skipped", error=str(e), oversubscribed=oversubscribed)
+    tb = traceback.format_exception_only(type(e), e)[-1].strip()
+    where = traceback.extract_tb(e.__traceback__)[-1:] if e.__traceback__ else []
+    loc = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
+    _free_cuda_cache(step.device)
+    return make_row(step, run_id=run_id, status="failed", error=f"{tb}{loc}"[-2000:], oversubscribed=oversubscribed)
+
+
 def execute(step: Step, cfg: TimingConfig, run_id: str, ranks_per_node: int | None = None) -> dict[str, Any]:
     """Run one step and return its row; never raises for a bench's own failure."""
-    oversubscribed = is_oversubscribed(ranks_per_node or step.world_size, step.device) \
-        if step.bench in DISTRIBUTED_BENCHES else False
+    oversubscribed = _oversubscribed(step, ranks_per_node)
     try:
-        if step.bench in injected_failures():
-            raise RuntimeError(f"injected failure ({FAIL_ENV}={os.environ.get(FAIL_ENV)})")
+        _check_injected(step)
         m = bench_function(step.bench)(step, cfg)
-        extra = {**m.extra, "loadavg_1m": _loadavg()}  # others' load on a shared machine skews timings
-        return make_row(step, run_id=run_id, times_s=m.times_s, flops=m.flops, bytes=m.bytes, extra=extra,
-                        oversubscribed=oversubscribed, dtype=m.dtype, params=m.params)
-    except SkipBench as e:
-        return make_row(step, run_id=run_id, status="skipped", error=str(e), oversubscribed=oversubscribed)
+        return _ok_row(step, m, run_id, oversubscribed)
     except Exception as e:
-        tb = traceback.format_exception_only(type(e), e)[-1].strip()
-        where = traceback.extract_tb(e.__traceback__)[-1:] if e.__traceback__ else []
-        loc = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
-        _free_cuda_cache(step.device)
-        return make_row(step, run_id=run_id, status="failed", error=f"{tb}{loc}"[-2000:],
-                        oversubscribed=oversubscribed)
+        return _error_row(step, e, run_id, oversubscribed)
+
+
+def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
+                        on_row: Callable[[dict[str, Any]], None]) -> None:
+    """Measure local steps together, their samples interleaved over the group's wall time
+    (timing.time_interleaved); `on_row(row)` fires as each point finishes (or fails at once).
+    Steps without a prepare function are executed one by one first."""
+    prepared: list[tuple[Step, Prepared]] = []
+    for step in steps:
+        prepare = prepare_function(step.bench)
+        if prepare is None:
+            on_row(execute(step, cfg, run_id))
+            continue
+        try:
+            _check_injected(step)
+            prepared.append((step, prepare(step)))
+        except Exception as e:
+            on_row(_error_row(step, e, run_id, False))
+
+    def done(i: int, result: Any) -> None:
+        step, p = prepared[i]
+        if isinstance(result, BaseException):
+            row = _error_row(step, result, run_id, False)
+        else:
+            try:
+                row = _ok_row(step, p.done(result), run_id, False)
+            except Exception as e:
+                row = _error_row(step, e, run_id, False)
+        on_row(row)
+
+    time_interleaved([(p.fn, p.device, p.mode) for _, p in prepared], cfg, done)
 
 
 def _loadavg() -> float | None:
@@ -75,6 +143,27 @@ def _loadavg() -> float | None:
         return round(os.getloadavg()[0], 2)
     except OSError:
         return None
+
+
+def _threads() -> int | None:
+    try:
+        import torch
+
+        return int(torch.get_num_threads())
+    except Exception:
+        return None
+
+
+def set_run_threads() -> int:
+    """The CPU threads a calibration run uses in-process: every CPU this process may use. The runner and
+    `remeasure` both call this, so a re-measured point repeats the experiment it checks."""
+    import torch
+
+    from calibration.timing import available_cpus
+
+    threads = available_cpus()
+    torch.set_num_threads(threads)
+    return threads
 
 
 def _free_cuda_cache(device: str) -> None:
@@ -94,11 +183,13 @@ def remeasure(rows: list[dict[str, Any]], nproc: int | None = None, mode: str = 
     from calibration.timing import timing_for
 
     run_id = f"remeasure-{time.strftime('%Y%m%dT%H%M%S')}"
+    set_run_threads()  # the same in-process threads as `calibration run` (torchrun workers set their own)
     steps = [Step.from_dict(r) for r in rows]
     out: dict[str, dict[str, Any]] = {}
     local = [s for s in steps if s.bench not in DISTRIBUTED_BENCHES]
-    for s in local:
-        out[s.key()] = execute(s, timing_for(mode, s.device), run_id)
+    for device in sorted({s.device for s in local}):  # interleaved, as `calibration run` measures them
+        execute_interleaved([s for s in local if s.device == device], timing_for(mode, device), run_id,
+                            lambda row: out.__setitem__(step_key(row), row))
     groups: dict[tuple[str, int], list[Step]] = {}
     for s in steps:
         if s.bench in DISTRIBUTED_BENCHES:

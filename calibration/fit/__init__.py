@@ -22,16 +22,17 @@ def fit_all(rows: list[dict[str, Any]], env: dict[str, Any] | None = None) -> di
     """All fits, keyed as in the profile's `fits` section. Indices in points' `rows` refer to `rows`."""
     env = env or {}
     roofline = fit_roofline(rows, env)
+    compute = fit_compute(rows, env)
     return {
-        "compute": fit_compute(rows, env),
+        "compute": compute,
         "collectives": fit_collectives(rows),
         "parameter_server": fit_parameter_server(rows),
         "ddp": fit_ddp(rows),
         "inference": {
             "roofline": roofline,
             "quantization": fit_quantization(rows, roofline),
-            "prefill": fit_prefill(rows),
+            "prefill": fit_prefill(rows, compute),
             "decode": fit_decode(rows),
-            "pruning": fit_pruning(rows),
+            "pruning": fit_pruning(rows, env),
         },
     }

@@ -1,7 +1,8 @@
 """Collective fits: alpha-beta per (op, world size), t = alpha_s + bytes * c(n) / (busbw_GBps * 1e9),
 with c(n) the nccl-tests bus factor (doc/PERFORMANCE.md), plus a flat-then-linear variant
 t = max(floor_s, alpha-beta) for transports with a latency floor (gloo all_reduce on CPU is flat to
-~1 MB, machine-notes). World size 1 moves nothing (c = 0): only a constant is fitted, and labelled.
+~1 MB, machine-notes). World size 1 moves nothing across a link (c = 0): a constant call cost, or a call
+cost plus a local copy of the buffer (gloo copies input to output for all_gather and reduce_scatter), labelled.
 
 Per op, a `cross_world` fit pools the smaller world sizes (one alpha, one busbw) and is checked on the
 largest non-oversubscribed world: the test of whether busbw transfers across world sizes.
@@ -20,6 +21,7 @@ from simulator.profile import BUS_FACTORS, bus_factor, predict_s
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
 FORMULAS = {
     "constant": "t_s = alpha_s (world size 1: nothing crosses a link)",
+    "local_copy": "t_s = alpha_s + message_bytes / (copy_GBps * 1e9) (world size 1: a local copy, no link)",
     "alpha_beta": "t_s = alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9)",
     "flat_then_linear": "t_s = max(floor_s, alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9))",
 }
@@ -43,10 +45,24 @@ def _models(op: str, x: np.ndarray, t_s: np.ndarray, n: np.ndarray) -> list[Mode
     ]
 
 
-def _constant_model(t_s: np.ndarray) -> Model:
-    a0 = float(np.median(t_s))
-    return Model("constant", FORMULAS["constant"], ("alpha_s",), lambda p, f: predict_s({"model": "constant", "params": p}, **f),
-                 lower=(1e-9,), upper=(10.0,), log_params=(True,), starts=((a0,),))
+COPYING_OPS = ("all_gather", "reduce_scatter")  # out-of-place: even one rank copies its input to its output
+
+
+def _world1_models(op: str, x: np.ndarray, t_s: np.ndarray) -> list[Model]:
+    """World size 1 moves nothing across a link. all_gather and reduce_scatter are out of place, so even a
+    single rank copies input to output (gloo and nccl alike): a call cost plus a local copy; all_reduce and
+    broadcast work in place: a constant call cost. (Chosen by the operation, not by cross-validation: the
+    small sizes' microsecond noise would otherwise decide between the two.)"""
+    if op in COPYING_OPS:
+        a0 = float(np.min(t_s))
+        c0 = float(np.max(x / t_s)) / 1e9
+        return [Model("local_copy", FORMULAS["local_copy"], ("alpha_s", "copy_GBps"),
+                      lambda p, f: predict_s({"model": "local_copy", "params": p}, **f),
+                      lower=(1e-9, 1e-3), upper=(10.0, 1e5), log_params=(True, True),
+                      starts=((a0, c0), (a0 / 2, c0 * 10), (a0, c0 * 100)))]
+    return [Model("constant", FORMULAS["constant"], ("alpha_s",),
+                  lambda p, f: predict_s({"model": "constant", "params": p}, **f),
+                  lower=(1e-9,), upper=(10.0,), log_params=(True,), starts=((float(np.median(t_s)),),))]
 
 
 def _points(op: str, items: list[tuple[int, dict[str, Any]]]) -> Points:
@@ -72,10 +88,12 @@ def fit_collectives(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for w in worlds:
             pts = _points(op, [(i, r) for i, r in items if int(r.get("world_size", 1)) == w])
             meta = {"op": op, "world_size": w, "bus_factor_value": float(bus_factor(op, w))}
-            models = [_constant_model(pts.y)] if w == 1 else _models(op, pts.x, pts.y, pts.feats["world_size"])
+            models = _world1_models(op, pts.x, pts.y) if w == 1 else _models(op, pts.x, pts.y, pts.feats["world_size"])
             rec = fit_largest_heldout(models, pts, x_name="message_bytes", meta=meta)
             if w == 1 and rec["status"] == "ok":
-                rec["label"] = "world size 1: a constant call cost; no bandwidth is measurable"
+                rec["label"] = ("world size 1: no link is crossed; a call cost" +
+                                (" plus a local copy of the buffer" if rec["model"] == "local_copy" else "") +
+                                " (no bus bandwidth is measurable)")
             by_world[str(w)] = rec
         out[op] = {"bus_factor": BUS_FACTORS[op], "by_world": by_world,
                    "cross_world": _cross_world(op, items, worlds)}

@@ -29,17 +29,50 @@ from simulator.profile import predict_s
 
 FORMULAS = {
     "roofline": "t_s = overhead_s + max(flops / (achieved_tflops * 1e12), ws_bytes / (mem_GBps * 1e9))",
+    "roofline_sum": "t_s = overhead_s + flops / (achieved_tflops * 1e12) + ws_bytes / (mem_GBps * 1e9)",
+    "roofline_sum_gemv": "roofline_sum with ws_bytes / (gemv_GBps * 1e9) for batch 1 (the library's GEMV path)",
+    "roofline_sum_gemv_act": "roofline_sum_gemv + act_bytes / (act_GBps * 1e9); act_bytes = batch * hidden * "
+                             "layers * activation element bytes (bias, ReLU, dynamic quantisation per element)",
+    "hill_roofline_sum_gemv": "roofline_sum_gemv with flops / (achieved_tflops * 1e12 * eff), eff = 1 / (1 + "
+                              "(x_half_flops / flops) ** hill_exponent): efficiency ramps up with size",
     "roofline_two_tier": "roofline with ws_bytes * ((1 - out) / (cache_GBps * 1e9) + out / (dram_GBps * 1e9)); "
                          "out = 1 / (1 + exp(-4 * (log2(ws_bytes) - log2(cache_bytes))))",
 }
 
 
-def roofline_models(flops: np.ndarray, t_s: np.ndarray, ws: np.ndarray, cache_bytes: float | None) -> list[Model]:
+def roofline_models(flops: np.ndarray, t_s: np.ndarray, ws: np.ndarray, cache_bytes: float | None,
+                    batch: np.ndarray | None = None, act: bool = False) -> list[Model]:
+    """max() rooflines (one or two memory tiers) and the no-overlap form (Calculon's "no_overlap": weight
+    streaming and arithmetic added, as small-batch GEMMs behave on CPUs), with a GEMV rate for batch 1
+    when batch-1 points exist (libraries dispatch one-row products to GEMV kernels)."""
     r0, b0, o0 = float(np.max(flops / t_s)) / 1e12, float(np.max(ws / t_s)) / 1e9, float(np.min(t_s)) / 2
     base = ("overhead_s", "achieved_tflops")
+    starts = ((o0, r0, b0), (o0 / 10, 2 * r0, 2 * b0), (o0, r0 / 2, b0 / 2))
     models = [Model("roofline", FORMULAS["roofline"], (*base, "mem_GBps"), time_predictor("roofline"),
                     lower=(1e-9, 1e-5, 1e-3), upper=(10.0, 1e4, 1e6), log_params=(True, True, True),
-                    starts=((o0, r0, b0), (o0 / 10, 2 * r0, 2 * b0), (o0, r0 / 2, b0 / 2)))]
+                    starts=starts),
+              Model("roofline_sum", FORMULAS["roofline_sum"], (*base, "mem_GBps"), time_predictor("roofline_sum"),
+                    lower=(1e-9, 1e-5, 1e-3), upper=(10.0, 1e4, 1e6), log_params=(True, True, True),
+                    starts=starts)]
+    if batch is not None and np.any(batch < 1.5) and np.any(batch >= 1.5):
+        models.append(Model("roofline_sum_gemv", FORMULAS["roofline_sum_gemv"], (*base, "mem_GBps", "gemv_GBps"),
+                            time_predictor("roofline_sum_gemv"), lower=(1e-9, 1e-5, 1e-3, 1e-3),
+                            upper=(10.0, 1e4, 1e6, 1e6), log_params=(True,) * 4,
+                            starts=tuple((*st, st[2] * f) for st in starts for f in (1.0, 3.0))))
+        if act:
+            models.append(Model("roofline_sum_gemv_act", FORMULAS["roofline_sum_gemv_act"],
+                                (*base, "mem_GBps", "gemv_GBps", "act_GBps"), time_predictor("roofline_sum_gemv_act"),
+                                lower=(1e-9, 1e-5, 1e-3, 1e-3, 1e-3), upper=(10.0, 1e4, 1e6, 1e6, 1e6),
+                                log_params=(True,) * 5,
+                                starts=tuple((*st, st[2], a) for st in starts for a in (0.3, 3.0))))
+        x0 = float(np.median(flops))
+        models.append(Model("hill_roofline_sum_gemv", FORMULAS["hill_roofline_sum_gemv"],
+                            ("overhead_s", "achieved_tflops", "x_half_flops", "hill_exponent", "mem_GBps", "gemv_GBps"),
+                            time_predictor("hill_roofline_sum_gemv"),
+                            lower=(1e-9, 1e-5, 1.0, 0.25, 1e-3, 1e-3), upper=(10.0, 1e4, 1e18, 4.0, 1e6, 1e6),
+                            log_params=(True, True, True, False, True, True),
+                            starts=tuple((o, r * 2, x0 * xs, g, b, b * 2) for o, r, b in starts[:2]
+                                         for xs in (0.1, 1.0) for g in (0.7, 1.5))))
     if cache_bytes:
         models.append(Model(
             "roofline_two_tier", FORMULAS["roofline_two_tier"], (*base, "cache_GBps", "dram_GBps"),
@@ -75,14 +108,24 @@ def fit_roofline(rows: list[dict[str, Any]], env: dict[str, Any]) -> dict[str, A
         flops = np.array([float(r["flops"]) for _, r in items])
         ws = np.array([float(r["bytes"]) for _, r in items])
         t_s = np.array([float(r["median_s"]) for _, r in items])
-        pts = Points(feats={"flops": flops, "ws_bytes": ws}, y=t_s, x=flops, rows=[[i] for i, _ in items],
-                     extra=[{"ws_bytes": float(ws[j]), "batch": num(r, "batch"), "hidden": num(r, "hidden")}
+        batch = np.array([num(r, "batch", 0.0) or 0.0 for _, r in items])
+        feats = {"flops": flops, "ws_bytes": ws}
+        if np.all(batch > 0):
+            feats["batch"] = batch
+            act_elt = 2.0 if str(items[0][1].get("dtype")) in ("bf16", "fp16") else 4.0  # int8 dynamic: fp32 in/out
+            feats["act_bytes"] = np.array([(num(r, "batch") or 0.0) * (num(r, "hidden") or 0.0)
+                                           * (num(r, "layers") or 1.0) * act_elt for _, r in items])
+        pts = Points(feats=feats, y=t_s, x=flops, rows=[[i] for i, _ in items],
+                     extra=[{"ws_bytes": float(ws[j]), "batch": num(r, "batch"), "hidden": num(r, "hidden"),
+                             **({"act_bytes": float(feats["act_bytes"][j])} if "act_bytes" in feats else {})}
                             for j, (_, r) in enumerate(items)])
         train, held, rule = split_largest(flops, min_train=4, x_name="flops")
         n_out = int((ws[train] > cache_bytes).sum())
         tiers = cache_bytes if key.startswith("cpu/") and n_out >= 2 and len(train) - n_out >= 2 else None
         device, dtype, path = key.split("/", 2)
-        rec = fit_record(roofline_models(flops, t_s, ws, tiers), pts, train, held, rule, x_name="flops",
+        models = roofline_models(flops[train], t_s[train], ws[train], tiers,
+                                 feats["batch"][train] if "batch" in feats else None, act="act_bytes" in feats)
+        rec = fit_record(models, pts, train, held, rule, x_name="flops",
                          meta={"device": device, "dtype": dtype, "path": path})
         if rec["status"] == "ok":
             rec["efficiencies"] = _efficiencies(rec["params"], env, dtype)
@@ -113,7 +156,8 @@ def _speedup_record(q: str, pairs: list, roofline: dict[str, Any]) -> dict[str, 
                 for r in (r32, rq)]
         if not all(f and f.get("status") == "ok" for f in fits):
             continue
-        t = [float(predict_s(f, flops=r["flops"], ws_bytes=r["bytes"])) for f, r in zip(fits, (r32, rq), strict=True)]
+        t = [float(predict_s(f, flops=r["flops"], ws_bytes=r["bytes"], batch=num(r, "batch"),
+                             act_bytes=_act_bytes(f, r))) for f, r in zip(fits, (r32, rq), strict=True)]
         is_held = any(i in _heldout_rows(f) for f, i in zip(fits, (i32, iq), strict=True))
         (held if is_held else train).append({"x": float(hidden or 0), "measured": s, "predicted": t[0] / t[1],
                                              "rows": [i32, iq], "batch": batch})
@@ -132,6 +176,13 @@ def _speedup_record(q: str, pairs: list, roofline: dict[str, Any]) -> dict[str, 
                   "heldout_rule": "pairs where either row was held out of its roofline fit",
                   "points": {"train": train, "heldout": held}}
     return rec
+
+
+def _act_bytes(fit: dict[str, Any], row: dict[str, Any]) -> float | None:
+    for p in fit["points"]["train"] + fit["points"]["heldout"]:
+        if p.get("batch") == num(row, "batch") and p.get("hidden") == num(row, "hidden"):
+            return p.get("act_bytes")
+    return None
 
 
 def _heldout_rows(fit: dict[str, Any]) -> set[int]:

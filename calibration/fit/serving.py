@@ -1,8 +1,13 @@
 """Prefill and decode step times of a small decoder, per (device, dtype, model shape).
 
-prefill: t = overhead_s + tokens * per_token_s [+ tokens * prompt * per_token_ctx_s]   (attention ~ s^2)
+prefill: the decoder's forward as its GEMM inventory (QKV, output, FFN on batch*prompt tokens, causal
+         attention, the vocabulary head), timed by the profile's GEMM fit of the same device and dtype, plus
+         a memory-bound term per element moved: t = overhead_s + gemm_scale * sum(GEMM fit) + elements *
+         element_bytes / elem_GBps.  The GEMM fit carries the efficiency ramp from weight-streaming (short
+         prompts) to compute-bound (long ones) that a straight line in tokens cannot; a linear-in-tokens
+         model stays a candidate (and the only one without a GEMM fit).
 decode:  t = overhead_s + batch * per_seq_s + batch * context * per_kv_token_s           (KV reads ~ b*ctx)
-The quadratic / KV terms are kept only if cross-validation on the training points says they pay.
+The extra terms are kept only if cross-validation on the training points says they pay.
 """
 
 from __future__ import annotations
@@ -12,6 +17,14 @@ from typing import Any
 import numpy as np
 
 from calibration.fit.common import Model, Points, fit_largest_heldout, num, usable
+from calibration.fit.compute import ELEMENT_BYTES
+from simulator.profile import predict_s
+from simulator.profile_models import inventory_gemm_s
+
+INVENTORY_FORMULA = ("t_s = overhead_s + gemm_scale * sum(GEMM fit over the decoder's forward GEMMs) + "
+                     "elem_elements * element_bytes / (elem_GBps * 1e9); inventory in "
+                     "simulator/profile_models.py:decoder_prefill_inventory")
+SHAPE = ("layers", "hidden", "heads", "vocab", "batch", "prompt")
 
 
 def _linear_model(name: str, formula: str, params: tuple[str, ...], terms: tuple[str, ...],
@@ -31,7 +44,39 @@ def _shape_key(r: dict[str, Any]) -> str:
     return f"{r.get('device')}/{r.get('dtype')}/L{p.get('layers')}-h{p.get('hidden')}"
 
 
-def fit_prefill(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _inventory_models(t_s: np.ndarray, gemm_s: np.ndarray, elt: float, gemm: dict[str, Any],
+                      elem_GBps: float | None) -> list[Model]:
+    """With a block fit of the same device and dtype, its elementwise rate (fitted on forward + backward
+    layers, where norms, adds and softmax weigh enough to be identified) times the prefill's elementwise
+    traffic too: short prompts alone cannot tell that term from the call overhead."""
+    def predict(p: dict[str, float], f: dict[str, np.ndarray]) -> np.ndarray:
+        return predict_s({"model": "prefill_inventory", "params": p, "gemm_fit": gemm}, **f)
+
+    o0 = float(np.min(np.maximum(t_s - gemm_s, 0.05 * t_s))) / 2
+    if elem_GBps:
+        fixed = {"element_bytes": elt, "elem_GBps": float(elem_GBps)}
+        return [
+            Model("prefill_inventory", INVENTORY_FORMULA, ("overhead_s",), predict, lower=(1e-7,), upper=(1.0,),
+                  log_params=(True,), starts=((o0,), (o0 / 10,)), fixed={**fixed, "gemm_scale": 1.0},
+                  label="prefill_inventory (gemm_scale = 1, elem_GBps from the block fit)"),
+            Model("prefill_inventory", INVENTORY_FORMULA, ("overhead_s", "gemm_scale"), predict,
+                  lower=(1e-7, 0.3), upper=(1.0, 5.0), log_params=(True, False),
+                  starts=((o0, 1.0), (o0 / 10, 1.3), (o0, 0.8)), fixed=fixed,
+                  label="prefill_inventory (gemm_scale fitted, elem_GBps from the block fit)"),
+        ]
+    return [
+        Model("prefill_inventory", INVENTORY_FORMULA, ("overhead_s", "elem_GBps"), predict,
+              lower=(1e-7, 1e-2), upper=(1.0, 1e4), log_params=(True, True),
+              starts=((o0, 10.0), (o0 / 10, 30.0), (o0, 3.0)),
+              fixed={"gemm_scale": 1.0, "element_bytes": elt}, label="prefill_inventory (gemm_scale = 1)"),
+        Model("prefill_inventory", INVENTORY_FORMULA, ("overhead_s", "gemm_scale", "elem_GBps"), predict,
+              lower=(1e-7, 0.3, 1e-2), upper=(1.0, 5.0, 1e4), log_params=(True, False, True),
+              starts=((o0, 1.0, 10.0), (o0 / 10, 1.3, 30.0), (o0, 0.8, 3.0)),
+              fixed={"element_bytes": elt}, label="prefill_inventory (gemm_scale fitted)"),
+    ]
+
+
+def fit_prefill(rows: list[dict[str, Any]], compute: dict[str, Any] | None = None) -> dict[str, Any]:
     groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for i, r in usable(rows, ["prefill"]):
         if (num(r, "prompt") or num(r, "prompt_len")) and num(r, "batch", 1.0):
@@ -41,18 +86,35 @@ def fit_prefill(rows: list[dict[str, Any]]) -> dict[str, Any]:
         prompt = np.array([num(r, "prompt") or num(r, "prompt_len") for _, r in items])
         tokens = prompt * np.array([num(r, "batch", 1.0) for _, r in items])
         t_s = np.array([float(r["median_s"]) for _, r in items])
-        pts = Points(feats={"tokens": tokens, "tokens_x_prompt": tokens * prompt}, y=t_s, x=prompt,
-                     rows=[[i] for i, _ in items],
-                     extra=[{"tokens": float(tokens[j]), "per_token_s": float(t_s[j] / tokens[j])}
-                            for j in range(len(items))])
-        models = [
-            _linear_model("prefill_linear", "t_s = overhead_s + tokens * per_token_s",
-                          ("overhead_s", "per_token_s"), ("one", "tokens"), t_s),
-            _linear_model("prefill_quadratic", "t_s = overhead_s + tokens * per_token_s + tokens * prompt * "
-                          "per_token_ctx_s", ("overhead_s", "per_token_s", "per_token_ctx_s"),
-                          ("one", "tokens", "tokens_x_prompt"), t_s),
-        ]
-        out[key] = fit_largest_heldout(models, pts, x_name="prompt", meta={"shape": key})
+        device, dtype = key.split("/")[:2]
+        gemm_fit = ((compute or {}).get("gemm") or {}).get(f"{device}/{dtype}")
+        shape = {k: np.array([num(r, k) or 0.0 for _, r in items]) for k in SHAPE}
+        use_inventory = bool(gemm_fit and gemm_fit.get("status") == "ok" and all(np.all(v > 0) for v in shape.values()))
+        feats = {"tokens": tokens, "tokens_x_prompt": tokens * prompt, **(shape if use_inventory else {})}
+        extra = [{"tokens": float(tokens[j]), "per_token_s": float(t_s[j] / tokens[j]),
+                  **({k: float(v[j]) for k, v in shape.items()} if use_inventory else {})} for j in range(len(items))]
+        pts = Points(feats=feats, y=t_s, x=prompt, rows=[[i] for i, _ in items], extra=extra)
+        linear = _linear_model("prefill_linear", "t_s = overhead_s + tokens * per_token_s",
+                               ("overhead_s", "per_token_s"), ("one", "tokens"), t_s)
+        meta: dict[str, Any] = {"shape": key}
+        if use_inventory:
+            elt = float(ELEMENT_BYTES.get(dtype, 4))
+            gemm = {"model": gemm_fit["model"], "params": dict(gemm_fit["params"])}
+            gemm_s = np.asarray(inventory_gemm_s({"model": "prefill_inventory", "params": {"element_bytes": elt},
+                                                  "gemm_fit": gemm}, **shape), dtype=float)
+            for j, e in enumerate(extra):
+                e["gemm_s"] = float(gemm_s[j])
+            block = ((compute or {}).get("block_fwd_bwd") or {}).get(f"{device}/{dtype}") or {}
+            elem = (block.get("params") or {}).get("elem_GBps") if block.get("model") == "block_inventory" else None
+            models = [*_inventory_models(t_s, gemm_s, elt, gemm, elem), linear]
+            meta.update(gemm_fit=gemm, gemm_fit_source=f"fits.compute.gemm.{device}/{dtype}")
+            if elem:
+                meta["elem_GBps_source"] = f"fits.compute.block_fwd_bwd.{device}/{dtype}"
+        else:
+            models = [linear, _linear_model(
+                "prefill_quadratic", "t_s = overhead_s + tokens * per_token_s + tokens * prompt * per_token_ctx_s",
+                ("overhead_s", "per_token_s", "per_token_ctx_s"), ("one", "tokens", "tokens_x_prompt"), t_s)]
+        out[key] = fit_largest_heldout(models, pts, x_name="prompt", meta=meta)
     return out
 
 
