@@ -12,6 +12,7 @@ at worst one truncated last line, which `read_rows` skips.  Imports no torch.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -136,16 +137,19 @@ def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # ranks and the runner append to one file: one writer at a time
         size = os.fstat(fd).st_size
         if size:
             with p.open("rb") as f:
                 f.seek(size - 1)
                 if f.read(1) != b"\n":
                     line = b"\n" + line
-        os.write(fd, line)
+        written = 0
+        while written < len(line):  # os.write may write less than asked
+            written += os.write(fd, line[written:])
         os.fsync(fd)
     finally:
-        os.close(fd)
+        os.close(fd)  # closing releases the lock
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
