@@ -89,7 +89,8 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
             raise ValueError(f"profile {name!r}: no fitted GEMM throughput (fits.compute.gemm) to plan with")
         fields = {
             "peak_tflops": peaks, "hbm_GB": ASSUMED_CPU["hbm_GB"], "hbm_GBps": 50.0, "intra_node_GBps": 2.0,
-            "intra_node_latency_s": 3e-4, "inter_node_GBps": 1.0, "inter_node_latency_s": 1e-3, "gpus_per_node": 1,
+            "intra_node_latency_s": 3e-4, "inter_node_GBps": 1.0, "inter_node_latency_s": 1e-3,
+            "gpus_per_node": int(max(1, env.get("physical_cores") or 1)),
             "tdp_W": ASSUMED_CPU["tdp_W"], "gpu_hour_usd": ASSUMED_CPU["gpu_hour_usd"], "vendor": env.get("cpu_model", "CPU"),
             "gemm_eff_max": 1.0, "price_date": date,
         }
@@ -100,7 +101,6 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
             "inter_node": "assumed: a single-node calibration does not measure the network between nodes",
             "tdp": "assumed: 100 W per worker", "price": "assumed: $0.10 per worker-hour",
         }
-        fields["gpus_per_node"] = int(max(1, env.get("physical_cores") or 1))
     ar = _largest_allreduce(profile)
     if ar is not None:
         world, fit = ar
