@@ -423,3 +423,26 @@ def test_validate_not_counted_section(tmp_path, monkeypatch):
     assert counted == {"fits.compute.gemm.cpu/fp32"} and summary["n_points_not_counted"] > 0
     assert "fits.collectives.all_reduce.by_world.2" not in summary["mape_pct_by_fit"]
     assert "Not counted in the overall MAPE" in validate.render_markdown(results, summary)
+
+
+def test_validate_remeasures_the_whole_run_by_default(tmp_path):
+    """A held-out point's timing depends on its interleaving mix, so validate re-times the run's points with it."""
+    path = write_profile(tmp_path, gemm_rows() + collective_rows("all_reduce", 2, 50e-6, 2.3), {"cpu_model": "T"})
+    prof = load_profile(path)
+    wanted = sorted({i for t in validate.heldout_targets(prof) for i in t["rows"]})
+    seen: list[int] = []
+
+    def counting(rows_in, nproc=None):
+        seen.append(len(rows_in))
+        return rows_in
+
+    ok_rows = [i for i, r in enumerate(prof["measurements"]) if r["status"] == "ok"]
+    assert set(wanted) < set(validate.context_rows(prof, wanted, "run")) == set(ok_rows)
+    assert validate.context_rows(prof, wanted, "heldout") == wanted
+    run = validate.compare(prof, counting)
+    held = validate.compare(prof, counting, context="heldout")
+    assert seen == [len(ok_rows), len(wanted)]
+    assert [r["measured"] for r in run] == [r["measured"] for r in held]
+    assert validate.summarize(run, context="run")["context"] == "run"
+    with pytest.raises(ValueError, match="context"):
+        validate.context_rows(prof, wanted, "everything")
