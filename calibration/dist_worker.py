@@ -1,6 +1,7 @@
 """torchrun entry: `python -m torch.distributed.run ... -m calibration.dist_worker SPEC.json`.
 
-Every rank runs every step of the spec; after each step the ranks exchange their status, and local
+Every rank runs every step of the spec (consecutive collectives together, their samples interleaved);
+after each step the ranks exchange their status, and local
 rank 0 of each node appends the row (times are already the max over ranks) and prints a
 CALIB_STEP_DONE line for the runner's progress.  A process group that breaks ends the launch; the
 runner records the steps it did not reach as failed.
@@ -20,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from calibration.bench.launch import DONE_PREFIX, label
-from calibration.bench.registry import execute
+from calibration.bench.registry import INTERLEAVED_DISTRIBUTED, execute, execute_collectives_interleaved
 from calibration.rows import Step, append_row, failed_row
 from calibration.timing import timing_for
 
@@ -45,6 +46,24 @@ def _merge(row: dict[str, Any], statuses: list[tuple[str, str | None]], step: St
     return row
 
 
+INTERLEAVE_MAX_BYTES = 512 << 20  # message bytes timed together: bounds the buffers held at once
+
+
+def _interleavable(steps: list[Step], start: int, world: int) -> list[Step]:
+    """The run of collective steps from `start` on (this world size) to time together, at most
+    INTERLEAVE_MAX_BYTES of messages; [] when steps[start] is not one (DDP steps are timed alone)."""
+    batch: list[Step] = []
+    total = 0.0
+    for step in steps[start:]:
+        nbytes = float(step.params.get("bytes") or 0)
+        if step.bench not in INTERLEAVED_DISTRIBUTED or step.world_size != world or (
+                batch and total + nbytes > INTERLEAVE_MAX_BYTES):
+            break
+        batch.append(step)
+        total += nbytes
+    return batch
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
     device, run_id, rows_path = spec["device"], spec["run_id"], Path(spec["rows_path"])
@@ -53,28 +72,38 @@ def main(argv: list[str]) -> int:
     rank, world = dist.get_rank(), dist.get_world_size()
     writer = int(os.environ.get("LOCAL_RANK", "0")) == 0
     cfg = timing_for(spec["mode"], device)
-    broken = False
-    for d in spec["steps"]:
-        step = Step.from_dict(d)
-        if step.world_size != world:
-            row = failed_row(step, f"launched with world_size {world}, step wants {step.world_size}", run_id=run_id)
+    steps = [Step.from_dict(d) for d in spec["steps"]]
+    ranks_per_node = int(spec["ranks_per_node"])
+    broken, i = False, 0
+    while i < len(steps) and not broken:
+        batch = _interleavable(steps, i, world)
+        if batch:  # collectives of this launch, timed together (registry.execute_collectives_interleaved)
+            rows, broken = execute_collectives_interleaved(batch, cfg, run_id, ranks_per_node)
         else:
-            row = execute(step, cfg, run_id, ranks_per_node=int(spec["ranks_per_node"]))
-        try:
-            statuses: list[Any] = [None] * world
-            dist.all_gather_object(statuses, (row["status"], row["error"]))
-            row = _merge(row, statuses, step, run_id)
-        except Exception as e:  # the group is gone (a rank died or timed out): stop this launch
-            broken = True
-            if row["status"] == "ok":
-                row = failed_row(step, f"rank {rank}: process group broke after the step: {e}", run_id=run_id)
-        if writer:
-            append_row(rows_path, row)
-            print(DONE_PREFIX + json.dumps({"key": step.key(), "status": row["status"], "label": label(step)}),
-                  flush=True)
+            step = steps[i]
+            batch = [step]
+            if step.world_size != world:
+                rows = [failed_row(step, f"launched with world_size {world}, step wants {step.world_size}",
+                                   run_id=run_id)]
+            else:
+                rows = [execute(step, cfg, run_id, ranks_per_node=ranks_per_node)]
+        for step, row in zip(batch, rows, strict=True):
+            if not broken:
+                try:
+                    statuses: list[Any] = [None] * world
+                    dist.all_gather_object(statuses, (row["status"], row["error"]))
+                    row = _merge(row, statuses, step, run_id)
+                except Exception as e:  # the group is gone (a rank died or timed out): stop this launch
+                    broken = True
+                    if row["status"] == "ok":
+                        row = failed_row(step, f"rank {rank}: process group broke after the step: {e}",
+                                         run_id=run_id)
+            if writer:
+                append_row(rows_path, row)
+                print(DONE_PREFIX + json.dumps({"key": step.key(), "status": row["status"], "label": label(step)}),
+                      flush=True)
+        i += len(batch)
         gc.collect()
-        if broken:
-            break
     if not broken:
         dist.barrier()
     dist.destroy_process_group()

@@ -106,7 +106,7 @@ def _warm_up(fn: Callable[[], object], device: str, cfg: TimingConfig) -> list[f
     return warm
 
 
-def _sample(fn: Callable[[], object], device: str, inner: int) -> float:
+def sample_s(fn: Callable[[], object], device: str, inner: int) -> float:
     """Seconds for `inner` back-to-back calls (CUDA: events around them)."""
     if device == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -143,7 +143,7 @@ def time_fn(fn: Callable[[], object], device: str, cfg: TimingConfig,
             break
         if barrier is not None:
             barrier()
-        dt_s = _sample(fn, device, inner)
+        dt_s = sample_s(fn, device, inner)
         times_s.append(dt_s / inner)
         spent_s += dt_s
     times_s.info = {"inner": inner, "warmup_calls": len(warm), "warmup_s": round(sum(warm), 4),
@@ -210,7 +210,7 @@ def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[
                 if p.rewarm:
                     p.fn()
                     sync(p.device)
-                p.times.append(_sample(p.fn, p.device, p.inner) / p.inner)
+                p.times.append(sample_s(p.fn, p.device, p.inner) / p.inner)
         except Exception as e:
             on_done(p.index, e)
             continue

@@ -284,3 +284,16 @@ def test_execute_interleaved_rows_say_how_they_were_timed():
     for r in rows:
         assert r["status"] == "ok", r["error"]
         assert r["extra"]["interleaved_with"] == 2 and r["extra"]["threads"] >= 1 and r["extra"]["inner"] >= 1
+
+
+def test_consecutive_collectives_of_one_world_are_batched_within_the_byte_cap():
+    from calibration.dist_worker import INTERLEAVE_MAX_BYTES, _interleavable
+
+    big = INTERLEAVE_MAX_BYTES // 2
+    steps = [Step("all_reduce", "cpu", "fp32", {"bytes": 1024}, 2), Step("broadcast", "cpu", "fp32", {"bytes": big}, 2),
+             Step("all_gather", "cpu", "fp32", {"bytes": big}, 2), Step("ddp_step", "cpu", "fp32", {"layers": 1}, 2),
+             Step("all_reduce", "cpu", "fp32", {"bytes": 1024}, 1)]
+    assert _interleavable(steps, 0, 2) == steps[:2]  # the third would pass the cap
+    assert _interleavable(steps, 2, 2) == steps[2:3]  # DDP steps are timed alone
+    assert _interleavable(steps, 3, 2) == []
+    assert _interleavable(steps, 4, 2) == []  # another world size

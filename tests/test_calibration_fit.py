@@ -373,7 +373,8 @@ def test_prefill_inventory_uses_the_gemm_fit_and_the_block_elementwise_rate():
     truth = {"overhead_s": 3e-3, "gemm_scale": 1.0, "elem_GBps": 6.0, "element_bytes": 4.0}
     fit = {"model": "prefill_inventory", "params": truth, "gemm_fit": GEMM_FIT}
     shape = {"layers": 4, "hidden": 512, "heads": 8, "vocab": 1000, "batch": 1}
-    rows = [row("prefill", predict_s(fit, **shape, prompt=s), **shape, prompt=s) for s in (16, 32, 64, 128, 256, 512)]
+    rows = [row("prefill", predict_s(fit, **shape, prompt=s), **shape, prompt=s)
+            for s in (16, 64, 256, 1024, 2048, 4096, 8192)]
     compute = {"gemm": {"cpu/fp32": {**GEMM_FIT, "status": "ok"}},
                "block_fwd_bwd": {"cpu/fp32": {"status": "ok", "model": "block_inventory", "params": {"elem_GBps": 6.0}}}}
     rec = fit_prefill(rows, compute)["cpu/fp32/L4-h512"]

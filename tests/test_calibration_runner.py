@@ -59,7 +59,25 @@ def test_collective_sweep_under_torchrun_two_ranks(tmp_path):
     for r in rows:
         assert r["status"] == "ok", r["error"]
         assert r["world_size"] == 2 and r["oversubscribed"] is False and r["median_s"] > 0
+        assert r["extra"]["interleaved_with"] == len(steps) - 1 and r["extra"]["best_of"] == 3
     assert rows[-1]["extra"]["server_in_bytes"] == 65536
+
+
+@pytest.mark.distributed
+def test_a_collective_failing_on_setup_is_recorded_and_the_others_are_timed(tmp_path, monkeypatch):
+    from calibration.bench.launch import launch
+
+    monkeypatch.setenv("MODELFOLIO_CALIB_FAIL", "broadcast")
+    steps = [Step(b, "cpu", "fp32", {"bytes": 4096}, 2) for b in ("all_reduce", "broadcast", "all_gather")]
+    steps.append(Step("ddp_step", "cpu", "fp32", {"layers": 1, "hidden": 64, "seq": 16, "batch": 2,
+                                                   "grad_bytes": 1}, 2))
+    result = launch(steps, device="cpu", world_size=2, rows_path=tmp_path / "rows.jsonl", run_id="t", mode="tiny",
+                    work_dir=tmp_path)
+    rows = {r["bench"]: r for r in read_rows(tmp_path / "rows.jsonl")}
+    assert result.rc == 0, result.log_path.read_text()[-2000:]
+    assert rows["broadcast"]["status"] == "failed" and "injected" in rows["broadcast"]["error"]
+    assert rows["all_reduce"]["status"] == rows["all_gather"]["status"] == rows["ddp_step"]["status"] == "ok"
+    assert rows["all_reduce"]["extra"]["interleaved_with"] == 1  # the two that could be timed, together
 
 
 @pytest.mark.distributed

@@ -8,16 +8,29 @@ Each repeat starts after a barrier; a repeat's time is the slowest rank's (max o
 
 from __future__ import annotations
 
+import heapq
+import time
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from calibration.bench.base import Measurement, SkipBench
 from calibration.rows import Step
-from calibration.timing import TimingConfig, Timings, time_fn
+from calibration.timing import TimingConfig, Timings, inner_count, median_rel_ci, sample_s, sync, time_fn
+
+
+@dataclass
+class Setup:
+    """A collective ready to call on every rank: `fn()` is one call moving `nbytes` (nccl-tests' size)."""
+
+    fn: Callable[[], object]
+    device: str
+    nbytes: float
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def device_name(step: Step) -> str:
@@ -104,15 +117,14 @@ def _call(names: tuple[str, ...], *args: torch.Tensor) -> str:
     raise AttributeError(f"none of torch.distributed.{names} exists")
 
 
-def all_reduce(step: Step, cfg: TimingConfig) -> Measurement:
+def setup_all_reduce(step: Step) -> Setup:
     device, world = device_name(step), dist.get_world_size()
     n = _elements(int(step.params["bytes"]), world)
     x = torch.rand(n, device=device)
-    times_s = _timed_collective(lambda: dist.all_reduce(x), device, n * 4, cfg)
-    return Measurement(times_s, bytes=n * 4.0, extra={"api": "all_reduce", "backend": dist.get_backend()})
+    return Setup(lambda: dist.all_reduce(x), device, n * 4.0, {"api": "all_reduce", "backend": dist.get_backend()})
 
 
-def all_gather(step: Step, cfg: TimingConfig) -> Measurement:
+def setup_all_gather(step: Step) -> Setup:
     device, world = device_name(step), dist.get_world_size()
     n = _elements(int(step.params["bytes"]), world)
     x = torch.rand(n // world, device=device)
@@ -124,12 +136,11 @@ def all_gather(step: Step, cfg: TimingConfig) -> Measurement:
         api = "all_gather(list)"
         outs = list(out.chunk(world))
         fn = lambda: dist.all_gather(outs, x)  # noqa: E731
-    times_s = _timed_collective(fn, device, n * 4, cfg)
-    return Measurement(times_s, bytes=n * 4.0, extra={"api": api, "per_rank_in_bytes": n * 4 // world,
-                                                      "backend": dist.get_backend()})
+    return Setup(fn, device, n * 4.0, {"api": api, "per_rank_in_bytes": n * 4 // world,
+                                       "backend": dist.get_backend()})
 
 
-def reduce_scatter(step: Step, cfg: TimingConfig) -> Measurement:
+def setup_reduce_scatter(step: Step) -> Setup:
     device, world = device_name(step), dist.get_world_size()
     n = _elements(int(step.params["bytes"]), world)
     x = torch.rand(n, device=device)
@@ -148,20 +159,19 @@ def reduce_scatter(step: Step, cfg: TimingConfig) -> Measurement:
         except (RuntimeError, NotImplementedError, ValueError) as e2:
             errors.append(f"list API: {e2}")
             raise RuntimeError(f"{dist.get_backend()} has no reduce_scatter: {'; '.join(errors)}") from e2
-    times_s = _timed_collective(fn, device, n * 4, cfg)
-    return Measurement(times_s, bytes=n * 4.0, extra={"api": api, "per_rank_out_bytes": n * 4 // world,
-                                                      "backend": dist.get_backend()})
+    return Setup(fn, device, n * 4.0, {"api": api, "per_rank_out_bytes": n * 4 // world,
+                                       "backend": dist.get_backend()})
 
 
-def broadcast(step: Step, cfg: TimingConfig) -> Measurement:
+def setup_broadcast(step: Step) -> Setup:
     device, world = device_name(step), dist.get_world_size()
     n = _elements(int(step.params["bytes"]), world)
     x = torch.rand(n, device=device)
-    times_s = _timed_collective(lambda: dist.broadcast(x, src=0), device, n * 4, cfg)
-    return Measurement(times_s, bytes=n * 4.0, extra={"api": "broadcast", "backend": dist.get_backend()})
+    return Setup(lambda: dist.broadcast(x, src=0), device, n * 4.0,
+                 {"api": "broadcast", "backend": dist.get_backend()})
 
 
-def ps_push_pull(step: Step, cfg: TimingConfig) -> Measurement:
+def setup_ps_push_pull(step: Step) -> Setup:
     """The last S ranks serve; each of the W workers pushes its gradient (bytes, sharded S ways)
     and pulls the updated parameter shards back.  Servers sum the W pushes and apply an SGD step."""
     device, world, rank = device_name(step), dist.get_world_size(), dist.get_rank()
@@ -198,7 +208,85 @@ def ps_push_pull(step: Step, cfg: TimingConfig) -> Measurement:
             for req in dist.batch_isend_irecv(ops):
                 req.wait()
 
-    times_s = _timed_collective(fn, device, n * 4, cfg)
-    return Measurement(times_s, bytes=n * 4.0,
-                       extra={"shard_bytes": shard * 4, "server_in_bytes": workers * shard * 4,
-                              "backend": dist.get_backend(), "api": "batch_isend_irecv"})
+    return Setup(fn, device, n * 4.0, {"shard_bytes": shard * 4, "server_in_bytes": workers * shard * 4,
+                                       "backend": dist.get_backend(), "api": "batch_isend_irecv"})
+
+
+SETUPS: dict[str, Callable[[Step], Setup]] = {
+    "all_reduce": setup_all_reduce, "all_gather": setup_all_gather, "reduce_scatter": setup_reduce_scatter,
+    "broadcast": setup_broadcast, "ps_push_pull": setup_ps_push_pull,
+}
+
+
+def _bench(name: str) -> Callable[[Step, TimingConfig], Measurement]:
+    def bench(step: Step, cfg: TimingConfig) -> Measurement:
+        """One point timed on its own (see `time_interleaved_collectives` for a run's points together)."""
+        su = SETUPS[name](step)
+        return Measurement(_timed_collective(su.fn, su.device, su.nbytes, cfg), bytes=su.nbytes, extra=su.extra)
+
+    bench.__name__ = name
+    return bench
+
+
+all_reduce = _bench("all_reduce")
+all_gather = _bench("all_gather")
+reduce_scatter = _bench("reduce_scatter")
+broadcast = _bench("broadcast")
+ps_push_pull = _bench("ps_push_pull")
+
+
+def time_interleaved_collectives(setups: list[Setup], cfg: TimingConfig) -> list[Timings]:
+    """Time many collectives in one process group with their samples interleaved, as the local benches are
+    (calibration.timing.time_interleaved): on a shared 2-vCPU VM, two gloo ranks' per-byte cost drifts by
+    30-50% over tens of seconds (all_reduce 4 MiB: 0.49-0.75 ms/MiB in three back-to-back sequential passes,
+    0.78-0.87 interleaved with 1-16 MiB), so a point timed in one burst carries its moment's state and the
+    curve over sizes zig-zags; interleaved, every size sees the same mix.
+
+    Every rank runs the same schedule: each point gets a fixed warm-up, an inner count agreed by all ranks
+    (world size 1 only, see `repeats_for`) and `repeats_for`'s fixed sample count, and samples are taken in
+    stride order (the point whose next sample is most overdue, as a fraction of its count, goes next) -- a
+    schedule computed from the sizes alone, never from a rank's clock. A sample is `best_of` consecutive
+    barrier-separated calls (one call after an untimed one when best_of is 1); each call's time is the
+    slowest rank's."""
+    if not setups:
+        return []
+    k = best_of(setups[0].device)
+    plans = [repeats_for(su.nbytes, cfg, su.device) for su in setups]
+    inner: list[int] = []
+    for su, plan in zip(setups, plans, strict=True):
+        dev = "cuda" if su.device.startswith("cuda") else "cpu"
+        warm = []
+        for _ in range(plan.warmup):
+            t0 = time.perf_counter()
+            su.fn()
+            sync(dev)
+            warm.append(time.perf_counter() - t0)
+        inner.append(int(_agree_max(su.device)(inner_count(min(warm[-3:]), plan))))
+    counts = [max(1, plan.repeats // k) for plan in plans]
+    per_call: list[list[float]] = [[] for _ in setups]
+    queue = [(0.5 / c, i) for i, c in enumerate(counts)]
+    heapq.heapify(queue)
+    while queue:
+        _, i = heapq.heappop(queue)
+        su = setups[i]
+        dev = "cuda" if su.device.startswith("cuda") else "cpu"
+        if k == 1:  # one untimed call first: the points between evicted this one's buffers (best_of does it for k > 1)
+            su.fn()
+            sync(dev)
+        for _ in range(k):
+            dist.barrier()
+            per_call[i].append(sample_s(su.fn, dev, inner[i]) / inner[i])
+        done = len(per_call[i]) // k
+        if done < counts[i]:
+            heapq.heappush(queue, ((done + 0.5) / counts[i], i))
+    out = []
+    for i, su in enumerate(setups):
+        t = torch.tensor(per_call[i], dtype=torch.float64, device=su.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        calls = [float(x) for x in t.cpu()]
+        samples = Timings(min(calls[j:j + k]) for j in range(0, len(calls) - k + 1, k)) if k > 1 else Timings(calls)
+        samples.info = {"inner": inner[i], "warmup_calls": plans[i].warmup,
+                        "rel_ci_median": round(median_rel_ci(samples), 4), "interleaved_with": len(setups) - 1,
+                        **({"best_of": k} if k > 1 else {})}
+        out.append(samples)
+    return out

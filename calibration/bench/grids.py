@@ -78,7 +78,10 @@ def message_sizes(mode: str, device: str) -> list[int]:
         return [1 * KiB, 64 * KiB]
     if mode == "full":
         return _pow_sizes(KiB, 1024 * MiB if device == "cuda" else 128 * MiB, 2)
-    return _pow_sizes(KiB, 64 * MiB if device == "cuda" else 16 * MiB, 4)
+    # factor 4 through the latency-bound sizes, then factor 2, so the fit trains on several sizes where
+    # bandwidth dominates (256 KiB, 512 KiB, 1 MiB, 2 MiB on a CPU) before the held-out largest quarter
+    top = 64 * MiB if device == "cuda" else 16 * MiB
+    return _pow_sizes(KiB, 64 * KiB, 4) + _pow_sizes(256 * KiB, top, 2)
 
 
 def ddp_shapes(mode: str, device: str) -> list[dict[str, int]]:

@@ -138,6 +138,57 @@ def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
     time_interleaved([(p.fn, p.device, p.mode) for _, p in prepared], cfg, done)
 
 
+INTERLEAVED_DISTRIBUTED = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "ps_push_pull"})
+
+
+def execute_collectives_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
+                                    ranks_per_node: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """Rows for collective steps timed together, their samples interleaved (inside an initialised process
+    group, on every rank: collectives.time_interleaved_collectives). A step whose setup fails on any rank
+    becomes a failed row on all of them, agreed before anything is timed, so no rank waits in a collective
+    the others skip; the rest are timed. Returns the rows in the steps' order and whether timing raised (the
+group may then be broken: the caller writes the rows and ends the launch)."""
+    import torch.distributed as dist
+
+    from calibration.bench.collectives import SETUPS, time_interleaved_collectives
+
+    setups: list[Any] = []
+    for step in steps:
+        try:
+            _check_injected(step)
+            setups.append(SETUPS[step.bench](step))
+        except Exception as e:
+            setups.append(e)
+    mine = [None if not isinstance(su, BaseException) else _error_row(step, su, run_id, False)["error"]
+            for step, su in zip(steps, setups, strict=True)]
+    everyone: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, [(isinstance(su, SkipBench), e) for su, e in zip(setups, mine, strict=True)])
+    rows: list[dict[str, Any] | None] = [None] * len(steps)
+    timed_idx = []
+    for i, step in enumerate(steps):
+        over = _oversubscribed(step, ranks_per_node)
+        bad = [(r, skip, err) for r, theirs in enumerate(everyone) for skip, err in [theirs[i]] if err is not None]
+        if bad:
+            r, skip, err = bad[0]
+            rows[i] = make_row(step, run_id=run_id, status="skipped" if skip else "failed",
+                               error=f"rank {r}: {err}", oversubscribed=over)
+        else:
+            timed_idx.append(i)
+    broken = False
+    try:
+        samples = time_interleaved_collectives([setups[i] for i in timed_idx], cfg)
+    except Exception as e:  # a collective raised mid-way: the group may be broken, the caller stops
+        broken = True
+        for i in timed_idx:
+            rows[i] = _error_row(steps[i], e, run_id, _oversubscribed(steps[i], ranks_per_node))
+    else:
+        for i, times in zip(timed_idx, samples, strict=True):
+            su = setups[i]
+            m = Measurement(times, bytes=su.nbytes, extra=su.extra)
+            rows[i] = _ok_row(steps[i], m, run_id, _oversubscribed(steps[i], ranks_per_node))
+    return [r for r in rows if r is not None], broken
+
+
 def _loadavg() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)

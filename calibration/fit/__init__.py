@@ -25,7 +25,7 @@ def fit_all(rows: list[dict[str, Any]], env: dict[str, Any] | None = None) -> di
     compute = fit_compute(rows, env)
     return {
         "compute": compute,
-        "collectives": fit_collectives(rows),
+        "collectives": fit_collectives(rows, env),
         "parameter_server": fit_parameter_server(rows),
         "ddp": fit_ddp(rows),
         "inference": {

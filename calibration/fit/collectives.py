@@ -15,13 +15,24 @@ from typing import Any
 
 import numpy as np
 
-from calibration.fit.common import Model, Points, fit_largest_heldout, fit_record, insufficient, usable
+from calibration.fit.common import (
+    Model,
+    Points,
+    fit_largest_heldout,
+    fit_record,
+    insufficient,
+    split_largest,
+    usable,
+)
 from simulator.profile import BUS_FACTORS, bus_factor, predict_s
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
 FORMULAS = {
     "constant": "t_s = alpha_s (world size 1: nothing crosses a link)",
     "local_copy": "t_s = alpha_s + message_bytes / (copy_GBps * 1e9) (world size 1: a local copy, no link)",
+    "local_copy_two_tier": "t_s = alpha_s + message_bytes * ((1 - out) / (cache_GBps * 1e9) + out / (dram_GBps * 1e9)); "
+                           "out = 1 / (1 + exp(-4 * (log2(2 * message_bytes) - log2(cache_bytes)))) (input + output "
+                           "against one core's L2)",
     "alpha_beta": "t_s = alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9)",
     "flat_then_linear": "t_s = max(floor_s, alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9))",
 }
@@ -48,18 +59,29 @@ def _models(op: str, x: np.ndarray, t_s: np.ndarray, n: np.ndarray) -> list[Mode
 COPYING_OPS = ("all_gather", "reduce_scatter")  # out-of-place: even one rank copies its input to its output
 
 
-def _world1_models(op: str, x: np.ndarray, t_s: np.ndarray) -> list[Model]:
+def _world1_models(op: str, x: np.ndarray, t_s: np.ndarray, cache_bytes: float | None = None) -> list[Model]:
     """World size 1 moves nothing across a link. all_gather and reduce_scatter are out of place, so even a
     single rank copies input to output (gloo and nccl alike): a call cost plus a local copy; all_reduce and
     broadcast work in place: a constant call cost. (Chosen by the operation, not by cross-validation: the
-    small sizes' microsecond noise would otherwise decide between the two.)"""
+    small sizes' microsecond noise would otherwise decide between the two.) A copy's rate drops once input
+    and output leave the core's L2 (development VM: ~6 GB/s within it, ~3.5 beyond): with the L2 size known
+    and two training sizes copying at least that much, the copy is fitted in two tiers (not left to the
+    selection rule: its extrapolation test drops the very sizes that pin the beyond-cache rate)."""
     if op in COPYING_OPS:
         a0 = float(np.min(t_s))
         c0 = float(np.max(x / t_s)) / 1e9
-        return [Model("local_copy", FORMULAS["local_copy"], ("alpha_s", "copy_GBps"),
-                      lambda p, f: predict_s({"model": "local_copy", "params": p}, **f),
-                      lower=(1e-9, 1e-3), upper=(10.0, 1e5), log_params=(True, True),
-                      starts=((a0, c0), (a0 / 2, c0 * 10), (a0, c0 * 100)))]
+        models = [Model("local_copy", FORMULAS["local_copy"], ("alpha_s", "copy_GBps"),
+                        lambda p, f: predict_s({"model": "local_copy", "params": p}, **f),
+                        lower=(1e-9, 1e-3), upper=(10.0, 1e5), log_params=(True, True),
+                        starts=((a0, c0), (a0 / 2, c0 * 10), (a0, c0 * 100)))]
+        if cache_bytes:  # the copy crosses the L2 within the training sizes: the tiered form, by physics
+            models = [Model(
+                "local_copy_two_tier", FORMULAS["local_copy_two_tier"], ("alpha_s", "cache_GBps", "dram_GBps"),
+                lambda p, f: predict_s({"model": "local_copy_two_tier", "params": p}, **f),
+                lower=(1e-9, 1e-3, 1e-3), upper=(10.0, 1e5, 1e5), log_params=(True, True, True),
+                fixed={"cache_bytes": float(cache_bytes)},
+                starts=((a0, c0, c0 / 2), (a0 / 2, c0 * 3, c0), (a0, c0 * 10, c0 / 4)))]
+        return models
     return [Model("constant", FORMULAS["constant"], ("alpha_s",),
                   lambda p, f: predict_s({"model": "constant", "params": p}, **f),
                   lower=(1e-9,), upper=(10.0,), log_params=(True,), starts=((float(np.median(t_s)),),))]
@@ -76,7 +98,15 @@ def _points(op: str, items: list[tuple[int, dict[str, Any]]]) -> Points:
                   rows=[[i] for i, _ in items], extra=extra)
 
 
-def fit_collectives(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _copy_cache_bytes(env: dict[str, Any] | None, x_train: np.ndarray) -> float | None:
+    """One core's L2 when the environment has it and two training sizes copy at least that much, else None."""
+    l2 = (env or {}).get("l2_cache_bytes")
+    if not isinstance(l2, int | float) or isinstance(l2, bool) or l2 <= 0:
+        return None
+    return float(l2) if int(np.sum(2 * x_train >= l2)) >= 2 else None
+
+
+def fit_collectives(rows: list[dict[str, Any]], env: dict[str, Any] | None = None) -> dict[str, Any]:
     """{op: {"bus_factor": str, "by_world": {"<n>": fit}, "cross_world": fit}} for each measured op."""
     out: dict[str, Any] = {}
     for op in OPS:
@@ -88,11 +118,15 @@ def fit_collectives(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for w in worlds:
             pts = _points(op, [(i, r) for i, r in items if int(r.get("world_size", 1)) == w])
             meta = {"op": op, "world_size": w, "bus_factor_value": float(bus_factor(op, w))}
-            models = _world1_models(op, pts.x, pts.y) if w == 1 else _models(op, pts.x, pts.y, pts.feats["world_size"])
+            if w == 1:
+                train, _, _ = split_largest(pts.x, min_train=3, x_name="message_bytes")
+                models = _world1_models(op, pts.x, pts.y, _copy_cache_bytes(env, pts.x[train]))
+            else:
+                models = _models(op, pts.x, pts.y, pts.feats["world_size"])
             rec = fit_largest_heldout(models, pts, x_name="message_bytes", meta=meta)
             if w == 1 and rec["status"] == "ok":
                 rec["label"] = ("world size 1: no link is crossed; a call cost" +
-                                (" plus a local copy of the buffer" if rec["model"] == "local_copy" else "") +
+                                (" plus a local copy of the buffer" if rec["model"].startswith("local_copy") else "") +
                                 " (no bus bandwidth is measurable)")
             by_world[str(w)] = rec
         out[op] = {"bus_factor": BUS_FACTORS[op], "by_world": by_world,
