@@ -42,7 +42,7 @@ class TimingConfig:
 # Cheap points get many samples of a k-call loop (a busy 2-core machine makes small ops bimodal: a
 # descheduled OMP thread costs a whole scheduler slice); expensive ones stop once the median is pinned
 # down to 1.5% (2.5 s of samples at most), or after min_repeats once the budget is spent.
-QUICK = TimingConfig(repeats=31, warmup=1, max_s=0.3, min_repeats=7, warmup_s=0.03, min_sample_s=0.004,
+QUICK = TimingConfig(repeats=31, warmup=1, max_s=0.4, min_repeats=11, warmup_s=0.03, min_sample_s=0.004,
                      target_rel_ci=0.015, rewarm_below_s=0.02)
 FULL = TimingConfig(repeats=41, warmup=1, max_s=1.5, min_repeats=11, warmup_s=0.15, min_sample_s=0.006,
                     target_rel_ci=0.01, rewarm_below_s=0.02)
