@@ -185,7 +185,8 @@ def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[
     (the point whose next sample is most overdue, as a fraction of its plan, goes next). A call shorter
     than cfg.rewarm_below_s gets one untimed call before each sample (the previous point evicted its
     operands from the caches). `on_done(i, samples)` fires when point i has its samples, `on_done(i, exc)`
-    when it raised (the others go on).
+    when it raised (the others go on). On KeyboardInterrupt, points with at least cfg.min_repeats samples
+    are handed to `on_done` (info "interrupted": True) before it propagates.
     """
     points: list[_Point] = []
     for i, (fn, device, mode) in enumerate(items):
@@ -203,24 +204,40 @@ def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[
         points.append(p)
     queue = [(0.5 / p.planned, p.index, p) for p in points]
     heapq.heapify(queue)
-    while queue:
-        _, _, p = heapq.heappop(queue)
-        try:
-            with p.mode():
-                if p.rewarm:
-                    p.fn()
-                    sync(p.device)
-                p.times.append(sample_s(p.fn, p.device, p.inner) / p.inner)
-        except Exception as e:
-            on_done(p.index, e)
-            continue
-        n = len(p.times)
-        if n < p.planned:
-            heapq.heappush(queue, ((n + 0.5) / p.planned, p.index, p))
-            continue
+    finished: set[int] = set()
+
+    def finish(p: _Point, **more: Any) -> None:
+        finished.add(p.index)
         p.times.info = {"inner": p.inner, "warmup_calls": len(p.warm), "warmup_s": round(sum(p.warm), 4),
-                        "rel_ci_median": round(median_rel_ci(p.times), 4), "interleaved_with": len(points) - 1}
+                        "rel_ci_median": round(median_rel_ci(p.times), 4), "interleaved_with": len(points) - 1,
+                        **more}
         on_done(p.index, p.times)
+
+    try:
+        while queue:
+            _, _, p = heapq.heappop(queue)
+            try:
+                with p.mode():
+                    if p.rewarm:
+                        p.fn()
+                        sync(p.device)
+                    p.times.append(sample_s(p.fn, p.device, p.inner) / p.inner)
+            except Exception as e:
+                finished.add(p.index)
+                on_done(p.index, e)
+                continue
+            n = len(p.times)
+            if n < p.planned:
+                heapq.heappush(queue, ((n + 0.5) / p.planned, p.index, p))
+                continue
+            finish(p)
+    except KeyboardInterrupt:
+        # Ctrl-C mid-group: a point that already has min_repeats samples (spread over the group so far) is
+        # a measurement, kept and marked; the others are left for --resume
+        for p in points:
+            if p.index not in finished and len(p.times) >= max(1, cfg.min_repeats):
+                finish(p, interrupted=True, planned=p.planned)
+        raise
 
 
 def available_cpus() -> int:

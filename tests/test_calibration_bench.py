@@ -271,6 +271,28 @@ def test_time_interleaved_spreads_samples_and_isolates_failures():
     assert timed_b[0] < timed_a[-1] and timed_a[0] < timed_b[-1]
 
 
+def test_ctrl_c_mid_group_keeps_the_points_that_have_enough_samples():
+    from calibration.timing import TimingConfig, time_interleaved
+
+    calls = {"a": 0, "b": 0}
+    cfg = TimingConfig(repeats=20, warmup=1, max_s=100.0, min_repeats=4)
+
+    def a() -> None:
+        calls["a"] += 1
+
+    def b() -> None:  # samples alternate a, b: Ctrl-C in b's 4th sample, after a's 4th
+        calls["b"] += 1
+        if calls["a"] >= 5:  # a's warm-up call and 4 samples
+            raise KeyboardInterrupt
+
+    cfg_b = [(a, "cpu", contextlib.nullcontext), (b, "cpu", contextlib.nullcontext)]
+    done: dict[int, object] = {}
+    with pytest.raises(KeyboardInterrupt):
+        time_interleaved(cfg_b, cfg, lambda i, r: done.__setitem__(i, r))
+    assert list(done) == [0]  # a had >= 4 samples: kept and marked; b had fewer: left for --resume
+    assert done[0].info["interrupted"] is True and len(done[0]) == 4 and done[0].info["planned"] == 20
+
+
 def test_execute_interleaved_rows_say_how_they_were_timed():
     from calibration.bench.registry import execute_interleaved
     from calibration.timing import TINY
