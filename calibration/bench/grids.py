@@ -35,8 +35,8 @@ def gemm_steps(mode: str, device: str, l3_bytes: int) -> list[Step]:
         shaped = [(512, 3072, 768), (2048, 4096, 1024), (512, 4096, 4096), (2048, 3072, 3072), (128, 8192, 2048)]
     else:
         # several compute-bound points between 2 and 7 GFLOP train the plateau, so no single mid-size square
-        # decides it (on the development VM 512^3 and 1024^3 bf16 flip between ~0.37 and ~0.9 TFLOP/s from
-        # process to process, while 1280^3 and up hold at 0.65-0.8)
+        # decides it (on the development VM bf16 512^3 and 1024^3 switch between ~0.37 and ~1 TFLOP/s every
+        # few seconds with the host's other tenants; 1280^3 and up vary less, 0.65-0.8)
         squares = [128, 256, 512, 1024, 1280, 1536, 2048]
         shaped = [(512, 3072, 768), (768, 3072, 1024), (1024, 2048, 1536), (2048, 4096, 1024)]
     # decode-like skinny GEMMs whose weights straddle the last-level cache (weights k·n·4 bytes)

@@ -56,9 +56,9 @@ def compute_models(flops: np.ndarray, t_s: np.ndarray, ws_bytes: np.ndarray | No
     """Candidate models with starting points taken from the data's scale. The memory-bound candidates
     need working-set bytes; the two-tier one also needs training points on both sides of the cache.
 
-    Other tenants of the host share its cores, caches and memory bandwidth, and on the development VM a
-    whole process may run its bf16 AMX kernels for mid-sized squares at a third of their speed (1024^3:
-    2 ms in one process, 6 ms in the next). Interleaved timing (calibration.timing.time_interleaved) spreads
+    Other tenants of the host share its cores, caches and memory bandwidth, and on the development VM bf16
+    AMX kernels switch between two speeds every few seconds, in long stretches of either (1024^3: ~1.05 or
+    ~0.38 TFLOP/s in 0.5-s windows, in any process). Interleaved timing (calibration.timing.time_interleaved) spreads
     such states over every point of a run; SLOW_WEIGHT says how a point slower than the curve is weighed."""
     r0 = float(np.max(flops / t_s)) / 1e12
     o0 = float(np.min(t_s)) / 2
