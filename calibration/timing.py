@@ -94,7 +94,7 @@ def inner_count(call_s: float, cfg: TimingConfig) -> int:
     return max(1, min(cfg.max_inner, math.ceil(cfg.min_sample_s / call_s)))
 
 
-def _warm_up(fn: Callable[[], object], device: str, cfg: TimingConfig) -> list[float]:
+def warm_up(fn: Callable[[], object], device: str, cfg: TimingConfig) -> list[float]:
     """At least cfg.warmup calls and at least cfg.warmup_s seconds; returns each call's seconds."""
     t_start = time.perf_counter()
     warm: list[float] = []
@@ -130,7 +130,7 @@ def time_fn(fn: Callable[[], object], device: str, cfg: TimingConfig,
     `fixed=True` takes exactly `cfg.repeats` samples: distributed ranks must agree on the count, so they
     never stop early on their own clock; `agree` maps this rank's inner count to the one all ranks use.
     """
-    warm = _warm_up(fn, device, cfg)
+    warm = warm_up(fn, device, cfg)
     call_s = min(warm[-3:]) if warm else 0.0
     inner = inner_count(call_s, cfg)
     if agree is not None:
@@ -193,7 +193,7 @@ def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[
         p = _Point(i, fn, device, mode)
         try:
             with mode():
-                p.warm = _warm_up(fn, device, cfg)
+                p.warm = warm_up(fn, device, cfg)
         except Exception as e:
             on_done(i, e)
             continue

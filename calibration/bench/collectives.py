@@ -9,7 +9,6 @@ Each repeat starts after a barrier; a repeat's time is the slowest rank's (max o
 from __future__ import annotations
 
 import heapq
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,16 @@ import torch.distributed as dist
 
 from calibration.bench.base import Measurement, SkipBench
 from calibration.rows import Step
-from calibration.timing import TimingConfig, Timings, inner_count, median_rel_ci, sample_s, sync, time_fn
+from calibration.timing import (
+    TimingConfig,
+    Timings,
+    inner_count,
+    median_rel_ci,
+    sample_s,
+    sync,
+    time_fn,
+    warm_up,
+)
 
 
 @dataclass
@@ -252,15 +260,10 @@ def time_interleaved_collectives(setups: list[Setup], cfg: TimingConfig) -> list
         return []
     k = best_of(setups[0].device)
     plans = [repeats_for(su.nbytes, cfg, su.device) for su in setups]
+    devs = ["cuda" if su.device.startswith("cuda") else "cpu" for su in setups]
     inner: list[int] = []
-    for su, plan in zip(setups, plans, strict=True):
-        dev = "cuda" if su.device.startswith("cuda") else "cpu"
-        warm = []
-        for _ in range(plan.warmup):
-            t0 = time.perf_counter()
-            su.fn()
-            sync(dev)
-            warm.append(time.perf_counter() - t0)
+    for su, plan, dev in zip(setups, plans, devs, strict=True):
+        warm = warm_up(su.fn, dev, plan)  # a fixed count: repeats_for sets warmup_s to 0
         inner.append(int(_agree_max(su.device)(inner_count(min(warm[-3:]), plan))))
     counts = [max(1, plan.repeats // k) for plan in plans]
     per_call: list[list[float]] = [[] for _ in setups]
@@ -268,8 +271,7 @@ def time_interleaved_collectives(setups: list[Setup], cfg: TimingConfig) -> list
     heapq.heapify(queue)
     while queue:
         _, i = heapq.heappop(queue)
-        su = setups[i]
-        dev = "cuda" if su.device.startswith("cuda") else "cpu"
+        su, dev = setups[i], devs[i]
         if k == 1:  # one untimed call first: the points between evicted this one's buffers (best_of does it for k > 1)
             su.fn()
             sync(dev)

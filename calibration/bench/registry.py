@@ -164,14 +164,14 @@ group may then be broken: the caller writes the rows and ends the launch)."""
     everyone: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, [(isinstance(su, SkipBench), e) for su, e in zip(setups, mine, strict=True)])
     rows: list[dict[str, Any] | None] = [None] * len(steps)
+    over = [_oversubscribed(step, ranks_per_node) for step in steps]
     timed_idx = []
     for i, step in enumerate(steps):
-        over = _oversubscribed(step, ranks_per_node)
         bad = [(r, skip, err) for r, theirs in enumerate(everyone) for skip, err in [theirs[i]] if err is not None]
         if bad:
             r, skip, err = bad[0]
             rows[i] = make_row(step, run_id=run_id, status="skipped" if skip else "failed",
-                               error=f"rank {r}: {err}", oversubscribed=over)
+                               error=f"rank {r}: {err}", oversubscribed=over[i])
         else:
             timed_idx.append(i)
     broken = False
@@ -180,12 +180,12 @@ group may then be broken: the caller writes the rows and ends the launch)."""
     except Exception as e:  # a collective raised mid-way: the group may be broken, the caller stops
         broken = True
         for i in timed_idx:
-            rows[i] = _error_row(steps[i], e, run_id, _oversubscribed(steps[i], ranks_per_node))
+            rows[i] = _error_row(steps[i], e, run_id, over[i])
     else:
         for i, times in zip(timed_idx, samples, strict=True):
             su = setups[i]
             m = Measurement(times, bytes=su.nbytes, extra=su.extra)
-            rows[i] = _ok_row(steps[i], m, run_id, _oversubscribed(steps[i], ranks_per_node))
+            rows[i] = _ok_row(steps[i], m, run_id, over[i])
     return [r for r in rows if r is not None], broken
 
 

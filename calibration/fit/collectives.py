@@ -70,18 +70,17 @@ def _world1_models(op: str, x: np.ndarray, t_s: np.ndarray, cache_bytes: float |
     if op in COPYING_OPS:
         a0 = float(np.min(t_s))
         c0 = float(np.max(x / t_s)) / 1e9
-        models = [Model("local_copy", FORMULAS["local_copy"], ("alpha_s", "copy_GBps"),
-                        lambda p, f: predict_s({"model": "local_copy", "params": p}, **f),
-                        lower=(1e-9, 1e-3), upper=(10.0, 1e5), log_params=(True, True),
-                        starts=((a0, c0), (a0 / 2, c0 * 10), (a0, c0 * 100)))]
         if cache_bytes:  # the copy crosses the L2 within the training sizes: the tiered form, by physics
-            models = [Model(
+            return [Model(
                 "local_copy_two_tier", FORMULAS["local_copy_two_tier"], ("alpha_s", "cache_GBps", "dram_GBps"),
                 lambda p, f: predict_s({"model": "local_copy_two_tier", "params": p}, **f),
                 lower=(1e-9, 1e-3, 1e-3), upper=(10.0, 1e5, 1e5), log_params=(True, True, True),
                 fixed={"cache_bytes": float(cache_bytes)},
                 starts=((a0, c0, c0 / 2), (a0 / 2, c0 * 3, c0), (a0, c0 * 10, c0 / 4)))]
-        return models
+        return [Model("local_copy", FORMULAS["local_copy"], ("alpha_s", "copy_GBps"),
+                      lambda p, f: predict_s({"model": "local_copy", "params": p}, **f),
+                      lower=(1e-9, 1e-3), upper=(10.0, 1e5), log_params=(True, True),
+                      starts=((a0, c0), (a0 / 2, c0 * 10), (a0, c0 * 100)))]
     return [Model("constant", FORMULAS["constant"], ("alpha_s",),
                   lambda p, f: predict_s({"model": "constant", "params": p}, **f),
                   lower=(1e-9,), upper=(10.0,), log_params=(True,), starts=((float(np.median(t_s)),),))]
