@@ -69,8 +69,9 @@ def metrics(plan: Any, baseline: Any | None) -> None:
 def problems(plan: Any, on_apply: Any = None) -> None:
     """The plan's warnings in plain words; a memory warning carries the nearby plans that would fit, each with
     a button that applies it (`on_apply(change)` with dotted scenario keys)."""
-    for text in plan.warnings:
-        if text.startswith("Does not fit") and plan.suggestions:
+    for warning in plan.warnings:
+        text, memory = warning.text, warning.code == "memory"
+        if memory and plan.suggestions:
             tips = "\n".join(f"- {md(str(s))}" for s in plan.suggestions)
             st.warning(f"{md(text)} These nearby plans would fit:\n{tips}", icon=":material/memory:")
             if on_apply is not None:
@@ -78,7 +79,7 @@ def problems(plan: Any, on_apply: Any = None) -> None:
                 for i, (column, tip) in enumerate(zip(columns, plan.suggestions, strict=True)):
                     column.button(f"Apply: {tip.label}", key=f"apply_suggestion_{i}", on_click=on_apply,
                                   args=(tip.change,), help=f"Change the inputs to this plan ({tip.memory_per_gpu_gb:.0f} GB per GPU)")
-        elif text.startswith("Does not fit"):
+        elif memory:
             st.warning(f"{md(text)} No nearby change fits: try more GPUs with ZeRO stage 3, a smaller model, "
                        "or an accelerator with more memory.", icon=":material/memory:")
         else:

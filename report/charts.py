@@ -14,7 +14,7 @@ import altair as alt
 import pandas as pd
 
 from report import formatting as fmt
-from simulator.plan import STEP_PARTS, TRAINING_FIGURES
+from simulator.plan import FIGURES, STEP_PARTS
 
 OKABE_ITO = {
     "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73", "yellow": "#F0E442",
@@ -33,7 +33,7 @@ FITS, NO_FIT = "fits in memory", "does not fit in memory"
 
 
 def _label(key: str) -> str:
-    return TRAINING_FIGURES[key][0]
+    return FIGURES[f"training.{key}"].label
 
 
 def _scale(keys: tuple[str, ...], colours: tuple[str, ...]) -> alt.Scale:

@@ -102,7 +102,7 @@ def gpu_hours(x: float) -> str:
 
 
 def by_unit(value: Any, unit: str) -> str:
-    """Format a simulator Figure's value by its unit (units as in simulator.plan.TRAINING_FIGURES)."""
+    """Format a simulator Figure's value by its unit (units as declared by the families, simulator.inputs.FIGURES)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     formatters = {

@@ -1,45 +1,74 @@
-"""evaluate(scenario) -> Plan: the one place a single scenario's numbers are made."""
+"""evaluate(scenario) -> Plan: the one place a single scenario's numbers are made, by every registered family."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from simulator.catalog import HardwareSpec, get_accelerator
-from simulator.columns import scenario_columns
-from simulator.plan import QUALITY_FIGURES, TRAINING_FIGURES, Figure, Plan, Provenance, Suggestion
-from simulator.quality import compute_optimal, get_law, loss
-from simulator.scenario import Scenario, ScenarioError
-from simulator.training import training_columns
+from simulator.catalog import HardwareSpec, device_spreads
+from simulator.errors import ScenarioError
+from simulator.hardware_table import hardware_table
+from simulator.inputs import FIGURES, INPUTS, WARNINGS
+from simulator.plan import Figure, Plan, PlanWarning, Suggestion
+from simulator.resolve import device_catalog, expand_preset, lookup_device, resolve_columns, row_of
+from simulator.scenario import Scenario
+from simulator.sweeps import evaluate_columns
 
-FORMULA_KEYS = {"flops_total", "flops_total_hw", "iterations"}
-PRICE_KEYS = {"cost_usd"}
-ENERGY_KEYS = {"energy_mwh", "co2_t"}
-
-
-def _hardware(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> HardwareSpec:
-    if devices and scenario.cluster.accelerator in devices:
-        return devices[scenario.cluster.accelerator]
-    return get_accelerator(scenario.cluster.accelerator)
+Z_P90 = 1.2816  # standard normal quantile: ±1.28σ spans P10-P90
 
 
-def _provenance(key: str, scenario: Scenario, hw: HardwareSpec) -> Provenance:
-    if key in FORMULA_KEYS:
-        return "published"
-    if key in PRICE_KEYS:
-        return "datasheet" if scenario.finance.gpu_hour_usd == hw.gpu_hour_usd else "assumed"
-    if key in ENERGY_KEYS:
-        return "published"
-    return "fitted" if hw.provenance in ("fitted", "measured") else "datasheet"
+def scenario_rows(scenarios: list[Scenario], devices: Mapping[str, HardwareSpec] | None = None) -> dict[str, np.ndarray]:
+    """Resolved model columns of a few scenarios, one row each, by the same resolver a sweep uses."""
+    table = hardware_table(device_catalog(devices))
+    n = len(scenarios)
+    given: dict[str, np.ndarray] = {}
+    tokens = np.full(n, np.nan)
+    for key, inp in INPUTS.items():
+        if inp.column is None:
+            continue
+        values = [s.value(key) for s in scenarios]
+        if inp.kind == "device":
+            given[key] = np.array([float(table.index(v)) for v in values])
+        else:
+            given[key] = np.array([np.nan if v is None else inp.encode(v) for v in values])
+    for i, s in enumerate(scenarios):
+        tokens[i] = expand_preset(dict(s.given))[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return resolve_columns(given, n, table, tokens)
 
 
-def _row(cols: Mapping[str, np.ndarray], i: int = 0) -> dict[str, float | bool]:
-    out: dict[str, float | bool] = {}
-    for k in TRAINING_FIGURES:
-        v = cols[k][i]
-        out[k] = bool(v) if k == "fits_memory" else float(v)
-    return out
+def _perturbations(cols: dict[str, np.ndarray], hw: HardwareSpec) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The plan's row, then for each uncertain column a P10 and a P90 row (all other columns as planned)."""
+    spreads = {k: v for k, v in device_spreads(hw).items() if k in cols and v > 0}
+    spreads |= {inp.column: inp.spread for inp in INPUTS.values() if inp.spread > 0 and inp.column in cols}
+    names = list(spreads)
+    n = 1 + 2 * len(names)
+    rows = {k: np.repeat(np.asarray(v, dtype=float)[:1], n) for k, v in cols.items()}
+    for i, name in enumerate(names):
+        rows[name][1 + 2 * i] *= max(0.0, 1.0 - Z_P90 * spreads[name])
+        rows[name][2 + 2 * i] *= 1.0 + Z_P90 * spreads[name]
+    for inp in INPUTS.values():  # keep perturbed fractions within their declared bounds
+        if inp.column in spreads and inp.high is not None:
+            rows[inp.column] = np.minimum(rows[inp.column], inp.high)
+    rows["gemm_eff_max"] = np.minimum(rows["gemm_eff_max"], 1.0)
+    return rows, names
+
+
+def _band(values: np.ndarray) -> tuple[float, float]:
+    """Root-sum-square of the one-at-a-time moves below and above the plan (inputs taken as independent)."""
+    base, moves = values[0], (values[1:] - values[0]).reshape(-1, 2)
+    down = np.sqrt(np.sum(np.maximum(0.0, -moves.min(axis=1)) ** 2))
+    up = np.sqrt(np.sum(np.maximum(0.0, moves.max(axis=1)) ** 2))
+    return float(base - down), float(base + up)
+
+
+def _basis(scenario: Scenario, hw: HardwareSpec) -> str:
+    groups = dict(getattr(hw, "provenance_of", {}) or {}) or dict.fromkeys(hw.sources, hw.provenance)
+    price = ("datasheet" if "finance.gpu_hour_usd" in scenario.derived else "your input") + f", {hw.price_date}"
+    parts = [f"{group} {prov}" for group, prov in groups.items() if group != "price"]
+    return f"computed from {hw.id} ({'; '.join(parts)}), price {price}, model constants assumed or published"
 
 
 def _memory_suggestions(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> list[Suggestion]:
@@ -56,83 +85,55 @@ def _memory_suggestions(scenario: Scenario, devices: Mapping[str, HardwareSpec] 
         candidates.append((f"tensor parallel {c.tp * factor} (cluster.tp)", {"cluster.tp": c.tp * factor}))
         candidates.append((f"pipeline parallel {c.pp * factor} (cluster.pp)", {"cluster.pp": c.pp * factor}))
     for factor in (2, 4):
-        candidates.append(
-            (f"{c.gpus * factor} GPUs with ZeRO stage 3", {"cluster.gpus": c.gpus * factor, "training.zero_stage": 3})
-        )
+        candidates.append((f"{c.gpus * factor} GPUs with ZeRO stage 3",
+                           {"cluster.gpus": c.gpus * factor, "training.zero_stage": 3}))
     valid: list[tuple[str, dict, Scenario]] = []
     for label, change in candidates:
         try:
-            valid.append((label, change, scenario.replace(**change)))
+            valid.append((label, change, scenario.replace(devices=devices, **change)))
         except ScenarioError:
             continue
     if not valid:
         return []
-    cols = training_columns(scenario_columns([s for _, _, s in valid], devices))
-    fits = [
-        Suggestion(label, change, float(gb))
-        for (label, change, _), gb, ok in zip(valid, cols["memory_per_gpu_gb"], cols["fits_memory"], strict=True)
-        if ok
-    ]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        cols = evaluate_columns(scenario_rows([s for _, _, s in valid], devices))
+    fits = [Suggestion(label, change, float(gb))
+            for (label, change, _), gb, ok in zip(valid, cols["training.memory_per_gpu_gb"],
+                                                  cols["training.fits_memory"], strict=True) if ok]
     return fits[:4]
 
 
-def _warnings(scenario: Scenario, fig: dict[str, float | bool], hw: HardwareSpec) -> list[str]:
-    out: list[str] = []
-    c = scenario.cluster
-    if not fig["fits_memory"]:
-        out.append(
-            f"Does not fit: needs {fig['memory_per_gpu_gb']:.0f} GB per GPU, but a {hw.id} has {hw.hbm_GB:.0f} GB."
-        )
-    if c.tp > c.gpus_per_node:
-        out.append(
-            f"Tensor parallelism ({c.tp}) spans nodes of {c.gpus_per_node} GPUs: its all-reduces run over the slower "
-            "inter-node network. Keep cluster.tp at or below the GPUs per node."
-        )
-    total = fig["step_time_s"]
-    if total > 0 and fig["pp_bubble_s"] / total > 0.25:
-        out.append(
-            f"The pipeline bubble takes {fig['pp_bubble_s'] / total:.0%} of each step: raise the global batch, "
-            "lower cluster.pp, or interleave stages (training.interleave)."
-        )
-    if total > 0 and fig["dp_exposed_s"] / total > 0.25:
-        out.append(
-            f"Gradient sync is {fig['dp_exposed_s'] / total:.0%} of each step: the network is the bottleneck; "
-            "a larger batch per GPU, more tensor/pipeline parallelism or a faster interconnect would help."
-        )
+def _warnings(cols: dict[str, np.ndarray], row: dict[str, Any]) -> list[PlanWarning]:
+    out = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for rule in WARNINGS:
+            if bool(np.asarray(rule.broken(cols))[0]):
+                out.append(PlanWarning(rule.code or rule.short, rule.message(row), rule.key))
     return out
 
 
 def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None) -> Plan:
-    """Evaluate one scenario. `devices` adds calibrated accelerators (from profiles) to the catalog."""
-    hw = _hardware(scenario, devices)
-    cols = training_columns(scenario_columns([scenario], devices))
-    fig = _row(cols)
-    training = {
-        k: Figure(fig[k], unit, _provenance(k, scenario, hw), source, label)
-        for k, (label, unit, source) in TRAINING_FIGURES.items()
-    }
-    law = get_law(scenario.quality.law)
-    n, d = scenario.model.params, scenario.training.tokens
-    n_opt, d_opt = compute_optimal(fig["flops_total"], law)
-    q_values = {
-        "loss": float(loss(n, d, law)),
-        "compute_optimal_params": float(n_opt),
-        "compute_optimal_tokens": float(d_opt),
-        "tokens_per_param": d / n,
-    }
-    quality = {
-        k: Figure(q_values[k], unit, "published", f"{source}; constants: {law.source}", label)
-        for k, (label, unit, source) in QUALITY_FIGURES.items()
-    }
-    suggestions: list[Suggestion] = []
-    if not fig["fits_memory"]:
-        suggestions = _memory_suggestions(scenario, devices)
-    return Plan(
-        scenario=scenario,
-        training=training,
-        quality=quality,
-        hardware=hw,
-        warnings=tuple(_warnings(scenario, fig, hw)),
-        notes=scenario.notes,
-        suggestions=tuple(suggestions),
-    )
+    """Evaluate one scenario. `devices` adds this caller's calibrated accelerators (from profiles)."""
+    hw = lookup_device(scenario.cluster.accelerator, devices)
+    cols = scenario_rows([scenario], devices)
+    rows, names = _perturbations(cols, hw)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = evaluate_columns(rows)
+    basis = _basis(scenario, hw)
+    figures: dict[str, Figure] = {}
+    for key, spec in FIGURES.items():
+        if key not in out:
+            continue
+        value = out[key][0]
+        value = bool(value) if np.asarray(value).dtype == bool else float(value)
+        low = high = None
+        if spec.ranged and names and np.all(np.isfinite(out[key])):
+            low, high = _band(np.asarray(out[key], dtype=float))
+        figures[key] = Figure(value, spec.unit, spec.provenance, spec.how, spec.label, low, high,
+                              basis if spec.provenance == "computed" else "", spec.better)
+    first = {k: v[:1] for k, v in out.items()}
+    row = row_of(first) | {k: scenario.value(k) for k in INPUTS}
+    warnings = _warnings(first, row)
+    suggestions = _memory_suggestions(scenario, devices) if not figures["training.fits_memory"].value else []
+    return Plan(scenario=scenario, figures=figures, hardware=hw, warnings=tuple(warnings), notes=scenario.notes,
+                suggestions=tuple(suggestions))

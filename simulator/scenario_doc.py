@@ -1,61 +1,50 @@
-"""The scenario reference (docs/scenario.md), generated from the dataclasses and validation rules."""
+"""The scenario reference (docs/scenario.md), generated from the input registry and the families' figures."""
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import re
-
-from simulator.scenario import SECTIONS
-from simulator.validation import RULES
-
-DERIVED_DEFAULTS = {
-    "model.params": "counted from the shape",
-    "model.layers": "derived from model.params",
-    "model.hidden": "derived from model.params",
-    "model.heads": "derived from model.params",
-    "model.kv_heads": "model.heads",
-    "model.ffn_hidden": "4·hidden (gelu) or 8/3·hidden rounded to 256 (swiglu)",
-    "training.tokens": "20 × model.params",
-    "cluster.gpus_per_node": "the accelerator's server size, at most cluster.gpus",
-    "finance.gpu_hour_usd": "the catalog's dated price",
-}
+from simulator.families import FAMILIES
+from simulator.inputs import ERRORS, INPUTS, SECTIONS, WARNINGS
 
 
-def _comments(section_cls: type) -> dict[str, str]:
-    source = inspect.getsource(section_cls)
-    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, re.M)}
+def _default(key: str) -> str:
+    inp = INPUTS[key]
+    if inp.derived is not None:
+        return inp.derived.text + (" (always)" if inp.derived.always else "")
+    if inp.default is not None:
+        return f"`{str(inp.default).lower() if isinstance(inp.default, bool) else inp.default}`"
+    return f"none: {inp.absent}" if inp.absent else "none"
 
 
-def _allowed(key: str) -> str:
-    kind, low, high = RULES[key]
-    if kind == "choice":
-        return ", ".join(high)
-    if kind == "bool":
-        return "true / false"
-    if kind == "str":
-        return "an accelerator id (`python -m simulator catalog`)"
-    return f"{kind}, {low:g} to {high:g}"
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def scenario_reference() -> str:
     lines = [
         "# Scenario reference",
         "",
-        "Generated from `simulator/scenario.py` and `simulator/validation.py` (`python -m simulator.scenario_doc`).",
-        "Every key is optional except `model.params` or the shape (`model.layers`, `model.hidden`, `model.heads`).",
+        "Generated from the input registry (`simulator/families/*`, `python -m simulator.scenario_doc`); a test keeps "
+        "it current. Every key is optional except the model size: `model.params`, `model.preset`, or the shape "
+        "(`model.layers`, `model.hidden`, `model.heads`).",
         "",
     ]
-    for section, cls in SECTIONS.items():
-        notes = _comments(cls)
-        lines += [f"## `{section}`", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
-        for f in dataclasses.fields(cls):
-            key = f"{section}.{f.name}"
-            default = DERIVED_DEFAULTS.get(key, f"`{f.default!r}`" if f.default is not None else "none")
-            if f.default is not None and key not in DERIVED_DEFAULTS:
-                default = f"`{str(f.default).lower() if isinstance(f.default, bool) else f.default}`"
-            lines.append(f"| `{key}` | {default} | {_allowed(key)} | {notes.get(f.name, '')} |")
+    for section in SECTIONS:
+        lines += [f"## `{section}`", "", "| key | link | unit | default | allowed | meaning |",
+                  "|---|---|---|---|---|---|"]
+        for inp in INPUTS.values():
+            if inp.section == section:
+                lines.append(f"| `{inp.key}` | `{inp.link}` | {_cell(inp.unit)} | {_cell(_default(inp.key))} | "
+                             f"{_cell(inp.allowed_text())} | {_cell(inp.help)} |")
         lines.append("")
+    lines += ["## Rules between inputs", "", "Refused (exit code 2, with a message that says what to change):", ""]
+    lines += [f"- {_cell(rule.short)}" for rule in ERRORS]
+    lines += ["", "Legal but reported as a warning (with a code the app recognises):", ""]
+    lines += [f"- `{rule.code}`: {_cell(rule.short)}" for rule in WARNINGS]
+    lines += ["", "## Output figures", "", "| figure | unit | better | how |", "|---|---|---|---|"]
+    for family in FAMILIES:
+        for fig in family.figures:
+            lines.append(f"| `{fig.key}` | {_cell(fig.unit)} | {fig.better or ''} | {_cell(fig.how)} |")
+    lines.append("")
     return "\n".join(lines)
 
 

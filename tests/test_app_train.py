@@ -130,7 +130,7 @@ def test_custom_size_derives_a_shape():
     at.number_input(key="model.params_B").set_value(13.0).run()
     assert not at.exception
     assert "Training a 13B model" in sentence(at)
-    assert at.query_params["m"] == "custom" and at.query_params["n"] == "1.3e10"
+    assert at.query_params["m"] == "" and at.query_params["n"] == "1.3e10"
 
 
 def test_import_of_a_bad_file_says_why():

@@ -33,7 +33,8 @@ def test_evaluate_prints_the_plan_contract(scenario_file, capsys):
     assert plan["quality"]["loss"] > 1.69
     assert plan["training"]["hw_tflops_per_gpu"] >= plan["training"]["tflops_per_gpu"]
     assert plan["training"]["cost_usd"] == pytest.approx(plan["training"]["gpu_hours"] * 2.5)
-    assert plan["provenance"]["training.cost_usd"]["provenance"] == "assumed"
+    assert plan["provenance"]["training.cost_usd"]["provenance"] == "computed"
+    assert "price your input" in plan["provenance"]["training.cost_usd"]["basis"]
 
 
 def test_missing_optional_keys_take_defaults(tmp_path, capsys):

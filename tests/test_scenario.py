@@ -33,7 +33,7 @@ def test_defaults_are_filled_and_explained():
     assert s.training.tokens == pytest.approx(20 * s.model.params)
     assert s.finance.gpu_hour_usd > 0
     assert any("derived from model.params" in n for n in s.notes)
-    assert any("20 per parameter" in n for n in s.notes)
+    assert any("20 × model.params" in n for n in s.notes)
 
 
 def test_derived_shape_matches_gpt3_family():
@@ -56,16 +56,25 @@ def test_gpu_count_must_be_product_of_degrees():
     assert "cluster.gpus = 1000" in text and "tp×pp" in text
 
 
-def test_layers_split_over_pipeline():
+def test_uneven_pipeline_stages_are_planned_and_impossible_splits_refused():
     data = json.loads(json.dumps(GPT3))
     data["cluster"].update(pp=5, gpus=8 * 5 * 8)
-    assert any("cluster.pp = 5" in p and "layers (96)" in p for p in problems_of(data))
+    assert Scenario.from_dict(data).cluster.pp == 5  # 96 layers over 5 stages: uneven, balanced by the planner
+    data["cluster"].update(first_stage_layers=50, last_stage_layers=45)
+    assert any("cluster.first_stage_layers = 50" in p and "model.layers (96)" in p for p in problems_of(data))
+    data["cluster"].update(pp=200, gpus=8 * 200 * 8, first_stage_layers=None, last_stage_layers=None)
+    assert any("cluster.pp = 200" in p and "at most 96" in p for p in problems_of(data))
+    data["cluster"].update(pp=5, gpus=8 * 5 * 8)
+    data["training"]["interleave"] = 2
+    assert any("cluster.pp = 5" in p and "pp×interleave" in p for p in problems_of(data))
 
 
-def test_global_batch_multiple_of_micro_times_dp():
+def test_global_batch_need_not_divide_but_must_feed_every_rank():
     data = json.loads(json.dumps(GPT3))
     data["training"]["global_batch_seqs"] = 1000
-    assert any("training.global_batch_seqs = 1000" in p for p in problems_of(data))
+    assert Scenario.from_dict(data).training.global_batch_seqs == 1000
+    data["training"]["global_batch_seqs"] = 3
+    assert any("training.global_batch_seqs = 3" in p and "at least one sequence" in p for p in problems_of(data))
 
 
 def test_unknown_key_and_section_suggest_the_right_name():

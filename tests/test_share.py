@@ -6,16 +6,12 @@ from urllib.parse import parse_qsl, urlencode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.share import CUSTOM_MODEL, PRESET_KEY, SHORT, format_value, from_query, to_query
-from simulator.validation import RULES
+from simulator.inputs import INPUTS
+from simulator.share import format_value, from_query, to_query
 
-PRESETS = {
-    "llama2-7b": {"layers": 32, "hidden": 4096, "heads": 32, "ffn_hidden": 11008, "mlp": "swiglu", "vocab": 32000,
-                  "seq_len": 4096},
-    "gpt3-175b": {"layers": 96, "hidden": 12288, "heads": 96, "vocab": 50257},
-}
+PRESETS = {"llama2-7b": {"preset": "llama2-7b"}, "gpt3-175b": {"preset": "gpt3-175b"}}
 DEFAULTS = {
-    "model": {"layers": 80, "hidden": 8192, "heads": 64, "vocab": 32000},
+    "model": {"preset": "chinchilla-70b"},
     "training": {"tokens": 1.4e12, "global_batch_seqs": 1536, "precision": "bf16", "zero_stage": 1,
                  "sequence_parallel": True},
     "cluster": {"accelerator": "H100-SXM", "gpus": 1024, "tp": 8, "pp": 4, "sync": "ring", "dp_overlap": 0.8},
@@ -40,66 +36,80 @@ def through_url(query: dict[str, str]) -> dict[str, str]:
 
 
 def test_defaults_give_an_empty_query():
-    assert to_query(DEFAULTS, DEFAULTS, PRESETS) == {}
-    assert from_query({}, DEFAULTS, PRESETS).inputs == DEFAULTS
-    assert from_query({}, DEFAULTS, PRESETS).problems == ()
+    assert to_query(DEFAULTS, DEFAULTS) == {}
+    assert from_query({}, DEFAULTS).inputs == DEFAULTS
+    assert from_query({}, DEFAULTS).problems == ()
 
 
 def test_only_changed_values_are_written_with_short_keys():
-    query = to_query(with_changes(cluster__gpus=2048, training__tokens=2e12), DEFAULTS, PRESETS)
+    query = to_query(with_changes(cluster__gpus=2048, training__tokens=2e12), DEFAULTS)
     assert query == {"tok": "2e12", "gpus": "2048"}
 
 
 def test_preset_with_one_change_stays_short():
-    model = {**PRESETS["llama2-7b"], "seq_len": 8192}
-    query = to_query({**DEFAULTS, "model": model}, DEFAULTS, PRESETS)
-    assert query == {PRESET_KEY: "llama2-7b", "seq": "8192"}
-    assert from_query(query, DEFAULTS, PRESETS).inputs["model"] == model
+    model = {"preset": "llama2-7b", "seq_len": 8192}
+    query = to_query({**DEFAULTS, "model": model}, DEFAULTS)
+    assert query == {"m": "llama2-7b", "seq": "8192"}
+    assert from_query(query, DEFAULTS).inputs["model"] == model
 
 
-def test_custom_size_model_starts_empty():
-    query = to_query({**DEFAULTS, "model": {"params": 13e9}}, DEFAULTS, PRESETS)
-    assert query == {PRESET_KEY: CUSTOM_MODEL, "n": "1.3e10"}
-    assert from_query(query, DEFAULTS, PRESETS).inputs["model"] == {"params": 13e9}
+def test_custom_size_model_clears_the_preset():
+    query = to_query({**DEFAULTS, "model": {"params": 13e9}}, DEFAULTS)
+    assert query == {"m": "", "n": "1.3e10"}
+    assert from_query(through_url(query), DEFAULTS).inputs["model"] == {"params": 13e9}
+
+
+def test_a_pinned_baseline_travels_in_the_link():
+    baseline = with_changes(cluster__gpus=512)
+    query = to_query(with_changes(cluster__gpus=2048), DEFAULTS, baseline)
+    assert query == {"gpus": "2048", "b.gpus": "512"}
+    shared = from_query(through_url(query), DEFAULTS)
+    assert shared.baseline == baseline and shared.inputs == with_changes(cluster__gpus=2048)
+    assert from_query(to_query(DEFAULTS, DEFAULTS, DEFAULTS), DEFAULTS).baseline == DEFAULTS
+    assert from_query({}, DEFAULTS).baseline is None
+
+
+def test_a_huge_value_is_not_echoed():
+    shared = from_query({"gpus": "9" * 5_000_000}, DEFAULTS)
+    assert shared.inputs == DEFAULTS and len(shared.problems[0]) < 300
 
 
 def test_a_cleared_value_travels_as_empty():
     inputs = with_changes(finance__pue=None)
-    query = to_query(inputs, DEFAULTS, PRESETS)
+    query = to_query(inputs, DEFAULTS)
     assert query == {"pue": ""}
-    assert from_query(through_url(query), DEFAULTS, PRESETS).inputs == inputs
+    assert from_query(through_url(query), DEFAULTS).inputs == inputs
 
 
 def test_bad_values_are_explained_and_the_rest_kept():
     shared = from_query({"gpus": "lots", "tp": "2.5", "hw": "H999", "pue": "0.5", "sp": "maybe", "m": "gpt5",
-                         "zz": "1", "tok": "2e12", "pp": "8"}, DEFAULTS, PRESETS)
+                         "zz": "1", "tok": "2e12", "pp": "8"}, DEFAULTS)
     assert shared.inputs["training"]["tokens"] == 2e12
     assert shared.inputs["cluster"]["pp"] == 8
     assert shared.inputs["cluster"]["gpus"] == 1024
     assert shared.inputs["cluster"]["tp"] == 8
     assert shared.inputs["cluster"]["accelerator"] == "H100-SXM"
     assert shared.inputs["finance"]["pue"] == 1.25
-    assert shared.inputs["model"] == DEFAULTS["model"]
     text = "\n".join(shared.problems)
     assert len(shared.problems) == 7
     for fragment in ("gpus=lots (cluster.gpus): expected a whole number; kept 1024",
                      "tp=2.5 (cluster.tp): must be a whole number",
                      'hw=H999 (cluster.accelerator): unknown accelerator',
                      "pue=0.5 (finance.pue): must be between 1 and 5",
-                     "sp=maybe", "m=gpt5: unknown model preset", "zz=1: not a Modelfolio link parameter"):
+                     "sp=maybe", "m=gpt5 (model.preset): allowed values are", "zz=1: not a Modelfolio link parameter"):
         assert fragment in text
 
 
 def test_accelerator_aliases_are_canonical_and_repeated_keys_use_the_last():
-    shared = from_query({"hw": "h200", "gpus": ["64", "128"]}, DEFAULTS, PRESETS)
+    shared = from_query({"hw": "h200", "gpus": ["64", "128"]}, DEFAULTS)
     assert shared.inputs["cluster"]["accelerator"] == "H200"
     assert shared.inputs["cluster"]["gpus"] == 128
 
 
-def test_every_rule_has_a_distinct_url_key():
-    assert set(SHORT) <= set(RULES)
-    assert len(set(SHORT.values())) == len(SHORT)
-    assert PRESET_KEY not in SHORT.values()
+def test_every_input_has_a_distinct_url_key():
+    links = [inp.link for inp in INPUTS.values()]
+    assert all(links) and len(set(links)) == len(links)
+    assert not any(link.startswith("b.") or link == "b" for link in links)
 
 
 @given(st.floats(min_value=1e3, max_value=1e16, allow_nan=False, allow_infinity=False))
@@ -129,8 +139,8 @@ def test_round_trip(gpus, tokens, tp, accelerator, precision, sequence_parallel,
                           training__precision=precision, training__sequence_parallel=sequence_parallel,
                           finance__pue=pue, finance__gpu_hour_usd=price)
     inputs["model"] = copy.deepcopy(model)
-    query = to_query(inputs, DEFAULTS, PRESETS)
+    query = to_query(inputs, DEFAULTS)
     assert all(isinstance(v, str) for v in query.values())
-    shared = from_query(through_url(query), DEFAULTS, PRESETS)
+    shared = from_query(through_url(query), DEFAULTS)
     assert shared.problems == ()
     assert shared.inputs == inputs

@@ -1,0 +1,13 @@
+"""The registered model families, in the order they run (a family reads the figures of those before it).
+
+Adding a family: write its module (inputs, figures, a vectorised `run`) and add one line here.
+"""
+
+from simulator.families import cost, goodput, quality, training
+
+FAMILIES = (
+    training.FAMILY,
+    goodput.FAMILY,
+    cost.FAMILY,
+    quality.FAMILY,
+)

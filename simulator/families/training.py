@@ -1,0 +1,108 @@
+"""Training family: FLOPs, memory, step time and ideal wall time of a training run (simulator.training)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.families.training_inputs import INPUTS
+from simulator.families.training_rules import ERRORS
+from simulator.registry import Columns, Family, FigureSpec, Rule
+from simulator.training import training_columns
+
+F = FigureSpec
+FIGURES = (
+    F("training.flops_total", "Training compute (model FLOPs)", "FLOP",
+      "PaLM App. B / Megatron: FLOPs per token incl. attention × tokens"),
+    F("training.flops_total_hw", "Hardware FLOPs incl. recompute", "FLOP",
+      "Korthikanti et al. 2022: recomputation adds forward passes"),
+    F("training.step_time_s", "Step time", "s",
+      "compute + TP comm + pipeline bubble + p2p + exposed DP sync + straggler wait", "lower", ranged=True),
+    F("training.tokens_per_s", "Throughput", "tokens/s", "global batch × sequence / step time", "higher",
+      ranged=True),
+    F("training.tflops_per_gpu", "Achieved TFLOP/s per GPU (model)", "TFLOP/s",
+      "model FLOPs per step / (step time × GPUs)", "higher"),
+    F("training.hw_tflops_per_gpu", "Achieved TFLOP/s per GPU (hardware)", "TFLOP/s",
+      "hardware FLOPs per step / (step time × GPUs)", "higher"),
+    F("training.mfu", "Model FLOPs utilisation", "fraction", "PaLM App. B: model TFLOP/s / peak", "higher",
+      ranged=True),
+    F("training.hfu", "Hardware FLOPs utilisation", "fraction", "PaLM App. B: hardware TFLOP/s / peak", "higher"),
+    F("training.iterations", "Optimizer steps", "steps",
+      "tokens / (global batch × sequence), × staleness penalty for async SGD"),
+    F("training.ideal_wall_days", "Wall-clock time if nothing fails", "days", "steps × step time", "lower",
+      ranged=True),
+    F("training.memory_per_gpu_gb", "Memory per GPU", "GB",
+      "ZeRO (Rajbhandari et al. 2020) + activations (Korthikanti et al. 2022, Table 2)", "lower"),
+    F("training.mem_weights_gb", "Weights", "GB", "ZeRO §3: 2Ψ bytes, /(tp·pp), /dp under stage 3", "lower"),
+    F("training.mem_grads_gb", "Gradients", "GB", "ZeRO §3: 2Ψ bytes, /dp from stage 2", "lower"),
+    F("training.mem_optimizer_gb", "Optimizer states", "GB", "ZeRO §3: KΨ with K = 12, /dp from stage 1", "lower"),
+    F("training.mem_activations_gb", "Activations", "GB",
+      "Korthikanti et al. 2022, Table 2, × in-flight micro-batches on the worst stage", "lower"),
+    F("training.fits_memory", "Fits in memory", "", "memory per GPU ≤ HBM capacity"),
+    F("training.compute_s", "Compute", "s",
+      "hardware FLOPs / (peak × GEMM efficiency of the per-GPU matrix sizes)", "lower"),
+    F("training.tp_comm_s", "Tensor-parallel comm", "s", "Megatron: 4 all-reduces per layer per micro-batch (ring)",
+      "lower"),
+    F("training.pp_bubble_s", "Pipeline bubble", "s", "Narayanan et al. 2021 §2.2: (p−1)/(v·m) of the ideal time",
+      "lower"),
+    F("training.pp_p2p_s", "Pipeline send/recv", "s", "b·s·h activations per micro-batch between stages", "lower"),
+    F("training.dp_exposed_s", "Exposed data-parallel sync", "s", "gradient sync not hidden behind backward",
+      "lower"),
+    F("training.straggler_s", "Straggler wait", "s", "expected slowest-of-dp worker (Dutta et al. 2018)", "lower"),
+    F("training.gemm_efficiency", "GEMM efficiency", "fraction", "saturating curve in the per-GPU matrix sizes",
+      "higher"),
+)
+STEP_PARTS = ("compute_s", "tp_comm_s", "pp_bubble_s", "pp_p2p_s", "dp_exposed_s", "straggler_s")
+_RENAMED = {"wall_days": "ideal_wall_days"}
+_OPTIONAL_OUT = ("first_stage_layers", "last_stage_layers", "microbatches", "batch_idle_fraction")
+OPTIONAL_FIGURES = (
+    F("training.first_stage_layers", "Layers on the first stage", "layers", "given, or balanced so the slowest "
+      "stage (embedding on the first, logits and loss on the last) is as fast as it can be"),
+    F("training.last_stage_layers", "Layers on the last stage", "layers", "given, or balanced (see the first stage)"),
+    F("training.microbatches", "Micro-batches per step", "micro-batches",
+      "⌈⌈B/dp⌉/b⌉ on the busiest data-parallel rank (Narayanan et al. 2021 §2.2)"),
+    F("training.batch_idle_fraction", "Idle micro-batch slots", "fraction",
+      "1 − B/(dp·m·b): the last micro-batch is smaller when B is not a multiple of b·dp", "lower"),
+)
+
+
+def run(c: Columns) -> dict[str, np.ndarray]:
+    out = training_columns(c)
+    keys = [f.name for f in FIGURES] + [k for k in _OPTIONAL_OUT if k in out]
+    inverse = {v: k for k, v in _RENAMED.items()}
+    return {f"training.{k}": out[inverse.get(k, k)] for k in keys} | {"training.wall_s": out["wall_days"] * 86400.0}
+
+
+def _frac(c: Columns, part: str) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return c[f"training.{part}"] / c["training.step_time_s"]
+
+
+W = Rule
+WARNINGS = (
+    W("training.memory_per_gpu_gb", "does not fit in memory", lambda c: ~c["training.fits_memory"].astype(bool),
+      lambda r: (f"Does not fit: needs {r['training.memory_per_gpu_gb']:.0f} GB per GPU, but a "
+                 f"{r['cluster.accelerator']} has {r['hbm_GB']:.0f} GB."), "warning", "memory"),
+    W("cluster.tp", "tensor parallelism spans nodes", lambda c: c["tp"] > c["gpus_per_node"],
+      lambda r: (f"Tensor parallelism ({r['tp']:.0f}) spans nodes of {r['gpus_per_node']:.0f} GPUs: its all-reduces "
+                 "run over the slower inter-node network. Keep cluster.tp at or below the GPUs per node."),
+      "warning", "tp_spans_nodes"),
+    W("cluster.pp", "pipeline bubble over 25%", lambda c: _frac(c, "pp_bubble_s") > 0.25,
+      lambda r: (f"The pipeline bubble takes {r['training.pp_bubble_s'] / r['training.step_time_s']:.0%} of each "
+                 "step: raise the global batch, lower cluster.pp, or interleave stages (training.interleave)."),
+      "warning", "pipeline_bubble"),
+    W("cluster.sync", "gradient sync over 25%", lambda c: _frac(c, "dp_exposed_s") > 0.25,
+      lambda r: (f"Gradient sync is {r['training.dp_exposed_s'] / r['training.step_time_s']:.0%} of each step: the "
+                 "network is the bottleneck; a larger batch per GPU, more tensor/pipeline parallelism or a faster "
+                 "interconnect would help."), "warning", "sync_bound"),
+    W("training.global_batch_seqs", "uneven global batch",
+      lambda c: c.get("training.batch_idle_fraction", np.zeros(np.shape(c["gpus"]))) > 1e-12,
+      lambda r: (f"The global batch ({r['global_batch']:.0f} sequences) is not a multiple of micro-batch × "
+                 f"data-parallel width ({r['micro_batch']:.0f} × {r['dp']:.0f}): the busiest rank runs "
+                 f"{r['training.microbatches']:.0f} micro-batches with a smaller last one, and "
+                 f"{r['training.batch_idle_fraction']:.1%} of micro-batch slots idle. A batch of "
+                 f"{max(1, round(r['global_batch'] / (r['micro_batch'] * r['dp']))) * r['micro_batch'] * r['dp']:.0f} "
+                 "would use every slot."), "warning", "uneven_batch"),
+)
+
+FAMILY = Family("training", INPUTS, FIGURES + OPTIONAL_FIGURES, run, rules=ERRORS + WARNINGS,
+                doc="FLOPs, memory, step time and ideal wall time (docs/training-model.md)")

@@ -1,0 +1,154 @@
+"""The training family's inputs (model shape, training recipe, cluster), each declared once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.presets import PRESETS
+from simulator.registry import Derived, Input
+from simulator.shape import derive_shape
+from simulator.training import params_from_shape
+
+MLP_KINDS = ("gelu", "swiglu")
+PRECISIONS = ("bf16", "fp16", "fp8", "fp32", "tf32")
+RECOMPUTE = ("none", "selective", "full")
+SYNC_METHODS = ("ring", "tree", "ps", "async")
+SHARDING = ("random", "sequential")
+SHAPE_KEYS = ("model.layers", "model.hidden", "model.heads")
+BILLION = 1e9
+
+
+def _shape_part(i: int):
+    def fn(c):
+        return derive_shape(c["params"], c["vocab"], c["glu"] > 0)[i].astype(float)
+    return fn
+
+
+def _ffn_default(c):
+    # 4·hidden for GELU (Vaswani 2017); SwiGLU keeps 8h² per MLP with ffn = 8h/3 rounded up to 256 (Touvron 2023)
+    return np.where(c["glu"] > 0, np.ceil(8.0 * c["hidden"] / 3.0 / 256.0) * 256.0, 4.0 * c["hidden"])
+
+
+def _params_counted(c):
+    return params_from_shape(c["layers"], c["hidden"], c["heads"], c["kv_heads"], c["ffn_hidden"], c["glu"],
+                             c["vocab"]).astype(float)
+
+
+_SHAPE_TEXT = "derived from model.params with GPT-3 proportions (N ≈ 12·L·h², hidden ≈ 128·layers)"
+_SHAPE_NEEDS = ("model.params", "model.vocab", "model.mlp")
+
+MODEL = (
+    Input("model.preset", "choice", "Model preset", "A published model shape; any model key given beside it "
+          "overrides the preset's value. Presets: " + ", ".join(PRESETS) + ".", choices=tuple(PRESETS),
+          choice_labels={k: p.label for k, p in PRESETS.items()}, link="m",
+          absent="no preset: give model.params or the shape"),
+    Input("model.layers", "int", "Layers", "Transformer blocks.", "", 1, 10_000, link="ly", column="layers",
+          derived=Derived(_SHAPE_TEXT, _shape_part(0), _SHAPE_NEEDS), required_one_of="model size"),
+    Input("model.hidden", "int", "Hidden size", "Model width d_model; must be divisible by the heads.", "", 8,
+          1_000_000, link="hd", column="hidden", step=128,
+          derived=Derived(_SHAPE_TEXT, _shape_part(1), _SHAPE_NEEDS), required_one_of="model size"),
+    Input("model.heads", "int", "Attention heads", "Query heads; tensor parallelism must divide them.", "", 1, 10_000,
+          link="hh", column="heads", derived=Derived(_SHAPE_TEXT, _shape_part(2), _SHAPE_NEEDS),
+          required_one_of="model size"),
+    Input("model.kv_heads", "int", "KV heads", "Key/value heads for grouped-query attention (Ainslie et al. 2023); "
+          "empty = as many as the heads (multi-head attention).", "", 1, 10_000, link="kv", column="kv_heads",
+          derived=Derived("model.heads", lambda c: c["heads"], ("model.heads",))),
+    Input("model.ffn_hidden", "int", "FFN hidden size", "MLP inner width; empty = 4 × hidden (GELU) or 8/3 × hidden "
+          "rounded up to 256 (SwiGLU).", "", 8, 10_000_000, link="ffn", column="ffn_hidden", step=256,
+          derived=Derived("4·hidden (gelu) or 8/3·hidden rounded up to 256 (swiglu)", _ffn_default,
+                          ("model.hidden", "model.mlp"))),
+    Input("model.params", "float", "Parameters", "Total parameters incl. embeddings. Give this alone and the shape is "
+          "derived (GPT-3 proportions, hidden ≈ 128 × layers); with a shape, the count follows the shape.",
+          "parameters", 1e5, 1e15, link="n", column="params", step=1e9, scale=BILLION, widget_unit="billions",
+          derived=Derived("counted from the shape", _params_counted, always=True),
+          required_one_of="model size"),
+    Input("model.mlp", "choice", "MLP", "GELU (GPT-3, Chinchilla: 2 matrices) or gated SwiGLU (LLaMA: 3 matrices).",
+          choices=MLP_KINDS, choice_labels={"gelu": "GELU", "swiglu": "SwiGLU"}, default="gelu", link="mlp",
+          column="glu"),
+    Input("model.vocab", "int", "Vocabulary", "Embedding rows (tied input/output embedding).", "tokens", 1,
+          10_000_000, default=51200, link="voc", column="vocab"),
+    Input("model.seq_len", "int", "Sequence length", "Tokens per training sequence.", "tokens", 1, 10_000_000,
+          default=2048, link="seq", column="seq_len", step=512),
+)
+
+TRAINING = (
+    Input("training.tokens", "float", "Training tokens", "Tokens seen in training. Compute-optimal is about 20 per "
+          "parameter (Hoffmann et al. 2022).", "tokens", 1e3, 1e16, link="tok", column="tokens", step=1e11,
+          scale=BILLION, widget_unit="billions", provenance="published",
+          derived=Derived("the preset's published tokens, else 20 × model.params (Hoffmann et al. 2022)",
+                          lambda c: np.where(np.isfinite(c["preset_tokens"]), c["preset_tokens"], 20.0 * c["params"]),
+                          ("model.params",))),
+    Input("training.global_batch_seqs", "int", "Global batch", "Sequences per optimizer step over all GPUs. Need not "
+          "be a multiple of micro-batch × data-parallel width: the remainder goes into a smaller last micro-batch.",
+          "sequences", 1, 100_000_000, default=1024, link="gb", column="global_batch"),
+    Input("training.micro_batch_seqs", "int", "Micro-batch", "Sequences per forward/backward pass on one GPU.",
+          "sequences", 1, 1_000_000, default=1, link="mb", column="micro_batch"),
+    Input("training.precision", "choice", "Precision", "Data type of the matrix multiplies; sets the peak TFLOP/s "
+          "used. fp8 keeps bf16 weights and activations (Transformer Engine recipe).", choices=PRECISIONS,
+          default="bf16", link="prec", column="precision"),
+    Input("training.recompute", "choice", "Activation recomputation", "Recompute activations in the backward pass to "
+          "save memory (Korthikanti et al. 2022): selective = attention only, full = every layer (one more forward).",
+          choices=RECOMPUTE, default="selective", link="rc", column="recompute"),
+    Input("training.zero_stage", "int", "ZeRO stage", "Rajbhandari et al. 2020: shard optimizer states (1), also "
+          "gradients (2), also weights (3) over the data-parallel GPUs. Needs ring or tree all-reduce.", "", 0, 3,
+          link="zero", column="zero_stage",
+          derived=Derived("1 with ring or tree all-reduce, 0 with a parameter server or asynchronous SGD",
+                          lambda c: np.where(c["sync"] >= 2, 0.0, 1.0), ("cluster.sync",))),
+    Input("training.sequence_parallel", "bool", "Sequence parallelism", "Korthikanti et al. 2022: shards norm and "
+          "dropout activations over the tensor-parallel group (less memory, same traffic).", default=True, link="sp",
+          column="sequence_parallel"),
+    Input("training.interleave", "int", "Interleaved stages per GPU", "Virtual pipeline stages per GPU (Narayanan et "
+          "al. 2021): shrinks the bubble, costs more send/recv; needs pipeline stages > 1.", "", 1, 1024, default=1,
+          link="vpp", column="interleave"),
+    Input("training.flash_attention", "bool", "Fused attention (FlashAttention)", "Dao et al. 2022: attention in "
+          "tiles, so the sequence × sequence scores are never stored.", default=True, link="fa",
+          column="flash_attention"),
+    Input("training.sharding", "choice", "Data sharding", "Random (i.i.d.) shards, or sequential slices per worker, "
+          "which slow asynchronous SGD.", choices=SHARDING, default="random", link="shard", column="sharding"),
+)
+
+CLUSTER = (
+    Input("cluster.accelerator", "device", "Accelerator", "Datasheet peak TFLOP/s, memory, links and dated price "
+          "per GPU-hour from the hardware catalog, or a calibrated device (profile:...).", default="H100-SXM",
+          link="hw", column="accelerator"),
+    Input("cluster.gpus", "int", "GPUs", "Total accelerators = tensor × pipeline × data parallel.", "GPUs", 1,
+          10_000_000, default=8, link="gpus", column="gpus"),
+    Input("cluster.gpus_per_node", "int", "GPUs per node", "GPUs joined by the fast in-node link (NVLink); empty = "
+          "the accelerator's usual server, at most the GPU count.", "GPUs", 1, 1024, link="gpn",
+          column="gpus_per_node", provenance="datasheet",
+          derived=Derived("the accelerator's server size, at most cluster.gpus",
+                          lambda c: np.minimum(c["hw_gpus_per_node"], c["gpus"]),
+                          ("cluster.accelerator", "cluster.gpus"))),
+    Input("cluster.tp", "int", "Tensor parallel", "Megatron tensor parallelism: each layer split over this many GPUs. "
+          "Must divide the heads; keep it within a node.", "GPUs", 1, 1024, default=1, link="tp", column="tp"),
+    Input("cluster.pp", "int", "Pipeline stages", "Layers split into this many stages (1F1B). Stages may hold "
+          "different numbers of layers (see the first/last stage layers).", "stages", 1, 100_000, default=1,
+          link="pp", column="pp"),
+    Input("cluster.first_stage_layers", "int", "Layers on the first stage", "Blocks on the first pipeline stage, "
+          "which also holds the embedding (Megatron-LM --decoder-first-pipeline-num-layers); empty = even split "
+          "when the layers divide, else the planner balances the stages.", "layers", 1, 10_000,
+          link="fsl", column="first_stage_layers",
+          absent="the planner chooses: see training.first_stage_layers in the plan"),
+    Input("cluster.last_stage_layers", "int", "Layers on the last stage", "Blocks on the last pipeline stage, which "
+          "also computes the logits and the loss (Megatron-LM --decoder-last-pipeline-num-layers); empty = even "
+          "split when the layers divide, else balanced.", "layers", 1, 10_000, link="lsl",
+          column="last_stage_layers",
+          absent="the planner chooses: see training.last_stage_layers in the plan"),
+    Input("cluster.sync", "choice", "Gradient sync", "How data-parallel workers combine gradients each step.",
+          choices=SYNC_METHODS, choice_labels={"ring": "Ring all-reduce", "tree": "Tree all-reduce",
+                                               "ps": "Parameter server", "async": "Asynchronous SGD"},
+          default="ring", link="sync", column="sync"),
+    Input("cluster.ps_servers", "int", "Parameter servers", "Server shards holding the weights (parameter-server "
+          "sync only).", "servers", 1, 1_000_000, default=1, link="ps", column="ps_servers"),
+    Input("cluster.async_kappa", "float", "Staleness penalty κ", "Asynchronous SGD: extra updates per step of "
+          "staleness, U = U₀·(1 + κ·s).", "", 0.0, 10.0, default=0.02, link="kappa", column="async_kappa",
+          step=0.01),
+    Input("cluster.straggler_cv", "float", "Step-time spread between GPUs (CV)", "Coefficient of variation of per-GPU "
+          "step time; the slowest worker sets the pace (Dutta et al. 2018). About 1% on dedicated clusters.",
+          "fraction", 0.0, 2.0, default=0.01, link="cv", column="straggler_cv", step=0.01),
+    Input("cluster.dp_overlap", "float", "Sync hidden behind backward", "Share of gradient sync that overlaps the "
+          "backward pass (0 = none, 1 = all).", "fraction", 0.0, 1.0, default=0.8, link="ovl", column="dp_overlap",
+          step=0.05),
+)
+
+INPUTS = (*MODEL, *TRAINING, *CLUSTER)

@@ -1,0 +1,127 @@
+"""Rules that relate the training inputs, each written once on columns (one row or a million).
+
+`broken(c)` is a boolean array over rows; `message(row)` explains one row and says what to change. The sweep
+reports the first broken error rule of each row as its `reason`; a single scenario reports every one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.registry import Rule
+
+
+def _divisors(n: float, limit: int = 8) -> str:
+    n = int(n)
+    found = [d for d in range(1, min(n, 4096) + 1) if n % d == 0]
+    return ", ".join(str(d) for d in found[:limit]) + (" ..." if len(found) > limit else "")
+
+
+def _i(x: float) -> int:
+    return round(float(x))
+
+
+def _whole_dp(c) -> np.ndarray:
+    return np.fmod(c["gpus"], c["tp"] * c["pp"]) == 0
+
+
+def _given(c, name: str) -> np.ndarray:
+    return np.isfinite(c[name])
+
+
+def _stages_given(c) -> np.ndarray:
+    return _given(c, "first_stage_layers") | _given(c, "last_stage_layers")
+
+
+def _middle_layers(c) -> np.ndarray:
+    first = np.where(_given(c, "first_stage_layers"), c["first_stage_layers"], 0.0)
+    last = np.where(_given(c, "last_stage_layers"), c["last_stage_layers"], 0.0)
+    return c["layers"] - first - last
+
+
+def _stage_split_broken(c) -> np.ndarray:
+    # with pp stages, the given first/last leave at least one layer for each of the pp-2 middle stages;
+    # with 2 stages they add up to the layers; one given alone leaves >= 1 layer per remaining stage
+    pp, given_both = c["pp"], _given(c, "first_stage_layers") & _given(c, "last_stage_layers")
+    n_given = _given(c, "first_stage_layers").astype(float) + _given(c, "last_stage_layers")
+    rest_stages = pp - n_given
+    middle = _middle_layers(c)
+    bad = np.where(given_both & (pp == 2), middle != 0, middle < rest_stages)
+    return _stages_given(c) & (pp > 1) & bad
+
+
+def _stage_split_message(r) -> str:
+    pp, layers = _i(r["pp"]), _i(r["layers"])
+    given = {k: _i(r[f"{k}_stage_layers"]) for k in ("first", "last") if np.isfinite(r[f"{k}_stage_layers"])}
+    shown = ", ".join(f"cluster.{k}_stage_layers = {v}" for k, v in given.items())
+    if pp == 2 and len(given) == 2:
+        return f"{shown}: with 2 pipeline stages they must add up to model.layers ({layers})"
+    rest = pp - len(given)
+    return (f"{shown}: model.layers ({layers}) leaves {layers - sum(given.values())} layers for the other {rest} "
+            f"stage(s); each needs at least one. Give fewer layers to the first/last stage or use fewer stages")
+
+
+ERRORS: tuple[Rule, ...] = (
+    Rule("cluster.gpus", "cluster.gpus: tp×pp does not divide the GPU count",
+         lambda c: ~_whole_dp(c),
+         lambda r: (f"cluster.gpus = {_i(r['gpus'])}: tp×pp×dp must equal the GPU count, and tp×pp = "
+                    f"{_i(r['tp'])}×{_i(r['pp'])} = {_i(r['tp'] * r['pp'])} does not divide {_i(r['gpus'])}; use a "
+                    f"multiple of {_i(r['tp'] * r['pp'])} GPUs or change tp/pp")),
+    Rule("cluster.tp", "cluster.tp: must divide model.heads",
+         lambda c: np.fmod(c["heads"], c["tp"]) != 0,
+         lambda r: (f"cluster.tp = {_i(r['tp'])}: the tensor-parallel degree must divide model.heads "
+                    f"({_i(r['heads'])}); try {_divisors(r['heads'])}")),
+    Rule("cluster.tp", "cluster.tp: must divide model.kv_heads or be a multiple of it",
+         lambda c: (np.fmod(c["kv_heads"], c["tp"]) != 0) & (np.fmod(c["tp"], c["kv_heads"]) != 0),
+         lambda r: (f"cluster.tp = {_i(r['tp'])}: must divide model.kv_heads ({_i(r['kv_heads'])}) or be a "
+                    f"multiple of it (each tensor-parallel rank holds whole KV heads); try "
+                    f"{_divisors(r['kv_heads'])} or a multiple of {_i(r['kv_heads'])}")),
+    Rule("model.hidden", "model.hidden: must be divisible by model.heads",
+         lambda c: np.fmod(c["hidden"], c["heads"]) != 0,
+         lambda r: f"model.hidden = {_i(r['hidden'])}: must be divisible by model.heads = {_i(r['heads'])}"),
+    Rule("model.kv_heads", "model.kv_heads: must divide model.heads",
+         lambda c: np.fmod(c["heads"], c["kv_heads"]) != 0,
+         lambda r: (f"model.kv_heads = {_i(r['kv_heads'])}: must divide model.heads = {_i(r['heads'])}; try "
+                    f"{_divisors(r['heads'])}")),
+    Rule("model.params", "model.params: more than 25% from the count of the shape given",
+         lambda c: np.isfinite(c["params_given"]) & (np.abs(c["params"] / c["params_given"] - 1.0) > 0.25),
+         lambda r: (f"model.params = {r['params_given']:.3g}: the shape given (layers={_i(r['layers'])}, "
+                    f"hidden={_i(r['hidden'])}) has {r['params']:.3g} parameters, more than 25% apart; drop "
+                    "model.params or fix the shape")),
+    Rule("cluster.pp", "cluster.pp: more pipeline stages than layers",
+         lambda c: c["pp"] > c["layers"],
+         lambda r: (f"cluster.pp = {_i(r['pp'])}: each pipeline stage needs at least one layer and model.layers = "
+                    f"{_i(r['layers'])}; use at most {_i(r['layers'])} stages")),
+    Rule("cluster.first_stage_layers", "cluster.first/last_stage_layers: do not leave a layer for every stage",
+         _stage_split_broken, _stage_split_message),
+    Rule("cluster.pp", "cluster.pp: interleaving needs layers divisible by pp×interleave",
+         lambda c: (c["interleave"] > 1) & (np.fmod(c["layers"], c["pp"] * c["interleave"]) != 0),
+         lambda r: (f"cluster.pp = {_i(r['pp'])}: with interleaving, model.layers ({_i(r['layers'])}) must split "
+                    f"evenly over pp×interleave = {_i(r['pp'])}×{_i(r['interleave'])}; try pp in "
+                    f"{_divisors(r['layers'])} or training.interleave = 1")),
+    Rule("training.interleave", "training.interleave: needs cluster.pp > 1",
+         lambda c: (c["interleave"] > 1) & (c["pp"] == 1),
+         lambda r: (f"training.interleave = {_i(r['interleave'])}: interleaving needs pipeline parallelism "
+                    "(cluster.pp > 1)")),
+    Rule("training.interleave", "training.interleave: uneven stages cannot be interleaved",
+         lambda c: (c["interleave"] > 1) & _stages_given(c),
+         lambda r: (f"training.interleave = {_i(r['interleave'])}: interleaved stages need an even split; leave "
+                    "cluster.first_stage_layers and cluster.last_stage_layers empty or set training.interleave = 1")),
+    Rule("training.global_batch_seqs", "training.global_batch_seqs: fewer sequences than data-parallel ranks",
+         lambda c: _whole_dp(c) & (c["global_batch"] < c["dp"]),
+         lambda r: (f"training.global_batch_seqs = {_i(r['global_batch'])}: each of the {_i(r['dp'])} data-parallel "
+                    f"ranks needs at least one sequence per step; use a global batch of at least {_i(r['dp'])} or "
+                    "fewer GPUs")),
+    Rule("training.precision", "training.precision: the accelerator has no unit for this precision",
+         lambda c: np.isnan(c["peak_tflops"]),
+         lambda r: (f"training.precision = {r['training.precision']!r}: {r['cluster.accelerator']} has no unit for "
+                    f"this precision; it supports {r['hw_precisions']}")),
+    Rule("training.zero_stage", "training.zero_stage: use 0 with a parameter server or async SGD",
+         lambda c: (c["zero_stage"] > 0) & (c["sync"] >= 2),
+         lambda r: (f"training.zero_stage = {_i(r['zero_stage'])}: ZeRO shards states over all-reduce groups; use "
+                    "zero_stage 0 with a parameter server or asynchronous SGD")),
+    Rule("cluster.ps_servers", "cluster.ps_servers: at most one per worker",
+         lambda c: (c["sync"] == 2) & (c["ps_servers"] > np.maximum(np.floor(c["dp"]), 1)),
+         lambda r: (f"cluster.ps_servers = {_i(r['ps_servers'])}: at most one server shard per data-parallel "
+                    f"worker ({_i(r['dp'])})")),
+)

@@ -1,0 +1,71 @@
+"""Every scenario input, gathered from the registered families, and the one check of a single value."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from simulator.families import FAMILIES
+from simulator.registry import FigureSpec, Input, Rule
+
+INPUTS: dict[str, Input] = {inp.key: inp for family in FAMILIES for inp in family.inputs}
+SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(inp.section for inp in INPUTS.values()))
+BY_LINK: dict[str, Input] = {inp.link: inp for inp in INPUTS.values() if inp.link}
+BY_COLUMN: dict[str, Input] = {inp.column: inp for inp in INPUTS.values() if inp.column}
+ERRORS: tuple[Rule, ...] = tuple(r for f in FAMILIES for r in f.rules if r.severity == "error")
+WARNINGS: tuple[Rule, ...] = tuple(r for f in FAMILIES for r in f.rules if r.severity == "warning")
+FIGURES: dict[str, FigureSpec] = {fig.key: fig for f in FAMILIES for fig in f.figures}
+NUMBER_CHARS = 40  # longest number literal read (a 300-digit integer is not a GPU count)
+
+
+def section_keys(section: str) -> list[str]:
+    return [inp.name for inp in INPUTS.values() if inp.section == section]
+
+
+def section_of(section: str) -> list[Input]:
+    return [inp for inp in INPUTS.values() if inp.section == section]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def coerce(inp: Input, value: Any) -> tuple[Any, str | None]:
+    """(canonical value, None), or (None, message naming the field, the value and what is allowed).
+
+    Devices are returned as the name given; resolving it against the catalog is the resolver's job.
+    """
+    key = inp.key
+    if value is None:
+        return None, None
+    if inp.kind == "choice":
+        text = value.strip().lower() if isinstance(value, str) else value
+        if isinstance(value, bool) or text not in inp.choices:
+            return None, f"{key} = {_show(value)}: allowed values are {inp.allowed_text()}"
+        return text, None
+    if inp.kind == "device":
+        if not isinstance(value, str) or not value.strip() or len(value) > 200:
+            return None, f"{key} = {_show(value)}: expected an accelerator name (`python -m simulator catalog`)"
+        return value.strip(), None
+    if inp.kind == "bool":
+        if isinstance(value, bool):
+            return value, None
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true", None
+        return None, f"{key} = {_show(value)}: expected true or false"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, f"{key} = {_show(value)}: expected a number, got {type(value).__name__}"
+    if isinstance(value, int) and value.bit_length() > 128:
+        return None, f"{key} = {_show(value)}: must be between {inp.low:g} and {inp.high:g}"
+    if not math.isfinite(value):
+        return None, f"{key} = {value!r}: must be a finite number"
+    if inp.kind == "int":
+        if float(value) != int(value):
+            return None, f"{key} = {value!r}: must be a whole number"
+        value = int(value)
+    else:
+        value = float(value)
+    if value < inp.low or value > inp.high:
+        return None, f"{key} = {value:g}: must be between {inp.low:g} and {inp.high:g}"
+    return value, None

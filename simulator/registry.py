@@ -1,0 +1,153 @@
+"""The input registry and the model-family contract: each input and each output figure is declared once.
+
+An `Input` holds everything any part of the product needs to know about one scenario key: its section and
+name, type, unit, bounds, default (a constant, or a rule that derives it from other inputs), label, help, short
+link key, and how it becomes a model column. Validation (one scenario or a million rows), the model columns,
+share links, the app's widgets and docs/scenario.md are generated from these declarations.
+
+A `Family` (training, cost, quality, ... one module each under `simulator/families/`) declares its inputs, its
+output figures and one vectorised `columns -> columns` function. `evaluate`, `sweep`, `Plan`, the charts and
+the CLI loop over the registered families.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Kind = Literal["int", "float", "bool", "choice", "device"]
+Provenance = Literal["measured", "fitted", "datasheet", "published", "assumed", "computed"]
+Better = Literal["lower", "higher"] | None
+Columns = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A default computed from other inputs, one vectorised function for one row or a million.
+
+    `fn(cols)` gets the model columns built so far (inputs by column name, hardware columns such as
+    `hw_gpus_per_node`) and returns this input's column; `text` says how, for the docs and the notes.
+    """
+
+    text: str
+    fn: Callable[[Columns], np.ndarray]
+    needs: tuple[str, ...] = ()  # dotted keys it reads: a sweep re-derives it when one of them varies
+    always: bool = False  # derived even when given (the given value stays in column `<column>_given` for checks)
+
+
+@dataclass(frozen=True)
+class Input:
+    key: str  # dotted scenario key, "cluster.tp"
+    kind: Kind
+    label: str  # what a widget and a table call it
+    help: str  # one or two sentences: what it is, where its default comes from
+    unit: str = ""  # "GPUs", "USD/GPU-hour"; "" for counts of nothing in particular and choices
+    low: float | None = None  # inclusive bounds of numbers
+    high: float | None = None
+    choices: tuple[Any, ...] = ()  # allowed values of a choice, in code order
+    choice_labels: Mapping[Any, str] = field(default_factory=dict)
+    default: Any = None  # a constant; None with `derived` set means "derived", None alone means "no default"
+    derived: Derived | None = None
+    link: str = ""  # short key in share links
+    column: str | None = None  # model column name; None: not a model column (e.g. the accelerator's name)
+    step: float | None = None  # widget step
+    scale: float = 1.0  # widget value × scale = scenario value (billions: 1e9)
+    widget_unit: str = ""  # the unit the widget shows when scaled ("billions")
+    absent: str = ""  # what an absent optional input means (no default, no derived rule)
+    required_one_of: str = ""  # docs: a group of keys of which one set must be given ("model size")
+    spread: float = 0.0  # relative one-sigma uncertainty of the default (assumed or published); 0 = exact
+    informational: bool = False  # moves no output on purpose (kept for the record, e.g. a note)
+    provenance: Provenance = "assumed"  # of the default value: assumed, published, datasheet
+
+    @property
+    def section(self) -> str:
+        return self.key.partition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.partition(".")[2]
+
+    def encode(self, value: Any) -> float:
+        """The model column's value for one resolved scenario value."""
+        if self.kind == "bool":
+            return 1.0 if value else 0.0
+        if self.kind == "choice":
+            return float(self.choices.index(value))
+        return float(value)
+
+    def decode(self, number: float) -> Any:
+        """Inverse of `encode` for derived values computed as columns."""
+        if self.kind == "int":
+            return round(float(number))
+        if self.kind == "bool":
+            return bool(number)
+        if self.kind == "choice":
+            return self.choices[int(number)]
+        return float(number)
+
+    def allowed_text(self) -> str:
+        if self.kind == "choice":
+            return ", ".join(str(c) for c in self.choices)
+        if self.kind == "bool":
+            return "true / false"
+        if self.kind == "device":
+            return "an accelerator id (`python -m simulator catalog`) or a calibrated `profile:...`"
+        return f"{self.kind}, {self.low:g} to {self.high:g}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule relating inputs, written once on columns: `broken(cols)` is True on the rows that break it.
+
+    `message(row)` explains one broken row (a dict of that row's column values) and says what to change;
+    `short` is the sweep's `reason` text. `severity="warning"`: legal but wasteful, reported, not refused.
+    """
+
+    key: str  # the dotted key the message is about
+    short: str
+    broken: Callable[[Columns], np.ndarray]
+    message: Callable[[Mapping[str, float]], str]
+    severity: Literal["error", "warning"] = "error"
+    code: str = ""  # stable id the app recognises warnings by
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One output figure of a family: `key` is dotted ("training.wall_days") and is the sweep's column name."""
+
+    key: str
+    label: str
+    unit: str
+    how: str  # formula or source, with its citation
+    better: Better = None
+    provenance: Provenance = "computed"  # "computed" = a model output; its inputs' provenance is listed on the plan
+    ranged: bool = False  # gets low/high from the propagated input uncertainty
+    chart: bool = True  # False for internal helper columns a plan does not show
+
+    @property
+    def section(self) -> str:
+        return self.key.partition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.partition(".")[2]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its inputs, its output figures, and `run(cols) -> new columns` on N rows at once.
+
+    `run` reads input columns by column name and earlier families' figures by dotted key, and returns a
+    dict of its figures' arrays by dotted key (plus any helper columns it wants later families to see).
+    """
+
+    name: str
+    inputs: tuple[Input, ...]
+    figures: tuple[FigureSpec, ...]
+    run: Callable[[Columns], dict[str, np.ndarray]]
+    rules: tuple[Rule, ...] = ()
+    needs: tuple[str, ...] = ()  # families whose figures `run` reads
+    doc: str = ""

@@ -1,0 +1,211 @@
+"""Inputs -> resolved model columns, for one scenario or a million rows, by one set of steps.
+
+1. each given value is checked alone against its declaration (`inputs.coerce`);
+2. the values are encoded as columns, absent ones take their constant default;
+3. the accelerator's hardware columns are looked up;
+4. derived defaults are computed, in declaration order, by their vectorised rule;
+5. the rules that relate inputs (`Family.rules`) mark the rows that break them.
+
+`Scenario.from_dict` runs these on one row; `sweep` runs the same functions on blocks of rows, so the two
+agree on every layout by construction.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulator.catalog import HardwareSpec, UnknownAccelerator
+from simulator.devices import all_devices, get_accelerator
+from simulator.errors import ScenarioError
+from simulator.families.training_inputs import SHAPE_KEYS
+from simulator.hardware_table import HardwareTable, hardware_table
+from simulator.inputs import ERRORS, INPUTS, SECTIONS, coerce, section_keys
+from simulator.presets import PRESETS
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    values: dict[str, Any]  # dotted key -> resolved value (None: optional and absent)
+    given: dict[str, Any]  # the values the user gave (canonical; a preset stays a preset)
+    derived: frozenset[str]  # keys filled by a derived rule
+    notes: tuple[str, ...]  # how the derived values were made
+    cols: dict[str, np.ndarray]  # the one row's model columns
+
+
+def device_catalog(devices: Mapping[str, HardwareSpec] | None = None) -> dict[str, HardwareSpec]:
+    """Datasheet catalog + shipped calibrated devices + this caller's own (uploaded) devices."""
+    return all_devices(devices)
+
+
+def lookup_device(name: str, devices: Mapping[str, HardwareSpec] | None = None) -> HardwareSpec:
+    return get_accelerator(name, extra=devices)
+
+
+def parse_sections(data: Any) -> dict[str, dict[str, Any]]:
+    """Check the JSON structure (sections and key names) before any value is looked at."""
+    if not isinstance(data, dict):
+        raise ScenarioError([f"scenario: expected a JSON object with sections {', '.join(SECTIONS)}, got "
+                             f"{type(data).__name__}"])
+    problems: list[str] = []
+    out: dict[str, dict[str, Any]] = {}
+    for section, values in data.items():
+        if section not in SECTIONS:
+            hint = difflib.get_close_matches(str(section)[:100], SECTIONS, n=1)
+            tip = f'; did you mean "{hint[0]}"?' if hint else ""
+            problems.append(f"{str(section)[:60]}: unknown section; allowed: {', '.join(SECTIONS)}{tip}")
+            continue
+        if not isinstance(values, dict):
+            problems.append(f"{section}: expected an object of keys, got {type(values).__name__}")
+            continue
+        known = section_keys(section)
+        for key in values:
+            if key not in known:
+                hint = difflib.get_close_matches(str(key)[:100], known, n=1)
+                tip = f'; did you mean "{section}.{hint[0]}"?' if hint else ""
+                problems.append(f"{section}.{str(key)[:60]}: unknown key; allowed: {', '.join(known)}{tip}")
+        out[section] = dict(values)
+    if problems:
+        raise ScenarioError(problems)
+    return out
+
+
+def expand_preset(given: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """The given values with a model preset's shape filled in under them, and the preset's tokens (or NaN)."""
+    name = given.get("model.preset")
+    if name is None:
+        return given, NAN
+    preset = PRESETS[name]
+    return {**{f"model.{k}": v for k, v in preset.model.items()}, **given}, preset.tokens
+
+
+def resolve_columns(given: Mapping[str, np.ndarray], n: int, table: HardwareTable,
+                    preset_tokens: np.ndarray | float = NAN) -> dict[str, np.ndarray]:
+    """Model columns for `n` rows from the given inputs (dotted key -> encoded column; the accelerator as an
+    index into `table`). Absent inputs take their constant default, their derived rule, or NaN (optional)."""
+    cols: dict[str, np.ndarray] = {}
+    for inp in INPUTS.values():
+        if inp.column is None:
+            continue
+        if inp.key in given:
+            cols[inp.column] = np.broadcast_to(np.asarray(given[inp.key], dtype=float), (n,))
+        elif inp.default is not None and inp.derived is None:
+            value = table.index(inp.default) if inp.kind == "device" else inp.encode(inp.default)
+            cols[inp.column] = np.full(n, float(value))
+        else:
+            cols[inp.column] = np.full(n, NAN)
+    cols.update(table.columns(cols["accelerator"], cols["precision"]))
+    cols["preset_tokens"] = np.broadcast_to(np.asarray(preset_tokens, dtype=float), (n,))
+    cols["params_given"] = np.full(n, NAN)
+    for inp in INPUTS.values():
+        rule = inp.derived
+        if rule is None or (inp.key in given and not rule.always):
+            continue
+        if inp.key in given:
+            cols[f"{inp.column}_given"] = cols[inp.column]
+        cols[inp.column] = np.broadcast_to(np.asarray(rule.fn(cols), dtype=float), (n,))
+    cols["dp"] = cols["gpus"] / (cols["tp"] * cols["pp"])
+    return cols
+
+
+def rule_codes(cols: Mapping[str, np.ndarray]) -> np.ndarray:
+    """0 where a row breaks no rule, else 1 + the index in ERRORS of the first rule it breaks."""
+    n = len(cols["gpus"])
+    code = np.zeros(n, dtype=np.int16)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(len(ERRORS), 0, -1):  # the first rule listed wins
+            code[np.asarray(ERRORS[i - 1].broken(cols), dtype=bool)] = i
+    return code
+
+
+def row_of(cols: Mapping[str, np.ndarray], i: int = 0) -> dict[str, Any]:
+    return {k: float(v[i]) if np.ndim(v) else float(v) for k, v in cols.items()}
+
+
+def _encode_given(values: Mapping[str, Any], table: HardwareTable) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for key, value in values.items():
+        inp = INPUTS[key]
+        if inp.column is None or value is None:
+            continue
+        number = table.index(value) if inp.kind == "device" else inp.encode(value)
+        out[key] = np.array([float(number)])
+    return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) >= 1e6 or not value.is_integer() else f"{int(value)}"
+    return str(value)
+
+
+def resolve(data: Any, devices: Mapping[str, HardwareSpec] | None = None) -> Resolved:
+    """Check and complete one scenario's inputs; every problem found is reported at once (ScenarioError)."""
+    sections = parse_sections(data)
+    problems: list[str] = []
+    given: dict[str, Any] = {}
+    for section, values in sections.items():
+        for name, raw in values.items():
+            key = f"{section}.{name}"
+            value, problem = coerce(INPUTS[key], raw)
+            if problem:
+                problems.append(problem)
+            elif value is not None:
+                given[key] = value
+    if problems:
+        raise ScenarioError(problems)
+    user = dict(given)
+    given, preset_tokens = expand_preset(given)
+    shape = [k for k in SHAPE_KEYS if k in given]
+    if not shape and "model.params" not in given:
+        problems.append("model: give model.params, model.preset, or the shape model.layers, model.hidden and "
+                        "model.heads")
+    elif shape and len(shape) < len(SHAPE_KEYS):
+        missing = [k for k in SHAPE_KEYS if k not in given]
+        problems.append(f"model: a shape needs layers, hidden and heads; missing {', '.join(missing)}")
+    accel_key = "cluster.accelerator"
+    try:
+        spec = lookup_device(given.get(accel_key, INPUTS[accel_key].default), devices)
+        given[accel_key] = spec.id
+        if accel_key in user:
+            user[accel_key] = spec.id
+    except UnknownAccelerator as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ScenarioError(problems)
+    table = hardware_table(device_catalog(devices))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols = resolve_columns(_encode_given(given, table), 1, table, preset_tokens)
+    values: dict[str, Any] = {}
+    derived: set[str] = set()
+    notes: list[str] = []
+    for inp in INPUTS.values():
+        rule = inp.derived
+        if rule is not None and (inp.key not in given or rule.always) and inp.column is not None:
+            number = cols[inp.column][0]
+            if not np.isfinite(number):
+                problems.append(f"{inp.key}: cannot be derived ({rule.text}) from the other inputs; give it")
+                continue
+            value = inp.decode(number)
+            values[inp.key] = value
+            derived.add(inp.key)
+            if inp.key not in given or value != given[inp.key]:
+                notes.append(f"{inp.key} = {_show(value)}: {rule.text}")
+        elif inp.key in given:
+            values[inp.key] = given[inp.key]
+        else:
+            values[inp.key] = inp.default
+    row = row_of(cols) | dict(values.items()) | {"hw_precisions": ", ".join(spec.peak_tflops)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for rule in ERRORS:
+            if bool(np.asarray(rule.broken(cols))[0]):
+                problems.append(rule.message(row))
+    if problems:
+        raise ScenarioError(problems)
+    return Resolved(values, user, frozenset(derived - set(user)), tuple(notes), cols)
