@@ -1,6 +1,6 @@
 """The machine a profile describes: CPU, caches, GPUs, library versions, threads, backend.
 
-Fit cost models on the machine they describe (machine-notes): the profile carries this record so a
+Fit cost models on the machine they describe : the profile carries this record so a
 reader can tell which machine a curve came from.  The hostname is stored only as a short hash.
 """
 

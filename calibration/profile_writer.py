@@ -22,7 +22,7 @@ from simulator.profile import KIND, SUPPORTED_SCHEMA_VERSIONS, ProfileError, che
 
 SCHEMA_VERSION = SUPPORTED_SCHEMA_VERSIONS[-1]
 MAX_LISTED = 200
-NOISY_IQR_FRACTION = 0.5  # machine-notes: with 2 threads the IQR can exceed 100% of the median
+NOISY_IQR_FRACTION = 0.5  # measured on the 2-core development VM: with 2 threads the IQR can exceed 100% of the median
 
 
 def jsonable(value: Any, path: str = "", replaced: list[str] | None = None) -> Any:

@@ -1,8 +1,8 @@
 """Timing loops: a steady-state warm-up, an inner loop for sub-millisecond calls, adaptive repeats,
 an optional barrier before each repeat, wall clock on CPU and events on CUDA.
 
-Timing hygiene follows reference/formulas.md §7 (warm-up, CUDA events + synchronize) and
-machine-notes (2 shared cores: store medians and spread, repeat):
+Timing hygiene: warm-up, CUDA events + synchronize (PyTorch CUDA semantics, torch.cuda.Event) and
+on shared hosts (2 shared cores on the development VM: store medians and spread, repeat):
 
 - warm-up runs at least `warmup` calls and at least `warmup_s` seconds, so JIT'd kernels (oneDNN),
   the allocator's free lists and the caches reach the state later calls see;
@@ -249,7 +249,7 @@ def available_cpus() -> int:
 
 
 def is_oversubscribed(world_size: int, device: str = "cpu") -> bool:
-    """More CPU ranks than CPUs: the run measures the scheduler, not the network (machine-notes)."""
+    """More CPU ranks than CPUs: the run measures the scheduler, not the network."""
     if device == "cuda":
         return torch.cuda.is_available() and world_size > torch.cuda.device_count()
     return world_size > available_cpus()

@@ -238,7 +238,7 @@ def predict_s(fit: dict[str, Any], **features: Any) -> Any:
             fit["op"], n) / (p["busbw_GBps"] * 1e9)
         return np.maximum(t_s, p["floor_s"]) if model == "flat_then_linear" else t_s
     if model == "sharded_ps":
-        # 2*alpha + max(2M/B_worker, 2*W*M/(S*B_server)); derived in reference/formulas.md section 3
+        # 2*alpha + max(2M/B_worker, 2*W*M/(S*B_server)); derived from Li et al. 2014 (OSDI): server links carry every worker's shard
         m = np.asarray(features["message_bytes"], dtype=float)
         worker_s = 2 * m / (p["worker_GBps"] * 1e9)
         server_s = 2 * np.asarray(features["workers"]) * m / (np.asarray(features["servers"])

@@ -2,7 +2,7 @@
 
 Per repeat (after a barrier) we time a DDP step, then the same step under `no_sync()` (compute
 only); then an all_reduce of the same gradient bytes alone.  The overlap fraction of the model
-T = T_comp + (1 − η_ovl)·T_comm (formulas.md §3) follows as
+T = T_comp + (1 − η_ovl)·T_comm (Li et al. 2020, PyTorch Distributed) follows as
 η_ovl = 1 − (t_step − t_compute)/t_allreduce, clipped to [0, 1].
 """
 
@@ -86,7 +86,7 @@ def ddp_step(step: Step, cfg: TimingConfig) -> Measurement:
     finally:
         opt = ddp = model = None  # the closures above hold these names: drop the objects, not the names
         gc.collect()
-        dist.barrier()  # machine-notes: free DDP before destroy_process_group, or exit may crash
+        dist.barrier()  # free DDP before destroy_process_group, or exit may crash
     t_step, t_comp, t_ar = summarize(step_s)[0], summarize(compute_s)[0], summarize(allreduce_s)[0]
     overlap = None
     if t_step is not None and t_comp is not None and t_ar:

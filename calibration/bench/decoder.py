@@ -70,5 +70,5 @@ def decode_flops(layers: int, hidden: int, vocab: int, batch: int, context: int)
 
 
 def decode_bytes(layers: int, hidden: int, vocab: int, batch: int, context: int, elt: int) -> float:
-    # weights once, plus K and V for every cached position (formulas.md §2 KV cache)
+    # weights once, plus K and V for every cached position (Pope et al. 2022, Efficiently Scaling Transformer Inference)
     return float((layer_params(layers, hidden) + hidden * vocab) * elt + 2 * layers * batch * context * hidden * elt)

@@ -1,7 +1,7 @@
 """What each mode measures.  Grids are sized for the time targets on a 2-core CPU
 (`--quick` <= 3 min, `--full` <= 15 min) and grow on a GPU, where each point is cheap.
 
-Every fit needs points on both sides of the cache (machine-notes: weights that fit in L3 run
+Every fit needs points on both sides of the cache (on the development VM, weights that fit in L3 run
 several times faster) and a largest-size set to hold out, so each grid reaches past the L3.
 """
 

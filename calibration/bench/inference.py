@@ -18,7 +18,7 @@ from calibration.timing import TimingConfig, element_bytes, torch_dtype
 def linear_path(device: str, dtype: str) -> str:
     """Which implementation an (device, dtype) point runs; recorded as params["path"]."""
     if dtype == "int8":
-        # eager dynamic int8 (quantized::linear_dynamic) is CPU-only (formulas.md §7 pitfall 2)
+        # eager dynamic int8 (quantized::linear_dynamic) is CPU-only (torch.ao.quantization dynamic quantization)
         return "torchao_int8_weight_only" if device == "cuda" else "ao_dynamic_int8"
     return f"eager_{dtype}"
 

@@ -1,5 +1,5 @@
 """Launch distributed steps under torchrun: one launch per (device, world size), many steps each
-(torchrun costs ~3 s to start, machine-notes).  Rows are written by the workers as they go;
+(torchrun costs ~3 s to start on the development VM).  Rows are written by the workers as they go;
 whatever a crashed, killed or timed-out launch did not measure is recorded here as "failed".
 """
 

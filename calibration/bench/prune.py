@@ -1,6 +1,6 @@
 """Pruning latency of one nn.Linear(hidden, hidden).
 
-torch.nn.utils.prune only multiplies by a mask in a forward pre-hook (formulas.md §7 pitfall 3),
+torch.nn.utils.prune only multiplies by a mask in a forward pre-hook,
 so dense-with-zeros latency should show no gain; removing rows (a smaller nn.Linear) should.
 """
 

@@ -1,7 +1,7 @@
 """Collective fits: alpha-beta per (op, world size), t = alpha_s + bytes * c(n) / (busbw_GBps * 1e9),
 with c(n) the nccl-tests bus factor (doc/PERFORMANCE.md), plus a flat-then-linear variant
 t = max(floor_s, alpha-beta) for transports with a latency floor (gloo all_reduce on CPU is flat to
-~1 MB, machine-notes). World size 1 moves nothing across a link (c = 0): a constant call cost, or a call
+~1 MB on the development VM). World size 1 moves nothing across a link (c = 0): a constant call cost, or a call
 cost plus a local copy of the buffer (gloo copies input to output for all_gather and reduce_scatter), labelled.
 
 Per op, a `cross_world` fit pools the smaller world sizes (one alpha, one busbw) and is checked on the

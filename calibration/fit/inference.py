@@ -1,4 +1,4 @@
-"""Inference roofline of a linear stack, per (device, dtype, path) (reference/formulas.md section 6):
+"""Inference roofline of a linear stack, per (device, dtype, path) (Williams et al. 2009 roofline):
 
     t = overhead_s + max(flops / (achieved_tflops * 1e12), weight_bytes / (mem_GBps * 1e9))
 

@@ -1,8 +1,8 @@
 """Parameter-server and DDP-overlap fits (network benches; oversubscribed rows never used).
 
-Sharded parameter server (reference/formulas.md section 3, derived):
+Sharded parameter server (Li et al. 2014, OSDI; traffic derived):
     t = 2 * alpha_s + max(2 M / B_worker, 2 W M / (S * B_server))
-DDP (formulas.md section 3): T_step = T_compute + (1 - overlap) * T_allreduce, overlap fitted.
+DDP (Li et al. 2020, PyTorch Distributed, VLDB): T_step = T_compute + (1 - overlap) * T_allreduce, overlap fitted.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Masked layers (unstructured or structured zeros, dense kernels, with or without 
 
     ratio = fixed_ratio + density_ratio * (1 - sparsity)
 
-which should give fixed_ratio ~ 1, density_ratio ~ 0 (formulas.md section 7, pitfall 3).
+which should give fixed_ratio ~ 1, density_ratio ~ 0 (torch.nn.utils.prune keeps dense weights behind a mask).
 
 Physically shrunk structured layers (rows removed) are smaller dense layers: a batch-8 Linear streams its
 weights, so its time is t(W) = overhead + W / rate(W), with the rate in two tiers around the cores'

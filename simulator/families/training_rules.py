@@ -39,6 +39,15 @@ def _middle_layers(c) -> np.ndarray:
     return c["layers"] - first - last
 
 
+def _smallest_stage(c):
+    """Fewest layers on any stage of a given split (middle stages share the rest: the smallest gets the floor)."""
+    first = np.where(_given(c, "first_stage_layers"), c["first_stage_layers"], np.inf)
+    last = np.where(_given(c, "last_stage_layers"), c["last_stage_layers"], np.inf)
+    n_given = _given(c, "first_stage_layers").astype(float) + _given(c, "last_stage_layers")
+    rest = np.where(c["pp"] - n_given > 0, np.floor(_middle_layers(c) / np.maximum(c["pp"] - n_given, 1.0)), np.inf)
+    return np.minimum(np.minimum(first, last), rest)
+
+
 def _stage_split_broken(c) -> np.ndarray:
     # with pp stages, the given first/last leave at least one layer for each of the pp-2 middle stages;
     # with 2 stages they add up to the layers; one given alone leaves >= 1 layer per remaining stage
@@ -95,18 +104,19 @@ ERRORS: tuple[Rule, ...] = (
     Rule("cluster.first_stage_layers", "cluster.first/last_stage_layers: do not leave a layer for every stage",
          _stage_split_broken, _stage_split_message),
     Rule("cluster.pp", "cluster.pp: interleaving needs layers divisible by pp×interleave",
-         lambda c: (c["interleave"] > 1) & (np.fmod(c["layers"], c["pp"] * c["interleave"]) != 0),
-         lambda r: (f"cluster.pp = {_i(r['pp'])}: with interleaving, model.layers ({_i(r['layers'])}) must split "
-                    f"evenly over pp×interleave = {_i(r['pp'])}×{_i(r['interleave'])}; try pp in "
-                    f"{_divisors(r['layers'])} or training.interleave = 1")),
+         lambda c: (c["interleave"] > 1) & ~_stages_given(c) & (np.fmod(c["layers"], c["pp"] * c["interleave"]) != 0),
+         lambda r: (f"cluster.pp = {_i(r['pp'])}: with interleaving and an even split, model.layers "
+                    f"({_i(r['layers'])}) must split evenly over pp×interleave = {_i(r['pp'])}×{_i(r['interleave'])}; "
+                    f"try pp in {_divisors(r['layers'])}, training.interleave = 1, or give the first/last stage layers")),
     Rule("training.interleave", "training.interleave: needs cluster.pp > 1",
          lambda c: (c["interleave"] > 1) & (c["pp"] == 1),
          lambda r: (f"training.interleave = {_i(r['interleave'])}: interleaving needs pipeline parallelism "
                     "(cluster.pp > 1)")),
-    Rule("training.interleave", "training.interleave: uneven stages cannot be interleaved",
-         lambda c: (c["interleave"] > 1) & _stages_given(c),
-         lambda r: (f"training.interleave = {_i(r['interleave'])}: interleaved stages need an even split; leave "
-                    "cluster.first_stage_layers and cluster.last_stage_layers empty or set training.interleave = 1")),
+    Rule("training.interleave", "training.interleave: a stage holds fewer layers than its virtual stages",
+         lambda c: (c["interleave"] > 1) & _stages_given(c) & (_smallest_stage(c) < c["interleave"]),
+         lambda r: (f"training.interleave = {_i(r['interleave'])}: every stage needs at least one layer per virtual "
+                    f"stage, and the smallest stage of this split holds {_i(_smallest_stage(r))}; give it more "
+                    "layers or interleave less")),
     Rule("training.global_batch_seqs", "training.global_batch_seqs: fewer sequences than data-parallel ranks",
          lambda c: _whole_dp(c) & (c["global_batch"] < c["dp"]),
          lambda r: (f"training.global_batch_seqs = {_i(r['global_batch'])}: each of the {_i(r['dp'])} data-parallel "

@@ -8,7 +8,7 @@ import numpy as np
 
 
 def ring_allreduce_s(message_bytes, world, latency_s, bandwidth_Bps):
-    # Thakur, Rabenseifner & Gropp 2005 (formulas.md §3): 2(p-1)·α + 2·(p-1)/p · n/B
+    # Thakur, Rabenseifner & Gropp 2005: 2(p-1)·α + 2·(p-1)/p · n/B
     return 2.0 * (world - 1.0) * latency_s + 2.0 * (world - 1.0) / world * message_bytes / bandwidth_Bps
 
 
@@ -34,7 +34,7 @@ def p2p_s(message_bytes, latency_s, bandwidth_Bps):
 
 
 def parameter_server_s(worker_bytes, total_bytes, servers, latency_s, worker_Bps, server_Bps):
-    """Push gradients and pull weights through S sharded servers (formulas.md §3, derived).
+    """Push gradients and pull weights through S sharded servers (Li et al. 2014, OSDI; traffic derived).
 
     T ≈ 2α + max(2·M/B_worker, 2·P·M/(S·B_server)): each worker moves its M bytes both ways over its
     own link, while the S server links together carry everybody's P·M (= total_bytes) both ways.

@@ -21,12 +21,12 @@ class TrainingConstants:
     gemm_dim_half: float = _c(
         96.0,
         "assumed: a GEMM dimension of this many elements halves the efficiency contributed by that "
-        "dimension (smooth stand-in for Calculon's step table, calculon/systems/a100_80g.json)")
+        "dimension (smooth stand-in for Calculon's A100 system table, Isaev et al. 2023)")
     # --- memory-bound kernels (efficiency.py) ---
     hbm_eff: float = _c(
         0.70,
         "assumed: fraction of datasheet HBM bandwidth reached by elementwise kernels; Calculon "
-        "a100_80g.json uses 0.6-0.9 by size")
+        "A100 system (Isaev et al. 2023) uses 0.6-0.9 by size")
     cross_entropy_bytes_per_logit: float = _c(
         26.0,
         "derived: Megatron vocab-parallel cross entropy casts logits to fp32 and makes ~6 fp32 passes "
@@ -49,7 +49,7 @@ class TrainingConstants:
         "published: ~230 GB/s NCCL all-reduce busbw on 300 GB/s A100 NVLink (nccl-tests issue #149)")
     inter_link_eff: float = _c(
         0.90,
-        "published: Calculon systems/a100_80g.json InfiniBand efficiency 0.9")
+        "published: Calculon's A100 system (Isaev et al. 2023) InfiniBand efficiency 0.9")
     # --- asynchronous SGD and data order (sync.py) ---
     noniid_async_penalty: float = _c(
         0.25,

@@ -8,7 +8,7 @@ from .constants import DEFAULT_CONSTANTS, TrainingConstants
 def gemm_compute_efficiency(m, n, k_dim, eff_max, dim_half):
     """Fraction of dense peak a GEMM (m×k)·(k×n) sustains when compute-bound.
 
-    A smooth, saturating stand-in for Calculon's step table (calculon/systems/a100_80g.json: matrix
+    A smooth, saturating stand-in for Calculon's A100 system table (Isaev et al. 2023, SC'23: matrix
     efficiency rising from 0.1 to 0.95 with GEMM size): each small dimension wastes tile work,
     eff = eff_max / (1 + d½·(1/m + 1/n + 1/k)).
     """

@@ -8,7 +8,7 @@ def gpu_hours(gpus, wall_s):
 
 
 def rental_cost_usd(gpu_hours_, gpu_hour_usd):
-    # finance.md: cost = price per chip-hour × chip-hours (Cottier et al. 2024, arXiv 2405.21015)
+    # Cottier et al. 2024: cost = price per chip-hour × chip-hours (Cottier et al. 2024, arXiv 2405.21015)
     return gpu_hours_ * gpu_hour_usd
 
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from .flops import params_from_shape
 
-# A100-80GB SXM in a DGX A100 node (NVIDIA datasheets; latencies as in Calculon systems/a100_80g.json)
+# A100-80GB SXM in a DGX A100 node (NVIDIA datasheets; latencies as in Calculon's A100 system, Isaev et al. 2023)
 A100_80GB = {
     "peak_tflops": 312.0, "hbm_GB": 80.0, "hbm_GBps": 2039.0,
     "intra_GBps": 300.0, "intra_latency_s": 10e-6,   # NVLink 3: 600 GB/s bidirectional
@@ -12,7 +12,7 @@ A100_80GB = {
     "gpus_per_node": 8.0, "tdp_W": 400.0, "gpu_hour_usd": 1.59,
 }
 
-# Epoch AI defaults (Cottier et al. 2024, finance.md): server power 1.82× TDP, 75% average draw, PUE 1.1
+# Epoch AI defaults (Cottier et al. 2024): server power 1.82× TDP, 75% average draw, PUE 1.1
 EPOCH_ENERGY = {"server_power_factor": 1.82, "power_utilization": 0.75, "pue": 1.10, "co2_kg_per_kwh": 0.4}
 
 SYNC_DEFAULTS = {"sync": 0.0, "ps_servers": 1.0, "async_kappa": 0.0, "straggler_cv": 0.0, "sharding": 0.0,

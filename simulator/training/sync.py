@@ -21,7 +21,7 @@ def dp_sync_s(grad_bytes_per_gpu, dp, ranks_per_node, sync, ps_servers, gpus, ze
 
     Ring/tree all-reduce are hierarchical (comm.hierarchical_allreduce_s); the parameter server and
     asynchronous SGD push to and pull from S shared servers on the inter-node network, where the
-    server links carry every GPU's gradient shard (formulas.md §3).
+    server links carry every GPU's gradient shard (Li et al. 2014, OSDI: the parameter server).
     """
     message = grad_bytes_per_gpu * zero_traffic_factor(zero_stage)
     allreduce = hierarchical_allreduce_s(message, dp, ranks_per_node, intra_latency_s, intra_Bps,
@@ -50,7 +50,7 @@ def straggler_factor(straggler_cv, dp, sync):
 def updates_multiplier(sync, dp, async_kappa, sharding, k: TrainingConstants = DEFAULT_CONSTANTS):
     """Factor on the number of optimizer updates (global-batch equivalents) needed for the same loss.
 
-    Asynchronous SGD: U = U0·(1 + κ·s) with mean staleness s ≈ P - 1 (formulas.md §4; Lian et al.
+    Asynchronous SGD: U = U0·(1 + κ·s) with mean staleness s ≈ P - 1 (Lian et al.
     2015, Dai et al. 2019 on staleness cost; Dutta et al. 2018 on the error floor). Sequential
     (non-shuffled) shards leave a synchronous average unchanged, the global batch still covering
     every shard, but make each stale update non-iid (Hsieh et al. 2020; Bottou 2009): a further
