@@ -2,7 +2,8 @@
 
 Choices are the shipped reference profiles, the profiles of earlier runs found on disk, and what this session
 uploaded or measured. The active profile's id lives in st.session_state["active_profile_id"] (a plain key, so
-it survives page switches), and its device is registered with the catalog so other pages can plan on it.
+it survives page switches), and its device joins this session's devices (app_pages/_devices.py) so other pages
+of this session, and no other session, can plan on it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import streamlit as st
 
 from app_pages import _calibrate_run as runner
-from simulator.catalog import HardwareSpec, all_devices, register_device
+from app_pages._devices import add_session_device
+from simulator.catalog import HardwareSpec
 from simulator.devices import device_from_profile, shipped_profiles
 from simulator.profile import ProfileError, load_profile
 
@@ -103,13 +105,16 @@ def on_upload() -> None:
 
 
 def register(profile: dict[str, Any]) -> tuple[HardwareSpec | None, str | None]:
-    """Make the profile's device plannable (accelerator "profile:<slug>"); say why when it cannot be."""
+    """Make the profile's device plannable in this session (accelerator "profile:<slug>"); say why when it
+    cannot be. A shipped profile's device is already known to every session; one whose id clashes with it is
+    refused, never put in its place."""
     try:
         spec = device_from_profile(profile)
     except ValueError as exc:
         return None, f"Other pages can't plan on this profile: {exc}. Calibrate with the GEMM bench to fix it."
-    if all_devices().get(spec.id) != spec:
-        register_device(spec)
+    spec, problem = add_session_device(spec)
+    if problem is not None:
+        return None, f"Other pages can't plan on this profile: {problem}."
     return spec, None
 
 

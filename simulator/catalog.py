@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import json
@@ -15,6 +16,15 @@ from typing import Any
 DEFAULT_CATALOG_PATH = Path(__file__).parent / "data" / "hardware.json"
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 SOURCE_GROUPS = ("peak_tflops", "hbm", "intra_node", "inter_node", "tdp", "price")
+PROVENANCES = ("datasheet", "fitted", "measured", "assumed")  # where one group of a spec's numbers came from
+# Assumed one-sigma relative spreads of the model columns a datasheet device sets (a datasheet states a peak,
+# not what kernels reach), keyed by the training model's column names; all four are assumptions, not fits.
+ASSUMED_SPREADS = {
+    "gemm_eff_max": 0.10,  # public cuBLAS sweeps: large GEMMs at ~80-88% of peak; ±10% over libraries, shapes
+    "hbm_eff": 0.10,       # Calculon A100 system (Isaev et al. 2023): memory efficiency 0.6-0.9 by size; ±10% about the 0.7 used
+    "intra_GBps": 0.15,    # NCCL busbw/NVLink 0.77 is one point (nccl-tests #149); ±15% over topologies, sizes
+    "inter_GBps": 0.15,    # Calculon's InfiniBand efficiency 0.9; ±15% over fabrics, rail layouts, message sizes
+}
 _POSITIVE_FIELDS = ("hbm_GB", "hbm_GBps", "intra_node_GBps", "intra_node_latency_us", "inter_node_GBps",
                     "inter_node_latency_us", "gpus_per_node", "tdp_W", "gpu_hour_usd")
 _ALIASES = {"h100": "H100-SXM", "h100sxm5": "H100-SXM", "h100pcie80gb": "H100-PCIe", "a100": "A100-80GB-SXM",
@@ -50,8 +60,13 @@ class HardwareSpec:
     gpu_hour_usd: float
     price_date: str  # ISO date the price was seen
     sources: Mapping[str, str]  # one per group in SOURCE_GROUPS
-    provenance: str = "datasheet"
+    provenance: str = "datasheet"  # device level: "fitted" when any group is fitted (see provenance_of)
     gemm_eff_max: float | None = None  # fitted large-GEMM fraction of peak (calibrated devices); None: model default
+    gemm_dim_half: float | None = None  # fitted d½ of the model's GEMM efficiency curve; None: model default
+    # per group in SOURCE_GROUPS: one of PROVENANCES
+    provenance_of: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict.fromkeys(SOURCE_GROUPS, "datasheet"))
+    # relative one-sigma uncertainty per model column this device sets (see device_spreads)
+    spreads: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(ASSUMED_SPREADS))
 
     def peak_for(self, precision: str) -> float:
         """Dense peak TFLOP/s for `precision`; tf32 falls back to fp32 where the chip has no tf32 unit."""
@@ -111,6 +126,7 @@ def _parse(acc_id: str, raw: Any, where: str) -> HardwareSpec:
         gpus_per_node=raw["gpus_per_node"], tdp_W=float(raw["tdp_W"]), gpu_hour_usd=float(raw["gpu_hour_usd"]),
         price_date=raw["price_date"], sources=dict(sources),
         provenance=raw.get("provenance", "datasheet"),
+        provenance_of=dict.fromkeys(SOURCE_GROUPS, "datasheet"), spreads=dict(ASSUMED_SPREADS),
     )
 
 
@@ -134,42 +150,28 @@ def load_catalog(path: str | Path | None = None) -> dict[str, HardwareSpec]:
     return {spec.id: spec for spec in _load(Path(path or DEFAULT_CATALOG_PATH).resolve())}
 
 
-_REGISTERED: dict[str, HardwareSpec] = {}  # calibrated devices added at run time (uploaded profiles)
-_STATE = {"shipped_loaded": False, "version": 0}
+def device_spreads(spec: HardwareSpec) -> dict[str, float]:
+    """Relative one-sigma spread per model column (gemm_eff_max, hbm_eff, intra_GBps, inter_GBps, ...):
+    the device's own, and the assumed datasheet spread for any column it does not state."""
+    return {**ASSUMED_SPREADS, **spec.spreads}
 
 
-def register_device(spec: HardwareSpec) -> None:
-    """Make a calibrated device known to validation, evaluate and sweeps (see simulator.devices)."""
-    _REGISTERED[spec.id] = spec
-    _STATE["version"] += 1
-
-
-def registry_version() -> int:
-    return _STATE["version"]
-
-
-def all_devices() -> dict[str, HardwareSpec]:
-    """The datasheet catalog plus calibrated devices (shipped reference profiles and registered ones)."""
-    if not _STATE["shipped_loaded"]:
-        _STATE["shipped_loaded"] = True
-        from simulator.devices import shipped_devices  # here: devices builds on this module
-
-        for spec in shipped_devices().values():
-            _REGISTERED.setdefault(spec.id, spec)
-        _STATE["version"] += 1
-    return {**load_catalog(), **_REGISTERED}
-
-
-def get_accelerator(name: str, field: str = "cluster.accelerator") -> HardwareSpec:
-    """Spec by id, case-insensitive, ignoring punctuation, also by display name or a common alias ("h100")."""
-    catalog = all_devices()
-    index = {_normalize(alias): acc_id for alias, acc_id in _ALIASES.items() if acc_id in catalog}
-    for spec in catalog.values():
+def find_accelerator(name: str, devices: Mapping[str, HardwareSpec], field: str = "cluster.accelerator") -> HardwareSpec:
+    """Spec by id among `devices`, case-insensitive, ignoring punctuation, also by display name or a common
+    alias ("h100")."""
+    index = {_normalize(alias): acc_id for alias, acc_id in _ALIASES.items() if acc_id in devices}
+    for spec in devices.values():
         index[_normalize(spec.display_name)] = spec.id
         index[_normalize(spec.id)] = spec.id
     key = _normalize(name)
     if key in index:
-        return catalog[index[key]]
+        return devices[index[key]]
     close = difflib.get_close_matches(key, list(index), n=1, cutoff=0.5)
     hint = f'; did you mean "{index[close[0]]}"?' if close else "."
-    raise UnknownAccelerator(f'{field} = "{name}": unknown accelerator; known: {", ".join(catalog)}{hint}')
+    raise UnknownAccelerator(f'{field} = "{name}": unknown accelerator; known: {", ".join(devices)}{hint}')
+
+
+def get_accelerator(name: str, field: str = "cluster.accelerator") -> HardwareSpec:
+    """A datasheet accelerator (see find_accelerator). Calibrated devices (profiles, shipped or uploaded) are
+    found by simulator.devices.get_accelerator, which searches them too."""
+    return find_accelerator(name, load_catalog(), field)

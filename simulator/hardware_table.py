@@ -30,8 +30,8 @@ def _row(s: HardwareSpec) -> dict[str, float]:
         "hbm_GB": s.hbm_GB, "hbm_GBps": s.hbm_GBps, "intra_GBps": s.intra_node_GBps,
         "intra_latency_s": s.intra_node_latency_s, "inter_GBps": s.inter_node_GBps,
         "inter_latency_s": s.inter_node_latency_s, "tdp_W": s.tdp_W,
-        "gemm_eff_max": s.gemm_eff_max or k.gemm_eff_max,
-        "gemm_dim_half": getattr(s, "gemm_dim_half", None) or k.gemm_dim_half,
+        "gemm_eff_max": k.gemm_eff_max if s.gemm_eff_max is None else s.gemm_eff_max,
+        "gemm_dim_half": k.gemm_dim_half if s.gemm_dim_half is None else s.gemm_dim_half,
         "hbm_eff": k.hbm_eff, "hw_gpu_hour_usd": s.gpu_hour_usd, "hw_gpus_per_node": float(s.gpus_per_node),
     }
 

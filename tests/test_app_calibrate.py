@@ -19,10 +19,10 @@ sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the ap
 
 from app_pages import _calibrate_run as runner  # noqa: E402
 from app_pages import _calibrate_state as state  # noqa: E402
+from app_pages._devices import UPLOADED  # noqa: E402
 from report import calibration_charts as charts  # noqa: E402
 from report import calibration_summary as summary  # noqa: E402
-from simulator.catalog import all_devices  # noqa: E402
-from simulator.devices import device_id, shipped_profiles  # noqa: E402
+from simulator.devices import all_devices, device_id, shipped_profiles  # noqa: E402
 from simulator.profile import ProfileError, bus_factor, load_profile  # noqa: E402
 
 APP = str(ROOT / "app.py")
@@ -118,7 +118,8 @@ def test_page_renders_the_shipped_profile_with_headline_metrics_and_fits():
     failed = sum(r.get("status") == "failed" for r in rows)
     assert metrics["Rows ok / failed"] == f"{ok} / {failed}"
     assert at.session_state[state.ACTIVE] == SHIPPED
-    assert device_id(profile) in all_devices()
+    assert device_id(profile) in all_devices()  # shipped: known to every session, nothing stored in this one
+    assert not at.session_state[UPLOADED] if UPLOADED in at.session_state else True
     assert not at.error
     warnings = " ".join(w.value for w in at.warning)  # fits that were not made say why, without a crash
     assert "no usable non-oversubscribed ps_push_pull rows" in warnings  # one GPU: no parameter server
@@ -148,7 +149,8 @@ def test_good_upload_becomes_active_and_compare_shows_ratios():
     assert headline(at).startswith(f"#### Active profile: Test rig, calibrated 2026-11-29: bf16 GEMMs reach {half:.0f}")
     assert "all-reduce moves 2.3 GB/s" in headline(at)
     assert {m.label: m.value for m in at.metric}["All-reduce GB/s"] == "2.3"
-    assert device_id(variant()) in all_devices()
+    assert device_id(variant()) in at.session_state[UPLOADED]  # plannable in this session only
+    assert device_id(variant()) not in all_devices()
     assert any("Message size (bytes)" in s for s in specs(at))  # the collective fit drawn with its curve
     at.selectbox(key="calibrate.compare_b").set_value(SHIPPED).run()
     assert not at.exception
@@ -157,6 +159,54 @@ def test_good_upload_becomes_active_and_compare_shows_ratios():
     assert row[summary.RATIO] == pytest.approx(2.0, rel=1e-3)
     assert any("GEMM throughput rises" in c.value for c in at.caption)
     assert any("A: Test rig" in s and "B: NVIDIA H200" in s for s in specs(at))  # one overlay of both
+
+
+def accelerator_options(at: AppTest) -> list[str]:
+    """The accelerator choices the Train page of this session offers (their labels)."""
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return list(at.selectbox(key="cluster.accelerator").options)
+
+
+def two_sessions_one_upload() -> tuple[AppTest, AppTest]:
+    mine, theirs = open_page(), open_page()
+    mine.file_uploader(key=state.UPLOAD).upload("rig.json", variant_bytes(), "application/json").run()
+    assert not mine.exception and not mine.error
+    theirs.run()
+    return mine, theirs
+
+
+def test_an_upload_stays_in_the_session_that_made_it():
+    mine, theirs = two_sessions_one_upload()
+    rig = device_id(variant())
+    assert rig in mine.session_state[UPLOADED]
+    assert UPLOADED not in theirs.session_state or rig not in theirs.session_state[UPLOADED]
+    assert rig not in all_devices()  # nothing process-wide
+
+
+def test_the_train_page_offers_this_sessions_devices_only():
+    mine, theirs = two_sessions_one_upload()
+    assert any(o.startswith("Test rig") for o in accelerator_options(mine))
+    assert not any(o.startswith("Test rig") for o in accelerator_options(theirs))
+    assert any(o.startswith("NVIDIA H200, calibrated") for o in accelerator_options(theirs))  # shipped: everyone's
+
+
+def test_an_upload_with_a_shipped_id_never_replaces_the_shipped_device():
+    shipped = all_devices()[device_id(shipped_profiles()[SHIPPED_STEM])]
+    impostor = copy.deepcopy(shipped_profiles()[SHIPPED_STEM])  # same name and time: the same id
+    impostor["fits"]["compute"]["gemm"]["cuda/bf16"]["params"]["achieved_tflops"] /= 2
+    at = open_page()
+    at.file_uploader(key=state.UPLOAD).upload("same-id.json", json.dumps(impostor).encode(), "application/json").run()
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert f'device "{shipped.id}"' in warnings and "shipped reference profile" in warnings
+    assert UPLOADED not in at.session_state or shipped.id not in at.session_state[UPLOADED]
+    assert all_devices()[shipped.id] == shipped
+    again = open_page()  # the shipped file itself, uploaded again: the same device, no clash
+    again.file_uploader(key=state.UPLOAD).upload("h200.json", json.dumps(shipped_profiles()[SHIPPED_STEM]).encode(),
+                                                 "application/json").run()
+    assert not again.exception and "shipped reference profile" not in " ".join(w.value for w in again.warning)
+    assert UPLOADED not in again.session_state or not again.session_state[UPLOADED]
 
 
 def test_earlier_runs_on_disk_are_offered_and_a_corrupt_one_is_explained(tmp_path):

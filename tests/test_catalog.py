@@ -1,13 +1,21 @@
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import simulator.catalog as catalog
 from simulator.catalog import (
+    ASSUMED_SPREADS,
     DEFAULT_CATALOG_PATH,
+    PROVENANCES,
     SOURCE_GROUPS,
     CatalogError,
     HardwareSpec,
     UnknownAccelerator,
+    device_spreads,
+    find_accelerator,
     get_accelerator,
     load_catalog,
 )
@@ -122,3 +130,34 @@ def test_bad_schema_version(tmp_path):
     path.write_text(json.dumps({"schema_version": 2, "accelerators": {}}))
     with pytest.raises(CatalogError, match="schema_version"):
         load_catalog(path)
+
+
+def test_datasheet_specs_state_provenance_per_group_and_assumed_spreads():
+    for spec in load_catalog().values():
+        assert dict(spec.provenance_of) == dict.fromkeys(SOURCE_GROUPS, "datasheet")
+        assert set(spec.provenance_of.values()) <= set(PROVENANCES)
+        spreads = device_spreads(spec)
+        assert spreads == ASSUMED_SPREADS and all(0 < v < 1 for v in spreads.values())
+    assert set(ASSUMED_SPREADS) >= {"gemm_eff_max", "hbm_eff", "intra_GBps", "inter_GBps"}
+    bare = HardwareSpec(**{**vars(get_accelerator("H100-SXM")), "spreads": {"gemm_eff_max": 0.2}})
+    assert device_spreads(bare) == {**ASSUMED_SPREADS, "gemm_eff_max": 0.2}  # missing columns: assumed
+
+
+def test_no_process_wide_registry_and_no_import_of_the_devices_module():
+    for name in ("register_device", "registry_version", "all_devices", "_REGISTERED", "_STATE"):
+        assert not hasattr(catalog, name), name
+    code = "import sys, simulator.catalog as c; c.get_accelerator('h100'); print('simulator.devices' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
+
+
+def test_find_accelerator_searches_the_mapping_it_is_given():
+    h100 = get_accelerator("H100-SXM")
+    mine = HardwareSpec(**{**vars(h100), "id": "profile:my-rig", "display_name": "My rig, calibrated"})
+    devices = {**load_catalog(), mine.id: mine}
+    assert find_accelerator("profile:my-rig", devices) is mine
+    assert find_accelerator("My rig, calibrated", devices) is mine
+    assert find_accelerator("h100", devices) is h100
+    with pytest.raises(UnknownAccelerator, match="profile:my-rig"):
+        get_accelerator("profile:my-rig")  # the catalog alone knows datasheet accelerators only

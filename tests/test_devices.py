@@ -1,50 +1,101 @@
 import copy
+import dataclasses
+import math
 
+import numpy as np
 import pytest
 
 from simulator import Scenario, evaluate
-from simulator.catalog import all_devices, get_accelerator, register_device
-from simulator.devices import device_from_profile, device_id, shipped_profiles
+from simulator.catalog import SOURCE_GROUPS, get_accelerator, load_catalog
+from simulator.devices import (
+    DeviceClashError,
+    all_devices,
+    check_new_device,
+    device_from_profile,
+    device_id,
+    device_spreads,
+    fit_gemm_curve,
+    fit_spread,
+    shipped_devices,
+    shipped_profiles,
+)
+from simulator.devices import get_accelerator as find_device
+from simulator.training.constants import DEFAULT_CONSTANTS
+from simulator.training.layer import layer_times
 
 H200 = shipped_profiles()["h200-quick"]
+CPU = shipped_profiles()["cpu-reference"]
+SPREAD_COLUMNS = ("gemm_eff_max", "hbm_eff", "intra_GBps", "inter_GBps")
+CURVE_TOLERANCE = 0.10  # simulator GEMM time vs the profile's GEMM fit, measured compute-bound shapes ≥ 1 GFLOP
 
 
-def test_gpu_profile_overlays_the_datasheet_with_fitted_efficiency():
+def test_gpu_profile_overlays_only_what_it_measured():
     spec = device_from_profile(H200)
     sheet = get_accelerator("H200")
     assert spec.id == device_id(H200) and spec.id in all_devices()
     assert spec.peak_tflops == sheet.peak_tflops  # datasheet peak kept
+    for field in ("hbm_GB", "hbm_GBps", "intra_node_GBps", "inter_node_GBps", "tdp_W", "gpu_hour_usd"):
+        assert getattr(spec, field) == getattr(sheet, field), field  # not measured: the datasheet's
     fitted = H200["fits"]["compute"]["gemm"]["cuda/bf16"]["params"]["achieved_tflops"]
-    assert spec.gemm_eff_max == pytest.approx(min(1.0, max(fitted / sheet.peak_tflops["bf16"],
-                                                         H200["fits"]["compute"]["gemm"]["cuda/fp16"]["params"]["achieved_tflops"] / sheet.peak_tflops["fp16"])))
+    # the bf16 fit is linear_compute (no size effect beyond its per-call overhead): its curve is flat
+    assert spec.gemm_eff_max == pytest.approx(fitted / sheet.peak_tflops["bf16"], rel=1e-3)
+    assert spec.gemm_dim_half is not None and spec.gemm_dim_half < 1.0
     assert spec.provenance == "fitted" and "fitted" in spec.sources["peak_tflops"]
+    assert dict(spec.provenance_of) == {"peak_tflops": "fitted", "hbm": "datasheet", "intra_node": "datasheet",
+                                        "inter_node": "datasheet", "tdp": "datasheet", "price": "datasheet"}
     assert spec.sources["hbm"] == sheet.sources["hbm"]  # not measured: datasheet, and says so
+    assert spec.sources["intra_node"] == sheet.sources["intra_node"]  # one GPU: no all-reduce across a link
+
+
+def test_datasheet_devices_say_datasheet_for_every_group():
+    for spec in load_catalog().values():
+        assert set(spec.provenance_of) == set(SOURCE_GROUPS)
+        assert set(spec.provenance_of.values()) == {"datasheet"} and spec.provenance == "datasheet"
+        assert spec.gemm_eff_max is None and spec.gemm_dim_half is None
 
 
 def test_plans_on_a_calibrated_device_say_fitted_and_use_its_efficiency():
     base = {"model": {"params": 7e9}, "cluster": {"gpus": 64}}
     on_sheet = evaluate(Scenario.from_dict({**base, "cluster": {"gpus": 64, "accelerator": "H200"}}))
     on_profile = evaluate(Scenario.from_dict({**base, "cluster": {"gpus": 64, "accelerator": device_id(H200)}}))
-    assert on_profile.training["step_time_s"].provenance == "fitted"
-    assert on_sheet.training["step_time_s"].provenance == "datasheet"
+    # a computed figure names the provenance of the hardware groups it was computed from
+    assert "peak_tflops fitted" in on_profile.training["step_time_s"].basis
+    assert "hbm datasheet" in on_profile.training["step_time_s"].basis
+    assert "peak_tflops datasheet" in on_sheet.training["step_time_s"].basis
     assert on_profile.value("training.mfu") != pytest.approx(on_sheet.value("training.mfu"), rel=1e-3)
 
 
-def test_cpu_profile_uses_its_fitted_throughput_as_peak():
+def _cpu_variant():
     cpu = copy.deepcopy(H200)
     cpu["environment"]["gpu_names"] = []
     cpu["name"], cpu["created_utc"] = "Test CPU, calibrated 2026-11-28", "2026-11-28T12:00:00+00:00"
     cpu["fits"]["compute"]["gemm"] = {
-        "cpu/fp32": {**H200["fits"]["compute"]["gemm"]["cuda/fp32"], "params": {"overhead_s": 1e-5, "achieved_tflops": 0.11}},
-        "cpu/bf16": {**H200["fits"]["compute"]["gemm"]["cuda/bf16"], "params": {"overhead_s": 1e-5, "achieved_tflops": 0.5}},
+        "cpu/fp32": {**H200["fits"]["compute"]["gemm"]["cuda/fp32"], "device": "cpu",
+                     "params": {"overhead_s": 1e-5, "achieved_tflops": 0.11}},
+        "cpu/bf16": {**H200["fits"]["compute"]["gemm"]["cuda/bf16"], "device": "cpu",
+                     "params": {"overhead_s": 1e-5, "achieved_tflops": 0.5}},
     }
-    spec = device_from_profile(cpu)
+    return cpu
+
+
+def test_cpu_profile_uses_its_fitted_throughput_as_peak_and_marks_the_rest_assumed():
+    spec = device_from_profile(_cpu_variant())
     assert spec.peak_tflops == {"fp32": 0.11, "tf32": 0.11, "bf16": 0.5}
-    assert spec.gemm_eff_max == 1.0 and "assumed" in spec.sources["hbm"]
-    register_device(spec)
+    assert spec.gemm_eff_max == pytest.approx(1.0, abs=1e-3) and "assumed" in spec.sources["hbm"]
+    assert dict(spec.provenance_of) == {"peak_tflops": "fitted", "hbm": "assumed", "intra_node": "assumed",
+                                        "inter_node": "assumed", "tdp": "assumed", "price": "assumed"}
     plan = evaluate(Scenario.from_dict({"model": {"params": 1.25e8}, "training": {"tokens": 1e9},
-                                        "cluster": {"accelerator": spec.id, "gpus": 2}}))
+                                        "cluster": {"accelerator": spec.id, "gpus": 2}}, {spec.id: spec}),
+                    {spec.id: spec})
     assert plan.hardware.id == spec.id and plan.value("training.wall_days") > 1
+
+
+def test_the_shipped_cpu_profile_claims_its_all_reduce_link():
+    spec = device_from_profile(CPU)
+    assert spec.provenance_of["intra_node"] == "fitted" and spec.provenance_of["hbm"] == "assumed"
+    fit = CPU["fits"]["collectives"]["all_reduce"]["by_world"]["2"]
+    se = fit["stderr"]["busbw_GBps"] / fit["params"]["busbw_GBps"]
+    assert spec.spreads["intra_GBps"] == pytest.approx(max(se, fit["mape_heldout_pct"] / 100))
 
 
 def test_profile_without_gemm_fits_cannot_become_a_device():
@@ -53,3 +104,90 @@ def test_profile_without_gemm_fits_cannot_become_a_device():
     bare["fits"]["compute"]["gemm"] = {}
     with pytest.raises(ValueError, match="no fitted GEMM throughput"):
         device_from_profile(bare)
+
+
+# ---------------------------------------------------------------- the efficiency curve
+
+
+@pytest.mark.parametrize("stem", sorted(shipped_profiles()))
+def test_fitted_curve_reproduces_the_profile_gemm_fit_at_measured_sizes(stem):
+    profile = shipped_profiles()[stem]
+    spec = device_from_profile(profile)
+    gpu = bool(profile["environment"].get("gpu_names"))
+    key = "cuda/bf16" if gpu else "cpu/bf16"
+    curve = fit_gemm_curve(profile, key, spec.peak_for("bf16"), spec.hbm_GBps)
+    assert (spec.gemm_eff_max, spec.gemm_dim_half) == pytest.approx((curve.eff_max, curve.dim_half))
+    assert len(curve.measured) >= 10 and any(m < 64 for m, _, _ in curve.measured)  # square and skinny
+    assert curve.max_err(1e9) <= CURVE_TOLERANCE, list(zip(curve.measured, curve.rel_err, strict=True))
+    if gpu:  # a flat fit is followed exactly wherever the model is compute-bound
+        assert curve.max_err() <= 0.01
+
+
+def test_curve_fit_recovers_a_curve_of_its_own_form():
+    """A roofline_sum GEMM fit, t = F/A + bytes/M, is the simulator's curve with eff_max = A/peak and
+    d½ = bytes per element · A / (2·M): the least squares must find both."""
+    profile = copy.deepcopy(CPU)
+    achieved, mem = 0.8, 4.0  # TFLOP/s, GB/s
+    profile["fits"]["compute"]["gemm"]["cpu/bf16"] = {
+        **profile["fits"]["compute"]["gemm"]["cpu/bf16"], "model": "roofline_sum",
+        "params": {"overhead_s": 1e-4, "achieved_tflops": achieved, "mem_GBps": mem}}
+    curve = fit_gemm_curve(profile, "cpu/bf16", peak_tflops=1.0, hbm_GBps=1e9)  # no memory roofline
+    assert curve.eff_max == pytest.approx(achieved, rel=1e-4)
+    assert curve.dim_half == pytest.approx(2.0 * achieved * 1e12 / (2.0 * mem * 1e9), rel=1e-4)
+    assert curve.max_err() < 1e-6 and curve.grid_rms_err < 1e-6
+
+
+def test_layer_times_take_a_per_row_dim_half():
+    args = (2048.0, 1.0, 4096.0, 32.0, 32.0, 16384.0, 0.0, 50257.0, 1.0, 0.0, 2.0, 0.0, 989e12, 4.8e12, 0.8, 0.7)
+    by_column = layer_times(*args, gemm_dim_half=np.array([0.0, 500.0]))
+    for i, d_half in enumerate((0.0, 500.0)):
+        by_constant = layer_times(*args, dataclasses.replace(DEFAULT_CONSTANTS, gemm_dim_half=d_half))
+        assert by_column.fwd_s[i] == pytest.approx(by_constant.fwd_s)
+    assert by_column.fwd_s[0] < by_column.fwd_s[1]
+    assert layer_times(*args).fwd_s == pytest.approx(layer_times(*args, gemm_dim_half=None).fwd_s)
+
+
+# ---------------------------------------------------------------- spreads
+
+
+def test_spreads_exist_and_are_positive_for_every_device():
+    for spec in all_devices().values():
+        spreads = device_spreads(spec)
+        for column in SPREAD_COLUMNS:
+            assert math.isfinite(spreads[column]) and spreads[column] > 0, (spec.id, column)
+
+
+def test_calibrated_spreads_come_from_the_fit_and_are_never_below_its_held_out_error():
+    spec = device_from_profile(H200)
+    fit = H200["fits"]["compute"]["gemm"]["cuda/bf16"]
+    se = fit["stderr"]["achieved_tflops"] / fit["params"]["achieved_tflops"]
+    assert spec.spreads["gemm_eff_max"] == pytest.approx(max(se, fit["mape_heldout_pct"] / 100))
+    assert spec.spreads["hbm_eff"] == get_accelerator("H200").spreads["hbm_eff"]  # datasheet: assumed spread
+    held_out_only = {"params": {"x": 2.0}, "stderr": {"x": None}, "mape_heldout_pct": 12.0}
+    assert fit_spread(held_out_only, "x") == pytest.approx(0.12)
+    assert fit_spread({"params": {"x": 2.0}, "stderr": {"x": 0.0}}, "x") is None  # an SE of 0 is no certainty
+
+
+# ---------------------------------------------------------------- no registry
+
+
+def test_all_devices_adds_a_callers_devices_without_keeping_them():
+    spec = device_from_profile(_cpu_variant())
+    assert spec.id not in all_devices()
+    assert all_devices({spec.id: spec})[spec.id] == spec
+    assert spec.id not in all_devices()  # nothing is remembered between calls
+    assert find_device(spec.id, extra={spec.id: spec}) == spec
+    assert set(shipped_devices()) <= set(all_devices())
+
+
+def test_a_shipped_device_is_never_replaced():
+    shipped = device_from_profile(H200)
+    impostor = copy.deepcopy(H200)
+    impostor["fits"]["compute"]["gemm"]["cuda/bf16"]["params"]["achieved_tflops"] /= 2
+    fake = device_from_profile(impostor)
+    assert fake.id == shipped.id and fake != shipped
+    with pytest.raises(DeviceClashError, match=f'"{shipped.id}".*shipped reference profile'):
+        all_devices({fake.id: fake})
+    assert "shipped reference profile" in check_new_device(fake)
+    assert check_new_device(shipped) is None  # the same device again is no clash
+    assert all_devices({shipped.id: shipped})[shipped.id] == shipped
