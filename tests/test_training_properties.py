@@ -63,19 +63,19 @@ def test_outputs_finite_and_utilisation_bounded(c):
         assert np.all(np.isfinite(v)), key
     assert 0 < out["mfu"][0] <= out["hfu"][0] <= 1.0
     assert 0 < out["gemm_efficiency"][0] < 1.0
-    for key in ("step_time_s", "compute_s", "wall_days", "cost_usd", "energy_mwh", "memory_per_gpu_gb"):
+    for key in ("step_time_s", "compute_s", "wall_days", "memory_per_gpu_gb"):
         assert out[key][0] > 0, key
     parts = ("compute_s", "tp_comm_s", "pp_bubble_s", "pp_p2p_s", "dp_exposed_s", "straggler_s")
-    for key in (*parts[1:], "co2_t"):
+    for key in parts[1:]:
         assert out[key][0] >= 0, key
     np.testing.assert_allclose(sum(out[key] for key in parts), out["step_time_s"], rtol=1e-12)
 
 
 @SETTINGS
 @given(scenarios(), st.floats(1.001, 100))
-def test_cost_grows_with_tokens(c, factor):
+def test_time_grows_with_tokens(c, factor):
     more = {**c, "tokens": c["tokens"] * factor}
-    assert training_columns(more)["cost_usd"][0] > training_columns(c)["cost_usd"][0]
+    assert training_columns(more)["wall_days"][0] > training_columns(c)["wall_days"][0]
 
 
 @SETTINGS
@@ -111,7 +111,7 @@ def test_chunked_long_input_equals_row_by_row():
 def test_scalars_broadcast():
     cols = random_columns(5, seed=1)
     cols["tokens"] = 1e12
-    assert training_columns(cols)["cost_usd"].shape == (5,)
+    assert training_columns(cols)["wall_days"].shape == (5,)
 
 
 def test_simulator_training_imports_only_numpy_scipy_stdlib():

@@ -6,10 +6,14 @@ from simulator.training.examples import gpt_columns
 from simulator.training.sync import SYNC_ASYNC, updates_multiplier
 
 
-def _run(**kw):
+def _columns(**kw):
     base = {"tp": 1.0, "pp": 1.0, "dp": 32.0, "gpus": 32.0, "global_batch": 256.0, "micro_batch": 4.0,
             "ps_servers": 8.0}
-    return training_columns(gpt_columns(24.0, 2048.0, 16.0, **{**base, **kw}))
+    return gpt_columns(24.0, 2048.0, 16.0, **{**base, **kw})
+
+
+def _run(**kw):
+    return training_columns(_columns(**kw))
 
 
 def test_async_has_no_straggler_wait_and_more_iterations():
@@ -59,10 +63,15 @@ def test_tree_slower_than_ring_for_large_gradients():
 
 
 def test_energy_cost_co2_hand_computed():
-    out = _run(gpu_hour_usd=2.0, co2_kg_per_kwh=0.5)
-    hours = out["wall_days"][0] * 24
-    assert out["gpu_hours"][0] == pytest.approx(32 * hours)
-    assert out["cost_usd"][0] == pytest.approx(2.0 * 32 * hours)
+    from simulator.families.cost import run as cost_run
+
+    cols = _columns(gpu_hour_usd=2.0, co2_kg_per_kwh=0.5, electricity_usd_per_kwh=0.1)
+    wall_days = training_columns(cols)["wall_days"]
+    out = cost_run({**cols, "training.wall_days": wall_days})
+    hours = wall_days[0] * 24
+    assert out["training.gpu_hours"][0] == pytest.approx(32 * hours)
+    assert out["training.cost_usd"][0] == pytest.approx(2.0 * 32 * hours)
     mwh = 32 * 400 * 1.82 * 0.75 * 1.10 * hours / 1e6  # Cottier et al. 2024
-    assert out["energy_mwh"][0] == pytest.approx(mwh)
-    assert out["co2_t"][0] == pytest.approx(mwh * 0.5)
+    assert out["training.energy_mwh"][0] == pytest.approx(mwh)
+    assert out["training.co2_t"][0] == pytest.approx(mwh * 0.5)
+    assert out["training.electricity_usd"][0] == pytest.approx(mwh * 1000 * 0.1)

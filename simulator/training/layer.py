@@ -25,12 +25,14 @@ class LayerTimes:
 
 def layer_times(seq_len, micro_batch, hidden, heads, kv_heads, ffn_hidden, glu, vocab, tp, sequence_parallel,
                 act_bytes, flash_attention, peak_flops, hbm_Bps, gemm_eff_max, hbm_eff,
-                k: TrainingConstants = DEFAULT_CONSTANTS) -> LayerTimes:
-    """Times of one layer's kernels; `gemm_eff_max` and `hbm_eff` may be per-row (calibrated) columns."""
+                k: TrainingConstants = DEFAULT_CONSTANTS, gemm_dim_half=None) -> LayerTimes:
+    """Times of one layer's kernels; `gemm_eff_max`, `hbm_eff` and `gemm_dim_half` may be per-row (calibrated)
+    columns (`gemm_dim_half` None: the constant)."""
     tokens = seq_len * micro_batch
     head_dim = hidden / heads
     ab = act_bytes
-    gemm = GemmCost(ab, peak_flops, hbm_Bps, gemm_eff_max, hbm_eff, k.gemm_dim_half).time_s
+    dim_half = k.gemm_dim_half if gemm_dim_half is None else gemm_dim_half
+    gemm = GemmCost(ab, peak_flops, hbm_Bps, gemm_eff_max, hbm_eff, dim_half).time_s
 
     # Megatron column/row-parallel linears (Shoeybi 2019 §3): QKV h→(h + 2·kv·d)/t, proj h/t→h,
     # FC1 h→(1+glu)·ffn/t, FC2 ffn/t→h

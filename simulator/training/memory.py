@@ -4,6 +4,7 @@ import numpy as np
 
 from .constants import DEFAULT_CONSTANTS, TrainingConstants
 from .flops import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE, ffn_matrices
+from .layout import middle_stage_layers, stage_activations
 
 GB = 1e9
 
@@ -25,7 +26,7 @@ def state_bytes_per_param(param_bytes):
 def model_state_gb(params, tp, pp, dp, zero_stage, param_bytes):
     """Per-GPU weights, gradients, optimizer states in GB (1e9 B).
 
-    ZeRO Fig. 1 / formulas.md §2: stage 1 shards optimizer states, 2 adds gradients, 3 adds weights,
+    ZeRO Fig. 1 (Rajbhandari et al. 2020): stage 1 shards optimizer states, 2 adds gradients, 3 adds weights,
     each over N_d = dp; under TP/PP, Ψ is first divided by t·p.
     """
     psi = params / (tp * pp)
@@ -67,22 +68,32 @@ def activation_bytes_per_layer(seq_len, micro_batch, hidden, heads, kv_heads, ff
 
 def activation_gb(layers, seq_len, micro_batch, hidden, heads, kv_heads, ffn_hidden, glu, vocab, tp, pp,
                   interleave, microbatches, sequence_parallel, recompute, act_bytes, flash_attention=0.0,
-                  k: TrainingConstants = DEFAULT_CONSTANTS):
+                  k: TrainingConstants = DEFAULT_CONSTANTS, first_stage_layers=None, last_stage_layers=None):
     """Activation GB on the worst pipeline stage.
 
-    1F1B: the first stage holds min(p, m) micro-batches of its L/p layers (Narayanan 2021 §2.2);
-    interleaving multiplies by 1 + (p-1)/(p·v) (Megatron theoretical_memory_usage.py, Korthikanti
-    §4.2.3). Full recomputation re-materialises one layer at a time, so one layer's full activations
-    are added. The last stage also holds fp16 logits and two fp32 copies for the loss (same file).
+    1F1B: stage i (0-based) holds min(p - i, m) micro-batches of its own layers (Narayanan 2021 §2.2);
+    the first stage's first layer input is the embedding output, the last stage also holds fp16
+    logits and two fp32 copies for the loss (Megatron theoretical_memory_usage.py); the worst of the
+    first, the fullest middle and the last stage counts. `first_stage_layers` / `last_stage_layers`:
+    the split used (layout.stage_split), ⌈L/p⌉ each when None. Interleaving (even split) multiplies the
+    first stage's p micro-batches by 1 + (p-1)/(p·v) (same file, Korthikanti §4.2.3). Full
+    recomputation re-materialises one layer at a time, so one layer's full activations are added.
     """
     stored, one_layer_full = activation_bytes_per_layer(
         seq_len, micro_batch, hidden, heads, kv_heads, ffn_hidden, glu, tp, sequence_parallel, recompute,
         act_bytes, flash_attention, k)
     layers_per_stage = np.ceil(layers / pp)
-    interleaved = interleave > 1
-    in_flight = np.where(interleaved, pp + (pp - 1.0) / interleave, np.minimum(pp, microbatches))
+    first = layers_per_stage if first_stage_layers is None else first_stage_layers
+    last = layers_per_stage if last_stage_layers is None else last_stage_layers
     working = np.where(recompute >= RECOMPUTE_FULL, one_layer_full, 0.0)
     logits = seq_len * micro_batch * vocab / tp * (act_bytes + 8.0)
-    first = in_flight * layers_per_stage * stored + working + np.where(pp <= 1, logits, 0.0)
-    last = layers_per_stage * stored + working + logits
-    return np.maximum(first, last) / GB
+    # 1F1B, Narayanan 2021 §2.2: min(p - i, m) micro-batches on stage i (the embedding output is the
+    # first layer's input, already among its stored tensors)
+    a_first, a_middle, a_last = stage_activations(pp, first, middle_stage_layers(layers, pp, first, last), last,
+                                                  microbatches, stored, logits)
+    one_f1b = np.maximum(np.maximum(a_first, a_middle), a_last)
+    # interleaved, Korthikanti 2022 §4.2.3 / Megatron theoretical_memory_usage.py: p·(1 + (p-1)/(p·v))
+    # micro-batches of L/p layers on the first stage
+    interleaved = np.maximum((pp + (pp - 1.0) / interleave) * layers_per_stage * stored
+                             + np.where(pp <= 1, logits, 0.0), layers_per_stage * stored + logits)
+    return (np.where(interleave > 1, interleaved, one_f1b) + working) / GB

@@ -1,14 +1,15 @@
-"""Training cost model: scenario columns in, result columns out, every row at once (no Python loop)."""
+"""Training time model: scenario columns in, result columns out, every row at once (no Python loop).
+
+GPU-hours, cost, energy and CO2 are the cost family's (simulator/families/cost.py), on the expected wall time."""
 
 from collections.abc import Mapping
 
 import numpy as np
 
 from .constants import DEFAULT_CONSTANTS, TrainingConstants
-from .energy import co2_tonnes, energy_mwh, gpu_hours, rental_cost_usd
 from .flops import flops_per_token
 from .memory import activation_gb, model_state_gb
-from .step import microbatches, step_times
+from .step import step_times
 from .sync import updates_multiplier
 
 INPUT_KEYS = (
@@ -18,15 +19,19 @@ INPUT_KEYS = (
     "gpus", "gpus_per_node", "tp", "pp", "dp", "sync", "ps_servers", "async_kappa", "straggler_cv",
     "sharding", "dp_overlap",
     "peak_tflops", "hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps", "inter_latency_s",
-    "tdp_W", "gpu_hour_usd",
-    "server_power_factor", "power_utilization", "pue", "co2_kg_per_kwh",
+    "tdp_W",
 )
 # optional inputs beyond the contract, with the value used when a caller leaves them out
 # (None: the TrainingConstants field of the same name)
 OPTIONAL_INPUTS = {
     "flash_attention": 0.0,  # 1: fused attention kernel (Dao 2022), no s² scores in HBM or memory
     "gemm_eff_max": None,    # per-row calibrated large-GEMM efficiency (fraction of peak_tflops)
+    "gemm_dim_half": None,   # per-row calibrated d½ of the GEMM efficiency curve (efficiency.py)
     "hbm_eff": None,         # per-row calibrated fraction of hbm_GBps reached by elementwise kernels
+    # blocks on the first / last pipeline stage (Megatron-LM --decoder-first/last-pipeline-num-layers);
+    # NaN: even when pp divides the layers, else balanced by the planner (layout.stage_split)
+    "first_stage_layers": np.nan,
+    "last_stage_layers": np.nan,
 }
 
 CHUNK_ROWS = 8192
@@ -34,9 +39,9 @@ CHUNK_ROWS = 8192
 OUTPUT_KEYS = (
     "flops_per_token_model", "flops_total", "flops_total_hw", "step_time_s", "compute_s", "tp_comm_s",
     "pp_bubble_s", "pp_p2p_s", "dp_exposed_s", "straggler_s", "iterations", "tokens_per_s",
-    "tflops_per_gpu", "hw_tflops_per_gpu", "mfu", "hfu", "wall_days", "gpu_hours", "cost_usd",
-    "energy_mwh", "co2_t", "mem_weights_gb", "mem_grads_gb", "mem_optimizer_gb", "mem_activations_gb",
+    "tflops_per_gpu", "hw_tflops_per_gpu", "mfu", "hfu", "wall_days", "mem_weights_gb", "mem_grads_gb", "mem_optimizer_gb", "mem_activations_gb",
     "memory_per_gpu_gb", "fits_memory", "gemm_efficiency",
+    "first_stage_layers", "last_stage_layers", "microbatches", "batch_idle_fraction",
 )
 
 
@@ -85,15 +90,14 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
     gpus, peak = c["gpus"], c["peak_tflops"]
     tflops = tokens_per_s * fpt_model / gpus / 1e12
     hw_tflops = tokens_per_s * fpt_hw / gpus / 1e12
-    hours = gpu_hours(gpus, wall_s)
-    energy = energy_mwh(gpus, c["tdp_W"], c["server_power_factor"], c["power_utilization"], c["pue"], wall_s)
 
-    m = microbatches(c["global_batch"], c["dp"], c["micro_batch"])
+    m = st.microbatches
     w_gb, g_gb, o_gb = model_state_gb(c["params"], c["tp"], c["pp"], c["dp"], c["zero_stage"],
                                       c["param_bytes"])
     a_gb = activation_gb(c["layers"], c["seq_len"], c["micro_batch"], c["hidden"], c["heads"], c["kv_heads"],
                          c["ffn_hidden"], c["glu"], c["vocab"], c["tp"], c["pp"], c["interleave"], m,
-                         c["sequence_parallel"], c["recompute"], c["act_bytes"], c["flash_attention"], k)
+                         c["sequence_parallel"], c["recompute"], c["act_bytes"], c["flash_attention"], k,
+                         st.first_stage_layers, st.last_stage_layers)
     mem_gb = w_gb + g_gb + o_gb + a_gb
 
     return {
@@ -114,10 +118,6 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
         "mfu": tflops / peak,
         "hfu": hw_tflops / peak,
         "wall_days": wall_s / 86400.0,
-        "gpu_hours": hours,
-        "cost_usd": rental_cost_usd(hours, c["gpu_hour_usd"]),
-        "energy_mwh": energy,
-        "co2_t": co2_tonnes(energy, c["co2_kg_per_kwh"]),
         "mem_weights_gb": w_gb,
         "mem_grads_gb": g_gb,
         "mem_optimizer_gb": o_gb,
@@ -125,4 +125,8 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
         "memory_per_gpu_gb": mem_gb,
         "fits_memory": mem_gb <= c["hbm_GB"],
         "gemm_efficiency": st.gemm_efficiency,
+        "first_stage_layers": st.first_stage_layers,
+        "last_stage_layers": st.last_stage_layers,
+        "microbatches": m,
+        "batch_idle_fraction": st.batch_idle_fraction,
     }
