@@ -77,6 +77,14 @@ def _frac(c: Columns, part: str) -> np.ndarray:
         return c[f"training.{part}"] / c["training.step_time_s"]
 
 
+def _stage_imbalance(c: Columns) -> np.ndarray:
+    """How much longer the fullest stage is than an even share: max layers per stage × pp / layers − 1."""
+    first, last, pp = c["training.first_stage_layers"], c["training.last_stage_layers"], c["pp"]
+    middle = np.ceil(np.maximum(c["layers"] - first - last, 0.0) / np.maximum(pp - 2.0, 1.0))
+    fullest = np.maximum(np.maximum(first, last), np.where(pp > 2, middle, 0.0))
+    return np.where(pp > 1, fullest * pp / c["layers"] - 1.0, 0.0)
+
+
 W = Rule
 WARNINGS = (
     W("training.memory_per_gpu_gb", "does not fit in memory", lambda c: ~c["training.fits_memory"].astype(bool),
@@ -97,11 +105,18 @@ WARNINGS = (
     W("training.global_batch_seqs", "uneven global batch",
       lambda c: c.get("training.batch_idle_fraction", np.zeros(np.shape(c["gpus"]))) > 1e-12,
       lambda r: (f"The global batch ({r['global_batch']:.0f} sequences) is not a multiple of micro-batch × "
-                 f"data-parallel width ({r['micro_batch']:.0f} × {r['dp']:.0f}): the busiest rank runs "
-                 f"{r['training.microbatches']:.0f} micro-batches with a smaller last one, and "
+                 f"data-parallel width ({r['micro_batch']:.0f} × {r['dp']:.0f}): ranks get "
+                 f"{r['global_batch'] // r['dp']:.0f} or {-(-r['global_batch'] // r['dp']):.0f} sequences, the busiest "
+                 f"runs {r['training.microbatches']:.0f} micro-batches (the step waits for it), and "
                  f"{r['training.batch_idle_fraction']:.1%} of micro-batch slots idle. A batch of "
                  f"{max(1, round(r['global_batch'] / (r['micro_batch'] * r['dp']))) * r['micro_batch'] * r['dp']:.0f} "
                  "would use every slot."), "warning", "uneven_batch"),
+    W("cluster.first_stage_layers", "pipeline stages more than 10% uneven", lambda c: _stage_imbalance(c) > 0.10,
+      lambda r: (f"The pipeline stages are uneven ({r['training.first_stage_layers']:.0f} layers on the first, "
+                 f"{r['training.last_stage_layers']:.0f} on the last, of {r['layers']:.0f} over {r['pp']:.0f} stages): "
+                 f"the fullest stage has {_stage_imbalance(r):.0%} more layers than an even share, and the others wait "
+                 "for it every micro-batch. Leave the first/last stage layers empty to let the planner balance them."),
+      "warning", "uneven_stages"),
 )
 
 FAMILY = Family("training", INPUTS, FIGURES + OPTIONAL_FIGURES, run, rules=ERRORS + WARNINGS,
