@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from simulator.families import FAMILIES
 from simulator.registry import FigureSpec, Input, Rule
 
@@ -39,6 +41,8 @@ def coerce(inp: Input, value: Any) -> tuple[Any, str | None]:
     key = inp.key
     if value is None:
         return None, None
+    if isinstance(value, np.generic) and np.ndim(value) == 0:  # numpy scalars, e.g. from np.arange grids
+        value = value.item()
     if inp.kind == "choice":
         text = value.strip().lower() if isinstance(value, str) else value
         if isinstance(value, bool) or text not in inp.choices:

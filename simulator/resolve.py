@@ -13,7 +13,7 @@ agree on every layout by construction.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,42 +85,122 @@ def expand_preset(given: dict[str, Any]) -> tuple[dict[str, Any], float]:
     return {**{f"model.{k}": v for k, v in preset.model.items()}, **given}, preset.tokens
 
 
+class _OneRow(Mapping):
+    """The first row of `cols` (as 1-element arrays), recording which columns a vectorised rule reads."""
+
+    __slots__ = ("cols", "read")
+
+    def __init__(self, cols: Mapping[str, np.ndarray]):
+        self.cols, self.read = cols, set()
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self.read.add(key)  # recorded even when absent: an absent column is never constant
+        return self.cols[key][:1]
+
+    def __iter__(self):
+        return iter(self.cols)
+
+    def __len__(self) -> int:
+        return len(self.cols)
+
+
+_READS: dict[Callable, frozenset[str]] = {}  # the columns each rule read on its last one-row trial
+
+
+def _one_row(fn: Callable[[Mapping[str, np.ndarray]], Any], cols: Mapping[str, np.ndarray],
+             constant: set[str]) -> np.ndarray | None:
+    """`fn`'s value on one row when every column it reads holds one value in all rows (so every row has that
+    value: rules and derived defaults are row-wise), else None. The columns a rule read last time only decide
+    whether the one-row trial is worth making; the trial itself records what is read this time."""
+    if not _READS.get(fn, frozenset()) <= constant:
+        return None
+    view = _OneRow(cols)
+    value = np.asarray(fn(view))
+    _READS[fn] = frozenset(view.read)
+    return value if view.read <= constant and value.size == 1 else None
+
+
 def resolve_columns(given: Mapping[str, np.ndarray], n: int, table: HardwareTable,
-                    preset_tokens: np.ndarray | float = NAN) -> dict[str, np.ndarray]:
+                    preset_tokens: np.ndarray | float = NAN, constant: set[str] | None = None) -> dict[str, np.ndarray]:
     """Model columns for `n` rows from the given inputs (dotted key -> encoded column; the accelerator as an
-    index into `table`). Absent inputs take their constant default, their derived rule, or NaN (optional)."""
+    index into `table`). Absent inputs take their constant default, their derived rule, or NaN (optional).
+
+    With `constant` (a set, filled in; sweeps): the names of the columns that hold one value in every row are
+    added to it, and a derived rule that reads only such columns is computed on one row and repeated
+    (a given column of one element counts as constant)."""
+    if constant is not None:
+        constant.clear()
+    const = constant if constant is not None and n > 1 else None
     cols: dict[str, np.ndarray] = {}
     for inp in INPUTS.values():
         if inp.column is None:
             continue
         if inp.key in given:
-            cols[inp.column] = np.broadcast_to(np.asarray(given[inp.key], dtype=float), (n,))
-        elif inp.default is not None and inp.derived is None:
-            value = table.index(inp.default) if inp.kind == "device" else inp.encode(inp.default)
-            cols[inp.column] = np.full(n, float(value))
+            value = np.asarray(given[inp.key], dtype=float)
+            cols[inp.column] = np.broadcast_to(value, (n,))
+            if const is not None and value.size == 1:
+                const.add(inp.column)
         else:
-            cols[inp.column] = np.full(n, NAN)
-    cols.update(table.columns(cols["accelerator"], cols["precision"]))
-    cols["preset_tokens"] = np.broadcast_to(np.asarray(preset_tokens, dtype=float), (n,))
+            if inp.default is not None and inp.derived is None:
+                value = table.index(inp.default) if inp.kind == "device" else inp.encode(inp.default)
+                cols[inp.column] = np.full(n, float(value))
+            else:
+                cols[inp.column] = np.full(n, NAN)
+            if const is not None:
+                const.add(inp.column)
+    if const is not None and {"accelerator", "precision"} <= const:  # one device and precision: look up once
+        hardware = table.columns(cols["accelerator"][:1], cols["precision"][:1])
+        cols.update({name: np.full(n, v[0], dtype=v.dtype) for name, v in hardware.items()})
+        const.update(hardware)
+    else:
+        cols.update(table.columns(cols["accelerator"], cols["precision"]))
+    tokens = np.asarray(preset_tokens, dtype=float)
+    cols["preset_tokens"] = np.broadcast_to(tokens, (n,))
     cols["params_given"] = np.full(n, NAN)
+    cols["shape_given"] = np.full(n, float(all(k in given for k in SHAPE_KEYS)))
+    if const is not None:
+        const.add("params_given")
+        if tokens.size == 1:
+            const.add("preset_tokens")
     for inp in INPUTS.values():
         rule = inp.derived
         if rule is None or (inp.key in given and not rule.always):
             continue
         if inp.key in given:
             cols[f"{inp.column}_given"] = cols[inp.column]
-        cols[inp.column] = np.broadcast_to(np.asarray(rule.fn(cols), dtype=float), (n,))
+            if const is not None and inp.column in const:
+                const.add(f"{inp.column}_given")
+            elif const is not None:
+                const.discard(f"{inp.column}_given")
+        one = _one_row(rule.fn, cols, const) if const is not None else None
+        if one is None:
+            cols[inp.column] = np.broadcast_to(np.asarray(rule.fn(cols), dtype=float), (n,))
+            if const is not None:
+                const.discard(inp.column)
+        else:
+            cols[inp.column] = np.full(n, float(one.reshape(-1)[0]))
+            const.add(inp.column)
     cols["dp"] = cols["gpus"] / (cols["tp"] * cols["pp"])
+    if const is not None and {"gpus", "tp", "pp"} <= const:
+        const.add("dp")
     return cols
 
 
-def rule_codes(cols: Mapping[str, np.ndarray]) -> np.ndarray:
-    """0 where a row breaks no rule, else 1 + the index in ERRORS of the first rule it breaks."""
+def rule_codes(cols: Mapping[str, np.ndarray], constant: set[str] | frozenset[str] = frozenset()) -> np.ndarray:
+    """0 where a row breaks no rule, else 1 + the index in ERRORS of the first rule it breaks.
+
+    `constant`: columns known to hold one value in every row (from `resolve_columns`); a rule that reads only
+    those is checked on one row."""
     n = len(cols["gpus"])
     code = np.zeros(n, dtype=np.int16)
     with np.errstate(divide="ignore", invalid="ignore"):
         for i in range(len(ERRORS), 0, -1):  # the first rule listed wins
-            code[np.asarray(ERRORS[i - 1].broken(cols), dtype=bool)] = i
+            broken = ERRORS[i - 1].broken
+            one = _one_row(broken, cols, constant) if constant and n > 1 else None
+            if one is None:
+                code[np.asarray(broken(cols), dtype=bool)] = i
+            elif bool(one.reshape(-1)[0]):
+                code[:] = i
     return code
 
 

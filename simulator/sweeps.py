@@ -112,11 +112,12 @@ class _Blocks:
             return np.array([float(self.table.index(v)) for v in values])
         return np.array([inp.encode(v) for v in values], dtype=float)
 
-    def columns(self, start: int, stop: int) -> dict[str, np.ndarray]:
+    def columns(self, start: int, stop: int, constant: set[str] | None = None) -> dict[str, np.ndarray]:
+        """Resolved columns of rows [start, stop); `constant` is filled with the columns that hold one value."""
         given = dict(self.base)
         for key, small in self.small.items():
             given[key] = small[self.at[key][start:stop]]
-        return resolve_columns(given, stop - start, self.table, self.preset_tokens)
+        return resolve_columns(given, stop - start, self.table, self.preset_tokens, constant)
 
 
 def _grid_column(grid: _Grid, key: str, at: np.ndarray) -> np.ndarray | pd.Categorical:
@@ -146,20 +147,21 @@ def sweep_arrays(base: Scenario, grid: Mapping[str, Sequence[Any]],
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for start in range(0, n, BLOCK_ROWS):  # blocks of rows, each one vectorised pass
             stop = min(n, start + BLOCK_ROWS)
-            cols = blocks.columns(start, stop)
-            code[start:stop] = rule_codes(cols)
+            constant: set[str] = set()
+            cols = blocks.columns(start, stop, constant)
+            code[start:stop] = rule_codes(cols, constant)
             result = evaluate_columns(cols)
             for key, column in out.items():
                 column[start:stop] = result.get(key, np.nan)
             params[start:stop] = cols["params"]
     invalid = code != 0
+    rows = np.flatnonzero(invalid)  # once: integer positions write much faster than a boolean mask per column
     for column in out.values():
-        if column.dtype == bool:
-            column &= ~invalid
-        else:
-            column[invalid] = np.nan
+        column[rows] = False if column.dtype == bool else np.nan
     frame: dict[str, Any] = {key: _grid_column(g, key, blocks.at[key]) for key in g.values}
-    frame["model.params"] = params
+    frame["model.params_counted"] = params  # the count of each row's shape (the grid's value stays its input)
+    if "model.params" not in frame:
+        frame["model.params"] = params
     frame.update(out)
     frame["valid"] = ~invalid
     frame["reason"] = pd.Categorical.from_codes(code, categories=["", *RULE_MESSAGES])

@@ -93,7 +93,8 @@ ERRORS: tuple[Rule, ...] = (
          lambda r: (f"model.kv_heads = {_i(r['kv_heads'])}: must divide model.heads = {_i(r['heads'])}; try "
                     f"{_divisors(r['heads'])}")),
     Rule("model.params", "model.params: more than 25% from the count of the shape given",
-         lambda c: np.isfinite(c["params_given"]) & (np.abs(c["params"] / c["params_given"] - 1.0) > 0.25),
+         lambda c: (c["shape_given"] > 0) & np.isfinite(c["params_given"])
+         & (np.abs(c["params"] / c["params_given"] - 1.0) > 0.25),
          lambda r: (f"model.params = {r['params_given']:.3g}: the shape given (layers={_i(r['layers'])}, "
                     f"hidden={_i(r['hidden'])}) has {r['params']:.3g} parameters, more than 25% apart; drop "
                     "model.params or fix the shape")),
