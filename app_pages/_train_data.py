@@ -1,27 +1,64 @@
-"""Cached simulator calls for the Train page (pure work, keyed by the scenario's JSON)."""
+"""Cached simulator calls for the Train page (pure work).
+
+Each call is keyed on the scenario's inputs as JSON (what the user chose, so derived values such as the catalog
+price are derived again and stay marked derived) plus the session's device ids and fingerprints. The devices
+themselves travel beside the key (`_devices`: Streamlit does not hash arguments whose name starts with "_").
+The fingerprint keeps two sessions that uploaded different devices under the same id from sharing a result.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
 
 import pandas as pd
 import streamlit as st
 
 from simulator import evaluate, sweep
+from simulator.catalog import HardwareSpec
 from simulator.plan import Plan
 from simulator.scenario import Scenario
 
 MAX_DOUBLINGS = 16  # GPU counts tried: tp·pp·dp for dp = 1, 2, 4, ... up to 2^16
+Devices = Mapping[str, HardwareSpec]
+DeviceKey = tuple[tuple[str, str], ...]
+
+
+def inputs_json(scenario: Scenario) -> str:
+    """The scenario as the user chose it (Scenario.inputs), canonical JSON: the cache key and the pinned form."""
+    return json.dumps(scenario.inputs(), sort_keys=True)
+
+
+def device_key(devices: Devices | None) -> DeviceKey:
+    """(id, fingerprint) of each of this session's devices: part of every cache key, the specs themselves not."""
+    return tuple(sorted((dev_id, hashlib.sha256(repr(spec).encode()).hexdigest()[:16])
+                        for dev_id, spec in (devices or {}).items()))
+
+
+def scenario_from(inputs: str, devices: Devices | None) -> Scenario:
+    return Scenario.from_dict(json.loads(inputs), devices)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def plan_for(scenario_json: str) -> Plan:
-    return evaluate(Scenario.from_json(scenario_json))
+def _plan(inputs: str, device_ids: DeviceKey, _devices: Devices | None) -> Plan:
+    return evaluate(scenario_from(inputs, _devices), _devices)
+
+
+def plan_for(scenario: Scenario, devices: Devices | None) -> Plan:
+    return plan_of(inputs_json(scenario), devices)
+
+
+def plan_of(inputs: str, devices: Devices | None) -> Plan:
+    """The plan of scenario inputs saved as JSON (a pinned baseline, the last valid plan)."""
+    return _plan(inputs, device_key(devices), devices)
 
 
 def gpu_counts(scenario: Scenario) -> tuple[int, ...]:
     """Candidate GPU counts for the scaling chart: doublings of the data-parallel width, and the current count.
 
-    Counts whose data-parallel width does not divide the global batch are kept: the sweep marks them invalid
-    and the page says they were left out.
+    Counts whose data-parallel width the global batch cannot feed are kept: the sweep marks them invalid and
+    the page says they were left out.
     """
     c, t = scenario.cluster, scenario.training
     unit = c.tp * c.pp
@@ -31,5 +68,9 @@ def gpu_counts(scenario: Scenario) -> tuple[int, ...]:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def gpu_sweep(scenario_json: str, counts: tuple[int, ...]) -> pd.DataFrame:
-    return sweep(Scenario.from_json(scenario_json), {"cluster.gpus": list(counts)})
+def _sweep(inputs: str, counts: tuple[int, ...], device_ids: DeviceKey, _devices: Devices | None) -> pd.DataFrame:
+    return sweep(scenario_from(inputs, _devices), {"cluster.gpus": list(counts)}, _devices)
+
+
+def gpu_sweep(scenario: Scenario, devices: Devices | None) -> pd.DataFrame:
+    return _sweep(inputs_json(scenario), gpu_counts(scenario), device_key(devices), devices)

@@ -1,21 +1,22 @@
-"""Train page widgets <-> scenario input sections, and the link (URL query) that carries them."""
+"""Train page widget state <-> scenario input sections, the model the inputs describe, and the link."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
 
+from app_pages._train_data import Devices, inputs_json
 from app_pages._train_fields import (
     BILLION,
     CUSTOM_SHAPE,
     CUSTOM_SIZE,
     DEFAULT_PRESET,
     DEFAULTS,
-    MODEL_CHOICES,
     MODEL_DEFAULTS,
     MODEL_FIELDS,
     PARAMS,
@@ -28,13 +29,13 @@ from app_pages._train_fields import (
     Field,
 )
 from simulator import share
-from simulator.catalog import all_devices
 from simulator.scenario import Scenario, ScenarioError
 
 MODE = "model.preset"
 READY = "train.ready"  # session flag: widgets were initialised from the link (or an import)
 LINK_PROBLEMS = "train.link_problems"
-LAST_MODEL = "train.last_model"  # resolved model section of the last valid run, for "edit this shape"
+MODEL = "train.model"  # resolved model section of the current inputs (None: the model alone is invalid)
+BASELINE = "train.baseline"  # inputs JSON (data.inputs_json) of the pinned baseline
 SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden")
 
 
@@ -43,9 +44,22 @@ def _section_key(field: Field) -> tuple[str, str]:
     return section, name
 
 
+AUTO = "auto"  # the choice "follow the rule" of an optional select (a select shows None as no choice at all)
+AUTO_CHOICES = 8  # an optional int with at most this many values is a select with AUTO first
+
+
+def auto_choices(field: Field) -> tuple[Any, ...] | None:
+    """(AUTO, low, ..., high) for an optional int with a handful of values (ZeRO stage 0-3), else None."""
+    if field.kind != "int" or not field.optional or field.low is None or field.high is None:
+        return None
+    if field.high - field.low + 1 > AUTO_CHOICES:
+        return None
+    return (AUTO, *range(int(field.low), int(field.high) + 1))
+
+
 def _to_widget(field: Field, value: Any) -> Any:
     if value is None:
-        return None
+        return AUTO if auto_choices(field) else None
     if field.kind == "int":
         return int(value)
     if field.kind == "float":
@@ -53,15 +67,39 @@ def _to_widget(field: Field, value: Any) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=64)
+def clamp(field: Field, value: Any) -> Any:
+    """The value the plan uses for a widget value: a number outside the registered bounds is moved onto them;
+    AUTO is None (follow the rule)."""
+    if value is None or value == AUTO or field.kind not in ("int", "float"):
+        return None if value == AUTO else value
+    if field.low is not None and value < field.low:
+        value = field.low
+    if field.high is not None and value > field.high:
+        value = field.high
+    return int(value) if field.kind == "int" else value
+
+
+@functools.lru_cache(maxsize=128)
 def _resolved(model_json: str) -> Any:
+    """The model section alone, resolved (its shape and counted parameters), or None when it is invalid."""
     try:
         return Scenario.from_dict({"model": json.loads(model_json)}).model
     except ScenarioError:
         return None
 
 
+def resolve_model(model: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Shape and parameter count of a model section, whatever the rest of the inputs: the page describes this
+    model (headline, Model shape, "Edit this shape") even while the whole plan is invalid."""
+    spec = _resolved(json.dumps(dict(model), sort_keys=True))
+    return None if spec is None else dataclasses.asdict(spec)
+
+
 def _mode_of(model: Mapping[str, Any]) -> str:
+    if model.get("preset") in PRESETS and set(model) == {"preset"}:
+        return model["preset"]
+    if model.get("preset") in PRESETS:  # a preset with changes: edit it as a shape
+        model = {**PRESETS[model["preset"]].model, **{k: v for k, v in model.items() if k != "preset"}}
     for name, preset in PRESET_MODELS.items():
         if dict(model) == preset:
             return name
@@ -89,6 +127,8 @@ def apply(sections: Mapping[str, Mapping[str, Any]]) -> None:
     state = st.session_state
     model = model_without_defaults(sections.get("model", {}))
     mode = _mode_of(model)
+    if model.get("preset") in PRESETS:
+        model = {**PRESETS[model["preset"]].model, **{k: v for k, v in model.items() if k != "preset"}}
     state[MODE] = mode
     shape_source = PRESETS[mode].model if mode in PRESETS else model
     if mode == CUSTOM_SIZE:
@@ -103,108 +143,116 @@ def apply(sections: Mapping[str, Mapping[str, Any]]) -> None:
         section, name = _section_key(field)
         value = sections.get(section, {}).get(name, DEFAULTS[section].get(name))
         state[field.widget_key] = _to_widget(field, value)
+    state[MODEL] = resolve_model(read()["model"])
 
 
-def init_from_link() -> None:
-    """First run of a session: the link's parameters set the widgets; problems are kept to show once."""
-    if st.session_state.get(READY):
+def pin(inputs: str | None) -> None:
+    """Pin (or, with None, clear) the baseline: scenario inputs as JSON (data.inputs_json)."""
+    if inputs is None:
+        st.session_state.pop(BASELINE, None)
+    else:
+        st.session_state[BASELINE] = inputs
+
+
+def baseline() -> str | None:
+    return st.session_state.get(BASELINE)
+
+
+def init_from_link(devices: Devices) -> None:
+    """First run of a session: the link's parameters set the widgets and pin its baseline (`b.` parameters);
+    problems are kept to show once."""
+    state = st.session_state
+    if state.get(READY):
         return
-    shared = share.from_query(st.query_params.to_dict(), DEFAULTS, PRESET_MODELS)
+    shared = share.from_query(st.query_params.to_dict(), DEFAULTS)
     apply(shared.inputs)
-    st.session_state[LINK_PROBLEMS] = list(shared.problems)
-    st.session_state[READY] = True
+    problems = list(shared.problems)
+    if shared.baseline is not None:
+        try:
+            pin(inputs_json(Scenario.from_dict(shared.baseline, devices)))
+        except ScenarioError as exc:
+            problems.append("The link's baseline (its b. parameters) can't be simulated, so none is pinned: "
+                            + "; ".join(exc.problems))
+    state[LINK_PROBLEMS] = problems
+    state[READY] = True
 
 
 def sync_link(sections: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write the inputs that differ from the page defaults into the URL (nothing when all are defaults)."""
-    query = share.to_query(sections, DEFAULTS, PRESET_MODELS)
+    """Write the inputs (and the pinned baseline) that differ from the page defaults into the URL."""
+    pinned = baseline()
+    query = share.to_query(sections, DEFAULTS, baseline=json.loads(pinned) if pinned else None)
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
 
 
 def read() -> dict[str, dict[str, Any]]:
-    """Scenario input sections from the widgets' current values (before validation)."""
+    """Scenario input sections from the widgets' current values, each number within its registered bounds
+    (the field says so when it had to be moved: _train_widgets.widget)."""
     state = st.session_state
     sections = {s: {k: v for k, v in values.items() if v is not None} for s, values in DEFAULTS.items()}
     for field in SCENARIO_FIELDS:
         section, name = _section_key(field)
-        value = state.get(field.widget_key)
+        value = clamp(field, state.get(field.widget_key))
         if value is None:
             sections[section].pop(name, None)
         else:
             sections[section][name] = value * field.scale if field.scale != 1 else value
     mode = state.get(MODE, DEFAULT_PRESET)
     if mode in PRESETS:
-        sections["model"] = dict(PRESETS[mode].model)
+        sections["model"] = {"preset": mode}
     else:
         fields = (PARAMS, *SHAPE_EXTRA) if mode == CUSTOM_SIZE else (*SHAPE, *SHAPE_EXTRA)
         model = {}
         for field in fields:
-            value = state.get(field.widget_key)
+            value = clamp(field, state.get(field.widget_key))
             model[_section_key(field)[1]] = value * field.scale if value is not None and field.scale != 1 else value
-        sections["model"] = model_without_defaults(model)
+        sections["model"] = as_preset_change(model_without_defaults(model))
     return sections
+
+
+def as_preset_change(model: dict[str, Any]) -> dict[str, Any]:
+    """A custom shape written as the nearest preset plus what differs, when that is shorter (short links)."""
+    best = model
+    for name, preset in PRESET_MODELS.items():
+        if not set(preset) <= set(model):
+            continue
+        change = {"preset": name, **{k: v for k, v in model.items() if preset.get(k) != v}}
+        if len(change) < len(best):
+            best = change
+    return best
 
 
 # ---- callbacks (run before the script, so they may set widget state) ----
 
-def _on_model_change() -> None:
+def on_model_change() -> None:
+    """The model select changed: a preset brings its published tokens; a custom choice starts from the model
+    on screen (state[MODEL], the model the inputs described a moment ago)."""
     state = st.session_state
-    mode, last = state[MODE], state.get(LAST_MODEL) or {}
+    mode, shown = state[MODE], state.get(MODEL) or {}
     if mode in PRESETS:
         state[TOKENS.widget_key] = PRESETS[mode].tokens / BILLION
-    elif mode == CUSTOM_SIZE and last.get("params"):
-        state[PARAMS.widget_key] = last["params"] / BILLION
-    elif mode == CUSTOM_SHAPE and last:
+    elif mode == CUSTOM_SIZE and shown.get("params"):
+        state[PARAMS.widget_key] = shown["params"] / BILLION
+    elif mode == CUSTOM_SHAPE and shown:
+        shape = {name: shown.get(name) for name in (_section_key(field)[1] for field in (*SHAPE, *SHAPE_EXTRA))}
+        # KV heads and FFN width the rules would derive anyway stay empty ("auto"): equal models, short links
+        bare = resolve_model({k: v for k, v in shape.items() if k not in ("kv_heads", "ffn_hidden")})
+        for name in ("kv_heads", "ffn_hidden"):
+            if bare is not None and bare.get(name) == shape[name]:
+                shape[name] = None
         for field in (*SHAPE, *SHAPE_EXTRA):
-            state[field.widget_key] = last.get(_section_key(field)[1])
+            state[field.widget_key] = _to_widget(field, shape[_section_key(field)[1]])
 
 
 def edit_shape() -> None:
     st.session_state[MODE] = CUSTOM_SHAPE
-    _on_model_change()
+    on_model_change()
 
 
-# ---- widgets ----
-
-def widget(field: Field, *, disabled: bool = False, step: float | None = None, placeholder: str | None = None) -> Any:
-    """One input, labelled with its unit, with help text; its value lives in session state under its key."""
-    common = {"key": field.widget_key, "help": field.help, "disabled": disabled, "persist_state": "session"}
-    if field.kind in ("int", "float"):
-        cast = int if field.kind == "int" else float
-        lo = None if field.low is None else cast(field.low)
-        hi = None if field.high is None else cast(field.high)
-        st_step = cast(step or field.step or 1)
-        fmt = "%d" if field.kind == "int" else "%g"
-        return st.number_input(field.label, min_value=lo, max_value=hi, step=st_step, format=fmt,
-                               placeholder=placeholder, **common)
-    fmt_fn = (lambda v: field.labels.get(v, str(v))) if field.labels else str
-    if field.kind == "bool":
-        return st.toggle(field.label, **common)
-    if field.kind == "radio":
-        return st.radio(field.label, field.options, format_func=fmt_fn, horizontal=True, **common)
-    return st.selectbox(field.label, field.options, format_func=fmt_fn, **common)
-
-
-def model_select() -> str:
-    return st.selectbox("Model", list(MODEL_CHOICES), format_func=MODEL_CHOICES.get, key=MODE,
-                        on_change=_on_model_change, persist_state="session",
-                        help="A published model shape, or your own: 'Custom size' derives a GPT-3-like shape from a "
-                             "parameter count; 'Custom shape' sets layers, hidden size and heads (More settings).")
-
-
-def accelerator_select(field: Field) -> str:
-    catalog = all_devices()  # the datasheet catalog plus calibrated devices (shipped and uploaded profiles)
-
-    def label(acc_id: str) -> str:
-        spec = catalog.get(acc_id)
-        return f"{spec.display_name} · {spec.hbm_GB:.0f} GB · ${spec.gpu_hour_usd:.2f}/h" if spec else acc_id
-
-    return st.selectbox(field.label, list(catalog), format_func=label, key=field.widget_key, help=field.help,
-                        persist_state="session")
-
-
-def fields(group: Iterable[Field], options: Mapping[str, dict[str, Any]] | None = None) -> None:
-    """Render a group of inputs; `options` maps a dotted key to extra widget arguments (disabled, step, ...)."""
-    for field in group:
-        widget(field, **(options or {}).get(field.key, {}))
+def set_inputs(change: Mapping[str, Any]) -> None:
+    """Button callback: move the inputs to a suggested plan (dotted scenario keys -> values)."""
+    sections = read()
+    for key, value in change.items():
+        section, _, name = key.partition(".")
+        sections.setdefault(section, {})[name] = value
+    apply(sections)

@@ -14,6 +14,7 @@ import altair as alt
 import pandas as pd
 
 from report import formatting as fmt
+from simulator.inputs import INPUTS
 from simulator.plan import FIGURES, STEP_PARTS
 
 OKABE_ITO = {
@@ -34,6 +35,16 @@ FITS, NO_FIT = "fits in memory", "does not fit in memory"
 
 def _label(key: str) -> str:
     return FIGURES[f"training.{key}"].label
+
+
+def table_view(frame: pd.DataFrame, units: Mapping[str, str]) -> pd.DataFrame:
+    """A chart's table as the page shows it: each column of `units` formatted by its registered unit
+    (report.formatting.by_unit), so no raw float (1285512.0048, 0.5465) reaches the reader."""
+    out = frame.drop(columns=["Short"], errors="ignore").copy()
+    for column, unit in units.items():
+        if column in out:
+            out[column] = [fmt.by_unit(v, unit) for v in out[column]]
+    return out
 
 
 def _scale(keys: tuple[str, ...], colours: tuple[str, ...]) -> alt.Scale:
@@ -76,6 +87,9 @@ def step_frame(plans: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Scenario", "Part", "Short", "Seconds", "Share"])
 
 
+STEP_UNITS = {"Seconds": FIGURES["training.compute_s"].unit, "Share": "fraction"}
+
+
 def step_chart(frame: pd.DataFrame) -> alt.LayerChart:
     extent = frame.groupby("Scenario")["Seconds"].sum().max() if len(frame) else 1.0
     layers = _stacked_bars(frame, "Seconds", STEP_PARTS, STEP_COLOURS, "Seconds per optimizer step (shorter is better)",
@@ -102,6 +116,10 @@ def memory_frame(plans: Mapping[str, Any], hbm_GB: Mapping[str, float]) -> pd.Da
             rows.append({"Scenario": name, "Part": _label(key), "Short": SHORT_NAMES[key], "GB": value,
                          "Share": value / total, "HBM GB": hbm_GB[name]})
     return pd.DataFrame(rows, columns=["Scenario", "Part", "Short", "GB", "Share", "HBM GB"])
+
+
+MEMORY_UNITS = {"GB": FIGURES["training.mem_weights_gb"].unit, "Share": "fraction",
+                "HBM GB": FIGURES["training.memory_per_gpu_gb"].unit}
 
 
 def memory_chart(frame: pd.DataFrame) -> alt.LayerChart:
@@ -135,9 +153,12 @@ def describe_memory(frame: pd.DataFrame) -> str:
 
 
 SCALING_MEASURES = {  # sweep column -> (frame column, axis title, log y, number format)
-    "training.wall_days": ("Wall-clock days", "Days (lower is better)", True, ".3g"),
+    "training.wall_days": ("Expected days", "Expected days (lower is better)", True, ".3g"),
     "training.cost_usd": ("Cost (USD)", "Cost, USD (lower is better)", False, "$,.3s"),
 }
+SCALING_UNITS = {"GPUs": INPUTS["cluster.gpus"].unit, "Expected days": FIGURES["training.wall_days"].unit,
+                 "Cost (USD)": FIGURES["training.cost_usd"].unit, "GPU-hours": FIGURES["training.gpu_hours"].unit,
+                 "MFU": FIGURES["training.mfu"].unit}
 
 
 def scaling_frame(sweep: pd.DataFrame) -> pd.DataFrame:
@@ -145,7 +166,7 @@ def scaling_frame(sweep: pd.DataFrame) -> pd.DataFrame:
     ok = sweep[sweep["valid"]].sort_values("cluster.gpus")
     return pd.DataFrame({
         "GPUs": ok["cluster.gpus"].astype(int),
-        "Wall-clock days": ok["training.wall_days"],
+        "Expected days": ok["training.wall_days"],
         "Cost (USD)": ok["training.cost_usd"],
         "GPU-hours": ok["training.gpu_hours"],
         "MFU": ok["training.mfu"],
@@ -175,8 +196,15 @@ def scaling_chart(frame: pd.DataFrame, measure: str, current_gpus: int, baseline
     rules = rules_data.mark_rule(color="black").encode(
         strokeDash=alt.StrokeDash("which:N", scale=alt.Scale(domain=["this plan", "baseline"], range=[[1, 0], [5, 4]]), legend=None)
     )
-    labels = rules_data.mark_text(align="left", dx=4, baseline="top", y=4, fontSize=11).encode(text="which:N")
-    return alt.layer(line, points, rules, labels).properties(height=300)
+    # each label on the outer side of its rule, so that two neighbouring rules' labels do not overlap
+    left_of = {"baseline": baseline_gpus is not None and baseline_gpus < current_gpus,
+               "this plan": baseline_gpus is not None and baseline_gpus > current_gpus}
+    labels = [
+        alt.Chart(pd.DataFrame([m for m in marks if left_of[m["which"]] == side])).encode(x=alt.X("GPUs:Q"), text="which:N")
+        .mark_text(align="right" if side else "left", dx=-4 if side else 4, baseline="top", y=4, fontSize=11)
+        for side in (False, True) if any(left_of[m["which"]] == side for m in marks)
+    ]
+    return alt.layer(line, points, rules, *labels).properties(height=300)
 
 
 def describe_scaling(frame: pd.DataFrame, measure: str, current_gpus: int) -> str:

@@ -61,10 +61,15 @@ def days(x: float) -> str:
     if hours < 1:
         return f"{plain(hours * 60)} min"
     if hours < 48:
-        return f"{plain(hours)} hours"
+        return _units(hours, "hour")
     if x < 2 * DAYS_PER_YEAR:
-        return f"{plain(x)} days"
-    return f"{plain(x / DAYS_PER_YEAR)} years"
+        return _units(x, "day")
+    return _units(x / DAYS_PER_YEAR, "year")
+
+
+def _units(x: float, unit: str) -> str:
+    text = plain(x)
+    return f"{text} {unit}" if text == "1" else f"{text} {unit}s"
 
 
 def seconds(x: float) -> str:
@@ -101,19 +106,63 @@ def gpu_hours(x: float) -> str:
     return "n/a" if _bad(x) else f"{short(x)} GPU-h"
 
 
+def _per(prefix: str, suffix: str, digits: int = 2) -> Callable[[float], str]:
+    return lambda x: "n/a" if _bad(x) else f"{prefix}{x:,.{digits}f}{suffix}"
+
+
+_BY_UNIT: dict[str, Callable[[float], str]] = {  # units as the registry declares them (simulator.inputs)
+    "USD": usd, "days": days, "FLOP": flop, "GPU·h": gpu_hours, "fraction": pct, "GB": gb, "MWh": mwh,
+    "s": seconds, "params": short, "tokens": short, "steps": short, "parameters": short,
+    "tokens/s": lambda x: "n/a" if _bad(x) else f"{short(x)} tokens/s",
+    "nats/token": lambda x: "n/a" if _bad(x) else f"{x:.3f} nats/token",
+    "USD/GPU-hour": _per("$", " per GPU-hour"), "USD/kWh": _per("$", " per kWh", 3),
+}
+
+
 def by_unit(value: Any, unit: str) -> str:
-    """Format a simulator Figure's value by its unit (units as declared by the families, simulator.inputs.FIGURES)."""
+    """Format a figure's or an input's value by its registered unit (simulator.inputs.FIGURES / INPUTS)."""
+    if value is None:
+        return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    formatters = {
-        "USD": usd, "days": days, "FLOP": flop, "GPU·h": gpu_hours, "fraction": pct, "GB": gb, "MWh": mwh,
-        "s": seconds, "params": short, "tokens": short, "steps": short,
-    }
-    if unit in formatters:
-        return formatters[unit](value)
-    if unit == "t":
-        return f"{plain(value)} t"
+    if isinstance(value, str):
+        return value
+    if unit in _BY_UNIT:
+        return _BY_UNIT[unit](value)
+    if _bad(value):
+        return "n/a"
+    if float(value).is_integer() and abs(value) >= 1000:
+        return f"{count(value)} {unit}".strip()
     return f"{plain(value)} {unit}".strip()
+
+
+def span(low: Any, high: Any, unit: str) -> str:
+    """A range by unit, the shared unit written once: (24, 31, "days") -> "24–31 days"."""
+    lo, hi = by_unit(low, unit), by_unit(high, unit)
+    lo_num, _, lo_unit = lo.partition(" ")
+    hi_num, _, hi_unit = hi.partition(" ")
+    if lo_unit and lo_unit == hi_unit:
+        return f"{lo_num}–{hi_num} {lo_unit}"
+    return f"{lo}–{hi}"
+
+
+_LETTER_AN = set("AEFHILMNORSX")  # letters whose spoken name starts with a vowel: "an H100", "an MI300X"
+
+
+def article(text: str) -> str:
+    """"a" or "an" for the way `text` is spoken: an A100, an H100, a B200, an 8B, an 11B, a 175B, an Instinct."""
+    word = text.strip().split(" ", 1)[0] if text.strip() else ""
+    if not word:
+        return "a"
+    if word[0].isdigit():
+        whole = re.match(r"[\d,]*", word).group(0).replace(",", "")
+        spoken_eleven = whole[:2] in ("11", "18") and len(whole) % 3 == 2  # eleven, eighteen (thousand, ...)
+        return "an" if word[0] == "8" or spoken_eleven else "a"
+    letters = re.sub(r"[^A-Za-z]", "", word)
+    initialism = len(word) == 1 or any(c.isdigit() for c in word) or (letters.isupper() and len(letters) > 1)
+    if initialism:
+        return "an" if word[0].upper() in _LETTER_AN else "a"
+    return "an" if word[0].lower() in "aeiou" else "a"
 
 
 def loss(x: float) -> str:
@@ -142,13 +191,31 @@ def hardware_name(label: str) -> str:
     return re.sub(r"^(NVIDIA|AMD|Intel|Google)\s+", "", label)
 
 
+def training_subject(params: float | None, tokens: float | None) -> str:
+    """"Training an 8B model on 2T tokens"; "Training this model" when the size is unknown."""
+    model = f"{article(short(params))} {short(params)} model" if not _bad(params) else "this model"
+    on = f" on {short(tokens)} tokens" if not _bad(tokens) else ""
+    return f"Training {model}{on}"
+
+
+def on_gpus(gpus: float, hardware_label: str) -> str:
+    """"1,024 H100 SXM5 80GB", or "an H100 SXM5 80GB" for one."""
+    name = hardware_name(hardware_label)
+    return f"{article(name)} {name}" if gpus == 1 else f"{count(gpus)} {name}"
+
+
+def does_not_fit(need_gb: float, hbm_GB: float, hardware_label: str) -> str:
+    """"Does not fit: needs 96 GB per GPU, but an H100 SXM5 80GB has 80 GB." """
+    name = hardware_name(hardware_label)
+    return f"Does not fit: needs {gb(need_gb)} per GPU, but {article(name)} {name} has {gb(hbm_GB)}."
+
+
 def training_sentence(plan: Any, hbm_GB: float | None = None) -> str:
     """The answer to "what will training this cost?" in one sentence, from a simulator Plan."""
     s, t = plan.scenario, plan.training
     text = (
-        f"Training a {short(s.model.params)} model on {short(s.training.tokens)} tokens takes "
-        f"{days(t['wall_days'].value)} on {count(s.cluster.gpus)} {hardware_name(plan.hardware_label)} "
-        f"and costs {usd(t['cost_usd'].value)}"
+        f"{training_subject(s.model.params, s.training.tokens)} takes {days(t['wall_days'].value)} on "
+        f"{on_gpus(s.cluster.gpus, plan.hardware_label)} and costs {usd(t['cost_usd'].value)}"
     )
     if not t["fits_memory"].value:
         room = f" of the {gb(hbm_GB)} each has" if hbm_GB else ""

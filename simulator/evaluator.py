@@ -132,7 +132,7 @@ def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = No
         figures[key] = Figure(value, spec.unit, spec.provenance, spec.how, spec.label, low, high,
                               basis if spec.provenance == "computed" else "", spec.better)
     first = {k: v[:1] for k, v in out.items()}
-    row = row_of(first) | {k: scenario.value(k) for k in INPUTS}
+    row = row_of(first) | {k: scenario.value(k) for k in INPUTS} | {"hw_name": hw.display_name}
     warnings = _warnings(first, row)
     suggestions = _memory_suggestions(scenario, devices) if not figures["training.fits_memory"].value else []
     return Plan(scenario=scenario, figures=figures, hardware=hw, warnings=tuple(warnings), notes=scenario.notes,

@@ -11,10 +11,15 @@ CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.timeout(120),
+    pytest.mark.timeout(180),
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (apt-get install -y chromium)"),
     pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="the playwright package is not installed"),
 ]
+
+# every box in a metric whose text overflows it (shown cut off with an ellipsis), as "text: needed > shown px"
+CLIPPED_METRICS_JS = """() => [...document.querySelectorAll('[data-testid="stMetric"] div, [data-testid="stMetric"] label')]
+    .filter(el => el.scrollWidth > el.clientWidth + 1)
+    .map(el => el.innerText + ': ' + el.scrollWidth + ' > ' + el.clientWidth)"""
 
 
 def _tools():
@@ -38,13 +43,16 @@ def app_url(tools):
 
 @pytest.fixture(scope="module")
 def page(tools, app_url):
-    with tools.browser_page() as page:
+    with tools.browser_page() as page:  # 1400 × 1000, the width the page must stay readable at
         page.set_default_timeout(30_000)
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.requests = requests
         yield page
 
 
 def headline(page) -> str:
-    return page.locator("h4").filter(has_text="Training a").first.inner_text()
+    return page.locator("h4").filter(has_text="Training").first.inner_text()
 
 
 def metric_value(page, label: str) -> str:
@@ -52,21 +60,43 @@ def metric_value(page, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text()
 
 
+def gpus_field(page):
+    return page.get_by_label("GPUs", exact=True)
+
+
+def choose(page, name: str, option: str) -> None:
+    """Pick `option` in the select labelled `name` (a click that lands while an expander still opens only
+    focuses the select: the arrow key then opens its list)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    select, item = page.get_by_role("combobox", name=name), page.get_by_role("option", name=option)
+    select.click()
+    try:
+        item.wait_for(timeout=3_000)
+    except PlaywrightTimeout:
+        select.press("ArrowDown")
+    item.click()
+
+
+def wait_headline(page, text: str) -> None:
+    page.wait_for_function(
+        "t => [...document.querySelectorAll('h4')].some(h => h.innerText.includes(t))", arg=text
+    )
+
+
 def test_page_shows_answer_and_reacts_to_gpu_count(tools, app_url, page):
     page.goto(app_url)
     tools.wait_rendered(page)
     assert re.search(r"Training a \d+B model on 1\.4T tokens takes .* on 1,024 H100", headline(page))
-    assert page.locator('[data-testid="stMetricValue"]').count() == 7
+    assert page.locator('[data-testid="stMetricValue"]').count() == 8
     before = metric_value(page, "Time (days)")
-    gpus = page.get_by_label("GPUs", exact=True)
+    gpus = gpus_field(page)
     gpus.fill("2048")
     gpus.press("Enter")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('h4')].some(h => h.innerText.includes('2,048 H100'))"
-    )
+    wait_headline(page, "2,048 H100")
     tools.wait_rendered(page)
     assert metric_value(page, "Time (days)") != before
-    page.wait_for_url(re.compile(r"[?&]gpus=2048"))
+    page.wait_for_url(re.compile(r"/train\?(.*&)?gpus=2048"))
 
 
 def test_link_parameters_are_applied(tools, app_url, page):
@@ -74,4 +104,88 @@ def test_link_parameters_are_applied(tools, app_url, page):
     tools.wait_rendered(page)
     text = headline(page)
     assert "on 2T tokens" in text and "512 A100" in text
-    assert page.get_by_label("GPUs", exact=True).input_value() == "512"
+    assert gpus_field(page).input_value() == "512"
+    page.wait_for_url(re.compile(r"/train\?.*gpus=512"))  # the root forwards to /train, link and all
+
+
+def test_deep_link_opens_the_page_and_nothing_is_fetched_from_elsewhere(tools, app_url, page):
+    page.requests.clear()
+    page.goto(f"{app_url}/train?gpus=256")
+    tools.wait_rendered(page)
+    assert "on 256 H100" in headline(page)
+    assert not page.get_by_text("Page not found").count()
+    page.get_by_role("link", name="Calibrate").click()
+    page.wait_for_url(re.compile(r"/calibrate"))
+    page.get_by_role("link", name="Train").click()
+    tools.wait_rendered(page)
+    favicon = page.evaluate("() => document.querySelector(\"link[rel='shortcut icon']\").href")
+    assert favicon.startswith("data:image/svg+xml")  # the emoji, drawn locally
+    remote = [u for u in page.requests if not u.startswith((app_url, "data:", "blob:", "about:"))]
+    assert not remote, remote  # no font server, no CDN: works offline
+
+
+def test_metrics_are_readable_at_1400_px_with_deltas(tools, app_url, page):
+    page.goto(f"{app_url}/train?hw=H200&gpus=256&b.gpus=2048")  # long values (/ 141) and long deltas
+    tools.wait_rendered(page)
+    assert page.viewport_size["width"] == 1400
+    assert page.locator('[data-testid="stMetricDelta"]').count() >= 6
+    assert metric_value(page, "Memory (GB)").endswith("/ 141")
+    assert page.evaluate(CLIPPED_METRICS_JS) == []
+    ranges = page.get_by_text(re.compile(r"P10–P90 .*time \d+–\d+ days · cost \$"))
+    assert ranges.count() == 1 and ranges.first.is_visible()
+
+
+def test_gpu_plus_button_steps_to_an_allowed_count(tools, app_url, page):
+    page.goto(f"{app_url}/train?gpus=4096")
+    tools.wait_rendered(page)
+    page.locator('[data-testid="stNumberInput"]').filter(has=gpus_field(page)).get_by_test_id(
+        "stNumberInputStepUp").click()
+    wait_headline(page, "4,128 H100")
+    tools.wait_rendered(page)
+    assert gpus_field(page).input_value() == "4128"
+    assert page.locator('[data-testid="stMetricValue"]').count() == 8
+    assert page.locator('[data-testid="stDownloadButton"]').count() == 2
+
+
+def test_an_invalid_plan_keeps_the_last_valid_one_on_screen_marked_stale(tools, app_url, page):
+    page.goto(f"{app_url}/train?gpus=1024")
+    tools.wait_rendered(page)
+    gpus = gpus_field(page)
+    gpus.fill("1000")
+    gpus.press("Enter")
+    page.get_by_text(re.compile("^This combination can't be simulated")).wait_for()
+    stale = page.get_by_text(re.compile("^Showing the last valid plan: Training a 65B model"))
+    stale.wait_for()
+    assert stale.is_visible()
+    assert page.locator('[data-testid="stMetricValue"]').count() == 8
+    assert page.get_by_role("button", name="Use 1,024 GPUs").is_visible()
+    assert page.get_by_text("Scenario JSON (last valid plan)").is_visible()
+
+
+def test_a_value_typed_out_of_range_is_said_at_the_field(tools, app_url, page):
+    page.goto(f"{app_url}/train")
+    tools.wait_rendered(page)
+    gpus = gpus_field(page)
+    gpus.fill("20000000")
+    gpus.press("Enter")
+    note = page.get_by_text("Allowed: 1 to 10,000,000 GPUs; the plan uses 10,000,000, not 20,000,000.")
+    note.wait_for()
+    assert note.is_visible()
+    field_box = page.locator('[data-testid="stNumberInput"]').filter(has=gpus).bounding_box()
+    note_box = note.bounding_box()
+    assert 0 <= note_box["y"] - (field_box["y"] + field_box["height"]) < 60  # right under the field
+
+
+def test_parameter_server_with_the_zero_stage_on_auto(tools, app_url, page):
+    page.goto(f"{app_url}/train")
+    tools.wait_rendered(page)
+    page.get_by_text("Precision and memory", exact=True).click()
+    zero = page.get_by_role("combobox", name="ZeRO stage")
+    assert zero.input_value() == "auto (follows sync)"  # shown as a choice, not as an empty select
+    page.get_by_text("Gradient sync", exact=True).first.click()
+    choose(page, "Gradient sync", "Parameter server")
+    note = page.get_by_text("The ZeRO stage follows the sync (auto): now 0, was 1.")
+    note.wait_for()
+    tools.wait_rendered(page)
+    assert not page.locator('[data-testid="stAlertContentError"]').count()
+    assert zero.input_value() == "auto (follows sync)"

@@ -88,8 +88,8 @@ def _stage_imbalance(c: Columns) -> np.ndarray:
 W = Rule
 WARNINGS = (
     W("training.memory_per_gpu_gb", "does not fit in memory", lambda c: ~c["training.fits_memory"].astype(bool),
-      lambda r: (f"Does not fit: needs {r['training.memory_per_gpu_gb']:.0f} GB per GPU, but a "
-                 f"{r['cluster.accelerator']} has {r['hbm_GB']:.0f} GB."), "warning", "memory"),
+      lambda r: (f"Does not fit: needs {r['training.memory_per_gpu_gb']:.0f} GB per GPU, but each "
+                 f"{r.get('hw_name', r['cluster.accelerator'])} has {r['hbm_GB']:.0f} GB."), "warning", "memory"),
     W("cluster.tp", "tensor parallelism spans nodes", lambda c: c["tp"] > c["gpus_per_node"],
       lambda r: (f"Tensor parallelism ({r['tp']:.0f}) spans nodes of {r['gpus_per_node']:.0f} GPUs: its all-reduces "
                  "run over the slower inter-node network. Keep cluster.tp at or below the GPUs per node."),
