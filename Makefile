@@ -33,6 +33,13 @@ test: install browser-deps
 bench: install
 	$(BIN)/python -m benchmarks.megatron_fidelity
 	$(BIN)/python -m benchmarks.sweep_speed
+	$(BIN)/python -m benchmarks.train_page_rerun
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# hostile-input properties of tests/test_hostile.py with many more generated cases (fixed seed, no database)
+FUZZ_EXAMPLES ?= 10000
+.PHONY: fuzz
+fuzz: install
+	MODELFOLIO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_hostile.py -m fuzz -p no:cacheprovider --hypothesis-show-statistics

@@ -1,84 +1,213 @@
-"""Command line: `python -m simulator evaluate SCENARIO.json` (JSON plan) and `... sweep` (CSV)."""
+"""Command line: `python -m simulator evaluate SCENARIO.json` (JSON plan) and `... sweep` (CSV).
+
+Every input problem ends with `error: ...` lines on standard error and exit code 2, never a traceback:
+scenarios and grids are parsed by the one bounded reader (simulator.safe_json), `--out` is checked before
+the sweep runs (not a directory, its folder exists, not an input file, no overwrite without `--force`), and a
+reader that leaves early (`... | head -1`) ends the command quietly with exit code 0.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from simulator.catalog import load_catalog
 from simulator.evaluator import evaluate
+from simulator.safe_json import (
+    MAX_SCENARIO_BYTES,
+    JSONInputError,
+    loads,
+    read_bytes,
+    read_stream,
+    shorten,
+    source_name,
+)
 from simulator.scenario import Scenario, ScenarioError
 from simulator.sweeps import sweep
 
 EXIT_BAD_INPUT = 2
+MAX_GRID_CHARS = 10_000  # one `--grid KEY=V1,V2,...` argument; a longer one is refused without being parsed
+MAX_MESSAGE_CHARS = 300  # argparse's own messages (they quote the argument) are cut to this
+MAX_PROBLEMS_SHOWN = 20  # error lines printed; the rest are counted (10,000 unknown keys are not 10,000 lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that never echoes a huge argument back whole."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = f"{message[:MAX_MESSAGE_CHARS]}... ({len(message):,} characters)"
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
 def _read_scenario(path: str) -> Scenario:
+    source = "standard input" if path == "-" else source_name(path)
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([f"{path}: cannot read the scenario file ({exc.strerror})"]) from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError([f"{path}: not a UTF-8 text file"]) from exc
-    return Scenario.from_json(text)
+        if path == "-":
+            if sys.stdin is None:
+                raise JSONInputError(source, "cannot read: standard input is closed", kind="read")
+            data = read_stream(getattr(sys.stdin, "buffer", sys.stdin), max_bytes=MAX_SCENARIO_BYTES, source=source)
+        else:
+            data = read_bytes(path, max_bytes=MAX_SCENARIO_BYTES, source=source)
+    except JSONInputError as exc:
+        raise ScenarioError([str(exc)]) from None
+    return Scenario.from_json(data, source=source)
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str, key: str) -> Any:
+    """A --grid value: JSON (numbers, true/false, null, "quoted") through the bounded reader, else the text."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+        return loads(text, source=f"--grid {key}")
+    except JSONInputError as exc:
+        if exc.kind == "syntax":
+            return text  # a name such as H100-SXM or selective
+        raise ScenarioError([str(exc)]) from None
+
+
+def _grid_json(text: str) -> Any:
+    """--grid-json: inline JSON when it starts with { or [, else the name of a JSON file."""
+    if text.lstrip()[:1] in ("{", "["):
+        return loads(text, source="--grid-json", max_bytes=MAX_SCENARIO_BYTES)
+    source = f"--grid-json {source_name(text)}"
+    return loads(read_bytes(text, max_bytes=MAX_SCENARIO_BYTES, source=source), source=source,
+                 max_bytes=MAX_SCENARIO_BYTES)
 
 
 def _parse_grid(items: list[str], grid_json: str | None) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     if grid_json:
         try:
-            loaded = json.loads(Path(grid_json).read_text(encoding="utf-8") if Path(grid_json).is_file() else grid_json)
-        except (json.JSONDecodeError, OSError) as exc:
-            raise ScenarioError([f"--grid-json: expected a JSON object {{\"cluster.gpus\": [64, 128]}} or a file of one ({exc})"]) from exc
+            loaded = _grid_json(grid_json)
+        except JSONInputError as exc:
+            raise ScenarioError([f"{exc}; expected a JSON object {{\"cluster.gpus\": [64, 128]}} or a file of one"]) \
+                from None
         if not isinstance(loaded, dict):
-            raise ScenarioError(["--grid-json: expected a JSON object of dotted keys to lists of values"])
+            raise ScenarioError(["--grid-json: expected a JSON object of dotted keys to lists of values, got "
+                                 f"{type(loaded).__name__}"])
         grid.update({k: v if isinstance(v, list) else [v] for k, v in loaded.items()})
     for item in items:
+        if len(item) > MAX_GRID_CHARS:
+            raise ScenarioError([f"--grid {shorten(item)}: {len(item):,} characters, over the {MAX_GRID_CHARS:,}-"
+                                 "character cap for one --grid; use --grid-json for long lists"])
         key, sep, values = item.partition("=")
         if not sep or not values:
-            raise ScenarioError([f"--grid {item!r}: write KEY=V1,V2,... for example cluster.gpus=64,128,256"])
-        grid[key.strip()] = [_parse_value(v.strip()) for v in values.split(",")]
+            raise ScenarioError([f"--grid {shorten(item)}: write KEY=V1,V2,... for example cluster.gpus=64,128,256"])
+        key = key.strip()
+        grid[key] = [_parse_value(v.strip(), source_name(key, 60)) for v in values.split(",")]
     if not grid:
         raise ScenarioError(["sweep: give at least one --grid KEY=V1,V2 (or --grid-json)"])
     return grid
 
 
+def _finite(value: Any) -> Any:
+    """The plan with non-finite numbers as null, so that standard output is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _to_stdout(write: Callable[[Any], Any]) -> None:
+    """Run `write(sys.stdout)` and flush inside the guard, so that a closed pipe (BrokenPipeError, handled in
+    `main`) or a full disk (a message) surfaces here rather than at interpreter exit."""
+    if sys.stdout is None:
+        raise ScenarioError(["standard output is closed; redirect it or use --out"])
+    try:
+        write(sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _quiet_stdout()
+        raise ScenarioError([f"standard output: cannot write ({exc.strerror or type(exc).__name__})"]) from None
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    plan = evaluate(_read_scenario(args.scenario))
-    json.dump(plan.to_dict(), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    plan = _finite(evaluate(_read_scenario(args.scenario)).to_dict())
+    _to_stdout(lambda f: f.write(json.dumps(plan, indent=2, allow_nan=False) + "\n"))
     return 0
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).samefile(b)
+    except (OSError, ValueError):
+        return False
+
+
+def _check_out(args: argparse.Namespace) -> Path | None:
+    """The --out path, refused (ScenarioError) before the sweep runs if it cannot or should not be written."""
+    if args.out is None:
+        return None
+    if not args.out:
+        raise ScenarioError(["--out: give a file name, such as sweep.csv"])
+    shown = source_name(args.out)
+    out = Path(args.out)
+    try:
+        if out.is_dir():
+            raise ScenarioError([f"--out {shown}: is a directory; give a file name such as {shown}/sweep.csv"])
+        if not out.parent.is_dir():
+            raise ScenarioError([f"--out {shown}: the folder {source_name(str(out.parent))} does not exist; "
+                                 "create it first"])
+        inputs = [p for p in (args.scenario, args.grid_json) if p and p != "-"]
+        if out.exists() and any(_same_file(args.out, p) for p in inputs):
+            raise ScenarioError([f"--out {shown}: is an input of this sweep; write the CSV to another file"])
+        if out.exists() and not args.force:
+            raise ScenarioError([f"--out {shown}: already exists; add --force to overwrite it"])
+    except ScenarioError:
+        raise
+    except OSError as exc:
+        raise ScenarioError([f"--out {shown}: cannot write there ({exc.strerror or type(exc).__name__})"]) from None
+    except ValueError as exc:  # a NUL in the name
+        raise ScenarioError([f"--out {shown}: not a usable file name ({shorten(str(exc), 120)})"]) from None
+    return out
+
+
+def _write_csv(frame: Any, out: Path, force: bool) -> None:
+    created = False
+    try:
+        with out.open("w" if force else "x", newline="", encoding="utf-8") as f:
+            created = not force
+            frame.to_csv(f, index=False)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name (only from main(argv) in Python)
+        if created:
+            out.unlink(missing_ok=True)  # no half-written file left behind
+        what = ("already exists; add --force to overwrite it" if isinstance(exc, FileExistsError) else
+                f"cannot write ({getattr(exc, 'strerror', None) or shorten(str(exc), 120)})")
+        raise ScenarioError([f"--out {source_name(str(out))}: {what}"]) from None
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    out = _check_out(args)
     frame = sweep(_read_scenario(args.scenario), _parse_grid(args.grid, args.grid_json))
-    if args.out:
-        frame.to_csv(args.out, index=False)
-        print(f"wrote {len(frame)} rows ({int(frame['valid'].sum())} valid) to {args.out}", file=sys.stderr)
+    if out is not None:
+        _write_csv(frame, out, args.force)
+        print(f"wrote {len(frame)} rows ({int(frame['valid'].sum())} valid) to {source_name(str(out))}",
+              file=sys.stderr)
     else:
-        frame.to_csv(sys.stdout, index=False)
+        _to_stdout(lambda f: frame.to_csv(f, index=False))  # streamed in chunks; a reader that leaves: main
     return 0
 
 
 def _cmd_catalog(_: argparse.Namespace) -> int:
-    for spec in load_catalog().values():
-        print(f"{spec.id:15s} {spec.display_name:32s} bf16 {spec.peak_tflops.get('bf16', float('nan')):7.1f} TFLOP/s  "
-              f"{spec.hbm_GB:5.0f} GB  ${spec.gpu_hour_usd:.2f}/h ({spec.price_date})")
+    lines = [f"{spec.id:15s} {spec.display_name:32s} bf16 {spec.peak_tflops.get('bf16', float('nan')):7.1f} TFLOP/s  "
+             f"{spec.hbm_GB:5.0f} GB  ${spec.gpu_hour_usd:.2f}/h ({spec.price_date})\n" for spec in load_catalog().values()]
+    _to_stdout(lambda f: f.writelines(lines))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulator", description="Modelfolio training planner")
+    parser = _Parser(prog="python -m simulator", description="Modelfolio training planner")
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="print the plan of one scenario as JSON")
     ev.add_argument("scenario", help="scenario JSON file, or - for standard input")
@@ -87,23 +216,47 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("scenario", help="base scenario JSON file, or - for standard input")
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="dotted key and values; repeatable")
     sw.add_argument("--grid-json", help="JSON object (or file) of dotted keys to value lists")
-    sw.add_argument("--out", help="CSV file to write (default: standard output)")
+    sw.add_argument("--out", help="CSV file to write (default: standard output); never an input file")
+    sw.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     sw.set_defaults(func=_cmd_sweep)
     cat = sub.add_parser("catalog", help="list the accelerators of the hardware catalog")
     cat.set_defaults(func=_cmd_catalog)
     return parser
 
 
+def _quiet_stdout() -> None:
+    """The reader of standard output left: point it at /dev/null so the exit-time flush cannot fail too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured output)
+        pass
+
+
+def _report(problems: list[str]) -> int:
+    shown = problems[:MAX_PROBLEMS_SHOWN]
+    if len(problems) > len(shown):
+        shown.append(f"... and {len(problems) - len(shown):,} more problems")
+    try:
+        for problem in shown:
+            print(f"error: {problem}", file=sys.stderr)
+    except (BrokenPipeError, ValueError):  # standard error closed too: nothing more to say
+        pass
+    return EXIT_BAD_INPUT
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (exit 2, message printed) and --help (exit 0)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         return args.func(args)
     except BrokenPipeError:  # `... | head -1`: the reader left; say nothing more
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _quiet_stdout()
         return 0
     except ScenarioError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _report(exc.problems)
+    except JSONInputError as exc:  # every reader wraps its own; this is the backstop
+        return _report([str(exc)])

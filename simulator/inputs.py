@@ -9,6 +9,7 @@ import numpy as np
 
 from simulator.families import FAMILIES
 from simulator.registry import FigureSpec, Input, Rule
+from simulator.safe_json import shorten
 
 INPUTS: dict[str, Input] = {inp.key: inp for family in FAMILIES for inp in family.inputs}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(inp.section for inp in INPUTS.values()))
@@ -17,7 +18,6 @@ BY_COLUMN: dict[str, Input] = {inp.column: inp for inp in INPUTS.values() if inp
 ERRORS: tuple[Rule, ...] = tuple(r for f in FAMILIES for r in f.rules if r.severity == "error")
 WARNINGS: tuple[Rule, ...] = tuple(r for f in FAMILIES for r in f.rules if r.severity == "warning")
 FIGURES: dict[str, FigureSpec] = {fig.key: fig for f in FAMILIES for fig in f.figures}
-NUMBER_CHARS = 40  # longest number literal read (a 300-digit integer is not a GPU count)
 
 
 def section_keys(section: str) -> list[str]:
@@ -29,8 +29,7 @@ def section_of(section: str) -> list[Input]:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shorten(value, 60)
 
 
 def coerce(inp: Input, value: Any) -> tuple[Any, str | None]:

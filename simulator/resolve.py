@@ -26,6 +26,7 @@ from simulator.families.training_inputs import SHAPE_KEYS
 from simulator.hardware_table import HardwareTable, hardware_table
 from simulator.inputs import ERRORS, INPUTS, SECTIONS, coerce, section_keys
 from simulator.presets import PRESETS
+from simulator.safe_json import shorten
 
 NAN = float("nan")
 
@@ -57,9 +58,9 @@ def parse_sections(data: Any) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for section, values in data.items():
         if section not in SECTIONS:
-            hint = difflib.get_close_matches(str(section)[:100], SECTIONS, n=1)
+            hint = difflib.get_close_matches(shorten(section, 100), SECTIONS, n=1)
             tip = f'; did you mean "{hint[0]}"?' if hint else ""
-            problems.append(f"{str(section)[:60]}: unknown section; allowed: {', '.join(SECTIONS)}{tip}")
+            problems.append(f"{shorten(section, 60)}: unknown section; allowed: {', '.join(SECTIONS)}{tip}")
             continue
         if not isinstance(values, dict):
             problems.append(f"{section}: expected an object of keys, got {type(values).__name__}")
@@ -67,9 +68,9 @@ def parse_sections(data: Any) -> dict[str, dict[str, Any]]:
         known = section_keys(section)
         for key in values:
             if key not in known:
-                hint = difflib.get_close_matches(str(key)[:100], known, n=1)
+                hint = difflib.get_close_matches(shorten(key, 100), known, n=1)
                 tip = f'; did you mean "{section}.{hint[0]}"?' if hint else ""
-                problems.append(f"{section}.{str(key)[:60]}: unknown key; allowed: {', '.join(known)}{tip}")
+                problems.append(f"{section}.{shorten(key, 60)}: unknown key; allowed: {', '.join(known)}{tip}")
         out[section] = dict(values)
     if problems:
         raise ScenarioError(problems)
@@ -159,7 +160,7 @@ def resolve_columns(given: Mapping[str, np.ndarray], n: int, table: HardwareTabl
     cols["params_given"] = np.full(n, NAN)
     cols["shape_given"] = np.full(n, float(all(k in given for k in SHAPE_KEYS)))
     if const is not None:
-        const.add("params_given")
+        const.update(("params_given", "shape_given"))
         if tokens.size == 1:
             const.add("preset_tokens")
     for inp in INPUTS.values():

@@ -80,13 +80,16 @@ class _ScenarioBase:
         return cls(**sections, notes=r.notes, derived=r.derived, given=r.given)
 
     @classmethod
-    def from_json(cls, text: str, devices: Mapping[str, Any] | None = None) -> Scenario:
+    def from_json(cls, text: str | bytes, devices: Mapping[str, Any] | None = None, *,
+                  source: str = "scenario") -> Scenario:
+        """Parse untrusted scenario JSON through the one bounded reader (simulator.safe_json: size, depth,
+        number-length, duplicate-key and NaN limits); `source` names the file or field in the messages."""
+        from simulator.safe_json import MAX_SCENARIO_BYTES, JSONInputError, loads
+
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ScenarioError([f"scenario: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"]) from exc
-        except RecursionError:
-            raise ScenarioError(["scenario: JSON nested too deeply"]) from None
+            data = loads(text, source=source, max_bytes=MAX_SCENARIO_BYTES)
+        except JSONInputError as exc:
+            raise ScenarioError([str(exc)]) from None
         return cls.from_dict(data, devices)
 
     def replace(self, devices: Mapping[str, Any] | None = None, **dotted: Any) -> Scenario:

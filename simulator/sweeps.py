@@ -7,6 +7,7 @@ walked in blocks of rows so that temporaries stay in cache; inside a block each 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +22,13 @@ from simulator.families.training_inputs import SHAPE_KEYS
 from simulator.hardware_table import hardware_table
 from simulator.inputs import ERRORS, FIGURES, INPUTS, coerce
 from simulator.resolve import device_catalog, expand_preset, lookup_device, resolve_columns, rule_codes
+from simulator.safe_json import shorten
 from simulator.scenario import Scenario
 from simulator.training.model import CHUNK_ROWS
 
 BLOCK_ROWS = CHUNK_ROWS  # the model's own block size: one model pass per block
-MAX_ROWS = 50_000_000  # a sweep larger than this is refused before anything is allocated
+# the result frame (rows × columns × 8 bytes) is refused past this, before any value is checked or allocated
+MAX_FRAME_BYTES = 2 * 1024**3
 RULE_MESSAGES = tuple(rule.short for rule in ERRORS)
 BOOL_FIGURES = {"training.fits_memory"}
 
@@ -53,10 +56,23 @@ def _check_grid(base: Scenario, grid: Mapping[str, Sequence[Any]],
     clean: dict[str, list[Any]] = {}
     if not isinstance(grid, Mapping):
         raise ScenarioError(["sweep: the grid must map dotted keys to lists of values"])
+    # memory of the result frame, from the list lengths alone (Python ints: no int64 overflow of the product)
+    columns = len(FIGURES) + len(grid) + 4  # figures, grid keys, model.params(_counted), valid, reason
+    lengths = [len(v) if not isinstance(v, np.ndarray) or v.ndim == 1 else 1 for v in grid.values()
+               if isinstance(v, Sequence | np.ndarray) and not isinstance(v, str | bytes)]
+    rows = math.prod(n for n in lengths if n > 0)
+    if rows * columns * 8 > MAX_FRAME_BYTES:
+        fit = MAX_FRAME_BYTES // (columns * 8)
+        digits = int((rows * columns * 8).bit_length() * 0.30103)  # shown without float() or str() of a huge int
+        need = f"{rows * columns * 8 / 1e9:,.3g} GB" if digits < 300 else f"about 10^{digits - 9} GB"
+        many = f"{rows:,}" if digits < 300 else f"about 10^{int(rows.bit_length() * 0.30103)}"
+        raise ScenarioError([f"sweep: {many} combinations × {columns} columns would need {need}, over the "
+                             f"{MAX_FRAME_BYTES / 1e9:.3g} GB cap; at most {fit:,} rows fit. Split the grid or "
+                             "sweep fewer values."])
     for key, values in grid.items():
         inp = INPUTS.get(key)
         if inp is None:
-            problems.append(f"sweep: unknown key {str(key)[:60]!r}; use dotted scenario keys such as cluster.gpus or "
+            problems.append(f"sweep: unknown key {shorten(key, 60)}; use dotted scenario keys such as cluster.gpus or "
                             "model.params")
             continue
         if inp.column is None:
@@ -88,10 +104,7 @@ def _check_grid(base: Scenario, grid: Mapping[str, Sequence[Any]],
                         f"{', '.join(missing)} too, or sweep model.params")
     if problems:
         raise ScenarioError(problems)
-    out = _Grid(clean, tuple(len(v) for v in clean.values()))
-    if out.n > MAX_ROWS:
-        raise ScenarioError([f"sweep: {out.n:,} combinations; at most {MAX_ROWS:,} per sweep. Split the grid."])
-    return out
+    return _Grid(clean, tuple(len(v) for v in clean.values()))
 
 
 class _Blocks:

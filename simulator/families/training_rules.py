@@ -21,6 +21,11 @@ def _i(x: float) -> int:
     return round(float(x))
 
 
+def _count(x: float) -> str:
+    x = float(x)
+    return f"{x:,.0f}" if x.is_integer() else f"{x:,.2f}"
+
+
 def _whole_dp(c) -> np.ndarray:
     return np.fmod(c["gpus"], c["tp"] * c["pp"]) == 0
 
@@ -135,4 +140,9 @@ ERRORS: tuple[Rule, ...] = (
          lambda c: (c["sync"] == 2) & (c["ps_servers"] > np.maximum(np.floor(c["dp"]), 1)),
          lambda r: (f"cluster.ps_servers = {_i(r['ps_servers'])}: at most one server shard per data-parallel "
                     f"worker ({_i(r['dp'])})")),
+    Rule("training.tokens", "training.tokens: fewer tokens than one optimizer step",
+         lambda c: c["tokens"] < c["global_batch"] * c["seq_len"],
+         lambda r: (f"training.tokens = {_count(r['tokens'])}: fewer tokens than one optimizer step (global batch × "
+                    f"sequence = {_count(r['global_batch'] * r['seq_len'])} tokens); train at least "
+                    f"{_count(r['global_batch'] * r['seq_len'])} tokens or shrink the batch")),
 )
