@@ -29,8 +29,8 @@ NOT_FITTED = ("More measurements let it fit: `python -m calibration run --full`,
 
 
 def md(text: str) -> str:
-    """Escape the dollar signs Streamlit's Markdown would read as LaTeX."""
-    return text.replace("$", r"\$")
+    """Plain text for Streamlit Markdown: no formatting, links or LaTeX from names in files and links."""
+    return fmt.md_escape(text)
 
 
 def answer(profile: dict[str, Any], spec: Any | None) -> None:

@@ -38,8 +38,8 @@ WARNING_ICONS = {  # by PlanWarning.code, never by the warning's wording
 
 
 def md(text: str) -> str:
-    """Escape the dollar signs Streamlit's Markdown would read as LaTeX."""
-    return text.replace("$", r"\$")
+    """Plain text for Streamlit Markdown: no formatting, links or LaTeX from names in files and links."""
+    return fmt.md_escape(text)
 
 
 def hbm_GB(plan: Any) -> float:

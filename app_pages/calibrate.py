@@ -10,6 +10,7 @@ import streamlit as st
 from app_pages import _calibrate_panel as panel
 from app_pages import _calibrate_state as state
 from app_pages import _calibrate_view as view
+from simulator.safe_json import MAX_PROFILE_BYTES
 
 
 def controls(options: dict, active_id: str, profile: dict) -> None:
@@ -20,6 +21,7 @@ def controls(options: dict, active_id: str, profile: dict) -> None:
                         "folder, or one you uploaded or measured in this session.")
     with upload.popover("Upload", icon=":material/upload:", width="stretch"):
         st.file_uploader("Profile JSON", type=["json"], key=state.UPLOAD, on_change=state.on_upload,
+                         max_upload_size=MAX_PROFILE_BYTES // 2**20,
                          help="A profile.json written by `python -m calibration run` (docs/profile-schema.md). "
                               "It is checked by the strict loader; a bad file changes nothing.")
     download.download_button(

@@ -17,6 +17,7 @@ from app_pages import _train_widgets as widgets
 from app_pages._devices import session_devices
 from simulator.catalog import UnknownAccelerator
 from simulator.devices import get_accelerator
+from simulator.safe_json import MAX_SCENARIO_BYTES, JSONInputError, read_upload, shorten
 from simulator.scenario import Scenario, ScenarioError
 
 IMPORT_KEY, IMPORT_RESULT = "train.import", "train.import_result"
@@ -30,18 +31,16 @@ def import_scenario() -> None:
     if upload is None:
         return
     try:
-        raw = json.loads(upload.getvalue().decode("utf-8"))
+        raw = read_upload(upload.getvalue(), upload.name, MAX_SCENARIO_BYTES)
         raw = raw["scenario"] if isinstance(raw, dict) and "scenario" in raw and "version" in raw else raw
         scenario = Scenario.from_dict(raw, session_devices())
-    except UnicodeDecodeError:
-        st.session_state[IMPORT_RESULT] = ("error", [f"{upload.name}: not a UTF-8 text file."])
-    except json.JSONDecodeError as exc:
-        st.session_state[IMPORT_RESULT] = ("error", [f"{upload.name}: not valid JSON ({exc.msg}, line {exc.lineno})."])
+    except JSONInputError as exc:
+        st.session_state[IMPORT_RESULT] = ("error", [str(exc)])
     except ScenarioError as exc:
-        st.session_state[IMPORT_RESULT] = ("error", [f"{upload.name}: {p}" for p in exc.problems])
+        st.session_state[IMPORT_RESULT] = ("error", [f"{shorten(upload.name, 80)}: {p}" for p in exc.problems])
     else:
         inputs.apply(scenario.inputs())  # derived values (catalog price, server size) keep following their inputs
-        st.session_state[IMPORT_RESULT] = ("ok", [f"Loaded {upload.name}."])
+        st.session_state[IMPORT_RESULT] = ("ok", [f"Loaded {shorten(upload.name, 80)}."])
 
 
 def device_name(devices: Mapping[str, Any]):
@@ -176,6 +175,7 @@ def sidebar(plan: Any, stale: bool) -> None:
             st.download_button(f"Plan JSON{suffix}", json.dumps(plan.to_dict(), indent=2), "modelfolio-plan.json",
                                "application/json", icon=":material/download:", key="download_plan", on_click="ignore")
         st.file_uploader("Import scenario JSON", type=["json"], key=IMPORT_KEY, on_change=import_scenario,
+                         max_upload_size=max(1, MAX_SCENARIO_BYTES // 2**20),
                          help="A scenario exported from Modelfolio (or its plan JSON). Replaces every input.")
         kind, messages = st.session_state.pop(IMPORT_RESULT, (None, []))
         if messages:

@@ -186,6 +186,15 @@ def delta(new: float, old: float, fmt: Callable[[float], str] = plain, relative:
     return f"{sign}{fmt(abs(change))}{rel}"
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}<>#|~$])")
+
+
+def md_escape(text: str) -> str:
+    """Text shown through Streamlit Markdown exactly as written: names from files and links can't format,
+    link or run LaTeX ("$" would start math)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
 def hardware_name(label: str) -> str:
     """Catalog display name without the vendor: "NVIDIA H100 SXM5 80GB" -> "H100 SXM5 80GB"."""
     return re.sub(r"^(NVIDIA|AMD|Intel|Google)\s+", "", label)

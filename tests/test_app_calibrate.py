@@ -161,6 +161,15 @@ def test_good_upload_becomes_active_and_compare_shows_ratios():
     assert any("A: Test rig" in s and "B: NVIDIA H200" in s for s in specs(at))  # one overlay of both
 
 
+def test_a_profile_name_cannot_format_the_page():
+    p = variant()
+    p["name"] = "**Bold** [click](http://example.com) $x$ <b>rig</b>, calibrated 2026-11-29"
+    at = open_page()
+    at.file_uploader(key=state.UPLOAD).upload("md.json", json.dumps(p).encode(), "application/json").run()
+    assert not at.exception and not at.error
+    assert r"\*\*Bold\*\* \[click\](http://example.com) \$x\$ \<b\>rig\</b\>" in headline(at)
+
+
 def accelerator_options(at: AppTest) -> list[str]:
     """The accelerator choices the Train page of this session offers (their labels)."""
     at.switch_page("app_pages/train.py").run()
@@ -367,3 +376,14 @@ def test_page_shows_a_failed_run_with_its_stderr(tmp_path, monkeypatch):
     assert any("Calibration failed" in e.value and "exited with code 1" in e.value for e in at.error)
     assert any("boom in the GEMM bench" in c.value for c in at.code)
     assert at.session_state[state.ACTIVE] == SHIPPED  # nothing the user had is lost
+
+
+def test_server_config_caps_uploads_at_the_loader_cap_and_hides_tracebacks():
+    import tomllib
+
+    from simulator.safe_json import MAX_PROFILE_BYTES
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_PROFILE_BYTES
+    assert config["client"]["showErrorDetails"] == "none"
+    assert config["server"]["address"] == "127.0.0.1"

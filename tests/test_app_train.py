@@ -364,6 +364,21 @@ def test_import_of_a_bad_file_says_why():
     assert len(at.metric) == len(LABELS)  # the current plan is untouched
 
 
+@pytest.mark.parametrize(("name", "body", "says"), [
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nesting depth"),
+    ("big.json", b'{"model": {"params": 1' + b"0" * 400 + b'}}', "40-character cap"),
+    ("huge.json", b'{"a": "' + b"x" * (2 * 2**20) + b'"}', "over the"),
+    ("latin1.json", '{"model": {"params": 1e9, "mlp": "gélu"}}'.encode("latin-1"), "not a UTF-8 text file"),
+    ("dup.json", b'{"cluster": {"gpus": 8, "gpus": 16}}', "duplicate key 'gpus'"),
+])
+def test_import_of_a_hostile_file_is_a_message_not_a_traceback(name, body, says):
+    at = run_app()
+    at.file_uploader(key="train.import").set_value((name, body, "application/json")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(says in e.value and name in e.value for e in at.error), [e.value for e in at.error]
+    assert len(at.metric) == len(LABELS)  # the current plan is untouched
+
+
 def test_import_of_a_scenario_sets_the_inputs():
     at = run_app()
     scenario = {"model": {"params": 7e9}, "cluster": {"gpus": 64, "tp": 2}, "training": {"tokens": 1e11}}
