@@ -16,6 +16,7 @@ import streamlit as st
 
 from app_pages import _calibrate_run as runner
 from app_pages._devices import add_session_device
+from report.formatting import md_escape
 from simulator.catalog import HardwareSpec
 from simulator.devices import device_from_profile, shipped_profiles
 from simulator.profile import ProfileError, load_profile
@@ -98,10 +99,10 @@ def on_upload() -> None:
     try:
         profile_id, profile = load_upload(upload.name, upload.getvalue())
     except ProfileError as exc:
-        st.session_state[NOTICE] = ("error", f"{upload.name} was not loaded: {exc}")
+        st.session_state[NOTICE] = ("error", f"{md_escape(upload.name[:80])} was not loaded: {md_escape(exc)}")
         return
-    add(profile_id, profile, f"uploaded {upload.name}")
-    st.session_state[NOTICE] = ("success", f"Loaded {upload.name}; it is now the active profile.")
+    add(profile_id, profile, f"uploaded {upload.name[:80]}")
+    st.session_state[NOTICE] = ("success", f"Loaded {md_escape(upload.name[:80])}; it is now the active profile.")
 
 
 def register(profile: dict[str, Any]) -> tuple[HardwareSpec | None, str | None]:

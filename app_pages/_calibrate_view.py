@@ -29,12 +29,13 @@ NOT_FITTED = ("More measurements let it fit: `python -m calibration run --full`,
 
 
 def md(text: str) -> str:
-    """Plain text for Streamlit Markdown: no formatting, links or LaTeX from names in files and links."""
-    return fmt.md_escape(text)
+    """Escape the dollar signs Streamlit's Markdown would read as LaTeX (our own text; names from files and
+    links go through `fmt.md_escape` where they are put in)."""
+    return text.replace("$", r"\$")
 
 
 def answer(profile: dict[str, Any], spec: Any | None) -> None:
-    st.markdown(f"#### {md(summary.headline(profile, spec))}")
+    st.markdown(f"#### {fmt.md_escape(summary.headline(profile, spec))}")
 
 
 def metrics(profile: dict[str, Any], spec: Any | None) -> None:

@@ -31,7 +31,7 @@ def provenance(plan: Any) -> None:
                    "computed from (measured, fitted, datasheet, published or assumed). P10–P90 propagates the "
                    "uncertain inputs one at a time.")
         spec = plan.hardware
-        st.markdown(f"**{md(plan.hardware_label)}** ({spec.provenance}; price of {spec.price_date}):")
+        st.markdown(f"**{fmt.md_escape(plan.hardware_label)}** ({spec.provenance}; price of {spec.price_date}):")
         st.markdown("\n".join(f"- {group}: {md(text)}" for group, text in spec.sources.items()))
         if plan.notes:
             st.markdown("**How the inputs were completed:**\n" + "\n".join(f"- {md(n)}" for n in plan.notes))

@@ -38,8 +38,9 @@ WARNING_ICONS = {  # by PlanWarning.code, never by the warning's wording
 
 
 def md(text: str) -> str:
-    """Plain text for Streamlit Markdown: no formatting, links or LaTeX from names in files and links."""
-    return fmt.md_escape(text)
+    """Escape the dollar signs Streamlit's Markdown would read as LaTeX (our own text; names from files and
+    links go through `fmt.md_escape` where they are put in)."""
+    return text.replace("$", r"\$")
 
 
 def hbm_GB(plan: Any) -> float:
@@ -121,7 +122,7 @@ def problems(plan: Any, on_apply: Any = None) -> None:
     for warning in plan.warnings:
         text, icon = md(warning.text), WARNING_ICONS.get(warning.code, ":material/warning:")
         if warning.code == "memory":  # said from the figures, with the accelerator's name and its article
-            text = md(fmt.does_not_fit(plan.value("training.memory_per_gpu_gb"), hbm_GB(plan), plan.hardware_label))
+            text = md(fmt.does_not_fit(plan.value("training.memory_per_gpu_gb"), hbm_GB(plan), fmt.md_escape(plan.hardware_label)))
         if warning.code == "memory" and plan.suggestions:
             tips = "\n".join(f"- {md(str(s))}" for s in plan.suggestions)
             st.warning(f"{text} These nearby plans would fit:\n{tips}", icon=icon)

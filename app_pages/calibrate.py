@@ -10,6 +10,7 @@ import streamlit as st
 from app_pages import _calibrate_panel as panel
 from app_pages import _calibrate_state as state
 from app_pages import _calibrate_view as view
+from report import formatting as fmt
 from simulator.safe_json import MAX_PROFILE_BYTES
 
 
@@ -56,7 +57,7 @@ def page() -> None:
     if warning:
         st.warning(view.md(warning), icon=":material/warning:")
     if spec is not None:
-        st.caption(view.md(f"Other pages can plan on it as accelerator `{spec.id}` ({spec.display_name})."))
+        st.caption(f"Other pages can plan on it as accelerator `{spec.id}` ({fmt.md_escape(spec.display_name)}).")
     view.environment(profile, spec, entry["source"])
     cache_id = f"{active_id}@{profile['created_utc']}"
     tabs = st.tabs([*view.SECTIONS.values(), "Compare"])

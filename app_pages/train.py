@@ -15,9 +15,10 @@ from app_pages import _train_inputs as inputs
 from app_pages import _train_view as view
 from app_pages import _train_widgets as widgets
 from app_pages._devices import session_devices
+from report import formatting as fmt
 from simulator.catalog import UnknownAccelerator
 from simulator.devices import get_accelerator
-from simulator.safe_json import MAX_SCENARIO_BYTES, JSONInputError, read_upload, shorten
+from simulator.safe_json import MAX_SCENARIO_BYTES, JSONInputError, read_upload
 from simulator.scenario import Scenario, ScenarioError
 
 IMPORT_KEY, IMPORT_RESULT = "train.import", "train.import_result"
@@ -35,12 +36,12 @@ def import_scenario() -> None:
         raw = raw["scenario"] if isinstance(raw, dict) and "scenario" in raw and "version" in raw else raw
         scenario = Scenario.from_dict(raw, session_devices())
     except JSONInputError as exc:
-        st.session_state[IMPORT_RESULT] = ("error", [str(exc)])
+        st.session_state[IMPORT_RESULT] = ("error", [fmt.md_escape(str(exc))])
     except ScenarioError as exc:
-        st.session_state[IMPORT_RESULT] = ("error", [f"{shorten(upload.name, 80)}: {p}" for p in exc.problems])
+        st.session_state[IMPORT_RESULT] = ("error", [f"{fmt.md_escape(upload.name[:80])}: {p}" for p in exc.problems])
     else:
         inputs.apply(scenario.inputs())  # derived values (catalog price, server size) keep following their inputs
-        st.session_state[IMPORT_RESULT] = ("ok", [f"Loaded {shorten(upload.name, 80)}."])
+        st.session_state[IMPORT_RESULT] = ("ok", [f"Loaded {fmt.md_escape(upload.name[:80])}."])
 
 
 def device_name(devices: Mapping[str, Any]):

@@ -134,7 +134,7 @@ def test_bad_upload_shows_the_loader_message_and_changes_nothing():
     before = headline(at)
     at.file_uploader(key=state.UPLOAD).upload("broken.json", b'{"kind": "something else"}', "application/json").run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [e.value.replace("\\", "") for e in at.error]  # as rendered: the Markdown escapes removed
     assert any("broken.json was not loaded: kind: expected 'modelfolio.calibration_profile'" in e for e in errors)
     assert at.session_state[state.ACTIVE] == SHIPPED and headline(at) == before
     with pytest.raises(ProfileError, match="not valid JSON"):
