@@ -706,3 +706,33 @@ def test_huge_int_keys_from_python_are_messages(where):
             parse_sections({"model": {HUGE: 1}})
         else:
             sweep(Scenario.from_dict(BASE), {HUGE: [1]})
+
+
+# ---------------------------------------------------------------- share links
+
+LINK_KEYS = sorted({inp.link for inp in INPUTS.values()} | {"b", "zz"} | {f"b.{inp.link}" for inp in INPUTS.values()})
+LINK_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["", "1e400", "-1", "nan", "inf", "1" * 500, "x" * 5_000, "0x10", "１２", "true", "[]", "{}",
+                     "llama-3-70b", "h100", "H999", "\x00", "%00", "1e-320"]),
+    st.integers(-10**30, 10**30).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
+
+
+@pytest.mark.fuzz
+@hostile(300)
+@given(st.dictionaries(st.one_of(st.sampled_from(LINK_KEYS), st.text(max_size=20)),
+                       st.one_of(LINK_TEXT, st.lists(LINK_TEXT, max_size=3)), max_size=12))
+def test_hostile_share_links_end_with_messages_or_a_scenario(query):
+    from simulator.share import from_query
+
+    started = time.perf_counter()
+    shared = from_query(query, {"model": {"preset": "chinchilla-70b"}})
+    assert all(len(p) < 400 for p in shared.problems)
+    for sections in (shared.inputs, shared.baseline or {}):
+        try:
+            Scenario.from_dict(sections)
+        except ScenarioError as exc:
+            assert all(len(p) < 2_000 for p in exc.problems)
+    assert time.perf_counter() - started < SECONDS
