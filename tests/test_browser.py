@@ -189,3 +189,58 @@ def test_parameter_server_with_the_zero_stage_on_auto(tools, app_url, page):
     tools.wait_rendered(page)
     assert not page.locator('[data-testid="stAlertContentError"]').count()
     assert zero.input_value() == "auto (follows sync)"
+
+
+def _file_input(page, label: str):
+    return page.locator('[data-testid="stFileUploader"]').filter(has_text=label).locator('input[type="file"]')
+
+
+def test_a_hostile_import_is_a_message_and_no_traceback(tools, app_url, page, tmp_path):
+    page.goto(f"{app_url}/train")
+    tools.wait_rendered(page)
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    _file_input(page, "Import scenario JSON").set_input_files(str(deep))
+    error = page.locator('[data-testid="stAlertContentError"]').filter(has_text="nesting depth")
+    error.wait_for()
+    assert "deep.json" in error.inner_text()
+    assert not page.locator('[data-testid="stException"]').count()
+    assert page.locator('[data-testid="stMetric"]').count() >= 7  # the plan on screen is untouched
+
+
+def _accelerator_options(tools, page, url: str | None = None) -> list[str]:
+    """The Train page's accelerator choices: opened by URL (a new session), or by the sidebar (this session)."""
+    if url:
+        page.goto(f"{url}/train")
+    else:
+        page.get_by_role("link", name="Train").click()
+    tools.wait_rendered(page)
+    page.get_by_role("combobox", name="Accelerator").click()
+    options = page.get_by_role("option")
+    options.first.wait_for()
+    names = options.all_inner_texts()
+    page.keyboard.press("Escape")
+    return names
+
+
+def test_an_upload_in_one_browser_session_leaves_another_sessions_devices_alone(tools, app_url, page, tmp_path):
+    import json
+
+    from simulator.devices import shipped_profiles
+
+    profile = json.loads(json.dumps(shipped_profiles()["h200-quick"]))
+    profile["name"], profile["created_utc"] = "Browser rig, calibrated 2026-11-29", "2026-11-29T11:00:00+00:00"
+    path = tmp_path / "rig.json"
+    path.write_text(json.dumps(profile))
+    other = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        before = _accelerator_options(tools, other, app_url)
+        page.goto(f"{app_url}/calibrate")
+        page.get_by_role("button", name="Upload").click()
+        _file_input(page, "Profile JSON").set_input_files(str(path))
+        page.get_by_text("Loaded rig.json; it is now the active profile.").wait_for()
+        assert any("Browser rig" in name for name in _accelerator_options(tools, page))
+        after = _accelerator_options(tools, other, app_url)
+        assert after == before and not any("Browser rig" in name for name in after)
+    finally:
+        other.context.close()
