@@ -1,1 +1,1 @@
-"""Benchmarks: fidelity against published figures and sweep speed."""
+"""Benchmarks: fidelity against published figures, sweep speed, and the Train page's rerun time."""

@@ -1,18 +1,57 @@
-"""Throughput of training_columns on a million random, roughly valid scenarios.
+"""Sweep throughput end to end through the public API, before and after the input registry, side by side.
 
-Run: python -m benchmarks.sweep_speed   (prints scenarios/s, median of 5 runs)
+Run: python -m benchmarks.sweep_speed [--before PATH] [--after PATH] [--repeats 5] [--profile]
+
+`sweep()` (DataFrame) and `sweep_arrays()` (columns) evaluate a 1,024,000-row grid over the GPU count, global
+batch, training tokens, accelerator, tensor parallelism, recomputation and ZeRO stage (grid expansion,
+validation, every model family, tabulation). Two worker processes run the same measurement: BEFORE imports
+`simulator` from the tree of commit 57d7fd6 (the commit before the registry, extracted read-only with
+`git archive 57d7fd6 | tar -x -C /tmp/modelfolio-57d7fd6`, done here when the folder is missing) and AFTER from
+this checkout, both with this interpreter. Runs alternate before/after so that load from other processes on a
+shared machine falls on both alike; each figure is the median of `--repeats` runs, by wall clock and by the
+worker's own CPU time. `training_columns` alone on a million random model columns is timed the same way, to
+show the training model's part. `--profile` prints cProfile's top functions of one AFTER `sweep_arrays`;
+`--after PATH` measures another tree in place of this checkout (e.g. a copy before an optimisation).
 """
 
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from simulator.training import params_from_shape, training_columns
+REPO = Path(__file__).resolve().parents[1]
+BEFORE_COMMIT = "57d7fd6"
+BEFORE_DIR = Path(tempfile.gettempdir()) / f"modelfolio-{BEFORE_COMMIT}"
+TARGET = 1_000_000  # scenarios per second
 
-ROWS = 1_000_000
+# 40 x 5 x 40 x 4 x 4 x 2 x 4 = 1,024,000 scenarios; every key exists, with the same meaning, in both trees
+GRID = {
+    "cluster.gpus": [64 * i for i in range(1, 41)],
+    "training.global_batch_seqs": [256, 512, 1024, 2048, 4096],
+    "training.tokens": np.geomspace(1e11, 1e13, 40).tolist(),
+    "cluster.accelerator": ["H100-SXM", "A100-80GB-SXM", "H200", "B200"],
+    "cluster.tp": [1, 2, 4, 8],
+    "training.recompute": ["none", "full"],
+    "training.zero_stage": [0, 1, 2, 3],
+}
+BASE = {"model": {"params": 7e9}, "cluster": {"gpus": 64}, "training": {"global_batch_seqs": 1024}}
+FUNCTIONS = ("sweep_arrays", "sweep", "training_columns")  # the last: the training model alone, for its share
+MODEL_ROWS = 1_000_000
 
 
-def random_columns(n: int = ROWS, seed: int = 0) -> dict[str, np.ndarray]:
+def random_columns(n: int = MODEL_ROWS, seed: int = 0) -> dict[str, np.ndarray]:
+    """Roughly valid random model columns for `training_columns` (also used by tests)."""
+    from simulator.training import params_from_shape
+
     rng = np.random.default_rng(seed)
 
     def pick(*values):
@@ -46,62 +85,164 @@ def random_columns(n: int = ROWS, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def measure(n: int = ROWS, repeats: int = 5) -> tuple[float, float]:
-    """(scenarios/s by wall clock, scenarios/s by this process's CPU time), medians of `repeats` runs.
+# ---------------------------------------------------------------- worker (runs inside the tree it measures)
 
-    The CPU-time rate is what the code costs; the wall-clock rate also counts time lost to other
-    processes on a shared machine.
-    """
-    cols = random_columns(n)
-    training_columns({key: v[:1000] for key, v in cols.items()})  # warm-up
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        training_columns(cols)
-        wall.append(time.perf_counter() - w0)
-        cpu.append(time.process_time() - c0)
-    return n / float(np.median(wall)), n / float(np.median(cpu))
+def _function(name: str):
+    from simulator import sweeps
+
+    return getattr(sweeps, name)
 
 
-SWEEP_GRID = {  # 50 x 40 x 4 x 4 x 4 x 2 x 2 x 2 = 1,024,000 scenarios, validated, evaluated and tabulated
-    "cluster.gpus": [64 * i for i in range(1, 51)],
-    "training.tokens": np.geomspace(1e11, 1e13, 40).tolist(),
-    "training.zero_stage": [0, 1, 2, 3],
-    "cluster.sync": ["ring", "tree", "ps", "async"],
-    "cluster.tp": [1, 2, 4, 8],
-    "training.recompute": ["none", "full"],
-    "training.micro_batch_seqs": [1, 2],
-    "cluster.accelerator": ["H100-SXM", "A100-80GB-SXM"],
-}
+_RANDOM: list[dict[str, np.ndarray]] = []  # the worker's random columns, made once
 
 
-def measure_sweep(fn, repeats: int = 5) -> tuple[int, float, float]:
-    """End to end sweep (grid expansion, validation, model, quality[, DataFrame]): (rows, wall/s, cpu/s)."""
+def _time_once(name: str) -> dict[str, float]:
+    """One timed run: a sweep end to end, or `training_columns` alone on random model columns."""
     from simulator import Scenario
+    from simulator.training import training_columns
 
-    base = Scenario.from_dict({"model": {"params": 7e9}, "cluster": {"gpus": 64}, "training": {"global_batch_seqs": 1024}})
-    fn(base, {"cluster.gpus": [64, 128]})  # warm-up
-    wall, cpu, rows = [], [], 0
-    for _ in range(repeats):
+    if name == "training_columns":
+        if not _RANDOM:
+            _RANDOM.append(random_columns())
         w0, c0 = time.perf_counter(), time.process_time()
-        rows = len(fn(base, SWEEP_GRID)["valid"])
-        wall.append(time.perf_counter() - w0)
-        cpu.append(time.process_time() - c0)
-    return rows, rows / float(np.median(wall)), rows / float(np.median(cpu))
+        rows = len(training_columns(_RANDOM[0])["step_time_s"])
+    else:
+        fn, base = _function(name), Scenario.from_dict(BASE)
+        w0, c0 = time.perf_counter(), time.process_time()
+        rows = len(fn(base, GRID)["valid"])
+    return {"rows": rows, "wall": time.perf_counter() - w0, "cpu": time.process_time() - c0}
+
+
+def worker() -> None:
+    """Answer one line per request on stdin (a name in FUNCTIONS) with one JSON line of timings."""
+    import simulator
+
+    for name in FUNCTIONS:  # warm-up at full size: imports, catalog, hardware table, random columns
+        _time_once(name)
+    print(json.dumps({"ready": str(Path(simulator.__file__).parent)}), flush=True)
+    for line in sys.stdin:
+        name = line.strip()
+        print(json.dumps(profile() if name == "profile" else _time_once(name)), flush=True)
+
+
+# ---------------------------------------------------------------- driver
+
+def before_tree(path: Path = BEFORE_DIR) -> Path:
+    """The 57d7fd6 tree, extracted with `git archive` (read-only on the repository) if not there yet."""
+    if not (path / "simulator" / "__init__.py").exists():
+        path.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", BEFORE_COMMIT], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(path)], input=archive.stdout, check=True)
+    return path
+
+
+class _Worker:
+    def __init__(self, tree: Path):
+        env = dict(os.environ, PYTHONPATH=str(tree))  # PYTHONPATH comes before the editable install
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker"], cwd=str(tree),
+                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = json.loads(self._read())
+        if Path(ready["ready"]).resolve() != (tree / "simulator").resolve():
+            raise RuntimeError(f"worker for {tree} imported simulator from {ready['ready']}")
+
+    def _read(self) -> str:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker exited with {self.proc.wait()}")
+        return line
+
+    def run(self, name: str) -> Any:
+        self.proc.stdin.write(name + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self._read())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def compare(before: Path, after: Path = REPO, repeats: int = 5,
+            profile_after: bool = False) -> tuple[dict[str, dict[str, dict[str, float]]], list[str]]:
+    """({function: {"before"|"after": {"rows", "wall_rate", "cpu_rate"}}}, AFTER profile lines or []): medians of
+    `repeats` runs, before and after alternating (which goes first alternates too)."""
+    workers = {"before": _Worker(before), "after": _Worker(after)}
+    try:
+        samples: dict[str, dict[str, list[dict[str, float]]]] = {f: {w: [] for w in workers} for f in FUNCTIONS}
+        for f in FUNCTIONS:  # one function at a time, so each run follows a run of the same function (steady state)
+            for w in workers.values():
+                w.run(f)  # untimed: the allocator's state after this function, not after the previous one
+            for i in range(repeats):
+                order = ("before", "after") if i % 2 == 0 else ("after", "before")
+                for w in order:
+                    samples[f][w].append(workers[w].run(f))
+        profile_lines = workers["after"].run("profile") if profile_after else []
+    finally:
+        for w in workers.values():
+            w.close()
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for f, by_tree in samples.items():
+        out[f] = {}
+        for w, runs in by_tree.items():
+            rows = runs[0]["rows"]
+            out[f][w] = {"rows": rows, "wall_rate": rows / float(np.median([r["wall"] for r in runs])),
+                         "cpu_rate": rows / float(np.median([r["cpu"] for r in runs]))}
+    return out, profile_lines
+
+
+def profile(top: int = 15) -> list[str]:
+    """cProfile of one `sweep_arrays` in this process (a worker: the tree it measures), top functions by own time."""
+    import cProfile
+    import pstats
+
+    _time_once("sweep_arrays")  # untimed: the allocator's steady state for this function (as the timed runs)
+    prof = cProfile.Profile()
+    prof.enable()
+    _time_once("sweep_arrays")
+    prof.disable()
+    stats = pstats.Stats(prof)
+    total = sum(v[2] for v in stats.stats.values())
+    lines = [f"cProfile of one AFTER sweep_arrays ({total:.2f} s under the profiler), top {top} by own time:"]
+    for (file, line, func), (_cc, calls, own, cum, _callers) in sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]:
+        where = f"{Path(file).parent.name}/{Path(file).name}:{line}" if line else file
+        lines.append(f"  {100 * own / total:5.1f}% own {100 * cum / total:5.1f}% cum {calls:>7,} calls  {func}  ({where})")
+    return lines
+
+
+def machine() -> str:
+    """nproc and the CPU model, for the record."""
+    info = Path("/proc/cpuinfo")
+    names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
+             if ln.startswith("model name")] if info.exists() else []
+    return f"{os.cpu_count()} CPUs, {names[0] if names else 'unknown CPU'}"
 
 
 def main() -> None:
-    wall_rate, cpu_rate = measure()
-    print(f"training_columns on {ROWS:,} random scenarios, median of 5 runs (target >= 1e6/s):")
-    print(f"  {wall_rate:,.0f} scenarios/s wall clock; {cpu_rate:,.0f} scenarios/s of CPU time")
-    from simulator import sweep
-    from simulator.sweeps import sweep_arrays
-
-    for name, fn in (("simulator.sweeps.sweep_arrays (columns)", sweep_arrays), ("simulator.sweep (DataFrame)", sweep)):
-        rows, wall_rate, cpu_rate = measure_sweep(fn)
-        print(f"{name}, end to end on a {rows:,}-row grid, median of 5 runs:")
-        print(f"  {wall_rate:,.0f} scenarios/s wall clock; {cpu_rate:,.0f} scenarios/s of CPU time")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=Path, default=None, help=f"tree of {BEFORE_COMMIT} (default: extract it)")
+    parser.add_argument("--after", type=Path, default=REPO, help="tree to compare with it (default: this checkout)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="also profile one AFTER sweep_arrays")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker()
+        return
+    before = before_tree() if args.before is None else args.before
+    print(f"machine: {machine()}; BEFORE = {before}, AFTER = {args.after}")
+    results, profile_lines = compare(before, args.after, args.repeats, args.profile)
+    print(f"median of {args.repeats} alternating runs; target >= {TARGET:,} scenarios/s after, end to end")
+    print(f"{'what is timed':<40} {'rows':>9} {'clock':<5} {'before /s':>12} {'after /s':>12} {'after/before':>12}")
+    labels = {"sweep_arrays": "sweep_arrays (columns), end to end", "sweep": "sweep (DataFrame), end to end",
+              "training_columns": "training_columns alone (random columns)"}
+    for f, r in results.items():
+        for clock in ("wall", "cpu"):
+            b, a = r["before"][f"{clock}_rate"], r["after"][f"{clock}_rate"]
+            print(f"{labels[f]:<40} {r['after']['rows']:>9,} {clock:<5} {b:>12,.0f} {a:>12,.0f} {a / b:>11.2f}x")
+    for line in profile_lines:
+        print(line)
 
 
 if __name__ == "__main__":
+    if "--worker" not in sys.argv:
+        sys.path.insert(0, str(REPO))
     main()

@@ -2,17 +2,35 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.megatron_fidelity import SHARED_CSV, TABLE1_CSV, load_table1, predict
+from benchmarks.megatron_fidelity import (
+    SHARED_CSV,
+    TABLE1_CSV,
+    evaluate_api,
+    evaluate_cli,
+    load_table1,
+    predict,
+    table1_scenario,
+)
 
 
 def test_megatron_table1_fidelity():
-    # deterministic regression: median |error| <= 8%, worst <= 15% with one set of constants
+    # deterministic regression through the public path (Scenario.from_dict + evaluate, the catalog's A100):
+    # median |error| <= 8%, worst <= 15% with one set of constants
     _t, out, err = predict()
     assert np.median(np.abs(err)) <= 8.0
     assert np.max(np.abs(err)) <= 15.0
     # and the model explains the rise with size: the largest models beat the smallest
     assert out["hw_tflops_per_gpu"][-1] > out["hw_tflops_per_gpu"][0] * 1.1
     assert np.all(np.diff(out["gemm_efficiency"][:4]) > 0)
+
+
+def test_table1_scenario_is_plain_json_and_cli_agrees_with_the_api():
+    # the printed benchmark goes through `python -m simulator evaluate FILE.json`: same plan as the Python API
+    scenario = table1_scenario(load_table1(), 4)
+    assert scenario["cluster"]["accelerator"] == "A100-80GB-SXM" and scenario["training"]["precision"] == "fp16"
+    cli = evaluate_cli([scenario])[0]["training"]["hw_tflops_per_gpu"]
+    api = evaluate_api([scenario])[0]["training"]["hw_tflops_per_gpu"]
+    assert cli == api
 
 
 def test_embedded_table_matches_shared_reference():
