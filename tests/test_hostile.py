@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,15 @@ def cli(argv: Sequence[str], stdin: bytes = b"", cwd: Path | None = None) -> Run
     return Run(argv, rc, out.getvalue(), err.getvalue(), time.perf_counter() - start)
 
 
+def _peak_rss_bytes() -> int:
+    # Linux reports ru_maxrss in KiB: the process's high-water mark, so one runaway case shows for good
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+RSS_AT_IMPORT = _peak_rss_bytes()
+MAX_EXTRA_BYTES = 1024**3  # no hostile case may take the process 1 GiB past where these tests started
+
+
 def _reject_constant(name: str) -> Any:
     raise AssertionError(f"standard output carries {name}: not strict JSON")
 
@@ -101,6 +111,7 @@ def settled(run: Run) -> Run:
     assert "Traceback" not in run.err, (shown, run.err[-2000:])
     assert run.seconds < SECONDS, (run.seconds, shown)
     assert len(run.err) < MAX_ERR_CHARS, (len(run.err), shown, run.err[:500])
+    assert _peak_rss_bytes() - RSS_AT_IMPORT < MAX_EXTRA_BYTES, (_peak_rss_bytes(), shown)
     if run.rc == EXIT_BAD_INPUT:
         assert "error:" in run.err, (shown, run.err[:500])
     elif run.argv[:1] == ["evaluate"] and not run.out.startswith("usage:"):
