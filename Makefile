@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: install run test lint bench browser-deps clean
+.PHONY: install run test lint bench browser-deps pdf-fonts clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 not found; set PY=/path/to/python3.11"; exit 2; }
@@ -23,10 +23,15 @@ run: install
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# fonts of the PDF report (report/pdf.py): DejaVu Sans, and a CJK fallback for names in Chinese or Japanese
+PDF_FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+pdf-fonts:
+	@ls $(PDF_FONTS) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq fonts-dejavu-core fonts-droid-fallback >/dev/null; }
+
 lint: install
 	$(BIN)/ruff check .
 
-test: install browser-deps
+test: install browser-deps pdf-fonts
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -15,12 +15,11 @@ from collections.abc import Mapping
 import pandas as pd
 import streamlit as st
 
-from simulator import evaluate, sweep
+from simulator import evaluate, scaling  # scaling: the GPU counts, one copy shared with the PDF report
 from simulator.catalog import HardwareSpec
 from simulator.plan import Plan
 from simulator.scenario import Scenario
 
-MAX_DOUBLINGS = 16  # GPU counts tried: tp·pp·dp for dp = 1, 2, 4, ... up to 2^16
 Devices = Mapping[str, HardwareSpec]
 DeviceKey = tuple[tuple[str, str], ...]
 
@@ -54,23 +53,10 @@ def plan_of(inputs: str, devices: Devices | None) -> Plan:
     return _plan(inputs, device_key(devices), devices)
 
 
-def gpu_counts(scenario: Scenario) -> tuple[int, ...]:
-    """Candidate GPU counts for the scaling chart: doublings of the data-parallel width, and the current count.
-
-    Counts whose data-parallel width the global batch cannot feed are kept: the sweep marks them invalid and
-    the page says they were left out.
-    """
-    c, t = scenario.cluster, scenario.training
-    unit = c.tp * c.pp
-    widest = max(t.global_batch_seqs // t.micro_batch_seqs, 1)
-    counts = {unit * 2**k for k in range(MAX_DOUBLINGS + 1) if 2**k <= widest}
-    return tuple(sorted(counts | {c.gpus}))
-
-
 @st.cache_data(show_spinner=False, max_entries=256)
 def _sweep(inputs: str, counts: tuple[int, ...], device_ids: DeviceKey, _devices: Devices | None) -> pd.DataFrame:
-    return sweep(scenario_from(inputs, _devices), {"cluster.gpus": list(counts)}, _devices)
+    return scaling.gpu_sweep(scenario_from(inputs, _devices), _devices)  # `counts`: part of the key only
 
 
 def gpu_sweep(scenario: Scenario, devices: Devices | None) -> pd.DataFrame:
-    return _sweep(inputs_json(scenario), gpu_counts(scenario), device_key(devices), devices)
+    return _sweep(inputs_json(scenario), scaling.gpu_counts(scenario), device_key(devices), devices)

@@ -164,7 +164,17 @@ def baseline_row(scenario: Scenario, baseline: Any, devices: Mapping[str, Any]) 
         right.caption(view.md(explain.changes_text(scenario, baseline.scenario, device_name(devices))))
 
 
-def sidebar(plan: Any, stale: bool) -> None:
+def pdf_report(plan: Any, sweep: Any, baseline: Any):
+    """The PDF summary, built only when the button is clicked (a rerun stays fast), from this run's plan,
+    GPU-count sweep and baseline."""
+    def build() -> bytes:
+        from report.pdf import plan_pdf  # fpdf2 and vl-convert load on the first click, not with the page
+
+        return plan_pdf(plan, sweep, baseline)
+    return build
+
+
+def sidebar(plan: Any, stale: bool, sweep: Any = None, baseline: Any = None) -> None:
     with st.sidebar:
         st.subheader("Share and export")
         st.caption("The address bar holds this scenario (and a pinned baseline): copy it to share.")
@@ -175,6 +185,10 @@ def sidebar(plan: Any, stale: bool) -> None:
                                on_click="ignore")
             st.download_button(f"Plan JSON{suffix}", json.dumps(plan.to_dict(), indent=2), "modelfolio-plan.json",
                                "application/json", icon=":material/download:", key="download_plan", on_click="ignore")
+            st.download_button(f"PDF report{suffix}", pdf_report(plan, sweep, baseline), "modelfolio-plan.pdf",
+                               "application/pdf", icon=":material/picture_as_pdf:", key="download_pdf",
+                               on_click="ignore", help="The answer, key figures with ranges and provenance, warnings, "
+                                                       "the charts above, every input and the sources, on A4.")
         st.file_uploader("Import scenario JSON", type=["json"], key=IMPORT_KEY, on_change=import_scenario,
                          max_upload_size=max(1, MAX_SCENARIO_BYTES // 2**20),
                          help="A scenario exported from Modelfolio (or its plan JSON). Replaces every input.")
@@ -243,10 +257,10 @@ def page() -> None:
         view.problems(plan, on_apply=None if stale else inputs.set_inputs)
     plans = {view.STALE_NAME if stale else view.CURRENT_NAME: plan} | ({view.BASELINE_NAME: baseline} if baseline else {})
     view.breakdown_charts(plans)
-    view.scaling_charts(data.gpu_sweep(plan.scenario, devices), plan.scenario.cluster.gpus,
-                        baseline.scenario.cluster.gpus if baseline else None)
+    sweep = data.gpu_sweep(plan.scenario, devices)
+    view.scaling_charts(sweep, plan.scenario.cluster.gpus, baseline.scenario.cluster.gpus if baseline else None)
     explain.provenance(plan)
-    sidebar(plan, stale)
+    sidebar(plan, stale, sweep, baseline)
 
 
 page()

@@ -1,9 +1,10 @@
-"""Command line: `python -m simulator evaluate SCENARIO.json` (JSON plan) and `... sweep` (CSV).
+"""Command line: `python -m simulator evaluate SCENARIO.json` (JSON plan), `... sweep` (CSV) and `... report`
+(PDF summary, `-o plan.pdf`).
 
 Every input problem ends with `error: ...` lines on standard error and exit code 2, never a traceback:
 scenarios and grids are parsed by the one bounded reader (simulator.safe_json), `--out` is checked before
-the sweep runs (not a directory, its folder exists, not an input file, no overwrite without `--force`), and a
-reader that leaves early (`... | head -1`) ends the command quietly with exit code 0.
+the sweep or report runs (not a directory, its folder exists, not an input file, no overwrite without
+`--force`), and a reader that leaves early (`... | head -1`) ends the command quietly with exit code 0.
 """
 
 from __future__ import annotations
@@ -145,23 +146,24 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _check_out(args: argparse.Namespace) -> Path | None:
-    """The --out path, refused (ScenarioError) before the sweep runs if it cannot or should not be written."""
+def _check_out(args: argparse.Namespace, command: str = "sweep", example: str = "sweep.csv") -> Path | None:
+    """The --out path, refused (ScenarioError) before the command runs if it cannot or should not be written."""
     if args.out is None:
         return None
     if not args.out:
-        raise ScenarioError(["--out: give a file name, such as sweep.csv"])
+        raise ScenarioError([f"--out: give a file name, such as {example}"])
     shown = source_name(args.out)
     out = Path(args.out)
     try:
         if out.is_dir():
-            raise ScenarioError([f"--out {shown}: is a directory; give a file name such as {shown}/sweep.csv"])
+            raise ScenarioError([f"--out {shown}: is a directory; give a file name such as {shown}/{example}"])
         if not out.parent.is_dir():
             raise ScenarioError([f"--out {shown}: the folder {source_name(str(out.parent))} does not exist; "
                                  "create it first"])
-        inputs = [p for p in (args.scenario, args.grid_json) if p and p != "-"]
+        inputs = [p for p in (args.scenario, getattr(args, "grid_json", None)) if p and p != "-"]
         if out.exists() and any(_same_file(args.out, p) for p in inputs):
-            raise ScenarioError([f"--out {shown}: is an input of this sweep; write the CSV to another file"])
+            raise ScenarioError([f"--out {shown}: is an input of this {command}; write the "
+                                 f"{Path(example).suffix[1:].upper()} to another file"])
         if out.exists() and not args.force:
             raise ScenarioError([f"--out {shown}: already exists; add --force to overwrite it"])
     except ScenarioError:
@@ -174,11 +176,17 @@ def _check_out(args: argparse.Namespace) -> Path | None:
 
 
 def _write_csv(frame: Any, out: Path, force: bool) -> None:
+    _write(out, force, lambda f: frame.to_csv(f, index=False), text=True)
+
+
+def _write(out: Path, force: bool, write: Callable[[Any], Any], text: bool) -> None:
+    """Run `write(file)` on --out: created exclusively unless --force, removed again if writing fails."""
     created = False
     try:
-        with out.open("w" if force else "x", newline="", encoding="utf-8") as f:
+        mode = ("w" if force else "x") + ("" if text else "b")
+        with (out.open(mode, newline="", encoding="utf-8") if text else out.open(mode)) as f:
             created = not force
-            frame.to_csv(f, index=False)
+            write(f)
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the name (only from main(argv) in Python)
         if created:
             out.unlink(missing_ok=True)  # no half-written file left behind
@@ -196,6 +204,23 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
               file=sys.stderr)
     else:
         _to_stdout(lambda f: frame.to_csv(f, index=False))  # streamed in chunks; a reader that leaves: main
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    out = _check_out(args, command="report", example="plan.pdf")
+    scenario = _read_scenario(args.scenario)
+    try:  # lazily: `simulator` stays importable without the report's dependencies
+        from report.pdf import plan_pdf
+    except ImportError as exc:
+        raise ScenarioError([f"report: the PDF needs fpdf2 and vl-convert-python ({exc}); "
+                             "pip install -e . installs them"]) from None
+    from simulator.scaling import gpu_sweep
+
+    name = "standard input" if args.scenario == "-" else Path(args.scenario).name
+    data = plan_pdf(evaluate(scenario), gpu_sweep(scenario), name=name)
+    _write(out, args.force, lambda f: f.write(data), text=False)
+    print(f"wrote {len(data):,} bytes to {source_name(str(out))}", file=sys.stderr)
     return 0
 
 
@@ -219,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", help="CSV file to write (default: standard output); never an input file")
     sw.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     sw.set_defaults(func=_cmd_sweep)
+    rp = sub.add_parser("report", help="write the plan of one scenario as a PDF summary")
+    rp.add_argument("scenario", help="scenario JSON file, or - for standard input")
+    rp.add_argument("-o", "--out", required=True, help="PDF file to write; never the input file")
+    rp.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    rp.set_defaults(func=_cmd_report)
     cat = sub.add_parser("catalog", help="list the accelerators of the hardware catalog")
     cat.set_defaults(func=_cmd_catalog)
     return parser

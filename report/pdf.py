@@ -1,0 +1,524 @@
+"""The PDF summary of a training plan: `plan_pdf(plan, scaling_sweep=None, baseline=None) -> bytes`.
+
+One A4 document a planner can forward: the answer sentence first (the Train page's own), the key figures with
+their P10–P90 ranges and provenance, ideal against expected wall time, the warnings with what would make the
+plan fit, the page's Altair charts rendered offline by vl-convert, every input (given, derived or default), how
+the inputs were completed, and where every figure and hardware number comes from. docs/reports.md maps each part
+to its source.
+
+Text goes through one font choice: DejaVu Sans from the system (Debian: fonts-dejavu-core) with a CJK fallback
+(fonts-droid-fallback) loaded only when a text needs it; characters no font has become "?". Without DejaVu the
+PDF uses the built-in Helvetica with every non-Latin-1 character transliterated or replaced. Nothing here
+raises on odd text, and a chart that cannot be drawn is replaced by its text description.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib.util
+import io
+import logging
+import struct
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pandas as pd
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+from fpdf.fonts import FontFace
+
+from report import charts
+from report import formatting as fmt
+from simulator.inputs import FIGURES, INPUTS
+from simulator.plan import VERSION
+from simulator.presets import PRESETS
+
+__all__ = ["KEY_FIGURES", "fonts_found", "plan_pdf"]
+
+FONT_DIRS = (  # where DejaVu Sans and a CJK fallback live on common systems (searched in this order)
+    Path("/usr/share/fonts/truetype/dejavu"),  # Debian, Ubuntu: fonts-dejavu-core
+    Path("/usr/share/fonts/dejavu-sans-fonts"), Path("/usr/share/fonts/dejavu"),  # Fedora, older RPM systems
+    Path("/usr/share/fonts/TTF"),  # Arch
+    Path("/usr/share/fonts/truetype/droid"), Path("/usr/share/fonts-droid-fallback/truetype"),  # fonts-droid-fallback
+    Path("/usr/share/fonts/google-droid-sans-fonts"),
+    Path("/usr/local/share/fonts"), Path("/Library/Fonts"), Path.home() / "Library" / "Fonts",
+)
+REGULAR, BOLD = "DejaVuSans.ttf", "DejaVuSans-Bold.ttf"
+FALLBACKS = ("DroidSansFallbackFull.ttf", "DroidSansFallback.ttf")  # CJK and more, one file each
+FAMILY, FALLBACK_FAMILY, CORE_FAMILY = "dejavu", "fallback", "helvetica"
+
+KEY_FIGURES = (  # the page's metric rows, then the step the figures are made of
+    "training.wall_days", "training.cost_usd", "training.gpu_hours", "training.energy_mwh", "training.goodput",
+    "training.mfu", "training.memory_per_gpu_gb", "quality.loss", "training.step_time_s", "training.tokens_per_s",
+    "training.flops_total",
+)
+GOODPUT_PARTS = ("checkpoint_days", "failure_days", "eval_days", "warmup_days")
+SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
+PAGE_W, MARGIN = 210.0, 15.0
+TEXT_W = PAGE_W - 2 * MARGIN
+CHART_SCALE = 2.0  # PNG pixels per Vega pixel: sharp when printed
+FULL_CHART_PX, HALF_CHART_PX, HALF_CHART_HEIGHT_PX = 560, 250, 230
+GREY, DARK, RULE = (90, 90, 90), (20, 20, 20), (200, 200, 200)
+HEADINGS = FontFace(emphasis="BOLD", fill_color=(236, 236, 236))
+TRANSLIT = str.maketrans({  # for the built-in font: typographic characters it lacks, as the nearest it has
+    "—": "-", "–": "-", "‑": "-", "−": "-", "‘": "'", "’": "'", "“": '"', "”": '"', "…": "...", "→": "->",
+    "←": "<-", "≤": "<=", "≥": ">=", "≈": "~", "κ": "k", "α": "a", "β": "b", "λ": "l", "τ": "t",
+    "δ": "d", "Ψ": "Psi", "σ": "s", "⌈": "ceil(", "⌉": ")", "√": "sqrt", "•": "-", "\u00a0": " ",
+})
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _find(name: str) -> Path | None:
+    for folder in FONT_DIRS:
+        path = folder / name
+        if path.is_file():
+            return path
+    spec = importlib.util.find_spec("matplotlib")  # matplotlib, where installed, ships DejaVu Sans
+    if spec is not None and spec.origin and name in (REGULAR, BOLD):
+        path = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / name
+        if path.is_file():
+            return path
+    return None
+
+
+def fonts_found() -> dict[str, Path | None]:
+    """The font files this machine gives the PDF: {"regular", "bold", "fallback"} -> path or None."""
+    return {"regular": _find(REGULAR), "bold": _find(BOLD),
+            "fallback": next((p for p in map(_find, FALLBACKS) if p is not None), None)}
+
+
+class _Doc(FPDF):
+    """A4 portrait with the report's fonts, headings, paragraphs and tables; every text goes through `clean`."""
+
+    def __init__(self, footer: str, fonts: Mapping[str, Path | None]) -> None:
+        super().__init__(orientation="portrait", unit="mm", format="A4")
+        self.set_margins(MARGIN, MARGIN, MARGIN)
+        self.set_auto_page_break(True, margin=16)
+        self.footer_text = footer
+        self.fallback_path = fonts.get("fallback")
+        self.fallback_added = False
+        self.unicode = fonts.get("regular") is not None
+        self.covered: set[int] = set()
+        if self.unicode:
+            self.add_font(FAMILY, "", str(fonts["regular"]))
+            self.add_font(FAMILY, "B", str(fonts.get("bold") or fonts["regular"]))
+            self.covered = set(self.fonts[FAMILY].cmap) & set(self.fonts[f"{FAMILY}B"].cmap)
+        self.family_name = FAMILY if self.unicode else CORE_FAMILY
+
+    # ---------------------------------------------------------------- text
+    def clean(self, text: Any) -> str:
+        """`text` as the document's fonts can draw it: control characters as spaces, format marks dropped, lone
+        surrogates and characters no font has as "?"."""
+        out = []
+        for ch in unicodedata.normalize("NFC", str(text)):
+            category = unicodedata.category(ch)
+            if ch == "\n":
+                out.append(ch)
+            elif category == "Cc":
+                out.append(" ")
+            elif category == "Cf":  # zero-width and direction marks
+                continue
+            elif category in ("Cs", "Co", "Cn"):  # lone surrogates, private use, unassigned
+                out.append("?")
+            else:
+                out.append(ch)
+        text = "".join(out)
+        return self._drawable(text) if self.unicode else self._latin1(text)
+
+    def _drawable(self, text: str) -> str:
+        missing = {ch for ch in text if ord(ch) not in self.covered and ch != "\n"}
+        if missing and self.fallback_path is not None and not self.fallback_added:
+            self.fallback_added = True  # loaded once, and only for a document that needs it
+            try:
+                self.add_font(FALLBACK_FAMILY, "", str(self.fallback_path))
+                self.set_fallback_fonts([FALLBACK_FAMILY], exact_match=False)
+                self.covered |= set(self.fonts[FALLBACK_FAMILY].cmap)
+            except Exception as exc:  # a broken font file: keep going with "?"
+                log.warning("PDF fallback font %s not usable: %s", self.fallback_path, exc)
+            missing = {ch for ch in missing if ord(ch) not in self.covered}
+        return "".join("?" if ch in missing else ch for ch in text) if missing else text
+
+    @staticmethod
+    def _latin1(text: str) -> str:
+        text = text.translate(TRANSLIT)
+        out = []
+        for ch in text:
+            if ord(ch) < 256:
+                out.append(ch)
+                continue
+            if unicodedata.combining(ch):
+                continue
+            plain = "".join(c for c in unicodedata.normalize("NFKD", ch) if ord(c) < 256 and not unicodedata.combining(c))
+            out.append(plain or "?")
+        return "".join(out)
+
+    def font(self, size: float, bold: bool = False, colour: tuple[int, int, int] = DARK) -> None:
+        self.set_font(self.family_name, "B" if bold else "", size)
+        self.set_text_color(*colour)
+
+    # ---------------------------------------------------------------- blocks
+    def footer(self) -> None:
+        self.set_y(-11)
+        self.font(7.5, colour=GREY)
+        self.cell(0, 5, self.clean(f"{self.footer_text} · page {self.page_no()} of {{nb}}"), align="C")
+
+    def room(self, height: float) -> None:
+        """Start a new page unless `height` mm still fit on this one (keeps a heading with what follows)."""
+        if self.get_y() + height > self.page_break_trigger:
+            self.add_page()
+
+    def heading(self, text: str, size: float = 12.5, before: float = 4.0, keep: float = 30.0) -> None:
+        self.room(before + keep)
+        self.ln(before)
+        self.font(size, bold=True)
+        self.multi_cell(TEXT_W, size * 0.5, self.clean(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.ln(1.2)
+
+    def para(self, text: str, size: float = 9.5, bold: bool = False, colour: tuple[int, int, int] = DARK,
+             after: float = 1.5) -> None:
+        self.font(size, bold, colour)
+        self.multi_cell(TEXT_W, size * 0.48, self.clean(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.ln(after)
+
+    def bullets(self, items: Iterable[str], size: float = 9.0) -> None:
+        self.font(size)
+        for item in items:
+            self.set_x(MARGIN + 2)
+            self.cell(4, size * 0.48, self.clean("•"))
+            self.multi_cell(TEXT_W - 6, size * 0.48, self.clean(item), align="L", new_x=XPos.LMARGIN,
+                            new_y=YPos.NEXT)
+            self.ln(0.6)
+        self.ln(1)
+
+    def grid(self, header: Sequence[str], rows: Iterable[Sequence[Any]], widths: Sequence[float],
+             size: float = 8.0, align: Sequence[str] | None = None) -> None:
+        """A table with a shaded heading row (repeated on each page) and light horizontal rules."""
+        self.font(size)
+        self.set_draw_color(*RULE)
+        self.room(4 * size * 0.5)
+        with self.table(col_widths=tuple(widths), width=TEXT_W, line_height=size * 0.47, padding=(0.8, 1.2),
+                        text_align=tuple(align or ["LEFT"] * len(widths)), headings_style=HEADINGS,
+                        borders_layout="HORIZONTAL_LINES", align="LEFT") as table:
+            head = table.row()
+            for text in header:
+                head.cell(self.clean(text))
+            for values in rows:
+                row = table.row()
+                for value in values:
+                    row.cell(self.clean(value))
+        self.ln(2)
+
+    def picture(self, png: bytes, width: float, x: float | None = None, alt_text: str = "") -> None:
+        """Embed a PNG `width` mm wide at (x or the left margin, the current y)."""
+        self.image(io.BytesIO(png), x=MARGIN if x is None else x, y=self.get_y(), w=width,
+                   h=_height(png, width), alt_text=self.clean(alt_text)[:500])
+
+
+# ---------------------------------------------------------------- charts
+
+
+@functools.cache
+def _vl_version() -> str | None:
+    """The Vega-Lite version vl-convert should use: Altair's own (major.minor), if it has it."""
+    import vl_convert as vlc
+
+    wanted = alt.SCHEMA_VERSION.lstrip("v").rsplit(".", 1)[0]
+    return wanted if wanted in vlc.get_vegalite_versions() else None
+
+
+def chart_png(chart: alt.TopLevelMixin, width_px: int, height_px: int | None = None) -> bytes:
+    """An Altair chart as PNG through vl-convert (no browser, offline), at `width_px` Vega pixels wide."""
+    import vl_convert as vlc
+
+    sized = chart.properties(width=width_px) if height_px is None else chart.properties(width=width_px,
+                                                                                         height=height_px)
+    return vlc.vegalite_to_png(sized.to_dict(validate=False), vl_version=_vl_version(), scale=CHART_SCALE)
+
+
+def _render(draw: Any, width_px: int, height_px: int | None = None) -> bytes | None:
+    """One chart as PNG, or None when it cannot be rendered (a missing or failing renderer must not lose the
+    rest of the report: the chart's description is printed either way)."""
+    try:
+        return chart_png(draw(), width_px, height_px)
+    except Exception as exc:
+        log.warning("PDF chart not rendered: %s", exc)
+        return None
+
+
+def _height(png: bytes | None, width_mm: float) -> float:
+    if png is None:
+        return 6.0
+    px_w, px_h = struct.unpack(">II", png[16:24])
+    return width_mm * px_h / px_w
+
+
+def _place(doc: _Doc, png: bytes | None, width_mm: float, description: str, x: float | None = None) -> None:
+    if png is None:
+        doc.set_x(MARGIN if x is None else x)
+        doc.font(8.5, colour=GREY)
+        doc.multi_cell(width_mm, 4, "(Chart not drawn here; its data follow in words.)", align="L",
+                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        return
+    doc.picture(png, width_mm, x, description)
+
+
+# ---------------------------------------------------------------- content
+
+
+def _value(plan: Any, key: str) -> str:
+    figure = plan.figures[key]
+    if key == "training.goodput" and not plan.scenario.goodput.enabled:
+        return "off"
+    text = fmt.by_unit(figure.value, figure.unit)
+    if key == "training.memory_per_gpu_gb":
+        text += f" of {fmt.gb(plan.hardware.hbm_GB)}"
+    return text
+
+
+def _range(figure: Any) -> str:
+    return fmt.span(figure.low, figure.high, figure.unit) if figure.low is not None and figure.high is not None else ""
+
+
+def _change(figure: Any, before: Any) -> str:
+    if figure.unit == "fraction":
+        text = fmt.delta(figure.value, before.value, fmt.points, relative=False)
+    else:
+        text = fmt.delta(figure.value, before.value, lambda x: fmt.by_unit(x, figure.unit))
+    return text or "same"
+
+
+def _markers(figures: Iterable[Any]) -> dict[str, str]:
+    """One superscript per distinct basis of the computed figures (today there is one per plan)."""
+    bases = list(dict.fromkeys(f.basis for f in figures if f.basis))
+    return {basis: SUPERSCRIPTS[i] if i < len(SUPERSCRIPTS) else f"[{i + 1}]" for i, basis in enumerate(bases)}
+
+
+def _provenance(figure: Any, markers: Mapping[str, str]) -> str:
+    return figure.provenance + markers.get(figure.basis, "")
+
+
+def _key_figures(doc: _Doc, plan: Any, baseline: Any | None) -> None:
+    keys = [k for k in KEY_FIGURES if k in plan.figures]
+    markers = _markers(plan.figures[k] for k in keys)
+    header = ["Figure", "Value", "P10–P90", "Provenance"]
+    widths: list[float] = [62, 38, 48, 32]
+    if baseline is not None:
+        header += ["Baseline", "Change"]
+        widths = [44, 27, 37, 24, 24, 24]
+    rows = []
+    for key in keys:
+        figure = plan.figures[key]
+        row = [figure.label, _value(plan, key), _range(figure), _provenance(figure, markers)]
+        if baseline is not None and key in baseline.figures:
+            row += [_value(baseline, key), _change(figure, baseline.figures[key])]
+        elif baseline is not None:
+            row += ["", ""]
+        rows.append(row)
+    doc.grid(header, rows, widths, size=8.5)
+    for basis, marker in markers.items():
+        doc.para(f"{marker} Basis of the computed figures: {basis}.", 8, colour=GREY, after=0.5)
+    doc.para("P10–P90 propagates each uncertain input (datasheet spreads, assumed constants) one at a time and "
+             "combines the moves as independent; a figure without a range is exact given its inputs.", 8, colour=GREY)
+
+
+def _time(doc: _Doc, plan: Any) -> None:
+    t = plan.training
+    if not plan.scenario.goodput.enabled:
+        doc.para(f"Goodput overheads are off: {fmt.days(t['wall_days'].value)} is the ideal wall time (steps × step "
+                 "time), as peak-throughput tables quote it.")
+        return
+    ideal, wall = t["ideal_wall_days"], t["wall_days"]
+    rows = [[ideal.label + " (steps × step time)", fmt.days(ideal.value), _range(ideal)]]
+    rows += [[f"+ {t[key].label}", fmt.days(t[key].value), ""] for key in GOODPUT_PARTS]
+    rows.append([f"= {wall.label}", fmt.days(wall.value), _range(wall)])
+    rows.append([t["goodput"].label + " (ideal ÷ expected)", fmt.pct(t["goodput"].value), ""])
+    doc.grid(["Part", "Time", "P10–P90"], rows, [100, 40, 40], size=8.5)
+    doc.para(f"{t['failures'].label}: {fmt.plain(t['failures'].value)}; "
+             f"{t['checkpoint_interval_min'].label.lower()}: {fmt.plain(t['checkpoint_interval_min'].value)} min.",
+             8.5, colour=GREY)
+
+
+def _warnings(doc: _Doc, plan: Any) -> None:
+    if not plan.warnings:
+        doc.para("None: the plan fits in memory and breaks no rule of thumb.")
+        return
+    for warning in plan.warnings:
+        text = warning.text
+        if warning.code == "memory":
+            text = fmt.does_not_fit(plan.value("training.memory_per_gpu_gb"), plan.hardware.hbm_GB,
+                                    plan.hardware_label)
+        doc.font(9, bold=True)
+        doc.multi_cell(TEXT_W, 4.4, doc.clean(f"[{warning.code}]" + (f" {warning.key}" if warning.key else "")),
+                       align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        doc.para(text, 9, after=1)
+        if warning.code == "memory" and plan.suggestions:
+            doc.para("These nearby plans would fit:", 9, after=0.5)
+            doc.bullets(f"{s.label}: {fmt.gb(s.memory_per_gpu_gb)} per GPU" for s in plan.suggestions)
+        elif warning.code == "memory":
+            doc.para("No nearby change fits: try more GPUs with ZeRO stage 3, a smaller model, or an accelerator "
+                     "with more memory.", 9)
+
+
+def _figure(doc: _Doc, title: str, png: bytes | None, description: str) -> None:
+    """A heading, its full-width chart (kept on one page with it) and the chart's description."""
+    doc.heading(title, keep=_height(png, TEXT_W) + 20)  # with the first lines of its description
+    _place(doc, png, TEXT_W, description)
+    doc.set_y(doc.get_y() + (_height(png, TEXT_W) if png is not None else 0) + 1)
+    doc.para(description, 8, colour=GREY)
+
+
+def _breakdown(doc: _Doc, plans: Mapping[str, Any]) -> None:
+    frame = charts.step_frame(plans)
+    _figure(doc, "Where each step's time goes", _render(lambda: charts.step_chart(frame), FULL_CHART_PX),
+            charts.describe_step(frame))
+    frame = charts.memory_frame(plans, {name: p.hardware.hbm_GB for name, p in plans.items()})
+    _figure(doc, "Memory per GPU against its capacity", _render(lambda: charts.memory_chart(frame), FULL_CHART_PX),
+            charts.describe_memory(frame))
+
+
+def _scaling(doc: _Doc, sweep: pd.DataFrame, gpus: int, baseline_gpus: int | None) -> None:
+    frame = charts.scaling_frame(sweep)
+    if frame.empty:
+        doc.heading("Expected time and cost against GPU count", keep=12)
+        doc.para("No other GPU count splits this global batch; change the batch or the parallelism to compare.")
+        return
+    half = (TEXT_W - 6) / 2
+    pngs = [_render(functools.partial(charts.scaling_chart, frame, measure, gpus, baseline_gpus), HALF_CHART_PX,
+                    HALF_CHART_HEIGHT_PX) for measure in charts.SCALING_MEASURES]
+    descriptions = [charts.describe_scaling(frame, measure, gpus) for measure in charts.SCALING_MEASURES]
+    tallest = max(_height(png, half) for png in pngs)
+    doc.heading("Expected time and cost against GPU count", keep=tallest + 12)
+    top = doc.get_y()
+    for i, (png, description) in enumerate(zip(pngs, descriptions, strict=True)):
+        doc.set_y(top)
+        _place(doc, png, half, description, x=MARGIN + i * (half + 6))
+    doc.set_y(top + tallest + 1)
+    doc.para(" ".join(descriptions), 8, colour=GREY)
+    table = charts.table_view(frame, charts.SCALING_UNITS)
+    doc.grid(list(table.columns), table.itertuples(index=False), [24, 30, 28, 30, 16, 52], size=8,
+             align=["RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "LEFT"])
+    skipped = sweep.loc[~sweep["valid"], "cluster.gpus"].astype(int).tolist()
+    note = f" Left out (the batch or parallelism does not split): {', '.join(map(fmt.count, skipped))}." if skipped else ""
+    doc.para(f"Same model, tokens, batch and parallelism; only the data-parallel width changes.{note}", 8,
+             colour=GREY)
+
+
+def input_value(inp: Any, value: Any, plan: Any) -> str:
+    """An input's value for the inputs table (its unit has a column of its own)."""
+    if value is None:  # absent: the planner chooses (and the plan says what), or a rule derives it, or none
+        chosen = plan.figures.get(f"training.{inp.name}")
+        if chosen is not None:
+            return f"auto ({fmt.by_unit(chosen.value, '')})"
+        return "auto" if inp.derived is not None else "none"
+    if inp.kind == "choice":
+        return str(inp.choice_labels.get(value, value))
+    if inp.kind == "bool":
+        return "on" if value else "off"
+    if inp.kind == "device":
+        return plan.hardware_label if value == plan.hardware.id else str(value)
+    if inp.unit == "fraction":
+        return fmt.pct(value)
+    if inp.unit in ("tokens", "parameters") and abs(value) >= 1e9:  # 70B, 15T; a vocabulary stays exact
+        return fmt.short(value)
+    if inp.unit in ("USD/GPU-hour", "USD/kWh"):
+        return f"{value:,.{3 if inp.unit == 'USD/kWh' else 2}f}"
+    return fmt.count(value) if float(value).is_integer() else f"{value:.4g}"
+
+
+def _origin(scenario: Any, key: str) -> str:
+    """"given" (in the scenario), "preset" (the preset's shape), "derived" (a rule) or "default"."""
+    if key in scenario.given:
+        return "given"
+    if key in scenario.derived:
+        return "derived"
+    preset = PRESETS.get(scenario.model.preset or "")
+    section, _, name = key.partition(".")
+    return "preset" if preset is not None and section == "model" and name in preset.model else "default"
+
+
+def _inputs(doc: _Doc, plan: Any) -> None:
+    s = plan.scenario
+    rows = [[inp.label, key, input_value(inp, s.value(key), plan), "" if inp.kind == "choice" else inp.unit,
+             _origin(s, key)] for key, inp in INPUTS.items()]
+    doc.grid(["Input", "Key", "Value", "Unit", "Set by"], rows, [52, 56, 29, 27, 16], size=7.5)
+    doc.para("Given: set in the scenario. Preset: the model preset's published shape. Derived: completed from "
+             "other inputs by the rule noted below. Default: the input's default value.", 8, colour=GREY)
+    if plan.notes:
+        doc.heading("How the inputs were completed", size=10.5, before=2, keep=15)
+        doc.bullets(plan.notes, size=8.5)
+
+
+def _sources(doc: _Doc, plan: Any) -> None:
+    markers = _markers(plan.figures.values())
+    rows = [[f.label, fmt.by_unit(f.value, f.unit), _provenance(f, markers), f.source]
+            for key, f in plan.figures.items() if key not in FIGURES or FIGURES[key].chart]
+    doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
+             size=7.5)
+    for basis, marker in markers.items():
+        doc.para(f"{marker} {basis}.", 7.5, colour=GREY, after=0.5)
+    hw = plan.hardware
+    provenance_of = dict(getattr(hw, "provenance_of", {}) or {})
+    doc.heading(f"Accelerator: {hw.display_name}", size=10.5, before=3, keep=20)
+    doc.para(f"{hw.id}: {hw.provenance}; price of {hw.price_date}; {fmt.gb(hw.hbm_GB)} HBM.", 8.5)
+    doc.grid(["Group", "Provenance", "Source"],
+             [[group, provenance_of.get(group, hw.provenance), text] for group, text in hw.sources.items()],
+             [26, 22, 132], size=7.5)
+
+
+def _scenario_name(plan: Any) -> str:
+    preset = plan.scenario.model.preset
+    if preset:
+        return str(INPUTS["model.preset"].choice_labels.get(preset, preset))
+    return "custom model"
+
+
+def plan_pdf(plan: Any, scaling_sweep: pd.DataFrame | None = None, baseline: Any | None = None, *,
+             name: str | None = None, created: dt.datetime | None = None) -> bytes:
+    """The plan as an A4 PDF. `scaling_sweep`: a `cluster.gpus` sweep of the plan (simulator.scaling.gpu_sweep)
+    for the time and cost charts; `baseline`: a pinned plan to compare with; `name`: what the scenario is called
+    (default: its preset or "custom model"); `created`: the date printed and stored (fixed for reproducible
+    bytes; default now, UTC)."""
+    created = created or dt.datetime.now(dt.UTC)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=dt.UTC)
+    name = name or _scenario_name(plan)
+    doc = _Doc(f"Modelfolio {VERSION} · {name}", fonts_found())
+    doc.set_creation_date(created)
+    doc.set_title(doc.clean(f"Training plan: {name}"))
+    doc.set_author("Modelfolio")
+    doc.set_creator(f"Modelfolio {VERSION}")
+    doc.set_subject(doc.clean(fmt.training_sentence(plan, plan.hardware.hbm_GB)))
+    doc.set_lang("en")
+    doc.add_page()
+
+    doc.font(17, bold=True)
+    doc.multi_cell(TEXT_W, 8, doc.clean(f"Training plan: {name}"), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    doc.para(f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · {plan.hardware_label}", 8.5, colour=GREY, after=3)
+    doc.para(fmt.training_sentence(plan, plan.hardware.hbm_GB), 12, bold=True, after=1.5)
+    if baseline is not None:
+        doc.para(f"Baseline: {fmt.training_sentence(baseline, baseline.hardware.hbm_GB)}", 9, colour=GREY)
+
+    doc.heading("Key figures", before=2)
+    _key_figures(doc, plan, baseline)
+    doc.heading("Wall time: ideal and expected", keep=45)
+    _time(doc, plan)
+    doc.heading("Warnings", keep=20)
+    _warnings(doc, plan)
+
+    plans = {"This plan": plan} | ({"Baseline": baseline} if baseline is not None else {})
+    _breakdown(doc, plans)
+    if scaling_sweep is not None:
+        _scaling(doc, scaling_sweep, plan.scenario.cluster.gpus,
+                 baseline.scenario.cluster.gpus if baseline is not None else None)
+
+    doc.heading("Inputs", keep=40)
+    _inputs(doc, plan)
+    doc.heading("Sources: every figure and how it is made", keep=40)
+    _sources(doc, plan)
+    return bytes(doc.output())
