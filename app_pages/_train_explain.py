@@ -43,22 +43,7 @@ def _label(inp: Input) -> str:
 
 
 def show_input(inp: Input, value: Any, device_name: Callable[[str], str] = str) -> str:
-    """An input's value as a reader says it: "$3.49", "1.4T", "80%", "Ring all-reduce", "H100 SXM5 80GB"."""
-    if value is None:
-        return "auto" if inp.derived is not None else "none"
-    if inp.kind == "choice":
-        return str(inp.choice_labels.get(value, value))
-    if inp.kind == "bool":
-        return "on" if value else "off"
-    if inp.kind == "device":
-        return fmt.hardware_name(device_name(value))
-    shown = {"USD/GPU-hour": lambda v: f"${v:,.2f}", "USD/kWh": lambda v: f"${v:,.3f}", "fraction": fmt.pct,
-             "tokens": fmt.short, "parameters": fmt.short}.get(inp.unit)
-    if shown is not None:
-        return shown(value)
-    number = fmt.count(value) if float(value).is_integer() else fmt.plain(value)
-    unit = "" if not inp.unit or inp.unit.lower() in inp.label.lower() else f" {inp.unit}"
-    return number + unit
+    return fmt.input_text(inp, value, device_name)
 
 
 def _reason(inp: Input, given: tuple[dict, dict]) -> str:

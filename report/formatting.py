@@ -230,3 +230,23 @@ def training_sentence(plan: Any, hbm_GB: float | None = None) -> str:
         room = f" of the {gb(hbm_GB)} each has" if hbm_GB else ""
         return f"{text}, but it does not fit: it needs {gb(t['memory_per_gpu_gb'].value)} per GPU{room}."
     return f"{text}."
+
+
+def input_text(inp: Any, value: Any, device_name: Callable[[str], str] = str, with_unit: bool = True) -> str:
+    """A registered input's value as a reader says it: "$3.49", "1.4T", "80%", "Ring all-reduce", "H100 SXM5
+    80GB"; `with_unit=False` leaves plain numbers bare (for a table with a unit column)."""
+    if value is None:
+        return "auto" if inp.derived is not None else "none"
+    if inp.kind == "choice":
+        return str(inp.choice_labels.get(value, value))
+    if inp.kind == "bool":
+        return "on" if value else "off"
+    if inp.kind == "device":
+        return hardware_name(device_name(value))
+    shown = {"USD/GPU-hour": lambda v: f"${v:,.2f}", "USD/kWh": lambda v: f"${v:,.3f}", "fraction": pct,
+             "tokens": short, "parameters": short}.get(inp.unit)
+    if shown is not None and not (inp.unit == "tokens" and abs(value) < 1e9):  # a vocabulary stays exact
+        return shown(value)
+    number = count(value) if float(value).is_integer() else plain(value)
+    unit = "" if not with_unit or not inp.unit or inp.unit.lower() in inp.label.lower() else f" {inp.unit}"
+    return number + unit

@@ -415,20 +415,8 @@ def input_value(inp: Any, value: Any, plan: Any) -> str:
         chosen = plan.figures.get(f"training.{inp.name}")
         if chosen is not None:
             return f"auto ({fmt.by_unit(chosen.value, '')})"
-        return "auto" if inp.derived is not None else "none"
-    if inp.kind == "choice":
-        return str(inp.choice_labels.get(value, value))
-    if inp.kind == "bool":
-        return "on" if value else "off"
-    if inp.kind == "device":
-        return plan.hardware_label if value == plan.hardware.id else str(value)
-    if inp.unit == "fraction":
-        return fmt.pct(value)
-    if inp.unit in ("tokens", "parameters") and abs(value) >= 1e9:  # 70B, 15T; a vocabulary stays exact
-        return fmt.short(value)
-    if inp.unit in ("USD/GPU-hour", "USD/kWh"):
-        return f"{value:,.{3 if inp.unit == 'USD/kWh' else 2}f}"
-    return fmt.count(value) if float(value).is_integer() else f"{value:.4g}"
+    names = {plan.hardware.id: plan.hardware_label}
+    return fmt.input_text(inp, value, lambda v: names.get(v, str(v)), with_unit=False)
 
 
 def _origin(scenario: Any, key: str) -> str:

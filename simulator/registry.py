@@ -38,8 +38,22 @@ class Derived:
     always: bool = False  # derived even when given (the given value stays in column `<column>_given` for checks)
 
 
+class _Dotted:
+    """`section` and `name` of a dotted `key` ("cluster.tp" -> "cluster", "tp")."""
+
+    key: str
+
+    @property
+    def section(self) -> str:
+        return self.key.partition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.partition(".")[2]
+
+
 @dataclass(frozen=True)
-class Input:
+class Input(_Dotted):
     key: str  # dotted scenario key, "cluster.tp"
     kind: Kind
     label: str  # what a widget and a table call it
@@ -61,14 +75,6 @@ class Input:
     spread: float = 0.0  # relative one-sigma uncertainty of the default (assumed or published); 0 = exact
     informational: bool = False  # moves no output on purpose (kept for the record, e.g. a note)
     provenance: Provenance = "assumed"  # of the default value: assumed, published, datasheet
-
-    @property
-    def section(self) -> str:
-        return self.key.partition(".")[0]
-
-    @property
-    def name(self) -> str:
-        return self.key.partition(".")[2]
 
     def encode(self, value: Any) -> float:
         """The model column's value for one resolved scenario value."""
@@ -115,7 +121,7 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class FigureSpec:
+class FigureSpec(_Dotted):
     """One output figure of a family: `key` is dotted ("training.wall_days") and is the sweep's column name."""
 
     key: str
@@ -127,13 +133,6 @@ class FigureSpec:
     ranged: bool = False  # gets low/high from the propagated input uncertainty
     chart: bool = True  # False for internal helper columns a plan does not show
 
-    @property
-    def section(self) -> str:
-        return self.key.partition(".")[0]
-
-    @property
-    def name(self) -> str:
-        return self.key.partition(".")[2]
 
 
 @dataclass(frozen=True)

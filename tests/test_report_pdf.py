@@ -145,7 +145,7 @@ def test_every_input_with_how_it_was_set_and_the_notes(plan, built):
     for key, inp in INPUTS.items():
         assert inp.label in text and key in text, key
     assert "model.preset Llama 3 70B (69.5B counted) given" in text
-    assert "finance.gpu_hour_usd 3.49 USD/GPU-hour derived" in text
+    assert "finance.gpu_hour_usd $3.49 USD/GPU-hour derived" in text
     assert "model.vocab 128,256 tokens preset" in text and "training.precision bf16 default" in text
     assert "cluster.first_stage_layers auto (" in text
     assert "How the inputs were completed" in text
