@@ -43,8 +43,9 @@ bench: install
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# hostile-input properties of tests/test_hostile.py with many more generated cases (fixed seed, no database)
+# hostile-input properties (scenarios, grids, CLI arguments, links, profiles) with many more generated cases
+# (fixed seed, no database); 10,000 each takes about 30 minutes on 2 cores
 FUZZ_EXAMPLES ?= 10000
 .PHONY: fuzz
 fuzz: install
-	MODELFOLIO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_hostile.py -m fuzz -p no:cacheprovider --hypothesis-show-statistics
+	MODELFOLIO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_hostile.py tests/test_profile_hostile.py -m fuzz -p no:cacheprovider --hypothesis-show-statistics

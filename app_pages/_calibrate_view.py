@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -109,7 +110,7 @@ def chart(spec: dict, frame: pd.DataFrame, description: str, table_label: str, k
         st.dataframe(frame, hide_index=True, width="stretch")
 
 
-def fit_detail(profile_id: str, section: str, path: tuple[str, ...], fit: dict[str, Any], parent: dict) -> None:
+def fit_detail(profile_id: str, section: str, path: tuple[str, ...], fit: dict[str, Any], parent: Mapping[str, Any]) -> None:
     label = summary.fit_label(path)
     if fit["status"] != "ok":
         st.warning(md(f"**{label}** was not fitted ({fit['status'].replace('_', ' ')}): {fit.get('reason', '')}. "

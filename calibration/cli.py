@@ -17,7 +17,8 @@ def _parser() -> argparse.ArgumentParser:
     mode = r.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_const", const="quick", dest="mode", help="about 3 minutes on 2 cores")
     mode.add_argument("--full", action="store_const", const="full", dest="mode", help="about 15 minutes on 2 cores")
-    r.add_argument("--out", type=Path, default=None, help="run directory (default runs/calib-<date>)")
+    r.add_argument("--out", type=Path, default=None,
+                   help="run directory (default runs/calib-<date>); one run at a time holds its run.lock")
     r.add_argument("--nproc", type=int, default=None,
                    help="largest number of ranks per node for the distributed benches (default: CPUs available, "
                         "or GPUs on cuda); more ranks than CPUs run but are labelled oversubscribed")
@@ -31,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     multi.add_argument("--node-rank", type=int, default=0)
     multi.add_argument("--rdzv-endpoint", type=str, default=None, help="HOST:PORT of node 0 (ports PORT.. are used)")
     multi.add_argument("--rdzv-id", type=str, default=None, help="the same job id on every node")
-    v = sub.add_parser("validate", help="re-measure held-out points and compare them with a profile")
+    v = sub.add_parser("validate", help="re-measure held-out points and compare them with a profile (ranks capped "
+                                        "at this machine's CPUs or visible GPUs unless --nproc is given)")
     v.add_argument("args", nargs=argparse.REMAINDER, help="PROFILE [options of calibration.validate]")
     return p
 

@@ -7,11 +7,13 @@ This format is the contract with the fitting half (`calibration/fit`, `calibrati
      "extra", "t_unix", "run_id"}
 
 Rows are written with one `os.write` on an O_APPEND descriptor and fsync'd, so a killed run leaves
-at worst one truncated last line, which `read_rows` skips.  Imports no torch.
+at worst one truncated last line, which `read_rows` skips; a write that fails (a full disk) raises
+`RunWriteError` naming the file, and the rows before it stay readable.  Imports no torch.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
@@ -35,6 +37,20 @@ ROW_KEYS: tuple[str, ...] = (
     "bench", "device", "dtype", "params", "world_size", "oversubscribed", "repeats", "median_s",
     "p25_s", "p75_s", "times_s", "flops", "bytes", "status", "error", "extra", "t_unix", "run_id",
 )
+
+
+# what a failing write looks like (a full disk or quota, a read-only or failing device, a file over the size limit)
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG})
+
+
+class RunWriteError(OSError):
+    """A file of the run could not be written (`filename`); what was written before it is kept."""
+
+    @classmethod
+    def wrap(cls, exc: OSError, path: str | os.PathLike[str], what: str) -> RunWriteError:
+        out = cls(exc.errno, f"{exc.strerror or exc} ({what})", str(path))
+        out.__cause__ = exc
+        return out
 
 
 @dataclass(frozen=True)
@@ -134,8 +150,11 @@ def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
     """
     line = (json.dumps(_clean(row), separators=(",", ":"), allow_nan=False) + "\n").encode()
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RunWriteError.wrap(exc, p, "opening the rows file to append a row") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # ranks and the runner append to one file: one writer at a time
         size = os.fstat(fd).st_size
@@ -148,6 +167,8 @@ def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
         while written < len(line):  # os.write may write less than asked
             written += os.write(fd, line[written:])
         os.fsync(fd)
+    except OSError as exc:  # at worst a partial last line, which read_rows skips and the next append ends
+        raise RunWriteError.wrap(exc, p, "appending a row") from exc
     finally:
         os.close(fd)  # closing releases the lock
 

@@ -1,13 +1,22 @@
 """`python -m calibration run`: plan the steps, skip those already measured (--resume), run local
 benches in this process and distributed ones under torchrun, then hand the rows to the profile
 writer.  Rows are appended as they are measured, so Ctrl-C or a crash loses nothing measured.
+
+One run at a time per folder: a run holds `<out>/run.lock` (an flock, plus its pid and start time for the
+message a second run gets) until it ends; a lock left by a run that died is taken over, with a note. A write
+that fails (a full disk) stops the run cleanly: recorded in run.json where possible, and a message names the
+rows file, whose rows so far are kept for --resume.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import fcntl
 import json
 import os
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -15,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from calibration.rows import WRITE_ERRNOS, RunWriteError
+
 GRID_ENV = "MODELFOLIO_CALIB_GRID"  # hidden test hook: "tiny" shrinks every grid
+LOCK_NAME = "run.lock"
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,130 @@ def resolve_devices(device: str) -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
+class RunLockError(RuntimeError):
+    """Another live run holds the folder's lock; the message names it (pid, host, start time)."""
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _holder(fd: int) -> dict[str, Any]:
+    """What the lock file says about the run holding it ({} when empty or unreadable)."""
+    try:
+        data = os.pread(fd, 4096, 0)
+        info = json.loads(data.decode("utf-8", errors="replace")) if data.strip() else {}
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _describe_holder(info: dict[str, Any]) -> str:
+    if not info:
+        return "a run that left no details"
+    parts = [f"pid {info.get('pid', '?')}"]
+    if info.get("host") and info.get("host") != socket.gethostname():
+        parts.append(f"on {info['host']}")
+    parts.append(f"started {info.get('started_utc', '?')}")
+    if info.get("run_id"):
+        parts.append(f"run {info['run_id']}")
+    return ", ".join(str(p)[:120] for p in parts)
+
+
+@dataclass
+class RunLock:
+    """`<run_dir>/run.lock`, held (flock) for one run; `note` says when a dead run's lock was taken over."""
+
+    path: Path
+    fd: int
+    note: str | None = None
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            if self.path.stat().st_ino == os.fstat(self.fd).st_ino:  # still ours: remove it, then unlock
+                self.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = -1
+
+
+def acquire_lock(run_dir: Path, run_id: str | None = None) -> RunLock:
+    """Hold `run_dir/run.lock` for this run, or raise RunLockError naming the live run that holds it.
+
+    The flock is the lock (the kernel drops it when its holder dies, however it dies); the file's JSON (pid, host,
+    start time) is for messages. A file naming a run that no longer holds it is a stale lock: taken over, with a
+    note. Where flock is unavailable (some network file systems) a live pid on this host holds the folder."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_NAME
+    for _ in range(10):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            exclusive = True
+        except BlockingIOError:
+            info = _holder(fd)
+            os.close(fd)
+            raise RunLockError(f"{run_dir} is in use by another calibration run ({_describe_holder(info)}); wait "
+                               f"for it to end or choose another --out (lock file {path})") from None
+        except OSError:
+            exclusive = False
+        try:
+            same = path.stat().st_ino == os.fstat(fd).st_ino
+        except OSError:
+            same = False
+        if not same:  # the run holding it ended and removed the file while we waited: try the new one
+            os.close(fd)
+            continue
+        previous = _holder(fd)
+        note = None
+        if previous and previous.get("pid") != os.getpid():
+            same_host = previous.get("host") in (None, socket.gethostname())
+            if not exclusive and same_host and _pid_alive(previous.get("pid")):
+                os.close(fd)
+                raise RunLockError(f"{run_dir} is in use by another calibration run ({_describe_holder(previous)}); "
+                                   f"wait for it to end or choose another --out (lock file {path})")
+            note = (f"took over the lock left in {run_dir} by a run that is no longer running "
+                    f"({_describe_holder(previous)})")
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
+                "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "argv": sys.argv[:20]}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError as exc:
+            os.close(fd)
+            raise RunWriteError.wrap(exc, path, "writing the run lock") from exc
+        return RunLock(path, fd, note)
+    raise RunLockError(f"{run_dir}: the lock file {path} kept changing; another run is starting there")
+
+
+def _record_write_error(run_dir: Path, exc: OSError) -> None:
+    """Best effort: note the failed write in run.json (the disk may still be full: then only the message tells)."""
+    meta_path = run_dir / "run.json"
+    with contextlib.suppress(OSError, ValueError):
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        meta["write_error"] = {"file": exc.filename, "error": exc.strerror or str(exc), "errno": exc.errno,
+                               "at_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        tmp = meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta, indent=1))
+        tmp.replace(meta_path)
+
+
+def _is_write_error(exc: BaseException) -> bool:
+    return isinstance(exc, RunWriteError) or (isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS)
+
+
 def _run_meta(run_dir: Path, cfg: RunConfig, env: dict[str, Any]) -> str:
     """The run id: kept from run.json when resuming, new otherwise."""
     meta_path = run_dir / "run.json"
@@ -111,6 +247,39 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
 
 
 def run(cfg: RunConfig) -> int:
+    """One calibration run in `cfg.out`, holding its lock throughout. Exit status: 0 done, 1 a write failed or
+    the profile could not be written, 2 refused (the folder is in use, or holds rows without --resume),
+    130 interrupted."""
+    t0 = time.perf_counter()
+    try:
+        lock = acquire_lock(cfg.out)
+    except RunLockError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot use {cfg.out} as the run folder: {exc}", file=sys.stderr)
+        return 1 if _is_write_error(exc) else 2
+    if lock.note:
+        print(f"note: {lock.note}", file=sys.stderr)
+    try:
+        return _run_locked(cfg, t0)
+    finally:
+        lock.release()
+
+
+def _write_failed(exc: OSError, cfg: RunConfig, rows_path: Path, wall_s: float) -> int:
+    from calibration.rows import read_rows
+
+    run_dir = cfg.out
+    _record_write_error(run_dir, exc)
+    kept = len(read_rows(rows_path))
+    print(f"error: a write failed after {wall_s:.1f} s: {exc.strerror or exc} ({exc.filename or 'a file of the run'})"
+          f"; the run stopped there. The {kept} rows measured before it are kept in {rows_path}. Free some space, "
+          f"then continue with: python -m calibration run --{cfg.mode} --out {run_dir} --resume", file=sys.stderr)
+    return 1
+
+
+def _run_locked(cfg: RunConfig, t0: float) -> int:
     from calibration.bench.grids import is_distributed, plan
     from calibration.bench.launch import Rendezvous, label, launch
     from calibration.bench.registry import execute_interleaved
@@ -118,16 +287,20 @@ def run(cfg: RunConfig) -> int:
     from calibration.rows import Step, append_row, finished_keys, read_rows
     from calibration.timing import timing_for
 
-    t0 = time.perf_counter()
     run_dir, rows_path = cfg.out, cfg.out / "rows.jsonl"
     if rows_path.exists() and read_rows(rows_path) and not cfg.resume:
         print(f"{rows_path} already holds rows: add --resume to continue that run, or choose another --out",
               file=sys.stderr)
         return 2
-    run_dir.mkdir(parents=True, exist_ok=True)
     mode = "tiny" if os.environ.get(GRID_ENV) == "tiny" else cfg.mode
     env = capture_env()
-    run_id = _run_meta(run_dir, cfg, env)
+    try:
+        run_id = _run_meta(run_dir, cfg, env)
+    except OSError as exc:
+        if not _is_write_error(exc):
+            raise
+        return _write_failed(RunWriteError.wrap(exc, run_dir / "run.json", "writing run.json"), cfg, rows_path,
+                             time.perf_counter() - t0)
     devices = resolve_devices(cfg.device)
     sizes = {d: world_sizes(mode, d, cfg.nproc, cfg.nnodes) for d in devices}
     steps = plan(mode, devices, sizes, env.get("l3_cache_bytes") or 32 << 20, set(cfg.only) if cfg.only else None)
@@ -150,6 +323,7 @@ def run(cfg: RunConfig) -> int:
     print(f"calibration {mode}: {len(pending)} of {len(steps)} steps to run on {', '.join(devices)}, "
           f"world sizes {sizes}, rows -> {rows_path}", file=sys.stderr)
     interrupted, launch_index = False, 0
+    write_error: OSError | None = None
     local = [s for s in pending if not is_distributed(s)]
     distributed = [s for s in pending if is_distributed(s)]
 
@@ -184,11 +358,17 @@ def run(cfg: RunConfig) -> int:
             run_local()
     except KeyboardInterrupt:
         interrupted = True
+    except OSError as exc:  # a full disk: stop cleanly, keep what was written (a launch stops its ranks first)
+        if not _is_write_error(exc):
+            raise
+        write_error = exc
     finally:
         progress.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     wall_s = time.perf_counter() - t0
+    if write_error is not None:
+        return _write_failed(write_error, cfg, rows_path, wall_s)
     if interrupted:
         print(f"interrupted after {wall_s:.1f} s; rows so far are in {rows_path}. "
               f"Continue with: python -m calibration run --{cfg.mode} --out {run_dir} --resume", file=sys.stderr)

@@ -11,6 +11,10 @@ other name). Fits listed in NOT_COUNTED are re-measured and shown in their own s
 but left out of the overall. Conditional models (DDP: step time given its compute and all-reduce times)
 are scored on the conditions re-measured with the point. Exit status 0, or 2 with a message when the
 profile is unusable or the re-measuring half is unavailable.
+
+The profile may come from anyone, so it does not decide how much this machine does: without --nproc a point is
+re-measured on at most as many ranks as this machine has CPUs (cpu points) or visible GPUs (cuda points); a point
+that asks for more is reported as skipped, and validate says so. --nproc N lifts the cap to N ranks.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration.rows import step_key
+from calibration.rows import Step, make_row, step_key
 from simulator.profile import ProfileError, load_profile, predict_s
 
 TARGET_MAPE_PCT = 10.0
@@ -44,6 +48,67 @@ def _load_remeasure() -> Remeasure:
     from calibration.bench.registry import remeasure  # imports torch; tests replace this loader
 
     return remeasure
+
+
+def _available_cpus() -> int:
+    """CPUs this process may run on (affinity), as calibration.timing counts them (without importing torch)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _visible_gpus() -> int:
+    """GPUs this process sees (torch honours CUDA_VISIBLE_DEVICES); 0 without torch or CUDA."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    try:
+        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver: no GPU ranks
+        return 0
+
+
+def rank_caps() -> dict[str, int]:
+    """The most ranks validate starts per device without --nproc: this machine's CPUs, its visible GPUs."""
+    return {"cpu": _available_cpus(), "cuda": _visible_gpus()}
+
+
+def capped(remeasure: Remeasure, caps: dict[str, int], say: Callable[[str], None] | None = None) -> Remeasure:
+    """`remeasure`, except that a row asking for more ranks than its device has here (`caps`; another device
+    counts as a CPU) is not launched: it comes back "skipped", with the reason, and `say` is told once."""
+    def run(rows: list[dict[str, Any]], nproc: int | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any] | None] = [None] * len(rows)
+        keep, over = [], []
+        for i, row in enumerate(rows):
+            device = str(row.get("device"))
+            cap = caps.get(device, caps.get("cpu", 1))
+            world = row.get("world_size", 1)
+            if isinstance(world, int) and world > cap:
+                unit = "visible GPUs" if device == "cuda" else "CPUs"
+                out[i] = make_row(Step.from_dict(row), run_id="validate-capped", status="skipped",
+                                  error=f"world_size {world} > the {cap} {unit} here (pass --nproc to run it)")
+                over.append(world)
+            else:
+                keep.append(i)
+        if over and say is not None:
+            say(f"validate: {len(over)} points ask for up to {max(over):,} ranks, more than this machine has "
+                f"({caps.get('cpu', 0)} CPUs, {caps.get('cuda', 0)} visible GPUs): they are skipped, not launched. "
+                "Pass --nproc N to run up to N ranks per device anyway.")
+        fresh = remeasure([rows[i] for i in keep], nproc=nproc) if keep else []
+        if len(fresh) == len(keep):
+            for i, r in zip(keep, fresh, strict=True):
+                out[i] = r
+            return [r for r in out if r is not None]
+        return [r for r in out if r is not None] + list(fresh)  # matched by step key, as compare does
+
+    return run
+
+
+def _measurable(row: Any) -> bool:
+    """A row validate can re-measure: it names its bench and device (an ok row always does)."""
+    return isinstance(row, dict) and isinstance(row.get("bench"), str) and isinstance(row.get("device"), str)
 
 
 def heldout_targets(profile: dict[str, Any]) -> list[dict[str, Any]]:
@@ -104,12 +169,13 @@ CONDITIONAL_MODELS: dict[str, tuple[str, ...]] = {"ddp_overlap": ("compute_s", "
 
 
 def _predicted(record: dict[str, Any], pt: dict[str, Any],
-               fresh: list[dict[str, Any] | None] | None = None) -> float:
-    """From the fit's parameters where the simulator can predict this model, else the stored value."""
+               fresh: list[dict[str, Any] | None] | None = None) -> float | None:
+    """From the fit's parameters where the simulator can predict this model, else the stored value (None: none)."""
     try:
-        return float(predict_s(record, **point_features(record, pt, fresh)))
+        value = float(predict_s(record, **point_features(record, pt, fresh)))
     except (ValueError, KeyError, TypeError):
-        return float(pt["predicted"])
+        value = pt.get("predicted")
+    return float(value) if isinstance(value, int | float) and np.isfinite(value) else None
 
 
 def not_counted_reason(fit_path: str) -> str | None:
@@ -154,7 +220,7 @@ def compare(profile: dict[str, Any], remeasure: Remeasure, nproc: int | None = N
     score each held-out point: the prediction against the re-measurement (error), and the re-measurement
     against the profile's own measurement (repeatability)."""
     targets = heldout_targets(profile)
-    wanted = sorted({i for t in targets for i in t["rows"]})
+    wanted = sorted({i for t in targets for i in t["rows"] if _measurable(profile["measurements"][i])})
     measured_rows = context_rows(profile, wanted, context) if wanted else []
     originals = [profile["measurements"][i] for i in measured_rows]
     fresh_rows = remeasure(originals, nproc=nproc) if originals else []
@@ -168,14 +234,14 @@ def compare(profile: dict[str, Any], remeasure: Remeasure, nproc: int | None = N
     results = []
     for t in targets:
         pt, kind = t["point"], t["record"].get("y_kind", "time_s")
-        measured = _combine([_median(fresh[i]) for i in t["rows"]], kind)
+        measured = _combine([_median(fresh.get(i)) for i in t["rows"]], kind)
         original = _combine([_median(profile["measurements"][i]) for i in t["rows"]], kind)
         if original is None and isinstance(pt.get("measured"), int | float):
             original = float(pt["measured"])
-        predicted = _predicted(t["record"], pt, [fresh[i] for i in t["rows"]])
-        err = (predicted - measured) / measured * 100 if measured else None
+        predicted = _predicted(t["record"], pt, [fresh.get(i) for i in t["rows"]])
+        err = (predicted - measured) / measured * 100 if measured and predicted is not None else None
         repeat = (measured - original) / original * 100 if measured and original else None
-        vs_original = (predicted - original) / original * 100 if original else None
+        vs_original = (predicted - original) / original * 100 if original and predicted is not None else None
         note = _threads_note(profile["measurements"], fresh, t["rows"]) if measured else _why(fresh, t["rows"])
         results.append({"fit": t["fit"], "point": _label(pt, t["record"]), "predicted": predicted,
                         "measured": measured, "error_pct": err, "original": original, "repeat_pct": repeat,
@@ -316,12 +382,17 @@ def main(argv: list[str]) -> int:
     argv = list(argv)[1:] if list(argv)[:1] == ["validate"] else list(argv)
     ap = argparse.ArgumentParser(prog="python -m calibration validate", description=__doc__.split("\n")[0])
     ap.add_argument("profile", type=Path, help="profile.json written by a calibration run")
-    ap.add_argument("--nproc", type=int, default=None, help="ranks for re-measuring distributed points")
+    ap.add_argument("--nproc", type=int, default=None,
+                    help="most ranks for re-measuring distributed points (default: this machine's CPUs for cpu "
+                         "points, its visible GPUs for cuda points; a point asking for more is skipped)")
     ap.add_argument("--out", type=Path, default=None, help="write the table: *.csv as CSV, else markdown")
     ap.add_argument("--context", choices=CONTEXTS, default="run",
                     help="run (default): re-measure every point of the run so each held-out point is timed in "
                          "the mix it was measured in; heldout: only the held-out points (faster)")
     args = ap.parse_args(argv)
+    if args.nproc is not None and args.nproc < 1:
+        print(f"error: --nproc {args.nproc}: must be at least 1", file=sys.stderr)
+        return 2
     try:
         profile = load_profile(args.profile)
     except ProfileError as exc:
@@ -333,6 +404,8 @@ def main(argv: list[str]) -> int:
         print(f"error: cannot re-measure (calibration.bench.registry.remeasure unavailable: {exc})",
               file=sys.stderr)
         return 2
+    if args.nproc is None:  # the profile asks; this machine decides how many ranks it starts
+        remeasure = capped(remeasure, rank_caps(), lambda text: print(text, file=sys.stderr))
     load_before = _loadavg()
     results = compare(profile, remeasure, args.nproc, args.context)
     summary = summarize(results, load_before, args.context)

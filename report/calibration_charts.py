@@ -36,12 +36,17 @@ X_TITLES = {
 Y_TITLES = {"time_s": "Time per call (s), lower is faster", "latency_ratio": "Latency, pruned / dense (×)",
             "speedup": "Speedup over fp32 (×), higher is faster"}
 GRID_POINTS = 64
+# a chart draws at most this many rows per layer (altair refuses more by default; a browser slows down well before):
+# more points are thinned evenly, and the text and the table say so and keep them all
+MAX_CHART_ROWS = 5_000
+MAX_CURVES = 24  # curves of one fit (one per world size, server count or working set)
+MAX_SERIES = 12  # device/dtype series per profile in the throughput chart
 
 
 def _log_scale(values: pd.Series | np.ndarray) -> bool:
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
-    return bool(v.size and v.min() > 0 and v.max() / v.min() >= 20)
+    return bool(v.size and v.min() > 0 and np.log10(v.max()) - np.log10(v.min()) >= np.log10(20))
 
 
 def x_title(fit: Mapping[str, Any]) -> str:
@@ -72,6 +77,13 @@ def points_frame(fit: Mapping[str, Any]) -> pd.DataFrame:
     return frame
 
 
+def drawable(frame: pd.DataFrame, limit: int = MAX_CHART_ROWS) -> pd.DataFrame:
+    """At most `limit` rows, evenly spaced through the frame (all of them when it is short enough)."""
+    if len(frame) <= limit:
+        return frame
+    return frame.iloc[np.unique(np.linspace(0, len(frame) - 1, limit).round().astype(int))]
+
+
 def _grid(x: np.ndarray) -> np.ndarray:
     lo, hi = float(np.min(x)), float(np.max(x))
     lo, hi = (lo / 2, hi * 2) if lo == hi else (lo / 1.3, hi * 1.3)
@@ -81,7 +93,11 @@ def _grid(x: np.ndarray) -> np.ndarray:
 def _typical_ws(points: pd.DataFrame, flops: np.ndarray) -> np.ndarray:
     """Working set typical of each size: a power law through the measured shapes (square GEMMs give
     ws ~ flops^(2/3)); odd shapes then show as points off the curve, with their own error below."""
-    log_x, log_ws = np.log(points["x"].to_numpy(float)), np.log(points["ws_bytes"].to_numpy(float))
+    x, ws = points["x"].to_numpy(float), points["ws_bytes"].to_numpy(float)
+    keep = np.isfinite(x) & np.isfinite(ws) & (x > 0) & (ws > 0)  # a point without its working set says nothing
+    if not keep.any():
+        return np.full_like(flops, np.nan)
+    log_x, log_ws = np.log(x[keep]), np.log(ws[keep])
     if np.ptp(log_x) == 0:
         return np.full_like(flops, np.exp(log_ws.mean()))
     slope, intercept = np.polyfit(log_x, log_ws, 1)
@@ -106,8 +122,11 @@ def curve_frame(fit: Mapping[str, Any]) -> pd.DataFrame:
         keys, interpolate_ws = (("ws_bytes",), False) if repeated else ((), True)
     keys = tuple(k for k in keys if k in pts)
     frames = []
+    groups = pts.groupby(list(keys)) if keys else [((), pts)]
     try:
-        for group, sub in pts.groupby(list(keys)) if keys else [((), pts)]:
+        for n, (group, sub) in enumerate(groups):
+            if n == MAX_CURVES:  # one line per context, up to a legible number of them
+                break
             grid = _grid(sub["x"].to_numpy(dtype=float))
             features: dict[str, Any] = dict(zip(keys, np.atleast_1d(group), strict=True))
             if model in COMPUTE_MODELS:
@@ -121,7 +140,10 @@ def curve_frame(fit: Mapping[str, Any]) -> pd.DataFrame:
             frames.append(pd.DataFrame({"x": grid, "Predicted": predicted, "Curve": label or "fitted model"}))
     except (KeyError, ValueError, TypeError):
         return pd.DataFrame(columns=["x", "Predicted", "Curve"])
-    return pd.concat(frames, ignore_index=True)
+    if not frames:
+        return pd.DataFrame(columns=["x", "Predicted", "Curve"])
+    curve = pd.concat(frames, ignore_index=True)
+    return curve[np.isfinite(curve["Predicted"].to_numpy(float))].reset_index(drop=True)  # drawn where defined
 
 
 def _split_encoding(show_legend: bool = True) -> dict[str, Any]:
@@ -152,6 +174,7 @@ def fit_chart(fit: Mapping[str, Any], points: pd.DataFrame, curve: pd.DataFrame)
     y = alt.Y("Measured:Q", title=y_title(fit) + (" · log scale" if log_y else ""),
               scale=alt.Scale(type="log" if log_y else "linear", zero=False),
               axis=alt.Axis(format="~s" if fit.get("y_kind", "time_s") == "time_s" else "~g"))
+    points, curve = drawable(points), drawable(curve)
     measured = alt.Chart(points).mark_point(filled=True, size=70, opacity=0.9).encode(
         x=_x_encoding(fit, log_x), y=y, tooltip=_tips(fit), **_split_encoding())
     if not curve.empty:
@@ -167,7 +190,7 @@ def residual_chart(fit: Mapping[str, Any], points: pd.DataFrame) -> alt.LayerCha
     """Prediction error per point, in % of the measurement, on the same x axis as fit_chart."""
     log_x = _log_scale(points["x"])
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#888888").encode(y="y:Q")
-    errors = alt.Chart(points.dropna(subset=["Error (%)"])).mark_point(filled=True, size=50).encode(
+    errors = alt.Chart(drawable(points.dropna(subset=["Error (%)"]))).mark_point(filled=True, size=50).encode(
         x=_x_encoding(fit, log_x), y=alt.Y("Error (%):Q", title="Error (%), 0 is exact"), tooltip=_tips(fit),
         **_split_encoding(show_legend=False))
     return alt.layer(zero, errors).properties(width="container", height=190)  # Streamlit: height includes axes
@@ -184,31 +207,42 @@ def describe_fit(label: str, fit: Mapping[str, Any], points: pd.DataFrame, curve
             if worst is not None else "")
     drawn = (" Black line: the fitted model over the measured range." if curve is not None and not curve.empty
              else " Black crosses: the model's prediction at each measured point.")
+    if len(points) > MAX_CHART_ROWS:
+        drawn += f" The chart draws {MAX_CHART_ROWS:,} of the {len(points):,} points, evenly spaced; the table lists all."
     return (f"{label}: {len(points)} measured points ({n_train} fitted, {n_held} held out), model {fit['model']}; "
             f"{error}, training error {fmt.plain(fit.get('mape_train_pct'))}%.{tail}{drawn}")
 
 
 def throughput_frame(profiles: Mapping[str, Mapping[str, Any]], bench: str = "gemm") -> pd.DataFrame:
     """Measured and fitted GEMM throughput (FLOP / time) per profile and device/dtype."""
-    rows = []
+    parts = []
     for name, profile in profiles.items():
         for key, fit in profile["fits"]["compute"].get(bench, {}).items():
             if not (isinstance(fit, dict) and fit.get("status") == "ok"):
                 continue
-            pts = points_frame(fit)
-            for _, p in pts.iterrows():
-                rows.append({"Profile": name, "Series": key, "FLOP": p["x"], "TFLOP/s": p["x"] / p["Measured"] / 1e12,
-                             "Kind": p["Point"]})
-            curve = curve_frame(fit)
-            for _, c in curve.iterrows():
-                rows.append({"Profile": name, "Series": key, "FLOP": c["x"], "TFLOP/s": c["x"] / c["Predicted"] / 1e12,
-                             "Kind": "fitted model"})
-    return pd.DataFrame(rows, columns=["Profile", "Series", "FLOP", "TFLOP/s", "Kind"])
+            pts, curve = points_frame(fit), curve_frame(fit)
+            parts.append(pd.DataFrame({"Profile": name, "Series": key, "FLOP": pts["x"].to_numpy(float),
+                                       "TFLOP/s": (pts["x"] / pts["Measured"] / 1e12).to_numpy(float),
+                                       "Kind": pts["Point"].to_numpy(object)}))
+            parts.append(pd.DataFrame({"Profile": name, "Series": key, "FLOP": curve["x"].to_numpy(float),
+                                       "TFLOP/s": (curve["x"] / curve["Predicted"] / 1e12).to_numpy(float),
+                                       "Kind": "fitted model"}))
+    columns = ["Profile", "Series", "FLOP", "TFLOP/s", "Kind"]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def _first_series(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each profile's first MAX_SERIES device/dtype series (a chart of hundreds is unreadable)."""
+    pairs = frame[["Profile", "Series"]].drop_duplicates()
+    keep = pairs.groupby("Profile", sort=False).head(MAX_SERIES)
+    return frame.merge(keep, on=["Profile", "Series"]) if len(keep) < len(pairs) else frame
 
 
 def throughput_chart(frame: pd.DataFrame) -> alt.LayerChart:
     """Throughput against GEMM size, log-log. One profile: colour and shape by device/dtype. Several: colour
     and line dash by profile, point shape by device/dtype, and every curve labelled at its right end."""
+    frame = drawable(_first_series(frame))
     several = frame["Profile"].nunique() > 1
     profiles = list(dict.fromkeys(frame["Profile"]))
     x = alt.X("FLOP:Q", title="GEMM size (FLOP per call, log scale)", scale=alt.Scale(type="log"),
@@ -243,4 +277,8 @@ def describe_throughput(frame: pd.DataFrame) -> str:
         return "No GEMM throughput was fitted in this profile."
     best = fitted.groupby(["Profile", "Series"])["TFLOP/s"].max().sort_values(ascending=False)
     parts = [f"{series} of {profile}: {fmt.plain(v)} TFLOP/s" for (profile, series), v in best.head(6).items()]
-    return "GEMM throughput rises with size and levels off; the largest fitted rate per curve: " + "; ".join(parts) + "."
+    text = "GEMM throughput rises with size and levels off; the largest fitted rate per curve: " + "; ".join(parts) + "."
+    per_profile = frame[["Profile", "Series"]].drop_duplicates().groupby("Profile").size()
+    if (per_profile > MAX_SERIES).any():
+        text += f" The chart draws the first {MAX_SERIES} series of each profile; the table lists all."
+    return text

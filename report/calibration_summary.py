@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -19,14 +20,18 @@ UNITS = (("_tflops", "TFLOP/s"), ("_GBps", "GB/s"), ("_flops", "FLOP"), ("_bytes
 SKIP_ENV = ("cpu_flags",)  # long lists shown in a caption rather than a table cell
 RATIO = "B / A"  # the comparison's ratio column
 
-FitEntry = tuple[tuple[str, ...], dict[str, Any], dict[str, Any]]  # (path in the section, fit, parent node)
+FitEntry = tuple[tuple[str, ...], Mapping[str, Any], Mapping[str, Any]]  # (path in the section, fit, parent node)
+_NO_PARENT: Mapping[str, Any] = MappingProxyType({})
 
 
 def iter_fits(node: Mapping[str, Any], path: tuple[str, ...] = (), parent: Mapping[str, Any] | None = None
               ) -> Iterator[FitEntry]:
-    """Every fit record under a section, depth first, in file order (the loader's own walk rule)."""
+    """Every fit record under a section, depth first, in file order (the loader's own walk rule).
+
+    The fit and its parent are the profile's own objects, to be read, never copies: a parent holding thousands of
+    fits was once copied once per fit (memory quadratic in the fits: over 8 GB for 20,000 siblings)."""
     if isinstance(node.get("status"), str):
-        yield path, dict(node), dict(parent or {})
+        yield path, node, _NO_PARENT if parent is None else parent
         return
     for key, child in node.items():
         if isinstance(child, dict):

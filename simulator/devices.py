@@ -45,6 +45,10 @@ ELEMENT_BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0,
 # one sigma for numbers neither a datasheet nor the calibration gives (a CPU's memory bandwidth, its network):
 # a placeholder, wide on purpose
 GUESSED_SPREAD = 0.5
+# the widest spread a fit may claim: the evaluator's P10 row scales a column by 1 - 1.2816 x spread, which reaches
+# zero (an infinite time: the plan then loses its P10-P90 band) at 0.78; a wider fitted spread (a held-out error of
+# 80% or more) says "very uncertain", not "possibly zero"
+MAX_SPREAD = 0.75
 _GRID_SQUARE, _GRID_SKINNY = 10, 8  # fit grid: square GEMMs and skinny ones (the smallest measured m)
 
 
@@ -65,6 +69,8 @@ def device_id(profile: dict[str, Any]) -> str:
 def _datasheet_match(gpu_name: str) -> HardwareSpec | None:
     """The catalog entry whose display name matches a CUDA device name such as 'NVIDIA H200'."""
     wanted = _slug(gpu_name).replace("nvidia-", "").replace("amd-", "")
+    if not wanted:  # "" is in every name: a name of no letters or digits matches nothing
+        return None
     for spec in load_catalog().values():
         if _slug(spec.id) == wanted or wanted in _slug(spec.display_name):
             return spec
@@ -101,14 +107,15 @@ def _finite_positive(value: Any) -> bool:
 
 def fit_spread(fit: dict[str, Any], param: str) -> float | None:
     """Relative one-sigma uncertainty of one fitted parameter: its standard error over its value, or the fit's
-    held-out error where that is larger (a fit can be precise about the wrong curve); None: neither is known."""
+    held-out error where that is larger (a fit can be precise about the wrong curve), at most MAX_SPREAD; None: neither
+    is known."""
     value, se = fit.get("params", {}).get(param), (fit.get("stderr") or {}).get(param)
     candidates = []
     if _finite_positive(value) and _finite_positive(se):  # a standard error of exactly 0 is not a certainty
         candidates.append(se / value)
     if _finite_positive(fit.get("mape_heldout_pct")):
         candidates.append(fit["mape_heldout_pct"] / 100.0)
-    return max(candidates) if candidates else None
+    return min(max(candidates), MAX_SPREAD) if candidates else None
 
 
 # ---------------------------------------------------------------- the efficiency curve
@@ -190,6 +197,8 @@ def fit_gemm_curve(profile: dict[str, Any], key: str, peak_tflops: float, hbm_GB
     t_profile = np.asarray(predict_s(kernel_only, flops=flops, ws_bytes=ws_bytes), dtype=float)
     t_memory = ws_bytes / (hbm_GBps * 1e9 * k.hbm_eff)
     ok = np.isfinite(t_profile) & (t_profile > 0)
+    if not ok.any():  # the loader's ranges keep every compute fit finite; never fit a curve to nothing
+        raise ValueError(f"the GEMM fit {key} predicts no finite positive time at the shapes measured")
 
     def t_sim(x: np.ndarray) -> np.ndarray:
         eff_max, d_half = x
@@ -259,7 +268,7 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
             "peak_tflops": peaks, "hbm_GB": ASSUMED_CPU["hbm_GB"], "hbm_GBps": hbm_GBps, "intra_node_GBps": 2.0,
             "intra_node_latency_s": 3e-4, "inter_node_GBps": 1.0, "inter_node_latency_s": 1e-3,
             "gpus_per_node": int(max(1, env.get("physical_cores") or 1)),
-            "tdp_W": ASSUMED_CPU["tdp_W"], "gpu_hour_usd": ASSUMED_CPU["gpu_hour_usd"], "vendor": env.get("cpu_model", "CPU"),
+            "tdp_W": ASSUMED_CPU["tdp_W"], "gpu_hour_usd": ASSUMED_CPU["gpu_hour_usd"], "vendor": env.get("cpu_model") or "CPU",
             "gemm_eff_max": curve.eff_max, "gemm_dim_half": curve.dim_half, "price_date": date,
         }
         sources = {

@@ -47,6 +47,14 @@ REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {  # models `predict_s` evaluates,
 }
 # models whose prediction needs the GEMM fit they were built on (stored in the record as "gemm_fit")
 INVENTORY_MODELS = ("block_inventory", "prefill_inventory")
+# a model with no parameters of its own (the ratio of two roofline fits): known, but `predict_s` refuses it
+RATIO_MODELS = ("ratio_of_roofline_fits",)
+COLLECTIVE_MODELS = ("constant", "local_copy", "local_copy_two_tier", "alpha_beta", "flat_then_linear")
+PREFILL_MODELS = ("prefill_inventory", "prefill_linear", "prefill_quadratic")
+DECODE_MODELS = ("decode_batch", "decode_kv")
+PRUNING_MODELS = ("density_linear", "shrunk_bytes")
+# every model name a profile may carry (the loader refuses any other)
+KNOWN_MODELS: tuple[str, ...] = (*REQUIRED_PARAMS, *RATIO_MODELS)
 
 
 def bus_factor(op: str, world_size: Any) -> Any:

@@ -3,6 +3,7 @@ failure injection, progress lines, validate wiring.  Grids are shrunk with MODEL
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from calibration.rows import Step, read_rows, step_key
+from calibration.rows import DISTRIBUTED_BENCHES, Step, read_rows, step_key
+from calibration.runner import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -181,3 +183,133 @@ def test_remeasure_reruns_exactly_the_given_points():
     fresh = remeasure(points, nproc=2, mode="tiny")
     assert [step_key(r) for r in fresh] == [step_key(p) for p in points]
     assert all(r["status"] == "ok" and r["run_id"] != "old" and r["median_s"] < 1.0 for r in fresh), fresh
+
+
+# ---------------------------------------------------------------- bounded work: one run per folder, full disks, ranks
+
+
+def _fake_benches(monkeypatch, tmp_path) -> RunConfig:
+    """`runner.run` in this process with the local benches faked (no torch timing): each step's row at once."""
+    import calibration.bench.registry as registry
+    import calibration.env as env
+    from calibration import runner
+    from calibration.rows import make_row
+
+    def execute(steps, cfg, run_id, on_row):
+        for step in steps:
+            on_row(make_row(step, run_id=run_id, times_s=[1e-3, 2e-3, 3e-3]))
+
+    monkeypatch.setenv("MODELFOLIO_CALIB_GRID", "tiny")
+    monkeypatch.setattr(env, "capture_env", lambda: {"cpu_model": "Test CPU"})
+    monkeypatch.setattr(registry, "set_run_threads", lambda: None)
+    monkeypatch.setattr(registry, "execute_interleaved", execute)
+    monkeypatch.setattr(runner, "resolve_devices", lambda device: ["cpu"])
+    return runner.RunConfig(mode="quick", out=tmp_path / "run", only=frozenset({"gemm"}), device="cpu",
+                            write_profile=False)
+
+
+def test_a_second_run_on_the_same_folder_is_refused_naming_the_first(tmp_path, monkeypatch, capsys):
+    from calibration import runner
+
+    cfg = _fake_benches(monkeypatch, tmp_path)
+    held = runner.acquire_lock(cfg.out)
+    try:
+        assert runner.run(cfg) == 2
+        err = capsys.readouterr().err
+        assert f"pid {os.getpid()}" in err and "started 20" in err and "run.lock" in err, err
+        assert not (cfg.out / "rows.jsonl").exists()
+        other = _cli("--only", "gemm", "--out", str(cfg.out))  # another process: the same answer
+        assert other.returncode == 2 and f"pid {os.getpid()}" in other.stderr, other.stderr[-2000:]
+    finally:
+        held.release()
+    assert not (cfg.out / "run.lock").exists()
+    assert runner.run(cfg) == 0
+    assert read_rows(cfg.out / "rows.jsonl") and not (cfg.out / "run.lock").exists()
+
+
+def test_a_stale_lock_of_a_dead_run_is_taken_over_with_a_note(tmp_path, monkeypatch, capsys):
+    from calibration import runner
+
+    cfg = _fake_benches(monkeypatch, tmp_path)
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+    cfg.out.mkdir(parents=True)
+    (cfg.out / "run.lock").write_text(json.dumps({"pid": dead, "host": socket.gethostname(),
+                                                   "started_utc": "2026-01-02T03:04:05+00:00"}))
+    assert runner.run(cfg) == 0
+    err = capsys.readouterr().err
+    assert "note: took over the lock" in err and f"pid {dead}" in err and "2026-01-02T03:04:05" in err, err
+    assert read_rows(cfg.out / "rows.jsonl") and not (cfg.out / "run.lock").exists()
+
+
+def test_a_full_disk_stops_the_run_cleanly_and_keeps_what_was_written(tmp_path, monkeypatch, capsys):
+    from calibration import runner
+
+    cfg = _fake_benches(monkeypatch, tmp_path)
+    rows_path = cfg.out / "rows.jsonl"
+    real_write, appended = os.write, []
+
+    def full_disk(fd: int, data: bytes) -> int:  # the third row finds the disk full
+        if Path(f"/proc/self/fd/{fd}").readlink() == rows_path.resolve():
+            if len(appended) == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            appended.append(data)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_disk)
+    assert runner.run(cfg) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and f"kept in {rows_path}" in err and "--resume" in err, err
+    assert "Traceback" not in err
+    assert len(read_rows(rows_path)) == 2  # the rows before the failure, intact
+    meta = json.loads((cfg.out / "run.json").read_text())
+    assert meta["write_error"]["errno"] == errno.ENOSPC and meta["write_error"]["file"] == str(rows_path)
+    assert not (cfg.out / "run.lock").exists()
+    monkeypatch.setattr(os, "write", real_write)  # space freed: --resume measures the rest, nothing twice
+    assert runner.run(RunConfig(**{**cfg.__dict__, "resume": True})) == 0
+    rows = read_rows(rows_path)
+    assert len(rows) > 2 and max(Counter(step_key(r) for r in rows).values()) == 1
+
+
+def test_launch_files_are_named_per_run(tmp_path, monkeypatch):
+    from calibration.bench import launch as launch_module
+
+    monkeypatch.setattr(launch_module, "_run_and_follow", lambda *args, **kwargs: (0, False))
+    steps = [Step("all_reduce", "cpu", "fp32", {"bytes": 1024}, 2)]
+    for run_id in ("20261128T194529-ea6a96", "../odd id"):
+        launch_module.launch(steps, device="cpu", world_size=2, rows_path=tmp_path / "rows.jsonl", run_id=run_id,
+                             mode="tiny", work_dir=tmp_path / "launch")
+    assert sorted(p.name for p in (tmp_path / "launch").iterdir()) == [
+        "launch_.._odd_id_cpu_ws2_0.json", "launch_.._odd_id_cpu_ws2_0.log",
+        "launch_20261128T194529-ea6a96_cpu_ws2_0.json", "launch_20261128T194529-ea6a96_cpu_ws2_0.log"]
+
+
+def test_validate_caps_ranks_at_this_machine_unless_nproc_is_given(tmp_path, monkeypatch, capsys):
+    from calibration import validate
+    from simulator.devices import PROFILE_DIR
+
+    profile = json.loads((PROFILE_DIR / "cpu-reference.json").read_text())
+    for row in profile["measurements"]:  # an untrusted profile asks for 4,096 ranks
+        if row["bench"] in DISTRIBUTED_BENCHES and row.get("world_size") == 2:
+            row["world_size"] = 4096
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    seen: list[tuple[int, int | None]] = []
+
+    def fake_remeasure(rows, nproc=None):
+        seen.append((max(r.get("world_size", 1) for r in rows), nproc))
+        return rows
+
+    monkeypatch.setattr(validate, "_load_remeasure", lambda: fake_remeasure)
+    monkeypatch.setattr(validate, "_available_cpus", lambda: 2)
+    monkeypatch.setattr(validate, "_visible_gpus", lambda: 0)
+    assert validate.main([str(path), "--context", "heldout"]) == 0
+    out = capsys.readouterr()
+    assert seen == [(1, None)], seen  # nothing over 2 ranks was handed to the launcher
+    assert "ask for up to 4,096 ranks" in out.err and "2 CPUs" in out.err and "--nproc" in out.err, out.err
+    assert "re-measure skipped: world_size 4096 > the 2 CPUs here" in out.out
+    seen.clear()
+    assert validate.main([str(path), "--nproc", "4096", "--context", "heldout"]) == 0  # the user's choice
+    assert seen == [(4096, 4096)] and "ask for up to" not in capsys.readouterr().err
+    assert validate.main([str(path), "--nproc", "0"]) == 2
+    assert "--nproc 0" in capsys.readouterr().err

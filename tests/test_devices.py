@@ -1,5 +1,6 @@
 import copy
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from simulator import Scenario, evaluate
 from simulator.catalog import SOURCE_GROUPS, get_accelerator, load_catalog
 from simulator.devices import (
+    MAX_SPREAD,
     DeviceClashError,
     all_devices,
     check_new_device,
@@ -20,6 +22,7 @@ from simulator.devices import (
     shipped_profiles,
 )
 from simulator.devices import get_accelerator as find_device
+from simulator.profile import TFLOPS_RANGE, ProfileError, load_profile
 from simulator.training.constants import DEFAULT_CONSTANTS
 from simulator.training.layer import layer_times
 
@@ -191,3 +194,52 @@ def test_a_shipped_device_is_never_replaced():
     assert "shipped reference profile" in check_new_device(fake)
     assert check_new_device(shipped) is None  # the same device again is no clash
     assert all_devices({shipped.id: shipped})[shipped.id] == shipped
+
+
+# ---------------------------------------------------------------- accepted extremes plan finitely
+
+
+@pytest.mark.parametrize("tflops", [TFLOPS_RANGE[0], 0.5, TFLOPS_RANGE[1] * 0.999])
+def test_a_cpu_profile_at_the_throughput_floor_or_ceiling_plans_finite_days_and_energy(tflops):
+    """Known failure: a fitted throughput near zero (1e-300 TFLOP/s) gave infinite energy and NaN days; the loader
+    now refuses anything below its floor, and at the floor itself every figure stays finite."""
+    cpu = _cpu_variant()
+    for fit in cpu["fits"]["compute"]["gemm"].values():
+        fit["model"], fit["params"]["achieved_tflops"] = "linear_compute", tflops  # the variant's own params
+    spec = device_from_profile(load_profile(json.dumps(cpu).encode()))
+    plan = evaluate(Scenario.from_dict({"model": {"params": 1.25e8}, "training": {"tokens": 1e9},
+                                        "cluster": {"accelerator": spec.id, "gpus": 2}}, {spec.id: spec}),
+                    {spec.id: spec})
+    for key in ("training.wall_days", "training.energy_mwh", "training.cost_usd"):
+        figure = plan.figures[key]
+        assert all(v is None or (math.isfinite(v) and v > 0) for v in (figure.value, figure.low, figure.high)), figure
+    near_zero = copy.deepcopy(cpu)
+    near_zero["fits"]["compute"]["gemm"]["cpu/fp32"]["params"]["achieved_tflops"] = 1e-300
+    with pytest.raises(ProfileError, match=r"fits\.compute\.gemm\.cpu/fp32\.params\.achieved_tflops: must be >= 1e-05"):
+        load_profile(json.dumps(near_zero).encode())
+
+
+def test_a_fitted_spread_never_reaches_a_zero_p10():
+    """A held-out error of 100% (or a standard error larger than the value) would put the P10 rate at zero: the
+    spread is capped at MAX_SPREAD, below 1 / 1.2816."""
+    assert fit_spread({"params": {"x": 1.0}, "stderr": {"x": 50.0}, "mape_heldout_pct": 400.0}, "x") == MAX_SPREAD
+    assert 1.0 - 1.2816 * MAX_SPREAD > 0
+    wild = copy.deepcopy(CPU)
+    wild["name"] = "Wild CPU, calibrated 2026-11-28"
+    for fit in (*wild["fits"]["compute"]["gemm"].values(), wild["fits"]["collectives"]["all_reduce"]["by_world"]["2"]):
+        fit["mape_heldout_pct"] = 900.0
+    spec = device_from_profile(wild)
+    assert spec.spreads["intra_GBps"] == spec.spreads["gemm_eff_max"] == MAX_SPREAD
+    plan = evaluate(Scenario.from_dict({"model": {"params": 1e9}, "training": {"tokens": 2e10},
+                                        "cluster": {"accelerator": spec.id, "gpus": 16, "gpus_per_node": 2}},
+                                       {spec.id: spec}), {spec.id: spec})
+    days = plan.figures["training.wall_days"]  # uncapped, the P10 rate is zero and the band is dropped
+    assert days.low is not None and math.isfinite(days.high) and days.low <= days.value <= days.high
+
+
+def test_gpu_names_of_no_letters_match_no_datasheet():
+    odd = copy.deepcopy(H200)
+    odd["environment"]["gpu_names"] = ["---"]  # its slug is "", which every name contains
+    odd["name"] = "Odd GPU, calibrated 2026-11-28"
+    spec = device_from_profile(load_profile(json.dumps(odd).encode()))
+    assert spec.provenance_of["hbm"] == "assumed"  # planned as its own fitted throughput, not as some datasheet

@@ -182,7 +182,7 @@ def test_recursion_error_from_parser_becomes_profile_error(monkeypatch):
     (lambda p: p["fits"]["compute"]["gemm"]["cpu/fp32"]["params"].update(overhead_s="abc"),
      ("fits.compute.gemm.cpu/fp32.params.overhead_s", "expected a finite number", "str")),
     (lambda p: p["fits"]["compute"]["gemm"]["cpu/fp32"]["params"].update(overhead_s=-1e-6),
-     ("fits.compute.gemm.cpu/fp32.params.overhead_s", "must be > 0")),
+     ("fits.compute.gemm.cpu/fp32.params.overhead_s", "must be >= 0")),
     (lambda p: p["fits"]["collectives"]["all_reduce"]["by_world"]["2"]["params"].update(busbw_GBps=0),
      ("fits.collectives.all_reduce.by_world.2.params.busbw_GBps", "must be > 0")),
     (lambda p: p["fits"]["compute"]["gemm"]["cpu/fp32"].update(n_train="6"),
@@ -279,10 +279,84 @@ def test_loader_module_imports_only_stdlib_and_numpy():
     import sys
 
     import simulator.profile_models as pm
+    import simulator.safe_json as sj
 
-    for module, first_party in ((sp, {"simulator.profile_models"}), (pm, set())):
+    for module, first_party in ((sp, {"simulator.profile_models", "simulator.safe_json"}), (pm, set()),
+                                (sj, set())):
         tree = ast.parse(Path(module.__file__).read_text())
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         roots = {name.split(".")[0] for name in names - first_party}
         assert roots - {"__future__", "numpy"} <= set(sys.stdlib_module_names), (module.__name__, roots)
+
+
+# ---------------------------------------------------------------- validated as a whole: what consumers read
+
+
+def _gemm(p: dict) -> dict:
+    return p["fits"]["compute"]["gemm"]["cpu/fp32"]
+
+
+@pytest.mark.parametrize("mutate, fragments", [
+    # a GEMM fit under another model's name crashed device_from_profile
+    (lambda p: _gemm(p).update(model="ratio_of_roofline_fits"), ("fits.compute.gemm.cpu/fp32.model", "not a model fitted here")),
+    (lambda p: _gemm(p).update(model="alpha_beta"), ("fits.compute.gemm.cpu/fp32.model", "linear_compute")),
+    (lambda p: _gemm(p).update(model="eval"), ("fits.compute.gemm.cpu/fp32.model", "not a known model")),
+    # non-string GPU names crashed device_from_profile (_slug of an int, gpus[0] of a dict)
+    (lambda p: p["environment"].update(gpu_names=[1]), ("environment.gpu_names[0]", "expected a string")),
+    (lambda p: p["environment"].update(gpu_names={"0": "NVIDIA H200"}), ("environment.gpu_names", "expected a list")),
+    (lambda p: p["environment"].update(gpu_names=[""]), ("environment.gpu_names[0]", "must not be empty")),
+    # non-object containers and odd keys crashed the device and the display code
+    (lambda p: p["fits"]["compute"].update(gemm=[]), ("fits.compute.gemm", "expected an object")),
+    (lambda p: p["fits"]["collectives"].update(all_reduce=2.0), ("fits.collectives.all_reduce", "expected an object")),
+    (lambda p: p["fits"]["collectives"]["all_reduce"]["by_world"].update({"1e3": {"status": "failed", "reason": "x"}}),
+     ("fits.collectives.all_reduce.by_world", 'key "1e3" is not a world size')),
+    (lambda p: p["fits"]["compute"].update(gemm=_gemm(p)), ("fits.compute.gemm", "got a fit record")),
+    (lambda p: p.update(run=[1]), ("run", "expected dict")),
+    (lambda p: p["environment"].update(cpu_flags=5), ("environment.cpu_flags", "expected a list")),
+    (lambda p: p["summary"].update(noisy_rows=5), ("summary.noisy_rows", "expected a list")),
+    (lambda p: _gemm(p).update(params_at_bound=[1.0]), ("params_at_bound[0]", "expected a string")),
+    (lambda p: _gemm(p).update(x_name=["flops"]), ("fits.compute.gemm.cpu/fp32.x_name", "expected a string")),
+    (lambda p: _gemm(p)["points"]["train"][0].update(rows=5), ("points.train[0].rows", "expected a list")),
+    (lambda p: _gemm(p)["points"]["train"][0].update(rows=[1]), ("points.train[0].rows[0]", "row index in 0..0")),
+    (lambda p: _gemm(p)["points"]["train"][0].update(rows=[-1]), ("points.train[0].rows[0]", "row index")),
+    # physically impossible or absurd fits (near-zero throughput once gave NaN days)
+    (lambda p: _gemm(p)["params"].update(achieved_tflops=0), ("achieved_tflops", "must be > 0", "physically impossible")),
+    (lambda p: _gemm(p)["params"].update(achieved_tflops=1e-300), ("achieved_tflops", "must be >= 1e-05")),
+    (lambda p: _gemm(p)["params"].update(achieved_tflops=1e6), ("achieved_tflops", "must be < 100000")),
+    (lambda p: p["fits"]["collectives"]["all_reduce"]["by_world"]["2"]["params"].update(busbw_GBps=-1),
+     ("by_world.2.params.busbw_GBps", "physically impossible")),
+    (lambda p: _gemm(p)["params"].update(overhead_s=7200.0), ("overhead_s", "must be < 3600")),
+    (lambda p: _gemm(p)["stderr"].update(achieved_tflops=-0.1), ("stderr.achieved_tflops", "must be >= 0")),
+    (lambda p: _gemm(p)["points"]["heldout"][0].update(measured=5e-324), ("points.heldout[0].measured", ">= 1e-12")),
+    # world sizes an untrusted profile could ask validate to launch
+    (lambda p: p["measurements"][0].update(world_size=10**7), ("measurements[0].world_size", "1..1,000,000")),
+    (lambda p: p["fits"]["collectives"]["all_reduce"]["by_world"]["2"].update(world_size=0), ("world_size",)),
+    # rows the device and validate read
+    (lambda p: p["measurements"][0]["params"].update(m=0.5), ("measurements[0].params.m", ">= 1")),
+    (lambda p: p["measurements"][0].pop("device"), ("measurements[0].device", "an ok row names its device")),
+    (lambda p: p.update(name="x" * 300), ("name", "over the cap of 256")),
+])
+def test_what_consumers_read_is_checked_by_the_loader(mutate, fragments):
+    p = valid_profile()
+    mutate(p)
+    rejects(dumps(p), *fragments)
+
+
+def test_fit_and_point_caps(monkeypatch):
+    p = valid_profile()
+    p["fits"]["inference"]["roofline"] = {f"cpu/fp32/k{i}": {"status": "failed", "reason": "x"} for i in range(4)}
+    monkeypatch.setattr(sp, "MAX_FITS", 5)  # the profile's own 4 and the first of these
+    rejects(dumps(p), "fits.inference.roofline.cpu/fp32/k1", "more than 5 fit records")
+    monkeypatch.setattr(sp, "MAX_FITS", 5_000)
+    monkeypatch.setattr(sp, "MAX_POINTS", 1)
+    rejects(dumps(valid_profile()), "fits.compute.gemm.cpu/fp32.points", "2 points are over the cap of 1")
+
+
+def test_world_size_keys_at_the_cap_are_accepted():
+    p = valid_profile()
+    by_world = p["fits"]["collectives"]["all_reduce"]["by_world"]
+    by_world[str(sp.MAX_WORLD_SIZE)] = {"status": "insufficient_data", "reason": "not measured"}
+    assert load_profile(dumps(p))["fits"]["collectives"]["all_reduce"]["by_world"][str(sp.MAX_WORLD_SIZE)]
+    by_world[str(sp.MAX_WORLD_SIZE + 1)] = by_world.pop(str(sp.MAX_WORLD_SIZE))
+    rejects(dumps(p), "is not a world size")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from calibration.rows import Step, append_row, failed_row, read_rows, step_key
+from calibration.rows import RunWriteError, Step, append_row, failed_row, read_rows, step_key
 from calibration.timing import available_cpus, is_oversubscribed
 
 DONE_PREFIX = "CALIB_STEP_DONE "
@@ -150,14 +150,17 @@ def launch(steps: list[Step], *, device: str, world_size: int, rows_path: Path, 
     oversubscribed = is_oversubscribed(per_node, device)
     threads = max(1, available_cpus() // per_node)  # OMP threads per rank: cores shared out
     timeout_s = timeout_s or launch_timeout_s(steps, mode, oversubscribed)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    tag = f"{device}_ws{world_size}_{index}"
+    tag = f"{launch_tag(run_id)}_{device}_ws{world_size}_{index}"  # per run: a resumed run never reuses a name
     spec_path = work_dir / f"launch_{tag}.json"
     log_path = work_dir / f"launch_{tag}.log"
     spec = {"steps": [s.as_dict() for s in steps], "rows_path": str(rows_path), "run_id": run_id, "mode": mode,
             "device": device, "threads": threads, "ranks_per_node": per_node,
             "pg_timeout_s": max(60.0, timeout_s / 2)}
-    spec_path.write_text(json.dumps(spec))
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        spec_path.write_text(json.dumps(spec))
+    except OSError as exc:
+        raise RunWriteError.wrap(exc, spec_path, "writing the launch spec") from exc
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}", "--max-restarts=0"]
     cmd += rdzv.args(index) if rdzv else ["--standalone"]
     cmd += ["-m", "calibration.dist_worker", str(spec_path)]
@@ -189,6 +192,11 @@ def _record_missing(steps: list[Step], rows_path: Path, t_start: float, rc: int 
         if on_done:
             on_done({"key": s.key(), "status": "failed", "label": label(s)})
     return len(missing)
+
+
+def launch_tag(run_id: str) -> str:
+    """The run id as a file-name part: letters, digits, '-', '.' and '_' only, at most 64 characters."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-._") else "_" for c in str(run_id))[:64] or "run"
 
 
 def label(step: Step) -> str:
