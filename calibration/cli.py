@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--only", type=str, default=None, help=f"comma-separated benches, of: {','.join(BENCHES)}")
     r.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                    help="auto: CPU always, CUDA too when available")
+    r.add_argument("--budget-s", type=float, default=None,
+                   help="size the grids so the predicted run time fits this many seconds (default 180 with "
+                        "--quick, 900 with --full); a short probe of this machine predicts each point's time")
     r.add_argument("--no-profile", action="store_true", help="measure only; do not call the profile writer")
     multi = r.add_argument_group("several nodes (torchrun c10d rendezvous; run the same command on every node)")
     multi.add_argument("--nnodes", type=int, default=1)
@@ -54,12 +57,15 @@ def _run(ns: argparse.Namespace) -> int:
     if ns.nnodes < 1 or not 0 <= ns.node_rank < ns.nnodes:
         print(f"--node-rank {ns.node_rank} must lie in 0..{ns.nnodes - 1} (--nnodes {ns.nnodes})", file=sys.stderr)
         return 2
+    if ns.budget_s is not None and not ns.budget_s > 0:
+        print(f"--budget-s {ns.budget_s}: must be a positive number of seconds", file=sys.stderr)
+        return 2
     import time
 
     out = ns.out or Path("runs") / f"calib-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = RunConfig(mode=ns.mode, out=out, nproc=ns.nproc, resume=ns.resume, only=only, device=ns.device,
                     nnodes=ns.nnodes, node_rank=ns.node_rank, rdzv_endpoint=ns.rdzv_endpoint,
-                    rdzv_id=ns.rdzv_id, write_profile=not ns.no_profile)
+                    rdzv_id=ns.rdzv_id, write_profile=not ns.no_profile, budget_s=ns.budget_s)
     return run(cfg)
 
 

@@ -43,6 +43,7 @@ class RunConfig:
     rdzv_endpoint: str | None = None
     rdzv_id: str | None = None
     write_profile: bool = True
+    budget_s: float | None = None  # predicted-time budget for the plan (default: probe.BUDGETS_S[mode])
 
 
 class Progress:
@@ -304,6 +305,16 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
     devices = resolve_devices(cfg.device)
     sizes = {d: world_sizes(mode, d, cfg.nproc, cfg.nnodes) for d in devices}
     steps = plan(mode, devices, sizes, env.get("l3_cache_bytes") or 32 << 20, set(cfg.only) if cfg.only else None)
+    if mode != "tiny":  # probe, then plan: the grids sized to the budget from this machine's measured speed
+        from calibration.bench.registry import set_run_threads as _probe_threads
+        from calibration.probe import BUDGETS_S, fit_budget, probe, probe_environment
+
+        _probe_threads()  # the threads the run measures with
+        probes = {d: probe(d) for d in devices}
+        env.update(probe_environment(probes))
+        sized = fit_budget(steps, probes, mode, cfg.budget_s or BUDGETS_S.get(mode, 180.0))
+        print(sized.describe(), file=sys.stderr, flush=True)
+        steps = sized.steps
     done_keys = finished_keys(read_rows(rows_path)) if cfg.resume else set()
     pending = [s for s in steps if s.key() not in done_keys]
     n_todo = len(pending)

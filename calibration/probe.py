@@ -1,0 +1,274 @@
+"""Probe, then plan: a few seconds of small measurements on this machine before the grids are built, and a
+plan that sizes the grids to a time budget from them.
+
+The probe times a 256³ and a 512³ matmul per dtype (after a warm-up), a tiny matmul (the per-call overhead)
+and a tensor copy (memory bandwidth). A dtype whose best throughput is below 1/8 of fp32's is marked
+`emulated` (bf16 on a CPU without AVX-512-BF16/AMX runs ~100x slower than fp32 there).
+
+`fit_budget` predicts each step's time (the interleaved timing loop's warm-up + samples × per-sample time, with
+the call time from the probe: overhead + max(flops / throughput, bytes / bandwidth)), keeps only a few of the
+smallest points of an emulated dtype, then drops the most expensive points until the prediction fits the budget,
+never leaving a fit group (bench, device, dtype) with fewer than `MIN_POINTS` (its small points for the overhead,
+the plateau and the largest remaining ones to hold out).
+
+Test hook: MODELFOLIO_PROBE_SLOW_DTYPE=bf16[,fp16] makes the probe report those dtypes 100x slower than measured
+(read only here), so tests can check the plan for an emulated dtype without a slow CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from calibration.rows import DISTRIBUTED_BENCHES, Step
+
+SLOW_ENV = "MODELFOLIO_PROBE_SLOW_DTYPE"
+SLOW_FACTOR = 100.0
+EMULATED_RATIO = 1 / 8  # below this fraction of fp32's throughput a dtype is emulated
+PROBE_SIZES = (256, 512)
+BUDGETS_S = {"quick": 180.0, "full": 900.0}
+MIN_POINTS = 6  # per fit group: 3 to train (the fits' least) + at least 2 held out, and one spare
+EMULATED_POINTS = 4  # an emulated dtype keeps its cheapest few points per group (3 train, none held out)...
+EMULATED_MIN = 1  # ...and, over budget, down to its cheapest one (the row still shows the emulation)
+LAUNCH_S = 8.0  # a torchrun launch (start-up, rendezvous, imports), per (device, world size)
+DISTRIBUTED_STEP_S = 0.6  # a distributed point (fixed repeats of mostly small messages)
+
+
+@dataclass
+class Probe:
+    device: str
+    gflops: dict[str, float]  # dtype -> best measured GFLOP/s over PROBE_SIZES
+    gflops_by_size: dict[str, dict[int, float]] = field(default_factory=dict)
+    overhead_s: float = 2e-5  # a tiny call
+    mem_GBps: float = 5.0
+    seconds: float = 0.0
+    slowed: tuple[str, ...] = ()  # dtypes slowed by the test hook
+
+    @property
+    def emulated(self) -> list[str]:
+        ref = self.gflops.get("fp32")
+        if not ref:
+            return []
+        return sorted(d for d, g in self.gflops.items() if d != "fp32" and g < EMULATED_RATIO * ref)
+
+    def flops_per_s(self, dtype: str | None) -> float:
+        g = self.gflops.get(dtype or "fp32") or self.gflops.get("fp32") or 1.0  # int8: as fp32
+        return g * 1e9
+
+    def environment(self) -> dict[str, Any]:
+        """Flat figures for `environment.probe` (the profile's environment holds objects of scalars)."""
+        d = self.device
+        out: dict[str, Any] = {f"{d}.{dt}.gflops": round(g, 3) for dt, g in self.gflops.items()}
+        for dt, by in self.gflops_by_size.items():
+            out.update({f"{d}.{dt}.gflops_{s}": round(g, 3) for s, g in by.items()})
+        out.update({f"{d}.overhead_us": round(self.overhead_s * 1e6, 2), f"{d}.mem_GBps": round(self.mem_GBps, 2),
+                    f"{d}.probe_s": round(self.seconds, 2)})
+        if self.slowed:
+            out[f"{d}.slowed_by_test_hook"] = ",".join(self.slowed)
+        return out
+
+
+def slow_dtypes() -> set[str]:
+    return {d.strip() for d in os.environ.get(SLOW_ENV, "").split(",") if d.strip()}
+
+
+def dtypes_for(device: str) -> list[str]:
+    return ["fp32", "bf16", "fp16"] if device == "cuda" else ["fp32", "bf16"]
+
+
+def _time_call(fn: Callable[[], object], device: str, budget_s: float = 0.1, reps: int = 10,
+               warmup_s: float = 0.05) -> float:
+    """Best-of seconds per call after a warm-up (at least one call and `warmup_s`; a slow call stops the
+    repeats early, so an emulated dtype costs about a second)."""
+    from calibration.timing import sync
+
+    t_warm = time.perf_counter()
+    while True:
+        fn()
+        sync(device)
+        if time.perf_counter() - t_warm >= warmup_s:
+            break
+    best, spent = math.inf, 0.0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+        if spent > budget_s:
+            break
+    return max(best, 1e-9)
+
+
+def probe(device: str = "cpu", dtypes: list[str] | None = None, sizes: tuple[int, ...] = PROBE_SIZES) -> Probe:
+    """Measure this machine for a few seconds (less than one on a machine with native bf16)."""
+    import torch
+
+    from calibration.timing import torch_dtype
+
+    t0 = time.perf_counter()
+    dtypes = dtypes or dtypes_for(device)
+    by_size: dict[str, dict[int, float]] = {}
+    for name in dtypes:
+        dt = torch_dtype(name)
+        by_size[name] = {}
+        for s in sizes:
+            a = torch.randn(s, s, device=device).to(dt)
+            b = torch.randn(s, s, device=device).to(dt)
+            sec = _time_call(lambda a=a, b=b: torch.matmul(a, b), device)
+            by_size[name][s] = 2.0 * s**3 / sec / 1e9
+    slowed = tuple(sorted(slow_dtypes() & set(dtypes)))
+    for name in slowed:
+        by_size[name] = {s: g / SLOW_FACTOR for s, g in by_size[name].items()}
+    tiny = torch.randn(8, 8, device=device)
+    overhead = _time_call(lambda: torch.matmul(tiny, tiny), device, reps=50)
+    src, dst = torch.ones(8 << 20, device=device), torch.empty(8 << 20, device=device)  # 32 MiB each
+    sec = _time_call(lambda: dst.copy_(src), device)  # read once, written once
+    return Probe(device, {d: max(v.values()) for d, v in by_size.items()}, by_size, overhead,
+                 2 * src.numel() * 4 / sec / 1e9, time.perf_counter() - t0, slowed)
+
+
+# ---------------------------------------------------------------- cost of a step
+
+
+def step_cost(step: Step) -> tuple[float, float]:
+    """(flops, bytes) of one call of a local step, roughly as its bench counts them."""
+    from calibration.bench.compute import block_flops
+    from calibration.bench.decoder import decode_bytes, decode_flops, layer_params, prefill_flops
+    from calibration.timing import element_bytes
+
+    p, elt = step.params, element_bytes(step.dtype)
+    if step.bench == "gemm":
+        m, n, k = int(p["m"]), int(p["n"]), int(p["k"])
+        return 2.0 * m * n * k, float((m * k + k * n + m * n) * elt)
+    if step.bench == "block_fwd_bwd":
+        h, s, b = int(p["hidden"]), int(p["seq"]), int(p["batch"])
+        return block_flops(b, s, h), float(12 * h * h * elt)
+    if step.bench in ("infer_linear", "prune_latency"):
+        h, b, layers = int(p["hidden"]), int(p["batch"]), int(p.get("layers", 1))
+        return 2.0 * b * h * h * layers, float(h * h * layers * elt)
+    if step.bench == "prefill":
+        L, h, v, b, s = (int(p[k]) for k in ("layers", "hidden", "vocab", "batch", "prompt"))
+        return prefill_flops(L, h, v, b, s), float((layer_params(L, h) + h * v) * elt)
+    if step.bench == "decode":
+        L, h, v, b, c = (int(p[k]) for k in ("layers", "hidden", "vocab", "batch", "context"))
+        return decode_flops(L, h, v, b, c), decode_bytes(L, h, v, b, c, elt)
+    return 0.0, 0.0
+
+
+def call_s(step: Step, pr: Probe) -> float:
+    flops, nbytes = step_cost(step)
+    return pr.overhead_s + max(flops / pr.flops_per_s(step.dtype), nbytes / (pr.mem_GBps * 1e9))
+
+
+def point_s(step: Step, pr: Probe, mode: str) -> float:
+    """Predicted seconds for one local point in the interleaved timing loop (timing.time_interleaved)."""
+    from calibration.timing import inner_count, plan_samples, timing_for
+
+    cfg = timing_for(mode, step.device)
+    c = call_s(step, pr)
+    warm = max(cfg.warmup * c, cfg.warmup_s) + c
+    inner = inner_count(c, cfg)
+    n = plan_samples(c, inner, cfg)
+    rewarm = n * c if c < cfg.rewarm_below_s else 0.0
+    _, nbytes = step_cost(step)
+    prepare = c + nbytes / 1e9  # building the operands (random draws at ~1 GB/s) and a reference call
+    return warm + n * inner * c + rewarm + prepare
+
+
+def distributed_s(steps: list[Step]) -> float:
+    launches = {(s.device, s.world_size) for s in steps}
+    return LAUNCH_S * len(launches) + DISTRIBUTED_STEP_S * len(steps)
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def group_key(step: Step) -> tuple:
+    """The points one fit shares (dropping within a group keeps that fit's smallest and largest-remaining)."""
+    key: tuple = (step.bench, step.device, step.dtype)
+    if step.bench == "prune_latency":
+        key += (step.params.get("method"), step.params.get("hook"))
+    return key
+
+
+@dataclass
+class Plan:
+    steps: list[Step]
+    predicted_s: float
+    unplanned_s: float
+    budget_s: float
+    dropped: int
+    emulated: dict[str, list[str]]  # device -> dtypes
+    per_bench: dict[str, tuple[int, int, float]]  # bench -> (kept, of, predicted seconds)
+
+    @property
+    def fits(self) -> bool:
+        return self.predicted_s <= self.budget_s
+
+    def describe(self) -> str:
+        lines = [f"plan: {len(self.steps)} steps, predicted {self.predicted_s:.0f} s of a {self.budget_s:.0f} s budget "
+                 f"(the full grid: {self.unplanned_s:.0f} s; {self.dropped} points dropped)"]
+        for dev, dts in self.emulated.items():
+            if dts:
+                lines.append(f"  {dev}: {', '.join(dts)} emulated (below 1/{round(1 / EMULATED_RATIO)} of fp32): "
+                             f"a few small points only")
+        for bench, (kept, of, sec) in self.per_bench.items():
+            lines.append(f"  {bench:16s} {kept:4d} of {of:4d} points, ~{sec:.0f} s")
+        if not self.fits:
+            lines.append("  (over budget: every fit keeps its fewest points; the run may take longer)")
+        return "\n".join(lines)
+
+
+def fit_budget(steps: list[Step], probes: dict[str, Probe], mode: str, budget_s: float) -> Plan:
+    """The steps (in their order) whose predicted time fits `budget_s`; see the module docstring."""
+    local = [s for s in steps if s.bench not in DISTRIBUTED_BENCHES and s.device in probes]
+    local_keys = {s.key() for s in local}
+    fixed = [s for s in steps if s.key() not in local_keys]
+    fixed_keys = {s.key() for s in fixed}
+    cost = {s.key(): point_s(s, probes[s.device], mode) for s in local}
+    fixed_s = distributed_s([s for s in fixed if s.bench in DISTRIBUTED_BENCHES])
+    unplanned = fixed_s + sum(cost.values())
+    groups: dict[tuple, list[Step]] = {}
+    for s in local:
+        groups.setdefault(group_key(s), []).append(s)
+    emulated = {d: pr.emulated for d, pr in probes.items()}
+    least: dict[tuple, int] = {}
+    for key, group in groups.items():
+        group.sort(key=lambda s: cost[s.key()])
+        if key[2] in emulated.get(key[1], []):
+            del group[EMULATED_POINTS:]
+            least[key] = EMULATED_MIN
+        else:
+            least[key] = MIN_POINTS
+    total = fixed_s + sum(cost[s.key()] for g in groups.values() for s in g)
+    while total > budget_s:
+        droppable = [(k, g) for k, g in groups.items() if len(g) > least[k]]
+        if not droppable:
+            break
+        _, g = max(droppable, key=lambda kg: cost[kg[1][-1].key()])
+        total -= cost[g.pop().key()]
+    keep = {s.key() for g in groups.values() for s in g}
+    kept = [s for s in steps if s.key() in fixed_keys or s.key() in keep]
+    per_bench: dict[str, tuple[int, int, float]] = {}
+    for s in steps:
+        k, n, sec = per_bench.get(s.bench, (0, 0, 0.0))
+        mine = s.key() in fixed_keys or s.key() in keep
+        per_bench[s.bench] = (k + mine, n + 1, sec + (cost.get(s.key(), 0.0) if mine else 0.0))
+    for bench in DISTRIBUTED_BENCHES:
+        if bench in per_bench:
+            k, n, _ = per_bench[bench]
+            per_bench[bench] = (k, n, DISTRIBUTED_STEP_S * k)
+    return Plan(kept, total, unplanned, budget_s, len(steps) - len(kept), emulated, per_bench)
+
+
+def probe_environment(probes: dict[str, Probe]) -> dict[str, Any]:
+    """`environment.probe` (flat figures per device and dtype) and `environment.emulated` (dtype names)."""
+    figures: dict[str, Any] = {}
+    for pr in probes.values():
+        figures.update(pr.environment())
+    return {"probe": figures, "emulated": sorted({d for pr in probes.values() for d in pr.emulated})}
