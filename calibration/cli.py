@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--budget-s", type=float, default=None,
                    help="size the grids so the predicted run time fits this many seconds (default 180 with "
                         "--quick, 900 with --full); a short probe of this machine predicts each point's time")
+    r.add_argument("--progress", choices=("auto", "bar", "jsonl"), default="auto",
+                   help="jsonl: also a machine-readable `PROGRESS {json}` line on stdout per step and per sampling "
+                        "round; bar: only the human bar (stderr); auto (default): jsonl unless stdout is a terminal")
     r.add_argument("--no-profile", action="store_true", help="measure only; do not call the profile writer")
     multi = r.add_argument_group("several nodes (torchrun c10d rendezvous; run the same command on every node)")
     multi.add_argument("--nnodes", type=int, default=1)
@@ -65,7 +68,8 @@ def _run(ns: argparse.Namespace) -> int:
     out = ns.out or Path("runs") / f"calib-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = RunConfig(mode=ns.mode, out=out, nproc=ns.nproc, resume=ns.resume, only=only, device=ns.device,
                     nnodes=ns.nnodes, node_rank=ns.node_rank, rdzv_endpoint=ns.rdzv_endpoint,
-                    rdzv_id=ns.rdzv_id, write_profile=not ns.no_profile, budget_s=ns.budget_s)
+                    rdzv_id=ns.rdzv_id, write_profile=not ns.no_profile, budget_s=ns.budget_s,
+                    progress=ns.progress)
     return run(cfg)
 
 

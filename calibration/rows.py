@@ -148,29 +148,58 @@ def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
     If the file ends in a partial line (a run killed mid-write), a newline is written first so the
     new row never merges with the fragment.
     """
-    line = (json.dumps(_clean(row), separators=(",", ":"), allow_nan=False) + "\n").encode()
+    append_lines(path, [row], "a row")
+
+
+def append_lines(path: str | os.PathLike[str], records: Sequence[dict[str, Any]], what: str = "lines") -> None:
+    """Append JSON records, one a line, in a single write under the file's flock, then fsync."""
+    data = b"".join((json.dumps(_clean(r), separators=(",", ":"), allow_nan=False) + "\n").encode()
+                    for r in records)
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise RunWriteError.wrap(exc, p, "opening the rows file to append a row") from exc
+        raise RunWriteError.wrap(exc, p, f"opening {p.name} to append {what}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # ranks and the runner append to one file: one writer at a time
         size = os.fstat(fd).st_size
-        if size:
+        if size and data:
             with p.open("rb") as f:
                 f.seek(size - 1)
                 if f.read(1) != b"\n":
-                    line = b"\n" + line
+                    data = b"\n" + data
         written = 0
-        while written < len(line):  # os.write may write less than asked
-            written += os.write(fd, line[written:])
+        while written < len(data):  # os.write may write less than asked
+            written += os.write(fd, data[written:])
         os.fsync(fd)
-    except OSError as exc:  # at worst a partial last line, which read_rows skips and the next append ends
-        raise RunWriteError.wrap(exc, p, "appending a row") from exc
+    except OSError as exc:  # at worst a partial last line, which readers skip and the next append ends
+        raise RunWriteError.wrap(exc, p, f"appending {what}") from exc
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def touch(path: str | os.PathLike[str]) -> None:
+    """Create the file (empty) if it is missing, so a message naming it names a file that exists."""
+    append_lines(path, [], "nothing (creating it)")
+
+
+def read_samples(path: str | os.PathLike[str]) -> dict[str, list[float]]:
+    """`samples.jsonl` (one line per point per interleaved round: {"key", "times_s", ...}): every stored
+    sample of each point, in order; a truncated or garbled line (a killed writer) is skipped."""
+    p = Path(path)
+    out: dict[str, list[float]] = {}
+    if not p.exists():
+        return out
+    with p.open("rb") as f:
+        for raw in f:
+            try:
+                rec = json.loads(raw.decode("utf-8", errors="replace"))
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("times_s"), list):
+                out.setdefault(rec["key"], []).extend(float(t) for t in rec["times_s"] if t is not None)
+    return out
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import json
 import os
 import signal
@@ -44,30 +45,81 @@ class RunConfig:
     rdzv_id: str | None = None
     write_profile: bool = True
     budget_s: float | None = None  # predicted-time budget for the plan (default: probe.BUDGETS_S[mode])
+    progress: str = "auto"  # "jsonl": PROGRESS lines on stdout; "bar": only the bar; "auto": jsonl unless a tty
 
 
 class Progress:
-    """A tqdm bar on stderr and a `PROGRESS {json}` line on stdout per finished step."""
+    """A tqdm bar on stderr (moving per sampling round inside an interleaved group) and, with `jsonl`, a
+    `PROGRESS {json}` line on stdout per finished step and per round: {"done", "total", "step", "status"?}
+    plus, for a round, "round", "points", "points_done", "samples", "samples_planned", "elapsed_s", "eta_s".
+    A round's line is printed only after its samples are stored (fsync'd), so no line claims more than is kept.
+    """
 
-    def __init__(self, total: int, done: int) -> None:
+    def __init__(self, total: int, done: int, jsonl: bool = True) -> None:
         from tqdm import tqdm
 
-        self.total, self.done, self.failed = total, done, 0
+        self.total, self.done, self.failed, self.jsonl = total, done, 0, jsonl
         self.bar = tqdm(total=total, initial=done, file=sys.stderr, unit="step", dynamic_ncols=True)
+
+    def _line(self, msg: dict[str, Any]) -> None:
+        if self.jsonl:
+            print("PROGRESS " + json.dumps(msg), flush=True)
 
     def emit(self, step: str, status: str | None = None, advance: bool = True) -> None:
         if advance:
             self.done += 1
             self.failed += status == "failed"
-            self.bar.update(1)
+            self.bar.n = self.done  # a round may have moved it by a fraction of a step
         self.bar.set_postfix_str(step[:60], refresh=True)
         msg: dict[str, Any] = {"done": self.done, "total": self.total, "step": step}
         if status:
             msg["status"] = status
-        print("PROGRESS " + json.dumps(msg), flush=True)
+        self._line(msg)
+
+    def round(self, device: str, group_steps: int, rep: dict[str, Any]) -> None:
+        """Progress inside an interleaved group: the bar moves by the fraction of the group's planned
+        samples taken (steps finish only at the end of their samples), and the postfix tells the round."""
+        frac = rep["samples"] / rep["samples_planned"] if rep.get("samples_planned") else 0.0
+        finished_in_group = rep.get("points_done", 0)
+        self.bar.n = round(min(self.total, self.done + max(0.0, group_steps * min(1.0, frac) - finished_in_group)),
+                           2)
+        eta = f", ~{rep['eta_s']:.0f} s left" if rep.get("eta_s") is not None else ""
+        if rep.get("phase") == "warmup":
+            text = f"{device}: warming up {rep.get('warmed', 0)}/{rep['points']} points"
+        else:
+            text = (f"{device}: round {rep['round']}, {rep['points_done']}/{rep['points']} points done, "
+                    f"{rep['samples']}/{rep['samples_planned']} samples{eta}")
+        self.bar.set_postfix_str(text, refresh=True)
+        self._line({"done": self.done, "total": self.total, "step": text, **rep})
 
     def close(self) -> None:
         self.bar.close()
+
+
+SAMPLES_NAME = "samples.jsonl"
+
+
+def _execute_durable(steps: list[Any], cfg: Any, run_id: str, on_row: Any, samples_path: Path,
+                     prior: dict[str, list[float]], on_round: Any) -> None:
+    """`registry.execute_interleaved`, with every round's samples appended (one fsync'd write) to
+    `samples_path`, one line per point, before `on_round(report)`; a point's samples stored by an earlier,
+    interrupted or killed run (`prior`, by step key) are continued from, or make its row once they number
+    cfg.min_repeats."""
+    from calibration.bench import registry
+    from calibration.rows import append_lines
+
+    warmed = [0]
+
+    def round_done(new: dict[str, list[float]], rep: dict[str, Any]) -> None:
+        if new:
+            t = time.time()
+            append_lines(samples_path, [{"key": key, "run_id": run_id, "round": rep["round"], "times_s": xs,
+                                         "t_unix": t} for key, xs in new.items()], "a round's samples")
+        else:
+            warmed[0] += 1
+        on_round({**rep, "warmed": warmed[0]})
+
+    registry.execute_interleaved(steps, cfg, run_id, on_row, prior=prior, on_round=round_done)
 
 
 def world_sizes(mode: str, device: str, nproc: int | None, nnodes: int) -> list[int]:
@@ -274,8 +326,9 @@ def _write_failed(exc: OSError, cfg: RunConfig, rows_path: Path, wall_s: float) 
     run_dir = cfg.out
     _record_write_error(run_dir, exc)
     kept = len(read_rows(rows_path))
+    where = f"are kept in {rows_path}" if rows_path.exists() else f"(none; {rows_path} could not be created)"
     print(f"error: a write failed after {wall_s:.1f} s: {exc.strerror or exc} ({exc.filename or 'a file of the run'})"
-          f"; the run stopped there. The {kept} rows measured before it are kept in {rows_path}. Free some space, "
+          f"; the run stopped there. The {kept} rows measured before it {where}. Free some space, "
           f"then continue with: python -m calibration run --{cfg.mode} --out {run_dir} --resume", file=sys.stderr)
     return 1
 
@@ -283,16 +336,22 @@ def _write_failed(exc: OSError, cfg: RunConfig, rows_path: Path, wall_s: float) 
 def _run_locked(cfg: RunConfig, t0: float) -> int:
     from calibration.bench.grids import is_distributed, plan
     from calibration.bench.launch import Rendezvous, label, launch
-    from calibration.bench.registry import execute_interleaved
     from calibration.env import capture_env
-    from calibration.rows import Step, append_row, finished_keys, read_rows
+    from calibration.rows import Step, append_row, finished_keys, read_rows, read_samples, touch
     from calibration.timing import timing_for
 
-    run_dir, rows_path = cfg.out, cfg.out / "rows.jsonl"
-    if rows_path.exists() and read_rows(rows_path) and not cfg.resume:
-        print(f"{rows_path} already holds rows: add --resume to continue that run, or choose another --out",
-              file=sys.stderr)
+    run_dir, rows_path, samples_path = cfg.out, cfg.out / "rows.jsonl", cfg.out / SAMPLES_NAME
+    if not cfg.resume and ((rows_path.exists() and read_rows(rows_path)) or read_samples(samples_path)):
+        print(f"{rows_path} already holds rows (or {samples_path} samples): add --resume to continue that run, "
+              f"or choose another --out", file=sys.stderr)
         return 2
+    try:  # created now, so every message naming them names files that exist
+        touch(rows_path)
+        touch(samples_path)
+    except OSError as exc:
+        if not _is_write_error(exc):
+            raise
+        return _write_failed(exc, cfg, rows_path, time.perf_counter() - t0)
     mode = "tiny" if os.environ.get(GRID_ENV) == "tiny" else cfg.mode
     env = capture_env()
     try:
@@ -316,6 +375,7 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
         print(sized.describe(), file=sys.stderr, flush=True)
         steps = sized.steps
     done_keys = finished_keys(read_rows(rows_path)) if cfg.resume else set()
+    prior = read_samples(samples_path) if cfg.resume else {}
     pending = [s for s in steps if s.key() not in done_keys]
     n_todo = len(pending)
     rdzv = Rendezvous(cfg.nnodes, cfg.node_rank, cfg.rdzv_endpoint, cfg.rdzv_id or "modelfolio") \
@@ -330,7 +390,8 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     except ValueError:  # not the main thread: leave signals alone
         previous = None
-    progress = Progress(len(steps), len(steps) - len(pending))
+    jsonl = cfg.progress == "jsonl" or (cfg.progress == "auto" and not sys.stdout.isatty())
+    progress = Progress(len(steps), len(steps) - len(pending), jsonl)
     print(f"calibration {mode}: {len(pending)} of {len(steps)} steps to run on {', '.join(devices)}, "
           f"world sizes {sizes}, rows -> {rows_path}", file=sys.stderr)
     interrupted, launch_index = False, 0
@@ -350,7 +411,11 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
         for device in dict.fromkeys(s.device for s in local):
             group = [s for s in local if s.device == device]
             progress.emit(f"{device}: {len(group)} local steps, samples interleaved", advance=False)
-            execute_interleaved(group, timing_for(mode, device), run_id, on_row)
+            resumed = sum(len(prior.get(s.key(), [])) for s in group)
+            if resumed:
+                print(f"{device}: continuing from {resumed} samples stored in {samples_path}", file=sys.stderr)
+            _execute_durable(group, timing_for(mode, device), run_id, on_row, samples_path, prior,
+                             functools.partial(progress.round, device, len(group)))
 
     try:
         if cfg.nnodes == 1:  # one node: local benches first; several: every node joins the launches first
@@ -381,8 +446,9 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
     if write_error is not None:
         return _write_failed(write_error, cfg, rows_path, wall_s)
     if interrupted:
-        print(f"interrupted after {wall_s:.1f} s; rows so far are in {rows_path}. "
-              f"Continue with: python -m calibration run --{cfg.mode} --out {run_dir} --resume", file=sys.stderr)
+        n_rows, n_samples = len(read_rows(rows_path)), sum(map(len, read_samples(samples_path).values()))
+        print(f"interrupted after {wall_s:.1f} s; the {n_rows} rows so far are in {rows_path} and the "
+              f"{n_samples} samples taken so far in {samples_path}. Continue with: python -m calibration run --{cfg.mode} --out {run_dir} --resume", file=sys.stderr)
         return 130
     rows = read_rows(rows_path)
     failed = sum(r["status"] == "failed" for r in rows if r.get("run_id") == run_id)

@@ -37,6 +37,11 @@ class TimingConfig:
     target_rel_ci: float = 0.0  # stop once the median's 95% CI half-width is this fraction of it (0: never)
     max_inner: int = 2000
     rewarm_below_s: float = 0.0  # interleaved: one untimed call before a sample of calls shorter than this
+    sample_sleep_s: float = 0.0  # test hook only (MODELFOLIO_CALIB_SLOW): each interleaved sample also sleeps
+
+
+SLOW_ENV = "MODELFOLIO_CALIB_SLOW"  # hidden test hook: "0.05" makes tiny groups last (8 samples, each +0.05 s)
+ROUND_MAX_S = 2.0  # an interleaved round ends after one sample per live point, or after this long
 
 
 # Cheap points get many samples of a k-call loop (a busy 2-core machine makes small ops bimodal: a
@@ -55,6 +60,9 @@ GPU = TimingConfig(repeats=20, warmup=3, max_s=1.0, min_repeats=10, warmup_s=0.0
 
 def timing_for(mode: str, device: str = "cpu") -> TimingConfig:
     if mode == "tiny":
+        slow = float(os.environ.get(SLOW_ENV) or 0)
+        if slow > 0:
+            return TimingConfig(repeats=8, warmup=1, max_s=1e9, min_repeats=3, sample_sleep_s=slow)
         return TINY
     if device == "cuda":
         return GPU
@@ -170,8 +178,16 @@ def plan_samples(call_s: float, inner: int, cfg: TimingConfig) -> int:
     return max(cfg.min_repeats, min(cfg.repeats, int(cfg.max_s / per_sample)))
 
 
+class RoundReport(dict):
+    """What `time_interleaved` reports after each round (and while warming up): `phase` ("warmup" |
+    "sampling"), `round`, `points`, `points_done`, `samples` (taken so far, prior ones included),
+    `samples_planned`, `elapsed_s`, `eta_s` (None until a sample was taken)."""
+
+
 def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[], AbstractContextManager[Any]]]],
-                     cfg: TimingConfig, on_done: Callable[[int, Timings | BaseException], None]) -> None:
+                     cfg: TimingConfig, on_done: Callable[[int, Timings | BaseException], None],
+                     prior: Sequence[Sequence[float]] | None = None,
+                     on_round: Callable[[dict[int, list[float]], RoundReport], None] | None = None) -> None:
     """Time many points together, their samples interleaved so that each point's samples are spread
     evenly over the whole group's wall time.
 
@@ -187,31 +203,69 @@ def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[
     operands from the caches). `on_done(i, samples)` fires when point i has its samples, `on_done(i, exc)`
     when it raised (the others go on). On KeyboardInterrupt, points with at least cfg.min_repeats samples
     are handed to `on_done` (info "interrupted": True) before it propagates.
+
+    `prior[i]`: samples point i already has (a resumed run): with cfg.min_repeats of them it is done at once
+    (info "resumed": True), without warming up; otherwise sampling continues from them. A round ends once
+    the live points took one sample each (or after ROUND_MAX_S): `on_round(new, report)` gets the samples
+    taken in it, {point: [seconds per call]}, to store before the report is shown (an interrupt stores the
+    last, partial round first); with new == {} it only reports (warm-up).
     """
+    t_start = time.perf_counter()
+    prior = prior or [[] for _ in items]
     points: list[_Point] = []
-    for i, (fn, device, mode) in enumerate(items):
-        p = _Point(i, fn, device, mode)
-        try:
-            with mode():
-                p.warm = warm_up(fn, device, cfg)
-        except Exception as e:
-            on_done(i, e)
-            continue
-        call_s = min(p.warm[-3:])
-        p.inner = inner_count(call_s, cfg)
-        p.planned = plan_samples(call_s, p.inner, cfg)
-        p.rewarm = call_s < cfg.rewarm_below_s
-        points.append(p)
-    queue = [(0.5 / p.planned, p.index, p) for p in points]
-    heapq.heapify(queue)
     finished: set[int] = set()
+    pending: dict[int, list[float]] = {}
+    state = {"round": 0, "taken": 0, "samples": sum(len(x) for x in prior), "planned": 0}
+
+    def report(phase: str, n_done: int) -> RoundReport:
+        elapsed = time.perf_counter() - t_start
+        taken, left = state["taken"], max(0, state["planned"] - state["samples"])
+        eta = None if phase == "warmup" or not taken else round(elapsed / taken * left, 1)
+        return RoundReport(phase=phase, round=state["round"], points=len(items), points_done=n_done,
+                           samples=state["samples"], samples_planned=state["planned"],
+                           elapsed_s=round(elapsed, 2), eta_s=eta)
+
+    def flush() -> None:
+        if on_round is None:
+            pending.clear()
+            return
+        new = {i: xs for i, xs in pending.items() if xs}
+        pending.clear()
+        state["round"] += 1
+        on_round(new, report("sampling", len(finished)))
 
     def finish(p: _Point, **more: Any) -> None:
         finished.add(p.index)
         p.times.info = {"inner": p.inner, "warmup_calls": len(p.warm), "warmup_s": round(sum(p.warm), 4),
-                        "rel_ci_median": round(median_rel_ci(p.times), 4), "interleaved_with": len(points) - 1,
+                        "rel_ci_median": round(median_rel_ci(p.times), 4), "interleaved_with": len(items) - 1,
                         **more}
         on_done(p.index, p.times)
+
+    for i, (fn, device, mode) in enumerate(items):
+        p = _Point(i, fn, device, mode)
+        p.times.extend(float(t) for t in prior[i])
+        if len(p.times) >= max(1, cfg.min_repeats):  # resumed: its samples make the row
+            finish(p, resumed=True, interrupted=True)
+            continue
+        try:
+            with mode():
+                p.warm = warm_up(fn, device, cfg)
+        except Exception as e:
+            finished.add(i)
+            on_done(i, e)
+            continue
+        call_s = min(p.warm[-3:])
+        p.inner = inner_count(call_s, cfg)
+        p.planned = max(plan_samples(call_s, p.inner, cfg), len(p.times) + 1)
+        p.rewarm = call_s < cfg.rewarm_below_s
+        state["planned"] += p.planned
+        points.append(p)
+        if on_round is not None:
+            on_round({}, report("warmup", len(finished)))
+    state["planned"] += sum(len(x) for x in prior if len(x) >= max(1, cfg.min_repeats))
+    queue = [((len(p.times) + 0.5) / p.planned, p.index, p) for p in points]
+    heapq.heapify(queue)
+    in_round, round_t0 = 0, time.perf_counter()
 
     try:
         while queue:
@@ -221,19 +275,33 @@ def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[
                     if p.rewarm:
                         p.fn()
                         sync(p.device)
-                    p.times.append(sample_s(p.fn, p.device, p.inner) / p.inner)
+                    dt_s = sample_s(p.fn, p.device, p.inner)
+                    if cfg.sample_sleep_s > 0:
+                        time.sleep(cfg.sample_sleep_s)
+                    p.times.append(dt_s / p.inner)
             except Exception as e:
                 finished.add(p.index)
+                pending.pop(p.index, None)
                 on_done(p.index, e)
                 continue
+            pending.setdefault(p.index, []).append(p.times[-1])
+            state["taken"] += 1
+            state["samples"] += 1
+            in_round += 1
             n = len(p.times)
             if n < p.planned:
                 heapq.heappush(queue, ((n + 0.5) / p.planned, p.index, p))
-                continue
-            finish(p)
+            else:
+                finish(p)
+            if in_round >= max(1, len(queue)) or time.perf_counter() - round_t0 > ROUND_MAX_S or not queue:
+                flush()
+                in_round, round_t0 = 0, time.perf_counter()
     except KeyboardInterrupt:
-        # Ctrl-C mid-group: a point that already has min_repeats samples (spread over the group so far) is
-        # a measurement, kept and marked; the others are left for --resume
+        # Ctrl-C mid-group: the samples of the partial round are stored first; a point that already has
+        # min_repeats samples (spread over the group so far) is a measurement, kept and marked; the others
+        # are continued by --resume from their stored samples
+        if pending:
+            flush()
         for p in points:
             if p.index not in finished and len(p.times) >= max(1, cfg.min_repeats):
                 finish(p, interrupted=True, planned=p.planned)

@@ -195,7 +195,7 @@ def _fake_benches(monkeypatch, tmp_path) -> RunConfig:
     from calibration import runner
     from calibration.rows import make_row
 
-    def execute(steps, cfg, run_id, on_row):
+    def execute(steps, cfg, run_id, on_row, *durable):
         for step in steps:
             on_row(make_row(step, run_id=run_id, times_s=[1e-3, 2e-3, 3e-3]))
 
@@ -203,6 +203,7 @@ def _fake_benches(monkeypatch, tmp_path) -> RunConfig:
     monkeypatch.setattr(env, "capture_env", lambda: {"cpu_model": "Test CPU"})
     monkeypatch.setattr(registry, "set_run_threads", lambda: None)
     monkeypatch.setattr(registry, "execute_interleaved", execute)
+    monkeypatch.setattr(runner, "_execute_durable", execute)
     monkeypatch.setattr(runner, "resolve_devices", lambda device: ["cpu"])
     return runner.RunConfig(mode="quick", out=tmp_path / "run", only=frozenset({"gemm"}), device="cpu",
                             write_profile=False)

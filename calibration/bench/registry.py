@@ -108,10 +108,14 @@ def execute(step: Step, cfg: TimingConfig, run_id: str, ranks_per_node: int | No
 
 
 def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
-                        on_row: Callable[[dict[str, Any]], None]) -> None:
+                        on_row: Callable[[dict[str, Any]], None],
+                        prior: dict[str, list[float]] | None = None,
+                        on_round: Callable[[dict[str, list[float]], dict[str, Any]], None] | None = None) -> None:
     """Measure local steps together, their samples interleaved over the group's wall time
     (timing.time_interleaved); `on_row(row)` fires as each point finishes (or fails at once).
-    Steps without a prepare function are executed one by one first."""
+    Steps without a prepare function are executed one by one first. `prior` (step key -> samples taken by an
+    earlier, interrupted run) are continued from; `on_round(new samples by step key, report)` fires after each
+    sampling round."""
     prepared: list[tuple[Step, Prepared]] = []
     for step in steps:
         prepare = prepare_function(step.bench)
@@ -135,7 +139,12 @@ def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
                 row = _error_row(step, e, run_id, False)
         on_row(row)
 
-    time_interleaved([(p.fn, p.device, p.mode) for _, p in prepared], cfg, done)
+    def round_done(new: dict[int, list[float]], report: dict[str, Any]) -> None:
+        if on_round is not None:
+            on_round({prepared[i][0].key(): xs for i, xs in sorted(new.items())}, report)
+
+    time_interleaved([(p.fn, p.device, p.mode) for _, p in prepared], cfg, done,
+                     prior=[(prior or {}).get(step.key(), []) for step, _ in prepared], on_round=round_done)
 
 
 INTERLEAVED_DISTRIBUTED = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "ps_push_pull"})
