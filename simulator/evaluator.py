@@ -12,7 +12,14 @@ from simulator.errors import ScenarioError
 from simulator.hardware_table import hardware_table
 from simulator.inputs import FIGURES, INPUTS, WARNINGS
 from simulator.plan import Figure, Plan, PlanWarning, Suggestion
-from simulator.resolve import device_catalog, expand_preset, lookup_device, resolve_columns, row_of
+from simulator.resolve import (
+    device_catalog,
+    encode_values,
+    expand_preset,
+    lookup_device,
+    resolve_columns,
+    row_of,
+)
 from simulator.scenario import Scenario
 from simulator.sweeps import evaluate_columns
 
@@ -26,13 +33,8 @@ def scenario_rows(scenarios: list[Scenario], devices: Mapping[str, HardwareSpec]
     given: dict[str, np.ndarray] = {}
     tokens = np.full(n, np.nan)
     for key, inp in INPUTS.items():
-        if inp.column is None:
-            continue
-        values = [s.value(key) for s in scenarios]
-        if inp.kind == "device":
-            given[key] = np.array([float(table.index(v)) for v in values])
-        else:
-            given[key] = np.array([np.nan if v is None else inp.encode(v) for v in values])
+        if inp.column is not None:
+            given[key] = encode_values(key, [s.value(key) for s in scenarios], table)
     for i, s in enumerate(scenarios):
         tokens[i] = expand_preset(dict(s.given))[1]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -13,7 +13,7 @@ agree on every layout by construction.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,8 +143,7 @@ def resolve_columns(given: Mapping[str, np.ndarray], n: int, table: HardwareTabl
                 const.add(inp.column)
         else:
             if inp.default is not None and inp.derived is None:
-                value = table.index(inp.default) if inp.kind == "device" else inp.encode(inp.default)
-                cols[inp.column] = np.full(n, float(value))
+                cols[inp.column] = np.full(n, encode_values(inp.key, [inp.default], table)[0])
             else:
                 cols[inp.column] = np.full(n, NAN)
             if const is not None:
@@ -209,15 +208,17 @@ def row_of(cols: Mapping[str, np.ndarray], i: int = 0) -> dict[str, Any]:
     return {k: float(v[i]) if np.ndim(v) else float(v) for k, v in cols.items()}
 
 
+def encode_values(key: str, values: Sequence[Any], table: HardwareTable) -> np.ndarray:
+    """One input's values as its model column: choices as codes, the accelerator as its index in `table`,
+    None (an optional input left out) as NaN."""
+    inp = INPUTS[key]
+    return np.array([np.nan if v is None else table.index(v) if inp.kind == "device" else inp.encode(v)
+                     for v in values], dtype=float)
+
+
 def _encode_given(values: Mapping[str, Any], table: HardwareTable) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for key, value in values.items():
-        inp = INPUTS[key]
-        if inp.column is None or value is None:
-            continue
-        number = table.index(value) if inp.kind == "device" else inp.encode(value)
-        out[key] = np.array([float(number)])
-    return out
+    return {key: encode_values(key, [value], table) for key, value in values.items()
+            if INPUTS[key].column is not None and value is not None}
 
 
 def _show(value: Any) -> str:

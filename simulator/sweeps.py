@@ -21,7 +21,14 @@ from simulator.families import FAMILIES
 from simulator.families.training_inputs import SHAPE_KEYS
 from simulator.hardware_table import hardware_table
 from simulator.inputs import ERRORS, FIGURES, INPUTS, coerce
-from simulator.resolve import device_catalog, expand_preset, lookup_device, resolve_columns, rule_codes
+from simulator.resolve import (
+    device_catalog,
+    encode_values,
+    expand_preset,
+    lookup_device,
+    resolve_columns,
+    rule_codes,
+)
 from simulator.safe_json import shorten
 from simulator.scenario import Scenario
 from simulator.training.model import CHUNK_ROWS
@@ -120,10 +127,7 @@ class _Blocks:
         self.small = {k: self._encode(k, v) for k, v in grid.values.items()}
 
     def _encode(self, key: str, values: Sequence[Any]) -> np.ndarray:
-        inp = INPUTS[key]
-        if inp.kind == "device":
-            return np.array([float(self.table.index(v)) for v in values])
-        return np.array([inp.encode(v) for v in values], dtype=float)
+        return encode_values(key, values, self.table)
 
     def columns(self, start: int, stop: int, constant: set[str] | None = None) -> dict[str, np.ndarray]:
         """Resolved columns of rows [start, stop); `constant` is filled with the columns that hold one value."""
