@@ -324,7 +324,7 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
     fields.update(serving)
     spreads.update(serving_spreads)
     if serving_notes:
-        sources["hbm"] = f"{sources['hbm']}; {'; '.join(serving_notes)}"
+        sources["serving"] = "; ".join(serving_notes)
     ar = _largest_allreduce(profile)
     if ar is not None:
         world, fit = ar

@@ -13,10 +13,10 @@ from simulator.hardware_table import device_prefix, hardware_table, hw_column
 from simulator.inputs import FIGURES, INPUTS, WARNINGS
 from simulator.plan import Figure, Plan, PlanWarning, Suggestion
 from simulator.resolve import (
+    DEVICE_INPUTS,
     device_catalog,
     encode_values,
     expand_preset,
-    DEVICE_INPUTS,
     lookup_device,
     resolve_columns,
     row_of,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.registry import Columns, Derived, Family, FigureSpec, Input
-from simulator.serving.constants import HOURS_PER_MONTH
 from simulator.serving.money import monthly_flows, npv, payback_month
 
 DEPLOY = ("rent", "buy", "api")

@@ -74,7 +74,7 @@ FIGURES = (
       "replica output tokens/s ÷ output tokens per request, under the latency targets", "higher", ranged=True),
     F("serving.max_batch", "Largest batch that fits", "sequences", "KV budget (0.9 of the memory after the "
       "weights) ÷ KV bytes of a full context (GQA: 2·layers·kv_heads·head_dim·kv_bits/8 per token)", "higher"),
-    F("serving.batch", "Batch run", "sequences", "the given batch, or the largest that fits and meets the targets"),
+    F("serving.batch_run", "Batch run", "sequences", "the given batch, or the largest that fits and meets the targets"),
     F("serving.replicas", "Replicas", "replicas", "⌈peak rate ÷ requests/s per replica⌉", "lower", ranged=True),
     F("serving.gpus", "Serving GPUs", "GPUs", "replicas × GPUs per replica", "lower", ranged=True),
     F("serving.cost_per_million_output_tokens_usd", "Cost per 1M output tokens", "USD",
@@ -142,7 +142,7 @@ def run(c: Columns) -> dict[str, np.ndarray]:
         "serving.output_tokens_per_s_per_gpu": tokens_per_s / r.tp,
         "serving.replica_requests_per_s": rps,
         "serving.max_batch": fits,
-        "serving.batch": np.where(ok, batch, nan),
+        "serving.batch_run": np.where(ok, batch, nan),
         "serving.replicas": replicas,
         "serving.gpus": gpus,
         "serving.cost_per_million_output_tokens_usd": monthly / out_tokens_month * 1e6,

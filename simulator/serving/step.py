@@ -76,9 +76,13 @@ def step_time(r: Replica, decode_seqs, context_avg, prefill_tokens, prefill_seqs
     # 2 norms and 2 residual adds over hidden (10 reads/writes), attention context and MLP activation over the shards
     per_token = RESIDUAL_BYTES * (10.0 * r.hidden + 2.0 * r.hidden / r.tp + (2.0 + r.glu) * r.ffn_hidden / r.tp)
     elementwise_s = tokens * r.layers * per_token / (r.hbm_Bps * k.hbm_eff)
-    # Megatron: one all-reduce after attention and one after the MLP, of tokens × hidden activations
+    # Megatron: one all-reduce after attention and one after the MLP, of tokens × hidden activations; small
+    # messages take a one-shot all-reduce (each GPU reads its peers' shards at once: α + (p-1)·n/B, TensorRT-LLM's
+    # custom all-reduce), large ones the ring (Thakur et al. 2005): the faster of the two
     message = tokens * r.hidden * RESIDUAL_BYTES
-    allreduce_s = 2.0 * r.layers * ring_allreduce_s(message, r.tp, r.intra_latency_s, r.intra_Bps * k.intra_link_eff)
+    link_Bps = r.intra_Bps * k.intra_link_eff
+    one_shot = np.where(r.tp > 1, r.intra_latency_s + (r.tp - 1.0) * message / link_Bps, 0.0)
+    allreduce_s = 2.0 * r.layers * np.minimum(ring_allreduce_s(message, r.tp, r.intra_latency_s, link_Bps), one_shot)
     attention_s = decode_attn_s + prefill_attn_s
     total = linear_s + attention_s + elementwise_s + allreduce_s + r.overhead_s
     compute_bound = flops / r.tp / (r.peak_flops * eff) >= r.model_bytes / r.tp / stream_Bps
