@@ -69,11 +69,11 @@ def test_targets_shrink_the_batch():
 def test_batch_words_and_hostile_values():
     assert Scenario.from_dict({"model": LLAMA70, "serving": {"batch": "MAX"}}).serving.batch == "max"
     for bad in ("many", 0, -3, 1.5, True):
-        with pytest.raises(ScenarioError, match="serving.batch"):
+        with pytest.raises(ScenarioError, match=r"serving\.batch"):
             Scenario.from_dict({"model": LLAMA70, "serving": {"batch": bad}})
-    with pytest.raises(ScenarioError, match="serving.accelerator"):
+    with pytest.raises(ScenarioError, match=r"serving\.accelerator"):
         Scenario.from_dict({"model": LLAMA70, "serving": {"accelerator": "H1000"}})
-    with pytest.raises(ScenarioError, match="serving.gpus_per_replica"):
+    with pytest.raises(ScenarioError, match=r"serving\.gpus_per_replica"):
         Scenario.from_dict({"model": LLAMA70, "serving": {"gpus_per_replica": 3}})
 
 
