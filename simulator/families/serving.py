@@ -22,11 +22,13 @@ KV_ROOM = 0.5  # the derived replica size leaves at least this share of its memo
 
 
 def _replica_gpus(c: Columns) -> np.ndarray:
-    """Smallest power of two GPUs (at most a server) whose memory holds the weights in KV_ROOM of it."""
+    """Smallest power of two GPUs (at most a server, and dividing the heads) whose memory holds the weights in
+    KV_ROOM of it."""
     w_bits = precision_bits(c)[0]
     need = weight_bytes(c, w_bits) / (KV_ROOM * c["serving_hw_hbm_GB"] * 1e9)
     gpus = 2.0 ** np.ceil(np.log2(np.maximum(need, 1.0)))
-    return np.minimum(gpus, c["serving_hw_gpus_per_node"])
+    heads = np.nan_to_num(np.asarray(c["heads"], dtype=float), nan=1.0).astype(np.int64)
+    return np.minimum(np.minimum(gpus, c["serving_hw_gpus_per_node"]), (heads & -heads).astype(float))
 
 
 INPUTS = (
@@ -36,7 +38,7 @@ INPUTS = (
           derived=Derived("the training cluster's accelerator", lambda c: c["accelerator"], ("cluster.accelerator",))),
     Input("serving.gpus_per_replica", "int", "GPUs per replica", "GPUs holding one copy of the model, split by "
           "tensor parallelism (Megatron); must divide the attention heads. Empty = the fewest (a power of two, at "
-          "most a server) whose memory holds the weights in half of it.", "GPUs", 1, 1024, link="sgpr",
+          "most a server, dividing the heads) whose memory holds the weights in half of it.", "GPUs", 1, 1024, link="sgpr",
           column="gpus_per_replica",
           derived=Derived("the fewest GPUs (power of two, at most a server) holding the weights in half their memory",
                           _replica_gpus, ("serving.accelerator", "model.params"))),
