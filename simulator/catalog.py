@@ -24,6 +24,7 @@ ASSUMED_SPREADS = {
     "hbm_eff": 0.10,       # Calculon A100 system (Isaev et al. 2023): memory efficiency 0.6-0.9 by size; ±10% about the 0.7 used
     "intra_GBps": 0.15,    # NCCL busbw/NVLink 0.77 is one point (nccl-tests #149); ±15% over topologies, sizes
     "inter_GBps": 0.15,    # Calculon's InfiniBand efficiency 0.9; ±15% over fabrics, rail layouts, message sizes
+    "decode_mem_eff": 0.10,  # serving decode's share of datasheet HBM bandwidth (simulator/serving/constants.py); ±10%
 }
 _POSITIVE_FIELDS = ("hbm_GB", "hbm_GBps", "intra_node_GBps", "intra_node_latency_us", "inter_node_GBps",
                     "inter_node_latency_us", "gpus_per_node", "tdp_W", "gpu_hour_usd")
@@ -67,6 +68,11 @@ class HardwareSpec:
     provenance_of: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict.fromkeys(SOURCE_GROUPS, "datasheet"))
     # relative one-sigma uncertainty per model column this device sets (see device_spreads)
     spreads: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(ASSUMED_SPREADS))
+    # optional, for buying and serving (simulator/families/finance.py, serving.py); None: not known / model default
+    purchase_usd: float | None = None  # price per GPU inside an 8-GPU server (system price / 8), on purchase_date
+    purchase_date: str = ""
+    decode_mem_eff: float | None = None  # fitted share of datasheet HBM bandwidth a decode step reaches
+    step_overhead_s: float | None = None  # fitted fixed time per serving step (launches, scheduling)
 
     def peak_for(self, precision: str) -> float:
         """Dense peak TFLOP/s for `precision`; tf32 falls back to fp32 where the chip has no tf32 unit."""
@@ -111,6 +117,17 @@ def _parse(acc_id: str, raw: Any, where: str) -> HardwareSpec:
             raise CatalogError(f"{at}.peak_tflops.{dtype}: unknown dtype; use one of {', '.join(PRECISIONS)}")
         if not _is_positive(value):
             raise CatalogError(f"{at}.peak_tflops.{dtype} = {value!r}: a positive number is required")
+    purchase = raw.get("purchase_usd")
+    if purchase is not None:
+        if not _is_positive(purchase):
+            raise CatalogError(f"{at}.purchase_usd = {purchase!r}: a positive number (USD per GPU) is required")
+        try:
+            dt.date.fromisoformat(str(raw.get("purchase_date")))
+        except ValueError:
+            raise CatalogError(f"{at}.purchase_date = {raw.get('purchase_date')!r}: a purchase price needs its ISO "
+                               "date, YYYY-MM-DD") from None
+        if not isinstance(raw.get("sources", {}).get("purchase"), str):
+            raise CatalogError(f"{at}.sources.purchase is missing: a purchase price needs its source")
     sources = raw.get("sources")
     if not isinstance(sources, dict):
         raise CatalogError(f"{at}.sources = {sources!r}: an object with {', '.join(SOURCE_GROUPS)} is required")
@@ -127,6 +144,7 @@ def _parse(acc_id: str, raw: Any, where: str) -> HardwareSpec:
         price_date=raw["price_date"], sources=dict(sources),
         provenance=raw.get("provenance", "datasheet"),
         provenance_of=dict.fromkeys(SOURCE_GROUPS, "datasheet"), spreads=dict(ASSUMED_SPREADS),
+        purchase_usd=None if purchase is None else float(purchase), purchase_date=str(raw.get("purchase_date", "")),
     )
 
 

@@ -228,6 +228,44 @@ def _curve_source(curve: GemmCurveFit, name: str) -> str:
             f"eff_max {curve.eff_max:.3f}, d½ {curve.dim_half:.2f}{at}")
 
 
+# ---------------------------------------------------------------- serving: decode bandwidth and step overhead
+
+
+def _inference_fits(profile: dict[str, Any], kind: str, device: str) -> list[tuple[str, dict[str, Any]]]:
+    """Usable fits of fits.inference.<kind> on `device`, bf16 first (the serving dtype), then the rest."""
+    fits = profile.get("fits", {}).get("inference", {}).get(kind, {})
+    ok = [(key, fit) for key, fit in fits.items() if key.partition("/")[0] == device and isinstance(fit, dict)
+          and fit.get("status") == "ok" and isinstance(fit.get("params"), dict)]
+    return sorted(ok, key=lambda item: "/bf16/" not in f"{item[0]}/")
+
+
+def serving_overlay(profile: dict[str, Any], device: str, hbm_GBps: float, name: str
+                    ) -> tuple[dict[str, float], dict[str, float], list[str]]:
+    """(HardwareSpec fields, spreads, source notes) for serving from a profile's inference fits: the decode
+    memory efficiency = the roofline fit's streaming bandwidth (the GEMV path where fitted) over `hbm_GBps`, and
+    the step overhead = the decode fit's fixed time per step. A bandwidth above `hbm_GBps` measured a cache, not
+    the memory: it is not used."""
+    fields: dict[str, float] = {}
+    spreads: dict[str, float] = {}
+    notes: list[str] = []
+    for key, fit in _inference_fits(profile, "roofline", device):
+        param = "gemv_GBps" if _finite_positive(fit["params"].get("gemv_GBps")) else "mem_GBps"
+        bw = fit["params"].get(param)
+        if _finite_positive(bw) and bw <= hbm_GBps:
+            fields["decode_mem_eff"] = bw / hbm_GBps
+            spreads["decode_mem_eff"] = fit_spread(fit, param) or GUESSED_SPREAD
+            notes.append(f"decode bandwidth fitted: {param} {bw:.3g} GB/s of the {key} roofline fit of {name} "
+                         f"({bw / hbm_GBps:.0%} of {hbm_GBps:g} GB/s)")
+            break
+    for key, fit in _inference_fits(profile, "decode", device):
+        if _finite_positive(fit["params"].get("overhead_s")):
+            fields["step_overhead_s"] = float(fit["params"]["overhead_s"])
+            notes.append(f"serving step overhead fitted: {fit['params']['overhead_s'] * 1e3:.3g} ms, the {key} "
+                         f"decode fit of {name}")
+            break
+    return fields, spreads, notes
+
+
 # ---------------------------------------------------------------- a profile becomes a device
 
 
@@ -282,6 +320,11 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
         provenance_of = {"peak_tflops": "fitted", **dict.fromkeys(SOURCE_GROUPS[1:], "assumed")}
         spreads = {"gemm_eff_max": fit_spread(gemm_fits[dtype], "achieved_tflops") or GUESSED_SPREAD,
                    "hbm_eff": GUESSED_SPREAD, "intra_GBps": GUESSED_SPREAD, "inter_GBps": GUESSED_SPREAD}
+    serving, serving_spreads, serving_notes = serving_overlay(profile, device, fields["hbm_GBps"], name)
+    fields.update(serving)
+    spreads.update(serving_spreads)
+    if serving_notes:
+        sources["serving"] = "; ".join(serving_notes)
     ar = _largest_allreduce(profile)
     if ar is not None:
         world, fit = ar

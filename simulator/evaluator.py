@@ -9,10 +9,11 @@ import numpy as np
 
 from simulator.catalog import HardwareSpec, device_spreads
 from simulator.errors import ScenarioError
-from simulator.hardware_table import hardware_table
+from simulator.hardware_table import device_prefix, hardware_table, hw_column
 from simulator.inputs import FIGURES, INPUTS, WARNINGS
 from simulator.plan import Figure, Plan, PlanWarning, Suggestion
 from simulator.resolve import (
+    DEVICE_INPUTS,
     device_catalog,
     encode_values,
     expand_preset,
@@ -41,9 +42,19 @@ def scenario_rows(scenarios: list[Scenario], devices: Mapping[str, HardwareSpec]
         return resolve_columns(given, n, table, tokens)
 
 
-def _perturbations(cols: dict[str, np.ndarray], hw: HardwareSpec) -> tuple[dict[str, np.ndarray], list[str]]:
+def _device_spreads(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> dict[str, float]:
+    """Every device input's spreads (simulator.catalog.device_spreads), keyed by that device's model columns."""
+    out: dict[str, float] = {}
+    for inp in DEVICE_INPUTS:
+        spec = lookup_device(scenario.value(inp.key), devices, inp.key)
+        prefix = device_prefix(inp.column)
+        out |= {hw_column(prefix, name): v for name, v in device_spreads(spec).items()}
+    return out
+
+
+def _perturbations(cols: dict[str, np.ndarray], device_spread: Mapping[str, float]) -> tuple[dict[str, np.ndarray], list[str]]:
     """The plan's row, then for each uncertain column a P10 and a P90 row (all other columns as planned)."""
-    spreads = {k: v for k, v in device_spreads(hw).items() if k in cols and v > 0}
+    spreads = {k: v for k, v in device_spread.items() if k in cols and v > 0}
     spreads |= {inp.column: inp.spread for inp in INPUTS.values() if inp.spread > 0 and inp.column in cols}
     names = list(spreads)
     n = 1 + 2 * len(names)
@@ -54,7 +65,10 @@ def _perturbations(cols: dict[str, np.ndarray], hw: HardwareSpec) -> tuple[dict[
     for inp in INPUTS.values():  # keep perturbed fractions within their declared bounds
         if inp.column in spreads and inp.high is not None:
             rows[inp.column] = np.minimum(rows[inp.column], inp.high)
-    rows["gemm_eff_max"] = np.minimum(rows["gemm_eff_max"], 1.0)
+    for inp in DEVICE_INPUTS:  # fractions of a peak stay at most 1
+        for name in ("gemm_eff_max", "decode_mem_eff"):
+            column = hw_column(device_prefix(inp.column), name)
+            rows[column] = np.minimum(rows[column], 1.0)
     return rows, names
 
 
@@ -118,7 +132,7 @@ def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = No
     """Evaluate one scenario. `devices` adds this caller's calibrated accelerators (from profiles)."""
     hw = lookup_device(scenario.cluster.accelerator, devices)
     cols = scenario_rows([scenario], devices)
-    rows, names = _perturbations(cols, hw)
+    rows, names = _perturbations(cols, _device_spreads(scenario, devices))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = evaluate_columns(rows)
     basis = _basis(scenario, hw)

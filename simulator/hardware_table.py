@@ -1,4 +1,10 @@
-"""Accelerators as arrays: one row per device, so a million scenarios look their hardware up by index."""
+"""Accelerators as arrays: one row per device, so a million scenarios look their hardware up by index.
+
+Every device-kind input gets the same hardware columns. The training cluster's (`cluster.accelerator`, model column
+`accelerator`) keep their historic names (`hbm_GBps`, `hw_gpu_hour_usd`, `peak_tflops` at the training precision,
+...); another device input's columns are prefixed by its column name less "accelerator", with `hw_` (model column
+`serving_accelerator`: `serving_hw_hbm_GBps`, `serving_hw_peak_fp8_tflops`, ...). `hw_column` is that rule.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,30 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from simulator.catalog import PRECISIONS as DEVICE_DTYPES
 from simulator.catalog import HardwareSpec
 from simulator.families.training_inputs import PRECISIONS
+from simulator.serving.constants import DECODE_MEM_EFF, STEP_OVERHEAD_S
 from simulator.training.constants import DEFAULT_CONSTANTS
 
 # bytes per weight / activation element in the compute dtype; fp8 training keeps bf16 weights and stores
 # activations in bf16 (NVIDIA Transformer Engine recipe), so only its GEMM peak changes
 PARAM_BYTES = np.array([{"bf16": 2.0, "fp16": 2.0, "fp8": 2.0, "fp32": 4.0, "tf32": 4.0}[p] for p in PRECISIONS])
 PER_DEVICE = ("hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps", "inter_latency_s", "tdp_W",
-              "gemm_eff_max", "gemm_dim_half", "hbm_eff", "hw_gpu_hour_usd", "hw_gpus_per_node")
+              "gemm_eff_max", "gemm_dim_half", "hbm_eff", "hw_gpu_hour_usd", "hw_gpus_per_node", "hw_purchase_usd",
+              "decode_mem_eff", "step_overhead_s", *(f"hw_peak_{d}_tflops" for d in DEVICE_DTYPES))
+NAN = float("nan")
+
+
+def device_prefix(column: str) -> str:
+    """The prefix of a device input's hardware columns: "" for the cluster's `accelerator`, else "<x>_hw_"."""
+    head = column.removesuffix("accelerator")
+    return f"{head}hw_" if head else ""
+
+
+def hw_column(prefix: str, name: str) -> str:
+    """The model column of hardware field `name` (as in PER_DEVICE) for a device input of `prefix`."""
+    return f"{prefix}{name.removeprefix('hw_')}" if prefix else name
 
 
 def _peak_or_nan(spec: HardwareSpec, precision: str) -> float:
@@ -33,6 +54,10 @@ def _row(s: HardwareSpec) -> dict[str, float]:
         "gemm_eff_max": k.gemm_eff_max if s.gemm_eff_max is None else s.gemm_eff_max,
         "gemm_dim_half": k.gemm_dim_half if s.gemm_dim_half is None else s.gemm_dim_half,
         "hbm_eff": k.hbm_eff, "hw_gpu_hour_usd": s.gpu_hour_usd, "hw_gpus_per_node": float(s.gpus_per_node),
+        "hw_purchase_usd": NAN if s.purchase_usd is None else s.purchase_usd,
+        "decode_mem_eff": DECODE_MEM_EFF if s.decode_mem_eff is None else s.decode_mem_eff,
+        "step_overhead_s": STEP_OVERHEAD_S if s.step_overhead_s is None else s.step_overhead_s,
+        **{f"hw_peak_{d}_tflops": s.peak_tflops.get(d, NAN) for d in DEVICE_DTYPES},
     }
 
 
@@ -49,10 +74,14 @@ class HardwareTable:
     def index(self, device_id: str) -> int:
         return self.ids.index(device_id)
 
-    def columns(self, device: np.ndarray, precision: np.ndarray) -> dict[str, np.ndarray]:
+    def columns(self, device: np.ndarray, precision: np.ndarray | None = None, prefix: str = "") -> dict[str, np.ndarray]:
+        """The hardware columns of each row's device, named for a device input of `prefix` (see `hw_column`);
+        with `precision` (the training cluster's), also its peak and element bytes at that precision."""
         device = device.astype(np.intp)
+        cols = {hw_column(prefix, name): values[device] for name, values in self.table.items()}
+        if precision is None:
+            return cols
         precision = precision.astype(np.intp)
-        cols = {name: values[device] for name, values in self.table.items()}
         cols["peak_tflops"] = self.peaks[precision, device]
         cols["param_bytes"] = PARAM_BYTES[precision]
         cols["act_bytes"] = cols["param_bytes"]

@@ -57,8 +57,11 @@ def coerce(inp: Input, value: Any) -> tuple[Any, str | None]:
         if isinstance(value, str) and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true", None
         return None, f"{key} = {_show(value)}: expected true or false"
+    if isinstance(value, str) and value.strip().lower() in inp.words:
+        return value.strip().lower(), None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return None, f"{key} = {_show(value)}: expected a number, got {type(value).__name__}"
+        named = "".join(f' or "{w}"' for w in inp.words)
+        return None, f"{key} = {_show(value)}: expected a number{named}, got {type(value).__name__}"
     if isinstance(value, int) and value.bit_length() > 128:
         return None, f"{key} = {_show(value)}: must be between {inp.low:g} and {inp.high:g}"
     if not math.isfinite(value):

@@ -75,9 +75,17 @@ class Input(_Dotted):
     spread: float = 0.0  # relative one-sigma uncertainty of the default (assumed or published); 0 = exact
     informational: bool = False  # moves no output on purpose (kept for the record, e.g. a note)
     provenance: Provenance = "assumed"  # of the default value: assumed, published, datasheet
+    words: Mapping[str, float] = field(default_factory=dict)  # named values of a number ("max" -> 0), outside low-high
+
+    def __post_init__(self) -> None:
+        for word, code in self.words.items():
+            if self.low is not None and self.low <= code <= (self.high if self.high is not None else code):
+                raise ValueError(f"{self.key}: the code {code} of {word!r} is a legal number; pick one outside bounds")
 
     def encode(self, value: Any) -> float:
         """The model column's value for one resolved scenario value."""
+        if isinstance(value, str) and value in self.words:
+            return float(self.words[value])
         if self.kind == "bool":
             return 1.0 if value else 0.0
         if self.kind == "choice":
@@ -86,6 +94,9 @@ class Input(_Dotted):
 
     def decode(self, number: float) -> Any:
         """Inverse of `encode` for derived values computed as columns."""
+        for word, code in self.words.items():
+            if number == code:
+                return word
         if self.kind == "int":
             return round(float(number))
         if self.kind == "bool":
@@ -101,7 +112,8 @@ class Input(_Dotted):
             return "true / false"
         if self.kind == "device":
             return "an accelerator id (`python -m simulator catalog`) or a calibrated `profile:...`"
-        return f"{self.kind}, {self.low:g} to {self.high:g}"
+        named = "".join(f' or "{w}"' for w in self.words)
+        return f"{self.kind}, {self.low:g} to {self.high:g}{named}"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 1. each given value is checked alone against its declaration (`inputs.coerce`);
 2. the values are encoded as columns, absent ones take their constant default;
-3. the accelerator's hardware columns are looked up;
+3. each device input's hardware columns are looked up (simulator.hardware_table: the cluster's under their historic
+   names, another device's prefixed), a derived device right after its rule has chosen it;
 4. derived defaults are computed, in declaration order, by their vectorised rule;
 5. the rules that relate inputs (`Family.rules`) mark the rows that break them.
 
@@ -23,7 +24,7 @@ from simulator.catalog import HardwareSpec, UnknownAccelerator
 from simulator.devices import all_devices, get_accelerator
 from simulator.errors import ScenarioError
 from simulator.families.training_inputs import SHAPE_KEYS
-from simulator.hardware_table import HardwareTable, hardware_table
+from simulator.hardware_table import HardwareTable, device_prefix, hardware_table
 from simulator.inputs import ERRORS, INPUTS, SECTIONS, coerce, section_keys
 from simulator.presets import PRESETS
 from simulator.safe_json import shorten
@@ -45,8 +46,9 @@ def device_catalog(devices: Mapping[str, HardwareSpec] | None = None) -> dict[st
     return all_devices(devices)
 
 
-def lookup_device(name: str, devices: Mapping[str, HardwareSpec] | None = None) -> HardwareSpec:
-    return get_accelerator(name, extra=devices)
+def lookup_device(name: str, devices: Mapping[str, HardwareSpec] | None = None,
+                  field: str = "cluster.accelerator") -> HardwareSpec:
+    return get_accelerator(name, field, extra=devices)
 
 
 def parse_sections(data: Any) -> dict[str, dict[str, Any]]:
@@ -121,6 +123,25 @@ def _one_row(fn: Callable[[Mapping[str, np.ndarray]], Any], cols: Mapping[str, n
     return value if view.read <= constant and value.size == 1 else None
 
 
+DEVICE_INPUTS = tuple(inp for inp in INPUTS.values() if inp.kind == "device")
+TRAINING_DEVICE = "cluster.accelerator"  # the device whose columns also carry the training precision's peak
+
+
+def _hardware(inp, cols: dict[str, np.ndarray], n: int, table: HardwareTable, const: set[str] | None) -> None:
+    """Add device input `inp`'s hardware columns to `cols` (looked up once when its device is one for all rows)."""
+    prefix = device_prefix(inp.column)
+    keys = [inp.column, "precision"] if inp.key == TRAINING_DEVICE else [inp.column]
+    if const is not None and set(keys) <= const:
+        hardware = table.columns(*(cols[k][:1] for k in keys), prefix=prefix)
+        cols.update({name: np.full(n, v[0], dtype=v.dtype) for name, v in hardware.items()})
+        const.update(hardware)
+    else:
+        hardware = table.columns(*(cols[k] for k in keys), prefix=prefix)
+        cols.update(hardware)
+        if const is not None:
+            const.difference_update(hardware)
+
+
 def resolve_columns(given: Mapping[str, np.ndarray], n: int, table: HardwareTable,
                     preset_tokens: np.ndarray | float = NAN, constant: set[str] | None = None) -> dict[str, np.ndarray]:
     """Model columns for `n` rows from the given inputs (dotted key -> encoded column; the accelerator as an
@@ -148,12 +169,9 @@ def resolve_columns(given: Mapping[str, np.ndarray], n: int, table: HardwareTabl
                 cols[inp.column] = np.full(n, NAN)
             if const is not None:
                 const.add(inp.column)
-    if const is not None and {"accelerator", "precision"} <= const:  # one device and precision: look up once
-        hardware = table.columns(cols["accelerator"][:1], cols["precision"][:1])
-        cols.update({name: np.full(n, v[0], dtype=v.dtype) for name, v in hardware.items()})
-        const.update(hardware)
-    else:
-        cols.update(table.columns(cols["accelerator"], cols["precision"]))
+    for inp in DEVICE_INPUTS:
+        if inp.derived is None or inp.key in given:
+            _hardware(inp, cols, n, table, const)
     tokens = np.asarray(preset_tokens, dtype=float)
     cols["preset_tokens"] = np.broadcast_to(tokens, (n,))
     cols["params_given"] = np.full(n, NAN)
@@ -180,6 +198,8 @@ def resolve_columns(given: Mapping[str, np.ndarray], n: int, table: HardwareTabl
         else:
             cols[inp.column] = np.full(n, float(one.reshape(-1)[0]))
             const.add(inp.column)
+        if inp.kind == "device":
+            _hardware(inp, cols, n, table, const)
     cols["dp"] = cols["gpus"] / (cols["tp"] * cols["pp"])
     if const is not None and {"gpus", "tp", "pp"} <= const:
         const.add("dp")
@@ -251,14 +271,20 @@ def resolve(data: Any, devices: Mapping[str, HardwareSpec] | None = None) -> Res
     elif shape and len(shape) < len(SHAPE_KEYS):
         missing = [k for k in SHAPE_KEYS if k not in given]
         problems.append(f"model: a shape needs layers, hidden and heads; missing {', '.join(missing)}")
-    accel_key = "cluster.accelerator"
-    try:
-        spec = lookup_device(given.get(accel_key, INPUTS[accel_key].default), devices)
-        given[accel_key] = spec.id
-        if accel_key in user:
-            user[accel_key] = spec.id
-    except UnknownAccelerator as exc:
-        problems.append(str(exc))
+    spec = None
+    for inp in DEVICE_INPUTS:
+        if inp.key not in given and inp.default is None:
+            continue  # derived: a device of the table, decoded below
+        try:
+            found = lookup_device(given.get(inp.key, inp.default), devices, inp.key)
+        except UnknownAccelerator as exc:
+            problems.append(str(exc))
+            continue
+        given[inp.key] = found.id
+        if inp.key in user:
+            user[inp.key] = found.id
+        if inp.key == TRAINING_DEVICE:
+            spec = found
     if problems:
         raise ScenarioError(problems)
     table = hardware_table(device_catalog(devices))
@@ -274,7 +300,7 @@ def resolve(data: Any, devices: Mapping[str, HardwareSpec] | None = None) -> Res
             if not np.isfinite(number):
                 problems.append(f"{inp.key}: cannot be derived ({rule.text}) from the other inputs; give it")
                 continue
-            value = inp.decode(number)
+            value = table.ids[int(number)] if inp.kind == "device" else inp.decode(number)
             values[inp.key] = value
             derived.add(inp.key)
             if inp.key not in given or value != given[inp.key]:

@@ -97,7 +97,7 @@ def _check_grid(base: Scenario, grid: Mapping[str, Sequence[Any]],
                 problems.append(f"sweep {key}: null is not a value to sweep")
             elif inp.kind == "device":
                 try:
-                    coerced.append(lookup_device(value, devices).id)
+                    coerced.append(lookup_device(value, devices, key).id)
                 except UnknownAccelerator as exc:
                     problems.append(str(exc))
             else:

@@ -214,6 +214,7 @@ CONTEXTS = [{"cluster": {"sync": sync, "accelerator": acc}, "goodput": {"enabled
 # the scenario an input needs to matter at all: given explicitly where it is derived or optional, the layout
 # or the sync method it applies to
 NEEDS: dict[str, dict[str, dict[str, Any]]] = {
+    "finance.purchase_usd_per_gpu": {"finance": {"purchase_usd_per_gpu": 30_000.0}},
     "model.params": {"model": {"params": 1.3e9}},  # a shape given beside it wins; alone it sets the shape
     "cluster.first_stage_layers": {"cluster": {"pp": 4, "gpus": 64, "first_stage_layers": 5}},
     "cluster.last_stage_layers": {"cluster": {"pp": 4, "gpus": 64, "last_stage_layers": 5}},
@@ -244,6 +245,8 @@ def candidates(inp, value: Any) -> list[Any]:
         return [c for c in inp.choices if c != value]
     if inp.kind == "device":
         return [k for k in CATALOG if k != value]
+    if value in inp.words:  # a named value ("max"): try numbers across the range
+        return [round(inp.low), 2 * round(inp.low), 16]
     raw = [value * 0.5, value * 2, inp.low, inp.high, value + 1, value - 1, value * 1.1, value * 0.9]
     out = []
     for x in raw:
@@ -371,7 +374,7 @@ def test_inputs_are_declared_once_with_what_every_consumer_needs():
             assert len(set(inp.choices)) == len(inp.choices), f"{inp.key}: duplicate choices"
             assert set(inp.choice_labels) <= set(inp.choices), f"{inp.key}: labels of values it does not allow"
         assert inp.default is None or inp.derived is None, f"{inp.key}: both a constant default and a derived rule"
-        if inp.default is not None:
+        if inp.default is not None and inp.default not in inp.words:
             kind_ok = {
                 "int": isinstance(inp.default, int) and not isinstance(inp.default, bool),
                 "float": isinstance(inp.default, int | float) and not isinstance(inp.default, bool),

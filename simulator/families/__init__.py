@@ -3,11 +3,13 @@
 Adding a family: write its module (inputs, figures, a vectorised `run`) and add one line here.
 """
 
-from simulator.families import cost, goodput, quality, training
+from simulator.families import cost, finance, goodput, quality, serving, training
 
 FAMILIES = (
     training.FAMILY,
     goodput.FAMILY,
     cost.FAMILY,
     quality.FAMILY,
+    serving.FAMILY,
+    finance.FAMILY,
 )

@@ -1,0 +1,130 @@
+"""Finance family: rent (on-demand or committed) vs buy vs a hosted API for the serving traffic, and training plus
+serving total cost, payback and NPV over a horizon (simulator/serving/money.py has the month-by-month flows)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.registry import Columns, Derived, Family, FigureSpec, Input
+from simulator.serving.money import monthly_flows, npv, payback_month
+
+DEPLOY = ("rent", "buy", "api")
+RENT_TERMS = ("on_demand", "1y", "3y")
+# committed-use discounts vs on-demand, median of AWS 41/64%, GCP 37/56%, Azure 25/49% (1 y / 3 y; Epoch, A100 era)
+COMMIT_DISCOUNT = np.array([0.0, 0.37, 0.56])
+
+INPUTS = (
+    Input("finance.serving_gpu_hour_usd", "float", "Serving price per GPU-hour", "On-demand rent per GPU-hour of "
+          "the serving accelerator; empty = the catalog's dated price.", "USD/GPU-hour", 0.0, 10_000.0, link="susd",
+          column="serving_gpu_hour_usd", step=0.1, provenance="datasheet",
+          derived=Derived("the catalog's dated price of the serving accelerator", lambda c: c["serving_hw_gpu_hour_usd"],
+                          ("serving.accelerator",))),
+    Input("finance.deploy", "choice", "Deployment", "How the serving GPUs are paid for: rented, bought, or not at "
+          "all (a hosted API serves the same tokens). Sets finance.tco_usd, npv_usd and payback_months.",
+          choices=DEPLOY, choice_labels={"rent": "Rent", "buy": "Buy", "api": "Hosted API"}, default="rent",
+          link="dep", column="deploy"),
+    Input("finance.rent_term", "choice", "Rental term", "On demand, or a 1- or 3-year commitment at a discount.",
+          choices=RENT_TERMS, choice_labels={"on_demand": "On demand", "1y": "1-year commitment",
+                                             "3y": "3-year commitment"}, default="on_demand", link="term",
+          column="rent_term"),
+    Input("finance.commit_discount", "float", "Committed-use discount", "Discount of the rental term off the "
+          "on-demand price; empty = median of AWS, GCP and Azure (Epoch, A100-era data): 37% for 1 year, 56% for 3.",
+          "fraction", 0.0, 0.95, link="cd", column="commit_discount", step=0.01, provenance="published",
+          derived=Derived("median published discount of the rental term", lambda c: COMMIT_DISCOUNT[
+              c["rent_term"].astype(int)], ("finance.rent_term",))),
+    Input("finance.purchase_usd_per_gpu", "float", "Purchase price per GPU", "Price of one GPU inside its server "
+          "(server price ÷ GPUs); empty = the catalog's dated price for the serving accelerator where it has one.",
+          "USD", 1.0, 10_000_000.0, link="buy", column="purchase_usd_per_gpu", step=1000.0,
+          absent="the catalog's dated purchase price of the serving accelerator (NaN where it has none)"),
+    Input("finance.interconnect_share", "float", "Interconnect share of hardware cost", "Cluster network as a "
+          "share of the hardware cost (Cottier et al. 2024: 19%).", "fraction", 0.0, 0.9, default=0.19, link="ic",
+          column="interconnect_share", step=0.01, provenance="published"),
+    Input("finance.lifetime_years", "float", "Hardware life", "Straight-line depreciation life; unsold value is "
+          "credited at the horizon (hyperscalers' server book lives: 5-6 years, 10-K filings 2022-2025).", "years",
+          0.5, 20.0, default=5.0, link="life", column="lifetime_years", step=0.5, provenance="published"),
+    Input("finance.colocation_usd_per_kw_month", "float", "Colocation per kW-month", "Hosting of owned servers "
+          "per kW of IT capacity per month (CBRE, US primary markets, H2 2024: $184).", "USD/kW-month", 0.0,
+          10_000.0, default=184.0, link="colo", column="colocation_usd_per_kw_month", step=5.0, provenance="published"),
+    Input("finance.api_input_usd_per_million", "float", "API price per 1M input tokens", "Hosted API price of a "
+          "comparable model (Together AI, Llama-3.1-70B-Instruct-Turbo, $0.88, 2024-07-23); edit for yours.",
+          "USD/1M tokens", 0.0, 10_000.0, default=0.88, link="apin", column="api_input_usd_per_million", step=0.01,
+          provenance="published"),
+    Input("finance.api_output_usd_per_million", "float", "API price per 1M output tokens", "Hosted API price of a "
+          "comparable model (Together AI, Llama-3.1-70B-Instruct-Turbo, $0.88, 2024-07-23); edit for yours.",
+          "USD/1M tokens", 0.0, 10_000.0, default=0.88, link="apout", column="api_output_usd_per_million", step=0.01,
+          provenance="published"),
+    Input("finance.api_price_decline_per_year", "float", "API price decline per year", "Yearly fall of the API "
+          "price; about 0.9 (10× a year) at constant capability (a16z, 2024-11); 0 = flat.", "fraction", 0.0, 0.999,
+          default=0.0, link="apid", column="api_price_decline_per_year", step=0.05),
+    Input("finance.revenue_per_million_output_tokens_usd", "float", "Revenue per 1M output tokens", "What users "
+          "pay you per 1M output tokens; 0 = no revenue (costs only).", "USD/1M tokens", 0.0, 100_000.0, default=0.0,
+          link="rev", column="revenue_per_million_output_tokens_usd", step=0.1),
+    Input("finance.traffic_growth_per_month", "float", "Traffic growth per month", "Monthly growth of the request "
+          "rate over the horizon.", "fraction", -0.5, 2.0, default=0.0, link="grow",
+          column="traffic_growth_per_month", step=0.01),
+    Input("finance.discount_rate_per_year", "float", "Discount rate", "Yearly rate for the net present value "
+          "(assumed 10%).", "fraction", 0.0, 1.0, default=0.10, link="dr", column="discount_rate_per_year", step=0.01),
+    Input("finance.horizon_months", "int", "Horizon", "Months of serving the total cost, NPV and payback cover.",
+          "months", 1, 120, default=36, link="hz", column="horizon_months"),
+    Input("finance.include_training", "bool", "Include training cost", "Add the training run's rental cost "
+          "(training.cost_usd) at month 0 of the total cost, NPV and payback.", default=True, link="itr",
+          column="include_training"),
+)
+
+F = FigureSpec
+FIGURES = (
+    F("finance.rent_monthly_usd", "Rent per month", "USD", "serving GPUs × price × (1 − committed discount) × "
+      "730.5 h, first month", "lower", ranged=True),
+    F("finance.buy_monthly_usd", "Buy per month (amortised)", "USD", "GPUs × price ÷ (1 − interconnect share) ÷ "
+      "life + power (TDP × server factor × draw × PUE × electricity) + colocation per kW, first month", "lower",
+      ranged=True),
+    F("finance.api_monthly_usd", "Hosted API per month", "USD", "tokens × API price per 1M, first month", "lower"),
+    F("finance.rent_tco_usd", "Rent: total over the horizon", "USD", "Σ monthly rent + training", "lower",
+      ranged=True),
+    F("finance.buy_tco_usd", "Buy: total over the horizon", "USD", "Σ purchases + power + colocation − book value "
+      "at the horizon + training", "lower", ranged=True),
+    F("finance.api_cost_usd", "Hosted API: total over the horizon", "USD",
+      "the same traffic's tokens × API prices, falling by the yearly decline (no training)", "lower"),
+    F("finance.tco_usd", "Total cost of ownership", "USD", "training + serving over the horizon, for the chosen "
+      "deployment", "lower", ranged=True),
+    F("finance.revenue_usd", "Revenue over the horizon", "USD", "output tokens × revenue per 1M", "higher"),
+    F("finance.margin", "Margin", "fraction", "(revenue − total cost) ÷ revenue; NaN without revenue", "higher"),
+    F("finance.npv_usd", "Net present value", "USD", "−training now + Σ (revenue − serving cost) of month m "
+      "discounted to its end", "higher", ranged=True),
+    F("finance.payback_months", "Payback", "months", "first month whose cumulative revenue − cost covers the "
+      "training; NaN when not within the horizon", "lower"),
+)
+
+
+def run(c: Columns) -> dict[str, np.ndarray]:
+    n = len(c["requests_per_s"])
+    purchase = np.where(np.isfinite(c["purchase_usd_per_gpu"]), c["purchase_usd_per_gpu"], c["serving_hw_purchase_usd"])
+    flows = monthly_flows({**c, "purchase_usd": purchase})
+    training = np.asarray(c.get("training.cost_usd", np.zeros(n)), dtype=float) * (c["include_training"] > 0)
+    deploy = c["deploy"].astype(int)
+    cost = np.where((deploy == 0)[:, None], flows.rent, np.where((deploy == 1)[:, None], flows.buy, flows.api))
+    rent_tco = training + flows.rent.sum(axis=1)
+    buy_tco = training + flows.buy.sum(axis=1)
+    api_total = flows.api.sum(axis=1)
+    tco = training + cost.sum(axis=1)
+    revenue = flows.revenue.sum(axis=1)
+    net = flows.revenue - cost
+    capex0 = flows.gpus[:, 0] * purchase / (1.0 - c["interconnect_share"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "finance.rent_monthly_usd": flows.rent[:, 0],
+            "finance.buy_monthly_usd": capex0 / (12.0 * c["lifetime_years"]) + flows.opex[:, 0],
+            "finance.api_monthly_usd": flows.api[:, 0],
+            "finance.rent_tco_usd": rent_tco,
+            "finance.buy_tco_usd": buy_tco,
+            "finance.api_cost_usd": api_total,
+            "finance.tco_usd": tco,
+            "finance.revenue_usd": revenue,
+            "finance.margin": np.where(revenue > 0, (revenue - tco) / revenue, np.nan),
+            "finance.npv_usd": npv(training, net, c["discount_rate_per_year"]),
+            "finance.payback_months": payback_month(training, net),
+        }
+
+
+FAMILY = Family("finance", INPUTS, FIGURES, run, needs=("cost", "serving"),
+                doc="rent vs buy vs hosted API, total cost over a horizon, margin, NPV and payback")

@@ -1,0 +1,46 @@
+"""The batch a replica runs: the largest that fits and meets the latency targets, and the batch a request rate
+sustains (Little's law); replicas for a peak rate. Vectorised bisections (step time grows with the batch)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.serving.step import Replica, prefill_alone, steady_step
+
+BISECT_STEPS = 40  # halvings: 2^-40 of a batch range of at most 1e7 sequences is far below one sequence
+
+
+def ttft_s(r: Replica, batch, prompt_tokens, output_tokens):
+    """Time to first token at `batch`: the prompt's own prefill plus the running step it joins (chunked
+    prefill shares that step; queueing before admission is left out below capacity)."""
+    return prefill_alone(r, prompt_tokens).total_s + steady_step(r, batch, prompt_tokens, output_tokens).total_s
+
+
+def best_batch(r: Replica, limit, prompt_tokens, output_tokens, tpot_target_s, ttft_target_s):
+    """The largest whole batch in [1, limit] whose step time and TTFT meet the targets; 0 where none does."""
+    def ok(b):
+        return ((steady_step(r, b, prompt_tokens, output_tokens).total_s <= tpot_target_s)
+                & (ttft_s(r, b, prompt_tokens, output_tokens) <= ttft_target_s) & (b >= 1) & (b <= limit))
+
+    limit = np.floor(np.asarray(limit, dtype=float))
+    at_limit = ok(limit)
+    lo = np.where(ok(np.ones_like(limit)), 1.0, 0.0)  # invariant: lo meets the targets, or is 0 (none does)
+    hi = np.maximum(limit, 1.0)                        # invariant: hi misses them (unless at_limit)
+    for _ in range(BISECT_STEPS):
+        mid = np.floor((lo + hi) / 2.0)
+        good = (lo > 0) & ok(mid)
+        lo = np.where(good, mid, lo)
+        hi = np.where(good | (lo == 0), hi, mid)
+    return np.where(at_limit, limit, lo)
+
+
+def operating_batch(r: Replica, arrivals_per_s, cap_batch, prompt_tokens, output_tokens):
+    """Sequences decoding at once under a steady `arrivals_per_s`: Little's law L = λ·W with W = output steps ×
+    step time, B = λ·output·t(B), solved in [0, cap_batch] (the rate is within the replica's capacity)."""
+    lo, hi = np.zeros_like(cap_batch), np.asarray(cap_batch, dtype=float)
+    for _ in range(BISECT_STEPS):
+        mid = (lo + hi) / 2.0
+        above = arrivals_per_s * output_tokens * steady_step(r, mid, prompt_tokens, output_tokens).total_s > mid
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    return hi
