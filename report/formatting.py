@@ -243,6 +243,8 @@ def input_text(inp: Any, value: Any, device_name: Callable[[str], str] = str, wi
         return "on" if value else "off"
     if inp.kind == "device":
         return hardware_name(device_name(value))
+    if isinstance(value, str):  # a named value of a number input ("max")
+        return value
     shown = {"USD/GPU-hour": lambda v: f"${v:,.2f}", "USD/kWh": lambda v: f"${v:,.3f}", "fraction": pct,
              "tokens": short, "parameters": short}.get(inp.unit)
     if shown is not None and not (inp.unit == "tokens" and abs(value) < 1e9):  # a vocabulary stays exact

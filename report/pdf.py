@@ -33,6 +33,7 @@ from fpdf.fonts import FontFace
 
 from report import charts
 from report import formatting as fmt
+from simulator.families import FAMILIES
 from simulator.inputs import FIGURES, INPUTS
 from simulator.plan import VERSION
 from simulator.presets import PRESETS
@@ -430,10 +431,21 @@ def _origin(scenario: Any, key: str) -> str:
     return "preset" if preset is not None and section == "model" and name in preset.model else "default"
 
 
-def _inputs(doc: _Doc, plan: Any) -> None:
+TRAINING_FAMILIES = ("training", "goodput", "cost", "quality")  # what the Train page shows and its PDF lists
+
+
+def family_inputs(names: Iterable[str] | None) -> dict[str, Any]:
+    """The inputs of the named families (None: every registered input), by dotted key."""
+    if names is None:
+        return dict(INPUTS)
+    wanted = set(names)
+    return {inp.key: inp for family in FAMILIES if family.name in wanted for inp in family.inputs}
+
+
+def _inputs(doc: _Doc, plan: Any, families: Iterable[str] | None = TRAINING_FAMILIES) -> None:
     s = plan.scenario
     rows = [[inp.label, key, input_value(inp, s.value(key), plan), "" if inp.kind == "choice" else inp.unit,
-             _origin(s, key)] for key, inp in INPUTS.items()]
+             _origin(s, key)] for key, inp in family_inputs(families).items()]
     doc.grid(["Input", "Key", "Value", "Unit", "Set by"], rows, [52, 56, 29, 27, 16], size=7.5)
     doc.para("Given: set in the scenario. Preset: the model preset's published shape. Derived: completed from "
              "other inputs by the rule noted below. Default: the input's default value.", 8, colour=GREY)

@@ -193,9 +193,10 @@ def edge_values(key: str) -> st.SearchStrategy[Any]:
         return st.booleans()
     if inp.kind == "device":
         return st.sampled_from(["H100-SXM", "A100-80GB-SXM", "cpu-reference", "TPU9"])
-    values = [v for v in (inp.low, inp.high, inp.default) if v is not None]
+    values = [v for v in (inp.low, inp.high, inp.default) if v is not None and not isinstance(v, str)]
     if inp.kind == "int":
         values = [int(v) for v in values] + [int(v) + 1 for v in values]
+    values += list(inp.words)  # named values of a number ("max")
     return st.sampled_from(values) if values else st.just(1)
 
 
