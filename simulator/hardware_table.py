@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from simulator.catalog import HardwareSpec
+from simulator.compression.hardware import DEVICE_COLUMNS as COMPRESSION_COLUMNS
+from simulator.compression.hardware import device_row as compression_row
 from simulator.families.training_inputs import PRECISIONS
 from simulator.training.constants import DEFAULT_CONSTANTS
 
@@ -14,7 +16,7 @@ from simulator.training.constants import DEFAULT_CONSTANTS
 # activations in bf16 (NVIDIA Transformer Engine recipe), so only its GEMM peak changes
 PARAM_BYTES = np.array([{"bf16": 2.0, "fp16": 2.0, "fp8": 2.0, "fp32": 4.0, "tf32": 4.0}[p] for p in PRECISIONS])
 PER_DEVICE = ("hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps", "inter_latency_s", "tdp_W",
-              "gemm_eff_max", "gemm_dim_half", "hbm_eff", "hw_gpu_hour_usd", "hw_gpus_per_node")
+              "gemm_eff_max", "gemm_dim_half", "hbm_eff", "hw_gpu_hour_usd", "hw_gpus_per_node", *COMPRESSION_COLUMNS)
 
 
 def _peak_or_nan(spec: HardwareSpec, precision: str) -> float:
@@ -33,6 +35,7 @@ def _row(s: HardwareSpec) -> dict[str, float]:
         "gemm_eff_max": k.gemm_eff_max if s.gemm_eff_max is None else s.gemm_eff_max,
         "gemm_dim_half": k.gemm_dim_half if s.gemm_dim_half is None else s.gemm_dim_half,
         "hbm_eff": k.hbm_eff, "hw_gpu_hour_usd": s.gpu_hour_usd, "hw_gpus_per_node": float(s.gpus_per_node),
+        **compression_row(s),  # peaks per number format and 2:4 support (simulator/compression/hardware.py)
     }
 
 
