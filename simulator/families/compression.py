@@ -55,7 +55,7 @@ INPUTS = (
           "(Frantar & Alistarh 2023), one-shot; structured removes whole rows.", choices=PRUNING_METHODS,
           default="none", link="pm", column="pruning_method"),
     Input("compression.sparsity", "float", "Sparsity", "Share of weights removed.", "fraction", 0.0, 0.99,
-          default=0.0, link="sp", column="sparsity", step=0.05),
+          default=0.0, link="spr", column="sparsity", step=0.05),
     Input("compression.pattern", "choice", "Sparsity pattern", "Unstructured, 2 of every 4 (2:4) or 4 of 8 kept, or "
           "whole rows.", choices=SPARSITY_PATTERNS, default="unstructured", link="spp", column="sparsity_pattern"),
     Input("compression.loss_scale", "float", "Loss-penalty scale", "Multiplies the predicted loss increase; 1 = the "
@@ -122,12 +122,12 @@ RULES = (
          lambda c: _pruned(c) & _n_of_m(c) & (c["sparsity"] != 0.5),
          lambda r: f"compression.pattern = {_name(SPARSITY_PATTERNS, r['sparsity_pattern'])} keeps half of every "
                    f"group, so sparsity must be 0.5 (got {r['sparsity']:g}); set sparsity 0.5 or pattern unstructured"),
-    Rule("compression.pattern", "rows need the structured method and back",
-         lambda c: _pruned(c) & ((c["sparsity_pattern"] == _code(SPARSITY_PATTERNS, "rows"))
-                                 != (c["pruning_method"] == _code(PRUNING_METHODS, "structured"))),
-         lambda r: f"compression.pattern = {_name(SPARSITY_PATTERNS, r['sparsity_pattern'])} with pruning_method = "
-                   f"{_name(PRUNING_METHODS, r['pruning_method'])}: structured pruning removes rows (pattern rows); "
-                   "the other methods remove single weights (unstructured, 2:4, 4:8)"),
+    Rule("compression.pattern", "structured pruning removes rows",
+         lambda c: (c["pruning_method"] == _code(PRUNING_METHODS, "structured"))
+         & (c["sparsity_pattern"] != _code(SPARSITY_PATTERNS, "rows")),
+         lambda r: f"compression.pruning_method = structured with pattern = "
+                   f"{_name(SPARSITY_PATTERNS, r['sparsity_pattern'])}: structured pruning removes whole rows; set "
+                   "pattern rows (magnitude, wanda and sparsegpt may also score rows)"),
     # warnings: legal, but probably not what was meant
     Rule("compression.quant_method", "method with nothing to quantize",
          lambda c: (c["quant_method"] != _code(QUANT_METHODS, "none")) & (c["weight_bits"] >= 16) & (c["act_bits"] >= 16),
