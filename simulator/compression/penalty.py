@@ -47,7 +47,7 @@ def unstructured_removed_energy(sparsity: np.ndarray) -> np.ndarray:
     with t = Φ⁻¹((1+S)/2), E(S) = S − 2·t·φ(t) (truncated-normal second moment)."""
     s = np.clip(np.asarray(sparsity, dtype=float), 0.0, 0.999999)
     t = ndtri((1.0 + s) / 2.0)
-    return s - 2.0 * t * np.exp(-0.5 * t * t) / np.sqrt(2.0 * np.pi)
+    return np.maximum(s - 2.0 * t * np.exp(-0.5 * t * t) / np.sqrt(2.0 * np.pi), 0.0)
 
 
 def removed_energy(sparsity: np.ndarray, pattern: np.ndarray) -> np.ndarray:
@@ -97,7 +97,7 @@ def capacity_delta(sparsity, params, law_A, law_alpha) -> np.ndarray:
     a, b, c, bn = FRANTAR_T5["a_S"], FRANTAR_T5["b_S"], FRANTAR_T5["c_S"], FRANTAR_T5["b_N"]
     s = np.clip(np.asarray(sparsity, dtype=float), 0.0, 0.999)
     ratio = (a * (1.0 - s) ** b + c) / (a + c) * (1.0 - s) ** (-bn)
-    return law_A / np.asarray(params, dtype=float) ** law_alpha * (ratio - 1.0)
+    return law_A / np.asarray(params, dtype=float) ** law_alpha * np.maximum(ratio - 1.0, 0.0)  # ≥ 0 (rounding)
 
 
 def loss_delta(c: dict[str, np.ndarray], law_A, law_alpha, k: dict[str, float]) -> np.ndarray:
