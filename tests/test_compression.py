@@ -228,3 +228,23 @@ def test_warnings_are_reported_not_refused():
     p = evaluate(Scenario.from_dict({"model": {"params": 7e9},
                                      "compression": {"weight_bits": 2, "quant_method": "rtn"}}))
     assert "compression_extrapolated" in {w.code for w in p.warnings}
+
+
+def test_sweep_rows_equal_single_plans():
+    """A sweep mixing dense and compressed rows (only the compressed ones are computed) agrees with evaluate."""
+    from simulator.sweeps import sweep
+
+    base = Scenario.from_dict({"model": {"params": 1.3e9}})
+    grid = {"compression.weight_bits": [16, 8, 4, 3], "compression.quant_method": ["none", "rtn", "awq"],
+            "compression.kv_bits": [16, 8], "cluster.accelerator": ["H100-SXM", "A100-80GB-SXM"]}
+    df = sweep(base, grid)
+    assert (~df["valid"]).sum() == 2 * 3 * 2  # none with 8, 4, 3 bits is refused
+    for values in df[df["valid"]].sample(8, random_state=0).to_dict("records"):
+        s = Scenario.from_dict({"model": {"params": 1.3e9}, "cluster": {"accelerator": values["cluster.accelerator"]},
+                                "compression": {"weight_bits": int(values["compression.weight_bits"]),
+                                                "quant_method": values["compression.quant_method"],
+                                                "kv_bits": int(values["compression.kv_bits"])}})
+        f = evaluate(s).figures
+        for key in ("compression.model_bytes", "compression.decode_speedup", "compression.prefill_speedup",
+                    "quality.loss", "quality.ppl_ratio"):
+            assert values[key] == pytest.approx(f[key].value, rel=1e-9), key

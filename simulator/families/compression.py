@@ -21,7 +21,8 @@ from simulator.compression.constants import (
     WEIGHT_BITS,
     load_fitted,
 )
-from simulator.compression.hardware import accelerator
+from simulator.compression.hardware import DEVICE_COLUMNS, accelerator
+from simulator.compression.rows import on_rows
 from simulator.compression.speed import speedups
 from simulator.compression.storage import model_bytes
 from simulator.registry import Columns, Family, FigureSpec, Input, Rule
@@ -164,16 +165,25 @@ FIGURES = (
 )
 
 
-def run(c: Columns) -> dict[str, np.ndarray]:
+_COLUMNS = ("params", "layers", "hidden", "heads", "kv_heads", "weight_bits", "act_bits", "kv_bits", "quant_format",
+            "group_size", "quant_method", "pruning_method", "sparsity", "sparsity_pattern", "dequant_overhead",
+            "hbm_GBps", "hbm_eff", "gemm_eff_max", *DEVICE_COLUMNS)
+
+
+def _compressed(c: Columns) -> dict[str, np.ndarray]:
     size = model_bytes(c["params"], c["weight_bits"], c["quant_format"], c["group_size"], c["hidden"],
                        c["sparsity"] * _pruned(c), c["sparsity_pattern"])
     decode, prefill = speedups(c, accelerator(c))
-    return {
-        "compression.model_bytes": size,
-        "compression.size_ratio": size / (2.0 * np.asarray(c["params"], dtype=float)),
-        "compression.decode_speedup": decode,
-        "compression.prefill_speedup": prefill,
-    }
+    return {"compression.size_ratio": size / (2.0 * c["params"]), "compression.decode_speedup": decode,
+            "compression.prefill_speedup": prefill}
+
+
+def run(c: Columns) -> dict[str, np.ndarray]:
+    shape = np.shape(c["params"])
+    out = on_rows(_compressed, c, _COLUMNS, shape, {"compression.size_ratio": 1.0, "compression.decode_speedup": 1.0,
+                                                    "compression.prefill_speedup": 1.0})
+    out["compression.model_bytes"] = out["compression.size_ratio"] * 2.0 * np.asarray(c["params"], dtype=float)
+    return out
 
 
 FAMILY = Family("compression", INPUTS, FIGURES, run, RULES, needs=("training",),

@@ -7,6 +7,7 @@ import numpy as np
 
 from simulator.compression.constants import load_fitted
 from simulator.compression.penalty import loss_delta
+from simulator.compression.rows import on_rows
 from simulator.quality import LAWS, compute_optimal, loss
 from simulator.registry import Columns, Family, FigureSpec, Input
 
@@ -55,7 +56,9 @@ def run(c: Columns) -> dict[str, np.ndarray]:
         n_opt, d_opt = compute_optimal(np.broadcast_to(c["training.flops_total"], shape)[rows], LAWS[name])
         law_rows = {k: np.broadcast_to(c[k], shape)[rows] for k in _PENALTY_COLUMNS}
         out["quality.dense_loss"][rows] = loss(n_r, d_r, LAWS[name])
-        out["quality.loss_delta"][rows] = loss_delta(law_rows, LAWS[name].A, LAWS[name].alpha, PENALTY_CONSTANTS)
+        out["quality.loss_delta"][rows] = on_rows(
+            lambda r, law=LAWS[name]: {"d": loss_delta(r, law.A, law.alpha, PENALTY_CONSTANTS)},
+            law_rows, _PENALTY_COLUMNS, (int(rows.sum()),), {"d": 0.0})["d"]
         out["quality.compute_optimal_params"][rows] = n_opt
         out["quality.compute_optimal_tokens"][rows] = d_opt
     out["quality.loss"] = out["quality.dense_loss"] + out["quality.loss_delta"]
