@@ -62,7 +62,7 @@ INPUTS = (
     Input("compression.loss_scale", "float", "Loss-penalty scale", "Multiplies the predicted loss increase; 1 = the "
           "fitted law. Its spread is the law's held-out error (docs/compression.md).", "ratio", 0.0, 100.0,
           default=1.0, link="ls", column="loss_scale", step=0.05,
-          spread=float(FITTED["heldout_delta_rel_sigma"]), provenance="published"),
+          spread=float(FITTED["heldout_delta_rel_sigma"]), provenance="fitted"),
     Input("compression.dequant_overhead", "float", "Dequantization overhead", "Extra matrix-multiply time of "
           "weight-only formats that unpack weights to 16 bits (QServe, Lin et al. 2024: 20-90%).", "fraction",
           0.0, 5.0, default=0.3, link="dq", column="dequant_overhead", step=0.05, spread=0.5),
