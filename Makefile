@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python -m benchmarks.sweep_speed
 	$(BIN)/python -m benchmarks.train_page_rerun
 	$(BIN)/python -m benchmarks.serving_trtllm
+	$(BIN)/python -m benchmarks.compression_quality
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

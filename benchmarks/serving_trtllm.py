@@ -19,7 +19,7 @@ from simulator.scenario import Scenario
 
 DATA = Path(__file__).parent / "data" / "trtllm_llama31_8b_fp8_h100.csv"
 TARGET_MEDIAN = 0.15
-FP8 = {"weight_bits": 8, "act_bits": 8, "kv_bits": 8}
+FP8 = {"quant_method": "rtn", "format": "fp", "weight_bits": 8, "act_bits": 8, "kv_bits": 8}
 
 
 def rows() -> list[dict[str, int]]:

@@ -14,6 +14,8 @@ import numpy as np
 
 from simulator.catalog import PRECISIONS as DEVICE_DTYPES
 from simulator.catalog import HardwareSpec
+from simulator.compression.hardware import DEVICE_COLUMNS as COMPRESSION_COLUMNS
+from simulator.compression.hardware import device_row as compression_row
 from simulator.families.training_inputs import PRECISIONS
 from simulator.serving.constants import DECODE_MEM_EFF, STEP_OVERHEAD_S
 from simulator.training.constants import DEFAULT_CONSTANTS
@@ -24,6 +26,7 @@ PARAM_BYTES = np.array([{"bf16": 2.0, "fp16": 2.0, "fp8": 2.0, "fp32": 4.0, "tf3
 PER_DEVICE = ("hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps", "inter_latency_s", "tdp_W",
               "gemm_eff_max", "gemm_dim_half", "hbm_eff", "hw_gpu_hour_usd", "hw_gpus_per_node", "hw_purchase_usd",
               "decode_mem_eff", "step_overhead_s", *(f"hw_peak_{d}_tflops" for d in DEVICE_DTYPES))
+PER_DEVICE += tuple(c for c in COMPRESSION_COLUMNS if c not in PER_DEVICE)  # 16-bit and fp4 peaks, 2:4 support
 NAN = float("nan")
 
 
@@ -58,6 +61,7 @@ def _row(s: HardwareSpec) -> dict[str, float]:
         "decode_mem_eff": DECODE_MEM_EFF if s.decode_mem_eff is None else s.decode_mem_eff,
         "step_overhead_s": STEP_OVERHEAD_S if s.step_overhead_s is None else s.step_overhead_s,
         **{f"hw_peak_{d}_tflops": s.peak_tflops.get(d, NAN) for d in DEVICE_DTYPES},
+        **compression_row(s),  # 16-bit and fp4 peaks, 2:4 support (simulator/compression/hardware.py)
     }
 
 

@@ -55,3 +55,16 @@ def test_epoch_refit_reproduces_table3_tokens_per_parameter():
 def test_unknown_law():
     with pytest.raises(ValueError, match=r"quality\.law"):
         get_law("kaplan")
+
+
+def test_quality_family_keeps_the_dense_loss_and_adds_the_compression_penalty():
+    from simulator import Scenario, evaluate
+
+    dense = evaluate(Scenario.from_dict({"model": {"params": 7e9}, "training": {"tokens": 1.4e12}})).figures
+    n = Scenario.from_dict({"model": {"params": 7e9}}).model.params  # counted from the derived shape
+    assert dense["quality.dense_loss"].value == pytest.approx(float(loss(n, 1.4e12, LAWS["chinchilla"])), rel=1e-12)
+    assert dense["quality.loss"].value == dense["quality.dense_loss"].value
+    q = evaluate(Scenario.from_dict({"model": {"params": 7e9}, "training": {"tokens": 1.4e12},
+                                     "compression": {"weight_bits": 3, "quant_method": "rtn"}})).figures
+    assert q["quality.dense_loss"].value == dense["quality.dense_loss"].value
+    assert q["quality.loss"].value > dense["quality.loss"].value

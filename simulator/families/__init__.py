@@ -3,12 +3,13 @@
 Adding a family: write its module (inputs, figures, a vectorised `run`) and add one line here.
 """
 
-from simulator.families import cost, finance, goodput, quality, serving, training
+from simulator.families import compression, cost, finance, goodput, quality, serving, training
 
 FAMILIES = (
     training.FAMILY,
     goodput.FAMILY,
     cost.FAMILY,
+    compression.FAMILY,
     quality.FAMILY,
     serving.FAMILY,
     finance.FAMILY,
