@@ -25,6 +25,9 @@ ASSUMED_SPREADS = {
     "intra_GBps": 0.15,    # NCCL busbw/NVLink 0.77 is one point (nccl-tests #149); ±15% over topologies, sizes
     "inter_GBps": 0.15,    # Calculon's InfiniBand efficiency 0.9; ±15% over fabrics, rail layouts, message sizes
 }
+SPREAD_LABELS = {"gemm_eff_max": "GEMM efficiency of the accelerator", "gemm_dim_half": "GEMM efficiency ramp",
+                 "hbm_eff": "memory-bandwidth efficiency", "intra_GBps": "intra-node bandwidth",
+                 "inter_GBps": "inter-node bandwidth"}
 _POSITIVE_FIELDS = ("hbm_GB", "hbm_GBps", "intra_node_GBps", "intra_node_latency_us", "inter_node_GBps",
                     "inter_node_latency_us", "gpus_per_node", "tdp_W", "gpu_hour_usd")
 _ALIASES = {"h100": "H100-SXM", "h100sxm5": "H100-SXM", "h100pcie80gb": "H100-PCIe", "a100": "A100-80GB-SXM",

@@ -41,20 +41,34 @@ def scenario_rows(scenarios: list[Scenario], devices: Mapping[str, HardwareSpec]
         return resolve_columns(given, n, table, tokens)
 
 
-def _perturbations(cols: dict[str, np.ndarray], hw: HardwareSpec) -> tuple[dict[str, np.ndarray], list[str]]:
-    """The plan's row, then for each uncertain column a P10 and a P90 row (all other columns as planned)."""
+def uncertain_columns(cols: Mapping[str, np.ndarray], hw: HardwareSpec) -> dict[str, float]:
+    """Model column -> relative one-sigma spread: the device's (fitted or assumed) and the inputs declared with a
+    `spread` (published or assumed). Ranges, the tornado and the Monte Carlo all move these and only these."""
     spreads = {k: v for k, v in device_spreads(hw).items() if k in cols and v > 0}
     spreads |= {inp.column: inp.spread for inp in INPUTS.values() if inp.spread > 0 and inp.column in cols}
+    return spreads
+
+
+def clip_to_bounds(rows: dict[str, np.ndarray], moved: Mapping[str, float]) -> None:
+    """Keep moved columns within their declared bounds (a fraction stays <= 1), in place."""
+    for inp in INPUTS.values():
+        if inp.column in moved and inp.high is not None:
+            rows[inp.column] = np.minimum(rows[inp.column], inp.high)
+    if "gemm_eff_max" in rows:
+        rows["gemm_eff_max"] = np.minimum(rows["gemm_eff_max"], 1.0)
+
+
+def perturbations(cols: dict[str, np.ndarray], hw: HardwareSpec) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The plan's row, then for each uncertain column a P10 and a P90 row (all other columns as planned):
+    rows 2i+1 and 2i+2 move column `names[i]`."""
+    spreads = uncertain_columns(cols, hw)
     names = list(spreads)
     n = 1 + 2 * len(names)
     rows = {k: np.repeat(np.asarray(v, dtype=float)[:1], n) for k, v in cols.items()}
     for i, name in enumerate(names):
         rows[name][1 + 2 * i] *= max(0.0, 1.0 - Z_P90 * spreads[name])
         rows[name][2 + 2 * i] *= 1.0 + Z_P90 * spreads[name]
-    for inp in INPUTS.values():  # keep perturbed fractions within their declared bounds
-        if inp.column in spreads and inp.high is not None:
-            rows[inp.column] = np.minimum(rows[inp.column], inp.high)
-    rows["gemm_eff_max"] = np.minimum(rows["gemm_eff_max"], 1.0)
+    clip_to_bounds(rows, spreads)
     return rows, names
 
 
@@ -118,7 +132,7 @@ def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = No
     """Evaluate one scenario. `devices` adds this caller's calibrated accelerators (from profiles)."""
     hw = lookup_device(scenario.cluster.accelerator, devices)
     cols = scenario_rows([scenario], devices)
-    rows, names = _perturbations(cols, hw)
+    rows, names = perturbations(cols, hw)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = evaluate_columns(rows)
     basis = _basis(scenario, hw)

@@ -3,11 +3,12 @@
 Adding a family: write its module (inputs, figures, a vectorised `run`) and add one line here.
 """
 
-from simulator.families import cost, goodput, quality, training
+from simulator.families import cost, decision, goodput, quality, training
 
 FAMILIES = (
     training.FAMILY,
     goodput.FAMILY,
     cost.FAMILY,
     quality.FAMILY,
+    decision.FAMILY,  # last: it reads every cost
 )
