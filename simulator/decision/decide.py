@@ -100,52 +100,64 @@ def _thin(indices: np.ndarray, most: int) -> np.ndarray:
     return indices[np.unique(np.linspace(0, len(indices) - 1, most).round().astype(int))]
 
 
-def _no_plan(c: Candidates, objective: str, budget_usd: float, target: float | None) -> NoPlan:
-    ok = np.flatnonzero(c.feasible)
+def _no_plan(c: Candidates, ok: np.ndarray, cost: np.ndarray, objective: str, budget_usd: float,
+             target: float | None) -> NoPlan:
     if ok.size == 0:
         return NoPlan("no candidate is feasible: none fits in memory and finishes training within "
                       "decision.max_training_days; raise max_training_days or allow a faster accelerator", None)
-    cost, loss = c.figures[COST][ok], c.figures[LOSS][ok]
+    loss = c.figures[LOSS][ok]
     if objective == "cheapest_for_quality":
-        i = ok[int(np.argmin(loss))]
-        return NoPlan(f"no candidate reaches a loss of {target:.3g}; the best reachable is "
-                      f"{c.figures[LOSS][i]:.3g} for ${c.figures[COST][i]:,.0f}: raise the target loss or the "
-                      "longest training time", _closest(c, i))
-    i = ok[int(np.argmin(cost))]
+        j = int(np.argmin(loss))
+        return NoPlan(f"no candidate reaches a loss of {target:.3g}; the best reachable is {loss[j]:.3g} for "
+                      f"${cost[j]:,.0f}: raise the target loss or the longest training time",
+                      _closest(c, int(ok[j]), cost[j]))
+    j = int(np.argmin(cost))
     return NoPlan(f"no candidate fits a budget of ${budget_usd:,.0f}; the cheapest feasible plan costs "
-                  f"${c.figures[COST][i]:,.0f}: raise decision.budget_usd to at least that, or shorten "
-                  "decision.horizon_months or the traffic", _closest(c, i))
+                  f"${cost[j]:,.0f}: raise decision.budget_usd to at least that, or shorten "
+                  "decision.horizon_months or the traffic", _closest(c, int(ok[j]), cost[j]))
 
 
-def _closest(c: Candidates, i: int) -> dict[str, Any]:
-    return {"scenario": c.choice(i), "total_cost_usd": float(c.figures[COST][i]),
-            "quality_loss": float(c.figures[LOSS][i])}
+def _closest(c: Candidates, i: int, cost_usd: float) -> dict[str, Any]:
+    return {"scenario": c.choice(i), "total_cost_usd": float(cost_usd), "quality_loss": float(c.figures[LOSS][i])}
+
+
+def search_base(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None) -> Scenario:
+    """The scenario every candidate starts from: the user's inputs less what the search chooses and the question."""
+    return Scenario.from_dict(base_inputs(scenario, question=False), devices)
+
+
+def candidates_for(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None,
+                   space: Mapping[str, Sequence[Any]] | None = None) -> Candidates:
+    """Every candidate of `space` (default: `default_space()`) evaluated once; reusable for any question."""
+    grid = only_registered(space if space is not None else default_space())
+    return evaluate_candidates(search_base(scenario, devices), grid, devices)
 
 
 def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None,
-           space: Mapping[str, Sequence[Any]] | None = None, refine: bool = True) -> Decision:
-    """The decision for `scenario`'s question (its `decision` section) over `space` (default: `default_space()`)."""
+           space: Mapping[str, Sequence[Any]] | None = None, refine: bool = True,
+           candidates: Candidates | None = None) -> Decision:
+    """The decision for `scenario`'s question (its `decision` section) over `space` (default: `default_space()`).
+    `candidates`: the same space already evaluated for this scenario (`candidates_for`), e.g. cached by a page."""
     d = scenario.decision
     target = d.quality_target_loss
     t0 = time.perf_counter()
     grid = only_registered(space if space is not None else default_space())
-    base_data = base_inputs(scenario)
-    base = Scenario.from_dict(base_data, devices)
-    coarse = evaluate_candidates(base, grid, d.max_training_days, devices)
-    ok = np.flatnonzero(coarse.feasible)
-    cost, loss = coarse.figures[COST][ok], coarse.figures[LOSS][ok]
+    coarse = candidates if candidates is not None else candidates_for(scenario, devices, grid)
+    ok = np.flatnonzero(coarse.feasible(d.horizon_months, d.max_training_days))
+    cost = coarse.total_cost_usd(d.horizon_months)[ok]
+    loss = coarse.figures[LOSS][ok]
     at = pick(cost, loss, d.objective, d.budget_usd, target)
     n_eval = coarse.n
-    choices = [coarse.choice(int(i)) for i in ok[pareto_front(cost, loss)]] if ok.size else []
-    front = [(float(coarse.figures[COST][i]), float(coarse.figures[LOSS][i])) for i in ok[pareto_front(cost, loss)]]
-    points = [ParetoPoint(c, q, ch) for (c, q), ch in zip(front, choices, strict=True)]
+    front = pareto_front(cost, loss)
+    points = [ParetoPoint(float(cost[j]), float(loss[j]), coarse.choice(int(ok[j]))) for j in front]
     best: dict[str, Any] | None = None if at is None else coarse.choice(int(ok[at]))
     if best is not None and refine:
-        fine = evaluate_candidates(base, refinement_grid(best, grid), d.max_training_days, devices)
+        base = search_base(scenario, devices)
+        fine = evaluate_candidates(base, refinement_grid(best, grid), devices)
         n_eval += fine.n
-        fok = np.flatnonzero(fine.feasible)
-        pool_cost = np.concatenate(([coarse.figures[COST][ok[at]]], fine.figures[COST][fok]))
-        pool_loss = np.concatenate(([coarse.figures[LOSS][ok[at]]], fine.figures[LOSS][fok]))
+        fok = np.flatnonzero(fine.feasible(d.horizon_months, d.max_training_days))
+        pool_cost = np.concatenate(([cost[at]], fine.total_cost_usd(d.horizon_months)[fok]))
+        pool_loss = np.concatenate(([loss[at]], fine.figures[LOSS][fok]))
         j = pick(pool_cost, pool_loss, d.objective, d.budget_usd, target)
         if j is not None and j > 0:
             best = fine.choice(int(fok[j - 1]))
@@ -154,15 +166,14 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     if points:  # the front again, with the refined point among it
         pc = np.array([p.total_cost_usd for p in points])
         pl = np.array([p.quality_loss for p in points])
-        keep = _thin(pareto_front(pc, pl), MAX_PARETO_POINTS)
-        points = [points[i] for i in keep]
-    sample_idx = _thin(ok, 4000)
-    sample = {"total_cost_usd": coarse.figures[COST][sample_idx], "quality_loss": coarse.figures[LOSS][sample_idx]}
+        points = [points[i] for i in _thin(pareto_front(pc, pl), MAX_PARETO_POINTS)]
+    shown = _thin(np.arange(ok.size), 4000)
+    sample = {"total_cost_usd": cost[shown], "quality_loss": loss[shown]}
     if best is None:
         return Decision(scenario, d.objective, d.budget_usd, target, None,
-                        _no_plan(coarse, d.objective, d.budget_usd, target), tuple(points), n_eval, int(ok.size),
-                        search_s, None, (), sample)
-    rec_scenario = scenario_of(base_data, best, devices, name=scenario.name)
+                        _no_plan(coarse, ok, cost, d.objective, d.budget_usd, target), tuple(points), n_eval,
+                        int(ok.size), search_s, None, (), sample)
+    rec_scenario = scenario_of(base_inputs(scenario), best, devices, name=scenario.name)
     plan = evaluate(rec_scenario, devices)
     hw = lookup_device(rec_scenario.cluster.accelerator, devices)
     cols = scenario_rows([rec_scenario], devices)

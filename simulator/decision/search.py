@@ -11,6 +11,7 @@ import numpy as np
 
 from simulator.catalog import HardwareSpec
 from simulator.decision.space import candidate_inputs
+from simulator.families.decision import total_cost_usd
 from simulator.inputs import FIGURES
 from simulator.scenario import Scenario
 from simulator.sweeps import sweep_arrays
@@ -18,21 +19,32 @@ from simulator.sweeps import sweep_arrays
 COST = "decision.total_cost_usd"
 LOSS = "quality.loss"
 DAYS = "training.wall_days"
-KEPT = (COST, LOSS, DAYS, "training.fits_memory", "training.cost_usd", "decision.serving_cost_usd")
+MONTHLY = "serving.monthly_cost_usd"
+KEPT = (LOSS, DAYS, "training.fits_memory", "training.cost_usd", MONTHLY)
 
 
 @dataclass(frozen=True)
 class Candidates:
-    """The searched values and the kept figures of every candidate, as arrays; `feasible` marks the plans that
-    are valid, fit in memory, finish training in time and have a finite cost and loss."""
+    """The searched values and the kept figures of every candidate, as arrays. None of them depends on the
+    decision section (budget, horizon, objective, target, longest training), so a page that changes only those
+    re-picks from the same candidates instead of evaluating them again."""
 
     choices: dict[str, np.ndarray]  # searched key -> each row's value
     figures: dict[str, np.ndarray]
-    feasible: np.ndarray
+    valid: np.ndarray  # breaks no rule and fits in memory
 
     @property
     def n(self) -> int:
-        return len(self.feasible)
+        return len(self.valid)
+
+    def total_cost_usd(self, horizon_months: float) -> np.ndarray:
+        return total_cost_usd(self.figures["training.cost_usd"], self.figures.get(MONTHLY), horizon_months)
+
+    def feasible(self, horizon_months: float, max_days: float) -> np.ndarray:
+        """Valid, trained within `max_days`, with a finite total cost and loss."""
+        with np.errstate(invalid="ignore"):
+            return (self.valid & (self.figures[DAYS] <= max_days) & np.isfinite(self.total_cost_usd(horizon_months))
+                    & np.isfinite(self.figures[LOSS]))
 
     def choice(self, i: int) -> dict[str, Any]:
         out = {}
@@ -42,16 +54,14 @@ class Candidates:
         return out
 
 
-def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]], max_days: float,
+def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]],
                         devices: Mapping[str, HardwareSpec] | None = None) -> Candidates:
     keep = [k for k in KEPT if k in FIGURES]
     arrays = sweep_arrays(base, space, devices, keep=keep)
     choices = {key: np.asarray(arrays[key]) for key in space}
     figures = {key: np.asarray(arrays[key], dtype=float) for key in keep}
-    with np.errstate(invalid="ignore"):
-        feasible = (np.asarray(arrays["valid"]) & (figures["training.fits_memory"] > 0)
-                    & (figures[DAYS] <= max_days) & np.isfinite(figures[COST]) & np.isfinite(figures[LOSS]))
-    return Candidates(choices, figures, feasible)
+    valid = np.asarray(arrays["valid"]) & (figures["training.fits_memory"] > 0)
+    return Candidates(choices, figures, valid)
 
 
 def pareto_front(cost: np.ndarray, loss: np.ndarray) -> np.ndarray:

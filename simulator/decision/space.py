@@ -46,11 +46,14 @@ def default_space(per_decade: int = 4) -> dict[str, list[Any]]:
     return space
 
 
-def base_inputs(scenario: Scenario) -> dict[str, dict[str, Any]]:
+def base_inputs(scenario: Scenario, question: bool = True) -> dict[str, dict[str, Any]]:
     """The user's inputs with the searched keys and what they fix (a preset, a shape, a ZeRO stage) taken out, so
-    each candidate's shape and derived settings follow its own size and layout."""
+    each candidate's shape and derived settings follow its own size and layout. `question=False` also leaves out
+    the decision section: what the candidates' figures do not depend on."""
     data = scenario.inputs()
     data.pop("name", None)
+    if not question:
+        data.pop("decision", None)
     for key in (*SEARCHED, *FREED):
         section, _, name = key.partition(".")
         data.get(section, {}).pop(name, None)

@@ -34,11 +34,18 @@ INPUTS = (
 )
 
 
-def _serving_usd(c: Columns) -> np.ndarray:
-    """Serving cost over the horizon: 0 where no serving family has run."""
-    if "serving.monthly_cost_usd" not in c:
-        return np.zeros_like(np.asarray(c["horizon_months"], dtype=float))
-    return np.nan_to_num(c["serving.monthly_cost_usd"], nan=np.inf) * c["horizon_months"]
+def serving_usd(monthly_usd: np.ndarray | None, horizon_months: np.ndarray) -> np.ndarray:
+    """Serving cost over the horizon: monthly cost × months (0 where no serving family has run; a plan that cannot
+    serve its traffic costs infinity, so it is never recommended)."""
+    horizon = np.asarray(horizon_months, dtype=float)
+    if monthly_usd is None:
+        return np.zeros_like(horizon)
+    return np.nan_to_num(np.asarray(monthly_usd, dtype=float), nan=np.inf) * horizon
+
+
+def total_cost_usd(training_usd: np.ndarray, monthly_usd: np.ndarray | None, horizon_months: np.ndarray) -> np.ndarray:
+    """Training cost plus serving over the horizon."""
+    return training_usd + serving_usd(monthly_usd, horizon_months)
 
 
 FIGURES = (
@@ -57,7 +64,7 @@ FIGURES = (
 
 
 def run(c: Columns) -> dict[str, np.ndarray]:
-    serving = _serving_usd(c)
+    serving = serving_usd(c.get("serving.monthly_cost_usd"), c["horizon_months"])
     total = c["training.cost_usd"] + serving
     return {"decision.serving_cost_usd": serving, "decision.total_cost_usd": total,
             "decision.budget_left_usd": c["budget_usd"] - total,
