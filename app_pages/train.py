@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -185,8 +186,11 @@ def sidebar(plan: Any, stale: bool, sweep: Any = None, baseline: Any = None) -> 
                                on_click="ignore")
             st.download_button(f"Plan JSON{suffix}", json.dumps(plan.to_dict(), indent=2), "modelfolio-plan.json",
                                "application/json", icon=":material/download:", key="download_plan", on_click="ignore")
+            # a deferred download keeps the callable of the widget it was made with: the key follows the plan
+            version = hashlib.sha256((plan.scenario.to_json() + repr(baseline and baseline.scenario.to_json()))
+                                     .encode()).hexdigest()[:12]
             st.download_button(f"PDF report{suffix}", pdf_report(plan, sweep, baseline), "modelfolio-plan.pdf",
-                               "application/pdf", icon=":material/picture_as_pdf:", key="download_pdf",
+                               "application/pdf", icon=":material/picture_as_pdf:", key=f"download_pdf.{version}",
                                on_click="ignore", help="The answer, key figures with ranges and provenance, warnings, "
                                                        "the charts above, every input and the sources, on A4.")
         st.file_uploader("Import scenario JSON", type=["json"], key=IMPORT_KEY, on_change=import_scenario,

@@ -26,6 +26,9 @@ ASSUMED_SPREADS = {
     "inter_GBps": 0.15,    # Calculon's InfiniBand efficiency 0.9; ±15% over fabrics, rail layouts, message sizes
     "decode_mem_eff": 0.10,  # serving decode's share of datasheet HBM bandwidth (simulator/serving/constants.py); ±10%
 }
+SPREAD_LABELS = {"gemm_eff_max": "GEMM efficiency of the accelerator", "gemm_dim_half": "GEMM efficiency ramp",
+                 "hbm_eff": "memory-bandwidth efficiency", "intra_GBps": "intra-node bandwidth",
+                 "inter_GBps": "inter-node bandwidth"}
 _POSITIVE_FIELDS = ("hbm_GB", "hbm_GBps", "intra_node_GBps", "intra_node_latency_us", "inter_node_GBps",
                     "inter_node_latency_us", "gpus_per_node", "tdp_W", "gpu_hour_usd")
 _ALIASES = {"h100": "H100-SXM", "h100sxm5": "H100-SXM", "h100pcie80gb": "H100-PCIe", "a100": "A100-80GB-SXM",

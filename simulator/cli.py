@@ -1,5 +1,5 @@
-"""Command line: `python -m simulator evaluate SCENARIO.json` (JSON plan), `... sweep` (CSV) and `... report`
-(PDF summary, `-o plan.pdf`).
+"""Command line: `python -m simulator evaluate SCENARIO.json` (JSON plan), `... decide` (the recommended plan, its
+Pareto front, uncertainty and sensitivity, as JSON), `... sweep` (CSV) and `... report` (PDF summary, `-o plan.pdf`).
 
 Every input problem ends with `error: ...` lines on standard error and exit code 2, never a traceback:
 scenarios and grids are parsed by the one bounded reader (simulator.safe_json), `--out` is checked before
@@ -139,6 +139,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_decide(args: argparse.Namespace) -> int:
+    from simulator.decision import decide  # the search is only loaded by the command that needs it
+
+    result = _finite(decide(_read_scenario(args.scenario)).to_dict())
+    _to_stdout(lambda f: f.write(json.dumps(result, indent=2, allow_nan=False, ensure_ascii=False) + "\n"))
+    return 0
+
+
 def _same_file(a: str, b: str) -> bool:
     try:
         return Path(a).samefile(b)
@@ -237,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="print the plan of one scenario as JSON")
     ev.add_argument("scenario", help="scenario JSON file, or - for standard input")
     ev.set_defaults(func=_cmd_evaluate)
+    de = sub.add_parser("decide", help="search model size, tokens, cluster, compression and serving for the plan "
+                                       "the scenario's decision section asks for; print JSON")
+    de.add_argument("scenario", help="scenario JSON file, or - for standard input")
+    de.set_defaults(func=_cmd_decide)
     sw = sub.add_parser("sweep", help="evaluate a grid of scenarios, write CSV")
     sw.add_argument("scenario", help="base scenario JSON file, or - for standard input")
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="dotted key and values; repeatable")

@@ -42,7 +42,7 @@ def scenario_rows(scenarios: list[Scenario], devices: Mapping[str, HardwareSpec]
         return resolve_columns(given, n, table, tokens)
 
 
-def _device_spreads(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> dict[str, float]:
+def scenario_device_spreads(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> dict[str, float]:
     """Every device input's spreads (simulator.catalog.device_spreads), keyed by that device's model columns."""
     out: dict[str, float] = {}
     for inp in DEVICE_INPUTS:
@@ -52,23 +52,39 @@ def _device_spreads(scenario: Scenario, devices: Mapping[str, HardwareSpec] | No
     return out
 
 
-def _perturbations(cols: dict[str, np.ndarray], device_spread: Mapping[str, float]) -> tuple[dict[str, np.ndarray], list[str]]:
-    """The plan's row, then for each uncertain column a P10 and a P90 row (all other columns as planned)."""
+def uncertain_columns(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float]) -> dict[str, float]:
+    """Model column -> relative one-sigma spread: the devices' (fitted or assumed, `scenario_device_spreads`) and
+    the inputs declared with a `spread` (published or assumed). Ranges, the tornado and the Monte Carlo all move
+    these and only these."""
     spreads = {k: v for k, v in device_spread.items() if k in cols and v > 0}
     spreads |= {inp.column: inp.spread for inp in INPUTS.values() if inp.spread > 0 and inp.column in cols}
+    return spreads
+
+
+def clip_to_bounds(rows: dict[str, np.ndarray], moved: Mapping[str, float]) -> None:
+    """Keep moved columns within their declared bounds (a fraction stays <= 1), in place."""
+    for inp in INPUTS.values():
+        if inp.column in moved and inp.high is not None:
+            rows[inp.column] = np.minimum(rows[inp.column], inp.high)
+    for inp in DEVICE_INPUTS:  # fractions of a peak stay at most 1
+        for name in ("gemm_eff_max", "decode_mem_eff"):
+            column = hw_column(device_prefix(inp.column), name)
+            if column in rows:
+                rows[column] = np.minimum(rows[column], 1.0)
+
+
+def perturbations(cols: dict[str, np.ndarray], device_spread: Mapping[str, float]
+                  ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The plan's row, then for each uncertain column a P10 and a P90 row (all other columns as planned):
+    rows 2i+1 and 2i+2 move column `names[i]`."""
+    spreads = uncertain_columns(cols, device_spread)
     names = list(spreads)
     n = 1 + 2 * len(names)
     rows = {k: np.repeat(np.asarray(v, dtype=float)[:1], n) for k, v in cols.items()}
     for i, name in enumerate(names):
         rows[name][1 + 2 * i] *= max(0.0, 1.0 - Z_P90 * spreads[name])
         rows[name][2 + 2 * i] *= 1.0 + Z_P90 * spreads[name]
-    for inp in INPUTS.values():  # keep perturbed fractions within their declared bounds
-        if inp.column in spreads and inp.high is not None:
-            rows[inp.column] = np.minimum(rows[inp.column], inp.high)
-    for inp in DEVICE_INPUTS:  # fractions of a peak stay at most 1
-        for name in ("gemm_eff_max", "decode_mem_eff"):
-            column = hw_column(device_prefix(inp.column), name)
-            rows[column] = np.minimum(rows[column], 1.0)
+    clip_to_bounds(rows, spreads)
     return rows, names
 
 
@@ -132,7 +148,7 @@ def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = No
     """Evaluate one scenario. `devices` adds this caller's calibrated accelerators (from profiles)."""
     hw = lookup_device(scenario.cluster.accelerator, devices)
     cols = scenario_rows([scenario], devices)
-    rows, names = _perturbations(cols, _device_spreads(scenario, devices))
+    rows, names = perturbations(cols, scenario_device_spreads(scenario, devices))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = evaluate_columns(rows)
     basis = _basis(scenario, hw)

@@ -45,8 +45,30 @@ def _sectioned(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+MAX_NAME_CHARS = 200
+
+
+def _split_name(data: Any) -> tuple[str, Any]:
+    """The scenario's top-level `name` (free text, any Unicode) and the sections without it."""
+    if not isinstance(data, dict) or "name" not in data:
+        return "", data
+    rest = {k: v for k, v in data.items() if k != "name"}
+    name = data["name"]
+    if name is None:
+        return "", rest
+    if not isinstance(name, str):
+        raise ScenarioError([f"name: expected text, got {type(name).__name__}"])
+    name = " ".join(name.split())  # one line: newlines and tabs become spaces
+    if len(name) > MAX_NAME_CHARS:
+        raise ScenarioError([f"name: {len(name):,} characters; at most {MAX_NAME_CHARS}"])
+    if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in name):
+        raise ScenarioError(["name: contains control characters or unpaired surrogates; use plain text"])
+    return name, rest
+
+
 @dataclass(frozen=True)
 class _ScenarioBase:
+    name: str = field(default="", compare=False)  # free text (any Unicode): the report's title
     notes: tuple[str, ...] = field(default=(), compare=False)  # how defaults and the shape were derived
     derived: frozenset[str] = field(default=frozenset(), compare=False)  # keys filled from other inputs
     given: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the user chose, by dotted key
@@ -59,14 +81,16 @@ class _ScenarioBase:
         section, _, name = dotted.partition(".")
         return getattr(getattr(self, section), name)
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        """Every value, resolved (what the plan used)."""
-        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+    def to_dict(self) -> dict[str, Any]:
+        """Every value, resolved (what the plan used), and the name when there is one."""
+        out: dict[str, Any] = {"name": self.name} if self.name else {}
+        return out | {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
 
-    def inputs(self) -> dict[str, dict[str, Any]]:
+    def inputs(self) -> dict[str, Any]:
         """The values the user chose: keys derived from other inputs (shape from params, catalog price, ...)
         are left out, so that changing e.g. the accelerator re-derives its price."""
-        return _sectioned(self.given)
+        out: dict[str, Any] = {"name": self.name} if self.name else {}
+        return out | _sectioned(self.given)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -75,9 +99,10 @@ class _ScenarioBase:
     def from_dict(cls, data: Any, devices: Mapping[str, Any] | None = None) -> Scenario:
         from simulator.resolve import resolve  # the resolver imports the registry, not this module
 
+        name, data = _split_name(data)
         r = resolve(data, devices)
         sections = {s: SECTION_TYPES[s](**vals) for s, vals in _sectioned(r.values).items()}
-        return cls(**sections, notes=r.notes, derived=r.derived, given=r.given)
+        return cls(**sections, name=name, notes=r.notes, derived=r.derived, given=r.given)
 
     @classmethod
     def from_json(cls, text: str | bytes, devices: Mapping[str, Any] | None = None, *,

@@ -154,12 +154,15 @@ def evaluate_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def sweep_arrays(base: Scenario, grid: Mapping[str, Sequence[Any]],
-                 devices: Mapping[str, HardwareSpec] | None = None) -> dict[str, Any]:
-    """`sweep` as a dict of columns (numpy arrays and categoricals), before any DataFrame is built."""
+                 devices: Mapping[str, HardwareSpec] | None = None,
+                 keep: Sequence[str] | None = None) -> dict[str, Any]:
+    """`sweep` as a dict of columns (numpy arrays and categoricals), before any DataFrame is built.
+
+    `keep`: only these figures are kept (a search over a million rows needs a few columns, not all)."""
     g = _check_grid(base, grid, devices)
     blocks = _Blocks(base, g, devices)
     n = g.n
-    out = {key: np.empty(n, dtype=bool if key in BOOL_FIGURES else float) for key in FIGURES}
+    out = {key: np.empty(n, dtype=bool if key in BOOL_FIGURES else float) for key in (keep or FIGURES)}
     params, code = np.empty(n), np.empty(n, dtype=np.int16)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for start in range(0, n, BLOCK_ROWS):  # blocks of rows, each one vectorised pass

@@ -34,6 +34,8 @@ def run_app(query: dict[str, str] | None = None, devices: dict | None = None) ->
         at.query_params[key] = value
     if devices:
         at.session_state[UPLOADED] = devices
+    if not query:  # the root forwards a share link (parameters) to /train, and a bare visit to Decide
+        at.switch_page("app_pages/train.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

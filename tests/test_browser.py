@@ -85,7 +85,7 @@ def wait_headline(page, text: str) -> None:
 
 
 def test_page_shows_answer_and_reacts_to_gpu_count(tools, app_url, page):
-    page.goto(app_url)
+    page.goto(f"{app_url}/train")
     tools.wait_rendered(page)
     assert re.search(r"Training a \d+B model on 1\.4T tokens takes .* on 1,024 H100", headline(page))
     assert page.locator('[data-testid="stMetricValue"]').count() == 8
@@ -244,3 +244,33 @@ def test_an_upload_in_one_browser_session_leaves_another_sessions_devices_alone(
         assert after == before and not any("Browser rig" in name for name in after)
     finally:
         other.context.close()
+
+
+def decide_answer(page) -> str:
+    return page.locator("h3").filter(has_text="plan").first.inner_text()
+
+
+def test_decide_budget_change_moves_the_recommendation_and_the_pdf_says_the_same(tools, app_url, page, tmp_path):
+    from pypdf import PdfReader
+
+    page.goto(app_url)  # the home page
+    tools.wait_rendered(page)
+    page.wait_for_url(re.compile(r"/decide"))
+    before = decide_answer(page)
+    assert before.startswith("The best plan within $10M")
+    budget = page.get_by_label("Budget (million USD)", exact=True)
+    budget.fill("40")
+    budget.press("Enter")
+    page.wait_for_function("t => [...document.querySelectorAll('h3')].some(h => h.innerText.startsWith(t))",
+                           arg="The best plan within $40M")
+    tools.wait_rendered(page)
+    after = decide_answer(page)
+    assert after != before
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download PDF").click()
+    path = tmp_path / "decision.pdf"
+    info.value.save_as(path)
+    reader = PdfReader(path)
+    text = " ".join(p.extract_text() for p in reader.pages)
+    assert "The best plan within $40M" in " ".join(text.split())
+    assert sum(len(p.images) for p in reader.pages) >= 2  # the Pareto chart and the tornado

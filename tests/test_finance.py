@@ -16,9 +16,12 @@ SPM = HPM * 3600
 
 
 def _plan(finance: dict, serving: dict | None = None):
+    finance = dict(finance)
+    horizon = finance.pop("horizon_months", None)  # the question's horizon: decision.horizon_months
     return evaluate(Scenario.from_dict({"model": {"preset": "llama-3-8b"},
                                         "serving": {"accelerator": "H100-SXM", "requests_per_s": 10, **(serving or {})},
-                                        "finance": finance}))
+                                        "finance": finance,
+                                        **({"decision": {"horizon_months": horizon}} if horizon else {})}))
 
 
 def test_rent_tco_and_committed_discount():

@@ -224,6 +224,7 @@ NEEDS: dict[str, dict[str, dict[str, Any]]] = {
     "cluster.async_kappa": {"cluster": {"sync": "async"}},
     "training.sharding": {"cluster": {"sync": "async"}},
     "finance.gpu_hour_usd": {"finance": {"gpu_hour_usd": 2.5}},
+    "decision.quality_target_loss": {"decision": {"quality_target_loss": 2.5}},
     "training.sequence_parallel": {"cluster": {"tp": 4}},
     "model.ffn_hidden": {"model": {"ffn_hidden": 8192}},
     "training.zero_stage": {"cluster": {"sync": "ring"}},
@@ -438,7 +439,7 @@ def test_scenario_sections_have_exactly_the_registry_keys():
     assert tuple(SECTION_TYPES) == SECTIONS
     scenario_fields = [f.name for f in dataclasses.fields(Scenario)]
     assert [f for f in scenario_fields if f in SECTIONS] == list(SECTIONS)
-    assert set(scenario_fields) - set(SECTIONS) == {"notes", "derived", "given"}
+    assert set(scenario_fields) - set(SECTIONS) == {"name", "notes", "derived", "given"}
     for section, cls in SECTION_TYPES.items():
         assert [f.name for f in dataclasses.fields(cls)] == section_keys(section), section
     resolved = Scenario.from_dict(SWEEP_BASES["small"]).to_dict()

@@ -263,6 +263,7 @@ def deferred(monkeypatch):
 
 def test_the_train_page_offers_the_pdf(deferred):
     at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("app_pages/train.py")  # a bare visit opens Decide, the home page
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     labels = [b.label for b in at.get("download_button")]

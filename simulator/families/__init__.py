@@ -3,7 +3,7 @@
 Adding a family: write its module (inputs, figures, a vectorised `run`) and add one line here.
 """
 
-from simulator.families import compression, cost, finance, goodput, quality, serving, training
+from simulator.families import compression, cost, decision, finance, goodput, quality, serving, training
 
 FAMILIES = (
     training.FAMILY,
@@ -13,4 +13,5 @@ FAMILIES = (
     quality.FAMILY,
     serving.FAMILY,
     finance.FAMILY,
+    decision.FAMILY,  # last: it reads every cost
 )

@@ -64,8 +64,6 @@ INPUTS = (
           column="traffic_growth_per_month", step=0.01),
     Input("finance.discount_rate_per_year", "float", "Discount rate", "Yearly rate for the net present value "
           "(assumed 10%).", "fraction", 0.0, 1.0, default=0.10, link="dr", column="discount_rate_per_year", step=0.01),
-    Input("finance.horizon_months", "int", "Horizon", "Months of serving the total cost, NPV and payback cover.",
-          "months", 1, 120, default=36, link="hz", column="horizon_months"),
     Input("finance.include_training", "bool", "Include training cost", "Add the training run's rental cost "
           "(training.cost_usd) at month 0 of the total cost, NPV and payback.", default=True, link="itr",
           column="include_training"),
@@ -126,5 +124,7 @@ def run(c: Columns) -> dict[str, np.ndarray]:
         }
 
 
+# the horizon (months the totals, NPV and payback cover) is the question's: decision.horizon_months, column
+# `horizon_months`, declared once in simulator/families/decision.py
 FAMILY = Family("finance", INPUTS, FIGURES, run, needs=("cost", "serving"),
                 doc="rent vs buy vs hosted API, total cost over a horizon, margin, NPV and payback")

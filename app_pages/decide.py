@@ -1,0 +1,209 @@
+"""Decide: for my budget, what model, data and cluster give the best quality, and how sure is that?"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import _decide_inputs as ui
+from app_pages._devices import session_devices
+from app_pages._train_data import device_key
+from report import decision_charts as charts
+from report import decision_text as text
+from report import formatting as fmt
+from simulator.decision.decide import Decision, candidates_for, decide
+from simulator.decision.search import Candidates
+from simulator.decision.space import base_inputs
+from simulator.scenario import Scenario, ScenarioError
+
+COMPARE_OUTPUTS = ("decision.total_cost_usd", "quality.loss", "training.wall_days", "training.cost_usd",
+                   "decision.serving_cost_usd", "training.gpu_hours")
+
+
+@st.cache_data(show_spinner="Evaluating about a million candidate plans…", max_entries=16)
+def _candidates(base_json: str, device_ids: Any, _devices: Any) -> Candidates:
+    return candidates_for(Scenario.from_dict(json.loads(base_json), _devices), _devices)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _decision(data_json: str, device_ids: Any, _devices: Any) -> Decision:
+    scenario = Scenario.from_dict(json.loads(data_json), _devices)
+    base = base_inputs(scenario, question=False)  # what the candidates depend on: a budget change re-picks only
+    candidates = _candidates(json.dumps(base, sort_keys=True), device_ids, _devices)
+    return decide(scenario, _devices, candidates=candidates)
+
+
+def decision_for(data: dict[str, Any]) -> Decision:
+    devices = session_devices()
+    return _decision(json.dumps(data, sort_keys=True, ensure_ascii=False), device_key(devices), devices)
+
+
+def question() -> dict[str, Any]:
+    st.title("Decide")
+    st.caption("For my budget, what model size, data and cluster give the best predicted quality, counting "
+               "training and serving? Or: what is the cheapest plan that reaches my quality target?")
+    values: dict[str, Any] = {}
+    cols = st.columns([1.2, 1, 2.4, 1.2])
+    for col, key in zip(cols, ui.MAIN, strict=True):
+        with col:
+            disabled = key == "decision.quality_target_loss" and st.session_state.get(
+                ui.PREFIX + "decision.objective") != "cheapest_for_quality"
+            values[key] = ui.widget(key, disabled=disabled)
+    traffic = ui.registered(ui.TRAFFIC)
+    row = st.columns(1 + len(traffic))
+    with row[0]:
+        values["cluster.accelerator"] = ui.widget("cluster.accelerator")
+    for col, key in zip(row[1:], traffic, strict=True):
+        with col:
+            values[key] = ui.widget(key)
+    with st.expander("More settings"):
+        more = st.columns(len(ui.MORE))
+        for col, key in zip(more, ui.MORE, strict=True):
+            with col:
+                values[key] = ui.widget(key)
+    if values.get("decision.objective") != "cheapest_for_quality":
+        values["decision.quality_target_loss"] = None
+    return values
+
+
+def metrics(d: Decision) -> None:
+    plan = d.recommendation
+    u = d.uncertainty
+    cost = plan.figures["decision.total_cost_usd"]
+    with st.container(border=True):
+        c = st.columns(5)
+        c[0].metric("Total cost", fmt.usd(cost.value), help=cost.source + f" · {cost.provenance}")
+        c[1].metric("Predicted loss", fmt.loss(plan.value("quality.loss")),
+                    help=plan.figures["quality.loss"].source + " · published")
+        c[2].metric("Training time", fmt.days(plan.value("training.wall_days")))
+        c[3].metric("Training GPUs", fmt.count(plan.scenario.cluster.gpus))
+        if u is not None:
+            c[4].metric("Chance over budget", fmt.pct(u.prob_over_budget),
+                        help=f"{u.samples:,} Monte Carlo draws, seed {u.seed}")
+
+
+def pareto(d: Decision) -> None:
+    st.subheader("Quality against total cost")
+    frame = charts.pareto_frame(d)
+    budget = d.budget_usd if d.objective != "cheapest_for_quality" else None
+    st.altair_chart(charts.pareto_chart(frame, budget), width="stretch")
+    st.caption(charts.describe_pareto(frame, budget).replace("$", r"\$"))
+    with st.expander("Table view: the Pareto front"):
+        front = frame[frame["Kind"] != "candidate"].copy()
+        front["Total cost (USD)"] = [fmt.usd(v) for v in front["Total cost (USD)"]]
+        front["Loss"] = [fmt.loss(v) for v in front["Loss"]]
+        st.dataframe(front, hide_index=True, width="stretch")
+
+
+def alternatives(d: Decision) -> None:
+    st.subheader("Best alternatives")
+    points = sorted(d.pareto, key=lambda p: abs(p.total_cost_usd - (d.total_cost_usd or 0.0)))[:6]
+    rows = [{"Plan": charts.choice_text(p.choice), "Total cost": fmt.usd(p.total_cost_usd),
+             "Loss": fmt.loss(p.quality_loss), "Within budget": "yes" if p.total_cost_usd <= d.budget_usd else "no"}
+            for p in sorted(points, key=lambda p: p.total_cost_usd)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def uncertainty(d: Decision) -> None:
+    st.subheader("What is uncertain")
+    st.markdown(text.uncertainty_sentence(d).replace("$", r"\$"))
+    bars = charts.tornado_frame(d)
+    if bars.empty:
+        st.caption("No input of this plan is marked uncertain.")
+        return
+    st.altair_chart(charts.tornado_chart(bars, d.total_cost_usd), width="stretch")
+    st.caption(charts.describe_tornado(bars, d.total_cost_usd).replace("$", r"\$"))
+    with st.expander("Table view: the tornado"):
+        view = bars.copy()
+        for col in ("At P10 (USD)", "At P90 (USD)", "Swing (USD)"):
+            view[col] = [fmt.usd(v) for v in view[col]]
+        st.dataframe(view, hide_index=True, width="stretch")
+
+
+def provenance(d: Decision) -> None:
+    with st.expander("Where every figure comes from"):
+        rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit), "Provenance": f.provenance,
+                 "How": f.source} for f in d.recommendation.figures.values()]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def compare(d: Decision, data: dict[str, Any]) -> None:
+    st.subheader("Scenarios")
+    c = st.columns([2, 1, 3])
+    name = c[0].text_input("Name this scenario", value=data.get("name") or "", key="decide.name",
+                           help="Any text; it titles the PDF and names the saved scenario.")
+    if c[1].button("Save", help="Keep this question under its name (this session only) to compare with later."):
+        ui.save(name or f"Scenario {len(ui.saved()) + 1}", data)
+    saved = ui.saved()
+    if not saved:
+        c[2].caption("Save a scenario, change the question, then compare the two here.")
+        return
+    other_name = c[2].selectbox("Compare with", list(saved), key="decide.compare")
+    other = decision_for(json.loads(saved[other_name]))
+    mine, theirs = ui.flat(data), ui.flat(json.loads(saved[other_name]))
+    changed = [{"Input": k, "This scenario": mine.get(k, "default"), other_name: theirs.get(k, "default")}
+               for k in sorted(mine.keys() | theirs.keys()) if mine.get(k) != theirs.get(k)]
+    st.markdown("**What changed**")
+    if not changed:
+        st.caption("The inputs are the same.")
+    else:
+        st.dataframe(pd.DataFrame(changed).astype(str), hide_index=True, width="stretch")
+    if d.recommendation is None or other.recommendation is None:
+        st.caption("One of the two has no plan to compare.")
+        return
+    moved = []
+    for key in COMPARE_OUTPUTS:
+        a, b = d.recommendation.figures[key], other.recommendation.figures[key]
+        if a.value != b.value:
+            moved.append({"Output": a.label, "This scenario": fmt.by_unit(a.value, a.unit),
+                          other_name: fmt.by_unit(b.value, b.unit),
+                          "Change": fmt.delta(a.value, b.value, lambda x, u=a.unit: fmt.by_unit(x, u)) or "same"})
+    st.markdown("**Outputs it moved**")
+    st.dataframe(pd.DataFrame(moved), hide_index=True, width="stretch")
+
+
+def downloads(d: Decision, data: dict[str, Any]) -> None:
+    from report.decision_pdf import decision_pdf
+
+    c = st.columns(3)
+    # the key follows the question: a deferred download keeps the callable of the widget it was made with
+    version = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+    safe = "".join(ch if ch.isalnum() else "-" for ch in (d.scenario.name or "decision"))[:40] or "decision"
+    c[0].download_button("Download PDF", lambda: decision_pdf(d), f"modelfolio-{safe}.pdf", "application/pdf",
+                         on_click="ignore", key=f"decide.pdf.{version}")
+    c[1].download_button("Decision JSON", json.dumps(d.to_dict(), indent=2, default=str, ensure_ascii=False),
+                         f"modelfolio-{safe}.json", "application/json", on_click="ignore")
+    c[2].download_button("Scenario JSON", json.dumps(data, indent=2, ensure_ascii=False),
+                         f"modelfolio-{safe}-scenario.json", "application/json", on_click="ignore")
+
+
+def main() -> None:
+    values = question()
+    data = ui.scenario_data(values, st.session_state.get("decide.name", ""))
+    try:
+        d = decision_for(data)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            st.error(problem.replace("$", r"\$"))
+        return
+    st.markdown(f"**{text.question_sentence(d)}**".replace("$", r"\$"))
+    st.subheader(text.answer_sentence(d).replace("$", r"\$"))
+    if d.recommendation is None:
+        return
+    metrics(d)
+    pareto(d)
+    left, right = st.columns(2)
+    with left:
+        alternatives(d)
+    with right:
+        uncertainty(d)
+    provenance(d)
+    compare(d, data)
+    downloads(d, data)
+
+
+main()

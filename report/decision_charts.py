@@ -1,0 +1,134 @@
+"""The decision's charts, shared by the Decide page and its PDF: the Pareto front of quality against total cost,
+and the tornado of the inputs that move total cost most. Each comes as a frame (also the chart's table view), a
+chart, and a text alternative."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+from report import formatting as fmt
+from report.charts import OKABE_ITO
+
+# a five-pointed star as an SVG path on the unit square (Vega-Lite point shapes take SVG paths)
+STAR = ("M0,-1L0.2245,-0.309L0.9511,-0.309L0.3633,0.118L0.5878,0.809L0,0.382L-0.5878,0.809L-0.3633,0.118"
+        "L-0.9511,-0.309L-0.2245,-0.309Z")
+COST_TITLE = "Total cost, USD (log scale; cheaper to the left)"
+LOSS_TITLE = "Predicted loss, nats/token (better is lower)"
+KIND_ORDER = ("candidate", "Pareto front", "recommended")
+
+
+def choice_text(choice: dict[str, Any]) -> str:
+    parts = []
+    if "model.params" in choice:
+        parts.append(f"{fmt.short(choice['model.params'])} params")
+    if "training.tokens" in choice:
+        parts.append(f"{fmt.short(choice['training.tokens'])} tokens")
+    if "cluster.gpus" in choice:
+        parts.append(f"{int(choice['cluster.gpus']):,} GPUs (TP {choice.get('cluster.tp', 1)}, "
+                     f"PP {choice.get('cluster.pp', 1)})")
+    if "compression.weight_bits" in choice:
+        parts.append(f"{choice['compression.weight_bits']}-bit weights")
+    if "serving.gpus_per_replica" in choice:
+        parts.append(f"{choice['serving.gpus_per_replica']} GPUs per replica")
+    return ", ".join(parts)
+
+
+def pareto_frame(decision: Any) -> pd.DataFrame:
+    """One row per point drawn: a sample of the feasible candidates, the front, and the recommendation."""
+    rows = [{"Kind": "candidate", "Total cost (USD)": c, "Loss": q, "Plan": ""}
+            for c, q in zip(decision.sample["total_cost_usd"], decision.sample["quality_loss"], strict=True)]
+    rows += [{"Kind": "Pareto front", "Total cost (USD)": p.total_cost_usd, "Loss": p.quality_loss,
+              "Plan": choice_text(p.choice)} for p in decision.pareto]
+    if decision.recommendation is not None:
+        rows.append({"Kind": "recommended", "Total cost (USD)": decision.total_cost_usd,
+                     "Loss": decision.quality_loss, "Plan": recommended_text(decision)})
+    return pd.DataFrame(rows, columns=["Kind", "Total cost (USD)", "Loss", "Plan"])
+
+
+def recommended_text(decision: Any) -> str:
+    s = decision.recommendation.scenario
+    choice = {"model.params": s.model.params, "training.tokens": s.training.tokens, "cluster.gpus": s.cluster.gpus,
+              "cluster.tp": s.cluster.tp, "cluster.pp": s.cluster.pp}
+    for key in ("compression.weight_bits", "serving.gpus_per_replica"):
+        section, _, name = key.partition(".")
+        if hasattr(s, section) and hasattr(getattr(s, section), name):
+            choice[key] = getattr(getattr(s, section), name)
+    return choice_text(choice)
+
+
+def pareto_chart(frame: pd.DataFrame, budget_usd: float | None = None) -> alt.LayerChart:
+    x = alt.X("Total cost (USD):Q", scale=alt.Scale(type="log"), title=COST_TITLE, axis=alt.Axis(format="$~s", labelExpr="replace(datum.label, 'G', 'B')"))
+    y = alt.Y("Loss:Q", title=LOSS_TITLE, scale=alt.Scale(zero=False))
+    tip = [alt.Tooltip("Kind:N"), alt.Tooltip("Total cost (USD):Q", format="$,.0f"),
+           alt.Tooltip("Loss:Q", format=".3f"), alt.Tooltip("Plan:N")]
+    cand = alt.Chart(frame[frame["Kind"] == "candidate"]).mark_circle(size=12, opacity=0.35, color="#9a9a9a") \
+        .encode(x=x, y=y, tooltip=tip)
+    front_data = frame[frame["Kind"] == "Pareto front"]
+    front = alt.Chart(front_data).mark_line(point=alt.OverlayMarkDef(size=30, filled=True),
+                                            color=OKABE_ITO["blue"], interpolate="step-after") \
+        .encode(x=x, y=y, tooltip=tip)
+    layers: list[alt.Chart] = [cand, front]
+    rec = frame[frame["Kind"] == "recommended"]
+    if len(rec):
+        star = alt.Chart(rec).mark_point(shape=STAR, size=420, filled=True, color=OKABE_ITO["vermillion"],
+                                         stroke=OKABE_ITO["black"], strokeWidth=0.8).encode(x=x, y=y, tooltip=tip)
+        label = alt.Chart(rec.assign(Text="recommended")).mark_text(align="left", dx=12, dy=-12, fontWeight="bold") \
+            .encode(x=x, y=y, text="Text:N")
+        layers += [star, label]
+    if budget_usd is not None and budget_usd > 0:
+        line = pd.DataFrame({"Total cost (USD)": [budget_usd], "Text": [f"budget {fmt.usd(budget_usd)}"]})
+        layers.append(alt.Chart(line).mark_rule(strokeDash=[6, 4], color=OKABE_ITO["black"]).encode(x=x))
+        layers.append(alt.Chart(line).mark_text(align="left", dx=4, baseline="top", y=4).encode(x=x, text="Text:N"))
+    return alt.layer(*layers).properties(height=380)
+
+
+def describe_pareto(frame: pd.DataFrame, budget_usd: float | None) -> str:
+    front = frame[frame["Kind"] == "Pareto front"]
+    n = int((frame["Kind"] == "candidate").sum())
+    text = (f"Predicted loss against total cost for {n:,} feasible candidates (grey) and the {len(front)} plans no "
+            f"other plan beats on both (the front, blue line)")
+    rec = frame[frame["Kind"] == "recommended"]
+    if len(rec):
+        r = rec.iloc[0]
+        text += f"; the recommended plan (star) costs {fmt.usd(r['Total cost (USD)'])} for a loss of {r['Loss']:.3f}"
+    if budget_usd:
+        text += f"; the dashed line is the budget, {fmt.usd(budget_usd)}"
+    return text + "."
+
+
+def tornado_frame(decision: Any, most: int = 8) -> pd.DataFrame:
+    rows = []
+    for s in decision.sensitivity[:most]:
+        rows.append({"Input": s.label, "At P10 (USD)": s.cost_low_usd, "At P90 (USD)": s.cost_high_usd,
+                     "Loss at P10": s.loss_low, "Loss at P90": s.loss_high,
+                     "Swing (USD)": s.cost_swing_usd, "Spread (1σ)": s.spread})
+    return pd.DataFrame(rows, columns=["Input", "At P10 (USD)", "At P90 (USD)", "Loss at P10", "Loss at P90",
+                                       "Swing (USD)", "Spread (1σ)"])
+
+
+def tornado_chart(frame: pd.DataFrame, plan_cost_usd: float) -> alt.LayerChart:
+    data = frame.assign(Low=frame[["At P10 (USD)", "At P90 (USD)"]].min(axis=1),
+                        High=frame[["At P10 (USD)", "At P90 (USD)"]].max(axis=1))
+    order = list(data["Input"])
+    y = alt.Y("Input:N", sort=order, title=None, axis=alt.Axis(labelLimit=280))
+    tip = [alt.Tooltip("Input:N"), alt.Tooltip("At P10 (USD):Q", format="$,.0f"),
+           alt.Tooltip("At P90 (USD):Q", format="$,.0f")]
+    bars = alt.Chart(data).mark_bar(color=OKABE_ITO["sky_blue"], height=14).encode(
+        x=alt.X("Low:Q", title="Total cost with the input at its P10 and P90 value (USD)",
+                axis=alt.Axis(format="$~s"), scale=alt.Scale(zero=False)), x2="High:Q", y=y, tooltip=tip)
+    base = pd.DataFrame({"x": [plan_cost_usd]})
+    rule = alt.Chart(base).mark_rule(color=OKABE_ITO["black"]).encode(x="x:Q")
+    return alt.layer(bars, rule).properties(height=max(80, 26 * len(data)))
+
+
+def describe_tornado(frame: pd.DataFrame, plan_cost_usd: float) -> str:
+    if frame.empty:
+        return "No input of this plan is marked uncertain."
+    top = frame.iloc[0]
+    return (f"Each bar is the total cost when one uncertain input moves to its P10 and P90 value, the others as "
+            f"planned (the plan: {fmt.usd(plan_cost_usd)}). {top['Input']} moves it most, from "
+            f"{fmt.usd(min(top['At P10 (USD)'], top['At P90 (USD)']))} to "
+            f"{fmt.usd(max(top['At P10 (USD)'], top['At P90 (USD)']))}.")

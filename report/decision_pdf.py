@@ -1,0 +1,126 @@
+"""The PDF of a decision: `decision_pdf(decision) -> bytes`.
+
+The scenario's name as the title, the question, the recommendation in one sentence with its uncertainty, the key
+figures with ranges and provenance, the Pareto chart and the tornado (the Decide page's own Altair charts,
+rendered offline), the best alternatives, every input of the recommended plan, where each figure and hardware
+number comes from (the calibration profile and its held-out errors when the accelerator is a calibrated one),
+the method and its assumptions, and the app version. Fonts and odd text are handled as in report.pdf.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fpdf.enums import XPos, YPos
+
+from report import decision_charts as charts
+from report import decision_text as text
+from report import formatting as fmt
+from report.pdf import FULL_CHART_PX, TEXT_W, _Doc, _inputs, _place, _sources, chart_png, fonts_found
+from simulator.plan import VERSION
+
+KEY_FIGURES = ("decision.total_cost_usd", "training.cost_usd", "decision.serving_cost_usd", "quality.loss",
+               "training.wall_days", "training.gpu_hours", "training.energy_mwh", "training.mfu")
+ALTERNATIVES = 8
+
+
+def _key_figures(doc: _Doc, decision: Any) -> None:
+    plan = decision.recommendation
+    rows = []
+    for key in KEY_FIGURES:
+        if key not in plan.figures:
+            continue
+        f = plan.figures[key]
+        band = fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else ""
+        rows.append([f.label, fmt.by_unit(f.value, f.unit), band, f.provenance])
+    u = decision.uncertainty
+    if u is not None:
+        c, q = u.total_cost_usd, u.quality_loss
+        rows.append(["Total cost, Monte Carlo P10–P50–P90", f"{fmt.usd(c.p50)}", f"{fmt.usd(c.p10)}–{fmt.usd(c.p90)}",
+                     "computed"])
+        rows.append(["Loss, Monte Carlo P10–P50–P90", fmt.loss(q.p50), f"{fmt.loss(q.p10)}–{fmt.loss(q.p90)}",
+                     "computed"])
+        rows.append(["Chance of going over budget", fmt.pct(u.prob_over_budget), "", "computed"])
+    doc.grid(["Figure", "Value", "P10–P90", "Provenance"], rows, [70, 36, 46, 28], size=8.5,
+             align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
+
+
+def _alternatives(doc: _Doc, decision: Any) -> None:
+    rows = []
+    points = sorted(decision.pareto, key=lambda p: abs(p.total_cost_usd - (decision.total_cost_usd or 0.0)))
+    for p in sorted(points[:ALTERNATIVES], key=lambda p: p.total_cost_usd):
+        within = "yes" if p.total_cost_usd <= decision.budget_usd else "no"
+        rows.append([charts.choice_text(p.choice), fmt.usd(p.total_cost_usd), fmt.loss(p.quality_loss), within])
+    if rows:
+        doc.grid(["Plan on the Pareto front", "Total cost", "Loss", "In budget"], rows, [110, 26, 22, 22], size=8,
+                 align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
+
+
+def _method(doc: _Doc, decision: Any) -> None:
+    u = decision.uncertainty
+    doc.bullets([
+        f"{decision.candidates_evaluated:,} candidates evaluated ({decision.feasible:,} feasible: valid layout, fits "
+        f"in memory, trained within {fmt.days(decision.scenario.decision.max_training_days)}) in "
+        f"{decision.search_s:.2f} s; the recommendation was then refined on a finer grid of size and tokens.",
+        "Searched: model size, training tokens, GPU count, tensor and pipeline parallelism, and where available "
+        "weight bits and GPUs per serving replica; every other input stays as given.",
+        "Quality is the scaling law's predicted loss (lower is better); total cost is training plus serving over "
+        "the horizon.",
+        (u.to_dict()["method"] + "; inputs drawn: " + ", ".join(u.to_dict()["inputs_drawn"]) + ".")
+        if u is not None else "No Monte Carlo was run.",
+        "The tornado moves one uncertain input at a time to its P10 and P90 value; the others stay as planned.",
+    ], size=8.5)
+
+
+def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
+    """The decision as an A4 PDF; `created` fixes the printed date (default now, UTC)."""
+    created = created or dt.datetime.now(dt.UTC)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=dt.UTC)
+    name = decision.scenario.name or "Modelfolio decision"
+    doc = _Doc(f"Modelfolio {VERSION} · {name}", fonts_found())
+    doc.set_creation_date(created)
+    doc.set_title(doc.clean(name))
+    doc.set_author("Modelfolio")
+    doc.set_creator(f"Modelfolio {VERSION}")
+    doc.set_subject(doc.clean(text.answer_sentence(decision)))
+    doc.set_lang("en")
+    doc.add_page()
+    doc.font(17, bold=True)
+    doc.multi_cell(TEXT_W, 8, doc.clean(name), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    doc.para(f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION}", 8.5, colour=(90, 90, 90), after=3)
+    doc.heading("The question", before=0, keep=10)
+    doc.para(text.question_sentence(decision), 10)
+    doc.heading("The recommendation", keep=20)
+    doc.para(text.answer_sentence(decision), 12, bold=True)
+    if decision.recommendation is None:
+        return bytes(doc.output())
+    doc.para(text.uncertainty_sentence(decision), 10)
+    doc.heading("Key figures", keep=40)
+    _key_figures(doc, decision)
+
+    frame = charts.pareto_frame(decision)
+    doc.heading("Quality against total cost", keep=90)
+    png = chart_png(charts.pareto_chart(frame, decision.budget_usd), FULL_CHART_PX)
+    _place(doc, png, TEXT_W, charts.describe_pareto(frame, decision.budget_usd))
+    doc.ln(2)
+    doc.para(charts.describe_pareto(frame, decision.budget_usd), 8, colour=(90, 90, 90))
+    doc.heading("Best alternatives", keep=40)
+    _alternatives(doc, decision)
+
+    bars = charts.tornado_frame(decision)
+    doc.heading("What moves the total cost most", keep=60)
+    if not bars.empty:
+        png = chart_png(charts.tornado_chart(bars, decision.total_cost_usd), FULL_CHART_PX)
+        _place(doc, png, TEXT_W, charts.describe_tornado(bars, decision.total_cost_usd))
+        doc.ln(2)
+    doc.para(charts.describe_tornado(bars, decision.total_cost_usd), 8, colour=(90, 90, 90))
+
+    doc.heading("Method and assumptions", keep=30)
+    _method(doc, decision)
+    doc.heading("Inputs of the recommended plan", keep=40)
+    _inputs(doc, decision.recommendation)
+    doc.heading("Sources: every figure and how it is made", keep=40)
+    _sources(doc, decision.recommendation)
+    return bytes(doc.output())

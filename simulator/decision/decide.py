@@ -1,0 +1,182 @@
+"""decide(scenario) -> Decision: one coarse sweep over about a million candidates, the Pareto front, the pick,
+a local refinement around it, then the Monte Carlo and the tornado of the recommended plan."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulator.catalog import HardwareSpec
+from simulator.decision.search import (
+    COST,
+    LOSS,
+    Candidates,
+    evaluate_candidates,
+    pareto_front,
+    pick,
+    refinement_grid,
+    scenario_of,
+)
+from simulator.decision.space import base_inputs, default_space, only_registered
+from simulator.decision.uncertainty import MonteCarlo, Swing, monte_carlo, tornado
+from simulator.evaluator import evaluate, scenario_device_spreads, scenario_rows
+from simulator.plan import Plan
+from simulator.scenario import Scenario
+
+MAX_PARETO_POINTS = 60  # the front is thinned to this many points for the JSON and the chart
+
+
+@dataclass(frozen=True)
+class NoPlan:
+    """Why no candidate meets the objective, and what would change that."""
+
+    reason: str
+    closest: dict[str, Any] | None  # the candidate nearest to meeting it: its choices, cost and loss
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    total_cost_usd: float
+    quality_loss: float
+    choice: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    scenario: Scenario  # the question as asked
+    objective: str
+    budget_usd: float
+    target_loss: float | None
+    recommendation: Plan | None
+    missing: NoPlan | None
+    pareto: tuple[ParetoPoint, ...]
+    candidates_evaluated: int
+    feasible: int
+    search_s: float
+    uncertainty: MonteCarlo | None
+    sensitivity: tuple[Swing, ...]
+    sample: dict[str, np.ndarray]  # a thinned sample of feasible candidates (cost, loss) for the chart
+
+    @property
+    def total_cost_usd(self) -> float | None:
+        return None if self.recommendation is None else float(self.recommendation.value(COST))
+
+    @property
+    def quality_loss(self) -> float | None:
+        return None if self.recommendation is None else float(self.recommendation.value(LOSS))
+
+    def to_dict(self) -> dict[str, Any]:
+        rec: dict[str, Any] | None = None
+        if self.recommendation is not None:
+            plan = self.recommendation.to_dict()
+            rec = {"scenario": self.recommendation.scenario.inputs(), "figures": plan,
+                   "total_cost_usd": self.total_cost_usd, "quality_loss": self.quality_loss}
+        return {
+            "name": self.scenario.name,
+            "objective": self.objective,
+            "budget_usd": self.budget_usd,
+            "quality_target_loss": self.target_loss,
+            "recommendation": rec,
+            "no_plan": None if self.missing is None else {"reason": self.missing.reason,
+                                                           "closest": self.missing.closest},
+            "pareto": [{"total_cost_usd": p.total_cost_usd, "quality_loss": p.quality_loss,
+                        "scenario": p.choice} for p in self.pareto],
+            "candidates_evaluated": self.candidates_evaluated,
+            "candidates_feasible": self.feasible,
+            "search_s": self.search_s,
+            "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
+            "sensitivity": [s.to_dict() for s in self.sensitivity],
+        }
+
+
+def _thin(indices: np.ndarray, most: int) -> np.ndarray:
+    if len(indices) <= most:
+        return indices
+    return indices[np.unique(np.linspace(0, len(indices) - 1, most).round().astype(int))]
+
+
+def _no_plan(c: Candidates, ok: np.ndarray, cost: np.ndarray, objective: str, budget_usd: float,
+             target: float | None) -> NoPlan:
+    if ok.size == 0:
+        return NoPlan("no candidate is feasible: none fits in memory and finishes training within "
+                      "decision.max_training_days; raise max_training_days or allow a faster accelerator", None)
+    loss = c.figures[LOSS][ok]
+    if objective == "cheapest_for_quality":
+        j = int(np.argmin(loss))
+        return NoPlan(f"no candidate reaches a loss of {target:.3g}; the best reachable is {loss[j]:.3g} for "
+                      f"${cost[j]:,.0f}: raise the target loss or the longest training time",
+                      _closest(c, int(ok[j]), cost[j]))
+    j = int(np.argmin(cost))
+    return NoPlan(f"no candidate fits a budget of ${budget_usd:,.0f}; the cheapest feasible plan costs "
+                  f"${cost[j]:,.0f}: raise decision.budget_usd to at least that, or shorten "
+                  "decision.horizon_months or the traffic", _closest(c, int(ok[j]), cost[j]))
+
+
+def _closest(c: Candidates, i: int, cost_usd: float) -> dict[str, Any]:
+    return {"scenario": c.choice(i), "total_cost_usd": float(cost_usd), "quality_loss": float(c.figures[LOSS][i])}
+
+
+def search_base(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None) -> Scenario:
+    """The scenario every candidate starts from: the user's inputs less what the search chooses and the question."""
+    return Scenario.from_dict(base_inputs(scenario, question=False), devices)
+
+
+def candidates_for(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None,
+                   space: Mapping[str, Sequence[Any]] | None = None) -> Candidates:
+    """Every candidate of `space` (default: `default_space()`) evaluated once; reusable for any question."""
+    grid = only_registered(space if space is not None else default_space())
+    return evaluate_candidates(search_base(scenario, devices), grid, devices)
+
+
+def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None,
+           space: Mapping[str, Sequence[Any]] | None = None, refine: bool = True,
+           candidates: Candidates | None = None) -> Decision:
+    """The decision for `scenario`'s question (its `decision` section) over `space` (default: `default_space()`).
+    `candidates`: the same space already evaluated for this scenario (`candidates_for`), e.g. cached by a page."""
+    d = scenario.decision
+    target = d.quality_target_loss
+    t0 = time.perf_counter()
+    grid = only_registered(space if space is not None else default_space())
+    coarse = candidates if candidates is not None else candidates_for(scenario, devices, grid)
+    ok = np.flatnonzero(coarse.feasible(d.max_training_days))
+    cost = coarse.figures[COST][ok]
+    loss = coarse.figures[LOSS][ok]
+    at = pick(cost, loss, d.objective, d.budget_usd, target)
+    n_eval = coarse.n
+    front = pareto_front(cost, loss)
+    points = [ParetoPoint(float(cost[j]), float(loss[j]), coarse.choice(int(ok[j]))) for j in front]
+    best: dict[str, Any] | None = None if at is None else coarse.choice(int(ok[at]))
+    if best is not None and refine:
+        base = search_base(scenario, devices)
+        fine = evaluate_candidates(base, refinement_grid(best, grid), devices)
+        n_eval += fine.n
+        fok = np.flatnonzero(fine.feasible(d.max_training_days))
+        pool_cost = np.concatenate(([cost[at]], fine.figures[COST][fok]))
+        pool_loss = np.concatenate(([loss[at]], fine.figures[LOSS][fok]))
+        j = pick(pool_cost, pool_loss, d.objective, d.budget_usd, target)
+        if j is not None and j > 0:
+            best = fine.choice(int(fok[j - 1]))
+            points.append(ParetoPoint(float(pool_cost[j]), float(pool_loss[j]), best))
+    search_s = time.perf_counter() - t0
+    if points:  # the front again, with the refined point among it
+        pc = np.array([p.total_cost_usd for p in points])
+        pl = np.array([p.quality_loss for p in points])
+        points = [points[i] for i in _thin(pareto_front(pc, pl), MAX_PARETO_POINTS)]
+    shown = _thin(np.arange(ok.size), 4000)
+    sample = {"total_cost_usd": cost[shown], "quality_loss": loss[shown]}
+    if best is None:
+        return Decision(scenario, d.objective, d.budget_usd, target, None,
+                        _no_plan(coarse, ok, cost, d.objective, d.budget_usd, target), tuple(points), n_eval,
+                        int(ok.size), search_s, None, (), sample)
+    rec_scenario = scenario_of(base_inputs(scenario), best, devices, name=scenario.name)
+    plan = evaluate(rec_scenario, devices)
+    spread = scenario_device_spreads(rec_scenario, devices)
+    cols = scenario_rows([rec_scenario], devices)
+    mc = monte_carlo(cols, spread, d.budget_usd, d.samples, d.seed, COST, LOSS) if d.samples > 0 else None
+    bars = tornado(cols, spread, COST, LOSS)
+    return Decision(scenario, d.objective, d.budget_usd, target, plan, None, tuple(points), n_eval, int(ok.size),
+                    search_s, mc, tuple(bars), sample)

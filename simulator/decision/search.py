@@ -1,0 +1,160 @@
+"""Search the candidates: evaluate every combination in one vectorised sweep, keep the feasible ones, take the
+Pareto front of quality against total cost, pick the plan the objective asks for, and refine it locally."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulator.catalog import HardwareSpec
+from simulator.decision.space import candidate_inputs
+from simulator.inputs import FIGURES
+from simulator.scenario import Scenario
+from simulator.sweeps import sweep_arrays
+
+COST = "decision.total_cost_usd"
+LOSS = "quality.loss"
+DAYS = "training.wall_days"
+KEPT = (COST, LOSS, DAYS, "training.fits_memory")
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The searched values and the kept figures of every candidate, as arrays. None of them depends on the
+    budget, objective, quality target or longest training (only the horizon moves a cost), so a page that changes
+    only those re-picks from the same candidates instead of evaluating them again."""
+
+    choices: dict[str, np.ndarray]  # searched key -> each row's value
+    figures: dict[str, np.ndarray]
+    valid: np.ndarray  # breaks no rule and fits in memory
+
+    @property
+    def n(self) -> int:
+        return len(self.valid)
+
+    def feasible(self, max_days: float) -> np.ndarray:
+        """Valid, trained within `max_days`, with a finite total cost (it serves its traffic) and loss."""
+        with np.errstate(invalid="ignore"):
+            return (self.valid & (self.figures[DAYS] <= max_days) & np.isfinite(self.figures[COST])
+                    & np.isfinite(self.figures[LOSS]))
+
+    def choice(self, i: int) -> dict[str, Any]:
+        out = {}
+        for key, values in self.choices.items():
+            v = values[i]
+            out[key] = v.item() if isinstance(v, np.generic) else v
+        return out
+
+
+# Which parts of a plan each scenario section moves. Training cost, days and memory follow the model and the
+# training run; serving cost follows the model, its compression and its deployment; the loss follows the model,
+# its tokens and its compression. Total cost = training cost + serving cost and the loss is its own, so the product
+# of the searched values is evaluated as three much smaller sweeps and combined exactly (see `evaluate_candidates`).
+PARTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # part -> (sections it depends on, figures kept)
+    "training": (("model", "training", "cluster"), ("training.cost_usd", DAYS, "training.fits_memory")),
+    "serving": (("model", "compression", "serving"), ("decision.serving_cost_usd",)),
+    "quality": (("model", "training", "compression"), (LOSS,)),
+}
+
+
+def _product_index(shape: tuple[int, ...], axis: int) -> np.ndarray:
+    """Each row's position along `axis` of the row-major product of `shape` (repeat and tile, no unravel)."""
+    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    outer = int(np.prod(shape[:axis], dtype=np.int64))
+    return np.tile(np.repeat(np.arange(shape[axis], dtype=np.int32), inner), outer)
+
+
+def _whole(base: Scenario, space: Mapping[str, Sequence[Any]],
+           devices: Mapping[str, HardwareSpec] | None) -> Candidates:
+    """Every combination in one sweep (brute force): any searched key, any family."""
+    keep = [k for k in KEPT if k in FIGURES]
+    arrays = sweep_arrays(base, space, devices, keep=keep)
+    choices = {key: np.asarray(arrays[key]) for key in space}
+    figures = {key: np.asarray(arrays[key], dtype=float) for key in keep}
+    valid = np.asarray(arrays["valid"]) & (figures["training.fits_memory"] > 0)
+    return Candidates(choices, figures, valid)
+
+
+def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]],
+                        devices: Mapping[str, HardwareSpec] | None = None, factorised: bool = True) -> Candidates:
+    """Every combination of `space` with its total cost, loss, training days and validity.
+
+    Factorised (when every searched key's section is one `PARTS` knows): each part is swept over its own keys only,
+    the other searched keys held at their first value (choose neutral first values: 16-bit weights, one GPU per
+    replica), and each combination takes its parts' figures by index. Exact, because no part's figures depend on
+    another part's keys and the rules relate keys within one part; tests check it against `factorised=False`."""
+    sections = {key.partition(".")[0] for key in space}
+    known = set().union(*(parts for parts, _ in PARTS.values()))
+    if not factorised or not sections <= known:
+        return _whole(base, space, devices)
+    keys = list(space)
+    shape = tuple(len(space[k]) for k in keys)
+    at = {k: _product_index(shape, i) for i, k in enumerate(keys)}
+    figures: dict[str, np.ndarray] = {}
+    valid = np.ones(int(np.prod(shape, dtype=np.int64)), dtype=bool)
+    for part_sections, kept in PARTS.values():
+        mine = [k for k in keys if k.partition(".")[0] in part_sections]
+        grid = {k: list(space[k]) if k in mine else list(space[k])[:1] for k in keys}
+        arrays = sweep_arrays(base, grid, devices, keep=[k for k in kept if k in FIGURES])
+        row = (np.ravel_multi_index([at[k] for k in mine], [len(space[k]) for k in mine]) if mine
+               else np.zeros(len(valid), dtype=np.intp))
+        valid &= np.asarray(arrays["valid"])[row]
+        for key in kept:
+            if key in arrays:
+                figures[key] = np.asarray(arrays[key], dtype=float)[row]
+    valid &= figures.pop("training.fits_memory") > 0
+    figures["training.fits_memory"] = valid.astype(float)
+    # as the decision family adds them (simulator/families/decision.py): training plus serving over the horizon
+    figures[COST] = figures.pop("training.cost_usd") + figures.pop("decision.serving_cost_usd")
+    choices = {k: np.asarray(space[k])[at[k]] for k in keys}
+    return Candidates(choices, figures, valid)
+
+
+def pareto_front(cost: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Indices of the plans no other plan beats on both cost and loss, cheapest first (each one strictly better
+    in loss than every cheaper one)."""
+    order = np.lexsort((loss, cost))  # by cost, then loss
+    best_before = np.minimum.accumulate(np.concatenate(([np.inf], loss[order][:-1])))
+    return order[loss[order] < best_before]
+
+
+def pick(cost: np.ndarray, loss: np.ndarray, objective: str, budget_usd: float,
+         target_loss: float | None) -> int | None:
+    """Index of the recommended plan among these (all feasible), or None when no plan meets the constraint."""
+    if objective == "cheapest_for_quality":
+        ok = np.flatnonzero(loss <= (np.inf if target_loss is None else target_loss))
+        if ok.size == 0:
+            return None
+        return int(ok[np.lexsort((loss[ok], cost[ok]))[0]])
+    ok = np.flatnonzero(cost <= budget_usd)
+    if ok.size == 0:
+        return None
+    return int(ok[np.lexsort((cost[ok], loss[ok]))[0]])
+
+
+def refinement_grid(choice: Mapping[str, Any], space: Mapping[str, Sequence[Any]],
+                    steps: int = 7) -> dict[str, list[Any]]:
+    """A finer grid of model size and tokens between the recommendation's neighbours in the coarse grid, with its
+    other choices fixed: the coarse grid's spacing no longer limits how close to the optimum the plan lands."""
+    grid: dict[str, list[Any]] = {k: [v] for k, v in choice.items()}
+    for key in ("model.params", "training.tokens"):
+        if key not in space or key not in choice:
+            continue
+        coarse = np.sort(np.asarray(space[key], dtype=float))
+        at = int(np.searchsorted(coarse, float(choice[key])))
+        lo = coarse[max(at - 1, 0)]
+        hi = coarse[min(at + 1, len(coarse) - 1)]
+        fine = np.geomspace(lo, hi, steps) if hi > lo else np.array([lo])
+        grid[key] = sorted({float(f"{v:.3g}") for v in fine} | {float(choice[key])})
+    return grid
+
+
+def scenario_of(base_inputs: Mapping[str, Mapping[str, Any]], choice: Mapping[str, Any],
+                devices: Mapping[str, HardwareSpec] | None = None, name: str = "") -> Scenario:
+    data: dict[str, Any] = candidate_inputs(base_inputs, choice)
+    if name:
+        data["name"] = name
+    return Scenario.from_dict(data, devices)

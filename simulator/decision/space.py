@@ -1,0 +1,78 @@
+"""The candidates a decision searches: model size, training tokens, training cluster, and (where those families
+are registered) compression and serving deployment, as a sweep grid over the user's scenario."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from simulator.families.training_inputs import SHAPE_KEYS
+from simulator.inputs import INPUTS
+from simulator.scenario import Scenario
+
+# What the search chooses; everything else (accelerator, precision, prices, traffic, ...) stays as the user set it.
+SEARCHED = ("model.params", "training.tokens", "cluster.gpus", "cluster.tp", "cluster.pp",
+            "compression.weight_bits", "compression.quant_method", "serving.gpus_per_replica")
+FREED = ("model.preset", *SHAPE_KEYS, "model.kv_heads", "model.ffn_hidden", "training.zero_stage",
+         "cluster.first_stage_layers", "cluster.last_stage_layers")
+
+
+def _round_sig(values: np.ndarray, digits: int = 2) -> list[float]:
+    """Values rounded to `digits` significant figures (a plan says 7.5e9 parameters, not 7498942093)."""
+    out = []
+    for v in values:
+        scale = 10.0 ** (np.floor(np.log10(v)) - digits + 1)
+        out.append(float(np.round(v / scale) * scale))
+    return out
+
+
+def default_space(per_decade: int = 4) -> dict[str, list[Any]]:
+    """About a million candidates: sizes 100M-1T and tokens 10B-30T at `per_decade` points a decade, clusters of
+    8 to 16,384 GPUs with every power-of-two tensor and pipeline split up to 8 and 16, and where registered,
+    16/8/4-bit weights and 1-8 GPUs per serving replica."""
+    space: dict[str, list[Any]] = {
+        "model.params": _round_sig(np.logspace(8, 12, 4 * per_decade + 1)),
+        "training.tokens": _round_sig(np.logspace(10, 13.5, round(3.5 * per_decade) + 1)),
+        "cluster.gpus": [2**k for k in range(3, 15)],
+        "cluster.tp": [1, 2, 4, 8],
+        "cluster.pp": [1, 2, 4, 8, 16],
+    }
+    if "compression.weight_bits" in INPUTS:
+        space["compression.weight_bits"] = [16, 8, 4]
+    if "serving.gpus_per_replica" in INPUTS:
+        space["serving.gpus_per_replica"] = [1, 2, 4, 8]
+    return space
+
+
+def base_inputs(scenario: Scenario, question: bool = True) -> dict[str, dict[str, Any]]:
+    """The user's inputs with the searched keys and what they fix (a preset, a shape, a ZeRO stage) taken out, so
+    each candidate's shape and derived settings follow its own size and layout. `question=False` also leaves out
+    what the candidates' figures do not depend on: the decision section but its horizon."""
+    data = scenario.inputs()
+    data.pop("name", None)
+    if not question:
+        horizon = data.pop("decision", {}).get("horizon_months")
+        if horizon is not None:
+            data["decision"] = {"horizon_months": horizon}
+    for key in (*SEARCHED, *FREED):
+        section, _, name = key.partition(".")
+        data.get(section, {}).pop(name, None)
+    if "model.params" in scenario.given or "model.preset" in scenario.given or any(
+            k in scenario.given for k in SHAPE_KEYS):
+        data.setdefault("model", {})["params"] = float(scenario.model.params)  # a valid base for the sweep
+    return data
+
+
+def candidate_inputs(base: Mapping[str, Mapping[str, Any]], choice: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A candidate's scenario inputs: the base with the searched values of one row."""
+    data = {section: dict(values) for section, values in base.items()}
+    for key, value in choice.items():
+        section, _, name = key.partition(".")
+        data.setdefault(section, {})[name] = value
+    return data
+
+
+def only_registered(space: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    return {k: list(v) for k, v in space.items() if k in INPUTS}

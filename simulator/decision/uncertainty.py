@@ -1,0 +1,123 @@
+"""What is uncertain about one plan: a Monte Carlo of total cost and quality, and a tornado of the inputs that move
+them most. Both move the same columns the plan's P10-P90 ranges move (simulator.evaluator.uncertain_columns):
+the device's fitted or assumed efficiencies and bandwidths, and every input declared with a spread (prices,
+traffic, failure rate, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.catalog import SPREAD_LABELS
+from simulator.evaluator import clip_to_bounds, perturbations, uncertain_columns
+from simulator.hardware_table import device_prefix
+from simulator.inputs import BY_COLUMN
+from simulator.resolve import DEVICE_INPUTS
+from simulator.sweeps import evaluate_columns
+
+QUANTILES = (0.10, 0.50, 0.90)
+
+
+@dataclass(frozen=True)
+class Spread:
+    p10: float
+    p50: float
+    p90: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"p10": self.p10, "p50": self.p50, "p90": self.p90}
+
+
+@dataclass(frozen=True)
+class MonteCarlo:
+    samples: int
+    seed: int
+    total_cost_usd: Spread
+    quality_loss: Spread
+    prob_over_budget: float
+    moved: tuple[str, ...]  # the columns drawn
+
+    def to_dict(self) -> dict[str, object]:
+        return {"samples": self.samples, "seed": self.seed, "total_cost_usd": self.total_cost_usd.to_dict(),
+                "quality_loss": self.quality_loss.to_dict(), "prob_over_budget": self.prob_over_budget,
+                "inputs_drawn": [label_of(c) for c in self.moved],
+                "method": "independent lognormal draws, median = the plan's value, sigma = each input's relative "
+                          "spread (fitted standard error or held-out error for calibrated devices; published or "
+                          "assumed otherwise)"}
+
+
+@dataclass(frozen=True)
+class Swing:
+    """One bar of the tornado: the input at its P10 and P90, and what total cost and loss then are."""
+
+    column: str
+    label: str
+    spread: float
+    cost_low_usd: float  # total cost with the input at its P10 value
+    cost_high_usd: float  # ... at its P90 value
+    loss_low: float
+    loss_high: float
+
+    @property
+    def cost_swing_usd(self) -> float:
+        return abs(self.cost_high_usd - self.cost_low_usd)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"input": self.label, "column": self.column, "relative_spread": self.spread,
+                "low": {"total_cost_usd": self.cost_low_usd, "quality_loss": self.loss_low},
+                "high": {"total_cost_usd": self.cost_high_usd, "quality_loss": self.loss_high}}
+
+
+def label_of(column: str) -> str:
+    inp = BY_COLUMN.get(column)
+    if inp is not None:
+        return f"{inp.label} ({inp.key})"
+    for device in DEVICE_INPUTS:  # a device's column: "GEMM efficiency (serving accelerator)"
+        prefix = device_prefix(device.column)
+        if prefix and column.startswith(prefix):
+            name = column.removeprefix(prefix)
+            return f"{SPREAD_LABELS.get(name, name)} ({device.label.lower()})"
+    return SPREAD_LABELS.get(column, column)
+
+
+def _quantiles(values: np.ndarray) -> Spread:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return Spread(np.nan, np.nan, np.nan)
+    p10, p50, p90 = np.quantile(finite, QUANTILES)
+    return Spread(float(p10), float(p50), float(p90))
+
+
+def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], budget_usd: float, samples: int, seed: int,
+                cost_key: str, loss_key: str) -> MonteCarlo:
+    """`samples` draws of every uncertain column of the plan's one row, evaluated in one vectorised pass."""
+    spreads = uncertain_columns(cols, device_spread)
+    rng = np.random.default_rng(seed)
+    rows = {k: np.repeat(np.asarray(v, dtype=float)[:1], samples) for k, v in cols.items()}
+    names = sorted(spreads)  # a fixed order, so a seed gives the same draws whatever the dict order
+    z = rng.standard_normal((len(names), samples))
+    for i, name in enumerate(names):
+        rows[name] = rows[name] * np.exp(spreads[name] * z[i])
+    clip_to_bounds(rows, spreads)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = evaluate_columns(rows)
+    cost = np.asarray(out[cost_key], dtype=float)
+    loss = np.asarray(out[loss_key], dtype=float)
+    over = float(np.mean(~(cost <= budget_usd))) if samples else float("nan")  # an infinite/NaN cost is over
+    return MonteCarlo(samples, seed, _quantiles(cost), _quantiles(loss), over, tuple(names))
+
+
+def tornado(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], cost_key: str, loss_key: str) -> list[Swing]:
+    """Each uncertain input moved alone to its P10 and P90 value; sorted by how far it moves total cost, then
+    loss."""
+    rows, names = perturbations(dict(cols), device_spread)
+    spreads = uncertain_columns(cols, device_spread)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = evaluate_columns(rows)
+    cost = np.asarray(out[cost_key], dtype=float)
+    loss = np.asarray(out[loss_key], dtype=float)
+    bars = [Swing(name, label_of(name), spreads[name], float(cost[1 + 2 * i]), float(cost[2 + 2 * i]),
+                  float(loss[1 + 2 * i]), float(loss[2 + 2 * i])) for i, name in enumerate(names)]
+    return sorted(bars, key=lambda s: (-s.cost_swing_usd, -abs(s.loss_high - s.loss_low)))

@@ -1,0 +1,71 @@
+"""Decision family: the question a plan answers (budget, horizon, objective, quality target) and each candidate's
+total cost. The search over candidates (simulator.decision) reads these columns on a whole sweep at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.registry import Columns, Family, FigureSpec, Input, Rule
+
+OBJECTIVES = ("best_quality_within_budget", "cheapest_for_quality")
+
+INPUTS = (
+    Input("decision.budget_usd", "float", "Budget", "All the money for this model: training plus serving over the "
+          "horizon.", "USD", 0.0, 1e13, default=10_000_000.0, link="budget", column="budget_usd", step=100_000.0,
+          scale=1e6, widget_unit="million USD"),
+    Input("decision.horizon_months", "int", "Horizon", "Months of serving counted in the total cost, the rent / "
+          "buy / API comparison, NPV and payback.", "months", 1, 120, default=36, link="hz", column="horizon_months"),
+    Input("decision.objective", "choice", "Objective", "Best predicted quality within the budget, or the cheapest "
+          "plan that reaches the quality target.", choices=OBJECTIVES,
+          choice_labels={"best_quality_within_budget": "Best quality within the budget",
+                         "cheapest_for_quality": "Cheapest plan that reaches the quality target"},
+          default="best_quality_within_budget", link="obj", column="objective",
+          informational=True),  # it picks among plans; it moves no figure of one plan
+    Input("decision.quality_target_loss", "float", "Quality target", "The predicted loss the model must reach "
+          "(lower is better; Chinchilla 70B predicts about 1.94).", "nats/token", 0.5, 20.0, link="qt",
+          column="quality_target_loss", step=0.01, absent="no quality target (needed by cheapest_for_quality)"),
+    Input("decision.max_training_days", "float", "Longest training", "Plans whose expected training takes longer "
+          "are not recommended.", "days", 0.1, 3650.0, default=120.0, link="maxd", column="max_training_days",
+          step=1.0),
+    Input("decision.samples", "int", "Monte Carlo samples", "Draws of the uncertain inputs for the P10-P90 band "
+          "and the chance of going over budget (0 = none).", "samples", 0, 200_000, default=2000, link="mc"),
+    Input("decision.seed", "int", "Random seed", "The same seed gives the same Monte Carlo draws.", "", 0,
+          2**32 - 1, default=0, link="seed"),
+)
+
+
+FIGURES = (
+    FigureSpec("decision.serving_cost_usd", "Serving cost over the horizon", "USD",
+               "finance.tco_usd without the training run: the chosen deployment (rent, buy or API) over the horizon",
+               "lower", ranged=True),
+    FigureSpec("decision.total_cost_usd", "Total cost", "USD",
+               "training.cost_usd + serving cost over the horizon", "lower", ranged=True),
+    FigureSpec("decision.budget_left_usd", "Budget left", "USD", "decision.budget_usd − total cost (below 0: over "
+               "budget)", "higher"),
+    FigureSpec("decision.loss_margin", "Margin to the quality target", "nats/token",
+               "decision.quality_target_loss − quality.loss (below 0: misses the target; empty without a target)",
+               "higher"),
+    FigureSpec("decision.days_left", "Days to spare", "days", "decision.max_training_days − training.wall_days "
+               "(below 0: training takes too long)", "higher"),
+)
+
+
+def run(c: Columns) -> dict[str, np.ndarray]:
+    training = c["training.cost_usd"]
+    serving = c["finance.tco_usd"] - training * (c["include_training"] > 0)
+    total = training + serving
+    return {"decision.serving_cost_usd": serving, "decision.total_cost_usd": total,
+            "decision.budget_left_usd": c["budget_usd"] - total,
+            "decision.loss_margin": c["quality_target_loss"] - c["quality.loss"],
+            "decision.days_left": c["max_training_days"] - c["training.wall_days"]}
+
+
+RULES = (
+    Rule("decision.quality_target_loss", "cheapest_for_quality needs a quality target",
+         lambda c: (c["objective"] == OBJECTIVES.index("cheapest_for_quality")) & np.isnan(c["quality_target_loss"]),
+         lambda r: "decision.quality_target_loss: the objective cheapest_for_quality needs a target loss; give "
+                   "decision.quality_target_loss (e.g. 2.0) or use objective best_quality_within_budget"),
+)
+
+FAMILY = Family("decision", INPUTS, FIGURES, run, rules=RULES, needs=("cost", "quality", "serving", "finance"),
+                doc="The question (budget, horizon, objective, quality target) and each candidate's total cost")

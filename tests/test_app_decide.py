@@ -1,0 +1,91 @@
+"""The Decide page through AppTest: the answer first, a budget change moves it, saved scenarios compare, errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
+
+from app_pages import _decide_inputs as ui  # noqa: E402
+
+APP = str(ROOT / "app.py")
+TIMEOUT_S = 60
+BUDGET = ui.PREFIX + "decision.budget_usd"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    st.cache_data.clear()
+    yield
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.run()  # the root forwards to the home page, Decide
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def answer(at: AppTest) -> str:
+    return next(h.value for h in at.subheader if "plan" in h.value.lower())
+
+
+def test_home_is_decide_and_answers_first():
+    at = open_page()
+    assert at.title[0].value == "Decide"
+    text = answer(at)
+    assert text.startswith("The best plan within") and "predicted loss" in text
+    labels = [m.label for m in at.metric]
+    assert {"Total cost", "Predicted loss", "Training time", "Chance over budget"} <= set(labels)
+
+
+def test_a_budget_change_moves_the_recommendation():
+    at = open_page()
+    before = answer(at)
+    at.number_input(key=BUDGET).set_value(50.0).run()  # million USD
+    assert not at.exception
+    after = answer(at)
+    assert after != before and r"\$50M" in after
+
+
+def test_cheapest_for_quality_uses_the_target():
+    at = open_page()
+    at.radio(key=ui.PREFIX + "decision.objective").set_value("cheapest_for_quality").run()
+    target = at.number_input(key=ui.PREFIX + "decision.quality_target_loss")
+    assert not target.disabled
+    target.set_value(2.2).run()
+    assert not at.exception
+    assert answer(at).startswith("The cheapest plan reaching a loss of 2.200")
+
+
+def test_an_unreachable_budget_says_what_to_change():
+    at = open_page()
+    at.number_input(key=BUDGET).set_value(0.0).run()
+    assert not at.exception
+    assert "raise decision.budget_usd" in answer(at).replace("\\", "")
+
+
+def test_saved_scenarios_compare_by_their_differences():
+    at = open_page()
+    at.text_input(key="decide.name").set_value("Ten million").run()
+    at.button[0].click().run()
+    at.number_input(key=BUDGET).set_value(40.0).run()
+    assert not at.exception
+    assert at.selectbox(key="decide.compare").value == "Ten million"
+    frames = [d.value for d in at.dataframe]
+    changed = next(f for f in frames if {"Input", "This scenario"} <= set(f.columns))
+    assert list(changed["Input"]) == ["decision.budget_usd"]
+    moved = next(f for f in frames if "Output" in f.columns)
+    assert "Total cost" in set(moved["Output"])
+
+
+def test_downloads_are_offered():
+    at = open_page()
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download PDF", "Decision JSON", "Scenario JSON"]

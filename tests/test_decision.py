@@ -1,0 +1,166 @@
+"""The decision: the optimiser against brute force, Pareto and budget invariants, the Monte Carlo's seed, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.decision import decide
+from simulator.decision.search import pareto_front, pick
+from simulator.decision.space import base_inputs
+from simulator.scenario import Scenario, ScenarioError
+from simulator.sweeps import sweep
+
+SMALL = {"model.params": [3e8, 1e9, 3e9, 7e9], "training.tokens": [2e10, 6e10, 2e11, 6e11],
+         "cluster.gpus": [8, 64, 512], "cluster.tp": [1, 8], "cluster.pp": [1, 4]}
+
+
+def _scenario(**decision: object) -> Scenario:
+    return Scenario.from_dict({"model": {"params": 1e9}, "decision": {"samples": 200, **decision}})
+
+
+def _brute(s: Scenario) -> object:
+    frame = sweep(Scenario.from_dict(base_inputs(s)), SMALL)
+    ok = (frame["valid"] & frame["training.fits_memory"]
+          & (frame["training.wall_days"] <= s.decision.max_training_days))
+    return frame[ok]
+
+
+def test_optimiser_agrees_with_brute_force_within_budget():
+    s = _scenario(budget_usd=200_000)
+    d = decide(s, space=SMALL, refine=False)
+    rows = _brute(s)
+    within = rows[rows["decision.total_cost_usd"] <= 200_000]
+    best = within.sort_values(["quality.loss", "decision.total_cost_usd"]).iloc[0]
+    assert d.quality_loss == pytest.approx(best["quality.loss"])
+    assert d.total_cost_usd == pytest.approx(best["decision.total_cost_usd"])
+    assert d.candidates_evaluated == int(np.prod([len(v) for v in SMALL.values()]))
+
+
+def test_optimiser_agrees_with_brute_force_cheapest_for_quality():
+    s = _scenario(objective="cheapest_for_quality", quality_target_loss=2.4)
+    d = decide(s, space=SMALL, refine=False)
+    rows = _brute(s)
+    reach = rows[rows["quality.loss"] <= 2.4]
+    assert d.total_cost_usd == pytest.approx(reach["decision.total_cost_usd"].min())
+    assert d.quality_loss <= 2.4
+
+
+def test_factorised_candidates_equal_one_whole_sweep():
+    """The three part sweeps combined by index give every combination exactly what one sweep of all gives."""
+    from simulator.decision.decide import search_base
+    from simulator.decision.search import evaluate_candidates
+
+    space = {**SMALL, "compression.weight_bits": [16, 8, 4], "serving.gpus_per_replica": [1, 2, 8]}
+    base = search_base(Scenario.from_dict({"model": {"params": 1e9}, "serving": {"requests_per_s": 5}}))
+    parts, whole = evaluate_candidates(base, space), evaluate_candidates(base, space, factorised=False)
+    assert np.array_equal(parts.valid, whole.valid) and parts.valid.sum() > 0
+    for key, values in whole.figures.items():
+        assert np.allclose(parts.figures[key][whole.valid], values[whole.valid], rtol=1e-12), key
+    assert all(np.array_equal(parts.choices[k], whole.choices[k]) for k in space)
+
+
+def test_no_pareto_point_within_budget_beats_the_recommendation():
+    d = decide(_scenario(budget_usd=500_000), space=SMALL)
+    within = [p for p in d.pareto if p.total_cost_usd <= 500_000]
+    assert within
+    assert all(p.quality_loss >= d.quality_loss - 1e-12 for p in within)
+
+
+def test_pareto_front_is_monotone_and_undominated():
+    rng = np.random.default_rng(0)
+    cost, loss = rng.random(500), rng.random(500)
+    front = pareto_front(cost, loss)
+    assert np.all(np.diff(cost[front]) >= 0) and np.all(np.diff(loss[front]) < 0)
+    for i in front:  # no point is at least as cheap and strictly better, or cheaper and as good
+        assert not np.any(((cost < cost[i]) & (loss <= loss[i])) | ((cost <= cost[i]) & (loss < loss[i])))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.floats(1e4, 1e7), st.floats(1.0, 20.0))
+def test_a_larger_budget_never_recommends_a_worse_plan(budget, factor):
+    small = decide(_scenario(budget_usd=budget, samples=0), space=SMALL, refine=False)
+    large = decide(_scenario(budget_usd=budget * factor, samples=0), space=SMALL, refine=False)
+    if small.recommendation is not None:
+        assert large.quality_loss <= small.quality_loss + 1e-12
+
+
+def test_pick_prefers_cheaper_at_equal_loss_and_respects_budget():
+    cost, loss = np.array([5.0, 3.0, 1.0, 9.0]), np.array([2.0, 2.0, 3.0, 1.0])
+    assert pick(cost, loss, "best_quality_within_budget", 6.0, None) == 1
+    assert pick(cost, loss, "best_quality_within_budget", 0.5, None) is None
+    assert pick(cost, loss, "cheapest_for_quality", 0.0, 2.0) == 1
+    assert pick(cost, loss, "cheapest_for_quality", 0.0, 0.5) is None
+
+
+def test_monte_carlo_is_reproducible_and_ordered():
+    a = decide(_scenario(budget_usd=300_000, samples=400, seed=7), space=SMALL)
+    b = decide(_scenario(budget_usd=300_000, samples=400, seed=7), space=SMALL)
+    c = decide(_scenario(budget_usd=300_000, samples=400, seed=8), space=SMALL)
+    assert a.uncertainty.to_dict() == b.uncertainty.to_dict()
+    assert a.uncertainty.total_cost_usd != c.uncertainty.total_cost_usd
+    u = a.uncertainty
+    assert u.total_cost_usd.p10 <= u.total_cost_usd.p50 <= u.total_cost_usd.p90
+    assert u.quality_loss.p10 <= u.quality_loss.p50 <= u.quality_loss.p90
+    assert 0.0 <= u.prob_over_budget <= 1.0
+    assert u.total_cost_usd.p10 < u.total_cost_usd.p90  # the efficiencies really are drawn
+
+
+def test_sensitivity_brackets_the_plan_and_is_sorted():
+    d = decide(_scenario(budget_usd=300_000, samples=0), space=SMALL)
+    swings = [s.cost_swing_usd for s in d.sensitivity]
+    assert swings == sorted(swings, reverse=True) and swings[0] > 0
+    top = d.sensitivity[0]
+    assert min(top.cost_low_usd, top.cost_high_usd) <= d.total_cost_usd <= max(top.cost_low_usd, top.cost_high_usd)
+
+
+def test_no_plan_says_what_to_change():
+    d = decide(_scenario(budget_usd=1.0), space=SMALL)
+    assert d.recommendation is None
+    assert "raise decision.budget_usd" in d.missing.reason
+    assert d.missing.closest["total_cost_usd"] > 1.0
+
+
+def test_recommendation_is_a_full_plan_with_the_name():
+    s = Scenario.from_dict({"name": "Ünïcode 模型 🚀", "model": {"params": 1e9},
+                            "decision": {"budget_usd": 300_000, "samples": 0}})
+    d = decide(s, space=SMALL)
+    assert d.recommendation.scenario.name == "Ünïcode 模型 🚀"
+    assert d.recommendation.value("decision.total_cost_usd") == pytest.approx(d.total_cost_usd)
+
+
+@pytest.mark.parametrize("name, message", [(5, "expected text"), ("x" * 201, "at most 200"),
+                                           ("a\u0000b", "control characters")])
+def test_hostile_names_are_refused_clearly(name, message):
+    with pytest.raises(ScenarioError, match=message):
+        Scenario.from_dict({"name": name, "model": {"params": 1e9}})
+
+
+def test_cli_decide_prints_the_contract(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"name": "Pilote « Lune » 月", "model": {"params": 1e9},
+                                "decision": {"budget_usd": 1e6, "samples": 100, "seed": 1}}), encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "simulator", "decide", str(path)], capture_output=True, text=True,
+                         encoding="utf-8", timeout=120, check=True)
+    data = json.loads(out.stdout)
+    assert data["name"] == "Pilote « Lune » 月"
+    rec = data["recommendation"]
+    assert rec["total_cost_usd"] <= 1e6 and rec["quality_loss"] > 0 and "scenario" in rec
+    assert data["candidates_evaluated"] > 10_000
+    assert all({"total_cost_usd", "quality_loss", "scenario"} <= set(p) for p in data["pareto"])
+    u = data["uncertainty"]
+    assert {"p10", "p50", "p90"} <= set(u["total_cost_usd"]) and 0 <= u["prob_over_budget"] <= 1
+    assert all({"input", "low", "high"} <= set(s) for s in data["sensitivity"])
+
+
+def test_cli_decide_refuses_a_missing_target():
+    out = subprocess.run([sys.executable, "-m", "simulator", "decide", "-"], capture_output=True, text=True,
+                         input=json.dumps({"model": {"params": 1e9}, "decision": {"objective": "cheapest_for_quality"}}),
+                         timeout=60)
+    assert out.returncode == 2 and "quality_target_loss" in out.stderr and "Traceback" not in out.stderr
