@@ -14,6 +14,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from report import calibration_summary as summary
 from report import formatting as fmt
 from report.charts import OKABE_ITO
 from simulator.profile import COMPUTE_MODELS, predict_s
@@ -214,18 +215,25 @@ def describe_fit(label: str, fit: Mapping[str, Any], points: pd.DataFrame, curve
 
 
 def throughput_frame(profiles: Mapping[str, Mapping[str, Any]], bench: str = "gemm") -> pd.DataFrame:
-    """Measured and fitted GEMM throughput (FLOP / time) per profile and device/dtype."""
+    """Measured GEMM throughput (FLOP / time) per profile and device/dtype, and the fitted rate of square GEMMs
+    over the measured sizes (calibration_summary.gemm_rate_tflops: its right end is the page's GEMM figure)."""
     parts = []
     for name, profile in profiles.items():
         for key, fit in profile["fits"]["compute"].get(bench, {}).items():
             if not (isinstance(fit, dict) and fit.get("status") == "ok"):
                 continue
-            pts, curve = points_frame(fit), curve_frame(fit)
+            pts = points_frame(fit)
+            if pts.empty:
+                continue
             parts.append(pd.DataFrame({"Profile": name, "Series": key, "FLOP": pts["x"].to_numpy(float),
                                        "TFLOP/s": (pts["x"] / pts["Measured"] / 1e12).to_numpy(float),
                                        "Kind": pts["Point"].to_numpy(object)}))
-            parts.append(pd.DataFrame({"Profile": name, "Series": key, "FLOP": curve["x"].to_numpy(float),
-                                       "TFLOP/s": (curve["x"] / curve["Predicted"] / 1e12).to_numpy(float),
+            x = pts["x"].to_numpy(float)
+            grid = np.geomspace(x.min(), x.max(), GRID_POINTS) if x.min() > 0 else np.unique(x)
+            with np.errstate(all="ignore"):
+                rate = np.asarray(summary.gemm_rate_tflops(fit, key.partition("/")[2], grid), dtype=float)
+            keep = np.isfinite(rate) & (rate > 0)
+            parts.append(pd.DataFrame({"Profile": name, "Series": key, "FLOP": grid[keep], "TFLOP/s": rate[keep],
                                        "Kind": "fitted model"}))
     columns = ["Profile", "Series", "FLOP", "TFLOP/s", "Kind"]
     parts = [p for p in parts if not p.empty]
@@ -271,13 +279,16 @@ def throughput_chart(frame: pd.DataFrame) -> alt.LayerChart:
     return alt.layer(lines, dots, ends).properties(width="container", height=420)
 
 
-def describe_throughput(frame: pd.DataFrame) -> str:
-    fitted = frame[frame["Kind"] == "fitted model"]
-    if fitted.empty:
+def describe_throughput(frame: pd.DataFrame, profiles: Mapping[str, Mapping[str, Any]]) -> str:
+    """The text alternative; its TFLOP/s figures are the page's GEMM throughput (calibration_summary.gemm_rate)."""
+    rates = [(name, g) for name, profile in profiles.items() for g in summary.gemm_throughput(profile)]
+    if frame.empty or not rates:
         return "No GEMM throughput was fitted in this profile."
-    best = fitted.groupby(["Profile", "Series"])["TFLOP/s"].max().sort_values(ascending=False)
-    parts = [f"{series} of {profile}: {fmt.plain(v)} TFLOP/s" for (profile, series), v in best.head(6).items()]
-    text = "GEMM throughput rises with size and levels off; the largest fitted rate per curve: " + "; ".join(parts) + "."
+    parts = [f"{g['device']}/{g['dtype']} of {name}: {summary.tflops_text(g['tflops'])} TFLOP/s"
+             for name, g in sorted(rates, key=lambda r: -r[1]["tflops"])[:6]]
+    text = ("GEMM throughput rises with size and levels off. Lines: the fitted rate of square GEMMs over the sizes "
+            "measured; its right end, the fitted rate at the largest size measured, is each curve's GEMM "
+            "throughput: " + "; ".join(parts) + ".")
     per_profile = frame[["Profile", "Series"]].drop_duplicates().groupby("Profile").size()
     if (per_profile > MAX_SERIES).any():
         text += f" The chart draws the first {MAX_SERIES} series of each profile; the table lists all."
