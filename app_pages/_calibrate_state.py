@@ -28,7 +28,7 @@ from simulator.profile import ProfileError, load_profile
 ACTIVE = "active_profile_id"
 SESSION_PROFILES = "calibrate.profiles"  # id -> entry, for uploads and runs of this session
 SELECT, UPLOAD, NOTICE, RUN = "calibrate.select", "calibrate.upload", "calibrate.notice", "calibrate.run"
-PLAN, BUDGET = "calibrate.plan", "calibrate.budget_s"  # the last plan (calibration.probe.preview), its budget
+PLAN, BUDGET = "calibrate.planned", "calibrate.budget_s"  # the last plan (calibration.probe.preview), its budget
 MAX_DISK_RUNS = 20
 
 Entry = dict[str, Any]  # {"profile": dict, "source": str}
