@@ -101,7 +101,7 @@ def _fit_view(profile_id: str, fit_path: str, _fit: dict[str, Any]) -> tuple[dic
 @st.cache_data(show_spinner=False, max_entries=32)
 def _throughput_view(key: str, _profiles: dict[str, dict[str, Any]]) -> tuple[dict, pd.DataFrame, str]:
     frame = charts.throughput_frame(_profiles)
-    return charts.throughput_chart(frame).to_dict(), frame, charts.describe_throughput(frame, _profiles)
+    return charts.throughput_chart(frame).to_dict(), frame, charts.describe_throughput(frame)
 
 
 def chart(spec: dict, frame: pd.DataFrame, description: str, table_label: str, key: str) -> None:

@@ -229,9 +229,13 @@ def throughput_frame(profiles: Mapping[str, Mapping[str, Any]], bench: str = "ge
                                        "TFLOP/s": (pts["x"] / pts["Measured"] / 1e12).to_numpy(float),
                                        "Kind": pts["Point"].to_numpy(object)}))
             x = pts["x"].to_numpy(float)
-            grid = np.geomspace(x.min(), x.max(), GRID_POINTS) if x.min() > 0 else np.unique(x)
-            with np.errstate(all="ignore"):
-                rate = np.asarray(summary.gemm_rate_tflops(fit, key.partition("/")[2], grid), dtype=float)
+            if fit.get("model") in COMPUTE_MODELS:
+                grid = np.geomspace(x.min(), x.max(), GRID_POINTS) if x.min() > 0 else np.unique(x)
+                with np.errstate(all="ignore"):
+                    rate = np.asarray(summary.gemm_rate_tflops(fit, key.partition("/")[2], grid), dtype=float)
+            else:  # not a function of size alone: the model's prediction at each measured point
+                order = np.argsort(x, kind="stable")
+                grid, rate = x[order], (pts["x"] / pts["Predicted"] / 1e12).to_numpy(float)[order]
             keep = np.isfinite(rate) & (rate > 0)
             parts.append(pd.DataFrame({"Profile": name, "Series": key, "FLOP": grid[keep], "TFLOP/s": rate[keep],
                                        "Kind": "fitted model"}))
@@ -279,15 +283,18 @@ def throughput_chart(frame: pd.DataFrame) -> alt.LayerChart:
     return alt.layer(lines, dots, ends).properties(width="container", height=420)
 
 
-def describe_throughput(frame: pd.DataFrame, profiles: Mapping[str, Mapping[str, Any]]) -> str:
-    """The text alternative; its TFLOP/s figures are the page's GEMM throughput (calibration_summary.gemm_rate)."""
-    rates = [(name, g) for name, profile in profiles.items() for g in summary.gemm_throughput(profile)]
-    if frame.empty or not rates:
+def describe_throughput(frame: pd.DataFrame) -> str:
+    """The text alternative. Its TFLOP/s figures are the lines' right ends, the fitted rate at the largest size
+    measured: the page's GEMM throughput (calibration_summary.gemm_rate, the same function at the same size)."""
+    fitted = frame[frame["Kind"] == "fitted model"]
+    if fitted.empty:
         return "No GEMM throughput was fitted in this profile."
-    parts = [f"{g['device']}/{g['dtype']} of {name}: {summary.tflops_text(g['tflops'])} TFLOP/s"
-             for name, g in sorted(rates, key=lambda r: -r[1]["tflops"])[:6]]
+    ends = fitted.loc[fitted.groupby(["Profile", "Series"], sort=False)["FLOP"].idxmax()]
+    ends = ends.sort_values("TFLOP/s", ascending=False).head(6)
+    parts = [f"{series} of {profile}: {summary.tflops_text(rate)} TFLOP/s"
+             for series, profile, rate in zip(ends["Series"], ends["Profile"], ends["TFLOP/s"], strict=True)]
     text = ("GEMM throughput rises with size and levels off. Lines: the fitted rate of square GEMMs over the sizes "
-            "measured; its right end, the fitted rate at the largest size measured, is each curve's GEMM "
+            "measured; a line's right end, the fitted rate at the largest size measured, is that curve's GEMM "
             "throughput: " + "; ".join(parts) + ".")
     per_profile = frame[["Profile", "Series"]].drop_duplicates().groupby("Profile").size()
     if (per_profile > MAX_SERIES).any():

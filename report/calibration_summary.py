@@ -17,7 +17,7 @@ import pandas as pd
 
 from report import formatting as fmt
 from simulator.devices import ELEMENT_BYTES
-from simulator.profile import predict_s
+from simulator.profile import COMPUTE_MODELS, predict_s
 
 DTYPE_ORDER = ("bf16", "fp16", "fp8", "int8", "tf32", "fp32")
 UNITS = (("_tflops", "TFLOP/s"), ("_GBps", "GB/s"), ("_flops", "FLOP"), ("_bytes", "bytes"), ("_s", "s"))
@@ -83,11 +83,15 @@ def gemm_rate(fit: Mapping[str, Any], dtype: str) -> dict[str, Any] | None:
     caption, comparison): the fitted rate of a square GEMM at the largest size measured. Inside the measured
     range, so the data determine it (the fit's `achieved_tflops` is its plateau beyond the data, a parameter).
     Its range: the fit's held-out error (training error when nothing was held out)."""
-    xs = [pt["x"] for split in ("train", "heldout") for pt in (fit.get("points") or {}).get(split, [])]
-    if fit.get("status") != "ok" or not xs:
+    pts = [pt for split in ("train", "heldout") for pt in (fit.get("points") or {}).get(split, [])]
+    if fit.get("status") != "ok" or not pts:
         return None
-    at = float(max(xs))
-    tflops = float(gemm_rate_tflops(fit, dtype, at))
+    at = float(max(pt["x"] for pt in pts))
+    if fit.get("model") in COMPUTE_MODELS:
+        tflops = float(gemm_rate_tflops(fit, dtype, at))
+    else:  # a layer's inventory model (block_fwd_bwd): its own prediction at the largest layer measured
+        tflops = max((at / pt["predicted"] / 1e12 for pt in pts if pt["x"] == at and pt.get("predicted")),
+                     default=math.nan)
     if not math.isfinite(tflops) or tflops <= 0:
         return None
     held = fit.get("mape_heldout_pct")
@@ -101,7 +105,8 @@ def tflops_text(x: float) -> str:
 
 
 def gemm_throughput(profile: Mapping[str, Any], bench: str = "gemm") -> list[dict[str, Any]]:
-    """GEMM throughput (`gemm_rate`) per fitted device/dtype, main device first, then bf16 before fp32."""
+    """GEMM throughput (`gemm_rate`) per fitted device/dtype: main device first, emulated dtypes last (the headline
+    quotes the first), then bf16 before fp32."""
     out = []
     for key, fit in profile["fits"]["compute"].get(bench, {}).items():
         if not isinstance(fit, dict):
@@ -111,8 +116,8 @@ def gemm_throughput(profile: Mapping[str, Any], bench: str = "gemm") -> list[dic
         if rate is not None:
             out.append({"device": device, "dtype": dtype, **rate, "model": fit["model"],
                         "path": f"fits.compute.{bench}.{key}"})
-    main = main_device(profile)
-    return sorted(out, key=lambda r: (r["device"] != main, _dtype_key(r["dtype"]), r["dtype"]))
+    main, slow = main_device(profile), set(profile.get("environment", {}).get("emulated") or [])
+    return sorted(out, key=lambda r: (r["device"] != main, r["dtype"] in slow, _dtype_key(r["dtype"]), r["dtype"]))
 
 
 def describe_rate(g: Mapping[str, Any]) -> str:

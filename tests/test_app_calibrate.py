@@ -547,6 +547,7 @@ def test_an_emulated_dtype_of_the_active_profile_is_said_plainly():
     n = sum(r["status"] == "ok" and r["device"] == "cpu" and r["dtype"] == "bf16" for r in p["measurements"])
     assert (f"bf16 is emulated on this CPU (probe: 1 GFLOP/s against 89 GFLOP/s in fp32): was measured at {n} "
             "small points only; plans in bf16 on this machine will be slow.") in [w.value for w in at.warning]
+    assert "fp32 GEMMs reach" in headline(at)  # the headline quotes a dtype the machine runs natively
 
 
 # ---------------------------------------------------------------- one number per quantity (issue 9, item 6)
