@@ -1,4 +1,5 @@
-"""A calibration run as a subprocess the page can watch: `python -m calibration run --quick --out DIR`.
+"""A calibration run as a subprocess the page can watch: `python -m calibration run --quick --out DIR`, and
+the plan before it (`calibration.probe.preview` in a short subprocess: `plan_run`).
 
 The child prints one `PROGRESS {"done", "total", "step", "status"}` line per step on stdout and human
 progress bars on stderr. Two reader threads fill a `RunState` under a lock; the page only ever reads
@@ -15,6 +16,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -30,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNS_DIR_ENV = "MODELFOLIO_RUNS_DIR"
 PROGRESS_PREFIX = "PROGRESS "
 TAIL_LINES = 40
-KILL_AFTER_S = 15.0  # after Stop, SIGTERM first (the runner keeps its rows); SIGKILL the group if it lingers
+KILL_AFTER_S = 15.0  # after Cancel, SIGINT first (the runner keeps its rows); SIGKILL the group if it lingers
 _BAR_RE = re.compile(r"\s*\d+%\|[^|]*\|\s*\d+/\d+\s*\[[^\]]*\]")  # a tqdm bar: progress, not an error
 
 RUNNING, DONE, FAILED, STOPPED = "running", "done", "failed", "stopped"
@@ -51,8 +53,65 @@ def new_run_dir(base: Path | None = None) -> Path:
     return out
 
 
-def calibration_command(out_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "calibration", "run", "--quick", "--out", str(out_dir)]
+def calibration_command(out_dir: Path, budget_s: float | None = None, resume: bool = False) -> list[str]:
+    """`python -m calibration run --quick` into `out_dir`, with its PROGRESS lines on stdout."""
+    budget = ["--budget-s", f"{budget_s:g}"] if budget_s else []
+    return [sys.executable, "-m", "calibration", "run", "--quick", "--out", str(out_dir), *budget,
+            "--progress", "jsonl", *(["--resume"] if resume else [])]
+
+
+def shell_text(command: Sequence[str]) -> str:
+    """A command as a user would type it: `python` for this interpreter, arguments quoted for a shell."""
+    args = list(command)
+    if args and args[0] == sys.executable:
+        args[0] = "python"
+    return shlex.join(args)
+
+
+def resume_command(command: Sequence[str]) -> list[str]:
+    """The same run, continued from the rows and samples it kept (`--resume`)."""
+    return [*command, *([] if "--resume" in command else ["--resume"])]
+
+
+# ---------------------------------------------------------------- the plan, before a run
+
+PREVIEW_TIMEOUT_S = 120.0
+_PREVIEW_CODE = ("import json, sys; from calibration.probe import preview; "
+                 "print('PLAN ' + json.dumps(preview('quick', float(sys.argv[1]) or None)))")
+
+
+class PlanError(RuntimeError):
+    """The probe-and-plan subprocess failed; the message says how and ends with its last error lines."""
+
+
+def preview_command(budget_s: float | None) -> list[str]:
+    """A subprocess (torch stays out of the page's process) printing calibration.probe.preview as a PLAN line."""
+    return [sys.executable, "-c", _PREVIEW_CODE, f"{budget_s or 0:g}"]
+
+
+def plan_run(budget_s: float | None, cwd: Path = REPO_ROOT, timeout_s: float = PREVIEW_TIMEOUT_S) -> dict[str, Any]:
+    """Probe this machine and plan a quick run (calibration.probe.preview, a few seconds): benches, points,
+    emulated dtypes and the predicted duration. Blocks; raises PlanError with the reason."""
+    command = preview_command(budget_s)
+    try:
+        done = subprocess.run(command, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True,
+                              text=True, encoding="utf-8", errors="replace", timeout=timeout_s,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise PlanError(f"the probe took over {timeout_s:.0f} s and was stopped") from None
+    except OSError as exc:
+        raise PlanError(f"could not start the probe ({exc})") from None
+    line = next((x for x in reversed(done.stdout.splitlines()) if x.startswith("PLAN ")), None)
+    tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+    if done.returncode != 0 or line is None:
+        raise PlanError(f"the probe exited with code {done.returncode}" + (f": {tail}" if tail else ""))
+    try:
+        plan = json.loads(line[len("PLAN "):])
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"the probe printed an unreadable plan ({exc})") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("predicted_s"), int | float):
+        raise PlanError("the probe printed a plan without a predicted duration")
+    return plan
 
 
 def parse_progress(line: str) -> dict[str, Any] | None:
@@ -96,9 +155,10 @@ class Snapshot:
 class CalibrationRun:
     """One subprocess and its watched state; `start` returns at once, the threads do the reading."""
 
-    def __init__(self, out_dir: Path, command: Sequence[str] | None = None, cwd: Path = REPO_ROOT) -> None:
+    def __init__(self, out_dir: Path, command: Sequence[str] | None = None, cwd: Path = REPO_ROOT,
+                 budget_s: float | None = None) -> None:
         self.out_dir, self.cwd = Path(out_dir), Path(cwd)
-        self.command = tuple(command or calibration_command(self.out_dir))
+        self.command = tuple(command or calibration_command(self.out_dir, budget_s=budget_s))
         self._lock = threading.Lock()
         self._status, self._done, self._total, self._step, self._failed_steps = RUNNING, 0, None, "starting", 0
         self._returncode: int | None = None
@@ -136,13 +196,14 @@ class CalibrationRun:
         return self
 
     def stop(self) -> None:
-        """SIGTERM: the calibration runner stops like Ctrl-C and keeps the rows measured so far."""
+        """Cancel: SIGINT to the run's process group, as Ctrl-C in a terminal (the runner stops, its torchrun
+        ranks with it, keeping every row and sample stored so far); SIGKILL the group if it lingers."""
         with self._lock:
             if self._status != RUNNING or self._proc is None:
                 return
             self._stop_requested = True
-        with contextlib.suppress(ProcessLookupError):
-            self._proc.terminate()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, signal.SIGINT)  # our own child's group (start_new_session)
         timer = threading.Timer(KILL_AFTER_S, self._kill_group)
         timer.daemon = True
         timer.start()
@@ -252,13 +313,13 @@ def _stop_active_at_exit() -> None:
 
 
 def start_run(out_dir: Path | None = None, command: Sequence[str] | None = None,
-              cwd: Path = REPO_ROOT) -> CalibrationRun:
+              cwd: Path = REPO_ROOT, budget_s: float | None = None) -> CalibrationRun:
     """Start a calibration unless one is already running in this server (then RunBusyError)."""
     with _ACTIVE_LOCK:
         busy = _ACTIVE.get("run")
         if busy is not None:
             raise RunBusyError(f"a calibration is already running (writing to {busy.out_dir}); "
                           "wait for it to finish or stop it first")
-        run = CalibrationRun(out_dir or new_run_dir(), command, cwd)
+        run = CalibrationRun(out_dir or new_run_dir(), command, cwd, budget_s)
         _ACTIVE["run"] = run
     return run.start()

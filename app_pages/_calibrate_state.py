@@ -8,7 +8,9 @@ of this session, and no other session, can plan on it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import streamlit as st
 
 from app_pages import _calibrate_run as runner
 from app_pages._devices import add_session_device
+from calibration.rows import read_rows, read_samples
+from calibration.runner import SAMPLES_NAME
 from report.formatting import md_escape
 from simulator.catalog import HardwareSpec
 from simulator.devices import device_from_profile, shipped_profiles
@@ -24,6 +28,7 @@ from simulator.profile import ProfileError, load_profile
 ACTIVE = "active_profile_id"
 SESSION_PROFILES = "calibrate.profiles"  # id -> entry, for uploads and runs of this session
 SELECT, UPLOAD, NOTICE, RUN = "calibrate.select", "calibrate.upload", "calibrate.notice", "calibrate.run"
+PLAN, BUDGET = "calibrate.planned", "calibrate.budget_s"  # the last plan (calibration.probe.preview), its budget
 MAX_DISK_RUNS = 20
 
 Entry = dict[str, Any]  # {"profile": dict, "source": str}
@@ -119,10 +124,10 @@ def register(profile: dict[str, Any]) -> tuple[HardwareSpec | None, str | None]:
     return spec, None
 
 
-def start_run() -> None:
-    """Button callback: one calibration per server; a second click while one runs explains instead."""
+def _start(start: Callable[[], runner.CalibrationRun]) -> None:
+    """One calibration per server; a second click while one runs explains instead."""
     try:
-        st.session_state[RUN] = runner.start_run()
+        st.session_state[RUN] = start()
     except runner.RunBusyError as exc:
         st.session_state[NOTICE] = ("error", f"Not started: {exc}.")
 
@@ -140,9 +145,44 @@ def consume(run: runner.CalibrationRun) -> bool:
     return True
 
 
-def rows_on_disk(out_dir: Path) -> int:
+@dataclasses.dataclass(frozen=True)
+class Kept:
+    """What a run folder holds: its rows and samples files (None where the file does not exist) and counts."""
+
+    rows_path: Path | None
+    rows: int
+    samples_path: Path | None
+    samples: int
+
+    @property
+    def anything(self) -> bool:
+        return self.rows > 0 or self.samples > 0
+
+
+def kept(out_dir: Path) -> Kept:
+    """The rows and samples a (stopped) run left in `out_dir`, read as `--resume` will read them."""
+    rows_path, samples_path = Path(out_dir) / "rows.jsonl", Path(out_dir) / SAMPLES_NAME
+    return Kept(rows_path if rows_path.is_file() else None, len(read_rows(rows_path)),
+                samples_path if samples_path.is_file() else None, sum(map(len, read_samples(samples_path).values())))
+
+
+def start_run() -> None:
+    """Start button: the planned run, with the plan's budget; one calibration per server."""
+    plan = st.session_state.get(PLAN) or {}
+    _start(lambda: runner.start_run(budget_s=plan.get("budget_s")))
+
+
+def resume_run() -> None:
+    """Resume button: the stopped run again, in its folder, continuing from what it kept."""
+    run: runner.CalibrationRun | None = st.session_state.get(RUN)
+    if run is not None:
+        _start(lambda: runner.start_run(run.out_dir, runner.resume_command(run.command), run.cwd))
+
+
+def plan_run(budget_s: float) -> None:
+    """Probe this machine and plan a run (seconds); the plan, or why there is none, goes to the session."""
     try:
-        with (Path(out_dir) / "rows.jsonl").open("rb") as f:
-            return sum(1 for line in f if line.strip())
-    except OSError:
-        return 0
+        st.session_state[PLAN] = {**runner.plan_run(budget_s), "budget_s": budget_s}
+    except runner.PlanError as exc:
+        st.session_state.pop(PLAN, None)
+        st.session_state[NOTICE] = ("error", f"No plan: {md_escape(exc)}. The run was not started.")

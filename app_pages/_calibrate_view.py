@@ -37,6 +37,8 @@ def md(text: str) -> str:
 
 def answer(profile: dict[str, Any], spec: Any | None) -> None:
     st.markdown(f"#### {fmt.md_escape(summary.headline(profile, spec))}")
+    for sentence in summary.emulated(profile):
+        st.warning(fmt.md_escape(sentence), icon=":material/speed:")
 
 
 def metrics(profile: dict[str, Any], spec: Any | None) -> None:
@@ -46,10 +48,9 @@ def metrics(profile: dict[str, Any], spec: Any | None) -> None:
     for g in gemms:
         peak = summary.datasheet_peak(profile, spec, g["dtype"])
         share = f" {fmt.pct(g['tflops'] / peak[0])} of {fmt.plain(peak[0])} TFLOP/s ({peak[1]})." if peak else ""
-        err = f" ± {fmt.plain(g['stderr'])}" if g["stderr"] is not None else ""
-        figures.append((f"{g['dtype']} TFLOP/s", fmt.plain(g["tflops"]),
-                        f"Fitted: large-GEMM throughput on {g['device']}{err} TFLOP/s ({g['model']}, {g['path']}). "
-                        f"Higher is better.{share}"))
+        figures.append((f"{g['dtype']} TFLOP/s", summary.tflops_text(g["tflops"]),
+                        f"{summary.describe_rate(g)} Higher is better.{share} The fit's plateau beyond the sizes "
+                        "measured (`achieved_tflops`) is in the Compute tab."))
     bws = [b for b in summary.busbw(profile) if b["op"] == "all_reduce"]
     if bws:
         b = bws[0]
@@ -130,6 +131,9 @@ def fit_detail(profile_id: str, section: str, path: tuple[str, ...], fit: dict[s
         st.markdown(f"**Model `{fit['model']}`**")
         st.code(fit.get("formula", ""), language=None, wrap_lines=True)
         st.dataframe(summary.params_frame(fit), hide_index=True, width="stretch")
+        note = summary.undetermined_note(fit)
+        if note:
+            st.caption(md(note))
         held = fit.get("mape_heldout_pct")
         st.markdown(md(f"Error (MAPE): **{fmt.plain(fit.get('mape_train_pct'))}%** on {fit.get('n_train')} fitted "
                        f"points, **{'n/a' if held is None else fmt.plain(held) + '%'}** on {fit.get('n_heldout')} "

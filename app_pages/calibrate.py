@@ -30,7 +30,7 @@ def controls(options: dict, active_id: str, profile: dict) -> None:
         "application/json", icon=":material/download:", key="calibrate.download", on_click="ignore", width="stretch",
         help="The active profile as JSON, to share or to upload on another machine.")
     with run:
-        panel.start_button()
+        panel.plan_button()
 
 
 def notice() -> None:
@@ -53,6 +53,7 @@ def page() -> None:
     view.metrics(profile, spec)
     controls(options, active_id, profile)
     notice()
+    panel.plan_view()
     panel.status()
     if warning:
         st.warning(view.md(warning), icon=":material/warning:")

@@ -272,3 +272,35 @@ def probe_environment(probes: dict[str, Probe]) -> dict[str, Any]:
     for pr in probes.values():
         figures.update(pr.environment())
     return {"probe": figures, "emulated": sorted({d for pr in probes.values() for d in pr.emulated})}
+
+
+def preview(mode: str = "quick", budget_s: float | None = None, device: str = "auto") -> dict[str, Any]:
+    """What `python -m calibration run --<mode> [--budget-s S]` would measure on this machine and how long it
+    would take, as plain data: the runner's own grids, probe and `fit_budget` (the Calibrate page shows it before
+    a run). Measures for a few seconds (the probe); writes nothing."""
+    from calibration.bench.grids import plan
+    from calibration.bench.registry import set_run_threads
+    from calibration.env import capture_env
+    from calibration.runner import resolve_devices, world_sizes
+
+    devices = resolve_devices(device)
+    env = capture_env()
+    sizes = {d: world_sizes(mode, d, None, 1) for d in devices}
+    steps = plan(mode, devices, sizes, env.get("l3_cache_bytes") or 32 << 20)
+    set_run_threads()  # the threads the run measures with
+    probes = {d: probe(d) for d in devices}
+    sized = fit_budget(steps, probes, mode, budget_s or BUDGETS_S.get(mode, 180.0))
+    emulated = []
+    for dev, dtypes in sized.emulated.items():
+        for dt in dtypes:
+            mine = [s for s in sized.steps if s.device == dev and s.dtype == dt]
+            emulated.append({"device": dev, "dtype": dt, "points": len(mine),
+                             "benches": sorted({s.bench for s in mine}),
+                             "gflops": probes[dev].gflops.get(dt), "fp32_gflops": probes[dev].gflops.get("fp32")})
+    launch_s = sized.predicted_s - sum(sec for _, _, sec in sized.per_bench.values())  # torchrun start-ups
+    return {"mode": mode, "budget_s": sized.budget_s, "predicted_s": sized.predicted_s, "launch_s": launch_s,
+            "unplanned_s": sized.unplanned_s, "points": len(sized.steps), "dropped": sized.dropped,
+            "fits_budget": sized.fits, "devices": devices, "probe_s": sum(p.seconds for p in probes.values()),
+            "benches": [{"bench": b, "points": k, "of": n, "predicted_s": sec}
+                        for b, (k, n, sec) in sized.per_bench.items()],
+            "emulated": emulated, "text": sized.describe()}

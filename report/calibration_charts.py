@@ -14,6 +14,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from report import calibration_summary as summary
 from report import formatting as fmt
 from report.charts import OKABE_ITO
 from simulator.profile import COMPUTE_MODELS, predict_s
@@ -214,18 +215,29 @@ def describe_fit(label: str, fit: Mapping[str, Any], points: pd.DataFrame, curve
 
 
 def throughput_frame(profiles: Mapping[str, Mapping[str, Any]], bench: str = "gemm") -> pd.DataFrame:
-    """Measured and fitted GEMM throughput (FLOP / time) per profile and device/dtype."""
+    """Measured GEMM throughput (FLOP / time) per profile and device/dtype, and the fitted rate of square GEMMs
+    over the measured sizes (calibration_summary.gemm_rate_tflops: its right end is the page's GEMM figure)."""
     parts = []
     for name, profile in profiles.items():
         for key, fit in profile["fits"]["compute"].get(bench, {}).items():
             if not (isinstance(fit, dict) and fit.get("status") == "ok"):
                 continue
-            pts, curve = points_frame(fit), curve_frame(fit)
+            pts = points_frame(fit)
+            if pts.empty:
+                continue
             parts.append(pd.DataFrame({"Profile": name, "Series": key, "FLOP": pts["x"].to_numpy(float),
                                        "TFLOP/s": (pts["x"] / pts["Measured"] / 1e12).to_numpy(float),
                                        "Kind": pts["Point"].to_numpy(object)}))
-            parts.append(pd.DataFrame({"Profile": name, "Series": key, "FLOP": curve["x"].to_numpy(float),
-                                       "TFLOP/s": (curve["x"] / curve["Predicted"] / 1e12).to_numpy(float),
+            x = pts["x"].to_numpy(float)
+            if fit.get("model") in COMPUTE_MODELS:
+                grid = np.geomspace(x.min(), x.max(), GRID_POINTS) if x.min() > 0 else np.unique(x)
+                with np.errstate(all="ignore"):
+                    rate = np.asarray(summary.gemm_rate_tflops(fit, key.partition("/")[2], grid), dtype=float)
+            else:  # not a function of size alone: the model's prediction at each measured point
+                order = np.argsort(x, kind="stable")
+                grid, rate = x[order], (pts["x"] / pts["Predicted"] / 1e12).to_numpy(float)[order]
+            keep = np.isfinite(rate) & (rate > 0)
+            parts.append(pd.DataFrame({"Profile": name, "Series": key, "FLOP": grid[keep], "TFLOP/s": rate[keep],
                                        "Kind": "fitted model"}))
     columns = ["Profile", "Series", "FLOP", "TFLOP/s", "Kind"]
     parts = [p for p in parts if not p.empty]
@@ -272,12 +284,18 @@ def throughput_chart(frame: pd.DataFrame) -> alt.LayerChart:
 
 
 def describe_throughput(frame: pd.DataFrame) -> str:
+    """The text alternative. Its TFLOP/s figures are the lines' right ends, the fitted rate at the largest size
+    measured: the page's GEMM throughput (calibration_summary.gemm_rate, the same function at the same size)."""
     fitted = frame[frame["Kind"] == "fitted model"]
     if fitted.empty:
         return "No GEMM throughput was fitted in this profile."
-    best = fitted.groupby(["Profile", "Series"])["TFLOP/s"].max().sort_values(ascending=False)
-    parts = [f"{series} of {profile}: {fmt.plain(v)} TFLOP/s" for (profile, series), v in best.head(6).items()]
-    text = "GEMM throughput rises with size and levels off; the largest fitted rate per curve: " + "; ".join(parts) + "."
+    ends = fitted.loc[fitted.groupby(["Profile", "Series"], sort=False)["FLOP"].idxmax()]
+    ends = ends.sort_values("TFLOP/s", ascending=False).head(6)
+    parts = [f"{series} of {profile}: {summary.tflops_text(rate)} TFLOP/s"
+             for series, profile, rate in zip(ends["Series"], ends["Profile"], ends["TFLOP/s"], strict=True)]
+    text = ("GEMM throughput rises with size and levels off. Lines: the fitted rate of square GEMMs over the sizes "
+            "measured; a line's right end, the fitted rate at the largest size measured, is that curve's GEMM "
+            "throughput: " + "; ".join(parts) + ".")
     per_profile = frame[["Profile", "Series"]].drop_duplicates().groupby("Profile").size()
     if (per_profile > MAX_SERIES).any():
         text += f" The chart draws the first {MAX_SERIES} series of each profile; the table lists all."

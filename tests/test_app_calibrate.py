@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 import textwrap
 import time
@@ -79,12 +80,17 @@ def allreduce_fit() -> dict:
 
 
 def variant() -> dict:
-    """The shipped profile as another machine: half the GEMM rate, and an all-reduce fit."""
+    """The shipped profile as another machine: every GEMM twice as slow (half the rates, twice the overhead), and
+    an all-reduce fit."""
     p = copy.deepcopy(shipped_profiles()["h200-quick"])
     p["name"], p["created_utc"] = "Test rig, calibrated 2026-11-29", "2026-11-29T10:00:00+00:00"
     for fit in p["fits"]["compute"]["gemm"].values():
         if fit["status"] == "ok":
-            fit["params"]["achieved_tflops"] /= 2
+            params = fit["params"]
+            params["overhead_s"] *= 2
+            for rate in ("achieved_tflops", "mem_GBps", "cache_GBps", "dram_GBps"):
+                if rate in params:
+                    params[rate] /= 2
     p["fits"]["collectives"]["all_reduce"] = {"bus_factor": "2(n-1)/n", "by_world": {"2": allreduce_fit()}}
     return p
 
@@ -107,7 +113,7 @@ def test_the_reference_profile_of_the_development_machine_is_the_default():
 def test_page_renders_the_shipped_profile_with_headline_metrics_and_fits():
     at = open_page()
     profile = shipped_profiles()[SHIPPED_STEM]
-    bf16 = profile["fits"]["compute"]["gemm"]["cuda/bf16"]["params"]["achieved_tflops"]
+    bf16 = summary.gemm_rate(profile["fits"]["compute"]["gemm"]["cuda/bf16"], "bf16")["tflops"]
     pct = 100 * bf16 / 989.4  # H200 dense bf16 datasheet peak
     assert headline(at).startswith(f"#### Active profile: {profile['name']}: bf16 GEMMs reach {bf16:.0f} "
                                    f"TFLOP/s ({pct:.0f}% of datasheet); held-out error")
@@ -145,7 +151,7 @@ def test_good_upload_becomes_active_and_compare_shows_ratios():
     at = open_page()
     at.file_uploader(key=state.UPLOAD).upload("rig.json", variant_bytes(), "application/json").run()
     assert not at.exception and not at.error
-    half = variant()["fits"]["compute"]["gemm"]["cuda/bf16"]["params"]["achieved_tflops"]
+    half = summary.gemm_throughput(variant())[0]["tflops"]
     assert headline(at).startswith(f"#### Active profile: Test rig, calibrated 2026-11-29: bf16 GEMMs reach {half:.0f}")
     assert "all-reduce moves 2.3 GB/s" in headline(at)
     assert {m.label: m.value for m in at.metric}["All-reduce GB/s"] == "2.3"
@@ -286,7 +292,7 @@ SLOW = """
     for i in range(1, 600):
         print("PROGRESS " + json.dumps({"done": i, "total": 600, "step": f"step {i}"}), flush=True)
         with (out / "rows.jsonl").open("a") as f:
-            f.write("{}\\n")
+            f.write(json.dumps({"bench": "gemm", "status": "ok"}) + "\\n")
         time.sleep(0.05)
 """
 
@@ -340,7 +346,7 @@ def test_one_run_at_a_time_and_stop_keeps_rows(tmp_path):
     run.stop()
     snap = run.wait(RUN_WAIT_S)
     assert snap.status == runner.STOPPED and snap.done >= 2
-    assert state.rows_on_disk(snap.out_dir) >= 2  # what was measured stays on disk
+    assert state.kept(snap.out_dir).rows >= 2  # what was measured stays on disk
     assert runner.active_run() is None
 
 
@@ -354,9 +360,8 @@ def test_page_starts_a_run_then_activates_its_profile(tmp_path, monkeypatch):
     source = tmp_path / "source.json"
     source.write_bytes(variant_bytes())
     script = fake(tmp_path, SUCCEEDS)
-    monkeypatch.setattr(runner, "calibration_command", lambda out: [sys.executable, str(script), str(out), str(source)])
-    at = open_page()
-    at.button(key="calibrate.start").click().run()
+    monkeypatch.setattr(runner, "calibration_command", lambda out, **_: [sys.executable, str(script), str(out), str(source)])
+    at = plan_then_start(tmp_path, monkeypatch)
     run = at.session_state[state.RUN]
     assert run.wait(RUN_WAIT_S).status == runner.DONE
     at.run()
@@ -368,9 +373,8 @@ def test_page_starts_a_run_then_activates_its_profile(tmp_path, monkeypatch):
 
 def test_page_shows_a_failed_run_with_its_stderr(tmp_path, monkeypatch):
     script = fake(tmp_path, FAILS)
-    monkeypatch.setattr(runner, "calibration_command", lambda out: [sys.executable, str(script), str(out)])
-    at = open_page()
-    at.button(key="calibrate.start").click().run()
+    monkeypatch.setattr(runner, "calibration_command", lambda out, **_: [sys.executable, str(script), str(out)])
+    at = plan_then_start(tmp_path, monkeypatch)
     at.session_state[state.RUN].wait(RUN_WAIT_S)
     at.run()
     assert any("Calibration failed" in e.value and "exited with code 1" in e.value for e in at.error)
@@ -387,3 +391,196 @@ def test_server_config_caps_uploads_at_the_loader_cap_and_hides_tracebacks():
     assert config["server"]["maxUploadSize"] * 2**20 == MAX_PROFILE_BYTES
     assert config["client"]["showErrorDetails"] == "none"
     assert config["server"]["address"] == "127.0.0.1"
+
+
+# ---------------------------------------------------------------- plan, cancel, resume (issue 9, item 5)
+
+PLAN = {"mode": "quick", "budget_s": 180.0, "predicted_s": 150.4, "launch_s": 16.0, "unplanned_s": 1021.6,
+        "points": 177, "dropped": 90, "fits_budget": True, "devices": ["cpu"], "probe_s": 0.4,
+        "benches": [{"bench": "gemm", "points": 7, "of": 30, "predicted_s": 2.1},
+                    {"bench": "all_reduce", "points": 22, "of": 22, "predicted_s": 13.2}],
+        "emulated": [{"device": "cpu", "dtype": "bf16", "points": 5, "benches": ["gemm"], "gflops": 1.0,
+                      "fp32_gflops": 89.0}], "text": "plan: ..."}
+
+
+def fake_preview(tmp_path: Path, monkeypatch, plan: dict | None = None, fail: bool = False) -> Path:
+    """runner.preview_command replaced by a script printing `plan` (its budget from the argument) as a PLAN line."""
+    script = tmp_path / "fake_preview.py"
+    body = ("import json, sys\nplan = json.loads(sys.argv[1])\nplan['budget_s'] = float(sys.argv[2])\n"
+            "print('probing...')\nprint('PLAN ' + json.dumps(plan))\n")
+    if fail:
+        body = "import sys\nprint('RuntimeError: no torch here', file=sys.stderr)\nsys.exit(3)\n"
+    script.write_text(body)
+    monkeypatch.setattr(runner, "preview_command",
+                        lambda budget_s: [sys.executable, str(script), json.dumps(plan or PLAN), f"{budget_s:g}"])
+    return script
+
+
+def plan_then_start(tmp_path: Path, monkeypatch) -> AppTest:
+    fake_preview(tmp_path, monkeypatch)
+    at = open_page()
+    at.button(key="calibrate.plan").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.button(key="calibrate.start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_plan_shows_benches_points_emulated_dtypes_and_the_predicted_duration(tmp_path, monkeypatch):
+    fake_preview(tmp_path, monkeypatch)
+    started: list[dict] = []
+    monkeypatch.setattr(runner, "start_run", lambda **kw: started.append(kw) or runner.CalibrationRun(
+        tmp_path / "never", [sys.executable, "-c", "pass"], tmp_path).start())
+    at = open_page()
+    assert not at.get("number_input")  # no plan yet: no budget, no Start
+    at.button(key="calibrate.plan").click().run()
+    assert not at.exception and not at.error
+    text = " ".join(m.value for m in at.markdown)
+    assert "**Plan:** 177 points in 2 benches on cpu, predicted **2:30** (min:s) for a budget of 3:00" in text
+    assert "The full quick grids would take 17:02: 90 of their points are left out" in text
+    warnings = [w.value for w in at.warning]
+    assert ("bf16 is emulated on this CPU (probe: 1 GFLOP/s against 89 GFLOP/s in fp32): will be measured at 5 small "
+            "points only; plans in bf16 on this machine will be slow.") in warnings
+    table = next(d.value for d in at.dataframe if "Of the grid" in d.value.columns)
+    assert table.set_index("Bench").loc["gemm", "Points"] == 7 and "torchrun start-ups" in set(table["Bench"])
+    at.number_input(key=state.BUDGET).set_value(60.0).run()  # a new budget: plan again before starting
+    assert at.button(key="calibrate.start").disabled
+    at.button(key="calibrate.replan").click().run()
+    assert "for a budget of 1:00" in " ".join(m.value for m in at.markdown)
+    assert not at.button(key="calibrate.start").disabled
+    at.button(key="calibrate.start").click().run()
+    assert started == [{"budget_s": 60.0}]  # the run gets the plan's budget
+
+
+def test_a_failed_plan_says_why_and_starts_nothing(tmp_path, monkeypatch):
+    fake_preview(tmp_path, monkeypatch, fail=True)
+    at = open_page()
+    at.button(key="calibrate.plan").click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("No plan: the probe exited with code 3: RuntimeError: no torch here" in e for e in errors)
+    assert state.PLAN not in at.session_state and state.RUN not in at.session_state
+
+
+def test_the_real_plan_marks_a_slowed_dtype_emulated_and_fits_its_budget(monkeypatch):
+    """calibration.probe.preview through the page's subprocess, with the probe's test hook slowing bf16."""
+    from calibration.probe import SLOW_ENV
+
+    monkeypatch.setenv(SLOW_ENV, "bf16")
+    plan = runner.plan_run(60.0)
+    assert plan["budget_s"] == 60.0 and plan["predicted_s"] > 0 and plan["points"] > 0
+    assert [(e["device"], e["dtype"]) for e in plan["emulated"]] == [("cpu", "bf16")]
+    assert 1 <= plan["emulated"][0]["points"] <= 5 * len(plan["benches"])
+    assert plan["emulated"][0]["gflops"] < plan["emulated"][0]["fp32_gflops"] / 8
+    assert plan["dropped"] > 0 and plan["unplanned_s"] > plan["predicted_s"]
+    assert sum(b["points"] for b in plan["benches"]) == plan["points"]
+
+
+CANCELLABLE = """
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        for i in range(1, 600):
+            with (out / "samples.jsonl").open("a") as f:
+                f.write(json.dumps({"key": f"k{i}", "times_s": [0.1, 0.2, 0.3]}) + "\\n")
+            with (out / "rows.jsonl").open("a") as f:
+                f.write(json.dumps({"bench": "gemm", "status": "ok"}) + "\\n")
+            print("PROGRESS " + json.dumps({"done": i, "total": 600, "step": f"step {i}"}), flush=True)
+            time.sleep(0.05)
+    except KeyboardInterrupt:  # what SIGINT (Ctrl-C) raises; SIGTERM would not get here
+        (out / "interrupted").write_text(" ".join(sys.argv[2:]))
+        sys.exit(130)
+"""
+
+
+def test_cancel_keeps_rows_names_existing_files_and_resumes(tmp_path, monkeypatch):
+    script = fake(tmp_path, CANCELLABLE)
+    monkeypatch.setattr(runner, "calibration_command", lambda out, **kw: [sys.executable, str(script), str(out),
+                                                                         "--budget-s", f"{kw['budget_s']:g}"])
+    at = plan_then_start(tmp_path, monkeypatch)
+    run = at.session_state[state.RUN]
+    deadline = time.monotonic() + RUN_WAIT_S
+    while run.snapshot().done < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()
+    assert any("Rows go to `" in c.value for c in at.caption)
+    at.button(key="calibrate.cancel").click().run()
+    snap = run.wait(RUN_WAIT_S)
+    assert snap.status == runner.STOPPED and (snap.out_dir / "interrupted").read_text() == "--budget-s 180"  # SIGINT
+    at.run()
+    assert not at.exception
+    message = next(w.value for w in at.warning if "Cancelled after" in w.value)
+    named = [Path(p) for p in re.findall(r"`([^`]+\.jsonl)`", message)]
+    assert {p.name for p in named} == {"rows.jsonl", "samples.jsonl"} and all(p.is_file() for p in named)
+    kept = state.kept(snap.out_dir)
+    assert kept.rows >= 3 and f"{kept.rows} finished rows in `{kept.rows_path}`" in message
+    assert f"{kept.samples} samples in `{kept.samples_path}`" in message and kept.samples == 3 * kept.rows
+    assert f"{snap.out_dir} --budget-s 180 --resume`" in message
+    at.button(key="calibrate.resume").click().run()
+    again = at.session_state[state.RUN]
+    assert again is not run and again.out_dir == run.out_dir and again.command[-1] == "--resume"
+    while again.snapshot().done < 1 and time.monotonic() < deadline + RUN_WAIT_S:
+        time.sleep(0.05)
+    again.stop()
+    assert again.wait(RUN_WAIT_S).status == runner.STOPPED
+    assert state.kept(snap.out_dir).rows > kept.rows  # the resumed run appended to the same files
+
+
+def test_cancel_before_anything_was_measured_names_no_file(tmp_path):
+    run = start(tmp_path, "time.sleep(30)\n")
+    run.stop()
+    snap = run.wait(RUN_WAIT_S)
+    assert snap.status == runner.STOPPED
+    from app_pages._calibrate_panel import kept_message
+
+    text, resumable = kept_message(snap)
+    assert not resumable and "nothing was kept" in text and ".jsonl" not in text
+
+
+def test_an_emulated_dtype_of_the_active_profile_is_said_plainly():
+    p = copy.deepcopy(shipped_profiles()["cpu-reference"])
+    p["name"], p["created_utc"] = "Slow-bf16 rig, calibrated 2026-11-30", "2026-11-30T10:00:00+00:00"
+    p["environment"]["emulated"] = ["bf16"]
+    p["environment"]["probe"] = {"cpu.bf16.gflops": 1.0, "cpu.fp32.gflops": 89.0}
+    at = open_page()
+    at.file_uploader(key=state.UPLOAD).upload("slow.json", json.dumps(p).encode(), "application/json").run()
+    assert not at.exception
+    n = sum(r["status"] == "ok" and r["device"] == "cpu" and r["dtype"] == "bf16" for r in p["measurements"])
+    assert (f"bf16 is emulated on this CPU (probe: 1 GFLOP/s against 89 GFLOP/s in fp32): was measured at {n} "
+            "small points only; plans in bf16 on this machine will be slow.") in [w.value for w in at.warning]
+    assert "fp32 GEMMs reach" in headline(at)  # the headline quotes a dtype the machine runs natively
+
+
+# ---------------------------------------------------------------- one number per quantity (issue 9, item 6)
+
+
+def test_one_gemm_throughput_figure_in_headline_key_figures_caption_and_comparison():
+    profile = shipped_profiles()["cpu-reference"]
+    at = open_page("shipped:cpu-reference")
+    bf16 = summary.gemm_throughput(profile)[0]
+    figure = summary.tflops_text(bf16["tflops"])
+    assert figure == "0.805"  # the fitted rate at the largest GEMM measured, not the plateau parameter (0.916)
+    assert f"bf16 GEMMs reach {figure} TFLOP/s" in headline(at)
+    assert {m.label: m.value for m in at.metric}["bf16 TFLOP/s"] == figure
+    caption = next(c.value for c in at.caption if "GEMM throughput rises" in c.value)
+    assert f"cpu/bf16 of {profile['name']}: {figure} TFLOP/s" in caption
+    frame = charts.throughput_frame({"p": profile})
+    line = frame[(frame["Kind"] == "fitted model") & (frame["Series"] == "cpu/bf16")]
+    assert line.loc[line["FLOP"].idxmax(), "TFLOP/s"] == pytest.approx(bf16["tflops"], rel=1e-9)  # the line's end
+    assert summary.compare_frame(profile, profile, "A", "B").set_index("Figure").loc["GEMM cpu/bf16", "A"] == \
+        pytest.approx(bf16["tflops"])
+
+
+def test_parameters_the_data_do_not_determine_are_marked_with_what_it_means():
+    at = open_page("shipped:cpu-reference")
+    fit = shipped_profiles()["cpu-reference"]["fits"]["compute"]["gemm"]["cpu/bf16"]
+    params = next(d.value for d in at.dataframe if "± std err" in d.value.columns).set_index("Parameter")
+    assert params.loc["x_half_flops", "Relative"] == "86,658%"
+    assert params.loc["overhead_s", "Relative"] == "3,785%"
+    for name in ("x_half_flops", "overhead_s", "hill_exponent"):
+        assert params.loc[name, "Note"].startswith("not determined by the data")
+    assert params.loc["achieved_tflops", "Note"] == "" and params.loc["mem_GBps", "Note"] == ""
+    note = next(c.value for c in at.caption if c.value.startswith("Not determined by the data"))
+    assert "overhead_s, x_half_flops, hill_exponent" in note
+    assert f"held-out error {summary.fmt.plain(fit['mape_heldout_pct'])}% on its 4 largest points" in note
+    assert summary.undetermined({"params": {"a_s": 1.0}, "stderr": {"a_s": 0.5}}) == []
+    assert summary.undetermined({"params": {"a_s": 1.0}, "stderr": {"a_s": 0.0}}) == ["a_s"]  # no influence at all
