@@ -29,8 +29,9 @@ def quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
         alpha = w.abs().mean(dim=1, keepdim=True)
         return torch.where(w >= 0, alpha, -alpha)
     half = 2 ** (bits - 1)
-    step = quant_step(w, bits)
-    return (torch.clamp(torch.floor(w / step), -half, half - 1) + 0.5) * step
+    w64 = w.double()  # 16 bits need more than fp32's 24-bit mantissa for w / step
+    step = quant_step(w64, bits)
+    return ((torch.clamp(torch.floor(w64 / step), -half, half - 1) + 0.5) * step).to(w.dtype)
 
 
 @torch.no_grad()
