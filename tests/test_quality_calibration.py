@@ -273,3 +273,15 @@ def test_scaling_law_reader_matches_hoffmann_form() -> None:
     # Hoffmann et al. 2022 Approach 3 at N = 70e9, D = 1.4e12, by hand: 1.69 + 406.4/70e9^0.34 + 410.7/1.4e12^0.28
     assert float(predict_loss(law, 70e9, 1.4e12)) == pytest.approx(
         1.69 + 406.4 / 70e9 ** 0.34 + 410.7 / 1.4e12 ** 0.28, rel=1e-12)
+
+
+def test_scaling_runs_train_several_sizes_and_fit_the_law(tmp_path: Path) -> None:
+    from calibration.quality.run import _scaling_runs
+
+    plan = replace(PLANS["tiny"], scaling_sizes=(8, 16), scaling_steps=(4, 8, 16), scaling_bootstrap=8)
+    law = _scaling_runs(plan, "cpu", tmp_path, set(), lambda msg: None)
+    pts = [r for r in read_points(tmp_path / POINTS_NAME) if r["model"] == "char_lm_scaling"]
+    assert len(pts) == 6 and len({r["params"] for r in pts}) == 2
+    assert {r["tokens"] for r in pts} == {s * plan.lm_batch * plan.lm_ctx for s in (4, 8, 16)}
+    assert law["status"] == "ok" and len(law["points"]) == 6
+    assert all(law["p10"][k] <= law["p90"][k] for k in law["p10"])

@@ -56,6 +56,7 @@ class QualityPlan:
     sparsities_ft: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
     scaling_sizes: tuple[int, ...] = ()  # d_model of the LMs of the scaling law (full only)
     scaling_steps: tuple[int, ...] = ()
+    scaling_bootstrap: int = 100  # resamples for the law's P10/P90
     predicted_s: float | None = None
     budget_s: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -425,7 +426,8 @@ def _scaling_runs(plan: QualityPlan, device: str, out: Path, done: set[str], log
             log(f"quality: scaling law d_model {d}, {steps} steps: loss {rec['metrics']['loss_nats']:.3f}")
     pts = [r for r in read_points(path) if r.get("model") == "char_lm_scaling"]
     return fit_scaling_law(np.array([r["params"] for r in pts]), np.array([r["tokens"] for r in pts]),
-                           np.array([r["metrics"]["loss_nats"] for r in pts]), seed=plan.seed)
+                           np.array([r["metrics"]["loss_nats"] for r in pts]), seed=plan.seed,
+                           n_boot=plan.scaling_bootstrap)
 
 
 # ---------------------------------------------------------------- the section
