@@ -272,3 +272,9 @@ def parse_quality(section: Any, path: str = "quality") -> QualitySection:
     return QualitySection(mode=_str(s.get("mode"), f"{path}.mode"),
                           duration_s=_num(s.get("duration_s"), f"{path}.duration_s", nullable=True, low=0.0),
                           models=models, curves=curves, scaling_law=law)
+
+
+def quality_from_profile(profile: dict[str, Any]) -> QualitySection | None:
+    """The parsed `quality` section of a loaded profile, or None when it has none."""
+    section = profile.get("quality") if isinstance(profile, dict) else None
+    return None if section is None else parse_quality(section)

@@ -25,7 +25,7 @@ from calibration.quality.models import MLP, CharLM, LMConfig, prunable
 from calibration.quality.run import PLANS, POINTS_NAME, read_points, run_quality, variants
 from calibration.quality.train import classification_metrics
 from simulator.profile import ProfileError, load_profile
-from simulator.quality_curves import error_at, evaluate, parse_quality, predict_loss
+from simulator.quality_curves import error_at, evaluate, parse_quality, predict_loss, quality_from_profile
 
 REFERENCE = Path(__file__).resolve().parents[1] / "simulator" / "data" / "profiles" / "cpu-reference.json"
 
@@ -203,7 +203,8 @@ def test_section_round_trips_through_the_profile_loader(tiny_run: Path, tmp_path
     shutil.copy(REFERENCE, path)
     attach_quality(path, section)
     profile = load_profile(path)
-    parsed = parse_quality(profile["quality"])
+    parsed = quality_from_profile(profile)
+    assert parsed is not None and quality_from_profile({"name": "no section"}) is None
     assert parsed.mode == "tiny" and parsed.duration_s is not None
     assert set(parsed.models) == {"digits_mlp", "char_lm"}
     curve = parsed.curve("digits_mlp", "bits", "rtn", False, "accuracy")
@@ -285,3 +286,23 @@ def test_scaling_runs_train_several_sizes_and_fit_the_law(tmp_path: Path) -> Non
     assert {r["tokens"] for r in pts} == {s * plan.lm_batch * plan.lm_ctx for s in (4, 8, 16)}
     assert law["status"] == "ok" and len(law["points"]) == 6
     assert all(law["p10"][k] <= law["p90"][k] for k in law["p10"])
+
+
+def test_shipped_reference_profile_carries_the_quick_curves() -> None:
+    section = quality_from_profile(load_profile(REFERENCE))
+    assert section is not None and section.mode == "quick"
+    assert section.duration_s is not None and section.duration_s < 60  # the quick budget's share is 45 s
+    rtn = section.curve("char_lm", "bits", "rtn", False, "loss_nats")
+    assert rtn is not None and rtn.loo_mae is not None
+    loss = evaluate(rtn, np.array([1.0, 2.0, 3.0, 4.0, 8.0])).mean
+    assert np.all(np.diff(loss) <= 1e-12)  # fewer bits, higher loss
+    assert all(c.provenance == "fitted" and c.points for c in section.curves.values())
+
+
+def test_parse_quality_names_the_bad_field() -> None:
+    from simulator.quality_curves import QualitySectionError
+
+    with pytest.raises(QualitySectionError, match=r"^quality\.mode: expected a non-empty string"):
+        parse_quality({"mode": 5})
+    with pytest.raises(QualitySectionError, match=r"^quality\.curves: expected an object"):
+        parse_quality({"mode": "quick", "curves": []})

@@ -220,7 +220,9 @@ def fit_scaling_law(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, *,
         return {"status": "insufficient_data", "reason": f"{len(n)} runs; the 5-parameter law needs at least 6"}
     logn, logd, logl = np.log(n), np.log(d), np.log(l_)
     grid = np.array(list(itertools.product(*GRID)))
-    scores = np.array([_law_objective(g, logn, logd, logl)[0] for g in grid])
+    terms = np.stack([grid[:, :1] - grid[:, 3:4] * logn, grid[:, 1:2] - grid[:, 4:5] * logd,
+                      np.broadcast_to(grid[:, 2:3], (len(grid), len(logn)))], axis=1)  # (grid, 3, points)
+    scores = huber(HUBER_DELTA, logsumexp(terms, axis=1) - logl).sum(axis=1)  # _law_objective at every grid point
     starts = list(grid[np.argsort(scores)[:N_STARTS]])  # the best grid points start BFGS
     theta = _law_fit(logn, logd, logl, starts)
     near = [theta, starts[0]]
