@@ -274,7 +274,7 @@ def probe_costs(plan: QualityPlan, device: str) -> dict[str, float]:
     return {"mlp_epoch_s": epoch_s, "lm_step_s": step_s}
 
 
-def predict_s(plan: QualityPlan, costs: dict[str, float]) -> float:
+def predicted_seconds(plan: QualityPlan, costs: dict[str, float]) -> float:
     vs = variants(plan)
     n_ft = sum(v.finetuned for v in vs)
     mlp_fold = (plan.mlp_epochs + n_ft * plan.mlp_ft_epochs) * costs["mlp_epoch_s"] + len(vs) * 0.01
@@ -288,7 +288,7 @@ def predict_s(plan: QualityPlan, costs: dict[str, float]) -> float:
 def size_plan(plan: QualityPlan, budget_s: float, costs: dict[str, float]) -> QualityPlan:
     """Fewer folds (the LM's first), then fewer LM steps, until the predicted time fits the budget."""
     notes = []
-    while predict_s(plan, costs) > budget_s:
+    while predicted_seconds(plan, costs) > budget_s:
         if plan.lm_folds > MIN_FOLDS and plan.lm_folds >= plan.mlp_folds:
             plan = replace(plan, lm_folds=plan.lm_folds - 1)
         elif plan.mlp_folds > MIN_FOLDS:
@@ -302,7 +302,7 @@ def size_plan(plan: QualityPlan, budget_s: float, costs: dict[str, float]) -> Qu
     if (plan.mlp_folds, plan.lm_folds, plan.lm_steps) != (base.mlp_folds, base.lm_folds, base.lm_steps):
         notes.append(f"sized to the budget: folds {base.mlp_folds}/{base.lm_folds} -> {plan.mlp_folds}/"
                      f"{plan.lm_folds}, LM steps {base.lm_steps} -> {plan.lm_steps}")
-    return replace(plan, predicted_s=round(predict_s(plan, costs), 1), budget_s=budget_s, notes=tuple(notes))
+    return replace(plan, predicted_s=round(predicted_seconds(plan, costs), 1), budget_s=budget_s, notes=tuple(notes))
 
 
 # ---------------------------------------------------------------- durable points
@@ -351,7 +351,9 @@ def run_quality(out: Path, mode: str, *, budget_s: float | None = None, resume: 
     t0 = time.perf_counter()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(out)
-    budget_s = budget_s or {"quick": 45.0, "full": 225.0}.get(mode, 30.0)
+    from calibration.probe import BUDGETS_S
+
+    budget_s = budget_s or BUDGETS_S.get(mode, 180.0) * QUALITY_SHARE
     threads = torch.get_num_threads()
     if device == "cpu":  # models this small train 10-50x faster on one thread than on two busy cores
         torch.set_num_threads(1)
