@@ -195,6 +195,11 @@ def test_resume_measures_only_what_is_missing(tiny_run: Path, tmp_path: Path) ->
     assert [r["key"] for r in resumed[: len(kept)]] == [json.loads(x)["key"] for x in kept]
     full = {r["key"]: r["metrics"] for r in read_points(tiny_run / POINTS_NAME)}
     assert {r["key"]: r["metrics"] for r in resumed} == full
+    section = json.loads((tmp_path / "quality.json").read_text())
+    run_quality(tmp_path, "tiny", resume=True, log=lambda msg: None)  # nothing left to measure: refit only
+    again = json.loads((tmp_path / "quality.json").read_text())
+    assert again["runs_s"][:-1] == section["runs_s"] and again["duration_s"] >= section["duration_s"]
+    assert again["curves"] == section["curves"]
 
 
 def test_section_round_trips_through_the_profile_loader(tiny_run: Path, tmp_path: Path) -> None:

@@ -400,10 +400,21 @@ def _run(out: Path, mode: str, budget_s: float, device: str, resume: bool, log: 
     if plan.scaling_sizes:
         law = _scaling_runs(plan, device, out, done, log)
     section = build_section(read_points(points_path), plan, infos, law, device)
-    section["duration_s"] = round(time.perf_counter() - t0, 2)
+    earlier = _earlier_runs_s(out / SECTION_NAME) if resume else []
+    section["runs_s"] = [*earlier, round(time.perf_counter() - t0, 2)]  # a resumed run adds to what came before
+    section["duration_s"] = round(sum(section["runs_s"]), 2)
     write_json_atomic(out / SECTION_NAME, section)
     log(f"quality: done in {section['duration_s']:.1f} s; section -> {out / SECTION_NAME}")
     return section
+
+
+def _earlier_runs_s(path: Path) -> list[float]:
+    """The durations of the invocations that wrote the section being resumed (none when it is missing)."""
+    try:
+        runs = json.loads(path.read_text()).get("runs_s") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [float(r) for r in runs if isinstance(r, int | float)]
 
 
 def _scaling_runs(plan: QualityPlan, device: str, out: Path, done: set[str], log: Callable[[str], None]
@@ -482,7 +493,11 @@ def build_section(points: list[dict[str, Any]], plan: QualityPlan, infos: dict[s
                     continue
                 rec = fit_curve(np.array(xs), values, dense_v, family=family, y_name=y_name, y_transform=transform,
                                 e_cap=E_CAP[transform])
-                curves[key] = {"model_name": model_name, "method": method, "finetuned": ft, **rec}
+                info = infos.get(model_name, {})
+                size = {"model_params": info.get("params"),  # the small model's size and what it was trained on
+                        "trained": info.get("tokens_trained", info.get("samples_trained")),
+                        "trained_unit": "characters" if "tokens_trained" in info else "samples"} if info else {}
+                curves[key] = {"model_name": model_name, "method": method, "finetuned": ft, **size, **rec}
     return {"version": 1, "mode": plan.mode, "device": device, "seed": plan.seed,
             "provenance": "measured (points) and fitted (curves) by python -m calibration quality on this machine",
             "plan": asdict(plan), "models": infos, "table": table, "curves": curves, "scaling_law": law,
