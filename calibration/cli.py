@@ -1,4 +1,5 @@
-"""Command line: `python -m calibration run ...` and `python -m calibration validate PROFILE ...`."""
+"""Command line: `python -m calibration run ...`, `python -m calibration quality ...` and
+`python -m calibration validate PROFILE ...`."""
 
 from __future__ import annotations
 
@@ -38,6 +39,17 @@ def _parser() -> argparse.ArgumentParser:
     multi.add_argument("--node-rank", type=int, default=0)
     multi.add_argument("--rdzv-endpoint", type=str, default=None, help="HOST:PORT of node 0 (ports PORT.. are used)")
     multi.add_argument("--rdzv-id", type=str, default=None, help="the same job id on every node")
+    q = sub.add_parser("quality", help="train small models, compress them (quantization, pruning), measure with "
+                                       "k-fold CV and fit degradation curves (the profile's quality section)")
+    qmode = q.add_mutually_exclusive_group(required=True)
+    qmode.add_argument("--quick", action="store_const", const="quick", dest="mode", help="about 45 s on 2 cores")
+    qmode.add_argument("--full", action="store_const", const="full", dest="mode",
+                       help="more folds and points, and the small LM's scaling law (about 4 minutes)")
+    q.add_argument("-o", "--out", type=Path, required=True, help="folder for quality_points.jsonl and quality.json")
+    q.add_argument("--budget-s", type=float, default=None, help="seconds to size the plan to (default 45 / 225)")
+    q.add_argument("--resume", action="store_true", help="keep the points already in --out; measure the rest")
+    q.add_argument("--into", type=Path, default=None,
+                   help="also put the section into this existing profile.json (re-checked by the loader, atomic)")
     v = sub.add_parser("validate", help="re-measure held-out points and compare them with a profile (ranks capped "
                                         "at this machine's CPUs or visible GPUs unless --nproc is given)")
     v.add_argument("args", nargs=argparse.REMAINDER, help="PROFILE [options of calibration.validate]")
@@ -73,6 +85,33 @@ def _run(ns: argparse.Namespace) -> int:
     return run(cfg)
 
 
+def _quality(ns: argparse.Namespace) -> int:
+    from calibration.profile_writer import attach_quality
+    from calibration.quality.run import run_quality
+    from simulator.profile import ProfileError
+
+    if ns.budget_s is not None and not ns.budget_s > 0:
+        print(f"--budget-s {ns.budget_s}: must be a positive number of seconds", file=sys.stderr)
+        return 2
+    if ns.into is not None and not ns.into.is_file():
+        print(f"--into {ns.into}: no such profile file; give the profile.json to add the section to", file=sys.stderr)
+        return 2
+    try:
+        section = run_quality(ns.out, ns.mode, budget_s=ns.budget_s, resume=ns.resume)
+    except KeyboardInterrupt:
+        print(f"interrupted; the finished points are in {ns.out / 'quality_points.jsonl'}; continue with "
+              f"python -m calibration quality --{ns.mode} -o {ns.out} --resume", file=sys.stderr)
+        return 130
+    if ns.into is not None:
+        try:
+            attach_quality(ns.into, section)
+        except ProfileError as exc:
+            print(f"--into {ns.into}: not changed: {exc}", file=sys.stderr)
+            return 1
+        print(f"quality section written into {ns.into}")
+    return 0
+
+
 def _validate(args: list[str]) -> int:
     try:
         from calibration.validate import main as validate_main
@@ -87,4 +126,4 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "validate":
         return _validate(argv[1:])
     ns = _parser().parse_args(argv)
-    return _run(ns)
+    return _quality(ns) if ns.command == "quality" else _run(ns)

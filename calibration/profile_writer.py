@@ -22,6 +22,7 @@ from simulator.profile import KIND, SUPPORTED_SCHEMA_VERSIONS, ProfileError, che
 
 SCHEMA_VERSION = SUPPORTED_SCHEMA_VERSIONS[-1]
 MAX_LISTED = 200
+QUALITY_NAME = "quality.json"  # calibration.quality.run.SECTION_NAME
 NOISY_IQR_FRACTION = 0.5  # measured on the 2-core development VM: with 2 threads the IQR can exceed 100% of the median
 
 
@@ -114,7 +115,7 @@ def summarize(rows: list[dict[str, Any]], fits: dict[str, Any], dropped: list[st
 
 
 def build_profile(rows: list[dict[str, Any]], env: dict[str, Any],
-                  run_info: dict[str, Any] | None = None) -> dict[str, Any]:
+                  run_info: dict[str, Any] | None = None, quality: dict[str, Any] | None = None) -> dict[str, Any]:
     when = dt.datetime.now(dt.UTC)
     replaced: list[str] = []
     clean, dropped = clean_rows(rows, replaced)
@@ -130,21 +131,44 @@ def build_profile(rows: list[dict[str, Any]], env: dict[str, Any],
         "fits": fits,
         "measurements": clean,
     }
+    if quality is not None:
+        profile["quality"] = quality
     profile = jsonable(profile, "", replaced)  # fits may hold non-finite values (e.g. an inf AICc)
     profile["summary"]["non_finite_replaced"] = replaced[:MAX_LISTED]
     profile["summary"]["non_finite_note"] = "NaN/inf values found at these paths were written as null"
     return profile
 
 
+def read_quality(run_dir: Path) -> dict[str, Any] | None:
+    """The quality calibration's section (`run_dir/quality.json`, written by calibration.quality.run), if any."""
+    path = Path(run_dir) / QUALITY_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def write_profile(run_dir: Path, rows: list[dict[str, Any]], env: dict[str, Any],
                   run_info: dict[str, Any] | None = None) -> Path:
-    """run_dir/profile.json, atomically (temp file in the same folder, fsync, os.replace)."""
+    """run_dir/profile.json, atomically (temp file in the same folder, fsync, os.replace); with the quality
+    section when the run folder holds one."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(build_profile(rows, env, run_info), indent=1, allow_nan=False).encode()
+    data = json.dumps(build_profile(rows, env, run_info, read_quality(run_dir)), indent=1, allow_nan=False).encode()
+    return _replace_checked(run_dir / "profile.json", data)
+
+
+def attach_quality(profile_path: Path, section: dict[str, Any]) -> Path:
+    """Put (or replace) the `quality` section of an existing profile, leaving everything else as it is; the result
+    passes the loader before it atomically replaces the file."""
+    profile_path = Path(profile_path)
+    profile = load_profile(profile_path)
+    profile["quality"] = jsonable(section, "quality")
+    data = json.dumps(profile, indent=1, allow_nan=False).encode()
+    return _replace_checked(profile_path, data)
+
+
+def _replace_checked(final: Path, data: bytes) -> Path:
     load_profile(data)  # the writer never leaves a file its own loader rejects
-    final = run_dir / "profile.json"
-    tmp = run_dir / f".profile.json.{os.getpid()}.tmp"
+    run_dir = final.parent
+    tmp = run_dir / f".{final.name}.{os.getpid()}.tmp"
     try:
         with tmp.open("wb") as f:
             f.write(data)

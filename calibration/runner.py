@@ -371,7 +371,10 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
         _probe_threads()  # the threads the run measures with
         probes = {d: probe(d) for d in devices}
         env.update(probe_environment(probes))
-        sized = fit_budget(steps, probes, mode, cfg.budget_s or BUDGETS_S.get(mode, 180.0))
+        from calibration.quality.hook import quality_share  # the quality calibration's share of the budget
+
+        budget_s = (cfg.budget_s or BUDGETS_S.get(mode, 180.0)) * (1 - quality_share(cfg, mode))
+        sized = fit_budget(steps, probes, mode, budget_s)
         print(sized.describe(), file=sys.stderr, flush=True)
         steps = sized.steps
     done_keys = finished_keys(read_rows(rows_path)) if cfg.resume else set()
@@ -432,6 +435,9 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
             distributed = [s for s in distributed if s.key() not in keys]
         if cfg.nnodes > 1:
             run_local()
+        from calibration.quality.hook import run_step  # the quality calibration: <out>/quality.json
+
+        run_step(cfg, mode)
     except KeyboardInterrupt:
         interrupted = True
     except OSError as exc:  # a full disk: stop cleanly, keep what was written (a launch stops its ranks first)

@@ -28,6 +28,7 @@ from simulator.profile_models import (  # noqa: F401 - re-exported: simulator.pr
     bus_factor,
     predict_s,
 )
+from simulator.quality_curves import QualitySectionError, parse_quality
 from simulator.safe_json import MAX_DEPTH as SAFE_MAX_DEPTH
 from simulator.safe_json import MAX_PROFILE_BYTES, JSONInputError, loads, max_depth, read_bytes, shorten
 
@@ -304,6 +305,11 @@ def _check_profile(p: Any) -> None:
     _check_summary(summary, len(rows))
     for i, row in enumerate(rows):
         check_row(row, f"measurements[{i}]")
+    if p.get("quality") is not None:  # optional: the quality calibration's curves (simulator.quality_curves)
+        try:
+            parse_quality(p["quality"])
+        except QualitySectionError as exc:
+            raise ProfileError(str(exc)) from None
 
 
 def _check_environment(env: dict[str, Any]) -> None:

@@ -1,0 +1,37 @@
+"""How `python -m calibration run` includes the quality calibration: it takes QUALITY_SHARE of the run's budget
+(the hardware plan gets the rest) and runs after the hardware benches, writing `<out>/quality.json`, which the
+profile writer puts into the profile as its `quality` section."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from calibration.quality.run import QUALITY_SHARE, run_quality
+
+
+def quality_share(cfg: Any, mode: str) -> float:
+    """The fraction of the budget for quality: none for the test grid, `--only`, or a node other than 0."""
+    if mode not in ("quick", "full") or cfg.only is not None or cfg.node_rank != 0:
+        return 0.0
+    return QUALITY_SHARE
+
+
+def run_step(cfg: Any, mode: str) -> None:
+    """Run it; a failure (scikit-learn missing, a bug) is reported and the hardware profile is still written.
+    Ctrl-C and failed writes (OSError) go to the runner, which handles them for every step."""
+    from calibration.probe import BUDGETS_S
+
+    share = quality_share(cfg, mode)
+    if share <= 0:
+        return
+    try:
+        run_quality(cfg.out, mode, budget_s=(cfg.budget_s or BUDGETS_S[mode]) * share, resume=cfg.resume)
+    except ImportError as exc:
+        print(f"quality calibration skipped: {exc}; install scikit-learn (pip install scikit-learn) and run "
+              f"python -m calibration quality --{mode} -o {cfg.out} --into {cfg.out / 'profile.json'}", file=sys.stderr)
+    except OSError:
+        raise
+    except Exception as exc:  # the hardware rows are complete: a quality failure must not lose their profile
+        print(f"quality calibration failed: {type(exc).__name__}: {exc}; the points finished so far are in "
+              f"{cfg.out / 'quality_points.jsonl'}", file=sys.stderr)
