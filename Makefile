@@ -41,6 +41,8 @@ bench: install
 	$(BIN)/python -m benchmarks.train_page_rerun
 	$(BIN)/python -m benchmarks.serving_trtllm
 	$(BIN)/python -m benchmarks.compression_quality
+	$(BIN)/python -m benchmarks.decision_speed
+	$(BIN)/python -m benchmarks.decide_page_rerun
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -90,7 +90,7 @@ def pareto(d: Decision) -> None:
     st.subheader("Quality against total cost")
     frame = charts.pareto_frame(d)
     budget = d.budget_usd if d.objective != "cheapest_for_quality" else None
-    st.altair_chart(charts.pareto_chart(frame, budget), width="stretch")
+    st.vega_lite_chart(charts.pareto_spec(frame, budget), width="stretch")
     st.caption(charts.describe_pareto(frame, budget).replace("$", r"\$"))
     with st.expander("Table view: the Pareto front"):
         front = frame[frame["Kind"] != "candidate"].copy()
@@ -115,7 +115,7 @@ def uncertainty(d: Decision) -> None:
     if bars.empty:
         st.caption("No input of this plan is marked uncertain.")
         return
-    st.altair_chart(charts.tornado_chart(bars, d.total_cost_usd), width="stretch")
+    st.vega_lite_chart(charts.tornado_spec(bars, d.total_cost_usd), width="stretch")
     st.caption(charts.describe_tornado(bars, d.total_cost_usd).replace("$", r"\$"))
     with st.expander("Table view: the tornado"):
         view = bars.copy()

@@ -35,6 +35,7 @@ def _app():
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.switch_page("app_pages/train.py")  # a bare visit opens Decide, the home page
     at.run()
     if at.exception:
         raise RuntimeError(f"the app failed on its first run: {[e.value for e in at.exception]}")

@@ -4,6 +4,8 @@ chart, and a text alternative."""
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import altair as alt
@@ -59,30 +61,51 @@ def recommended_text(decision: Any) -> str:
     return choice_text(choice)
 
 
-def pareto_chart(frame: pd.DataFrame, budget_usd: float | None = None) -> alt.LayerChart:
-    x = alt.X("Total cost (USD):Q", scale=alt.Scale(type="log"), title=COST_TITLE, axis=alt.Axis(format="$~s", labelExpr="replace(datum.label, 'G', 'B')"))
+def _layers_pareto() -> alt.LayerChart:
+    """The chart's grammar, on named datasets filled per decision (`pareto_spec`): "candidate", "front",
+    "recommended" and "budget" (each may be empty)."""
+    x = alt.X("Total cost (USD):Q", scale=alt.Scale(type="log"), title=COST_TITLE,
+              axis=alt.Axis(format="$~s", labelExpr="replace(datum.label, 'G', 'B')"))
     y = alt.Y("Loss:Q", title=LOSS_TITLE, scale=alt.Scale(zero=False))
     tip = [alt.Tooltip("Kind:N"), alt.Tooltip("Total cost (USD):Q", format="$,.0f"),
            alt.Tooltip("Loss:Q", format=".3f"), alt.Tooltip("Plan:N")]
-    cand = alt.Chart(frame[frame["Kind"] == "candidate"]).mark_circle(size=12, opacity=0.35, color="#9a9a9a") \
+    cand = alt.Chart(alt.NamedData("candidate")).mark_circle(size=12, opacity=0.35, color="#9a9a9a") \
         .encode(x=x, y=y, tooltip=tip)
-    front_data = frame[frame["Kind"] == "Pareto front"]
-    front = alt.Chart(front_data).mark_line(point=alt.OverlayMarkDef(size=30, filled=True),
-                                            color=OKABE_ITO["blue"], interpolate="step-after") \
+    front = alt.Chart(alt.NamedData("front")).mark_line(point=alt.OverlayMarkDef(size=30, filled=True),
+                                                        color=OKABE_ITO["blue"], interpolate="step-after") \
         .encode(x=x, y=y, tooltip=tip)
-    layers: list[alt.Chart] = [cand, front]
-    rec = frame[frame["Kind"] == "recommended"]
-    if len(rec):
-        star = alt.Chart(rec).mark_point(shape=STAR, size=420, filled=True, color=OKABE_ITO["vermillion"],
-                                         stroke=OKABE_ITO["black"], strokeWidth=0.8).encode(x=x, y=y, tooltip=tip)
-        label = alt.Chart(rec.assign(Text="recommended")).mark_text(align="left", dx=12, dy=-12, fontWeight="bold") \
-            .encode(x=x, y=y, text="Text:N")
-        layers += [star, label]
-    if budget_usd is not None and budget_usd > 0:
-        line = pd.DataFrame({"Total cost (USD)": [budget_usd], "Text": [f"budget {fmt.usd(budget_usd)}"]})
-        layers.append(alt.Chart(line).mark_rule(strokeDash=[6, 4], color=OKABE_ITO["black"]).encode(x=x))
-        layers.append(alt.Chart(line).mark_text(align="left", dx=4, baseline="top", y=4).encode(x=x, text="Text:N"))
-    return alt.layer(*layers).properties(height=380)
+    star = alt.Chart(alt.NamedData("recommended")).mark_point(
+        shape=STAR, size=420, filled=True, color=OKABE_ITO["vermillion"], stroke=OKABE_ITO["black"],
+        strokeWidth=0.8).encode(x=x, y=y, tooltip=tip)
+    label = alt.Chart(alt.NamedData("recommended")).mark_text(align="left", dx=12, dy=-12, fontWeight="bold") \
+        .encode(x=x, y=y, text=alt.value("recommended"))
+    rule = alt.Chart(alt.NamedData("budget")).mark_rule(strokeDash=[6, 4], color=OKABE_ITO["black"]).encode(x=x)
+    rule_text = alt.Chart(alt.NamedData("budget")).mark_text(align="left", dx=4, baseline="top", y=4) \
+        .encode(x=x, text="Text:N")
+    return alt.layer(cand, front, star, label, rule, rule_text).properties(height=380)
+
+
+@functools.cache
+def _pareto_template() -> str:
+    """The chart's Vega-Lite spec without data, built (and validated) once: Altair costs tens of milliseconds a
+    chart, too slow for a page that redraws on every budget change."""
+    return json.dumps(_layers_pareto().to_dict())
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records"))  # NaN as null, numpy types as JSON
+
+
+def pareto_spec(frame: pd.DataFrame, budget_usd: float | None = None) -> dict[str, Any]:
+    """The Pareto chart of `pareto_frame` as a Vega-Lite spec (the page and the PDF draw this same spec)."""
+    spec = json.loads(_pareto_template())
+    budget = pd.DataFrame({"Total cost (USD)": [budget_usd], "Text": [f"budget {fmt.usd(budget_usd or 0.0)}"]}) \
+        if budget_usd is not None and budget_usd > 0 else pd.DataFrame(columns=["Total cost (USD)", "Text"])
+    spec["datasets"] = {"candidate": _records(frame[frame["Kind"] == "candidate"]),
+                        "front": _records(frame[frame["Kind"] == "Pareto front"]),
+                        "recommended": _records(frame[frame["Kind"] == "recommended"]),
+                        "budget": _records(budget)}
+    return spec
 
 
 def describe_pareto(frame: pd.DataFrame, budget_usd: float | None) -> str:
@@ -100,8 +123,10 @@ def describe_pareto(frame: pd.DataFrame, budget_usd: float | None) -> str:
 
 
 def tornado_frame(decision: Any, most: int = 8) -> pd.DataFrame:
+    """The inputs that move total cost or loss at all, most first (at most `most`)."""
     rows = []
-    for s in decision.sensitivity[:most]:
+    moving = [s for s in decision.sensitivity if s.cost_swing_usd > 0 or s.loss_high != s.loss_low]
+    for s in moving[:most]:
         rows.append({"Input": s.label, "At P10 (USD)": s.cost_low_usd, "At P90 (USD)": s.cost_high_usd,
                      "Loss at P10": s.loss_low, "Loss at P90": s.loss_high,
                      "Swing (USD)": s.cost_swing_usd, "Spread (1σ)": s.spread})
@@ -109,19 +134,26 @@ def tornado_frame(decision: Any, most: int = 8) -> pd.DataFrame:
                                        "Swing (USD)", "Spread (1σ)"])
 
 
-def tornado_chart(frame: pd.DataFrame, plan_cost_usd: float) -> alt.LayerChart:
-    data = frame.assign(Low=frame[["At P10 (USD)", "At P90 (USD)"]].min(axis=1),
-                        High=frame[["At P10 (USD)", "At P90 (USD)"]].max(axis=1))
-    order = list(data["Input"])
-    y = alt.Y("Input:N", sort=order, title=None, axis=alt.Axis(labelLimit=280))
+@functools.cache
+def _tornado_template() -> str:
+    y = alt.Y("Input:N", sort=None, title=None, axis=alt.Axis(labelLimit=280))
     tip = [alt.Tooltip("Input:N"), alt.Tooltip("At P10 (USD):Q", format="$,.0f"),
            alt.Tooltip("At P90 (USD):Q", format="$,.0f")]
-    bars = alt.Chart(data).mark_bar(color=OKABE_ITO["sky_blue"], height=14).encode(
+    bars = alt.Chart(alt.NamedData("bars")).mark_bar(color=OKABE_ITO["sky_blue"], height=14).encode(
         x=alt.X("Low:Q", title="Total cost with the input at its P10 and P90 value (USD)",
                 axis=alt.Axis(format="$~s"), scale=alt.Scale(zero=False)), x2="High:Q", y=y, tooltip=tip)
-    base = pd.DataFrame({"x": [plan_cost_usd]})
-    rule = alt.Chart(base).mark_rule(color=OKABE_ITO["black"]).encode(x="x:Q")
-    return alt.layer(bars, rule).properties(height=max(80, 26 * len(data)))
+    rule = alt.Chart(alt.NamedData("plan")).mark_rule(color=OKABE_ITO["black"]).encode(x="x:Q")
+    return json.dumps(alt.layer(bars, rule).to_dict())
+
+
+def tornado_spec(frame: pd.DataFrame, plan_cost_usd: float) -> dict[str, Any]:
+    """The tornado as a Vega-Lite spec: one bar per input from its P10 to its P90 total cost, the plan as a rule."""
+    spec = json.loads(_tornado_template())
+    data = frame.assign(Low=frame[["At P10 (USD)", "At P90 (USD)"]].min(axis=1),
+                        High=frame[["At P10 (USD)", "At P90 (USD)"]].max(axis=1))
+    spec["datasets"] = {"bars": _records(data), "plan": [{"x": plan_cost_usd}]}
+    spec["height"] = max(80, 26 * len(data))
+    return spec
 
 
 def describe_tornado(frame: pd.DataFrame, plan_cost_usd: float) -> str:

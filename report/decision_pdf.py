@@ -102,7 +102,7 @@ def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
 
     frame = charts.pareto_frame(decision)
     doc.heading("Quality against total cost", keep=90)
-    png = chart_png(charts.pareto_chart(frame, decision.budget_usd), FULL_CHART_PX)
+    png = chart_png(charts.pareto_spec(frame, decision.budget_usd), FULL_CHART_PX)
     _place(doc, png, TEXT_W, charts.describe_pareto(frame, decision.budget_usd))
     doc.ln(2)
     doc.para(charts.describe_pareto(frame, decision.budget_usd), 8, colour=(90, 90, 90))
@@ -112,7 +112,7 @@ def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
     bars = charts.tornado_frame(decision)
     doc.heading("What moves the total cost most", keep=60)
     if not bars.empty:
-        png = chart_png(charts.tornado_chart(bars, decision.total_cost_usd), FULL_CHART_PX)
+        png = chart_png(charts.tornado_spec(bars, decision.total_cost_usd), FULL_CHART_PX)
         _place(doc, png, TEXT_W, charts.describe_tornado(bars, decision.total_cost_usd))
         doc.ln(2)
     doc.para(charts.describe_tornado(bars, decision.total_cost_usd), 8, colour=(90, 90, 90))

@@ -233,13 +233,14 @@ def _vl_version() -> str | None:
     return wanted if wanted in vlc.get_vegalite_versions() else None
 
 
-def chart_png(chart: alt.TopLevelMixin, width_px: int, height_px: int | None = None) -> bytes:
-    """An Altair chart as PNG through vl-convert (no browser, offline), at `width_px` Vega pixels wide."""
+def chart_png(chart: alt.TopLevelMixin | dict[str, Any], width_px: int, height_px: int | None = None) -> bytes:
+    """An Altair chart (or its Vega-Lite spec as a dict) as PNG through vl-convert (no browser, offline), at
+    `width_px` Vega pixels wide."""
     import vl_convert as vlc
 
-    sized = chart.properties(width=width_px) if height_px is None else chart.properties(width=width_px,
-                                                                                         height=height_px)
-    return vlc.vegalite_to_png(sized.to_dict(validate=False), vl_version=_vl_version(), scale=CHART_SCALE)
+    size = {"width": width_px} | ({} if height_px is None else {"height": height_px})
+    spec = chart | size if isinstance(chart, dict) else chart.properties(**size).to_dict(validate=False)
+    return vlc.vegalite_to_png(spec, vl_version=_vl_version(), scale=CHART_SCALE)
 
 
 def _render(draw: Any, width_px: int, height_px: int | None = None) -> bytes | None:

@@ -28,7 +28,8 @@ ASSUMED_SPREADS = {
 }
 SPREAD_LABELS = {"gemm_eff_max": "GEMM efficiency of the accelerator", "gemm_dim_half": "GEMM efficiency ramp",
                  "hbm_eff": "memory-bandwidth efficiency", "intra_GBps": "intra-node bandwidth",
-                 "inter_GBps": "inter-node bandwidth"}
+                 "inter_GBps": "inter-node bandwidth", "decode_mem_eff": "decode memory-bandwidth efficiency",
+                 "step_overhead_s": "fixed time per serving step"}
 _POSITIVE_FIELDS = ("hbm_GB", "hbm_GBps", "intra_node_GBps", "intra_node_latency_us", "inter_node_GBps",
                     "inter_node_latency_us", "gpus_per_node", "tdp_W", "gpu_hour_usd")
 _ALIASES = {"h100": "H100-SXM", "h100sxm5": "H100-SXM", "h100pcie80gb": "H100-PCIe", "a100": "A100-80GB-SXM",

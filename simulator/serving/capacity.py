@@ -7,7 +7,8 @@ import numpy as np
 
 from simulator.serving.step import Replica, prefill_alone, steady_step
 
-BISECT_STEPS = 40  # halvings: 2^-40 of a batch range of at most 1e7 sequences is far below one sequence
+BISECT_STEPS = 40  # halvings at most: 2^-40 of a batch range of at most 1e7 sequences is far below one sequence
+REL_TOL = 1e-6  # the operating batch's bisection stops when every row's bracket is this narrow (relative)
 
 
 def ttft_s(r: Replica, batch, prompt_tokens, output_tokens):
@@ -18,15 +19,19 @@ def ttft_s(r: Replica, batch, prompt_tokens, output_tokens):
 
 def best_batch(r: Replica, limit, prompt_tokens, output_tokens, tpot_target_s, ttft_target_s):
     """The largest whole batch in [1, limit] whose step time and TTFT meet the targets; 0 where none does."""
+    prefill_s = prefill_alone(r, prompt_tokens).total_s  # the same at every batch (see ttft_s)
+
     def ok(b):
-        return ((steady_step(r, b, prompt_tokens, output_tokens).total_s <= tpot_target_s)
-                & (ttft_s(r, b, prompt_tokens, output_tokens) <= ttft_target_s) & (b >= 1) & (b <= limit))
+        step_s = steady_step(r, b, prompt_tokens, output_tokens).total_s
+        return (step_s <= tpot_target_s) & (prefill_s + step_s <= ttft_target_s) & (b >= 1) & (b <= limit)
 
     limit = np.floor(np.asarray(limit, dtype=float))
     at_limit = ok(limit)
     lo = np.where(ok(np.ones_like(limit)), 1.0, 0.0)  # invariant: lo meets the targets, or is 0 (none does)
     hi = np.maximum(limit, 1.0)                        # invariant: hi misses them (unless at_limit)
     for _ in range(BISECT_STEPS):
+        if not np.any((lo > 0) & (hi - lo > 1.0)):  # every bracket is down to neighbouring whole batches
+            break
         mid = np.floor((lo + hi) / 2.0)
         good = (lo > 0) & ok(mid)
         lo = np.where(good, mid, lo)
@@ -39,6 +44,8 @@ def operating_batch(r: Replica, arrivals_per_s, cap_batch, prompt_tokens, output
     step time, B = λ·output·t(B), solved in [0, cap_batch] (the rate is within the replica's capacity)."""
     lo, hi = np.zeros_like(cap_batch), np.asarray(cap_batch, dtype=float)
     for _ in range(BISECT_STEPS):
+        if not np.any(hi - lo > REL_TOL * np.maximum(hi, 1.0)):
+            break
         mid = (lo + hi) / 2.0
         above = arrivals_per_s * output_tokens * steady_step(r, mid, prompt_tokens, output_tokens).total_s > mid
         lo = np.where(above, mid, lo)
