@@ -54,7 +54,7 @@ def main() -> None:
     whole = evaluate_candidates(base, space, factorised=False)
     whole_s = time.perf_counter() - t0
     same = np.array_equal(parts.valid, whole.valid) and all(
-        np.allclose(parts.figures[k][whole.valid], whole.figures[k][whole.valid], rtol=1e-9) for k in whole.figures)
+        np.allclose(parts.figures[k][whole.valid], whole.figures[k][whole.valid], rtol=1e-9, equal_nan=True) for k in whole.figures)
     print(f"candidates: factorised {parts_s:.2f} s, one whole sweep {whole_s:.2f} s ({whole_s / parts_s:.1f}x), "
           f"identical: {same}")
     from report.decision_pdf import decision_pdf

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from report import formatting as fmt
@@ -38,10 +39,15 @@ def choice_text(choice: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def pareto_frame(decision: Any) -> pd.DataFrame:
-    """One row per point drawn: a sample of the feasible candidates, the front, and the recommendation."""
+def pareto_frame(decision: Any, candidates: int | None = None) -> pd.DataFrame:
+    """One row per point drawn: a sample of the feasible candidates (at most `candidates`), the front, and the
+    recommendation."""
+    cost, loss = decision.sample["total_cost_usd"], decision.sample["quality_loss"]
+    if candidates is not None and len(cost) > candidates:
+        keep = np.linspace(0, len(cost) - 1, candidates).round().astype(int)
+        cost, loss = cost[keep], loss[keep]
     rows = [{"Kind": "candidate", "Total cost (USD)": c, "Loss": q, "Plan": ""}
-            for c, q in zip(decision.sample["total_cost_usd"], decision.sample["quality_loss"], strict=True)]
+            for c, q in zip(cost, loss, strict=True)]
     rows += [{"Kind": "Pareto front", "Total cost (USD)": p.total_cost_usd, "Loss": p.quality_loss,
               "Plan": choice_text(p.choice)} for p in decision.pareto]
     if decision.recommendation is not None:

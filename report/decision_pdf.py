@@ -22,6 +22,11 @@ from simulator.plan import VERSION
 
 KEY_FIGURES = ("decision.total_cost_usd", "training.cost_usd", "decision.serving_cost_usd", "quality.loss",
                "training.wall_days", "training.gpu_hours", "training.energy_mwh", "training.mfu")
+SOURCES = (*KEY_FIGURES, "quality.dense_loss", "quality.loss_delta", "training.step_time_s", "training.goodput",
+           "compression.model_bytes", "serving.ttft_s", "serving.tpot_s", "serving.replicas", "serving.gpus",
+           "serving.cost_per_million_output_tokens_usd", "serving.monthly_cost_usd", "finance.tco_usd",
+           "finance.api_cost_usd", "finance.npv_usd", "finance.payback_months")  # the figures the decision rests on
+CANDIDATES_DRAWN = 1500  # grey points in the PDF's Pareto chart (the page draws more)
 ALTERNATIVES = 8
 
 
@@ -100,7 +105,7 @@ def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
     doc.heading("Key figures", keep=40)
     _key_figures(doc, decision)
 
-    frame = charts.pareto_frame(decision)
+    frame = charts.pareto_frame(decision, CANDIDATES_DRAWN)
     doc.heading("Quality against total cost", keep=90)
     png = chart_png(charts.pareto_spec(frame, decision.budget_usd), FULL_CHART_PX)
     _place(doc, png, TEXT_W, charts.describe_pareto(frame, decision.budget_usd))
@@ -121,6 +126,6 @@ def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
     _method(doc, decision)
     doc.heading("Inputs of the recommended plan", keep=40)
     _inputs(doc, decision.recommendation)
-    doc.heading("Sources: every figure and how it is made", keep=40)
-    _sources(doc, decision.recommendation)
+    doc.heading("Sources: the figures the decision rests on and how each is made", keep=40)
+    _sources(doc, decision.recommendation, SOURCES)
     return bytes(doc.output())

@@ -455,10 +455,13 @@ def _inputs(doc: _Doc, plan: Any, families: Iterable[str] | None = TRAINING_FAMI
         doc.bullets(plan.notes, size=8.5)
 
 
-def _sources(doc: _Doc, plan: Any) -> None:
-    markers = _markers(plan.figures.values())
-    rows = [[f.label, fmt.by_unit(f.value, f.unit), _provenance(f, markers), f.source]
-            for key, f in plan.figures.items() if key not in FIGURES or FIGURES[key].chart]
+def _sources(doc: _Doc, plan: Any, keys: Iterable[str] | None = None) -> None:
+    """How each figure is made (`keys`: these figures only, in this order; default every charted figure), and the
+    accelerator's sources."""
+    shown = ({k: plan.figures[k] for k in keys if k in plan.figures} if keys is not None else
+             {k: f for k, f in plan.figures.items() if k not in FIGURES or FIGURES[k].chart})
+    markers = _markers(shown.values())
+    rows = [[f.label, fmt.by_unit(f.value, f.unit), _provenance(f, markers), f.source] for f in shown.values()]
     doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
              size=7.5)
     for basis, marker in markers.items():

@@ -62,7 +62,7 @@ def test_factorised_candidates_equal_one_whole_sweep():
     parts, whole = evaluate_candidates(base, space), evaluate_candidates(base, space, factorised=False)
     assert np.array_equal(parts.valid, whole.valid) and parts.valid.sum() > 0
     for key, values in whole.figures.items():
-        assert np.allclose(parts.figures[key][whole.valid], values[whole.valid], rtol=1e-12), key
+        assert np.allclose(parts.figures[key][whole.valid], values[whole.valid], rtol=1e-12, equal_nan=True), key
     assert all(np.array_equal(parts.choices[k], whole.choices[k]) for k in space)
 
 
