@@ -33,7 +33,8 @@ def choice_text(choice: dict[str, Any]) -> str:
         parts.append(f"{int(choice['cluster.gpus']):,} GPUs (TP {choice.get('cluster.tp', 1)}, "
                      f"PP {choice.get('cluster.pp', 1)})")
     if "compression.weight_bits" in choice:
-        parts.append(f"{choice['compression.weight_bits']}-bit weights")
+        bits, method = choice["compression.weight_bits"], choice.get("compression.quant_method", "")
+        parts.append("16-bit weights" if bits >= 16 else f"{bits}-bit {method.upper()} weights".replace("  ", " "))
     if "serving.gpus_per_replica" in choice:
         parts.append(f"{choice['serving.gpus_per_replica']} GPUs per replica")
     return ", ".join(parts)
@@ -60,7 +61,7 @@ def recommended_text(decision: Any) -> str:
     s = decision.recommendation.scenario
     choice = {"model.params": s.model.params, "training.tokens": s.training.tokens, "cluster.gpus": s.cluster.gpus,
               "cluster.tp": s.cluster.tp, "cluster.pp": s.cluster.pp}
-    for key in ("compression.weight_bits", "serving.gpus_per_replica"):
+    for key in ("compression.weight_bits", "compression.quant_method", "serving.gpus_per_replica"):
         section, _, name = key.partition(".")
         if hasattr(s, section) and hasattr(getattr(s, section), name):
             choice[key] = getattr(getattr(s, section), name)

@@ -31,7 +31,7 @@ def _round_sig(values: np.ndarray, digits: int = 2) -> list[float]:
 def default_space(per_decade: int = 4) -> dict[str, list[Any]]:
     """About a million candidates: sizes 100M-1T and tokens 10B-30T at `per_decade` points a decade, clusters of
     8 to 16,384 GPUs with every power-of-two tensor and pipeline split up to 8 and 16, and where registered,
-    16/8/4-bit weights and 1-8 GPUs per serving replica."""
+    16/8/4-bit weights (GPTQ) and 1-8 GPUs per serving replica."""
     space: dict[str, list[Any]] = {
         "model.params": _round_sig(np.logspace(8, 12, 4 * per_decade + 1)),
         "training.tokens": _round_sig(np.logspace(10, 13.5, round(3.5 * per_decade) + 1)),
@@ -39,8 +39,9 @@ def default_space(per_decade: int = 4) -> dict[str, list[Any]]:
         "cluster.tp": [1, 2, 4, 8],
         "cluster.pp": [1, 2, 4, 8, 16],
     }
-    if "compression.weight_bits" in INPUTS:
+    if "compression.weight_bits" in INPUTS:  # post-training GPTQ (Frantar et al. 2023); at 16 bits it does nothing
         space["compression.weight_bits"] = [16, 8, 4]
+        space["compression.quant_method"] = ["gptq"]
     if "serving.gpus_per_replica" in INPUTS:
         space["serving.gpus_per_replica"] = [1, 2, 4, 8]
     return space
