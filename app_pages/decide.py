@@ -169,7 +169,7 @@ def compare(d: Decision, data: dict[str, Any]) -> None:
 def downloads(d: Decision, data: dict[str, Any]) -> None:
     from report.decision_pdf import decision_pdf
 
-    c = st.columns(3)
+    c = st.columns(4)
     # the key follows the question: a deferred download keeps the callable of the widget it was made with
     version = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
     safe = "".join(ch if ch.isalnum() else "-" for ch in (d.scenario.name or "decision"))[:40] or "decision"
@@ -179,6 +179,10 @@ def downloads(d: Decision, data: dict[str, Any]) -> None:
                          f"modelfolio-{safe}.json", "application/json", on_click="ignore")
     c[2].download_button("Scenario JSON", json.dumps(data, indent=2, ensure_ascii=False),
                          f"modelfolio-{safe}-scenario.json", "application/json", on_click="ignore")
+    front = pd.DataFrame([{"total_cost_usd": p.total_cost_usd, "quality_loss": p.quality_loss, **p.choice}
+                          for p in d.pareto])
+    c[3].download_button("Pareto front CSV", front.to_csv(index=False), f"modelfolio-{safe}-pareto.csv", "text/csv",
+                         on_click="ignore")
 
 
 def main() -> None:

@@ -88,4 +88,4 @@ def test_saved_scenarios_compare_by_their_differences():
 def test_downloads_are_offered():
     at = open_page()
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Download PDF", "Decision JSON", "Scenario JSON"]
+    assert labels == ["Download PDF", "Decision JSON", "Scenario JSON", "Pareto front CSV"]
