@@ -1,0 +1,116 @@
+"""The Compress page's inputs: the model (a preset or a size), its training tokens, the serving accelerator and the
+compression family's inputs, each a widget from the registry (app_pages._decide_inputs.widget: label, unit, help,
+bounds and default from simulator.inputs); and the calibration profile whose measured quality curves the page
+shows (the session's active profile when it has a `quality` section, else the shipped reference that has one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from app_pages import _calibrate_state as calibrate
+from app_pages import _decide_inputs as ui
+from simulator.devices import shipped_profiles
+from simulator.inputs import INPUTS
+from simulator.quality_curves import QualitySection, QualitySectionError, quality_from_profile
+
+MODEL = "compress.model"  # preset id, or CUSTOM for a size
+CUSTOM = "custom size"
+DEFAULT_PRESET = "llama2-70b"  # a page default: the model of the AWQ paper's Llama-2 rows
+MAIN = ("compression.weight_bits", "compression.act_bits", "compression.kv_bits", "compression.format",
+        "compression.quant_method")
+PRUNING = ("compression.pruning_method", "compression.sparsity", "compression.pattern", "compression.group_size")
+CONSTANTS = ("compression.loss_scale", "compression.dequant_overhead")
+
+
+def model_inputs() -> dict[str, Any]:
+    """The model section: {"preset": id} or {"params": N} (None when the size is left empty)."""
+    preset = INPUTS["model.preset"]
+    labels = dict(preset.choice_labels)
+    if MODEL not in st.session_state:
+        st.session_state[MODEL] = DEFAULT_PRESET
+    choice = st.selectbox("Model", (*preset.choices, CUSTOM), key=MODEL, format_func=lambda v: labels.get(v, v),
+                          help=f"{preset.help} Or choose {CUSTOM} and give the parameter count.")
+    params = ui.widget("model.params", disabled=choice != CUSTOM)
+    if choice != CUSTOM:
+        return {"preset": choice}
+    return {"params": params} if params is not None else {}
+
+
+def serving_accelerator() -> Any:
+    """The accelerator the compressed model is served on; it starts at the training accelerator's default, as the
+    registry says an empty one does."""
+    key = ui.PREFIX + "serving.accelerator"
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(ui.PREFIX + "cluster.accelerator",
+                                                     INPUTS["cluster.accelerator"].default)
+    return ui.widget("serving.accelerator")
+
+
+def widgets(keys: tuple[str, ...]) -> dict[str, Any]:
+    values = {}
+    for column, key in zip(st.columns(len(keys)), keys, strict=True):
+        with column:
+            values[key] = ui.widget(key)
+    return values
+
+
+def scenario_data(model: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Scenario inputs: the model section, then the dotted keys (None: left empty, the registry's default
+    or rule applies; training tokens then come from the preset or about 20 per parameter)."""
+    data: dict[str, Any] = {"model": dict(model)}
+    for key, value in values.items():
+        if value is None:
+            continue
+        section, _, name = key.partition(".")
+        data.setdefault(section, {})[name] = value
+    return data
+
+
+@st.cache_resource(show_spinner=False)
+def _shipped() -> dict[str, dict[str, Any]]:
+    return shipped_profiles()
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _parsed(profile_id: str, created: str, _profile: dict[str, Any]) -> QualitySection | str | None:
+    try:
+        return quality_from_profile(_profile)
+    except QualitySectionError as exc:
+        return str(exc)
+
+
+def _active_profile() -> tuple[str, dict[str, Any]] | None:
+    """The Calibrate page's active profile (this session's, an earlier run's or a shipped one), if any is set."""
+    active = st.session_state.get(calibrate.ACTIVE)
+    if not isinstance(active, str):
+        return None
+    own = st.session_state.get(calibrate.SESSION_PROFILES, {})
+    if active in own:
+        return active, own[active]["profile"]
+    if active.startswith("shipped:"):
+        profile = _shipped().get(active.removeprefix("shipped:"))
+        return (active, profile) if profile is not None else None
+    if active.startswith("run:"):
+        entry = calibrate.disk_runs()[0].get(active)
+        return (active, entry["profile"]) if entry is not None else None
+    return None
+
+
+def quality_profile() -> tuple[dict[str, Any], QualitySection, str] | None:
+    """(profile, its parsed quality section, where it came from) for the measured curves; None when no profile
+    at hand has a quality section."""
+    found = _active_profile()
+    if found is not None and found[1].get("quality") is not None:
+        section = _parsed(found[0], str(found[1].get("created_utc")), found[1])
+        if isinstance(section, QualitySection):
+            return found[1], section, f"the active calibration profile ({found[1].get('name', found[0])})"
+    for stem, profile in _shipped().items():
+        if profile.get("quality") is None:
+            continue
+        section = _parsed(f"shipped:{stem}", str(profile.get("created_utc")), profile)
+        if isinstance(section, QualitySection):
+            why = " (the active profile has no quality curves)" if found is not None else ""
+            return profile, section, f"the shipped reference profile {stem}.json{why}"
+    return None

@@ -1,0 +1,141 @@
+"""The PDF of the Compress page: `compress_pdf(plan, device_name, quant, prune, found) -> bytes`.
+
+The answer in one sentence, the key figures with P10–P90 and provenance, the page's charts (predicted perplexity
+against bits, predicted loss increase against sparsity, and the small models' measured curves, rendered offline
+from the same Altair charts), the compression family's inputs, where each figure comes from, and the app version.
+Fonts and odd text are handled as in report.pdf.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+from fpdf.enums import XPos, YPos
+
+from report import compression_charts as charts
+from report import compression_text as text
+from report.pdf import (
+    FULL_CHART_PX,
+    GREY,
+    HALF_CHART_PX,
+    MARGIN,
+    TEXT_W,
+    _Doc,
+    _inputs,
+    _markers,
+    _place,
+    _provenance,
+    _render,
+    fonts_found,
+)
+from simulator.plan import VERSION
+
+KEY_FIGURES = ("compression.model_bytes", "compression.size_ratio", "compression.decode_speedup",
+               "compression.prefill_speedup", "quality.dense_loss", "quality.loss", "quality.loss_delta",
+               "quality.ppl_ratio")
+FAMILIES = ("compression", "quality")
+
+
+def _key_figures(doc: _Doc, plan: Any) -> None:
+    rows = [[f.label, text.figure_text(f.value, f.unit), text.span_text(f), f.provenance]
+            for key in KEY_FIGURES if (f := plan.figures.get(key)) is not None]
+    doc.grid(["Figure", "Value", "P10–P90", "Provenance"], rows, [70, 36, 46, 28], size=8.5,
+             align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
+
+
+def _chart(doc: _Doc, title: str, draw: Any, description: str) -> None:
+    doc.heading(title, size=10.5, keep=80)
+    _place(doc, _render(draw, FULL_CHART_PX), TEXT_W, description)
+    doc.ln(2)
+    doc.para(description, 8, colour=GREY)
+
+
+def _measured(doc: _Doc, found: tuple[dict[str, Any], Any, str] | None) -> None:
+    doc.heading("Measured on small models", keep=20)
+    if found is None:
+        doc.para("No calibration profile at hand has quality curves (python -m calibration quality makes them).", 9)
+        return
+    profile, section, source = found
+    doc.para(f"From {source}. A different scale from the prediction above: small models trained, compressed and "
+             "measured with k-fold cross-validation; their curves show the shape of the degradation, not this "
+             "model's numbers.", 9)
+    half = (TEXT_W - 6) / 2
+    for model_name in section.models:
+        y_name = charts.main_metric(section, model_name)
+        title = charts.measured_title(profile, section, model_name)
+        frames = [charts.measured_frame(section, model_name, family, y_name) for family in ("bits", "sparsity")]
+        frames = [f for f in frames if not f.empty]
+        if not frames:
+            continue
+        doc.heading(title, size=10.5, keep=70)
+        top, tallest, words = doc.get_y(), 0.0, []
+        for i, frame in enumerate(frames):
+            description = charts.describe_measured(frame, y_name, title)
+            png = _render(lambda f=frame, y=y_name, t=title: charts.measured_chart(f, y, t), HALF_CHART_PX)
+            doc.set_y(top)
+            _place(doc, png, half, description, x=MARGIN + i * (half + 6))
+            tallest = max(tallest, doc.get_y() - top)
+            words.append(description)
+        doc.set_y(top + tallest + 1)
+        doc.para(" ".join(words), 8, colour=GREY)
+        table = charts.kfold_table(profile["quality"], model_name)
+        if not table.empty:
+            doc.grid(list(table.columns), table.astype(str).itertuples(index=False),
+                     [TEXT_W / len(table.columns)] * len(table.columns), size=6.5)
+
+
+def _sources(doc: _Doc, plan: Any, device: str) -> None:
+    figures = {k: f for k, f in plan.figures.items() if k.split(".")[0] in FAMILIES}
+    markers = _markers(figures.values())
+    rows = [[f.label, text.figure_text(f.value, f.unit), _provenance(f, markers), f.source] for f in figures.values()]
+    doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
+             size=7.5)
+    for basis, marker in markers.items():
+        doc.para(f"{marker} {basis}.", 7.5, colour=GREY, after=0.5)
+    doc.para(f"Speed-ups are on the serving accelerator, {device}; quality does not depend on it.", 8, colour=GREY)
+
+
+def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFrame,
+                 found: tuple[dict[str, Any], Any, str] | None = None, *, created: dt.datetime | None = None) -> bytes:
+    """The Compress page's summary as an A4 PDF; `created` fixes the printed date (default now, UTC)."""
+    created = created or dt.datetime.now(dt.UTC)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=dt.UTC)
+    title = f"Compression: {text.model_name(plan.scenario)}"
+    answer = text.answer_sentence(plan, device)
+    doc = _Doc(f"Modelfolio {VERSION} · {title}", fonts_found())
+    doc.set_creation_date(created)
+    doc.set_title(doc.clean(title))
+    doc.set_author("Modelfolio")
+    doc.set_creator(f"Modelfolio {VERSION}")
+    doc.set_subject(doc.clean(answer))
+    doc.set_lang("en")
+    doc.add_page()
+    doc.font(17, bold=True)
+    doc.multi_cell(TEXT_W, 8, doc.clean(title), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    doc.para(f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {device}", 8.5, colour=GREY, after=3)
+    doc.para(answer, 12, bold=True)
+    doc.heading("Key figures", keep=40)
+    _key_figures(doc, plan)
+    ranges = text.ranges_text(plan)
+    if ranges:
+        doc.para(ranges, 8, colour=GREY)
+    notes = [w.text for w in plan.warnings if w.key.split(".")[0] in FAMILIES or w.code.startswith("compression")]
+    if notes:
+        doc.heading("Warnings", size=10.5, keep=15)
+        doc.bullets(notes, size=8.5)
+
+    doc.heading("Predicted at LLM scale", keep=90)
+    if not quant.empty:
+        _chart(doc, "Perplexity against weight bits", lambda: charts.quant_chart(quant), charts.describe_quant(quant))
+    if not prune[~prune["This plan"]].empty:
+        _chart(doc, "Loss increase against sparsity", lambda: charts.prune_chart(prune), charts.describe_prune(prune))
+    _measured(doc, found)
+
+    doc.heading("Inputs of the compression", keep=40)
+    _inputs(doc, plan, FAMILIES)
+    doc.heading("Sources: every figure and how it is made", keep=40)
+    _sources(doc, plan, device)
+    return bytes(doc.output())

@@ -1,0 +1,326 @@
+"""The Compress page's charts, shared with its PDF: predicted quality at LLM scale (perplexity ratio against weight
+bits for each quantization method, loss increase against sparsity for each pruning method, both with their
+P10–P90 band and the plan's point marked) and the quality measured on small models by the calibration (points
+with their spread across folds, the fitted curve with its band across per-fold fits). Each comes as a frame (also
+the chart's table view), a chart, and a text alternative.
+
+The predicted frames are sweeps through the public path (simulator.sweeps.sweep over the plan's scenario), with
+`compression.loss_scale` at its P10 and P90 (its registered spread): the only uncertain input the quality figures
+depend on, so the band is the same P10–P90 the page's figures carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from report import formatting as fmt
+from report.charts import OKABE_ITO
+from simulator.compression.constants import PRUNING_METHODS, QUANT_METHODS, WEIGHT_BITS
+from simulator.evaluator import Z_P90
+from simulator.inputs import INPUTS
+from simulator.quality_curves import QualityCurve, QualitySection
+from simulator.quality_curves import evaluate as curve_band
+from simulator.sweeps import sweep
+
+COLOURS = [OKABE_ITO[c] for c in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple", "sky_blue",
+                                  "yellow", "black")]
+SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "circle", "square"]
+SPARSITIES = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 5% to 95%
+PPL_CAP = 4.0  # the bits chart's y axis stops here (a 1- or 2-bit collapse would flatten the rest); the table has all
+PPL_TITLE = "Perplexity, compressed ÷ dense (log scale; lower is better)"
+DELTA_TITLE = "Loss increase, nats/token (log scale; lower is better)"
+CHOSEN = "this plan"
+
+
+def _labels(key: str) -> dict[str, str]:
+    return dict(INPUTS[key].choice_labels)
+
+
+def _loss_scales() -> list[float]:
+    spread = INPUTS["compression.loss_scale"].spread
+    return [max(0.0, 1.0 - Z_P90 * spread), 1.0, 1.0 + Z_P90 * spread]
+
+
+def _banded(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    """Valid sweep rows, the P10/plan/P90 loss scales side by side: keys + Value, Low, High."""
+    valid = frame[frame["valid"]]
+    scale = valid["compression.loss_scale"].to_numpy()
+    scales = _loss_scales()
+    parts = [valid[np.isclose(scale, s)].set_index(keys)[value] for s in scales]
+    out = pd.concat(parts, axis=1, keys=["Low", "Value", "High"]).dropna().reset_index()
+    return out
+
+
+# ---------------------------------------------------------------- predicted: bits
+
+
+def quant_frame(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Perplexity ratio (with P10–P90) against weight bits for each quantization method, the plan's other inputs
+    kept; combinations the registry refuses are left out."""
+    methods = [m for m in QUANT_METHODS if m != "none"]
+    grid = {"compression.weight_bits": list(WEIGHT_BITS), "compression.quant_method": methods,
+            "compression.loss_scale": _loss_scales()}
+    frame = sweep(scenario, grid, devices)
+    keys = ["compression.quant_method", "compression.weight_bits"]
+    out = _banded(frame, keys, "quality.ppl_ratio")
+    labels = _labels("compression.quant_method")
+    c = scenario.compression
+    out = pd.DataFrame({
+        "Method": [labels.get(str(m), str(m)) for m in out["compression.quant_method"]],
+        "Weight bits": out["compression.weight_bits"].astype(int),
+        "Perplexity ratio": out["Value"], "P10": out["Low"], "P90": out["High"],
+        "This plan": [str(m) == c.quant_method and int(b) == c.weight_bits
+                      for m, b in zip(out["compression.quant_method"], out["compression.weight_bits"], strict=True)],
+    })
+    return out.sort_values(["Method", "Weight bits"], ignore_index=True)
+
+
+def quant_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    data = frame.assign(**{c: frame[c].clip(upper=PPL_CAP) for c in ("Perplexity ratio", "P10", "P90")})
+    methods = list(dict.fromkeys(data["Method"]))
+    colour = alt.Color("Method:N", scale=alt.Scale(domain=methods, range=COLOURS[:len(methods)]),
+                       legend=alt.Legend(title="Method", orient="bottom", columns=3))
+    x = alt.X("Weight bits:Q", title="Weight bits (fewer to the left)", scale=alt.Scale(type="log", base=2),
+              axis=alt.Axis(values=list(WEIGHT_BITS), format="d"))
+    scale = alt.Scale(type="log", domain=[1.0, PPL_CAP], clamp=True)
+    y = alt.Y("Perplexity ratio:Q", title=PPL_TITLE, scale=scale)
+    tip = [alt.Tooltip("Method:N"), alt.Tooltip("Weight bits:Q"), alt.Tooltip("Perplexity ratio:Q", format=".4f"),
+           alt.Tooltip("P10:Q", format=".4f"), alt.Tooltip("P90:Q", format=".4f")]
+    base = alt.Chart(data)
+    band = base.mark_area(opacity=0.15).encode(x=x, y=alt.Y("P10:Q", scale=scale, title=PPL_TITLE), y2="P90:Q",
+                                               color=colour)
+    lines = base.mark_line(point=True).encode(x=x, y=y, color=colour, tooltip=tip,
+                                              shape=alt.Shape("Method:N", scale=alt.Scale(domain=methods,
+                                                                                          range=SHAPES[:len(methods)])))
+    return alt.layer(band, lines, *_chosen_layers(data[data["This plan"]], x, y, scale, PPL_TITLE)).properties(
+        height=320)
+
+
+def describe_quant(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "No quantization method is valid with this plan's other settings."
+    text = (f"Predicted perplexity of the compressed model over the dense one against weight bits for "
+            f"{frame['Method'].nunique()} methods, at this model and token budget (Kumar et al. 2024 eq. 2 with "
+            "fitted constants; shaded: P10–P90)")
+    at4 = frame[frame["Weight bits"] == 4].sort_values("Perplexity ratio")
+    if len(at4):
+        best = at4.iloc[0]
+        text += f"; at 4 bits {best['Method']} is lowest, {best['Perplexity ratio']:.3f}"
+    chosen = frame[frame["This plan"]]
+    if len(chosen):
+        r = chosen.iloc[0]
+        text += (f"; this plan ({int(r['Weight bits'])}-bit {r['Method']}) is {r['Perplexity ratio']:.3f} "
+                 f"(P10–P90 {r['P10']:.3f}–{r['P90']:.3f})")
+    if (frame["Perplexity ratio"] > PPL_CAP).any():
+        text += f"; ratios above {PPL_CAP:g} are drawn at the top edge (the table has them)"
+    return text + "."
+
+
+# ---------------------------------------------------------------- predicted: sparsity
+
+
+def prune_frame(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Loss increase (with P10–P90) against sparsity for each pruning method, the plan's quantization kept;
+    structured pruning removes rows, the others score weights one by one (or rows, when the plan does)."""
+    c = scenario.compression
+    pattern = c.pattern if c.pattern in ("unstructured", "rows") else "unstructured"
+    methods = [m for m in PRUNING_METHODS if m != "none"]
+    grid = {"compression.pruning_method": methods, "compression.pattern": sorted({pattern, "rows"}),
+            "compression.sparsity": list(SPARSITIES), "compression.loss_scale": _loss_scales()}
+    frame = sweep(scenario, grid, devices)
+    keep = np.where(frame["compression.pruning_method"].astype(str) == "structured", "rows", pattern)
+    frame = frame[frame["compression.pattern"].astype(str) == keep]
+    keys = ["compression.pruning_method", "compression.pattern", "compression.sparsity"]
+    out = _banded(frame, keys, "quality.loss_delta")
+    labels = _labels("compression.pruning_method")
+    names = [labels.get(str(m), str(m)) + ("" if str(p) == "unstructured" else f" ({p})")
+             for m, p in zip(out["compression.pruning_method"], out["compression.pattern"], strict=True)]
+    table = pd.DataFrame({"Method": names, "Sparsity": out["compression.sparsity"].astype(float),
+                          "Loss increase": out["Value"], "P10": out["Low"], "P90": out["High"],
+                          "This plan": False})
+    if c.pruning_method != "none" and c.sparsity > 0:  # the plan's own point (also a 2:4 or 4:8 one)
+        mine = prune_point(scenario, devices)
+        if mine is not None:
+            table = pd.concat([table, mine], ignore_index=True)
+    return table.sort_values(["Method", "Sparsity"], ignore_index=True)
+
+
+def prune_point(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.DataFrame | None:
+    c = scenario.compression
+    frame = sweep(scenario, {"compression.loss_scale": _loss_scales()}, devices)
+    if not frame["valid"].all():
+        return None
+    d = frame["quality.loss_delta"].to_numpy()
+    name = dict(_labels("compression.pruning_method")).get(c.pruning_method, c.pruning_method)
+    return pd.DataFrame({"Method": [f"{CHOSEN}: {name}, {c.pattern}"], "Sparsity": [float(c.sparsity)],
+                         "Loss increase": [d[1]], "P10": [d[0]], "P90": [d[2]], "This plan": [True]})
+
+
+def prune_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    data = frame[frame["Loss increase"] > 0]
+    curves = data[~data["This plan"]]
+    methods = list(dict.fromkeys(curves["Method"]))
+    colour = alt.Color("Method:N", scale=alt.Scale(domain=methods, range=COLOURS[:len(methods)]),
+                       legend=alt.Legend(title="Method", orient="bottom", columns=2))
+    x = alt.X("Sparsity:Q", title="Sparsity, share of weights removed (more to the right)",
+              axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
+    scale = alt.Scale(type="log")
+    y = alt.Y("Loss increase:Q", title=DELTA_TITLE, scale=scale)
+    tip = [alt.Tooltip("Method:N"), alt.Tooltip("Sparsity:Q", format=".0%"),
+           alt.Tooltip("Loss increase:Q", format=".4f"), alt.Tooltip("P10:Q", format=".4f"),
+           alt.Tooltip("P90:Q", format=".4f")]
+    base = alt.Chart(curves)
+    band = base.mark_area(opacity=0.15).encode(x=x, y=alt.Y("P10:Q", scale=scale, title=DELTA_TITLE), y2="P90:Q",
+                                               color=colour)
+    lines = base.mark_line(point=True).encode(x=x, y=y, color=colour, tooltip=tip,
+                                              shape=alt.Shape("Method:N", scale=alt.Scale(domain=methods,
+                                                                                          range=SHAPES[:len(methods)])))
+    return alt.layer(band, lines, *_chosen_layers(data[data["This plan"]], x, y, scale, DELTA_TITLE)).properties(
+        height=320)
+
+
+def describe_prune(frame: pd.DataFrame) -> str:
+    curves = frame[~frame["This plan"]]
+    if curves.empty:
+        return "No pruning method is valid with this plan's other settings."
+    text = (f"Predicted loss increase against sparsity for {curves['Method'].nunique()} pruning methods with this "
+            "plan's quantization (noise-equivalent bits in Kumar et al. 2024 eq. 2 plus Frantar et al. 2023 eq. 1; "
+            "the pruning offsets are assumed; shaded: P10–P90)")
+    at50 = curves[np.isclose(curves["Sparsity"], 0.5)].sort_values("Loss increase")
+    if len(at50):
+        best, worst = at50.iloc[0], at50.iloc[-1]
+        text += (f"; at 50% {best['Method']} adds {best['Loss increase']:.3f} nats/token and {worst['Method']} "
+                 f"{worst['Loss increase']:.3f}")
+    chosen = frame[frame["This plan"]]
+    if len(chosen):
+        r = chosen.iloc[0]
+        text += (f"; this plan ({fmt.pct(r['Sparsity'])}) adds {r['Loss increase']:.4f} "
+                 f"(P10–P90 {r['P10']:.4f}–{r['P90']:.4f})")
+    return text + "."
+
+
+def _chosen_layers(chosen: pd.DataFrame, x: alt.X, y: alt.Y, scale: alt.Scale, title: str) -> list[alt.Chart]:
+    """The plan's point: a diamond with its P10–P90 as a black bar, labelled."""
+    if chosen.empty:
+        return []
+    data = chosen.assign(Text=CHOSEN)
+    rule = alt.Chart(data).mark_rule(color=OKABE_ITO["black"], strokeWidth=1.5).encode(
+        x=x, y=alt.Y("P10:Q", scale=scale, title=title), y2="P90:Q")
+    point = alt.Chart(data).mark_point(shape="diamond", size=220, filled=True, color=OKABE_ITO["vermillion"],
+                                       stroke=OKABE_ITO["black"], strokeWidth=0.8).encode(x=x, y=y)
+    label = alt.Chart(data).mark_text(align="left", dx=10, dy=-10, fontWeight="bold").encode(x=x, y=y, text="Text:N")
+    return [rule, point, label]
+
+
+# ---------------------------------------------------------------- measured on small models
+
+Y_TITLES = {"accuracy": "Accuracy, k-fold mean (higher is better)", "f1_macro": "Macro-F1, k-fold mean (higher is better)",
+            "loss_nats": "Held-out loss, nats/character (lower is better)"}
+METHOD_NAMES = {"rtn": "round-to-nearest", "qat": "quantization-aware fine-tune", "l1_unstructured": "L1 unstructured",
+                "l2_rows": "L2 rows (structured)"}
+
+
+def device_name(profile: Mapping[str, Any]) -> str:
+    """Where the quality calibration ran: the GPU's or CPU's name from the profile's environment."""
+    env = profile.get("environment", {}) if isinstance(profile, Mapping) else {}
+    if str(profile.get("quality", {}).get("device", "")).startswith("cuda") and env.get("gpu_names"):
+        return str(env["gpu_names"][0])
+    return str(env.get("cpu_model") or profile.get("name") or "this machine")
+
+
+def measured_title(profile: Mapping[str, Any], section: QualitySection, model_name: str) -> str:
+    params = section.models.get(model_name, {}).get("params")
+    size = f" ({int(params):,} params)" if isinstance(params, int | float) else ""
+    return f"measured on {device_name(profile)}: {model_name}{size}"
+
+
+def main_metric(section: QualitySection, model_name: str) -> str:
+    """The metric drawn for a small model: the LM's loss, else the classifier's accuracy."""
+    names = {c.y_name for c in section.curves.values() if c.model_name == model_name}
+    return "loss_nats" if "loss_nats" in names else "accuracy"
+
+
+def _curve_name(curve: QualityCurve) -> str:
+    return f"{METHOD_NAMES.get(curve.method, curve.method)}, {'fine-tuned' if curve.finetuned else 'one-shot'}"
+
+
+def measured_frame(section: QualitySection, model_name: str, family: str, y_name: str) -> pd.DataFrame:
+    """One row per measured point (mean ± std across folds) and per point of each fitted curve (± the std of the
+    per-fold fits), for one small model, one family (bits or sparsity) and one metric."""
+    x_name = "Bits" if family == "bits" else "Sparsity"
+    rows = []
+    for curve in section.curves.values():
+        if curve.model_name != model_name or curve.family != family or curve.y_name != y_name:
+            continue
+        name = _curve_name(curve)
+        xs = [p.x for p in curve.points]
+        for p in curve.points:
+            rows.append({"Curve": name, "Kind": "measured", x_name: p.x, "Value": p.mean, "Low": p.mean - p.std,
+                         "High": p.mean + p.std, "Folds": p.n})
+        grid = np.linspace(min(xs), max(xs), 60) if xs else np.array([])
+        band = curve_band(curve, grid)
+        for x, m, lo, hi in zip(grid, band.mean, band.low, band.high, strict=True):
+            rows.append({"Curve": name, "Kind": "fitted", x_name: float(x), "Value": float(m), "Low": float(lo),
+                         "High": float(hi), "Folds": len(curve.fold_params)})
+    return pd.DataFrame(rows, columns=["Curve", "Kind", x_name, "Value", "Low", "High", "Folds"])
+
+
+def measured_chart(frame: pd.DataFrame, y_name: str, title: str) -> alt.LayerChart:
+    x_name = "Bits" if "Bits" in frame.columns else "Sparsity"
+    curves = list(dict.fromkeys(frame["Curve"]))
+    colour = alt.Color("Curve:N", scale=alt.Scale(domain=curves, range=COLOURS[:len(curves)]),
+                       legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=320))
+    x = (alt.X("Bits:Q", title="Weight bits (fewer to the left)", scale=alt.Scale(type="log", base=2),
+               axis=alt.Axis(values=[1, 2, 3, 4, 8], format="d")) if x_name == "Bits"
+         else alt.X("Sparsity:Q", title="Sparsity (more to the right)", axis=alt.Axis(format="%")))
+    y_title = Y_TITLES.get(y_name, y_name)
+    y = alt.Y("Value:Q", title=y_title, scale=alt.Scale(zero=False))
+    fitted, measured = frame[frame["Kind"] == "fitted"], frame[frame["Kind"] == "measured"]
+    tip = [alt.Tooltip("Curve:N"), alt.Tooltip(f"{x_name}:Q"), alt.Tooltip("Value:Q", format=".4f"),
+           alt.Tooltip("Low:Q", format=".4f"), alt.Tooltip("High:Q", format=".4f"), alt.Tooltip("Folds:Q")]
+    band = alt.Chart(fitted).mark_area(opacity=0.15).encode(x=x, y=alt.Y("Low:Q", title=y_title), y2="High:Q",
+                                                            color=colour)
+    line = alt.Chart(fitted).mark_line().encode(x=x, y=y, color=colour)
+    bars = alt.Chart(measured).mark_rule().encode(x=x, y=alt.Y("Low:Q", title=y_title), y2="High:Q", color=colour)
+    points = alt.Chart(measured).mark_point(filled=True, size=50).encode(
+        x=x, y=y, color=colour, tooltip=tip,
+        shape=alt.Shape("Curve:N", scale=alt.Scale(domain=curves, range=SHAPES[:len(curves)])))
+    return alt.layer(band, line, bars, points).properties(height=280, title=alt.TitleParams(title, fontSize=12))
+
+
+def describe_measured(frame: pd.DataFrame, y_name: str, title: str) -> str:
+    measured = frame[frame["Kind"] == "measured"]
+    if measured.empty:
+        return f"No measured curve ({title})."
+    x_name = "Bits" if "Bits" in frame.columns else "Sparsity"
+    what = Y_TITLES.get(y_name, y_name).split(" (")[0].lower()
+    parts = []
+    for name, group in measured.groupby("Curve", sort=False):
+        lo, hi = group.loc[group[x_name].idxmin()], group.loc[group[x_name].idxmax()]
+        at = (lambda v: f"{v:g} bit{'' if v == 1 else 's'}") if x_name == "Bits" else fmt.pct
+        parts.append(f"{name}: {hi['Value']:.3f} at {at(hi[x_name])}, {lo['Value']:.3f} at {at(lo[x_name])}")
+    return (f"{what.capitalize()} against {x_name.lower()}, {title}: points are the k-fold mean with ± one standard "
+            f"deviation across folds, lines the fitted curves with their band across per-fold fits. "
+            + "; ".join(parts) + ".")
+
+
+def kfold_table(raw_section: Mapping[str, Any], model_name: str) -> pd.DataFrame:
+    """The calibration's k-fold table for one small model: each configuration's metrics (scikit-learn's accuracy,
+    macro precision, recall and F1 for the classifier; loss and perplexity for the LM) as mean ± std (n folds)."""
+    rows = []
+    for r in raw_section.get("table", []):
+        if r.get("model") != model_name:
+            continue
+        row = {"Model": r.get("model"), "Family": r.get("family"), "Method": METHOD_NAMES.get(r.get("method"),
+                                                                                              r.get("method")),
+               "Fine-tuned": "yes" if r.get("finetuned") else "no", "Bits or sparsity": r.get("x")}
+        for metric, m in (r.get("metrics") or {}).items():
+            if isinstance(m, Mapping) and "mean" in m:
+                row[metric] = f"{m['mean']:.4f} ± {m.get('std', 0.0):.4f} (n={m.get('n', '?')})"
+        rows.append(row)
+    return pd.DataFrame(rows).dropna(axis=1, how="all")

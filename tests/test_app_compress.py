@@ -1,0 +1,146 @@
+"""The Compress page through AppTest: the answer first, fewer bits move size and quality, an invalid combination
+shows the registry's message, the measured curves of the shipped profile, downloads; and its PDF read back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import sys
+from pathlib import Path
+
+import pypdf
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
+
+from app_pages import _decide_inputs as ui  # noqa: E402
+from report import compression_charts as charts  # noqa: E402
+from report.compress_pdf import compress_pdf  # noqa: E402
+from simulator.devices import shipped_profiles  # noqa: E402
+from simulator.evaluator import evaluate  # noqa: E402
+from simulator.quality_curves import quality_from_profile  # noqa: E402
+from simulator.scenario import Scenario  # noqa: E402
+
+APP = str(ROOT / "app.py")
+TIMEOUT_S = 60
+BITS, METHOD = ui.PREFIX + "compression.weight_bits", ui.PREFIX + "compression.quant_method"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    st.cache_data.clear()
+    yield
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.run()
+    at.switch_page("app_pages/compress.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def answer(at: AppTest) -> str:
+    return at.subheader[0].value
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def quantize(at: AppTest, bits: int, method: str = "awq") -> None:
+    at.radio(key=METHOD).set_value(method).run()
+    at.number_input(key=BITS).set_value(bits).run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_answer_first_and_fewer_bits_move_size_and_quality():
+    at = open_page()
+    assert at.title[0].value == "Compress"
+    assert answer(at).startswith("Uncompressed, Llama 2 70B")
+    quantize(at, 8)
+    eight = answer(at)
+    size8, ppl8 = float(metric(at, "Model size").split()[0]), float(metric(at, "Perplexity ratio"))
+    quantize(at, 4)
+    four = answer(at)
+    assert four.startswith("4-bit AWQ makes Llama 2 70B") and "smaller and decode" in four
+    assert "predicted perplexity" in four and "P10–P90" in four and four != eight
+    size4, ppl4 = float(metric(at, "Model size").split()[0]), float(metric(at, "Perplexity ratio"))
+    assert size4 < size8 and ppl4 > ppl8
+    assert {"Decode speed-up", "Prefill speed-up", "Loss increase"} <= {m.label for m in at.metric}
+    assert any(c.value.startswith("P10–P90") for c in at.caption)  # the metric row carries ranges
+
+
+def test_invalid_combination_shows_the_registry_message():
+    at = open_page()
+    at.radio(key=ui.PREFIX + "compression.pruning_method").set_value("wanda").run()
+    at.radio(key=ui.PREFIX + "compression.pattern").set_value("2:4").run()
+    at.number_input(key=ui.PREFIX + "compression.sparsity").set_value(0.3).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = " ".join(e.value for e in at.error).replace("\\", "")
+    assert "compression.pattern = 2:4 keeps half of every group, so sparsity must be 0.5 (got 0.3)" in errors
+    at.number_input(key=ui.PREFIX + "compression.sparsity").set_value(0.5).run()
+    assert not at.error and "50% 2:4 wanda pruning" in answer(at)
+
+
+def test_measured_curves_from_the_shipped_profile_and_downloads():
+    at = open_page()
+    quantize(at, 4)
+    captions = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert "shipped reference profile cpu-reference.json" in captions
+    assert "measured on Intel(R) Xeon(R) Processor: digits_mlp (26,122 params)" in captions
+    assert "this plan (4-bit AWQ)" in captions
+    at.radio(key="compress.small_model").set_value("char_lm").run()
+    captions = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert "char_lm (62,145 params)" in captions and "nats/character" in captions
+    assert len(at.get("vega_lite_chart")) == 4
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download PDF", "Plan JSON", "Scenario JSON"]
+
+
+def _found():
+    profile = shipped_profiles()["cpu-reference"]
+    return profile, quality_from_profile(profile), "the shipped reference profile cpu-reference.json"
+
+
+def test_chart_band_is_the_plans_range():
+    s = Scenario.from_dict({"model": {"preset": "llama2-7b"},
+                            "compression": {"weight_bits": 3, "quant_method": "gptq", "group_size": 128}})
+    plan, frame = evaluate(s), charts.quant_frame(s)
+    mine = frame[frame["This plan"]].iloc[0]
+    f = plan.figures["quality.ppl_ratio"]
+    assert mine["Perplexity ratio"] == pytest.approx(f.value, rel=1e-9)
+    assert (mine["P10"], mine["P90"]) == (pytest.approx(f.low, rel=1e-9), pytest.approx(f.high, rel=1e-9))
+    by_bits = frame[frame["Method"] == "GPTQ"].sort_values("Weight bits")["Perplexity ratio"].to_numpy()
+    assert (by_bits[:-1] >= by_bits[1:] - 1e-12).all()  # fewer bits never predicted better
+
+
+def test_pdf_reads_back():
+    s = Scenario.from_dict({"model": {"preset": "llama2-70b"}, "serving": {"accelerator": "H100-SXM"},
+                            "compression": {"weight_bits": 4, "quant_method": "awq", "group_size": 128,
+                                            "pruning_method": "sparsegpt", "sparsity": 0.5, "pattern": "2:4"}})
+    plan = evaluate(s)
+    data = compress_pdf(plan, "H100 SXM5 80GB", charts.quant_frame(s), charts.prune_frame(s), _found(),
+                        created=dt.datetime(2026, 11, 29, tzinfo=dt.UTC))
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    assert reader.metadata.title == "Compression: Llama 2 70B (69B counted)"
+    text = " ".join(page.extract_text() for page in reader.pages)
+    flat = " ".join(text.split())
+    assert "4-bit g128 AWQ + 50% 2:4 sparsegpt pruning makes Llama 2 70B" in flat
+    assert "Perplexity, compressed ÷ dense" in flat and "P10–P90" in flat
+    assert "measured on Intel(R) Xeon(R) Processor: digits_mlp (26,122 params)" in flat
+    assert "compression.weight_bits" in flat  # the compression family's inputs
+    assert sum(len(page.images) for page in reader.pages) == 6  # 2 predicted + 2 × 2 measured charts
+
+
+def test_an_active_profile_without_curves_falls_back_to_the_shipped_one():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.session_state["active_profile_id"] = "shipped:h200-quick"  # the Calibrate page's active profile: no curves
+    at.run()
+    at.switch_page("app_pages/compress.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert "cpu-reference.json (the active profile has no quality curves)" in captions
