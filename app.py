@@ -16,6 +16,7 @@ st.set_page_config(page_title="Modelfolio", page_icon="🧮", layout="wide")
 
 DECIDE = st.Page("app_pages/decide.py", title="Decide", icon=":material/balance:", url_path="decide")
 TRAIN = st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train")
+DEPLOY = st.Page("app_pages/deploy.py", title="Deploy", icon=":material/dns:", url_path="deploy")
 CALIBRATE = st.Page("app_pages/calibrate.py", title="Calibrate", icon=":material/speed:", url_path="calibrate")
 
 
@@ -28,6 +29,7 @@ PAGES = [  # one line per page
     st.Page(_root, title="Modelfolio", url_path="home", default=True, visibility="hidden"),
     DECIDE,
     TRAIN,
+    DEPLOY,
     CALIBRATE,
 ]
 
