@@ -13,6 +13,7 @@ from simulator.devices import all_devices
 from simulator.inputs import INPUTS
 
 RADIO_MOST = 4  # a choice with more options than this is a select box
+EMPTY = "(empty)"  # the extra option of an optional choice (a select box's None means "nothing selected")
 
 
 def label(key: str) -> str:
@@ -27,7 +28,8 @@ def widget(key: str, prefix: str, disabled: bool = False, options: Sequence[Any]
     """One input; its value in scenario units, or None when left empty (the registry's default or rule applies).
 
     `options`: offer these values of a number input as a select box (e.g. the allowed bit widths);
-    `none_label`: a choice gets one more option, None, shown with this text (an optional choice such as a preset).
+    `none_label`: a choice gets one more option, shown with this text, that leaves it empty (returns None; for an
+    optional choice such as a preset).
     A number input with a named value (serving.batch "max") shows it as the empty field's placeholder and returns
     the name when empty."""
     inp = INPUTS[key]
@@ -35,15 +37,17 @@ def widget(key: str, prefix: str, disabled: bool = False, options: Sequence[Any]
     if inp.kind == "choice" or options is not None:
         choices = list(options if options is not None else inp.choices)
         if none_label is not None:
-            choices.append(None)
-        labels = dict(inp.choice_labels)
-        shown = format_value or (lambda v: none_label if v is None else labels.get(v, str(v)))
+            choices.append(EMPTY)
+        labels = {**inp.choice_labels, EMPTY: none_label}
+        shown = format_value or (lambda v: labels.get(v, str(v)))
         if skey not in st.session_state:
             st.session_state[skey] = inp.default if inp.default in choices else choices[0]
         if len(choices) > RADIO_MOST or options is not None:
-            return st.selectbox(label(key), choices, format_func=shown, key=skey, help=inp.help, disabled=disabled)
-        return st.radio(label(key), choices, format_func=shown, key=skey, help=inp.help, horizontal=True,
-                        disabled=disabled)
+            value = st.selectbox(label(key), choices, format_func=shown, key=skey, help=inp.help, disabled=disabled)
+        else:
+            value = st.radio(label(key), choices, format_func=shown, key=skey, help=inp.help, horizontal=True,
+                             disabled=disabled)
+        return None if value == EMPTY else value
     if inp.kind == "bool":
         if skey not in st.session_state:
             st.session_state[skey] = bool(inp.default)

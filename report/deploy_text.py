@@ -40,10 +40,14 @@ def money_clause(plan: Any, totals: Mapping[str, float]) -> str:
     s = plan.scenario
     months = s.decision.horizon_months
     payer = PAYERS[s.finance.deploy]
+    if s.finance.deploy == "buy" and not _finite(plan.value("finance.buy_tco_usd")):
+        return (f"buying is not priced for this accelerator (no catalog purchase price): give "
+                f"finance.purchase_usd_per_gpu, or rent ({fmt.usd(totals.get('Rent', float('nan')))} over "
+                f"{months} months)")
     if s.finance.revenue_per_million_output_tokens_usd > 0:
         payback = plan.value("finance.payback_months")
         if _finite(payback):
-            return f"{payer} pays back in {fmt.count(payback)} months"
+            return f"{payer} pays back in {fmt.count(payback)} month{'' if payback == 1 else 's'}"
         return (f"{payer} does not pay back within {months} months (net present value "
                 f"{fmt.usd(plan.value('finance.npv_usd'))})")
     parts = [f"{name} {fmt.usd(totals.get(key, float('nan')))}"
