@@ -128,3 +128,28 @@ def test_pdf_reads_back_with_title_answer_and_three_charts():
     assert sentence.split(",")[0] in " ".join(body.split())
     assert "Latency against batch" in body and "Rent, buy or a hosted API over time" in body
     assert sum(len(page.images) for page in pdf.pages) == 3
+
+
+def _deployment(**serving):
+    s = Scenario.from_dict({"model": {"preset": "llama-3-8b"}, "serving": {"accelerator": "h100-sxm", **serving},
+                            "finance": {"include_training": False}})
+    plan = evaluate(s)
+    return plan, charts.deployment(s, plan)
+
+
+def test_chart_frames_agree_with_the_plan():
+    plan, d = _deployment(requests_per_s=5)
+    end = charts.totals(charts.money_frame(d))  # the money chart ends where the finance totals do
+    assert end["Rent"] == pytest.approx(plan.value("finance.rent_tco_usd"))
+    assert end["Buy"] == pytest.approx(plan.value("finance.buy_tco_usd"))
+    assert end["Hosted API"] == pytest.approx(plan.value("finance.api_cost_usd"))
+    traffic = charts.traffic_frame(d)  # more traffic never takes fewer GPUs; the plan's rate is on the axis
+    assert traffic["GPUs"].is_monotonic_increasing
+    assert traffic.loc[traffic["Requests/s"] == 5, "GPUs"].iloc[0] == plan.value("serving.gpus")
+    latency = charts.latency_frame(d)  # a bigger batch is never faster; bands hold the value
+    for _, curve in latency.groupby("Latency"):
+        assert curve["Seconds"].is_monotonic_increasing
+        assert (curve["P10 (s)"] <= curve["Seconds"] + 1e-12).all() and (curve["Seconds"] <= curve["P90 (s)"] + 1e-12).all()
+    run = plan.value("serving.batch_run")  # the batch run is the largest meeting the time-per-token target
+    tpot = latency[latency["Latency"] == "Time per output token"].set_index("Batch")["Seconds"]
+    assert tpot[int(run)] <= plan.scenario.serving.tpot_target_s
