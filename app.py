@@ -17,6 +17,7 @@ st.set_page_config(page_title="Modelfolio", page_icon="🧮", layout="wide")
 DECIDE = st.Page("app_pages/decide.py", title="Decide", icon=":material/balance:", url_path="decide")
 TRAIN = st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train")
 COMPRESS = st.Page("app_pages/compress.py", title="Compress", icon=":material/compress:", url_path="compress")
+DEPLOY = st.Page("app_pages/deploy.py", title="Deploy", icon=":material/dns:", url_path="deploy")
 CALIBRATE = st.Page("app_pages/calibrate.py", title="Calibrate", icon=":material/speed:", url_path="calibrate")
 
 
@@ -30,6 +31,7 @@ PAGES = [  # one line per page
     DECIDE,
     TRAIN,
     COMPRESS,
+    DEPLOY,
     CALIBRATE,
 ]
 

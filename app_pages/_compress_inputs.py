@@ -1,5 +1,5 @@
 """The Compress page's inputs: the model (a preset or a size), its training tokens, the serving accelerator and the
-compression family's inputs, each a widget from the registry (app_pages._decide_inputs.widget: label, unit, help,
+compression family's inputs, each a widget from the registry (app_pages._registry_widgets.widget: label, unit, help,
 bounds and default from simulator.inputs); and the calibration profile whose measured quality curves the page
 shows (the session's active profile when it has a `quality` section, else the shipped reference that has one)."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 
 from app_pages import _calibrate_state as calibrate
-from app_pages import _decide_inputs as ui
+from app_pages._registry_widgets import widget as registry_widget
 from simulator.devices import shipped_profiles
 from simulator.inputs import INPUTS
 from simulator.quality_curves import QualitySection, QualitySectionError, quality_from_profile
@@ -22,6 +22,11 @@ MAIN = ("compression.weight_bits", "compression.act_bits", "compression.kv_bits"
         "compression.quant_method")
 PRUNING = ("compression.pruning_method", "compression.sparsity", "compression.pattern", "compression.group_size")
 CONSTANTS = ("compression.loss_scale", "compression.dequant_overhead")
+PREFIX = "compress."  # this page's widget state: never shared with another page's
+
+
+def widget(key: str, disabled: bool = False) -> Any:
+    return registry_widget(key, PREFIX, disabled=disabled)
 
 
 def model_inputs() -> dict[str, Any]:
@@ -32,7 +37,7 @@ def model_inputs() -> dict[str, Any]:
         st.session_state[MODEL] = DEFAULT_PRESET
     choice = st.selectbox("Model", (*preset.choices, CUSTOM), key=MODEL, format_func=lambda v: labels.get(v, v),
                           help=f"{preset.help} Or choose {CUSTOM} and give the parameter count.")
-    params = ui.widget("model.params", disabled=choice != CUSTOM)
+    params = widget("model.params", disabled=choice != CUSTOM)
     if choice != CUSTOM:
         return {"preset": choice}
     return {"params": params} if params is not None else {}
@@ -41,18 +46,18 @@ def model_inputs() -> dict[str, Any]:
 def serving_accelerator() -> Any:
     """The accelerator the compressed model is served on; it starts at the training accelerator's default, as the
     registry says an empty one does."""
-    key = ui.PREFIX + "serving.accelerator"
+    key = PREFIX + "serving.accelerator"
     if key not in st.session_state:
-        st.session_state[key] = st.session_state.get(ui.PREFIX + "cluster.accelerator",
+        st.session_state[key] = st.session_state.get(PREFIX + "cluster.accelerator",
                                                      INPUTS["cluster.accelerator"].default)
-    return ui.widget("serving.accelerator")
+    return widget("serving.accelerator")
 
 
 def widgets(keys: tuple[str, ...]) -> dict[str, Any]:
     values = {}
     for column, key in zip(st.columns(len(keys)), keys, strict=True):
         with column:
-            values[key] = ui.widget(key)
+            values[key] = widget(key)
     return values
 
 

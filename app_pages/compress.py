@@ -11,7 +11,6 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _compress_inputs as ui
-from app_pages._decide_inputs import widget
 from app_pages._devices import session_devices
 from app_pages._train_data import device_key
 from report import compression_charts as charts
@@ -56,7 +55,7 @@ def question() -> dict[str, Any]:
         model = ui.model_inputs()
     values: dict[str, Any] = {}
     with top[1]:
-        values["training.tokens"] = widget("training.tokens")
+        values["training.tokens"] = ui.widget("training.tokens")
     with top[3]:
         values["serving.accelerator"] = ui.serving_accelerator()
     values |= ui.widgets(ui.MAIN)

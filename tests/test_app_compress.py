@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
 
-from app_pages import _decide_inputs as ui  # noqa: E402
+from app_pages import _compress_inputs as ui  # noqa: E402
 from report import compression_charts as charts  # noqa: E402
 from report.compress_pdf import compress_pdf  # noqa: E402
 from simulator.devices import shipped_profiles  # noqa: E402
@@ -52,7 +52,7 @@ def metric(at: AppTest, label: str) -> str:
 
 
 def quantize(at: AppTest, bits: int, method: str = "awq") -> None:
-    at.radio(key=METHOD).set_value(method).run()
+    at.selectbox(key=METHOD).set_value(method).run()
     at.number_input(key=BITS).set_value(bits).run()
     assert not at.exception, [e.value for e in at.exception]
 
@@ -76,7 +76,7 @@ def test_answer_first_and_fewer_bits_move_size_and_quality():
 
 def test_invalid_combination_shows_the_registry_message():
     at = open_page()
-    at.radio(key=ui.PREFIX + "compression.pruning_method").set_value("wanda").run()
+    at.selectbox(key=ui.PREFIX + "compression.pruning_method").set_value("wanda").run()
     at.radio(key=ui.PREFIX + "compression.pattern").set_value("2:4").run()
     at.number_input(key=ui.PREFIX + "compression.sparsity").set_value(0.3).run()
     assert not at.exception, [e.value for e in at.exception]

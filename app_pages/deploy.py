@@ -1,0 +1,165 @@
+"""Deploy: how many GPUs does my traffic need under my latency targets, what does a million tokens cost, and
+should I rent, buy or pay a hosted API?"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import _deploy_inputs as ui
+from app_pages._devices import session_devices
+from app_pages._train_data import device_key
+from report import deploy_text as text
+from report import formatting as fmt
+from report import serving_charts as charts
+from simulator.evaluator import evaluate
+from simulator.resolve import lookup_device
+from simulator.scenario import Scenario, ScenarioError
+
+METRICS = ("serving.gpus", "serving.ttft_s", "serving.tpot_s", "serving.cost_per_million_output_tokens_usd",
+           "serving.monthly_cost_usd")
+SHOWN_SECTIONS = ("serving.", "finance.", "compression.model_bytes")
+
+
+class Result:
+    """What the page draws for one question."""
+
+    def __init__(self, d: charts.Deployment, hardware_label: str, frames: tuple[pd.DataFrame, ...]) -> None:
+        self.d, self.plan, self.hardware_label = d, d.plan, hardware_label
+        self.latency, self.traffic, self.money = frames
+        self.answer = text.answer_sentence(d.plan, hardware_label, charts.totals(self.money))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _computed(data_json: str, device_ids: Any, _devices: Any) -> tuple[Any, str, tuple[pd.DataFrame, ...]]:
+    scenario = Scenario.from_dict(json.loads(data_json), _devices)
+    plan = evaluate(scenario, _devices)
+    label = lookup_device(scenario.serving.accelerator, _devices, "serving.accelerator").display_name
+    d = charts.deployment(scenario, plan, _devices)
+    return d, label, (charts.latency_frame(d), charts.traffic_frame(d), charts.money_frame(d))
+
+
+def result_for(data: dict[str, Any]) -> Result:
+    devices = session_devices()
+    return Result(*_computed(json.dumps(data, sort_keys=True, ensure_ascii=False), device_key(devices), devices))
+
+
+def _md(s: str) -> str:
+    return s.replace("$", r"\$")
+
+
+def metrics(r: Result) -> None:
+    plan = r.plan
+    keys = list(METRICS)
+    if plan.scenario.finance.revenue_per_million_output_tokens_usd > 0:
+        keys.append("finance.payback_months")
+    with st.container(border=True):
+        for col, key in zip(st.columns(len(keys)), keys, strict=True):
+            f = plan.figures[key]
+            value = fmt.by_unit(f.value, f.unit) if key != "finance.payback_months" or fmt.count(f.value) != "n/a" \
+                else f"not in {plan.scenario.decision.horizon_months} months"
+            ranged = f.low is not None and f.high is not None and f.low != f.high
+            col.metric(f.label, value, help=_md(f"{f.provenance}: {f.source}"))
+            col.caption(_md(f"P10–P90: {fmt.span(f.low, f.high, f.unit)}") if ranged else f.provenance)
+
+
+def latency(r: Result) -> None:
+    s = r.plan.scenario.serving
+    chosen = r.plan.value("serving.batch_run")
+    st.subheader("Latency against batch")
+    if r.latency.empty:
+        st.caption(charts.describe_latency(r.latency, s.ttft_target_s, s.tpot_target_s, chosen))
+        return
+    st.altair_chart(charts.latency_chart(r.latency, s.ttft_target_s, s.tpot_target_s, chosen), width="stretch")
+    st.caption(_md(charts.describe_latency(r.latency, s.ttft_target_s, s.tpot_target_s, chosen)))
+    with st.expander("Table view: latency against batch"):
+        st.dataframe(charts.table_view(r.latency), hide_index=True, width="stretch")
+
+
+def traffic(r: Result) -> None:
+    rate = r.plan.scenario.serving.requests_per_s
+    st.subheader("GPUs and cost against traffic")
+    left, right = st.columns(2)
+    left.altair_chart(charts.traffic_gpus_chart(r.traffic, rate), width="stretch")
+    right.altair_chart(charts.traffic_cost_chart(r.traffic, rate), width="stretch")
+    st.caption(_md(charts.describe_traffic(r.traffic, rate)))
+    with st.expander("Table view: GPUs and cost against traffic"):
+        st.dataframe(charts.table_view(r.traffic), hide_index=True, width="stretch")
+
+
+def money(r: Result) -> None:
+    st.subheader("Rent, buy or a hosted API over time")
+    st.altair_chart(charts.money_chart(r.money), width="stretch")
+    st.caption(_md(charts.describe_money(r.money)))
+    with st.expander("Table view: cumulative cost by month"):
+        st.dataframe(charts.table_view(r.money), hide_index=True, width="stretch")
+
+
+def provenance(r: Result) -> None:
+    with st.expander("Where every figure comes from"):
+        rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
+                 "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None else "", "Provenance": f.provenance,
+                 "How": f.source} for key, f in r.plan.figures.items() if key.startswith(SHOWN_SECTIONS)]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def downloads(r: Result, data: dict[str, Any]) -> None:
+    from report.deploy_pdf import deploy_pdf
+
+    st.subheader("Export")
+    name = st.text_input("Name this deployment", key=ui.PREFIX + "name",
+                         help="Any text; it titles the PDF (empty: \"Deployment plan\").")
+    data = {"name": name, **data} if name else data
+    c = st.columns(4)
+    # the key follows the content: a deferred download keeps the callable of the widget it was made with
+    version = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+    safe = "".join(ch if ch.isalnum() else "-" for ch in (name or "deployment"))[:40] or "deployment"
+    c[0].download_button("Download PDF", lambda: deploy_pdf(r.d, r.hardware_label, name=name or None),
+                         f"modelfolio-{safe}.pdf", "application/pdf", on_click="ignore", key=f"deploy.pdf.{version}")
+    c[1].download_button("Scenario JSON", json.dumps(data, indent=2, ensure_ascii=False),
+                         f"modelfolio-{safe}-scenario.json", "application/json", on_click="ignore",
+                         key=f"deploy.scenario.{version}")
+    c[2].download_button("Plan JSON", json.dumps(r.plan.to_dict(), indent=2, default=str, ensure_ascii=False),
+                         f"modelfolio-{safe}-plan.json", "application/json", on_click="ignore",
+                         key=f"deploy.plan.{version}")
+    c[3].download_button("Traffic sweep CSV", charts.traffic_csv(r.d), f"modelfolio-{safe}-traffic.csv", "text/csv",
+                         on_click="ignore", key=f"deploy.csv.{version}")
+
+
+def main() -> None:
+    st.title("Deploy")
+    st.caption("How many GPUs does my traffic need within my latency targets, what does a million tokens cost, "
+               "and should I rent, buy or pay a hosted API?")
+    values = ui.question()
+    data = ui.scenario_data(values)
+    if ui.quantized_by_default(values):
+        st.caption(f"Fewer than 16 bits with no quantization method chosen: quantized by "
+                   f"{ui.INPUTS['compression.quant_method'].choice_labels[ui.QUANTIZE_BY]} (change it under More "
+                   "settings).")
+    try:
+        r = result_for(data)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            st.error(_md(problem))
+        return
+    st.subheader(_md(r.answer))
+    for w in r.plan.warnings:
+        if w.code.startswith("compression"):
+            st.warning(_md(w.text))
+    if text.serving_problem(r.plan) is None:
+        metrics(r)
+    left, right = st.columns(2)
+    with left:
+        latency(r)
+    with right:
+        money(r)
+    traffic(r)
+    provenance(r)
+    downloads(r, data)
+
+
+main()

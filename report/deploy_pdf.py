@@ -1,0 +1,100 @@
+"""The PDF of the Deploy page: `deploy_pdf(deployment, serving_hardware_label) -> bytes`.
+
+The scenario's name (or "Deployment plan") as the title, the answer in one sentence, the key figures with their
+P10-P90 ranges and provenance, the page's three charts (its own Altair charts, rendered offline) with their text
+alternatives, the inputs of the serving, compression and finance families, and where every figure comes from.
+Fonts and odd text are handled as in report.pdf.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fpdf.enums import XPos, YPos
+
+from report import deploy_text as text
+from report import formatting as fmt
+from report import serving_charts as charts
+from report.pdf import FULL_CHART_PX, HALF_CHART_PX, TEXT_W, _Doc, _figure, _inputs, _render, fonts_found
+from simulator.plan import VERSION
+
+KEY_FIGURES = ("serving.gpus", "serving.replicas", "serving.batch_run", "serving.max_batch", "serving.ttft_s",
+               "serving.tpot_s", "serving.output_tokens_per_s_per_gpu", "serving.cost_per_million_output_tokens_usd",
+               "serving.monthly_cost_usd", "finance.rent_tco_usd", "finance.buy_tco_usd", "finance.api_cost_usd",
+               "finance.tco_usd", "finance.npv_usd", "finance.payback_months")
+FAMILIES = ("serving", "compression", "finance")
+SOURCES = ("serving.", "finance.", "compression.model_bytes", "training.cost_usd")
+GREY = (90, 90, 90)
+
+
+def _key_figures(doc: _Doc, plan: Any) -> None:
+    rows = []
+    for key in KEY_FIGURES:
+        f = plan.figures.get(key)
+        if f is None:
+            continue
+        band = fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else ""
+        rows.append([f.label, fmt.by_unit(f.value, f.unit), band, f.provenance])
+    doc.grid(["Figure", "Value", "P10–P90", "Provenance"], rows, [70, 36, 46, 28], size=8.5,
+             align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
+
+
+def _chart(doc: _Doc, title: str, draw: Any, description: str, width_px: int = FULL_CHART_PX) -> None:
+    _figure(doc, title, _render(draw, width_px), description)
+
+
+def _sources(doc: _Doc, plan: Any, hardware_label: str) -> None:
+    rows = [[f.label, fmt.by_unit(f.value, f.unit), f.provenance, f.source]
+            for key, f in plan.figures.items() if key.startswith(SOURCES)]
+    doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
+             size=7.5)
+    doc.para(f"Serving accelerator: {hardware_label} ({plan.scenario.serving.accelerator}). Horizon: "
+             f"{plan.scenario.decision.horizon_months} months (decision.horizon_months). Ranges: the uncertain "
+             "hardware inputs (fitted or assumed spreads) moved to P10 and P90 one at a time, combined as a "
+             "root-sum-square.", 8, colour=GREY)
+
+
+def deploy_pdf(d: charts.Deployment, serving_hardware_label: str, *, name: str | None = None,
+               created: dt.datetime | None = None) -> bytes:
+    """The deployment as an A4 PDF; `name` titles it (default: the scenario's name, else "Deployment plan");
+    `created` fixes the printed date (default now, UTC)."""
+    created = created or dt.datetime.now(dt.UTC)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=dt.UTC)
+    plan = d.plan
+    s = plan.scenario
+    title = name or s.name or "Deployment plan"
+    latency, traffic, money = charts.latency_frame(d), charts.traffic_frame(d), charts.money_frame(d)
+    answer = text.answer_sentence(plan, serving_hardware_label, charts.totals(money))
+    doc = _Doc(f"Modelfolio {VERSION} · {title}", fonts_found())
+    doc.set_creation_date(created)
+    doc.set_title(doc.clean(title))
+    doc.set_author("Modelfolio")
+    doc.set_creator(f"Modelfolio {VERSION}")
+    doc.set_subject(doc.clean(answer))
+    doc.set_lang("en")
+    doc.add_page()
+    doc.font(17, bold=True)
+    doc.multi_cell(TEXT_W, 8, doc.clean(title), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    doc.para(f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {serving_hardware_label}", 8.5,
+             colour=GREY, after=3)
+    doc.para(answer, 12, bold=True)
+    doc.heading("Key figures", keep=40)
+    _key_figures(doc, plan)
+
+    sv = s.serving
+    chosen = plan.value("serving.batch_run")
+    _chart(doc, "Latency against batch",
+           lambda: charts.latency_chart(latency, sv.ttft_target_s, sv.tpot_target_s, chosen),
+           charts.describe_latency(latency, sv.ttft_target_s, sv.tpot_target_s, chosen))
+    _chart(doc, "GPUs and cost against traffic", lambda: charts.traffic_chart(traffic, sv.requests_per_s),
+           charts.describe_traffic(traffic, sv.requests_per_s), HALF_CHART_PX)
+    _chart(doc, "Rent, buy or a hosted API over time", lambda: charts.money_chart(money),
+           charts.describe_money(money))
+
+    doc.heading("Inputs", keep=40)
+    _inputs(doc, plan, FAMILIES)
+    doc.heading("Sources: every figure and how it is made", keep=40)
+    _sources(doc, plan, serving_hardware_label)
+    return bytes(doc.output())

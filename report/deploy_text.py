@@ -1,0 +1,70 @@
+"""The deployment in words: the Deploy page's answer as one sentence, shared by the page and its PDF. Every
+number comes from the plan's figures or from the rent / buy / API totals of report.serving_charts.money_frame."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from report import formatting as fmt
+from simulator.inputs import INPUTS
+
+PAYERS = {"rent": "renting", "buy": "buying", "api": "the hosted API"}
+SERVING_WARNINGS = ("serving_no_fit", "serving_targets")
+
+
+def model_name(scenario: Any) -> str:
+    """"Llama 3 70B" for a preset (its label without the counted size), else "a 7B model"."""
+    preset = scenario.model.preset
+    if preset:
+        return str(INPUTS["model.preset"].choice_labels.get(preset, preset)).split(" (")[0]
+    size = fmt.short(scenario.model.params)
+    return f"{fmt.article(size)} {size} model"
+
+
+def serving_problem(plan: Any) -> str | None:
+    """The serving warning's message (what to change) when the deployment cannot be served as set."""
+    for w in plan.warnings:
+        if w.code in SERVING_WARNINGS:
+            return w.text.removeprefix("serving: ")
+    return None
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and math.isfinite(float(x))
+
+
+def money_clause(plan: Any, totals: Mapping[str, float]) -> str:
+    """"buying pays back in 9 months" with revenue, else what rent, buy and the API cost over the horizon."""
+    s = plan.scenario
+    months = s.decision.horizon_months
+    payer = PAYERS[s.finance.deploy]
+    if s.finance.deploy == "buy" and not _finite(plan.value("finance.buy_tco_usd")):
+        return (f"buying is not priced for this accelerator (no catalog purchase price): give "
+                f"finance.purchase_usd_per_gpu, or rent ({fmt.usd(totals.get('Rent', float('nan')))} over "
+                f"{months} months)")
+    if s.finance.revenue_per_million_output_tokens_usd > 0:
+        payback = plan.value("finance.payback_months")
+        if _finite(payback):
+            return f"{payer} pays back in {fmt.count(payback)} month{'' if payback == 1 else 's'}"
+        return (f"{payer} does not pay back within {months} months (net present value "
+                f"{fmt.usd(plan.value('finance.npv_usd'))})")
+    parts = [f"{name} {fmt.usd(totals.get(key, float('nan')))}"
+             for key, name in (("Rent", "renting costs"), ("Buy", "buying"), ("Hosted API", "the hosted API"))]
+    return f"over {months} months {', '.join(parts)}"
+
+
+def answer_sentence(plan: Any, serving_hardware_label: str, totals: Mapping[str, float]) -> str:
+    """"Serving 20 requests/s of Llama 3 70B within 200 ms per token takes 16 H100 SXM5 80GB, $3.9 per 1M output
+    tokens; over 36 months renting costs $1.8M, buying $693k, the hosted API $2M." """
+    s = plan.scenario
+    lead = (f"Serving {fmt.plain(s.serving.requests_per_s)} requests/s of {model_name(s)} within "
+            f"{fmt.seconds(s.serving.tpot_target_s)} per token")
+    problem = serving_problem(plan)
+    if problem is not None:
+        return f"{lead} is not possible as set: {problem}."
+    gpus = plan.value("serving.gpus")
+    per_million = plan.value("serving.cost_per_million_output_tokens_usd")
+    return (f"{lead} takes {fmt.on_gpus(gpus, serving_hardware_label)}, {fmt.usd(per_million)} per 1M output "
+            f"tokens; {money_clause(plan, totals)}.")

@@ -1,0 +1,155 @@
+"""The Deploy page through AppTest (the answer first, traffic moves the GPUs, impossible targets say what to change,
+downloads offered) and its PDF read back with pypdf (title, answer, the three charts)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import sys
+from pathlib import Path
+
+import pypdf
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
+
+from app_pages import _deploy_inputs as ui  # noqa: E402
+from report import deploy_text as text  # noqa: E402
+from report import serving_charts as charts  # noqa: E402
+from report.deploy_pdf import deploy_pdf  # noqa: E402
+from simulator.evaluator import evaluate  # noqa: E402
+from simulator.scenario import Scenario  # noqa: E402
+
+APP = str(ROOT / "app.py")
+TIMEOUT_S = 60
+RPS = ui.PREFIX + "serving.requests_per_s"
+TPOT = ui.PREFIX + "serving.tpot_target_s"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    st.cache_data.clear()
+    yield
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.run()
+    at.switch_page("app_pages/deploy.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def answer(at: AppTest) -> str:
+    return next(h.value for h in at.subheader if h.value.startswith("Serving")).replace("\\$", "$")
+
+
+def gpus(at: AppTest) -> int:
+    shown = next(m.value for m in at.metric if m.label == "Serving GPUs")
+    return int(shown.split()[0].replace(",", ""))
+
+
+def test_the_answer_comes_first_with_metrics():
+    at = open_page()
+    assert at.title[0].value == "Deploy"
+    text_ = answer(at)
+    assert text_.startswith("Serving 1 requests/s of Llama 3 70B within 200 ms per token takes")
+    assert "per 1M output tokens; over 36 months renting costs $" in text_
+    labels = {m.label for m in at.metric}
+    assert {"Serving GPUs", "Time to first token", "Time per output token", "Cost per 1M output tokens"} <= labels
+    assert any(c.value.startswith("P10–P90") for c in at.caption)
+    assert len(at.get("vega_lite_chart")) == 4  # latency, money, and the two traffic charts
+
+
+def test_more_traffic_takes_more_gpus():
+    at = open_page()
+    before = gpus(at)
+    at.number_input(key=RPS).set_value(100.0).run()
+    assert not at.exception
+    assert gpus(at) > before
+    assert "Serving 100 requests/s" in answer(at)
+
+
+def test_revenue_gives_a_payback_sentence():
+    at = open_page()
+    at.number_input(key=ui.PREFIX + "finance.revenue_per_million_output_tokens_usd").set_value(50.0).run()
+    assert not at.exception
+    assert re.search(r"renting (pays back in \d+ months|does not pay back within 36 months)", answer(at))
+    assert "Payback" in {m.label for m in at.metric}
+
+
+def test_impossible_targets_say_what_to_change():
+    at = open_page()
+    at.number_input(key=TPOT).set_value(0.001).run()
+    assert not at.exception
+    text_ = answer(at)
+    assert "is not possible as set" in text_ and "add GPUs per replica" in text_ and "faster accelerator" in text_
+    assert not at.metric
+
+
+def test_a_model_that_does_not_fit_says_what_to_change():
+    at = open_page()
+    at.selectbox(key=ui.PREFIX + "model.preset").set_value("llama-3-405b").run()
+    at.number_input(key=ui.PREFIX + "serving.gpus_per_replica").set_value(1).run()
+    assert not at.exception
+    text_ = answer(at)
+    assert "do not fit" in text_ and "raise serving.gpus_per_replica" in text_
+
+
+def test_fewer_weight_bits_quantize_and_need_fewer_gpus():
+    at = open_page()
+    before = gpus(at)
+    at.selectbox(key=ui.PREFIX + "compression.weight_bits").set_value(4).run()
+    assert not at.exception
+    assert any("round-to-nearest" in c.value for c in at.caption)
+    assert gpus(at) < before
+
+
+def test_downloads_are_offered():
+    at = open_page()
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download PDF", "Scenario JSON", "Plan JSON", "Traffic sweep CSV"]
+
+
+def test_pdf_reads_back_with_title_answer_and_three_charts():
+    s = Scenario.from_dict({"name": "Chat 東京", "model": {"preset": "llama-3-8b"},
+                            "serving": {"accelerator": "h100-sxm", "requests_per_s": 5}})
+    plan = evaluate(s)
+    d = charts.deployment(s, plan)
+    label = "NVIDIA H100 SXM5 80GB"
+    pdf = pypdf.PdfReader(io.BytesIO(deploy_pdf(d, label, created=dt.datetime(2026, 1, 2))))
+    assert pdf.metadata.title == "Chat 東京"
+    body = " ".join(page.extract_text() for page in pdf.pages)
+    sentence = text.answer_sentence(plan, label, charts.totals(charts.money_frame(d)))
+    assert sentence.split(",")[0] in " ".join(body.split())
+    assert "Latency against batch" in body and "Rent, buy or a hosted API over time" in body
+    assert sum(len(page.images) for page in pdf.pages) == 3
+
+
+def _deployment(**serving):
+    s = Scenario.from_dict({"model": {"preset": "llama-3-8b"}, "serving": {"accelerator": "h100-sxm", **serving},
+                            "finance": {"include_training": False}})
+    plan = evaluate(s)
+    return plan, charts.deployment(s, plan)
+
+
+def test_chart_frames_agree_with_the_plan():
+    plan, d = _deployment(requests_per_s=5)
+    end = charts.totals(charts.money_frame(d))  # the money chart ends where the finance totals do
+    assert end["Rent"] == pytest.approx(plan.value("finance.rent_tco_usd"))
+    assert end["Buy"] == pytest.approx(plan.value("finance.buy_tco_usd"))
+    assert end["Hosted API"] == pytest.approx(plan.value("finance.api_cost_usd"))
+    traffic = charts.traffic_frame(d)  # more traffic never takes fewer GPUs; the plan's rate is on the axis
+    assert traffic["GPUs"].is_monotonic_increasing
+    assert traffic.loc[traffic["Requests/s"] == 5, "GPUs"].iloc[0] == plan.value("serving.gpus")
+    latency = charts.latency_frame(d)  # a bigger batch is never faster; bands hold the value
+    for _, curve in latency.groupby("Latency"):
+        assert curve["Seconds"].is_monotonic_increasing
+        assert (curve["P10 (s)"] <= curve["Seconds"] + 1e-12).all() and (curve["Seconds"] <= curve["P90 (s)"] + 1e-12).all()
+    run = plan.value("serving.batch_run")  # the batch run is the largest meeting the time-per-token target
+    tpot = latency[latency["Latency"] == "Time per output token"].set_index("Batch")["Seconds"]
+    assert tpot[int(run)] <= plan.scenario.serving.tpot_target_s
