@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from calibration.bench.base import BenchFn, Measurement, Prepared, PrepareFn, SkipBench
+from calibration.bench.footprint import footprint
+from calibration.bench.resident import LazyPoint, Resident
 from calibration.rows import DISTRIBUTED_BENCHES, Step, make_row, read_rows, step_key
 from calibration.timing import TimingConfig, is_oversubscribed, time_interleaved
 
@@ -107,44 +109,58 @@ def execute(step: Step, cfg: TimingConfig, run_id: str, ranks_per_node: int | No
         return _error_row(step, e, run_id, oversubscribed)
 
 
+PREPARED_BYTES_MAX = 1 << 30  # estimated operand bytes an interleaved group holds at once (resident.Resident)
+
+
 def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
                         on_row: Callable[[dict[str, Any]], None],
                         prior: dict[str, list[float]] | None = None,
-                        on_round: Callable[[dict[str, list[float]], dict[str, Any]], None] | None = None) -> None:
+                        on_round: Callable[[dict[str, list[float]], dict[str, Any]], None] | None = None,
+                        budget_bytes: int = PREPARED_BYTES_MAX) -> None:
     """Measure local steps together, their samples interleaved over the group's wall time
     (timing.time_interleaved); `on_row(row)` fires as each point finishes (or fails at once).
-    Steps without a prepare function are executed one by one first. `prior` (step key -> samples taken by an
-    earlier, interrupted run) are continued from; `on_round(new samples by step key, report)` fires after each
-    sampling round."""
-    prepared: list[tuple[Step, Prepared]] = []
+    Each point is prepared when its warm-up or a sample needs it, and the group holds at most `budget_bytes`
+    of estimated operands (resident.Resident: the largest points take turns, prepared again when dropped).
+    Steps without a prepare function are executed one by one first (each row stored by `on_row` as it comes).
+    `prior` (step key -> samples taken by an earlier, interrupted run) are continued from;
+    `on_round(new samples by step key, report)` fires after each sampling round."""
+    resident = Resident(budget_bytes)
+    points: list[tuple[Step, LazyPoint]] = []
     for step in steps:
         prepare = prepare_function(step.bench)
         if prepare is None:
             on_row(execute(step, cfg, run_id))
             continue
-        try:
+
+        def build(step: Step = step, prepare: PrepareFn = prepare) -> Prepared:
             _check_injected(step)
-            prepared.append((step, prepare(step)))
-        except Exception as e:
-            on_row(_error_row(step, e, run_id, False))
+            return prepare(step)
+
+        points.append((step, resident.point(len(points), step.device, build, footprint(step))))
 
     def done(i: int, result: Any) -> None:
-        step, p = prepared[i]
+        step, lazy = points[i]
         if isinstance(result, BaseException):
             row = _error_row(step, result, run_id, False)
         else:
             try:
-                row = _ok_row(step, p.done(result), run_id, False)
+                if lazy.finish is None:  # resumed from stored samples: prepared only for its Measurement
+                    lazy.get()
+                assert lazy.finish is not None
+                row = _ok_row(step, lazy.finish(result), run_id, False)
+                if lazy.builds > 1:
+                    row["extra"]["prepared_times"] = lazy.builds
             except Exception as e:
                 row = _error_row(step, e, run_id, False)
+        lazy.release()
         on_row(row)
 
     def round_done(new: dict[int, list[float]], report: dict[str, Any]) -> None:
         if on_round is not None:
-            on_round({prepared[i][0].key(): xs for i, xs in sorted(new.items())}, report)
+            on_round({points[i][0].key(): xs for i, xs in sorted(new.items())}, report)
 
-    time_interleaved([(p.fn, p.device, p.mode) for _, p in prepared], cfg, done,
-                     prior=[(prior or {}).get(step.key(), []) for step, _ in prepared], on_round=round_done)
+    time_interleaved([lazy for _, lazy in points], cfg, done,
+                     prior=[(prior or {}).get(step.key(), []) for step, _ in points], on_round=round_done)
 
 
 INTERLEAVED_DISTRIBUTED = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "ps_push_pull"})
