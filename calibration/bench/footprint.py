@@ -64,9 +64,13 @@ def decode(step: Step) -> Footprint:
 
 
 def prune_latency(step: Step) -> Footprint:
-    """The layer's weight, with a hook also its original and its mask, and an input."""
+    """The layer's weight (shrunk: the rows kept), with a hook also its original and its mask, and an input."""
     hidden, batch = int(step.params["hidden"]), int(step.params["batch"])
-    return {("prune", step.key()): 3 * hidden * hidden * 4 + batch * hidden * 4}
+    if step.params.get("method") == "l2_structured_shrunk":
+        rows = max(1, round(hidden * (1.0 - float(step.params["sparsity"]))))
+        return {("prune", step.key()): rows * hidden * 4 + batch * hidden * 4}
+    copies = 3 if step.params.get("hook") else 1
+    return {("prune", step.key()): copies * hidden * hidden * 4 + batch * hidden * 4}
 
 
 _ESTIMATES: dict[str, Callable[[Step], Footprint]] = {

@@ -1,7 +1,9 @@
 """Prepared points held in memory within a byte budget, so an interleaved group of any size keeps its
-memory bounded and still interleaves every point's samples.
+memory bounded.
 
-Each point of a group is a `LazyPoint` (a `timing.PointSource`): its operands are prepared when a sample needs
+`partition` splits a group into parts that each fit the budget, keeping every fit group (bench, device, dtype)
+in one part where it fits, so the points one curve is fitted to are still interleaved with each other (and with
+as many others as fit); the parts are timed one after the other. Within a part, each point of a group is a `LazyPoint` (a `timing.PointSource`): its operands are prepared when a sample needs
 them. While the estimated bytes of the resident points (`footprint`, shared parts counted once) would pass the
 budget, the resident point whose release frees the most is dropped first, so the many small points stay
 prepared and the few large ones (weights past the last-level cache, long KV caches) take turns; a dropped point
@@ -11,6 +13,8 @@ than the budget on its own is prepared alone.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager
@@ -18,9 +22,17 @@ from typing import Any
 
 from calibration.bench.base import Prepared
 from calibration.bench.footprint import Footprint
+from calibration.rows import Step
 from calibration.timing import Timings
 
 COLLECT_ABOVE_BYTES = 64 << 20  # a release freeing this much also runs the cycle collector (module graphs)
+
+
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc malloc_trim): tensors of a few MiB come from the
+    heap, whose freed pages otherwise stay in the process's memory (a quick run's parts would add up)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 class LazyPoint:
@@ -41,6 +53,7 @@ class LazyPoint:
             self.prepared = self.build()
             self.finish = self.prepared.done
             self.builds += 1
+            trim_heap()  # the preparation's temporaries (before anything is timed)
             self.owner.resident[self.index] = self
         p = self.prepared
         return p.fn, p.mode, built_now
@@ -88,6 +101,7 @@ class Resident:
             freed += gain
         if freed >= COLLECT_ABOVE_BYTES:
             gc.collect()
+            trim_heap()
         self.peak_bytes = max(self.peak_bytes, self.held_bytes(coming))
 
     def _drop(self, p: LazyPoint) -> None:
@@ -100,3 +114,49 @@ class Resident:
         self._drop(p)
         if big >= COLLECT_ABOVE_BYTES:
             gc.collect()
+            trim_heap()
+
+    def clear(self) -> None:
+        """After a part: every point dropped, the heap trimmed."""
+        for p in list(self.resident.values()):
+            self._drop(p)
+        gc.collect()
+        trim_heap()
+
+
+def union_bytes(footprints: list[Footprint]) -> int:
+    parts: dict[Hashable, int] = {}
+    for f in footprints:
+        parts.update(f)
+    return sum(parts.values())
+
+
+def partition(steps: list[Step], footprints: list[Footprint], budget_bytes: int) -> list[list[int]]:
+    """Indices of `steps` in parts of at most `budget_bytes` (estimated, shared parts once), in order within each
+    part. Fit groups (bench, device, dtype) are placed whole, each in the first part with room (a new one if
+    none has); a fit group larger than the budget is split, in order, over parts of its own; a point larger
+    than the budget is a part on its own."""
+    groups: dict[tuple[str, str, str | None], list[int]] = {}
+    for i, s in enumerate(steps):
+        groups.setdefault((s.bench, s.device, s.dtype), []).append(i)
+    parts: list[list[int]] = []
+
+    def size(idx: list[int]) -> int:
+        return union_bytes([footprints[i] for i in idx])
+
+    for idx in groups.values():
+        if size(idx) <= budget_bytes:
+            home = next((part for part in parts if size(part + idx) <= budget_bytes), None)
+            if home is None:
+                parts.append(list(idx))
+            else:
+                home.extend(idx)
+            continue
+        current: list[int] = []
+        for i in idx:
+            if current and size([*current, i]) > budget_bytes:
+                parts.append(current)
+                current = []
+            current.append(i)
+        parts.append(current)
+    return [sorted(part) for part in parts]
