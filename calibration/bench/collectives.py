@@ -9,6 +9,7 @@ Each repeat starts after a barrier; a repeat's time is the slowest rank's (max o
 from __future__ import annotations
 
 import heapq
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -309,6 +310,8 @@ def time_interleaved_collectives(setups: list[Setup], cfg: TimingConfig,
         for _ in range(k):
             dist.barrier()
             calls_i.append(sample_s(su.fn, dev, inner[i]) / inner[i])
+        if plans[i].sample_sleep_s > 0:  # test hook only (MODELFOLIO_CALIB_SLOW): the launch lasts long enough
+            time.sleep(plans[i].sample_sleep_s)
         done = len(samples[i]) + len(calls_i) // k
         in_round += 1
         if done < counts[i]:
