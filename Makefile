@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python -m benchmarks.megatron_fidelity
 	$(BIN)/python -m benchmarks.sweep_speed
 	$(BIN)/python -m benchmarks.train_page_rerun
+	$(BIN)/python -m benchmarks.calibration_quick --slow-dtype bf16 --markdown
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
