@@ -119,8 +119,10 @@ def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
                         budget_bytes: int = PREPARED_BYTES_MAX) -> None:
     """Measure local steps together, their samples interleaved over the group's wall time
     (timing.time_interleaved); `on_row(row)` fires as each point finishes (or fails at once).
-    Each point is prepared when its warm-up or a sample needs it, and the group holds at most `budget_bytes`
-    of estimated operands (resident.Resident: the largest points take turns, prepared again when dropped).
+    The group holds at most `budget_bytes` of operands (estimated from the steps' shapes, `footprint`): it is
+    split into parts that fit (`resident.partition`, each fit group whole where it fits), timed one after the
+    other and reported as one group; each point is prepared when its warm-up needs it and dropped when it
+    finishes (`resident.Resident`, which would also make a part's largest points take turns).
     Steps without a prepare function are executed one by one first (each row stored by `on_row` as it comes).
     `prior` (step key -> samples taken by an earlier, interrupted run) are continued from;
     `on_round(new samples by step key, report)` fires after each sampling round."""
