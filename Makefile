@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python -m benchmarks.compression_quality
 	$(BIN)/python -m benchmarks.decision_speed
 	$(BIN)/python -m benchmarks.decide_page_rerun
+	$(BIN)/python -m benchmarks.calibration_quick --slow-dtype bf16 --markdown
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

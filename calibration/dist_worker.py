@@ -1,7 +1,8 @@
 """torchrun entry: `python -m torch.distributed.run ... -m calibration.dist_worker SPEC.json`.
 
-Every rank runs every step of the spec (consecutive collectives together, their samples interleaved);
-after each step the ranks exchange their status, and local
+Every rank runs every step of the spec (consecutive collectives together, their samples interleaved, each
+sampling round's samples appended durably to the spec's `samples_path` by local rank 0, and continued from the
+spec's `prior` samples when a killed launch is resumed); after each step the ranks exchange their status, and local
 rank 0 of each node appends the row (times are already the max over ranks) and prints a
 CALIB_STEP_DONE line for the runner's progress.  A process group that breaks ends the launch; the
 runner records the steps it did not reach as failed.
@@ -14,6 +15,7 @@ import gc
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import torch.distributed as dist
 
 from calibration.bench.launch import DONE_PREFIX, label
 from calibration.bench.registry import INTERLEAVED_DISTRIBUTED, execute, execute_collectives_interleaved
-from calibration.rows import Step, append_row, failed_row
+from calibration.rows import Step, append_lines, append_row, failed_row
 from calibration.timing import timing_for
 
 
@@ -74,11 +76,25 @@ def main(argv: list[str]) -> int:
     cfg = timing_for(spec["mode"], device)
     steps = [Step.from_dict(d) for d in spec["steps"]]
     ranks_per_node = int(spec["ranks_per_node"])
+    samples_path = Path(spec["samples_path"]) if spec.get("samples_path") else None
+    prior: dict[str, list[float]] = spec.get("prior") or {}
+    rounds = [0]
+
+    def store_round(new: dict[str, list[float]]) -> None:
+        """A round's samples (max over ranks), appended durably before the next round starts."""
+        rounds[0] += 1
+        if writer and samples_path is not None and new:
+            t = time.time()
+            append_lines(samples_path, [{"key": key, "run_id": run_id, "round": rounds[0], "times_s": xs,
+                                         "t_unix": t, "launch": spec.get("tag")} for key, xs in new.items()],
+                         "a round's samples")
+
     broken, i = False, 0
     while i < len(steps) and not broken:
         batch = _interleavable(steps, i, world)
         if batch:  # collectives of this launch, timed together (registry.execute_collectives_interleaved)
-            rows, broken = execute_collectives_interleaved(batch, cfg, run_id, ranks_per_node)
+            rows, broken = execute_collectives_interleaved(batch, cfg, run_id, ranks_per_node, prior=prior,
+                                                           on_round=store_round)
         else:
             step = steps[i]
             batch = [step]

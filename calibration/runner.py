@@ -427,9 +427,14 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
             step = distributed[0]
             group = [s for s in distributed if (s.device, s.world_size) == (step.device, step.world_size)]
             progress.emit(f"torchrun {step.device} ws={step.world_size}: {len(group)} steps", advance=False)
+            resumed = {s.key(): prior[s.key()] for s in group if prior.get(s.key())}
+            if resumed:
+                print(f"torchrun {step.device} ws={step.world_size}: continuing from "
+                      f"{sum(map(len, resumed.values()))} samples stored in {samples_path}", file=sys.stderr)
             launch(group, device=step.device, world_size=step.world_size, rows_path=rows_path, run_id=run_id,
                    mode=mode, work_dir=run_dir / "launch", index=launch_index, rdzv=rdzv,
-                   on_done=lambda msg: progress.emit(msg.get("label", "?"), msg.get("status")))
+                   on_done=lambda msg: progress.emit(msg.get("label", "?"), msg.get("status")),
+                   samples_path=samples_path, prior=resumed)
             launch_index += 1
             keys = {s.key() for s in group}
             distributed = [s for s in distributed if s.key() not in keys]

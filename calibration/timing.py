@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -159,12 +159,37 @@ def time_fn(fn: Callable[[], object], device: str, cfg: TimingConfig,
     return times_s
 
 
+Call = Callable[[], object]
+Mode = Callable[[], AbstractContextManager[Any]]
+
+
+class PointSource(Protocol):
+    """A point whose operands may be built when its samples need them and dropped in between (to bound
+    the memory of a group): `get()` returns (call, its context, built_now); built_now means the operands
+    were (re)built for this call, so the timing loop gives it one untimed call first."""
+
+    device: str
+
+    def get(self) -> tuple[Call, Mode, bool]: ...
+
+
+@dataclass
+class _Fixed:
+    """A point whose call is built once, up front (items given as (fn, device, mode))."""
+
+    fn: Call
+    device: str
+    mode: Mode
+
+    def get(self) -> tuple[Call, Mode, bool]:
+        return self.fn, self.mode, False
+
+
 @dataclass
 class _Point:
     index: int
-    fn: Callable[[], object]
+    source: PointSource
     device: str
-    mode: Callable[[], AbstractContextManager[Any]]
     inner: int = 1
     planned: int = 0
     rewarm: bool = False
@@ -184,7 +209,7 @@ class RoundReport(dict):
     `samples_planned`, `elapsed_s`, `eta_s` (None until a sample was taken)."""
 
 
-def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[], AbstractContextManager[Any]]]],
+def time_interleaved(items: Sequence[tuple[Call, str, Mode] | PointSource],
                      cfg: TimingConfig, on_done: Callable[[int, Timings | BaseException], None],
                      prior: Sequence[Sequence[float]] | None = None,
                      on_round: Callable[[dict[int, list[float]], RoundReport], None] | None = None) -> None:
@@ -196,7 +221,9 @@ def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[
     0.5 s burst sees whatever state that half-second had; spread over the group, every point sees the
     same mix, so the medians are comparable across points and repeatable across runs.
 
-    items[i] = (fn, device, mode); each point is warmed up (cfg.warmup calls and cfg.warmup_s), gets its
+    items[i] = (fn, device, mode), or a `PointSource` whose operands are fetched (and possibly rebuilt: then one
+    untimed call first) before its warm-up and before each of its samples, never held here in between, so the
+    source may drop them between samples; each point is warmed up (cfg.warmup calls and cfg.warmup_s), gets its
     inner count and a planned number of samples (`plan_samples`), then samples are taken in stride order
     (the point whose next sample is most overdue, as a fraction of its plan, goes next). A call shorter
     than cfg.rewarm_below_s gets one untimed call before each sample (the previous point evicted its
@@ -241,15 +268,18 @@ def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[
                         **more}
         on_done(p.index, p.times)
 
-    for i, (fn, device, mode) in enumerate(items):
-        p = _Point(i, fn, device, mode)
+    sources = [item if not isinstance(item, tuple) else _Fixed(*item) for item in items]
+    for i, source in enumerate(sources):
+        p = _Point(i, source, source.device)
         p.times.extend(float(t) for t in prior[i])
         if len(p.times) >= max(1, cfg.min_repeats):  # resumed: its samples make the row
             finish(p, resumed=True, interrupted=True)
             continue
         try:
+            fn, mode, _ = source.get()
             with mode():
-                p.warm = warm_up(fn, device, cfg)
+                p.warm = warm_up(fn, p.device, cfg)
+            del fn
         except Exception as e:
             finished.add(i)
             on_done(i, e)
@@ -271,14 +301,16 @@ def time_interleaved(items: Sequence[tuple[Callable[[], object], str, Callable[[
         while queue:
             _, _, p = heapq.heappop(queue)
             try:
-                with p.mode():
-                    if p.rewarm:
-                        p.fn()
+                fn, mode, built_now = p.source.get()
+                with mode():
+                    if p.rewarm or built_now:
+                        fn()
                         sync(p.device)
-                    dt_s = sample_s(p.fn, p.device, p.inner)
+                    dt_s = sample_s(fn, p.device, p.inner)
                     if cfg.sample_sleep_s > 0:
                         time.sleep(cfg.sample_sleep_s)
                     p.times.append(dt_s / p.inner)
+                del fn  # a source may drop the operands before this point's next sample
             except Exception as e:
                 finished.add(p.index)
                 pending.pop(p.index, None)

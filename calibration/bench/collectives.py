@@ -9,6 +9,7 @@ Each repeat starts after a barrier; a repeat's time is the slowest rank's (max o
 from __future__ import annotations
 
 import heapq
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -243,7 +244,9 @@ broadcast = _bench("broadcast")
 ps_push_pull = _bench("ps_push_pull")
 
 
-def time_interleaved_collectives(setups: list[Setup], cfg: TimingConfig) -> list[Timings]:
+def time_interleaved_collectives(setups: list[Setup], cfg: TimingConfig,
+                                 prior: list[list[float]] | None = None,
+                                 on_round: Callable[[dict[int, list[float]]], None] | None = None) -> list[Timings]:
     """Time many collectives in one process group with their samples interleaved, as the local benches are
     (calibration.timing.time_interleaved): on a shared 2-vCPU VM, two gloo ranks' per-byte cost drifts by
     30-50% over tens of seconds (all_reduce 4 MiB: 0.49-0.75 ms/MiB in three back-to-back sequential passes,
@@ -255,40 +258,69 @@ def time_interleaved_collectives(setups: list[Setup], cfg: TimingConfig) -> list
     stride order (the point whose next sample is most overdue, as a fraction of its count, goes next) -- a
     schedule computed from the sizes alone, never from a rank's clock. A sample is `best_of` consecutive
     barrier-separated calls (one call after an untimed one when best_of is 1); each call's time is the
-    slowest rank's."""
+    slowest rank's.
+
+    A round ends once the live points took one sample each: its calls are maxed over ranks then (one
+    all_reduce) and `on_round({point: new samples})` gets them, on every rank, to store. `prior[i]`: samples
+    point i already has (every rank is given the same, from a killed launch's stored rounds): with its full
+    count it is not timed again; otherwise sampling continues from them."""
     if not setups:
         return []
+    prior = prior or [[] for _ in setups]
     k = best_of(setups[0].device)
     plans = [repeats_for(su.nbytes, cfg, su.device) for su in setups]
     devs = ["cuda" if su.device.startswith("cuda") else "cpu" for su in setups]
-    inner: list[int] = []
-    for su, plan, dev in zip(setups, plans, devs, strict=True):
-        warm = warm_up(su.fn, dev, plan)  # a fixed count: repeats_for sets warmup_s to 0
-        inner.append(int(_agree_max(su.device)(inner_count(min(warm[-3:]), plan))))
     counts = [max(1, plan.repeats // k) for plan in plans]
-    per_call: list[list[float]] = [[] for _ in setups]
-    queue = [(0.5 / c, i) for i, c in enumerate(counts)]
+    samples = [Timings(float(t) for t in prior[i][:counts[i]]) for i in range(len(setups))]
+    inner: list[int] = [1] * len(setups)
+    for i, (su, plan, dev) in enumerate(zip(setups, plans, devs, strict=True)):
+        if len(samples[i]) < counts[i]:
+            warm = warm_up(su.fn, dev, plan)  # a fixed count: repeats_for sets warmup_s to 0
+            inner[i] = int(_agree_max(su.device)(inner_count(min(warm[-3:]), plan)))
+    pending: dict[int, list[float]] = {}  # this round's calls, this rank's clock
+
+    def flush() -> None:
+        order = sorted(pending)
+        sizes = [len(pending[i]) for i in order]
+        flat = [x for i in order for x in pending[i]]
+        pending.clear()
+        if not flat:
+            return
+        t = torch.tensor(flat, dtype=torch.float64, device=setups[0].device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        calls = [float(x) for x in t.cpu()]
+        new: dict[int, list[float]] = {}
+        for i, n in zip(order, sizes, strict=True):
+            mine, calls = calls[:n], calls[n:]
+            new[i] = [min(mine[j:j + k]) for j in range(0, n - k + 1, k)]
+            samples[i].extend(new[i])
+        if on_round is not None:
+            on_round(new)
+
+    queue = [((len(samples[i]) + 0.5) / c, i) for i, c in enumerate(counts) if len(samples[i]) < c]
     heapq.heapify(queue)
+    in_round = 0
     while queue:
         _, i = heapq.heappop(queue)
         su, dev = setups[i], devs[i]
         if k == 1:  # one untimed call first: the points between evicted this one's buffers (best_of does it for k > 1)
             su.fn()
             sync(dev)
+        calls_i = pending.setdefault(i, [])
         for _ in range(k):
             dist.barrier()
-            per_call[i].append(sample_s(su.fn, dev, inner[i]) / inner[i])
-        done = len(per_call[i]) // k
+            calls_i.append(sample_s(su.fn, dev, inner[i]) / inner[i])
+        if plans[i].sample_sleep_s > 0:  # test hook only (MODELFOLIO_CALIB_SLOW): the launch lasts long enough
+            time.sleep(plans[i].sample_sleep_s)
+        done = len(samples[i]) + len(calls_i) // k
+        in_round += 1
         if done < counts[i]:
             heapq.heappush(queue, ((done + 0.5) / counts[i], i))
-    out = []
-    for i, su in enumerate(setups):
-        t = torch.tensor(per_call[i], dtype=torch.float64, device=su.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        calls = [float(x) for x in t.cpu()]
-        samples = Timings(min(calls[j:j + k]) for j in range(0, len(calls) - k + 1, k)) if k > 1 else Timings(calls)
-        samples.info = {"inner": inner[i], "warmup_calls": plans[i].warmup,
-                        "rel_ci_median": round(median_rel_ci(samples), 4), "interleaved_with": len(setups) - 1,
-                        **({"best_of": k} if k > 1 else {})}
-        out.append(samples)
-    return out
+        if in_round >= max(1, len(queue)) or not queue:
+            flush()
+            in_round = 0
+    for i, times in enumerate(samples):
+        times.info = {"inner": inner[i], "warmup_calls": plans[i].warmup,
+                      "rel_ci_median": round(median_rel_ci(times), 4), "interleaved_with": len(setups) - 1,
+                      **({"best_of": k} if k > 1 else {}), **({"resumed": len(prior[i])} if prior[i] else {})}
+    return samples

@@ -144,7 +144,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def launch(steps: list[Step], *, device: str, world_size: int, rows_path: Path, run_id: str, mode: str,
            work_dir: Path, index: int = 0, rdzv: Rendezvous | None = None,
            on_done: Callable[[dict[str, Any]], None] | None = None,
-           timeout_s: float | None = None) -> LaunchResult:
+           timeout_s: float | None = None, samples_path: Path | None = None,
+           prior: dict[str, list[float]] | None = None) -> LaunchResult:
+    """Run `steps` under torchrun; rows go to `rows_path` as each step ends, interleaved collectives' samples to
+    `samples_path` per round (`prior`: samples stored by an earlier launch of these steps, continued from)."""
     nnodes = rdzv.nnodes if rdzv else 1
     per_node = max(1, world_size // nnodes)
     oversubscribed = is_oversubscribed(per_node, device)
@@ -155,7 +158,9 @@ def launch(steps: list[Step], *, device: str, world_size: int, rows_path: Path, 
     log_path = work_dir / f"launch_{tag}.log"
     spec = {"steps": [s.as_dict() for s in steps], "rows_path": str(rows_path), "run_id": run_id, "mode": mode,
             "device": device, "threads": threads, "ranks_per_node": per_node,
-            "pg_timeout_s": max(60.0, timeout_s / 2)}
+            "pg_timeout_s": max(60.0, timeout_s / 2), "tag": tag,
+            "samples_path": str(samples_path) if samples_path is not None else None,
+            "prior": {s.key(): list((prior or {}).get(s.key(), [])) for s in steps if (prior or {}).get(s.key())}}
     try:
         work_dir.mkdir(parents=True, exist_ok=True)
         spec_path.write_text(json.dumps(spec))

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from calibration.bench.base import BenchFn, Measurement, Prepared, PrepareFn, SkipBench
+from calibration.bench.footprint import footprint
+from calibration.bench.resident import LazyPoint, Resident, partition
 from calibration.rows import DISTRIBUTED_BENCHES, Step, make_row, read_rows, step_key
 from calibration.timing import TimingConfig, is_oversubscribed, time_interleaved
 
@@ -107,56 +109,127 @@ def execute(step: Step, cfg: TimingConfig, run_id: str, ranks_per_node: int | No
         return _error_row(step, e, run_id, oversubscribed)
 
 
+PREPARED_BYTES_MAX = 1 << 30  # estimated operand bytes an interleaved group holds at once (resident.Resident)
+
+
 def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
                         on_row: Callable[[dict[str, Any]], None],
                         prior: dict[str, list[float]] | None = None,
-                        on_round: Callable[[dict[str, list[float]], dict[str, Any]], None] | None = None) -> None:
+                        on_round: Callable[[dict[str, list[float]], dict[str, Any]], None] | None = None,
+                        budget_bytes: int = PREPARED_BYTES_MAX) -> None:
     """Measure local steps together, their samples interleaved over the group's wall time
     (timing.time_interleaved); `on_row(row)` fires as each point finishes (or fails at once).
-    Steps without a prepare function are executed one by one first. `prior` (step key -> samples taken by an
-    earlier, interrupted run) are continued from; `on_round(new samples by step key, report)` fires after each
-    sampling round."""
-    prepared: list[tuple[Step, Prepared]] = []
+    The group holds at most `budget_bytes` of operands (estimated from the steps' shapes, `footprint`): it is
+    split into parts that fit (`resident.partition`, each fit group whole where it fits), timed one after the
+    other and reported as one group; each point is prepared when its warm-up needs it and dropped when it
+    finishes (`resident.Resident`, which would also make a part's largest points take turns).
+    Steps without a prepare function are executed one by one first (each row stored by `on_row` as it comes).
+    `prior` (step key -> samples taken by an earlier, interrupted run) are continued from;
+    `on_round(new samples by step key, report)` fires after each sampling round."""
+    resident = Resident(budget_bytes)
+    points: list[tuple[Step, LazyPoint]] = []
     for step in steps:
         prepare = prepare_function(step.bench)
         if prepare is None:
             on_row(execute(step, cfg, run_id))
             continue
-        try:
+
+        def build(step: Step = step, prepare: PrepareFn = prepare) -> Prepared:
             _check_injected(step)
-            prepared.append((step, prepare(step)))
-        except Exception as e:
-            on_row(_error_row(step, e, run_id, False))
+            return prepare(step)
+
+        points.append((step, resident.point(len(points), step.device, build, footprint(step))))
+    parts = partition([s for s, _ in points], [lazy.parts for _, lazy in points], budget_bytes)
 
     def done(i: int, result: Any) -> None:
-        step, p = prepared[i]
+        step, lazy = points[i]
         if isinstance(result, BaseException):
             row = _error_row(step, result, run_id, False)
         else:
             try:
-                row = _ok_row(step, p.done(result), run_id, False)
+                if lazy.finish is None:  # resumed from stored samples: prepared only for its Measurement
+                    lazy.get()
+                assert lazy.finish is not None
+                row = _ok_row(step, lazy.finish(result), run_id, False)
+                row["extra"]["interleaved_part"] = [part_of[i] + 1, len(parts)]
+                if lazy.builds > 1:
+                    row["extra"]["prepared_times"] = lazy.builds
             except Exception as e:
                 row = _error_row(step, e, run_id, False)
+        lazy.release()
         on_row(row)
 
-    def round_done(new: dict[int, list[float]], report: dict[str, Any]) -> None:
-        if on_round is not None:
-            on_round({prepared[i][0].key(): xs for i, xs in sorted(new.items())}, report)
+    part_of = {i: k for k, part in enumerate(parts) for i in part}
+    progress = _PartsProgress(len(points), len(parts))
+    for k, part in enumerate(parts):
+        def round_done(new: dict[int, list[float]], report: dict[str, Any], part: list[int] = part) -> None:
+            if on_round is not None:
+                on_round({points[part[j]][0].key(): xs for j, xs in sorted(new.items())}, progress.report(report))
 
-    time_interleaved([(p.fn, p.device, p.mode) for _, p in prepared], cfg, done,
-                     prior=[(prior or {}).get(step.key(), []) for step, _ in prepared], on_round=round_done)
+        progress.start(k, len(part))
+        time_interleaved([points[i][1] for i in part], cfg, lambda j, result, part=part: done(part[j], result),
+                         prior=[(prior or {}).get(points[i][0].key(), []) for i in part], on_round=round_done)
+        resident.clear()
+        progress.finish()
+
+
+class _PartsProgress:
+    """A group's progress over its parts, as one report (`timing.RoundReport`'s keys, plus `part` and `parts`):
+    counts add up over the parts done; the samples of parts not yet started are estimated at the mean
+    planned per point so far."""
+
+    def __init__(self, points: int, parts: int) -> None:
+        self.points, self.parts = points, parts
+        self.base = {"round": 0, "points_done": 0, "samples": 0, "samples_planned": 0, "elapsed_s": 0.0}
+        self.part, self.part_points, self.points_before, self.last = 0, 0, 0, {}
+
+    def start(self, k: int, n: int) -> None:
+        self.part, self.part_points, self.last = k, n, {}
+
+    def report(self, rep: dict[str, Any]) -> dict[str, Any]:
+        self.last = rep
+        b = self.base
+        planned_here = rep.get("samples_planned", 0) if rep.get("phase") == "sampling" else 0
+        planned = b["samples_planned"] + planned_here
+        known = self.points_before + (self.part_points if planned_here else 0)
+        left = self.points - known
+        if known and left:
+            planned += round(planned / known * left)
+        samples = b["samples"] + rep.get("samples", 0)
+        elapsed = b["elapsed_s"] + rep.get("elapsed_s", 0.0)
+        eta = rep.get("eta_s")
+        if eta is not None and samples:
+            eta = round(elapsed / max(1, samples) * max(0, planned - samples), 1)
+        return {**rep, "round": b["round"] + rep.get("round", 0), "points": self.points,
+                "points_done": b["points_done"] + rep.get("points_done", 0), "samples": samples,
+                "samples_planned": planned, "elapsed_s": round(elapsed, 2), "eta_s": eta,
+                "part": self.part + 1, "parts": self.parts}
+
+    def finish(self) -> None:
+        rep, b = self.last, self.base
+        b["round"] += rep.get("round", 0)
+        b["points_done"] += self.part_points
+        b["samples"] += rep.get("samples", 0)
+        b["samples_planned"] += max(rep.get("samples_planned", 0), rep.get("samples", 0))
+        b["elapsed_s"] += rep.get("elapsed_s", 0.0)
+        self.points_before += self.part_points
 
 
 INTERLEAVED_DISTRIBUTED = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "ps_push_pull"})
 
 
 def execute_collectives_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
-                                    ranks_per_node: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+                                    ranks_per_node: int | None = None,
+                                    prior: dict[str, list[float]] | None = None,
+                                    on_round: Callable[[dict[str, list[float]]], None] | None = None,
+                                    ) -> tuple[list[dict[str, Any]], bool]:
     """Rows for collective steps timed together, their samples interleaved (inside an initialised process
     group, on every rank: collectives.time_interleaved_collectives). A step whose setup fails on any rank
     becomes a failed row on all of them, agreed before anything is timed, so no rank waits in a collective
     the others skip; the rest are timed. Returns the rows in the steps' order and whether timing raised (the
-group may then be broken: the caller writes the rows and ends the launch)."""
+group may then be broken: the caller writes the rows and ends the launch). `prior` (step key -> samples
+    stored by a killed launch, the same on every rank) are continued from; `on_round(new samples by step key)`
+    fires on every rank after each sampling round (times: the slowest rank's)."""
     import torch.distributed as dist
 
     from calibration.bench.collectives import SETUPS, time_interleaved_collectives
@@ -185,7 +258,10 @@ group may then be broken: the caller writes the rows and ends the launch)."""
             timed_idx.append(i)
     broken = False
     try:
-        samples = time_interleaved_collectives([setups[i] for i in timed_idx], cfg)
+        samples = time_interleaved_collectives(
+            [setups[i] for i in timed_idx], cfg, prior=[(prior or {}).get(steps[i].key(), []) for i in timed_idx],
+            on_round=None if on_round is None else
+            lambda new: on_round({steps[timed_idx[j]].key(): xs for j, xs in new.items()}))
     except Exception as e:  # a collective raised mid-way: the group may be broken, the caller stops
         broken = True
         for i in timed_idx:
