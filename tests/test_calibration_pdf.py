@@ -162,6 +162,17 @@ def test_a_back_test_is_reported_when_given(no_charts):
     assert "No back-test is stored" in text_of(calibration_pdf(profile, None, created=CREATED))
 
 
+def test_emulated_dtypes_with_the_probes_figures(no_charts):
+    profile = copy.deepcopy(PROFILES["cpu-reference"])
+    profile["environment"] |= {"emulated": ["bf16"], "probe": {"cpu.bf16.gflops": 1.2, "cpu.fp32.gflops": 89.0}}
+    text = text_of(calibration_pdf(profile, None, created=CREATED))
+    sentences = summary.emulated(profile)
+    assert len(sentences) == 1 and "probe: 1.2 GFLOP/s against 89 GFLOP/s in fp32" in sentences[0]
+    assert " ".join(sentences[0].split()) in text  # under the headline, as on the page
+    assert "Emulated dtypes (the probe measured them below 1/8 of fp32's throughput): bf16." in text
+    assert "cpu.bf16.gflops 1.2" in text and "no probe figures" not in text
+
+
 @pytest.mark.skipif(not HAS_CJK_FONT, reason="needs DejaVu Sans and Droid Sans Fallback (make pdf-fonts)")
 def test_unicode_names_render(no_charts):
     profile = copy.deepcopy(PROFILES["h200-quick"])
