@@ -26,7 +26,7 @@ browser-deps:
 # fonts of the PDF report (report/pdf.py): DejaVu Sans, and a CJK fallback for names in Chinese or Japanese
 PDF_FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
 pdf-fonts:
-	@ls $(PDF_FONTS) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq fonts-dejavu-core fonts-droid-fallback >/dev/null; }
+	@{ ls $(PDF_FONTS) && command -v pdftoppm; } >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq fonts-dejavu-core fonts-droid-fallback poppler-utils >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .

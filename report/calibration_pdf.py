@@ -1,0 +1,375 @@
+"""The PDF of a calibration profile: `calibration_pdf(profile, spec=None, ...) -> bytes`.
+
+The Calibrate page's summary for people who will not open the app: the device and run date as the title, the
+page's headline sentence and key figures (report.calibration_summary, never recomputed here), the environment with
+emulated dtypes and the probe's figures, every fit with its formula, parameters (those the data do not determine
+marked, with the page's sentence), training and held-out error, the page's own Altair charts rendered offline
+(report.pdf.chart_png), the quality-calibration curves when the profile has a `quality` section, the validation
+back-test when one is given or stored, and the profile's provenance and the app version. Fonts and odd text are
+handled by report.pdf's `_Doc`. docs/reports.md maps each part to its source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fpdf.enums import XPos, YPos
+
+from report import calibration_charts as charts
+from report import calibration_summary as summary
+from report import formatting as fmt
+from report import quality_charts as qcharts
+from report.pdf import (
+    FULL_CHART_PX,
+    GREY,
+    HALF_CHART_HEIGHT_PX,
+    HALF_CHART_PX,
+    MARGIN,
+    TEXT_W,
+    _Doc,
+    _height,
+    _place,
+    _render,
+    fonts_found,
+)
+from simulator.plan import VERSION
+from simulator.quality_curves import QualitySectionError, quality_from_profile
+
+__all__ = ["calibration_pdf", "key_fits", "title_of"]
+
+SECTIONS = {"compute": "Compute", "collectives": "Collectives", "parameter_server": "Parameter server",
+            "ddp": "DDP", "inference": "Inference"}  # the page's tabs, in its order
+ENV_FIELDS = (  # the environment first shown: what ran the measurements (the full table follows in provenance)
+    ("cpu_model", "CPU"), ("physical_cores", "Physical cores"), ("logical_cpus", "Logical CPUs"),
+    ("torch_threads", "Torch threads"), ("omp_num_threads", "OMP_NUM_THREADS"), ("gpu_names", "GPUs"),
+    ("gpu_count", "GPU count"), ("cuda_version", "CUDA"), ("torch_version", "torch"), ("backend", "Collective backend"),
+    ("python_version", "Python"), ("l3_cache_bytes", "L3 cache (bytes)"),
+)
+GAP_MM = 6.0
+HALF_W = (TEXT_W - GAP_MM) / 2
+
+
+def device_name(profile: Mapping[str, Any]) -> str:
+    """The measured device as the environment names it: the first GPU, else the CPU model."""
+    env = profile.get("environment", {})
+    gpus = env.get("gpu_names") or []
+    if gpus:
+        return f"{len(gpus)} × {gpus[0]}" if len(gpus) > 1 else str(gpus[0])
+    return str(env.get("cpu_model") or profile.get("name") or "unknown device")
+
+
+def title_of(profile: Mapping[str, Any]) -> str:
+    """"Calibration: <device>, <run date>" (the PDF's title and the first line)."""
+    return f"Calibration: {device_name(profile)}, {str(profile.get('created_utc', ''))[:10] or 'undated'}"
+
+
+def key_fits(profile: Mapping[str, Any]) -> dict[str, summary.FitEntry]:
+    """The fit each section's chart shows: on Compute the headline GEMM fit (calibration_summary.gemm_throughput's
+    first, the page's figure); elsewhere the first fitted one on the main device, a model that moves nothing
+    (`constant`, a world of one) last -- the fit each tab of the page opens with."""
+    out: dict[str, summary.FitEntry] = {}
+    main = summary.main_device(profile)
+    gemms = summary.gemm_throughput(profile)
+    for section in SECTIONS:
+        entries = [e for e in summary.iter_fits(profile["fits"].get(section, {})) if e[1]["status"] == "ok"]
+        if section == "compute" and gemms:
+            head = tuple(gemms[0]["path"].split(".")[2:4])
+            entries = [e for e in entries if e[0] == head] + entries
+        else:
+            entries.sort(key=lambda e: (e[1].get("model") == "constant", f"{main}/" not in summary.fit_label(e[0])))
+        if entries:
+            out[section] = entries[0]
+    return out
+
+
+# ---------------------------------------------------------------- parts
+
+
+def _first_page(doc: _Doc, profile: Mapping[str, Any], spec: Any | None, created: dt.datetime, source: str) -> None:
+    doc.font(17, bold=True)
+    doc.multi_cell(TEXT_W, 8, doc.clean(title_of(profile)), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    doc.para(f"Profile {profile['name']} · measured {profile.get('created_utc', '')} · {source} · report made "
+             f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION}", 8.5, colour=GREY, after=3)
+    doc.para(summary.headline(profile, spec), 12, bold=True, after=1.5)
+    for sentence in summary.emulated(profile):
+        doc.para(sentence, 9.5)
+
+
+def _key_figures(doc: _Doc, profile: Mapping[str, Any], spec: Any | None) -> None:
+    """The page's metric row, one line per figure with where it comes from."""
+    rows = []
+    for g in summary.gemm_throughput(profile):
+        peak = summary.datasheet_peak(profile, spec, g["dtype"])
+        share = f"{fmt.pct(g['tflops'] / peak[0])} of {fmt.plain(peak[0])} ({peak[1]})" if peak else ""
+        rows.append([f"GEMM {g['device']}/{g['dtype']}", f"{summary.tflops_text(g['tflops'])} TFLOP/s", share,
+                     summary.describe_rate(g)])
+    for b in summary.busbw(profile):
+        rows.append([f"{b['op']}, {b['world']} ranks", f"{fmt.plain(b['GBps'])} GB/s", "",
+                     f"Fitted: bus bandwidth (nccl-tests convention), {b['model']} ({b['path']})."])
+    mape = summary.heldout_median(profile)
+    rows.append(["Held-out error", "n/a" if mape is None else f"{fmt.plain(mape)}%", "",
+                 "Median over all fits of the mean absolute % error on points each fit never saw (the largest "
+                 "quarter by size). Lower is better."])
+    counts = summary.row_counts(profile)
+    noisy = len(profile.get("summary", {}).get("noisy_rows") or [])
+    rows.append(["Rows ok / failed", f"{counts['ok']} / {counts['failed']}", "",
+                 f"{counts['skipped']} skipped; {noisy} noisy (spread over 50% of the median)."])
+    doc.grid(["Figure", "Value", "Of the peak", "Where it comes from"], rows, [34, 26, 34, 86], size=8,
+             align=["LEFT", "RIGHT", "LEFT", "LEFT"])
+
+
+def _environment(doc: _Doc, profile: Mapping[str, Any]) -> None:
+    env = profile.get("environment", {})
+    rows = []
+    for key, label in ENV_FIELDS:
+        value = env.get(key)
+        if value not in (None, "", []):
+            rows.append([label, ", ".join(map(str, value)) if isinstance(value, list) else str(value), key])
+    doc.grid(["What", "Value", "environment."], rows, [40, 100, 40], size=8)
+    emulated = env.get("emulated")
+    probe = env.get("probe") if isinstance(env.get("probe"), dict) else {}
+    if emulated:
+        doc.para("Emulated dtypes (the probe measured them below 1/8 of fp32's throughput): "
+                 + ", ".join(map(str, emulated)) + ".", 9)
+    elif probe:
+        doc.para("No dtype was emulated: the probe found every measured dtype at least 1/8 as fast as fp32.", 9)
+    else:
+        doc.para("This profile has no probe figures (environment.probe): it was measured without the probe, so no "
+                 "dtype is marked emulated.", 9, colour=GREY)
+    if probe:
+        doc.grid(["Probe figure", "Value"], [[k, fmt.plain(v) if isinstance(v, int | float) else str(v)]
+                                             for k, v in probe.items()], [90, 90], size=7.5)
+    flags = env.get("cpu_flags")
+    if flags:
+        doc.para("CPU flags: " + ", ".join(map(str, flags)), 7.5, colour=GREY)
+
+
+def _fits_table(doc: _Doc, profile: Mapping[str, Any]) -> None:
+    rows = []
+    for section, title in SECTIONS.items():
+        for path, fit, _ in summary.iter_fits(profile["fits"].get(section, {})):
+            loose = summary.undetermined(fit) if fit["status"] == "ok" else []
+            note = (fit.get("reason", "") if fit["status"] != "ok"
+                    else ("not determined: " + ", ".join(loose)) if loose else "")
+            rows.append([title, summary.fit_label(path), fit.get("model", fit["status"].replace("_", " ")),
+                         f"{fit.get('n_train', '')} / {fit.get('n_heldout', '')}",
+                         fmt.plain(fit.get("mape_train_pct")), fmt.plain(fit.get("mape_heldout_pct")), note])
+    if not rows:
+        doc.para("This profile holds no fit.", 9)
+        return
+    doc.grid(["Section", "Fit", "Model", "Points fit / held", "Train MAPE %", "Held-out MAPE %", "Note"], rows,
+             [21, 40, 28, 17, 15, 17, 42], size=7, align=["LEFT", "LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT", "LEFT"])
+    doc.para("MAPE: mean absolute percentage error. Held out: the largest points of each fit (by size), never seen by "
+             "it, so the held-out error is an extrapolation test; n/a where the fit had too few points to hold any "
+             "out.", 8, colour=GREY)
+
+
+def _chart_pair(doc: _Doc, left: tuple[Any, str], right: tuple[Any, str] | None) -> None:
+    """Two half-width charts side by side, then their descriptions."""
+    pngs = [_render(left[0], HALF_CHART_PX, HALF_CHART_HEIGHT_PX)]
+    if right is not None:
+        pngs.append(_render(right[0], HALF_CHART_PX, HALF_CHART_HEIGHT_PX))
+    descriptions = [left[1]] + ([right[1]] if right is not None else [])
+    tallest = max(_height(png, HALF_W) for png in pngs)
+    doc.room(tallest + 12)
+    top = doc.get_y()
+    for i, (png, description) in enumerate(zip(pngs, descriptions, strict=True)):
+        doc.set_y(top)
+        _place(doc, png, HALF_W, description, x=MARGIN + i * (HALF_W + GAP_MM))
+    doc.set_y(top + tallest + 1)
+    doc.para(" ".join(descriptions), 8, colour=GREY)
+
+
+def _charts(doc: _Doc, profile: Mapping[str, Any]) -> None:
+    if summary.gemm_throughput(profile):
+        frame = charts.throughput_frame({profile["name"]: profile})
+        description = charts.describe_throughput(frame)
+        png = _render(lambda: charts.throughput_chart(frame), FULL_CHART_PX)
+        doc.heading("GEMM throughput against size", keep=_height(png, TEXT_W) + 16)
+        _place(doc, png, TEXT_W, description)
+        doc.set_y(doc.get_y() + (_height(png, TEXT_W) if png is not None else 0) + 1)
+        doc.para(description, 8, colour=GREY)
+    panels = []  # (title, draw, description) of each chart beside another
+    for n, (section, (path, fit, _)) in enumerate(key_fits(profile).items()):
+        label = summary.fit_label(path)
+        points, curve = charts.points_frame(fit), charts.curve_frame(fit)
+        panels.append((f"{SECTIONS[section]}: {label}", functools.partial(charts.fit_chart, fit, points, curve),
+                       charts.describe_fit(label, fit, points, curve)))
+        if n == 0:  # the headline fit also shows its error per point, as on the page
+            panels.append((f"{label}: error per point", functools.partial(charts.residual_chart, fit, points),
+                           f"Prediction error of each measured point of {label}, in percent (0 is exact)."))
+    for i in range(0, len(panels), 2):
+        pair = panels[i:i + 2]
+        doc.heading(" | ".join(title for title, _, _ in pair), size=10.5, keep=90)
+        _chart_pair(doc, pair[0][1:], pair[1][1:] if len(pair) > 1 else None)
+
+
+def _formulas(doc: _Doc, profile: Mapping[str, Any]) -> None:
+    for section, title in SECTIONS.items():
+        entries = list(summary.iter_fits(profile["fits"].get(section, {})))
+        if not entries:
+            continue
+        doc.heading(title, size=11, before=2, keep=30)
+        for path, fit, parent in entries:
+            dotted = ".".join(("fits", section, *path))
+            label = summary.fit_label(path)
+            if fit["status"] != "ok":
+                doc.para(f"{label} ({dotted}): not fitted ({fit['status'].replace('_', ' ')}): "
+                         f"{fit.get('reason', '')}.", 8.5, colour=GREY)
+                continue
+            doc.room(30)
+            doc.para(f"{label} · model {fit['model']} · {dotted}", 9, bold=True, after=0.5)
+            if fit.get("formula"):
+                doc.para(fit["formula"], 8, after=0.8)
+            params = summary.params_frame(fit)
+            if not params.empty:
+                doc.grid(list(params.columns), params.itertuples(index=False), [38, 22, 22, 18, 20, 60], size=7.5,
+                         align=["LEFT", "RIGHT", "RIGHT", "RIGHT", "LEFT", "LEFT"])
+            note = summary.undetermined_note(fit)
+            if note:
+                doc.para(note, 8, colour=GREY, after=0.8)
+            held = fit.get("mape_heldout_pct")
+            doc.para(f"Error (MAPE): {fmt.plain(fit.get('mape_train_pct'))}% on {fit.get('n_train')} fitted points, "
+                     f"{'n/a' if held is None else fmt.plain(held) + '%'} on {fit.get('n_heldout')} held-out points. "
+                     f"Held out: {fit.get('heldout_rule', 'not stated')}.", 8, after=0.6)
+            measured = parent.get("overlap_fraction_measured")
+            if isinstance(measured, dict):
+                doc.para(f"Measured overlap fraction: median {fmt.plain(measured.get('median'))} "
+                         f"(p25 {fmt.plain(measured.get('p25'))}, p75 {fmt.plain(measured.get('p75'))}).", 8,
+                         after=0.6)
+            doc.ln(1.5)
+
+
+def _quality(doc: _Doc, profile: Mapping[str, Any]) -> None:
+    raw = profile.get("quality")
+    try:
+        section = quality_from_profile(dict(profile))
+    except QualitySectionError as exc:  # the loader checks it; a hand-built dict may not have been loaded
+        doc.heading("Quality calibration", keep=15)
+        doc.para(f"The profile's quality section is not usable: {exc}.", 9)
+        return
+    if section is None:
+        return
+    doc.heading("Quality calibration: small models under quantization and pruning", keep=60)
+    duration = "" if section.duration_s is None else f" in {section.duration_s:.0f} s"
+    doc.para(f"{len(section.curves)} curves fitted ({section.mode} mode{duration}) on "
+             f"{', '.join(section.models) or 'no model'}. {raw.get('provenance', '')}.", 9)
+    pending: list[tuple[Any, str]] = []
+    for curves in qcharts.panels(section).values():
+        frame = qcharts.quality_frame(curves)
+        pending.append((functools.partial(qcharts.quality_chart, frame, curves), qcharts.describe_quality(frame, curves)))
+    for i in range(0, len(pending), 2):
+        _chart_pair(doc, pending[i], pending[i + 1] if i + 1 < len(pending) else None)
+    table = qcharts.curves_table(section)
+    doc.grid(list(table.columns), ([r[0], r[1], r[2], r[3], fmt.plain(r[4]), fmt.plain(r[5])]
+                                   for r in table.itertuples(index=False)), [52, 24, 62, 12, 15, 15], size=7,
+             align=["LEFT", "LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT"])
+    not_fitted = [f"{key}: {c.get('reason', c.get('status'))}" for key, c in (raw.get("curves") or {}).items()
+                  if isinstance(c, dict) and c.get("status") != "ok"]
+    if not_fitted:
+        doc.para("Not fitted: " + "; ".join(not_fitted), 8, colour=GREY)
+    law = section.scaling_law
+    if law is not None:
+        doc.heading("Scaling law L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2)", size=10.5,
+                    keep=30)
+        doc.grid(["Parameter", "Value", "P10", "P90"],
+                 [[k, f"{v:.4g}", f"{law.p10.get(k, float('nan')):.4g}", f"{law.p90.get(k, float('nan')):.4g}"]
+                  for k, v in law.params.items()], [40, 45, 45, 50], size=8)
+        doc.para(f"{len(law.points)} measured points; leave-one-out MAPE {fmt.plain(law.loo_mape_pct)}%; "
+                 f"{law.provenance}.", 8, colour=GREY)
+    for note in raw.get("notes") or []:
+        doc.para(str(note), 7.5, colour=GREY, after=0.6)
+
+
+def _validation(doc: _Doc, validation: Mapping[str, Any] | None) -> None:
+    """The back-test of `python -m calibration validate` (calibration.validate.summarize's dict)."""
+    if not validation:
+        doc.para("No back-test is stored with this profile. `python -m calibration validate PROFILE` re-measures "
+                 "every fit's held-out points and reports the MAPE of the predictions against fresh timings "
+                 "(docs/calibration.md, \"Validate\").", 9, colour=GREY)
+        return
+    overall = validation.get("mape_pct_overall")
+    repeat = validation.get("repeatability_pct_overall")
+    doc.para(f"Re-measured held-out points: {validation.get('n_points', 'n/a')}; MAPE of the predictions "
+             f"{fmt.plain(overall)}% against a repeatability (noise floor) of {fmt.plain(repeat)}%; "
+             f"{validation.get('n_unmeasured', 0)} points could not be re-measured. Measured "
+             f"{validation.get('date_utc', 'on an unstated date')}.", 9)
+    rows = [[name, str(v.get("n", "")), fmt.plain(v.get("mape_pct")), fmt.plain(v.get("repeatability_pct")),
+             fmt.plain(v.get("mape_vs_original_pct")), "" if v.get("counted", True) else str(v.get("reason") or "no")]
+            for name, v in (validation.get("by_fit") or {}).items() if isinstance(v, Mapping)]
+    if rows:
+        doc.grid(["Fit", "Points", "MAPE %", "Repeatability %", "MAPE vs original %", "Not counted: why"], rows,
+                 [62, 14, 18, 24, 26, 36], size=7.5, align=["LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "LEFT"])
+
+
+def _provenance(doc: _Doc, profile: Mapping[str, Any], source: str, files: Sequence[str]) -> None:
+    run = profile.get("run") or {}
+    facts = [
+        f"Schema version {profile.get('schema_version')} ({profile.get('kind', 'kind not stated')}); created "
+        f"{profile.get('created_utc')}; {len(profile.get('measurements', []))} measurement rows.",
+        f"Run id: {run.get('run_id', 'not recorded in the profile')}; mode: {run.get('mode', 'not recorded')}.",
+        f"Source: {source}.",
+        *(f"File: {f}" for f in files),
+        f"Report made by Modelfolio {VERSION}. Figures are fitted to this machine's measurements "
+        "(docs/profile-schema.md); nothing in this report is a datasheet value unless it says so.",
+    ]
+    doc.bullets(facts, size=8.5)
+    s = profile.get("summary", {})
+    for key in ("fits_not_done", "rows_dropped_by_writer", "non_finite_replaced"):
+        items = s.get(key) or []
+        if items:
+            doc.para(f"{key.replace('_', ' ')}: " + "; ".join(map(str, items)), 8, colour=GREY)
+    if s.get("noisy_rows"):
+        doc.para(f"Noisy rows ({len(s['noisy_rows'])}): {s.get('noisy_note', '')}.", 8, colour=GREY)
+    env = summary.environment_frame(profile)
+    doc.heading("The full environment", size=10.5, before=2, keep=30)
+    doc.grid(["Field", "Value"], ([r.Field, r.Value] for r in env.itertuples(index=False)), [50, 130], size=7)
+
+
+# ---------------------------------------------------------------- the document
+
+
+def calibration_pdf(profile: Mapping[str, Any], spec: Any | None = None, *, source: str = "",
+                    files: Sequence[str] = (), validation: Mapping[str, Any] | None = None,
+                    created: dt.datetime | None = None) -> bytes:
+    """The profile (strictly loaded, simulator.profile.load_profile) as an A4 PDF.
+
+    `spec`: the accelerator the page built from it (state.register; None: no datasheet share in the headline, as
+    on the page); `source`: where it came from (the page's text: shipped reference, run folder, upload); `files`:
+    the files it was read from; `validation`: a back-test (calibration.validate.summarize's dict), default the
+    profile's own `validation` object when it holds one; `created`: the printed date (default now, UTC)."""
+    created = created or dt.datetime.now(dt.UTC)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=dt.UTC)
+    stored = profile.get("validation")
+    validation = validation if validation is not None else (stored if isinstance(stored, Mapping) else None)
+    title = title_of(profile)
+    doc = _Doc(f"Modelfolio {VERSION} · {title}", fonts_found())
+    doc.set_creation_date(created)
+    doc.set_title(doc.clean(title))
+    doc.set_author("Modelfolio")
+    doc.set_creator(f"Modelfolio {VERSION}")
+    doc.set_subject(doc.clean(summary.headline(profile, spec)))
+    doc.set_lang("en")
+    doc.add_page()
+
+    _first_page(doc, profile, spec, created, source or "source not given")
+    doc.heading("Key figures", before=2)
+    _key_figures(doc, profile, spec)
+    doc.heading("Environment: what was measured", keep=40)
+    _environment(doc, profile)
+    doc.heading("Every fit: model, points, training and held-out error", keep=40)
+    _fits_table(doc, profile)
+    _charts(doc, profile)
+    doc.heading("Formulas and parameters of every fit", keep=40)
+    _formulas(doc, profile)
+    _quality(doc, profile)
+    doc.heading("Back-test: predictions against fresh timings", keep=30)
+    _validation(doc, validation)
+    doc.heading("Provenance", keep=40)
+    _provenance(doc, profile, source or "not given", files)
+    return bytes(doc.output())
+
