@@ -28,6 +28,9 @@ SOURCES = (*KEY_FIGURES, "quality.dense_loss", "quality.loss_delta", "training.s
            "finance.api_cost_usd", "finance.npv_usd", "finance.payback_months")  # the figures the decision rests on
 CANDIDATES_DRAWN = 1500  # grey points in the PDF's Pareto chart (the page draws more)
 ALTERNATIVES = 8
+SPREAD_GROUPS = {"gemm_eff_max": "peak_tflops", "gemm_dim_half": "peak_tflops", "hbm_eff": "hbm",
+                 "decode_mem_eff": "hbm", "step_overhead_s": "hbm", "intra_GBps": "intra_node",
+                 "inter_GBps": "inter_node"}  # the hardware source group each spread belongs to
 
 
 def _key_figures(doc: _Doc, decision: Any) -> None:
@@ -78,6 +81,25 @@ def _method(doc: _Doc, decision: Any) -> None:
     ], size=8.5)
 
 
+def _devices(doc: _Doc, decision: Any) -> None:
+    """The accelerators the plan runs on, where their numbers come from (datasheet, or the calibration profile that
+    fitted them) and the relative uncertainty the ranges, the Monte Carlo and the tornado use for each."""
+    from simulator.catalog import SPREAD_LABELS, device_spreads
+    from simulator.resolve import DEVICE_INPUTS, lookup_device
+
+    s = decision.recommendation.scenario
+    for inp in DEVICE_INPUTS:
+        spec = lookup_device(s.value(inp.key), decision.devices)
+        groups = dict(getattr(spec, "provenance_of", {}) or {})
+        kinds = ", ".join(f"{g} {p}" for g, p in groups.items()) or spec.provenance
+        doc.para(f"{inp.label}: {spec.display_name} ({spec.id}); {kinds}.", 9, bold=True, after=0.8)
+        rows = [[SPREAD_LABELS.get(name, name), fmt.pct(sigma),
+                 "fitted: the calibration profile's standard error or held-out error, whichever is larger"
+                 if groups.get(SPREAD_GROUPS.get(name, "")) in ("fitted", "measured") else "assumed datasheet spread"]
+                for name, sigma in device_spreads(spec).items()]
+        doc.grid(["Quantity", "Relative 1σ", "From"], rows, [60, 24, 96], size=7.5, align=["LEFT", "RIGHT", "LEFT"])
+
+
 def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
     """The decision as an A4 PDF; `created` fixes the printed date (default now, UTC)."""
     created = created or dt.datetime.now(dt.UTC)
@@ -124,6 +146,8 @@ def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
 
     doc.heading("Method and assumptions", keep=30)
     _method(doc, decision)
+    doc.heading("Accelerators and their uncertainty (calibration profile or datasheet)", keep=40)
+    _devices(doc, decision)
     doc.heading("Inputs of the recommended plan", keep=40)
     _inputs(doc, decision.recommendation)
     doc.heading("Sources: the figures the decision rests on and how each is made", keep=40)

@@ -164,3 +164,33 @@ def test_cli_decide_refuses_a_missing_target():
                          input=json.dumps({"model": {"params": 1e9}, "decision": {"objective": "cheapest_for_quality"}}),
                          timeout=60)
     assert out.returncode == 2 and "quality_target_loss" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_decision_pdf_reads_back_and_renders(tmp_path):
+    import io
+    import shutil
+
+    from pypdf import PdfReader
+
+    from report.decision_pdf import decision_pdf
+    from report.decision_text import answer_sentence
+
+    s = Scenario.from_dict({"name": "Pilote « Lune » 月面", "model": {"params": 1e9},
+                            "decision": {"budget_usd": 300_000, "samples": 100}})
+    d = decide(s, space=SMALL)
+    data = decision_pdf(d)
+    reader = PdfReader(io.BytesIO(data))
+    text = " ".join(" ".join(p.extract_text() for p in reader.pages).split())
+    assert reader.metadata.title.startswith("Pilote « Lune »")
+    assert " ".join(answer_sentence(d).split()) in text
+    assert "Figure Value P10–P90 Provenance" in text and "Plan on the Pareto front" in text
+    assert "Accelerators and their uncertainty" in text and "Input Key Value Unit Set by" in text
+    assert sum(len(p.images) for p in reader.pages) == 2  # the Pareto chart and the tornado
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) not installed: the PNG rendering is not checked")
+    pdf = tmp_path / "d.pdf"
+    pdf.write_bytes(data)
+    subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
+                   check=True, timeout=60)
+    pngs = list(tmp_path.glob("page-*.png"))  # pdftoppm pads the page number by the page count's digits
+    assert len(pngs) == 1 and pngs[0].stat().st_size > 1000

@@ -60,6 +60,7 @@ class Decision:
     uncertainty: MonteCarlo | None
     sensitivity: tuple[Swing, ...]
     sample: dict[str, np.ndarray]  # a thinned sample of feasible candidates (cost, loss) for the chart
+    devices: Mapping[str, HardwareSpec] | None = None  # the caller's calibrated devices the plan may run on
 
     @property
     def total_cost_usd(self) -> float | None:
@@ -171,7 +172,7 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     if best is None:
         return Decision(scenario, d.objective, d.budget_usd, target, None,
                         _no_plan(coarse, ok, cost, d.objective, d.budget_usd, target), tuple(points), n_eval,
-                        int(ok.size), search_s, None, (), sample)
+                        int(ok.size), search_s, None, (), sample, devices)
     rec_scenario = scenario_of(base_inputs(scenario), best, devices, name=scenario.name)
     plan = evaluate(rec_scenario, devices)
     spread = scenario_device_spreads(rec_scenario, devices)
@@ -179,4 +180,4 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     mc = monte_carlo(cols, spread, d.budget_usd, d.samples, d.seed, COST, LOSS) if d.samples > 0 else None
     bars = tornado(cols, spread, COST, LOSS)
     return Decision(scenario, d.objective, d.budget_usd, target, plan, None, tuple(points), n_eval, int(ok.size),
-                    search_s, mc, tuple(bars), sample)
+                    search_s, mc, tuple(bars), sample, devices)
