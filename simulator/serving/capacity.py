@@ -44,10 +44,11 @@ def operating_batch(r: Replica, arrivals_per_s, cap_batch, prompt_tokens, output
     step time, B = λ·output·t(B), solved in [0, cap_batch] (the rate is within the replica's capacity)."""
     lo, hi = np.zeros_like(cap_batch), np.asarray(cap_batch, dtype=float)
     for _ in range(BISECT_STEPS):
-        if not np.any(hi - lo > REL_TOL * np.maximum(hi, 1.0)):
+        open_ = hi - lo > REL_TOL * np.maximum(hi, 1.0)  # a row stops at its own tolerance: no row's answer
+        if not np.any(open_):                           # depends on the other rows of its block
             break
         mid = (lo + hi) / 2.0
         above = arrivals_per_s * output_tokens * steady_step(r, mid, prompt_tokens, output_tokens).total_s > mid
-        lo = np.where(above, mid, lo)
-        hi = np.where(above, hi, mid)
+        lo = np.where(open_ & above, mid, lo)
+        hi = np.where(open_ & ~above, mid, hi)
     return hi
