@@ -89,6 +89,14 @@ def step_time(r: Replica, decode_seqs, context_avg, prefill_tokens, prefill_seqs
     return StepTime(total, linear_s, attention_s, elementwise_s, allreduce_s, compute_bound)
 
 
+def fixed_overhead_s(intercept_s: float, weight_bytes: float, stream_Bps: float) -> float:
+    """The fixed time per step (launches, Python, scheduling) in a decode fit's intercept t(batch -> 0). At batch
+    -> 0 the step above charges only the weights streamed once, weight_bytes / stream_Bps (the linear layers'
+    roofline bound, LLM-Viewer; Pope et al. 2022 §2: small-batch decode reads every weight per step), which that
+    intercept already contains; what is left is the overhead (never below zero)."""
+    return max(float(intercept_s) - float(weight_bytes) / float(stream_Bps), 0.0)
+
+
 def steady_step(r: Replica, batch, prompt_tokens, output_tokens) -> StepTime:
     """A steady-state step at `batch` decoding sequences: each request's prompt is spread over its output steps,
     so a step carries batch·prompt/output prompt tokens of batch/output prompts; mean context prompt + output/2."""
