@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python -m benchmarks.train_page_rerun
 	$(BIN)/python -m benchmarks.serving_trtllm
 	$(BIN)/python -m benchmarks.compression_quality
+	$(BIN)/python -m benchmarks.serving_cpu_check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

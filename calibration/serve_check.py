@@ -324,6 +324,8 @@ class CheckReport:
     steady: ServeResult
     rates_per_s: dict[str, float]
     rows: list[Comparison] = field(default_factory=list)
+    # per stream: this process's CPU time / (wall time x threads); below ~0.9 other load took the cores
+    cpu_share: dict[str, float] = field(default_factory=dict)
 
     @property
     def throughput_error(self) -> float:
@@ -332,7 +334,7 @@ class CheckReport:
     def as_dict(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "device": self.device, "threads": self.threads,
                 "rates_per_s": self.rates_per_s, "saturated": asdict(self.saturated), "steady": asdict(self.steady),
-                "rows": [{**asdict(c), "error": c.error} for c in self.rows]}
+                "rows": [{**asdict(c), "error": c.error} for c in self.rows], "cpu_share": self.cpu_share}
 
     def table(self) -> str:
         lines = [f"{'quantity':<30}{'stream':<12}{'measured':>12}{'predicted':>12}{'error':>9}"]
@@ -360,12 +362,15 @@ def run_check(cfg: CheckConfig, profile_path: Path = DEFAULT_PROFILE, engine: En
     stream = Stream(cfg.prompt_tokens, cfg.output_tokens, cfg.max_batch, cfg.stream_s, cfg.warmup_s)
     rates = {"saturated": SATURATE_X * capacity_rps}
     log(f"saturated stream: {rates['saturated']:.3g} requests/s for {cfg.stream_s:g} s (batch up to {cfg.max_batch})")
-    sat = serve(engine, poisson_arrivals_s(rates["saturated"], cfg.stream_s, cfg.seed), stream)
+    share: dict[str, float] = {}
+    sat = _timed(share, "saturated", threads,
+                 lambda: serve(engine, poisson_arrivals_s(rates["saturated"], cfg.stream_s, cfg.seed), stream))
     # the latency stream at a share of the capacity measured, so that it stays below it however far off the
     # prediction is
     rates["steady"] = STEADY_X * sat.output_tokens_per_s / cfg.output_tokens
     log(f"steady stream: {rates['steady']:.3g} requests/s for {cfg.stream_s:g} s")
-    st = serve(engine, poisson_arrivals_s(rates["steady"], cfg.stream_s, cfg.seed + 1), stream)
+    st = _timed(share, "steady", threads,
+                lambda: serve(engine, poisson_arrivals_s(rates["steady"], cfg.stream_s, cfg.seed + 1), stream))
     steady = predict(cfg, device, rates["steady"])
     rows = [
         Comparison("output tokens/s", sat.output_tokens_per_s, capacity["serving.replica_output_tokens_per_s"],
@@ -373,7 +378,18 @@ def run_check(cfg: CheckConfig, profile_path: Path = DEFAULT_PROFILE, engine: En
         Comparison("time to first token (s)", st.ttft_median_s, steady["serving.ttft_s"], "steady"),
         Comparison("time per output token (s)", st.tpot_median_s, steady["serving.tpot_s"], "steady"),
     ]
-    return CheckReport(cfg, device.id, threads, sat, st, rates, rows)
+    return CheckReport(cfg, device.id, threads, sat, st, rates, rows, share)
+
+
+def _timed(share: dict[str, float], name: str, threads: int, fn: Callable[[], ServeResult]) -> ServeResult:
+    """Run fn and record the share of its threads' CPU time this process got (os.times: user + system)."""
+    import os
+
+    t0, c0 = time.perf_counter(), os.times()
+    out = fn()
+    t1, c1 = time.perf_counter(), os.times()
+    share[name] = ((c1.user - c0.user) + (c1.system - c0.system)) / ((t1 - t0) * threads)
+    return out
 
 
 def _warm(engine: TorchEngine, cfg: CheckConfig) -> None:
@@ -409,7 +425,13 @@ def main(argv: list[str] | None = None) -> int:
           f"-h{report.config.hidden}, prompt {report.config.prompt_tokens}, output {report.config.output_tokens}")
     print(f"saturated: mean batch {report.saturated.mean_batch:.3g}, {report.saturated.steps} steps; steady: mean "
           f"batch {report.steady.mean_batch:.3g}, {report.steady.completed} requests")
+    st = report.steady
+    print(f"measured P90: time to first token {st.ttft_p90_s:.4g} s, time per output token {st.tpot_p90_s:.4g} s "
+          f"(steady); CPU share of {report.threads} threads: "
+          + ", ".join(f"{k} {v:.0%}" for k, v in report.cpu_share.items()))
     print(report.table())
+    if min(report.cpu_share.values()) < 0.9:
+        print("other load on this machine took part of the CPUs: the measurement is slowed; rerun on an idle one")
     ok = abs(report.throughput_error) <= TARGET_THROUGHPUT_ERR
     print(f"throughput error {report.throughput_error:+.1%} (target within {TARGET_THROUGHPUT_ERR:.0%}): "
           + ("met" if ok else "MISSED"))
