@@ -4,17 +4,22 @@ seeded Poisson stream (prompt 128, output 64 tokens, batch up to 16), as `python
 it, and its measured output tokens/s is compared with the shipped CPU reference profile's prediction through
 Scenario -> evaluate. Target: within 15%. Exit 1 when missed.
 
-`python -m benchmarks.serving_cpu_check [--quick] [--profile P] [--json OUT]`. The profile must describe this
-machine (the shipped one is the development VM: 2 cores of an Intel Xeon with AMX); the CPU share printed says
-whether other load took the cores during the measurement (then the numbers measure the contention, not the model).
+`python -m benchmarks.serving_cpu_check [--quick] [--profile P] [--json OUT]`. A profile describes the machine it
+was measured on: without --profile, the shipped one is used where its CPU (model and ISA flags) is this machine's,
+else this machine is calibrated first, as a user would (`python -m calibration run --quick --only
+gemm,infer_linear,decode`, about 2 minutes on 2 idle cores). The CPU share printed says whether other load took the
+cores during the measurement (then the numbers measure the contention, not the model).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from calibration.env import cpu_info
 from calibration.serve_check import (
@@ -25,20 +30,56 @@ from calibration.serve_check import (
     profile_device,
     run_check,
 )
+from simulator.profile import load_profile
+
+CALIBRATE = ("run", "--quick", "--only", "gemm,infer_linear,decode", "--device", "cpu", "--budget-s", "120",
+             "--progress", "jsonl")
+
+
+def same_cpu(profile: dict[str, Any], here: dict[str, Any]) -> bool:
+    """The profile was measured on a CPU like this one: same model name and ISA flags of interest."""
+    env = profile.get("environment") or {}
+    return (env.get("cpu_model") == here["cpu_model"] and sorted(env.get("cpu_flags") or []) == here["cpu_flags"]
+            and not env.get("gpu_names"))
+
+
+def calibrate_here(out: Path) -> Path:
+    """A quick calibration of this machine's GEMM, inference roofline and decoder decode step (what a serving
+    device is built from); returns its profile.json."""
+    cmd = [sys.executable, "-m", "calibration", *CALIBRATE, "--out", str(out)]
+    print("calibrating this machine first: " + " ".join(cmd[1:]), flush=True)
+    log = out.with_suffix(".log")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as f:
+        done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0 or not (out / "profile.json").is_file():
+        raise SystemExit(f"the calibration failed (exit {done.returncode}); see {log}")
+    return out / "profile.json"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.serving_cpu_check")
     p.add_argument("--quick", action="store_true", help="two 9 s streams instead of two 40 s")
-    p.add_argument("--profile", type=Path, default=DEFAULT_PROFILE)
+    p.add_argument("--profile", type=Path, default=None,
+                   help="default: the shipped CPU reference profile if it describes this CPU, else a fresh quick "
+                        "calibration of this machine (in runs/)")
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
     ns = p.parse_args(argv)
     cfg = QUICK if ns.quick else FULL
-    device = profile_device(ns.profile)
     cpu = cpu_info()
+    profile = ns.profile
+    if profile is None:
+        shipped = load_profile(DEFAULT_PROFILE)
+        if same_cpu(shipped, cpu):
+            profile = DEFAULT_PROFILE
+        else:
+            print(f"the shipped profile describes {shipped['environment'].get('cpu_model')}, not this "
+                  f"{cpu['cpu_model']}")
+            profile = calibrate_here(Path("runs") / f"serve-check-calib-{time.strftime('%Y%m%d-%H%M%S')}")
+    device = profile_device(profile)
     print(f"# Serving calibration check: {cpu['cpu_model']}, {cpu['available_cpus']} CPUs available; "
-          f"profile {ns.profile.name} ({device.id})")
-    report = run_check(cfg, ns.profile, device=device)
+          f"profile {profile} ({device.id})")
+    report = run_check(cfg, profile, device=device)
     print(f"streams of {cfg.stream_s:g} s (first {cfg.warmup_s:g} s left out); rates: "
           + ", ".join(f"{k} {v:.3g}/s" for k, v in report.rates_per_s.items())
           + "; CPU share: " + ", ".join(f"{k} {v:.0%}" for k, v in report.cpu_share.items()))

@@ -91,6 +91,8 @@ class ServeResult:
     completed: int              # requests finished within the window (the latency figures are theirs)
     steps: int
     window_s: float
+    busy_s: float = 0.0         # wall time inside steps (the rest is waiting for arrivals)
+    busy_cpu_s: float = 0.0     # this process's CPU time inside steps (all threads)
 
 
 def _q(values: Sequence[float], q: float) -> float:
@@ -98,7 +100,8 @@ def _q(values: Sequence[float], q: float) -> float:
 
 
 def serve(engine: Engine, arrivals_s: np.ndarray, stream: Stream, clock: Callable[[], float] = time.perf_counter,
-          sleep: Callable[[float], None] = time.sleep) -> ServeResult:
+          sleep: Callable[[float], None] = time.sleep, cpu_clock: Callable[[], float] = time.process_time
+          ) -> ServeResult:
     """Run the stream through the engine until `stream.duration_s` (clock time from the start); each step admits
     waiting requests (FIFO) up to max_batch and prefills them, decodes one token for every request admitted in an
     earlier step, then delivers the step's tokens at its end and retires the finished requests."""
@@ -111,6 +114,7 @@ def serve(engine: Engine, arrivals_s: np.ndarray, stream: Stream, clock: Callabl
     next_arrival = 0
     t0 = clock()
     tokens_in_window, steps, batch_sum, decode_steps = 0, 0, 0, 0
+    busy_s = busy_cpu_s = 0.0
     end_s = stream.duration_s
     while True:
         now = clock() - t0
@@ -124,6 +128,7 @@ def serve(engine: Engine, arrivals_s: np.ndarray, stream: Stream, clock: Callabl
             sleep(min(requests[next_arrival].arrival_s, stream.duration_s) - now)
             continue
         decoding = len(running)
+        cpu0 = cpu_clock()
         admitted = []
         while (next_arrival < len(requests) and requests[next_arrival].arrival_s <= now
                and len(running) < stream.max_batch):
@@ -136,6 +141,8 @@ def serve(engine: Engine, arrivals_s: np.ndarray, stream: Stream, clock: Callabl
             lengths = np.array([stream.prompt_tokens + r.tokens for r in running[:decoding]], dtype=np.int64)
             engine.decode(lengths)
         done_s = clock() - t0
+        busy_s += done_s - now
+        busy_cpu_s += cpu_clock() - cpu0
         steps += 1
         if done_s >= stream.warmup_s and decoding:
             batch_sum += decoding
@@ -164,7 +171,7 @@ def serve(engine: Engine, arrivals_s: np.ndarray, stream: Stream, clock: Callabl
         output_tokens_per_s=tokens_in_window / span, ttft_median_s=_q(ttft, 0.5), ttft_p90_s=_q(ttft, 0.9),
         tpot_median_s=_q(tpot, 0.5), tpot_p90_s=_q(tpot, 0.9),
         mean_batch=batch_sum / decode_steps if decode_steps else math.nan, completed=len(window), steps=steps,
-        window_s=span)
+        window_s=span, busy_s=busy_s, busy_cpu_s=busy_cpu_s)
 
 
 # ---------------------------------------------------------------- the real decoder
@@ -295,7 +302,8 @@ def predict(cfg: CheckConfig, device: Any, requests_per_s: float) -> dict[str, f
     from simulator.evaluator import evaluate
     from simulator.scenario import Scenario
 
-    plan = evaluate(Scenario.from_dict(scenario_dict(cfg, device.id, requests_per_s)), devices={device.id: device})
+    devices = {device.id: device}
+    plan = evaluate(Scenario.from_dict(scenario_dict(cfg, device.id, requests_per_s), devices), devices=devices)
     keys = ("serving.replica_output_tokens_per_s", "serving.ttft_s", "serving.tpot_s", "serving.batch_run")
     return {k: float(plan.figures[k].value) for k in keys}
 
@@ -324,8 +332,12 @@ class CheckReport:
     steady: ServeResult
     rates_per_s: dict[str, float]
     rows: list[Comparison] = field(default_factory=list)
-    # per stream: this process's CPU time / (wall time x threads); below ~0.9 other load took the cores
-    cpu_share: dict[str, float] = field(default_factory=dict)
+    @property
+    def cpu_share(self) -> dict[str, float]:
+        """Per stream: this process's CPU time inside steps / (their wall time × threads); well below 1, other
+        load took the cores (a thread waiting at a barrier spins, so an unloaded run reads close to 1)."""
+        return {name: r.busy_cpu_s / (r.busy_s * self.threads) if r.busy_s > 0 else math.nan
+                for name, r in (("saturated", self.saturated), ("steady", self.steady))}
 
     @property
     def throughput_error(self) -> float:
@@ -362,15 +374,12 @@ def run_check(cfg: CheckConfig, profile_path: Path = DEFAULT_PROFILE, engine: En
     stream = Stream(cfg.prompt_tokens, cfg.output_tokens, cfg.max_batch, cfg.stream_s, cfg.warmup_s)
     rates = {"saturated": SATURATE_X * capacity_rps}
     log(f"saturated stream: {rates['saturated']:.3g} requests/s for {cfg.stream_s:g} s (batch up to {cfg.max_batch})")
-    share: dict[str, float] = {}
-    sat = _timed(share, "saturated", threads,
-                 lambda: serve(engine, poisson_arrivals_s(rates["saturated"], cfg.stream_s, cfg.seed), stream))
+    sat = serve(engine, poisson_arrivals_s(rates["saturated"], cfg.stream_s, cfg.seed), stream)
     # the latency stream at a share of the capacity measured, so that it stays below it however far off the
     # prediction is
     rates["steady"] = STEADY_X * sat.output_tokens_per_s / cfg.output_tokens
     log(f"steady stream: {rates['steady']:.3g} requests/s for {cfg.stream_s:g} s")
-    st = _timed(share, "steady", threads,
-                lambda: serve(engine, poisson_arrivals_s(rates["steady"], cfg.stream_s, cfg.seed + 1), stream))
+    st = serve(engine, poisson_arrivals_s(rates["steady"], cfg.stream_s, cfg.seed + 1), stream)
     steady = predict(cfg, device, rates["steady"])
     rows = [
         Comparison("output tokens/s", sat.output_tokens_per_s, capacity["serving.replica_output_tokens_per_s"],
@@ -378,18 +387,7 @@ def run_check(cfg: CheckConfig, profile_path: Path = DEFAULT_PROFILE, engine: En
         Comparison("time to first token (s)", st.ttft_median_s, steady["serving.ttft_s"], "steady"),
         Comparison("time per output token (s)", st.tpot_median_s, steady["serving.tpot_s"], "steady"),
     ]
-    return CheckReport(cfg, device.id, threads, sat, st, rates, rows, share)
-
-
-def _timed(share: dict[str, float], name: str, threads: int, fn: Callable[[], ServeResult]) -> ServeResult:
-    """Run fn and record the share of its threads' CPU time this process got (os.times: user + system)."""
-    import os
-
-    t0, c0 = time.perf_counter(), os.times()
-    out = fn()
-    t1, c1 = time.perf_counter(), os.times()
-    share[name] = ((c1.user - c0.user) + (c1.system - c0.system)) / ((t1 - t0) * threads)
-    return out
+    return CheckReport(cfg, device.id, threads, sat, st, rates, rows)
 
 
 def _warm(engine: TorchEngine, cfg: CheckConfig) -> None:

@@ -55,7 +55,7 @@ class FakeEngine:
 def _serve(arrivals, stream: Stream, **costs):
     clock = FakeClock()
     engine = FakeEngine(clock, stream.max_batch, **costs)
-    result = serve(engine, np.asarray(arrivals, dtype=float), stream, clock=clock, sleep=clock.sleep)
+    result = serve(engine, np.asarray(arrivals, dtype=float), stream, clock=clock, sleep=clock.sleep, cpu_clock=clock)
     return result, engine
 
 
@@ -73,6 +73,7 @@ def test_batch_full_then_queued_request_hand_computed():
     assert res.tpot_median_s == pytest.approx(0.5) and res.tpot_p90_s == pytest.approx(0.5)
     assert res.output_tokens_per_s == pytest.approx(9 / 4.25)
     assert res.mean_batch == pytest.approx((2 + 2 + 1 + 1) / 4)
+    assert res.busy_s == pytest.approx(4.0) and res.busy_cpu_s == pytest.approx(4.0)  # the idle 0.25 s left out
 
 
 def test_retired_slot_is_refilled_and_new_requests_wait_a_step_to_decode():
