@@ -1,7 +1,7 @@
 """Benchmark: the serving calibration check on this CPU (issue 11 item 5). A TinyDecoder (4 layers, hidden 512,
 8 heads, vocabulary 1000, bf16) is served by the continuous-batching loop of calibration/serve_check.py under a
 seeded Poisson stream (prompt 128, output 64 tokens, batch up to 16), as `python -m calibration serve-check` runs
-it, and its measured output tokens/s is compared with the shipped CPU reference profile's prediction through
+it, and its measured output tokens/s is compared with the prediction of a CPU profile of this machine through
 Scenario -> evaluate. Target: within 15%. Exit 1 when missed.
 
 `python -m benchmarks.serving_cpu_check [--quick] [--profile P] [--json OUT]`. A profile describes the machine it
@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from calibration.env import cpu_info
 from calibration.serve_check import (
@@ -29,18 +28,12 @@ from calibration.serve_check import (
     TARGET_THROUGHPUT_ERR,
     profile_device,
     run_check,
+    same_cpu,
 )
 from simulator.profile import load_profile
 
 CALIBRATE = ("run", "--quick", "--only", "gemm,infer_linear,decode", "--device", "cpu", "--budget-s", "120",
              "--progress", "jsonl")
-
-
-def same_cpu(profile: dict[str, Any], here: dict[str, Any]) -> bool:
-    """The profile was measured on a CPU like this one: same model name and ISA flags of interest."""
-    env = profile.get("environment") or {}
-    return (env.get("cpu_model") == here["cpu_model"] and sorted(env.get("cpu_flags") or []) == here["cpu_flags"]
-            and not env.get("gpu_names"))
 
 
 def calibrate_here(out: Path) -> Path:

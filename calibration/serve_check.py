@@ -399,6 +399,13 @@ def _warm(engine: TorchEngine, cfg: CheckConfig) -> None:
             engine.decode(np.full(b, cfg.prompt_tokens, dtype=np.int64))
 
 
+def same_cpu(profile: dict[str, Any], here: dict[str, Any]) -> bool:
+    """The profile was measured on a CPU like this one: same model name and ISA flags of interest."""
+    env = profile.get("environment") or {}
+    return (env.get("cpu_model") == here["cpu_model"] and sorted(env.get("cpu_flags") or []) == here["cpu_flags"]
+            and not env.get("gpu_names"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m calibration serve-check",
                                 description="Serve a small decoder under a request stream and compare with the "
@@ -411,9 +418,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--profile {ns.profile}: no such file; give a profile.json written by python -m calibration run",
               file=sys.stderr)
         return 2
-    from simulator.profile import ProfileError
+    from calibration.env import cpu_info
+    from simulator.profile import ProfileError, load_profile
 
     try:
+        if not same_cpu(load_profile(ns.profile), cpu_info()):
+            print(f"warning: the profile {ns.profile} was measured on another CPU than this one "
+                  f"({cpu_info()['cpu_model']}): calibrate this machine (python -m calibration run --quick) and pass "
+                  "its profile.json", file=sys.stderr)
         device = profile_device(ns.profile)
     except (ProfileError, ValueError) as exc:  # not a profile, or one without the GEMM fit a device needs
         print(f"--profile {ns.profile}: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calibration.serve_check import CheckConfig, Stream, poisson_arrivals_s, run_check, serve
+from calibration.serve_check import CheckConfig, Stream, poisson_arrivals_s, run_check, same_cpu, serve
 from simulator.serving.step import fixed_overhead_s
 
 
@@ -151,6 +151,14 @@ def test_fixed_overhead_takes_the_weight_streaming_out_of_the_decode_intercept()
     expected = fit["params"]["overhead_s"] - weights / (roof["gemv_GBps"] * 1e9)
     assert cpu.step_overhead_s == pytest.approx(expected, rel=1e-9)
     assert "less streaming" in cpu.sources["serving"]
+
+
+def test_a_profile_of_another_cpu_is_told_apart():
+    here = {"cpu_model": "AMD EPYC", "cpu_flags": ["avx2", "avx512_bf16"]}
+    assert same_cpu({"environment": {"cpu_model": "AMD EPYC", "cpu_flags": ["avx512_bf16", "avx2"]}}, here)
+    assert not same_cpu({"environment": {"cpu_model": "Intel(R) Xeon(R) Processor", "cpu_flags": ["avx2"]}}, here)
+    assert not same_cpu({"environment": {"cpu_model": "AMD EPYC", "cpu_flags": ["avx2"]}}, here)
+    assert not same_cpu({"environment": {**here, "gpu_names": ["NVIDIA H200"]}}, here)
 
 
 def test_cli_refuses_a_missing_profile(tmp_path, capsys):
