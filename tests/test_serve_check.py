@@ -174,7 +174,7 @@ def test_cli_refuses_a_missing_profile(tmp_path, capsys):
 
 def test_short_real_run_reports_measured_and_predicted():
     cfg = CheckConfig(layers=2, hidden=64, heads=4, vocab=128, prompt_tokens=16, output_tokens=8, max_batch=4,
-                      stream_s=1.5, warmup_s=0.3)
+                      stream_s=2.5, warmup_s=0.3)
     report = run_check(cfg, log=lambda _: None)
     assert [c.quantity for c in report.rows] == ["output tokens/s", "time to first token (s)",
                                                  "time per output token (s)"]
