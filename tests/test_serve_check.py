@@ -186,3 +186,26 @@ def test_short_real_run_reports_measured_and_predicted():
     # the latency stream runs at half the throughput the saturated one measured
     assert report.rates_per_s["steady"] * cfg.output_tokens == pytest.approx(0.5 * report.saturated.output_tokens_per_s)
     assert "output tokens/s" in report.table() and report.as_dict()["rows"][0]["error"] == report.throughput_error
+
+
+def test_calibrated_decode_step_matches_the_profiles_own_decode_rows():
+    """The step model on the shipped CPU device reproduces that profile's measured bf16 decode steps of the decoder
+    (before the weight streaming was taken out of the step overhead it was 13-52% slow)."""
+    from calibration.serve_check import scenario_dict
+    from simulator.devices import shipped_devices, shipped_profiles
+    from simulator.evaluator import scenario_rows
+    from simulator.families.serving import replica
+    from simulator.scenario import Scenario
+    from simulator.serving.step import step_time
+    from simulator.sweeps import evaluate_columns
+
+    cpu = next(d for d in shipped_devices().values() if "xeon" in d.id)
+    profile = next(p for p in shipped_profiles().values() if not p["environment"].get("gpu_names"))
+    r = replica(evaluate_columns(scenario_rows([Scenario.from_dict(scenario_dict(CheckConfig(), cpu.id, 1.0))])))
+    rows = [m for m in profile["measurements"] if m["bench"] == "decode" and m["dtype"] == "bf16"]
+    assert len(rows) >= 6
+    for m in rows:
+        b, ctx = float(m["params"]["batch"]), float(m["params"]["context"])
+        zero = np.zeros(1)
+        t = step_time(r, np.array([b]), np.array([ctx]), zero, zero, np.array([128.0])).total_s[0]
+        assert t / m["median_s"] - 1.0 == pytest.approx(0.0, abs=0.15), (b, ctx, t, m["median_s"])
