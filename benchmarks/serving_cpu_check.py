@@ -57,7 +57,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: the shipped CPU reference profile if it describes this CPU, else a fresh quick "
                         "calibration of this machine (in runs/)")
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    p.add_argument("--cpus", type=int, default=None,
+                   help="run on this many of the CPUs available only (calibration and check alike): on a machine "
+                        "other jobs load, one pinned CPU is measured cleanly where two threads wait on each other")
     ns = p.parse_args(argv)
+    if ns.cpus is not None:
+        import os
+
+        cpus = sorted(os.sched_getaffinity(0))
+        if not 1 <= ns.cpus <= len(cpus):
+            print(f"--cpus {ns.cpus}: choose 1 to {len(cpus)}", file=sys.stderr)
+            return 2
+        os.sched_setaffinity(0, cpus[-ns.cpus:])
     cfg = QUICK if ns.quick else FULL
     cpu = cpu_info()
     profile = ns.profile
