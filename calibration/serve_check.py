@@ -280,7 +280,8 @@ FULL = CheckConfig(stream_s=40.0, warmup_s=5.0)
 
 
 def scenario_dict(cfg: CheckConfig, accelerator: str, requests_per_s: float) -> dict[str, Any]:
-    """The decoder and the stream as a scenario: TinyDecoder is a GELU decoder (FFN 4 × hidden, no GQA)."""
+    """The decoder and the stream as a scenario: TinyDecoder is a GELU decoder (FFN 4 × hidden, no GQA); its input
+    embedding is only looked up, so the weights a step streams are the tied-embedding count the model uses."""
     return {
         "model": {"layers": cfg.layers, "hidden": cfg.hidden, "heads": cfg.heads, "vocab": cfg.vocab, "mlp": "gelu"},
         "serving": {"accelerator": accelerator, "gpus_per_replica": 1, "prompt_tokens": cfg.prompt_tokens,
