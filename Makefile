@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python -m benchmarks.decision_speed
 	$(BIN)/python -m benchmarks.decide_page_rerun
 	$(BIN)/python -m benchmarks.calibration_quick --slow-dtype bf16 --markdown
+	$(BIN)/python -m benchmarks.serving_cpu_check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,5 +1,5 @@
-"""Command line: `python -m calibration run ...`, `python -m calibration quality ...` and
-`python -m calibration validate PROFILE ...`."""
+"""Command line: `python -m calibration run ...`, `python -m calibration quality ...`,
+`python -m calibration validate PROFILE ...` and `python -m calibration serve-check [--profile P] [--quick]`."""
 
 from __future__ import annotations
 
@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="re-measure held-out points and compare them with a profile (ranks capped "
                                         "at this machine's CPUs or visible GPUs unless --nproc is given)")
     v.add_argument("args", nargs=argparse.REMAINDER, help="PROFILE [options of calibration.validate]")
+    s = sub.add_parser("serve-check", help="serve a small decoder under a request stream (continuous batching) and "
+                                           "compare with the profile's serving prediction")
+    s.add_argument("args", nargs=argparse.REMAINDER, help="[--profile P] [--quick]")
     return p
 
 
@@ -125,5 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "validate":
         return _validate(argv[1:])
+    if argv and argv[0] == "serve-check":
+        from calibration.serve_check import main as serve_check_main
+
+        return serve_check_main(argv[1:])
     ns = _parser().parse_args(argv)
     return _quality(ns) if ns.command == "quality" else _run(ns)

@@ -77,6 +77,7 @@ class HardwareSpec:
     purchase_date: str = ""
     decode_mem_eff: float | None = None  # fitted share of datasheet HBM bandwidth a decode step reaches
     step_overhead_s: float | None = None  # fitted fixed time per serving step (launches, scheduling)
+    decode_kv_eff: float | None = None  # fitted share of HBM bandwidth decode attention reads the KV cache at (None: decode_mem_eff)
 
     def peak_for(self, precision: str) -> float:
         """Dense peak TFLOP/s for `precision`; tf32 falls back to fp32 where the chip has no tf32 unit."""

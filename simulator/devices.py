@@ -31,6 +31,8 @@ from simulator.catalog import (
     load_catalog,
 )
 from simulator.profile import collective_fit, load_profile, predict_s
+from simulator.serving.constants import DECODE_MEM_EFF
+from simulator.serving.step import fixed_overhead_s
 from simulator.training.constants import DEFAULT_CONSTANTS, TrainingConstants
 
 PROFILE_DIR = Path(__file__).parent / "data" / "profiles"
@@ -257,13 +259,63 @@ def serving_overlay(profile: dict[str, Any], device: str, hbm_GBps: float, name:
             notes.append(f"decode bandwidth fitted: {param} {bw:.3g} GB/s of the {key} roofline fit of {name} "
                          f"({bw / hbm_GBps:.0%} of {hbm_GBps:g} GB/s)")
             break
+    stream_GBps = fields.get("decode_mem_eff", DECODE_MEM_EFF) * hbm_GBps
     for key, fit in _inference_fits(profile, "decode", device):
-        if _finite_positive(fit["params"].get("overhead_s")):
-            fields["step_overhead_s"] = float(fit["params"]["overhead_s"])
-            notes.append(f"serving step overhead fitted: {fit['params']['overhead_s'] * 1e3:.3g} ms, the {key} "
-                         f"decode fit of {name}")
+        intercept = fit["params"].get("overhead_s")
+        if _finite_positive(intercept):
+            weights = _decode_weight_bytes(profile, fit)
+            if weights is None:  # no rows to tell the weights' share: the whole intercept
+                fields["step_overhead_s"] = float(intercept)
+                notes.append(f"serving step overhead fitted: {intercept * 1e3:.3g} ms, the {key} decode fit's "
+                             f"intercept of {name} (its rows' weight bytes unknown: weight streaming not taken out)")
+            else:
+                fields["step_overhead_s"] = fixed_overhead_s(intercept, weights, stream_GBps * 1e9)
+                notes.append(f"serving step overhead fitted: {fields['step_overhead_s'] * 1e3:.3g} ms, the {key} "
+                             f"decode fit's intercept of {name} ({intercept * 1e3:.3g} ms) less streaming its "
+                             f"{weights / 1e6:.3g} MB of weights at {stream_GBps:.3g} GB/s, which every step "
+                             "already charges")
+            kv = _decode_kv_GBps(profile, fit)
+            if kv is not None and kv <= hbm_GBps:  # above the memory's bandwidth: the cache was measured
+                fields["decode_kv_eff"] = kv / hbm_GBps
+                spreads["decode_kv_eff"] = fit_spread(fit, "per_kv_token_s") or GUESSED_SPREAD
+                notes.append(f"decode attention's KV reads fitted: {kv:.3g} GB/s, the {key} decode fit's time per "
+                             "cached token over its KV bytes per token")
             break
     return fields, spreads, notes
+
+
+def _decode_kv_GBps(profile: dict[str, Any], fit: dict[str, Any]) -> float | None:
+    """The rate decode attention reads the KV cache at, from a decode fit t = overhead + b·per_seq + b·ctx·per_kv_token:
+    KV bytes per cached token (its rows' KV-cache bytes ÷ batch·context) ÷ per_kv_token_s; None without that term."""
+    per_token_s = fit["params"].get("per_kv_token_s")
+    if not _finite_positive(per_token_s):
+        return None
+    rows = profile.get("measurements") or []
+    found = []
+    for point in (p for part in (fit.get("points") or {}).values() for p in part):
+        for i in point.get("rows") or []:
+            row = rows[i] if isinstance(i, int) and 0 <= i < len(rows) else None
+            params = (row or {}).get("params") if isinstance(row, dict) else None
+            kv = ((row or {}).get("extra") or {}).get("kv_cache_bytes") if isinstance(row, dict) else None
+            if isinstance(params, dict) and _finite_positive(kv) and _finite_positive(params.get("batch")) \
+                    and _finite_positive(params.get("context")):
+                found.append(float(kv) / (float(params["batch"]) * float(params["context"])))
+    return float(np.median(found)) / per_token_s / 1e9 if found else None
+
+
+def _decode_weight_bytes(profile: dict[str, Any], fit: dict[str, Any]) -> float | None:
+    """Weight bytes of the decoder a decode fit measured: its rows' bytes moved less their KV-cache bytes
+    (calibration/bench/inference.py records both); None where the rows do not say."""
+    rows = profile.get("measurements") or []
+    found = []
+    for point in (p for part in (fit.get("points") or {}).values() for p in part):
+        for i in point.get("rows") or []:
+            row = rows[i] if isinstance(i, int) and 0 <= i < len(rows) else None
+            kv = ((row or {}).get("extra") or {}).get("kv_cache_bytes") if isinstance(row, dict) else None
+            if isinstance(row, dict) and _finite_positive(row.get("bytes")) and _finite_positive(kv) \
+                    and row["bytes"] > kv:
+                found.append(float(row["bytes"]) - float(kv))
+    return float(np.median(found)) if found else None
 
 
 # ---------------------------------------------------------------- a profile becomes a device

@@ -39,6 +39,7 @@ class Replica:
     gemm_dim_half: np.ndarray
     hbm_Bps: np.ndarray        # per GPU, datasheet
     mem_eff: np.ndarray        # share of hbm_Bps a streaming (decode) kernel reaches
+    kv_eff: np.ndarray         # share of hbm_Bps decode attention reads the KV cache at
     intra_Bps: np.ndarray      # per GPU, one direction, datasheet
     intra_latency_s: np.ndarray
     overhead_s: np.ndarray     # fixed time per step
@@ -65,11 +66,12 @@ def step_time(r: Replica, decode_seqs, context_avg, prefill_tokens, prefill_seqs
     eff = gemm_compute_efficiency(np.maximum(tokens, 1.0), r.hidden / r.tp, r.hidden, r.gemm_eff_max, r.gemm_dim_half)
     stream_Bps = r.hbm_Bps * r.mem_eff
     linear_s = np.maximum(flops / r.tp / (r.peak_flops * eff), r.model_bytes / r.tp / stream_Bps)
-    # decode attention reads each sequence's K and V once (LLM-Viewer: memory-bound at any batch); its FLOPs are
+    # decode attention reads each sequence's K and V once (LLM-Viewer: memory-bound at any batch), at the rate a
+    # calibrated device's decode fit measured per cached token (kv_eff; else the streaming rate); its FLOPs are
     # QKᵀ and PV, 2·2·context·hidden per layer and token
     kv_read = decode_seqs * context_avg * r.kv_token_bytes / r.tp
     attn_flops = 4.0 * r.layers * r.hidden * decode_seqs * context_avg / r.tp
-    decode_attn_s = np.maximum(kv_read / stream_Bps, attn_flops / (r.peak_flops * k.flash_attn_eff))
+    decode_attn_s = np.maximum(kv_read / (r.hbm_Bps * r.kv_eff), attn_flops / (r.peak_flops * k.flash_attn_eff))
     # prefill attention, causal: QKᵀ and PV over half the s×s scores, 2·s²·hidden FLOPs per layer and prompt
     prefill_attn_s = prefill_seqs * 2.0 * r.layers * r.hidden * prompt_tokens**2 / r.tp / (r.peak_flops * k.flash_attn_eff)
     # elementwise passes per token and layer (Korthikanti et al. 2022 §4.1 forward tensors, no dropout masks):
@@ -87,6 +89,14 @@ def step_time(r: Replica, decode_seqs, context_avg, prefill_tokens, prefill_seqs
     total = linear_s + attention_s + elementwise_s + allreduce_s + r.overhead_s
     compute_bound = flops / r.tp / (r.peak_flops * eff) >= r.model_bytes / r.tp / stream_Bps
     return StepTime(total, linear_s, attention_s, elementwise_s, allreduce_s, compute_bound)
+
+
+def fixed_overhead_s(intercept_s: float, weight_bytes: float, stream_Bps: float) -> float:
+    """The fixed time per step (launches, Python, scheduling) in a decode fit's intercept t(batch -> 0). At batch
+    -> 0 the step above charges only the weights streamed once, weight_bytes / stream_Bps (the linear layers'
+    roofline bound, LLM-Viewer; Pope et al. 2022 §2: small-batch decode reads every weight per step), which that
+    intercept already contains; what is left is the overhead (never below zero)."""
+    return max(float(intercept_s) - float(weight_bytes) / float(stream_Bps), 0.0)
 
 
 def steady_step(r: Replica, batch, prompt_tokens, output_tokens) -> StepTime:

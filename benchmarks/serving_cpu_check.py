@@ -1,0 +1,103 @@
+"""Benchmark: the serving calibration check on this CPU (issue 11 item 5). A TinyDecoder (4 layers, hidden 512,
+8 heads, vocabulary 1000, bf16) is served by the continuous-batching loop of calibration/serve_check.py under a
+seeded Poisson stream (prompt 128, output 64 tokens, batch up to 16), as `python -m calibration serve-check` runs
+it, and its measured output tokens/s is compared with the prediction of a CPU profile of this machine through
+Scenario -> evaluate. Target: within 15%. Exit 1 when missed.
+
+`python -m benchmarks.serving_cpu_check [--quick] [--profile P] [--json OUT]`. A profile describes the machine it
+was measured on: without --profile, the shipped one is used where its CPU (model and ISA flags) is this machine's,
+else this machine is calibrated first, as a user would (`python -m calibration run --quick --only
+gemm,infer_linear,decode`, about 2 minutes on 2 idle cores). The CPU share printed says whether other load took the
+cores during the measurement (then the numbers measure the contention, not the model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from calibration.env import cpu_info
+from calibration.serve_check import (
+    DEFAULT_PROFILE,
+    FULL,
+    QUICK,
+    TARGET_THROUGHPUT_ERR,
+    profile_device,
+    run_check,
+    same_cpu,
+)
+from simulator.profile import load_profile
+
+CALIBRATE = ("run", "--quick", "--only", "gemm,infer_linear,decode", "--device", "cpu", "--budget-s", "120",
+             "--progress", "jsonl")
+
+
+def calibrate_here(out: Path) -> Path:
+    """A quick calibration of this machine's GEMM, inference roofline and decoder decode step (what a serving
+    device is built from); returns its profile.json."""
+    cmd = [sys.executable, "-m", "calibration", *CALIBRATE, "--out", str(out)]
+    print("calibrating this machine first: " + " ".join(cmd[1:]), flush=True)
+    log = out.with_suffix(".log")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as f:
+        done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0 or not (out / "profile.json").is_file():
+        raise SystemExit(f"the calibration failed (exit {done.returncode}); see {log}")
+    return out / "profile.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.serving_cpu_check")
+    p.add_argument("--quick", action="store_true", help="two 9 s streams instead of two 40 s")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="default: the shipped CPU reference profile if it describes this CPU, else a fresh quick "
+                        "calibration of this machine (in runs/)")
+    p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    p.add_argument("--cpus", type=int, default=None,
+                   help="run on this many of the CPUs available only (calibration and check alike): on a machine "
+                        "other jobs load, one pinned CPU is measured cleanly where two threads wait on each other")
+    ns = p.parse_args(argv)
+    if ns.cpus is not None:
+        import os
+
+        cpus = sorted(os.sched_getaffinity(0))
+        if not 1 <= ns.cpus <= len(cpus):
+            print(f"--cpus {ns.cpus}: choose 1 to {len(cpus)}", file=sys.stderr)
+            return 2
+        os.sched_setaffinity(0, cpus[-ns.cpus:])
+    cfg = QUICK if ns.quick else FULL
+    cpu = cpu_info()
+    profile = ns.profile
+    if profile is None:
+        shipped = load_profile(DEFAULT_PROFILE)
+        if same_cpu(shipped, cpu):
+            profile = DEFAULT_PROFILE
+        else:
+            print(f"the shipped profile describes {shipped['environment'].get('cpu_model')}, not this "
+                  f"{cpu['cpu_model']}")
+            profile = calibrate_here(Path("runs") / f"serve-check-calib-{time.strftime('%Y%m%d-%H%M%S')}")
+    device = profile_device(profile)
+    print(f"# Serving calibration check: {cpu['cpu_model']}, {cpu['available_cpus']} CPUs available; "
+          f"profile {profile} ({device.id})")
+    report = run_check(cfg, profile, device=device)
+    print(f"streams of {cfg.stream_s:g} s (first {cfg.warmup_s:g} s left out); rates: "
+          + ", ".join(f"{k} {v:.3g}/s" for k, v in report.rates_per_s.items())
+          + "; CPU share: " + ", ".join(f"{k} {v:.0%}" for k, v in report.cpu_share.items()))
+    print(f"saturated: mean batch {report.saturated.mean_batch:.3g}; steady: mean batch {report.steady.mean_batch:.3g},"
+          f" {report.steady.completed} requests; measured P90 TTFT {report.steady.ttft_p90_s:.4g} s, "
+          f"TPOT {report.steady.tpot_p90_s:.4g} s")
+    print(report.table())
+    if ns.json:
+        ns.json.write_text(json.dumps(report.as_dict(), indent=1))
+    ok = abs(report.throughput_error) <= TARGET_THROUGHPUT_ERR
+    print(f"throughput error {report.throughput_error:+.1%}: target within {TARGET_THROUGHPUT_ERR:.0%} "
+          + ("met" if ok else "MISSED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
