@@ -159,7 +159,9 @@ def test_an_invalid_plan_keeps_the_last_valid_one_on_screen_marked_stale(tools, 
     assert stale.is_visible()
     assert page.locator('[data-testid="stMetricValue"]').count() == 8
     assert page.get_by_role("button", name="Use 1,024 GPUs").is_visible()
-    assert page.get_by_text("Scenario JSON (last valid plan)").is_visible()
+    exports = page.get_by_text("Scenario JSON (last valid plan)")
+    exports.wait_for()  # the sidebar's exports may be drawn a moment after the page body
+    assert exports.is_visible()
 
 
 def test_a_value_typed_out_of_range_is_said_at_the_field(tools, app_url, page):
