@@ -11,6 +11,8 @@ INPUTS = (
     Input("finance.gpu_hour_usd", "float", "Price per GPU-hour", "Rent per GPU-hour; empty = the catalog's dated "
           "on-demand price for the accelerator.", "USD/GPU-hour", 0.0, 10_000.0, link="usd", column="gpu_hour_usd",
           step=0.1, provenance="datasheet",
+          # assumed ±20%: dated H100 prices run from $2.49 to $6.88 an hour across providers (2026-09 to 2026-11)
+          spread=0.20,
           derived=Derived("the catalog's dated price for the accelerator", lambda c: c["hw_gpu_hour_usd"],
                           ("cluster.accelerator",))),
     Input("finance.server_power_factor", "float", "Server power ÷ GPU TDP", "Whole-server draw per GPU over the "

@@ -17,6 +17,7 @@ INPUTS = (
     Input("finance.serving_gpu_hour_usd", "float", "Serving price per GPU-hour", "On-demand rent per GPU-hour of "
           "the serving accelerator; empty = the catalog's dated price.", "USD/GPU-hour", 0.0, 10_000.0, link="susd",
           column="serving_gpu_hour_usd", step=0.1, provenance="datasheet",
+          spread=0.20,  # assumed, as finance.gpu_hour_usd: prices drift and differ by provider
           derived=Derived("the catalog's dated price of the serving accelerator", lambda c: c["serving_hw_gpu_hour_usd"],
                           ("serving.accelerator",))),
     Input("finance.deploy", "choice", "Deployment", "How the serving GPUs are paid for: rented, bought, or not at "

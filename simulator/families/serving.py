@@ -47,7 +47,8 @@ INPUTS = (
     Input("serving.output_tokens", "int", "Output tokens", "Mean generated tokens per request.", "tokens", 1,
           10_000_000, default=200, link="pout", column="output_tokens", step=50),
     Input("serving.requests_per_s", "float", "Requests per second", "Average request rate of the traffic.",
-          "requests/s", 1e-6, 1e7, default=1.0, link="rps", column="requests_per_s", step=1.0),
+          "requests/s", 1e-6, 1e7, default=1.0, link="rps", column="requests_per_s", step=1.0,
+          spread=0.25),  # assumed: a traffic forecast is seldom known better than ±25%
     Input("serving.peak_to_average", "float", "Peak ÷ average traffic", "Capacity is sized for the peak rate = "
           "average × this factor (assumed 2: a daily cycle).", "ratio", 1.0, 100.0, default=2.0, link="p2a",
           column="peak_to_average", step=0.1),
