@@ -24,7 +24,9 @@ COMPARE_OUTPUTS = ("decision.total_cost_usd", "quality.loss", "training.wall_day
                    "decision.serving_cost_usd", "training.gpu_hours")
 
 
-@st.cache_data(show_spinner="Evaluating about a million candidate plans…", max_entries=16)
+# a resource, not data: shared as is (never copied), so the Pareto front it keeps per longest-training time is
+# computed once; nothing changes it but that cache
+@st.cache_resource(show_spinner="Evaluating about a million candidate plans…", max_entries=16)
 def _candidates(base_json: str, device_ids: Any, _devices: Any) -> Candidates:
     return candidates_for(Scenario.from_dict(json.loads(base_json), _devices), _devices)
 

@@ -22,6 +22,7 @@ BUDGET = ui.PREFIX + "decision.budget_usd"
 @pytest.fixture(autouse=True)
 def _fresh_caches():
     st.cache_data.clear()
+    st.cache_resource.clear()
     yield
 
 

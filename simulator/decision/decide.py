@@ -143,12 +143,12 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     t0 = time.perf_counter()
     grid = only_registered(space if space is not None else default_space())
     coarse = candidates if candidates is not None else candidates_for(scenario, devices, grid)
-    ok = np.flatnonzero(coarse.feasible(d.max_training_days))
-    cost = coarse.figures[COST][ok]
-    loss = coarse.figures[LOSS][ok]
-    at = pick(cost, loss, d.objective, d.budget_usd, target)
+    ok, cost, loss, front = coarse.view(d.max_training_days)
+    # the objective's plan is on the front (least loss within a budget, least cost reaching a loss), so it is
+    # picked among the front's points only
+    j = pick(cost[front], loss[front], d.objective, d.budget_usd, target)
+    at = None if j is None else int(front[j])
     n_eval = coarse.n
-    front = pareto_front(cost, loss)
     points = [ParetoPoint(float(cost[j]), float(loss[j]), coarse.choice(int(ok[j]))) for j in front]
     best: dict[str, Any] | None = None if at is None else coarse.choice(int(ok[at]))
     if best is not None and refine:

@@ -4,7 +4,7 @@ Pareto front of quality against total cost, pick the plan the objective asks for
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ class Candidates:
     choices: dict[str, np.ndarray]  # searched key -> each row's value
     figures: dict[str, np.ndarray]
     valid: np.ndarray  # breaks no rule and fits in memory
+    _views: dict[float, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -40,6 +41,15 @@ class Candidates:
         with np.errstate(invalid="ignore"):
             return (self.valid & (self.figures[DAYS] <= max_days) & np.isfinite(self.figures[COST])
                     & np.isfinite(self.figures[LOSS]))
+
+    def view(self, max_days: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rows that are feasible, their total cost, their loss, the Pareto front as positions among them),
+        computed once per longest training time: a new budget or target picks from the front alone."""
+        if max_days not in self._views:
+            ok = np.flatnonzero(self.feasible(max_days))
+            cost, loss = self.figures[COST][ok], self.figures[LOSS][ok]
+            self._views[max_days] = (ok, cost, loss, pareto_front(cost, loss))
+        return self._views[max_days]
 
     def choice(self, i: int) -> dict[str, Any]:
         out = {}
