@@ -16,8 +16,6 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fpdf.enums import XPos, YPos
-
 from report import calibration_charts as charts
 from report import calibration_summary as summary
 from report import formatting as fmt
@@ -33,7 +31,9 @@ from report.pdf import (
     _height,
     _place,
     _render,
-    fonts_found,
+    new_document,
+    report_date,
+    title_block,
 )
 from simulator.plan import VERSION
 from simulator.quality_curves import QualitySectionError, quality_from_profile
@@ -89,10 +89,8 @@ def key_fits(profile: Mapping[str, Any]) -> dict[str, summary.FitEntry]:
 
 
 def _first_page(doc: _Doc, profile: Mapping[str, Any], spec: Any | None, created: dt.datetime, source: str) -> None:
-    doc.font(17, bold=True)
-    doc.multi_cell(TEXT_W, 8, doc.clean(title_of(profile)), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    doc.para(f"Profile {profile['name']} · measured {profile.get('created_utc', '')} · {source} · report made "
-             f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION}", 8.5, colour=GREY, after=3)
+    title_block(doc, title_of(profile), f"Profile {profile['name']} · measured {profile.get('created_utc', '')} · "
+                f"{source} · report made {created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION}")
     doc.para(summary.headline(profile, spec), 12, bold=True, after=1.5)
     for sentence in summary.emulated(profile):
         doc.para(sentence, 9.5)
@@ -341,20 +339,11 @@ def calibration_pdf(profile: Mapping[str, Any], spec: Any | None = None, *, sour
     on the page); `source`: where it came from (the page's text: shipped reference, run folder, upload); `files`:
     the files it was read from; `validation`: a back-test (calibration.validate.summarize's dict), default the
     profile's own `validation` object when it holds one; `created`: the printed date (default now, UTC)."""
-    created = created or dt.datetime.now(dt.UTC)
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=dt.UTC)
+    created = report_date(created)
     stored = profile.get("validation")
     validation = validation if validation is not None else (stored if isinstance(stored, Mapping) else None)
     title = title_of(profile)
-    doc = _Doc(f"Modelfolio {VERSION} · {title}", fonts_found())
-    doc.set_creation_date(created)
-    doc.set_title(doc.clean(title))
-    doc.set_author("Modelfolio")
-    doc.set_creator(f"Modelfolio {VERSION}")
-    doc.set_subject(doc.clean(summary.headline(profile, spec)))
-    doc.set_lang("en")
-    doc.add_page()
+    doc = new_document(title, summary.headline(profile, spec), created)
 
     _first_page(doc, profile, spec, created, source or "source not given")
     doc.heading("Key figures", before=2)

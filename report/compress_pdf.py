@@ -12,7 +12,6 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from fpdf.enums import XPos, YPos
 
 from report import compression_charts as charts
 from report import compression_text as text
@@ -28,7 +27,9 @@ from report.pdf import (
     _place,
     _provenance,
     _render,
-    fonts_found,
+    new_document,
+    report_date,
+    title_block,
 )
 from simulator.plan import VERSION
 
@@ -100,22 +101,11 @@ def _sources(doc: _Doc, plan: Any, device: str) -> None:
 def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFrame,
                  found: tuple[dict[str, Any], Any, str] | None = None, *, created: dt.datetime | None = None) -> bytes:
     """The Compress page's summary as an A4 PDF; `created` fixes the printed date (default now, UTC)."""
-    created = created or dt.datetime.now(dt.UTC)
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=dt.UTC)
+    created = report_date(created)
     title = f"Compression: {text.model_name(plan.scenario)}"
     answer = text.answer_sentence(plan, device)
-    doc = _Doc(f"Modelfolio {VERSION} · {title}", fonts_found())
-    doc.set_creation_date(created)
-    doc.set_title(doc.clean(title))
-    doc.set_author("Modelfolio")
-    doc.set_creator(f"Modelfolio {VERSION}")
-    doc.set_subject(doc.clean(answer))
-    doc.set_lang("en")
-    doc.add_page()
-    doc.font(17, bold=True)
-    doc.multi_cell(TEXT_W, 8, doc.clean(title), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    doc.para(f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {device}", 8.5, colour=GREY, after=3)
+    doc = new_document(title, answer, created)
+    title_block(doc, title, f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {device}")
     doc.para(answer, 12, bold=True)
     doc.heading("Key figures", keep=40)
     _key_figures(doc, plan)

@@ -12,12 +12,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fpdf.enums import XPos, YPos
-
 from report import decision_charts as charts
 from report import decision_text as text
 from report import formatting as fmt
-from report.pdf import FULL_CHART_PX, TEXT_W, _Doc, _inputs, _place, _sources, chart_png, fonts_found
+from report.pdf import (
+    FULL_CHART_PX,
+    GREY,
+    TEXT_W,
+    _Doc,
+    _inputs,
+    _place,
+    _sources,
+    chart_png,
+    new_document,
+    report_date,
+    title_block,
+)
 from simulator.plan import VERSION
 
 KEY_FIGURES = ("decision.total_cost_usd", "training.cost_usd", "decision.serving_cost_usd", "quality.loss",
@@ -102,21 +112,10 @@ def _devices(doc: _Doc, decision: Any) -> None:
 
 def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
     """The decision as an A4 PDF; `created` fixes the printed date (default now, UTC)."""
-    created = created or dt.datetime.now(dt.UTC)
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=dt.UTC)
+    created = report_date(created)
     name = decision.scenario.name or "Modelfolio decision"
-    doc = _Doc(f"Modelfolio {VERSION} · {name}", fonts_found())
-    doc.set_creation_date(created)
-    doc.set_title(doc.clean(name))
-    doc.set_author("Modelfolio")
-    doc.set_creator(f"Modelfolio {VERSION}")
-    doc.set_subject(doc.clean(text.answer_sentence(decision)))
-    doc.set_lang("en")
-    doc.add_page()
-    doc.font(17, bold=True)
-    doc.multi_cell(TEXT_W, 8, doc.clean(name), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    doc.para(f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION}", 8.5, colour=(90, 90, 90), after=3)
+    doc = new_document(name, text.answer_sentence(decision), created)
+    title_block(doc, name, f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION}")
     doc.heading("The question", before=0, keep=10)
     doc.para(text.question_sentence(decision), 10)
     doc.heading("The recommendation", keep=20)
@@ -132,7 +131,7 @@ def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
     png = chart_png(charts.pareto_spec(frame, decision.budget_usd), FULL_CHART_PX)
     _place(doc, png, TEXT_W, charts.describe_pareto(frame, decision.budget_usd))
     doc.ln(2)
-    doc.para(charts.describe_pareto(frame, decision.budget_usd), 8, colour=(90, 90, 90))
+    doc.para(charts.describe_pareto(frame, decision.budget_usd), 8, colour=GREY)
     doc.heading("Best alternatives", keep=40)
     _alternatives(doc, decision)
 
@@ -142,7 +141,7 @@ def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
         png = chart_png(charts.tornado_spec(bars, decision.total_cost_usd), FULL_CHART_PX)
         _place(doc, png, TEXT_W, charts.describe_tornado(bars, decision.total_cost_usd))
         doc.ln(2)
-    doc.para(charts.describe_tornado(bars, decision.total_cost_usd), 8, colour=(90, 90, 90))
+    doc.para(charts.describe_tornado(bars, decision.total_cost_usd), 8, colour=GREY)
 
     doc.heading("Method and assumptions", keep=30)
     _method(doc, decision)

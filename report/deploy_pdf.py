@@ -11,12 +11,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fpdf.enums import XPos, YPos
-
 from report import deploy_text as text
 from report import formatting as fmt
 from report import serving_charts as charts
-from report.pdf import FULL_CHART_PX, HALF_CHART_PX, TEXT_W, _Doc, _figure, _inputs, _render, fonts_found
+from report.pdf import (
+    FULL_CHART_PX,
+    GREY,
+    HALF_CHART_PX,
+    _Doc,
+    _figure,
+    _inputs,
+    _render,
+    new_document,
+    report_date,
+    title_block,
+)
 from simulator.plan import VERSION
 
 KEY_FIGURES = ("serving.gpus", "serving.replicas", "serving.batch_run", "serving.max_batch", "serving.ttft_s",
@@ -25,7 +34,6 @@ KEY_FIGURES = ("serving.gpus", "serving.replicas", "serving.batch_run", "serving
                "finance.tco_usd", "finance.npv_usd", "finance.payback_months")
 FAMILIES = ("serving", "compression", "finance")
 SOURCES = ("serving.", "finance.", "compression.model_bytes", "training.cost_usd")
-GREY = (90, 90, 90)
 
 
 def _key_figures(doc: _Doc, plan: Any) -> None:
@@ -59,26 +67,14 @@ def deploy_pdf(d: charts.Deployment, serving_hardware_label: str, *, name: str |
                created: dt.datetime | None = None) -> bytes:
     """The deployment as an A4 PDF; `name` titles it (default: the scenario's name, else "Deployment plan");
     `created` fixes the printed date (default now, UTC)."""
-    created = created or dt.datetime.now(dt.UTC)
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=dt.UTC)
+    created = report_date(created)
     plan = d.plan
     s = plan.scenario
     title = name or s.name or "Deployment plan"
     latency, traffic, money = charts.latency_frame(d), charts.traffic_frame(d), charts.money_frame(d)
     answer = text.answer_sentence(plan, serving_hardware_label, charts.totals(money))
-    doc = _Doc(f"Modelfolio {VERSION} · {title}", fonts_found())
-    doc.set_creation_date(created)
-    doc.set_title(doc.clean(title))
-    doc.set_author("Modelfolio")
-    doc.set_creator(f"Modelfolio {VERSION}")
-    doc.set_subject(doc.clean(answer))
-    doc.set_lang("en")
-    doc.add_page()
-    doc.font(17, bold=True)
-    doc.multi_cell(TEXT_W, 8, doc.clean(title), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    doc.para(f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {serving_hardware_label}", 8.5,
-             colour=GREY, after=3)
+    doc = new_document(title, answer, created)
+    title_block(doc, title, f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {serving_hardware_label}")
     doc.para(answer, 12, bold=True)
     doc.heading("Key figures", keep=40)
     _key_figures(doc, plan)

@@ -482,28 +482,46 @@ def _scenario_name(plan: Any) -> str:
     return "custom model"
 
 
+def report_date(created: dt.datetime | None) -> dt.datetime:
+    """The date a report prints and stores: `created` (a naive one read as UTC), default now (UTC)."""
+    created = created or dt.datetime.now(dt.UTC)
+    return created.replace(tzinfo=dt.UTC) if created.tzinfo is None else created
+
+
+def new_document(title: str, subject: str, created: dt.datetime, footer: str | None = None) -> _Doc:
+    """An A4 report with its metadata (title, subject, date, author, version) set and its first page started;
+    `footer`: what each page's footer names (default the title)."""
+    doc = _Doc(f"Modelfolio {VERSION} · {footer or title}", fonts_found())
+    doc.set_creation_date(created)
+    doc.set_title(doc.clean(title))
+    doc.set_author("Modelfolio")
+    doc.set_creator(f"Modelfolio {VERSION}")
+    doc.set_subject(doc.clean(subject))
+    doc.set_lang("en")
+    doc.add_page()
+    return doc
+
+
+def title_block(doc: _Doc, title: str, byline: str) -> None:
+    """The first page's title and the grey line under it (date, version, what it is about)."""
+    doc.font(17, bold=True)
+    doc.multi_cell(TEXT_W, 8, doc.clean(title), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    doc.para(byline, 8.5, colour=GREY, after=3)
+
+
 def plan_pdf(plan: Any, scaling_sweep: pd.DataFrame | None = None, baseline: Any | None = None, *,
              name: str | None = None, created: dt.datetime | None = None) -> bytes:
     """The plan as an A4 PDF. `scaling_sweep`: a `cluster.gpus` sweep of the plan (simulator.scaling.gpu_sweep)
     for the time and cost charts; `baseline`: a pinned plan to compare with; `name`: what the scenario is called
     (default: its preset or "custom model"); `created`: the date printed and stored (fixed for reproducible
     bytes; default now, UTC)."""
-    created = created or dt.datetime.now(dt.UTC)
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=dt.UTC)
+    created = report_date(created)
     name = name or _scenario_name(plan)
-    doc = _Doc(f"Modelfolio {VERSION} · {name}", fonts_found())
-    doc.set_creation_date(created)
-    doc.set_title(doc.clean(f"Training plan: {name}"))
-    doc.set_author("Modelfolio")
-    doc.set_creator(f"Modelfolio {VERSION}")
-    doc.set_subject(doc.clean(fmt.training_sentence(plan, plan.hardware.hbm_GB)))
-    doc.set_lang("en")
-    doc.add_page()
+    doc = new_document(f"Training plan: {name}", fmt.training_sentence(plan, plan.hardware.hbm_GB), created,
+                       footer=name)
 
-    doc.font(17, bold=True)
-    doc.multi_cell(TEXT_W, 8, doc.clean(f"Training plan: {name}"), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    doc.para(f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · {plan.hardware_label}", 8.5, colour=GREY, after=3)
+    title_block(doc, f"Training plan: {name}", f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · "
+                f"{plan.hardware_label}")
     doc.para(fmt.training_sentence(plan, plan.hardware.hbm_GB), 12, bold=True, after=1.5)
     if baseline is not None:
         doc.para(f"Baseline: {fmt.training_sentence(baseline, baseline.hardware.hbm_GB)}", 9, colour=GREY)
