@@ -48,10 +48,9 @@ def _isolated(tmp_path, monkeypatch):
 def open_page(active: str | None = SHIPPED) -> AppTest:
     """The Calibrate page, with `active` chosen (None: whatever the page picks by itself)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.run()
     if active is not None:
         at.session_state[state.ACTIVE] = active
-    at.switch_page("app_pages/calibrate.py").run()
+    at.switch_page("app_pages/calibrate.py").run()  # straight to the page: the home page's search is not needed
     assert not at.exception, [e.value for e in at.exception]
     return at
 

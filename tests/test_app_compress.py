@@ -37,8 +37,7 @@ def _fresh_caches():
 
 def open_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.run()
-    at.switch_page("app_pages/compress.py").run()
+    at.switch_page("app_pages/compress.py").run()  # straight to the page: the home page's search is not needed
     assert not at.exception, [e.value for e in at.exception]
     return at
 

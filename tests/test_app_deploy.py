@@ -38,8 +38,7 @@ def _fresh_caches():
 
 def open_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    at.run()
-    at.switch_page("app_pages/deploy.py").run()
+    at.switch_page("app_pages/deploy.py").run()  # straight to the page: the home page's search is not needed
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -209,7 +209,6 @@ def pdf_button(at: AppTest):
 
 def test_the_calibrate_page_offers_the_pdf_of_the_active_profile(deferred):
     at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
     at.session_state[state.ACTIVE] = "shipped:h200-quick"
     at.switch_page("app_pages/calibrate.py").run()
     assert not at.exception, [e.value for e in at.exception]
