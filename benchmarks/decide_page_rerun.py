@@ -13,30 +13,21 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks.train_page_rerun import _quiet, _time_reruns
+from benchmarks.train_page_rerun import APP, _app, _line, _quiet, _time_reruns
 
-REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "app.py")
 TARGET_MS = 150.0
 BUDGET_KEY = "decide.decision.budget_usd"
 
 
-def _app():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.run()  # the home page: Decide
-    if at.exception:
-        raise RuntimeError(f"the app failed on its first run: {[e.value for e in at.exception]}")
-    return at
+def _home():
+    return _app(page=None, timeout_s=300)  # the home page: Decide
 
 
 def budget_reruns(warmups: int, reruns: int) -> np.ndarray:
-    at = _app()
+    at = _home()
     values = [5.0 + 0.5 * k for k in range(warmups + reruns)]  # million USD, each new
 
     def change(app, i):
@@ -52,13 +43,9 @@ def main() -> None:
     args = parser.parse_args()
     _quiet()
     t0 = time.perf_counter()
-    _app()
+    _home()
     print(f"Decide page, AppTest on {APP}: first run (imports, candidates) {1000 * (time.perf_counter() - t0):.0f} ms")
-    ms = budget_reruns(args.warmups, args.reruns)
-    wall, cpu = np.median(ms, axis=0)
-    verdict = "meets" if wall <= TARGET_MS else "MISSES"
-    print(f"rerun after a budget change: median {wall:.0f} ms wall (min {ms[:, 0].min():.0f}, max {ms[:, 0].max():.0f},"
-          f" n {len(ms)}), {cpu:.0f} ms CPU; {verdict} the {TARGET_MS:.0f} ms target")
+    print(_line("rerun after a budget change", budget_reruns(args.warmups, args.reruns), TARGET_MS))
 
 
 if __name__ == "__main__":
