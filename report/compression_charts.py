@@ -80,25 +80,32 @@ def quant_frame(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.D
     return out.sort_values(["Method", "Weight bits"], ignore_index=True)
 
 
-def quant_chart(frame: pd.DataFrame) -> alt.LayerChart:
-    data = frame.assign(**{c: frame[c].clip(upper=PPL_CAP) for c in ("Perplexity ratio", "P10", "P90")})
-    methods = list(dict.fromkeys(data["Method"]))
+def _method_curves(curves: pd.DataFrame, chosen: pd.DataFrame, x: alt.X, value: str, title: str, scale: alt.Scale,
+                   tip_x: alt.Tooltip, legend_columns: int) -> alt.LayerChart:
+    """One line per method over `x` with its P10-P90 band (colour and point shape per method), and the plan's
+    own point (`chosen`) marked."""
+    methods = list(dict.fromkeys(curves["Method"]))
     colour = alt.Color("Method:N", scale=alt.Scale(domain=methods, range=COLOURS[:len(methods)]),
-                       legend=alt.Legend(title="Method", orient="bottom", columns=3))
-    x = alt.X("Weight bits:Q", title="Weight bits (fewer to the left)", scale=alt.Scale(type="log", base=2),
-              axis=alt.Axis(values=list(WEIGHT_BITS), format="d"))
-    scale = alt.Scale(type="log", domain=[1.0, PPL_CAP], clamp=True)
-    y = alt.Y("Perplexity ratio:Q", title=PPL_TITLE, scale=scale)
-    tip = [alt.Tooltip("Method:N"), alt.Tooltip("Weight bits:Q"), alt.Tooltip("Perplexity ratio:Q", format=".4f"),
+                       legend=alt.Legend(title="Method", orient="bottom", columns=legend_columns))
+    y = alt.Y(f"{value}:Q", title=title, scale=scale)
+    tip = [alt.Tooltip("Method:N"), tip_x, alt.Tooltip(f"{value}:Q", format=".4f"),
            alt.Tooltip("P10:Q", format=".4f"), alt.Tooltip("P90:Q", format=".4f")]
-    base = alt.Chart(data)
-    band = base.mark_area(opacity=0.15).encode(x=x, y=alt.Y("P10:Q", scale=scale, title=PPL_TITLE), y2="P90:Q",
+    base = alt.Chart(curves)
+    band = base.mark_area(opacity=0.15).encode(x=x, y=alt.Y("P10:Q", scale=scale, title=title), y2="P90:Q",
                                                color=colour)
     lines = base.mark_line(point=True).encode(x=x, y=y, color=colour, tooltip=tip,
                                               shape=alt.Shape("Method:N", scale=alt.Scale(domain=methods,
                                                                                           range=SHAPES[:len(methods)])))
-    return alt.layer(band, lines, *_chosen_layers(data[data["This plan"]], x, y, scale, PPL_TITLE)).properties(
-        height=320)
+    return alt.layer(band, lines, *_chosen_layers(chosen, x, y, scale, title)).properties(height=320)
+
+
+def quant_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    data = frame.assign(**{c: frame[c].clip(upper=PPL_CAP) for c in ("Perplexity ratio", "P10", "P90")})
+    x = alt.X("Weight bits:Q", title="Weight bits (fewer to the left)", scale=alt.Scale(type="log", base=2),
+              axis=alt.Axis(values=list(WEIGHT_BITS), format="d"))
+    scale = alt.Scale(type="log", domain=[1.0, PPL_CAP], clamp=True)
+    return _method_curves(data, data[data["This plan"]], x, "Perplexity ratio", PPL_TITLE, scale,
+                          alt.Tooltip("Weight bits:Q"), legend_columns=3)
 
 
 def describe_quant(frame: pd.DataFrame) -> str:
@@ -163,25 +170,10 @@ def prune_point(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.D
 
 def prune_chart(frame: pd.DataFrame) -> alt.LayerChart:
     data = frame[frame["Loss increase"] > 0]
-    curves = data[~data["This plan"]]
-    methods = list(dict.fromkeys(curves["Method"]))
-    colour = alt.Color("Method:N", scale=alt.Scale(domain=methods, range=COLOURS[:len(methods)]),
-                       legend=alt.Legend(title="Method", orient="bottom", columns=2))
     x = alt.X("Sparsity:Q", title="Sparsity, share of weights removed (more to the right)",
               axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
-    scale = alt.Scale(type="log")
-    y = alt.Y("Loss increase:Q", title=DELTA_TITLE, scale=scale)
-    tip = [alt.Tooltip("Method:N"), alt.Tooltip("Sparsity:Q", format=".0%"),
-           alt.Tooltip("Loss increase:Q", format=".4f"), alt.Tooltip("P10:Q", format=".4f"),
-           alt.Tooltip("P90:Q", format=".4f")]
-    base = alt.Chart(curves)
-    band = base.mark_area(opacity=0.15).encode(x=x, y=alt.Y("P10:Q", scale=scale, title=DELTA_TITLE), y2="P90:Q",
-                                               color=colour)
-    lines = base.mark_line(point=True).encode(x=x, y=y, color=colour, tooltip=tip,
-                                              shape=alt.Shape("Method:N", scale=alt.Scale(domain=methods,
-                                                                                          range=SHAPES[:len(methods)])))
-    return alt.layer(band, lines, *_chosen_layers(data[data["This plan"]], x, y, scale, DELTA_TITLE)).properties(
-        height=320)
+    return _method_curves(data[~data["This plan"]], data[data["This plan"]], x, "Loss increase", DELTA_TITLE,
+                          alt.Scale(type="log"), alt.Tooltip("Sparsity:Q", format=".0%"), legend_columns=2)
 
 
 def describe_prune(frame: pd.DataFrame) -> str:
