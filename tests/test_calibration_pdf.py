@@ -11,9 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from pypdf import PdfReader
-from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,21 +184,10 @@ def test_unicode_names_render(no_charts):
 
 
 @pytest.fixture
-def deferred(monkeypatch, tmp_path):
-    """The callables download buttons register, by file name (AppTest's runtime is gone after the run)."""
+def deferred(deferred, monkeypatch, tmp_path):
+    """tests/conftest.py's download spy, with this test's own runs folder."""
     monkeypatch.setenv(runner.RUNS_DIR_ENV, str(tmp_path / "runs"))
-    seen: dict[str, object] = {}
-    register = MediaFileManager.add_deferred
-
-    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
-        seen[file_name] = data_callable
-        return register(self, data_callable, mimetype, coordinates, file_name, **kwargs)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield seen
-    st.cache_data.clear()
+    return deferred
 
 
 def pdf_button(at: AppTest):

@@ -8,9 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from pypdf import PdfReader
-from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from report import formatting as fmt
@@ -245,20 +243,6 @@ def test_cli_never_overwrites_without_force_nor_its_input(scenario_file, tmp_pat
 # ---------------------------------------------------------------- the Train page
 
 
-@pytest.fixture
-def deferred(monkeypatch):
-    """The callables download buttons register, by file name (AppTest's runtime is gone after the run)."""
-    seen: dict[str, object] = {}
-    register = MediaFileManager.add_deferred
-
-    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
-        seen[file_name] = data_callable
-        return register(self, data_callable, mimetype, coordinates, file_name, **kwargs)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
-    st.cache_data.clear()
-    yield seen
-    st.cache_data.clear()
 
 
 def test_the_train_page_offers_the_pdf(deferred):
