@@ -20,7 +20,8 @@ import pandas as pd
 from report import formatting as fmt
 from report.charts import OKABE_ITO
 from simulator.catalog import HardwareSpec
-from simulator.evaluator import _band, perturbations, scenario_device_spreads, scenario_rows
+from simulator.evaluator import band, perturbations, scenario_device_spreads, scenario_rows
+from simulator.families.finance import purchase_usd
 from simulator.families.serving import replica
 from simulator.inputs import INPUTS
 from simulator.plan import Plan
@@ -63,12 +64,12 @@ def deployment(scenario: Scenario, plan: Plan, devices: Mapping[str, HardwareSpe
 
 
 def _bands(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of a (rows × points) matrix: the plan's P10-P90 band (simulator.evaluator._band), NaN where a
+    """Per column of a (rows × points) matrix: the plan's P10-P90 band (simulator.evaluator.band), NaN where a
     row is not finite."""
     low, high = np.full(matrix.shape[1], np.nan), np.full(matrix.shape[1], np.nan)
     for j in range(matrix.shape[1]):  # one per chart point, not per scenario row
         if np.all(np.isfinite(matrix[:, j])):
-            low[j], high[j] = _band(matrix[:, j])
+            low[j], high[j] = band(matrix[:, j])
     return low, high
 
 
@@ -226,17 +227,11 @@ def describe_traffic(frame: pd.DataFrame, requests_per_s: float) -> str:
 # ---------------------------------------------------------------- rent, buy or API over time
 
 
-def _purchase(rows: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The purchase price per GPU as the finance family reads it: the input, else the catalog's."""
-    given = np.asarray(rows["purchase_usd_per_gpu"], dtype=float)
-    return np.where(np.isfinite(given), given, rows["serving_hw_purchase_usd"])
-
-
 def money_frame(d: Deployment) -> pd.DataFrame:
     """Cumulative serving cost (training left out) of renting, buying and the hosted API at the end of each month
     of the horizon, with the P10-P90 band."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        flows = monthly_flows({**d.rows, "purchase_usd": _purchase(d.rows)})
+        flows = monthly_flows({**d.rows, "purchase_usd": purchase_usd(d.rows)})
     months = np.arange(1, flows.rent.shape[1] + 1)
     out = []
     for name, matrix in zip(OPTIONS, (flows.rent, flows.buy, flows.api), strict=True):

@@ -88,7 +88,7 @@ def perturbations(cols: dict[str, np.ndarray], device_spread: Mapping[str, float
     return rows, names
 
 
-def _band(values: np.ndarray) -> tuple[float, float]:
+def band(values: np.ndarray) -> tuple[float, float]:
     """Root-sum-square of the one-at-a-time moves below and above the plan (inputs taken as independent)."""
     base, moves = values[0], (values[1:] - values[0]).reshape(-1, 2)
     down = np.sqrt(np.sum(np.maximum(0.0, -moves.min(axis=1)) ** 2))
@@ -160,7 +160,7 @@ def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = No
         value = bool(value) if np.asarray(value).dtype == bool else float(value)
         low = high = None
         if spec.ranged and names and np.all(np.isfinite(out[key])):
-            low, high = _band(np.asarray(out[key], dtype=float))
+            low, high = band(np.asarray(out[key], dtype=float))
         figures[key] = Figure(value, spec.unit, spec.provenance, spec.how, spec.label, low, high,
                               basis if spec.provenance == "computed" else "", spec.better)
     first = {k: v[:1] for k, v in out.items()}

@@ -95,9 +95,15 @@ FIGURES = (
 )
 
 
+def purchase_usd(c: Columns) -> np.ndarray:
+    """Purchase price per GPU: the input, else the catalog's dated price of the serving accelerator (NaN: none)."""
+    given = np.asarray(c["purchase_usd_per_gpu"], dtype=float)
+    return np.where(np.isfinite(given), given, c["serving_hw_purchase_usd"])
+
+
 def run(c: Columns) -> dict[str, np.ndarray]:
     n = len(c["requests_per_s"])
-    purchase = np.where(np.isfinite(c["purchase_usd_per_gpu"]), c["purchase_usd_per_gpu"], c["serving_hw_purchase_usd"])
+    purchase = purchase_usd(c)
     flows = monthly_flows({**c, "purchase_usd": purchase})
     training = np.asarray(c.get("training.cost_usd", np.zeros(n)), dtype=float) * (c["include_training"] > 0)
     deploy = c["deploy"].astype(int)
