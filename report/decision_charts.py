@@ -47,14 +47,15 @@ def pareto_frame(decision: Any, candidates: int | None = None) -> pd.DataFrame:
     if candidates is not None and len(cost) > candidates:
         keep = np.linspace(0, len(cost) - 1, candidates).round().astype(int)
         cost, loss = cost[keep], loss[keep]
-    rows = [{"Kind": "candidate", "Total cost (USD)": c, "Loss": q, "Plan": ""}
-            for c, q in zip(cost, loss, strict=True)]
-    rows += [{"Kind": "Pareto front", "Total cost (USD)": p.total_cost_usd, "Loss": p.quality_loss,
-              "Plan": choice_text(p.choice)} for p in decision.pareto]
+    columns = ["Kind", "Total cost (USD)", "Loss", "Plan"]
+    grey = pd.DataFrame({"Kind": "candidate", "Total cost (USD)": np.asarray(cost, dtype=float),
+                         "Loss": np.asarray(loss, dtype=float), "Plan": ""}, columns=columns)
+    rows = [{"Kind": "Pareto front", "Total cost (USD)": p.total_cost_usd, "Loss": p.quality_loss,
+             "Plan": choice_text(p.choice)} for p in decision.pareto]
     if decision.recommendation is not None:
         rows.append({"Kind": "recommended", "Total cost (USD)": decision.total_cost_usd,
                      "Loss": decision.quality_loss, "Plan": recommended_text(decision)})
-    return pd.DataFrame(rows, columns=["Kind", "Total cost (USD)", "Loss", "Plan"])
+    return pd.concat([grey, pd.DataFrame(rows, columns=columns)], ignore_index=True)
 
 
 def recommended_text(decision: Any) -> str:
