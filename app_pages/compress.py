@@ -194,7 +194,7 @@ def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.D
     profile_id = "" if found is None else f"{found[0].get('name')}@{found[0].get('created_utc')}"
     # the key follows the inputs: a deferred download keeps the callable of the widget it was made with
     version = hashlib.sha256((json.dumps(data, sort_keys=True) + profile_id).encode()).hexdigest()[:12]
-    c = st.columns(3)
+    c = st.columns(5)
     c[0].download_button("Download PDF", lambda: compress_pdf(plan, name, quant, prune, found),
                          "modelfolio-compress.pdf", "application/pdf", on_click="ignore", key=f"compress.pdf.{version}")
     c[1].download_button("Plan JSON", json.dumps(plan.to_dict(), indent=2, default=str, ensure_ascii=False),
@@ -203,6 +203,10 @@ def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.D
     c[2].download_button("Scenario JSON", json.dumps(data, indent=2, ensure_ascii=False),
                          "modelfolio-compress-scenario.json", "application/json", on_click="ignore",
                          key=f"compress.scenario.{version}")
+    c[3].download_button("Bits sweep CSV", quant.to_csv(index=False), "modelfolio-compress-bits.csv", "text/csv",
+                         on_click="ignore", key=f"compress.bits_csv.{version}")
+    c[4].download_button("Sparsity sweep CSV", prune.to_csv(index=False), "modelfolio-compress-sparsity.csv",
+                         "text/csv", on_click="ignore", key=f"compress.sparsity_csv.{version}")
 
 
 def main() -> None:

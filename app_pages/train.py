@@ -193,6 +193,11 @@ def sidebar(plan: Any, stale: bool, sweep: Any = None, baseline: Any = None) -> 
                                "application/pdf", icon=":material/picture_as_pdf:", key=f"download_pdf.{version}",
                                on_click="ignore", help="The answer, key figures with ranges and provenance, warnings, "
                                                        "the charts above, every input and the sources, on A4.")
+            if sweep is not None:
+                st.download_button(f"GPU-count sweep CSV{suffix}", sweep.to_csv(index=False),
+                                   "modelfolio-gpu-sweep.csv", "text/csv", icon=":material/download:",
+                                   key="download_sweep_csv", on_click="ignore",
+                                   help="The scaling charts' rows: this plan at each GPU count.")
         st.file_uploader("Import scenario JSON", type=["json"], key=IMPORT_KEY, on_change=import_scenario,
                          max_upload_size=max(1, MAX_SCENARIO_BYTES // 2**20),
                          help="A scenario exported from Modelfolio (or its plan JSON). Replaces every input.")

@@ -96,8 +96,8 @@ def test_measured_curves_from_the_shipped_profile_and_downloads():
     captions = " ".join(c.value for c in at.caption).replace("\\", "")
     assert "char_lm (62,145 params)" in captions and "nats/character" in captions
     assert len(at.get("vega_lite_chart")) == 4
-    labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Download PDF", "Plan JSON", "Scenario JSON"]
+    buttons = {b.proto.label: b for b in at.get("download_button")}
+    assert list(buttons) == ["Download PDF", "Plan JSON", "Scenario JSON", "Bits sweep CSV", "Sparsity sweep CSV"]
 
 
 def _found():

@@ -211,7 +211,8 @@ def test_invalid_combination_explains_and_keeps_the_last_valid_plan_marked_stale
     assert len(at.metric) == len(LABELS) and len(at.get("vega_lite_chart")) == 4
     assert [b.label for b in at.get("download_button")] == ["Scenario JSON (last valid plan)",
                                                              "Plan JSON (last valid plan)",
-                                                             "PDF report (last valid plan)"]
+                                                             "PDF report (last valid plan)",
+                                                             "GPU-count sweep CSV (last valid plan)"]
 
 
 def test_a_gpu_count_the_layout_does_not_allow_offers_the_nearest_that_it_does():

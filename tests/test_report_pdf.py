@@ -251,7 +251,7 @@ def test_the_train_page_offers_the_pdf(deferred):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Scenario JSON", "Plan JSON", "PDF report"]
+    assert labels == ["Scenario JSON", "Plan JSON", "PDF report", "GPU-count sweep CSV"]
     pdf = next(b for b in at.get("download_button") if b.label == "PDF report")
     assert pdf.proto.deferred_file_id  # built on click, not on every rerun
     data = deferred["modelfolio-plan.pdf"]()
@@ -260,4 +260,5 @@ def test_the_train_page_offers_the_pdf(deferred):
     assert " ".join(sentence.split()) in text and image_count(data) == 4
 
     at.number_input(key="cluster.tp").set_value(3).run()  # invalid: the exports stay, marked stale
-    assert [b.label for b in at.get("download_button")][-1] == "PDF report (last valid plan)"
+    assert [b.label for b in at.get("download_button")][-2:] == ["PDF report (last valid plan)",
+                                                                 "GPU-count sweep CSV (last valid plan)"]
