@@ -2,8 +2,10 @@
 request stream, measured, against the serving family's prediction for a calibrated device (Scenario -> evaluate).
 
 The loop (Orca's iteration-level scheduling, Yu et al. 2022, OSDI): at each step, waiting requests are admitted
-up to the largest batch and prefilled (their first token), and every request already running decodes one token;
-a step's tokens are delivered when the step ends. Two streams are run: one above the replica's capacity (the batch
+up to the largest batch, and their prompts and one new token of every request already running go through the
+model in one forward pass (Orca's selective batching: one token batch for the matrix products, attention per
+request), the step the serving family times (simulator/serving/step.py); a step's tokens are delivered when it
+ends. Two streams are run: one above the replica's capacity (the batch
 stays full: output tokens/s is the replica's throughput at that batch, `serving.replica_output_tokens_per_s`), and
 one at half the throughput measured (time to first token and time per output token, `serving.ttft_s` /
 `serving.tpot_s`, predicted at that rate).
@@ -53,11 +55,10 @@ def poisson_arrivals_s(requests_per_s: float, duration_s: float, seed: int) -> n
 class Engine(Protocol):
     """A model with one KV-cache slot per running request; slots 0..running-1 are the running requests."""
 
-    def prefill(self, first_slot: int, count: int) -> None:
-        """Prefill `count` new prompts into slots first_slot.. (each yields its first token)."""
-
-    def decode(self, lengths: np.ndarray) -> None:
-        """One token for each of slots 0..len(lengths)-1, whose contexts hold `lengths` tokens."""
+    def step(self, lengths: np.ndarray, first_slot: int, count: int) -> None:
+        """One iteration: one token for each of slots 0..len(lengths)-1, whose contexts hold `lengths` tokens, and
+        the prompts of `count` new requests prefilled into slots first_slot.. (each yields its first token), in one
+        forward pass."""
 
     def move(self, src: int, dst: int) -> None:
         """Copy slot src's cache into slot dst (keeps the running slots contiguous after a request ends)."""
@@ -135,11 +136,8 @@ def serve(engine: Engine, arrivals_s: np.ndarray, stream: Stream, clock: Callabl
             admitted.append(requests[next_arrival])
             running.append(requests[next_arrival])
             next_arrival += 1
-        if admitted:
-            engine.prefill(decoding, len(admitted))
-        if decoding:
-            lengths = np.array([stream.prompt_tokens + r.tokens for r in running[:decoding]], dtype=np.int64)
-            engine.decode(lengths)
+        lengths = np.array([stream.prompt_tokens + r.tokens for r in running[:decoding]], dtype=np.int64)
+        engine.step(lengths, decoding, len(admitted))
         done_s = clock() - t0
         busy_s += done_s - now
         busy_cpu_s += cpu_clock() - cpu0
@@ -178,9 +176,11 @@ def serve(engine: Engine, arrivals_s: np.ndarray, stream: Stream, clock: Callabl
 
 
 class TorchEngine:
-    """TinyDecoder (calibration/bench/decoder.py) with a preallocated KV cache of `slots` sequences: a prefill
-    writes its prompts' K and V into their slots; a decode step attends each slot's new token to its own context
-    (a mask over the longest running context, as an engine without paged attention does)."""
+    """TinyDecoder (calibration/bench/decoder.py) with a preallocated KV cache of `slots` sequences, run with Orca's
+    selective batching (Yu et al. 2022, OSDI, §3.2): one iteration's decode tokens and new prompts form one token
+    batch for every matrix product (the weights are read once per step), and only attention is split: each
+    decoding slot's new token attends to its own cached context (a mask over the longest running context, as an
+    engine without paged attention does), each new prompt causally to itself."""
 
     def __init__(self, layers: int, hidden: int, heads: int, vocab: int, slots: int, max_ctx: int, dtype: str,
                  prompt_tokens: int, seed: int = 0) -> None:
@@ -198,55 +198,42 @@ class TorchEngine:
         self.next_token = torch.zeros(slots, dtype=torch.long)
         self.positions = torch.arange(max_ctx)
 
-    def _layer(self, layer: Any, x: Any, k_cache: Any, v_cache: Any, write: Callable[[Any, Any, Any, Any], Any],
-               attend: Callable[[Any, Any, Any], Any]) -> Any:
-        b, s, h = x.shape
-        q, k, v = layer.qkv(layer.ln1(x)).view(b, s, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        keys, values = write(k_cache, v_cache, k, v)
-        attn = attend(q, keys, values)
-        x = x + layer.out(attn.transpose(1, 2).reshape(b, s, h))
-        return x + layer.ffn(layer.ln2(x))
-
-    def _run(self, tokens: Any, write: Callable, attend: Callable) -> Any:
-        x = self.model.embed(tokens)
-        for layer, (k, v) in zip(self.model.layers, self.cache, strict=True):
-            x = self._layer(layer, x, k, v, write, attend)
-        return self.model.head(self.model.ln(x[:, -1])).argmax(-1)  # greedy: the next token of each sequence
-
-    def prefill(self, first_slot: int, count: int) -> None:
+    def step(self, lengths: np.ndarray, first_slot: int, count: int) -> None:
         torch = self.torch
-        end = first_slot + count
-        s = self.prompts.shape[1]
-
-        def write(kc: Any, vc: Any, k: Any, v: Any) -> tuple[Any, Any]:
-            kc[first_slot:end, :, :s] = k
-            vc[first_slot:end, :, :s] = v
-            return k, v
-
-        def attend(q: Any, k: Any, v: Any) -> Any:
-            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-
-        with torch.inference_mode():
-            self.next_token[first_slot:end] = self._run(self.prompts[first_slot:end], write, attend)
-
-    def decode(self, lengths: np.ndarray) -> None:
-        torch = self.torch
-        b = len(lengths)
-        pos = torch.from_numpy(lengths)  # the new token's position = the context already cached
-        longest = int(lengths.max()) + 1
+        b, s, end = len(lengths), self.prompts.shape[1], first_slot + count
+        if b == 0 and count == 0:
+            return
+        tokens = torch.cat([self.next_token[:b], self.prompts[first_slot:end].reshape(-1)])
+        pos = torch.from_numpy(np.asarray(lengths, dtype=np.int64))  # a new token's position = its cached context
+        longest = int(lengths.max()) + 1 if b else 0
         rows = torch.arange(b)
         mask = (self.positions[:longest][None, :] <= pos[:, None])[:, None, None, :]
+        sdpa = torch.nn.functional.scaled_dot_product_attention
 
-        def write(kc: Any, vc: Any, k: Any, v: Any) -> tuple[Any, Any]:
-            kc[rows, :, pos] = k[:, :, 0]
-            vc[rows, :, pos] = v[:, :, 0]
-            return kc[:b, :, :longest], vc[:b, :, :longest]
-
-        def attend(q: Any, k: Any, v: Any) -> Any:
-            return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        def attention(qkv: Any, kc: Any, vc: Any) -> Any:
+            """(tokens, 3·hidden) -> (tokens, hidden): the decode tokens against the cache, the prompts causally."""
+            parts = []
+            if b:
+                q, k, v = qkv[:b].view(b, 1, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+                kc[rows, :, pos] = k[:, :, 0]
+                vc[rows, :, pos] = v[:, :, 0]
+                parts.append(sdpa(q, kc[:b, :, :longest], vc[:b, :, :longest], attn_mask=mask).reshape(b, -1))
+            if count:
+                q, k, v = qkv[b:].view(count, s, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+                kc[first_slot:end, :, :s] = k
+                vc[first_slot:end, :, :s] = v
+                parts.append(sdpa(q, k, v, is_causal=True).transpose(1, 2).reshape(count * s, -1))
+            return torch.cat(parts) if len(parts) > 1 else parts[0]
 
         with torch.inference_mode():
-            self.next_token[:b] = self._run(self.next_token[:b, None], write, attend)
+            x = self.model.embed(tokens)
+            for layer, (kc, vc) in zip(self.model.layers, self.cache, strict=True):
+                x = x + layer.out(attention(layer.qkv(layer.ln1(x)), kc, vc))
+                x = x + layer.ffn(layer.ln2(x))
+            last = torch.cat([rows, b + s * torch.arange(1, count + 1) - 1])  # each sequence's newest token
+            nxt = self.model.head(self.model.ln(x[last])).argmax(-1)  # greedy
+            self.next_token[:b] = nxt[:b]
+            self.next_token[first_slot:end] = nxt[b:]
 
     def move(self, src: int, dst: int) -> None:
         with self.torch.inference_mode():
@@ -392,12 +379,12 @@ def run_check(cfg: CheckConfig, profile_path: Path = DEFAULT_PROFILE, engine: En
 
 
 def _warm(engine: TorchEngine, cfg: CheckConfig) -> None:
-    """One untimed prefill and a few decodes at every batch size met later (oneDNN builds its kernels per shape)."""
-    engine.prefill(0, cfg.max_batch)
-    for b in sorted({1, 2, cfg.max_batch // 2, cfg.max_batch} - {0}):
-        engine.prefill(0, b)
-        for _ in range(2):
-            engine.decode(np.full(b, cfg.prompt_tokens, dtype=np.int64))
+    """Untimed steps at the token counts met later (oneDNN builds its kernels per shape): every decode batch alone
+    and with one or two new prompts."""
+    engine.step(np.zeros(0, dtype=np.int64), 0, min(2, cfg.max_batch))
+    for b in range(1, cfg.max_batch + 1):
+        for count in range(min(2, cfg.max_batch - b) + 1):
+            engine.step(np.full(b, cfg.prompt_tokens, dtype=np.int64), b, count)
 
 
 def same_cpu(profile: dict[str, Any], here: dict[str, Any]) -> bool:

@@ -28,24 +28,19 @@ class FakeClock:
 
 
 class FakeEngine:
-    """Prefill costs prefill_s per call plus per_prompt_s per prompt, decode decode_s per step plus per_seq_s per
-    sequence; records every call and checks the slots stay within the batch."""
+    """A step costs step_s plus per_prompt_s per new prompt plus per_seq_s per decoding sequence; records every
+    call and checks the slots stay within the batch."""
 
-    def __init__(self, clock: FakeClock, max_batch: int, prefill_s: float = 1.0, decode_s: float = 0.5,
-                 per_prompt_s: float = 0.0, per_seq_s: float = 0.0) -> None:
+    def __init__(self, clock: FakeClock, max_batch: int, step_s: float = 0.5, per_prompt_s: float = 0.5,
+                 per_seq_s: float = 0.0) -> None:
         self.clock, self.max_batch = clock, max_batch
-        self.prefill_s, self.decode_s, self.per_prompt_s, self.per_seq_s = prefill_s, decode_s, per_prompt_s, per_seq_s
+        self.step_s, self.per_prompt_s, self.per_seq_s = step_s, per_prompt_s, per_seq_s
         self.calls: list[tuple] = []
 
-    def prefill(self, first_slot: int, count: int) -> None:
-        assert count >= 1 and first_slot + count <= self.max_batch
-        self.calls.append(("prefill", first_slot, count))
-        self.clock.t += self.prefill_s + self.per_prompt_s * count
-
-    def decode(self, lengths: np.ndarray) -> None:
-        assert 1 <= len(lengths) <= self.max_batch
-        self.calls.append(("decode", tuple(int(x) for x in lengths)))
-        self.clock.t += self.decode_s + self.per_seq_s * len(lengths)
+    def step(self, lengths: np.ndarray, first_slot: int, count: int) -> None:
+        assert first_slot == len(lengths) and len(lengths) + count <= self.max_batch and len(lengths) + count >= 1
+        self.calls.append(("step", tuple(int(x) for x in lengths), first_slot, count))
+        self.clock.t += self.step_s + self.per_prompt_s * count + self.per_seq_s * len(lengths)
 
     def move(self, src: int, dst: int) -> None:
         assert 0 <= dst < src < self.max_batch
@@ -60,40 +55,39 @@ def _serve(arrivals, stream: Stream, **costs):
 
 
 def test_batch_full_then_queued_request_hand_computed():
-    # three requests at t = 0, batch 2, 3 output tokens; prefill 1 s per call, decode 0.5 s per step:
-    # step 1 prefills r0, r1 (first tokens at 1.0); steps 2-3 decode them (1.5, 2.0: done); step 4 prefills r2
-    # (3.0); steps 5-6 decode it (3.5, 4.0); then idle to 4.25
-    stream = Stream(prompt_tokens=4, output_tokens=3, max_batch=2, duration_s=4.25, warmup_s=0.0)
+    # three requests at t = 0, batch 2, 3 output tokens; a step costs 0.5 s plus 0.5 s per new prompt:
+    # step 1 prefills r0, r1 (first tokens at 1.5); steps 2-3 decode them (2.0, 2.5: done); step 4 prefills r2
+    # (3.5); steps 5-6 decode it (4.0, 4.5); then idle to 4.75
+    stream = Stream(prompt_tokens=4, output_tokens=3, max_batch=2, duration_s=4.75, warmup_s=0.0)
     res, engine = _serve([0.0, 0.0, 0.0], stream)
-    assert [c[0] for c in engine.calls] == ["prefill", "decode", "decode", "prefill", "decode", "decode"]
-    assert engine.calls[1] == ("decode", (5, 5)) and engine.calls[2] == ("decode", (6, 6))
+    assert engine.calls == [("step", (), 0, 2), ("step", (5, 5), 2, 0), ("step", (6, 6), 2, 0), ("step", (), 0, 1),
+                            ("step", (5,), 1, 0), ("step", (6,), 1, 0)]
     assert res.steps == 6 and res.completed == 3
-    assert res.ttft_median_s == pytest.approx(1.0)
-    assert res.ttft_p90_s == pytest.approx(np.quantile([1.0, 1.0, 3.0], 0.9))
+    assert res.ttft_median_s == pytest.approx(1.5)
+    assert res.ttft_p90_s == pytest.approx(np.quantile([1.5, 1.5, 3.5], 0.9))
     assert res.tpot_median_s == pytest.approx(0.5) and res.tpot_p90_s == pytest.approx(0.5)
-    assert res.output_tokens_per_s == pytest.approx(9 / 4.25)
+    assert res.output_tokens_per_s == pytest.approx(9 / 4.75)
     assert res.mean_batch == pytest.approx((2 + 2 + 1 + 1) / 4)
-    assert res.busy_s == pytest.approx(4.0) and res.busy_cpu_s == pytest.approx(4.0)  # the idle 0.25 s left out
+    assert res.busy_s == pytest.approx(4.5) and res.busy_cpu_s == pytest.approx(4.5)  # the idle 0.25 s left out
 
 
-def test_retired_slot_is_refilled_and_new_requests_wait_a_step_to_decode():
-    # output 2: r0 arrives at 0, r1 at 0.6, r2 at 1.1
-    # t=0: prefill r0 -> 1.0; t=1.0: prefill r1 (slot 1) -> 2.0, decode r0 -> 2.5 (r0 done; r1 moves to slot 0)
-    # t=2.5: prefill r2 (slot 1) -> 3.5, decode r1 -> 4.0 (done; r2 moves to slot 0); t=4.0: decode r2 -> 4.5
+def test_new_prompts_share_the_step_of_the_running_decodes_and_refill_retired_slots():
+    # output 2, a step 0.5 s + 0.5 s per new prompt: r0 arrives at 0, r1 at 0.6, r2 at 1.1
+    # t=0: r0's prompt -> 1.0; t=1.0: r1's prompt (slot 1) with r0's decode -> 2.0 (r0 done; r1 moves to slot 0)
+    # t=2.0: r2's prompt (slot 1) with r1's decode -> 3.0 (r1 done; r2 moves to slot 0); t=3.0: r2's decode -> 3.5
     stream = Stream(prompt_tokens=10, output_tokens=2, max_batch=3, duration_s=5.0, warmup_s=0.0)
     res, engine = _serve([0.0, 0.6, 1.1], stream)
-    assert engine.calls == [("prefill", 0, 1), ("prefill", 1, 1), ("decode", (11,)), ("move", 1, 0),
-                            ("prefill", 1, 1), ("decode", (11,)), ("move", 1, 0), ("decode", (11,))]
-    ttft = sorted([1.0 - 0.0, 2.5 - 0.6, 4.0 - 1.1])
-    assert res.ttft_median_s == pytest.approx(ttft[1])
-    assert res.tpot_median_s == pytest.approx(1.5)  # each request's second token one step of 1.5 s after its first
+    assert engine.calls == [("step", (), 0, 1), ("step", (11,), 1, 1), ("move", 1, 0), ("step", (11,), 1, 1),
+                            ("move", 1, 0), ("step", (11,), 1, 0)]
+    assert res.ttft_median_s == pytest.approx(sorted([1.0 - 0.0, 2.0 - 0.6, 3.0 - 1.1])[1])
+    assert res.tpot_median_s == pytest.approx(1.0)  # r0 and r1: their second token one 1 s step after the first
     assert res.output_tokens_per_s == pytest.approx(6 / 5.0)
 
 
 def test_warmup_and_end_of_window_are_left_out():
-    # one request per second, each served alone: prefill 0.25 s, then 4 decode steps of 0.125 s (output 5)
+    # one request per second, each served alone: its prompt's step 0.25 s, then 4 decode steps of 0.125 s (output 5)
     stream = Stream(prompt_tokens=8, output_tokens=5, max_batch=4, duration_s=9.5625, warmup_s=3.0)
-    res, _ = _serve(np.arange(10.0), stream, prefill_s=0.25, decode_s=0.125)
+    res, _ = _serve(np.arange(10.0), stream, step_s=0.125, per_prompt_s=0.125)
     # requests arriving at 3..8 finish in the window; the one at 9 delivers at 9.25, 9.375, 9.5, then 9.625 (past
     # the end: the loop stops there), so it does not complete
     assert res.completed == 6
@@ -108,14 +102,43 @@ def test_warmup_and_end_of_window_are_left_out():
        output=st.integers(1, 7), per_seq=st.floats(0.0, 0.2), per_prompt=st.floats(0.0, 0.3))
 def test_loop_invariants(arrivals, batch, output, per_seq, per_prompt):
     stream = Stream(prompt_tokens=5, output_tokens=output, max_batch=batch, duration_s=1000.0, warmup_s=0.0)
-    res, engine = _serve(arrivals, stream, prefill_s=0.05, decode_s=0.05, per_seq_s=per_seq, per_prompt_s=per_prompt)
+    res, engine = _serve(arrivals, stream, step_s=0.05, per_seq_s=per_seq, per_prompt_s=per_prompt)
+    steps = [c for c in engine.calls if c[0] == "step"]
     # within a long enough budget every request completes, each with exactly `output` tokens
     assert res.completed == len(arrivals)
     assert res.output_tokens_per_s * res.window_s == pytest.approx(len(arrivals) * output)
-    assert sum(c[2] for c in engine.calls if c[0] == "prefill") == len(arrivals)
-    assert sum(len(c[1]) for c in engine.calls if c[0] == "decode") == len(arrivals) * (output - 1)
-    assert all(len(c[1]) <= batch for c in engine.calls if c[0] == "decode")
+    assert sum(c[3] for c in steps) == len(arrivals)
+    assert sum(len(c[1]) for c in steps) == len(arrivals) * (output - 1)
+    assert all(len(c[1]) + c[3] <= batch for c in steps)
     assert res.ttft_median_s >= 0.05 - 1e-9 and (output == 1 or res.tpot_median_s >= 0.05 - 1e-9)
+
+
+def test_selective_batching_generates_what_the_model_alone_generates():
+    """Prompts prefilled in one step with running decodes, then decoded together, give each sequence the greedy
+    tokens the decoder's own forward gives it alone (fp32)."""
+    import torch
+
+    from calibration.serve_check import TorchEngine
+
+    engine = TorchEngine(2, 64, 4, 128, slots=4, max_ctx=40, dtype="fp32", prompt_tokens=8, seed=1)
+    reference = {}
+    for slot in range(3):
+        tokens = engine.prompts[slot:slot + 1].clone()
+        for _ in range(4):
+            nxt = engine.model(tokens, engine.model.new_cache(1, 40), 0).argmax(-1)
+            tokens = torch.cat([tokens, nxt[:, None]], 1)
+        reference[slot] = tokens[0, 8:].tolist()
+    got: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    engine.step(np.zeros(0, dtype=np.int64), 0, 1)  # slot 0's prompt alone
+    got[0].append(int(engine.next_token[0]))
+    engine.step(np.array([8]), 1, 2)  # slot 0 decodes while slots 1-2 prefill
+    for slot in range(3):
+        got[slot].append(int(engine.next_token[slot]))
+    for i in range(3):
+        engine.step(np.array([9 + i, 8 + i, 8 + i]), 3, 0)
+        for slot in range(3):
+            got[slot].append(int(engine.next_token[slot]))
+    assert got[0][:4] == reference[0] and got[1][:4] == reference[1] and got[2][:4] == reference[2]
 
 
 def test_poisson_stream_is_seeded_and_has_the_rate():
