@@ -7,7 +7,7 @@ Scenario -> evaluate. Target: within 15%. Exit 1 when missed.
 `python -m benchmarks.serving_cpu_check [--quick] [--profile P] [--json OUT]`. A profile describes the machine it
 was measured on: without --profile, the shipped one is used where its CPU (model and ISA flags) is this machine's,
 else this machine is calibrated first, as a user would (`python -m calibration run --quick --only
-gemm,infer_linear,decode`, about 2 minutes on 2 idle cores). The CPU share printed says whether other load took the
+gemm,block_fwd_bwd,infer_linear,prefill,decode`, about 2.5 minutes on 2 idle cores). The CPU share printed says whether other load took the
 cores during the measurement (then the numbers measure the contention, not the model).
 """
 
@@ -32,13 +32,14 @@ from calibration.serve_check import (
 )
 from simulator.profile import load_profile
 
-CALIBRATE = ("run", "--quick", "--only", "gemm,infer_linear,decode", "--device", "cpu", "--budget-s", "120",
+CALIBRATE = ("run", "--quick", "--only", "gemm,block_fwd_bwd,infer_linear,prefill,decode", "--device", "cpu",
+             "--budget-s", "150",
              "--progress", "jsonl")
 
 
 def calibrate_here(out: Path) -> Path:
-    """A quick calibration of this machine's GEMM, inference roofline and decoder decode step (what a serving
-    device is built from); returns its profile.json."""
+    """A quick calibration of this machine's GEMM, transformer block (its elementwise rate), inference roofline and
+    decoder prefill and decode steps (what a serving device is built from); returns its profile.json."""
     cmd = [sys.executable, "-m", "calibration", *CALIBRATE, "--out", str(out)]
     print("calibrating this machine first: " + " ".join(cmd[1:]), flush=True)
     log = out.with_suffix(".log")

@@ -29,7 +29,8 @@ ASSUMED_SPREADS = {
 SPREAD_LABELS = {"gemm_eff_max": "GEMM efficiency of the accelerator", "gemm_dim_half": "GEMM efficiency ramp",
                  "hbm_eff": "memory-bandwidth efficiency", "intra_GBps": "intra-node bandwidth",
                  "inter_GBps": "inter-node bandwidth", "decode_mem_eff": "decode memory-bandwidth efficiency",
-                 "step_overhead_s": "fixed time per serving step"}
+                 "step_overhead_s": "fixed time per serving step",
+                 "elementwise_eff": "elementwise (norms, activations) bandwidth efficiency"}
 _POSITIVE_FIELDS = ("hbm_GB", "hbm_GBps", "intra_node_GBps", "intra_node_latency_us", "inter_node_GBps",
                     "inter_node_latency_us", "gpus_per_node", "tdp_W", "gpu_hour_usd")
 _ALIASES = {"h100": "H100-SXM", "h100sxm5": "H100-SXM", "h100pcie80gb": "H100-PCIe", "a100": "A100-80GB-SXM",
@@ -78,6 +79,7 @@ class HardwareSpec:
     decode_mem_eff: float | None = None  # fitted share of datasheet HBM bandwidth a decode step reaches
     step_overhead_s: float | None = None  # fitted fixed time per serving step (launches, scheduling)
     decode_kv_eff: float | None = None  # fitted share of HBM bandwidth decode attention reads the KV cache at (None: decode_mem_eff)
+    elementwise_eff: float | None = None  # fitted share of HBM bandwidth inference's elementwise passes reach (None: hbm_eff)
 
     def peak_for(self, precision: str) -> float:
         """Dense peak TFLOP/s for `precision`; tf32 falls back to fp32 where the chip has no tf32 unit."""

@@ -281,7 +281,26 @@ def serving_overlay(profile: dict[str, Any], device: str, hbm_GBps: float, name:
                 notes.append(f"decode attention's KV reads fitted: {kv:.3g} GB/s, the {key} decode fit's time per "
                              "cached token over its KV bytes per token")
             break
+    elem = _elementwise_fit(profile, device)
+    if elem is not None:
+        key, fit = elem
+        rate = float(fit["params"]["elem_GBps"])
+        fields["elementwise_eff"] = rate / hbm_GBps
+        spreads["elementwise_eff"] = fit_spread(fit, "elem_GBps") or GUESSED_SPREAD
+        notes.append(f"elementwise passes fitted: {rate:.3g} GB/s, the {key} fit's elementwise rate of {name} "
+                     f"({rate / hbm_GBps:.0%} of {hbm_GBps:g} GB/s)")
     return fields, spreads, notes
+
+
+def _elementwise_fit(profile: dict[str, Any], device: str) -> tuple[str, dict[str, Any]] | None:
+    """The fit whose `elem_GBps` (norms, activations, residual adds; calibration/fit/serving.py, compute.py) a
+    serving step's elementwise passes run at: the prefill fit's (bf16 first), else the transformer block's."""
+    block = profile.get("fits", {}).get("compute", {}).get("block_fwd_bwd", {})
+    candidates = [(f"inference.prefill.{k}", f) for k, f in _inference_fits(profile, "prefill", device)]
+    candidates += sorted(((f"compute.block_fwd_bwd.{k}", f) for k, f in block.items()
+                          if k.partition("/")[0] == device and isinstance(f, dict) and f.get("status") == "ok"
+                          and isinstance(f.get("params"), dict)), key=lambda kf: "/bf16" not in kf[0])
+    return next(((k, f) for k, f in candidates if _finite_positive(f["params"].get("elem_GBps"))), None)
 
 
 def _decode_kv_GBps(profile: dict[str, Any], fit: dict[str, Any]) -> float | None:

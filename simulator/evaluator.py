@@ -67,7 +67,7 @@ def clip_to_bounds(rows: dict[str, np.ndarray], moved: Mapping[str, float]) -> N
         if inp.column in moved and inp.high is not None:
             rows[inp.column] = np.minimum(rows[inp.column], inp.high)
     for inp in DEVICE_INPUTS:  # fractions of a peak stay at most 1
-        for name in ("gemm_eff_max", "decode_mem_eff", "decode_kv_eff"):
+        for name in ("gemm_eff_max", "decode_mem_eff", "decode_kv_eff", "elementwise_eff"):
             column = hw_column(device_prefix(inp.column), name)
             if column in rows:
                 rows[column] = np.minimum(rows[column], 1.0)

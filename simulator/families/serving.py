@@ -113,7 +113,7 @@ def replica(c: Columns) -> Replica:
         tp=c["gpus_per_replica"], peak_flops=_peak_flops(c, w_bits, a_bits),
         gemm_eff_max=c["serving_hw_gemm_eff_max"], gemm_dim_half=c["serving_hw_gemm_dim_half"],
         hbm_Bps=c["serving_hw_hbm_GBps"] * 1e9, mem_eff=c["serving_hw_decode_mem_eff"],
-        kv_eff=c["serving_hw_decode_kv_eff"],
+        kv_eff=c["serving_hw_decode_kv_eff"], elem_eff=c["serving_hw_elementwise_eff"],
         intra_Bps=c["serving_hw_intra_GBps"] * 1e9, intra_latency_s=c["serving_hw_intra_latency_s"],
         overhead_s=c["serving_hw_step_overhead_s"],
     )

@@ -40,6 +40,7 @@ class Replica:
     hbm_Bps: np.ndarray        # per GPU, datasheet
     mem_eff: np.ndarray        # share of hbm_Bps a streaming (decode) kernel reaches
     kv_eff: np.ndarray         # share of hbm_Bps decode attention reads the KV cache at
+    elem_eff: np.ndarray       # share of hbm_Bps the elementwise passes (norms, activations, adds) reach
     intra_Bps: np.ndarray      # per GPU, one direction, datasheet
     intra_latency_s: np.ndarray
     overhead_s: np.ndarray     # fixed time per step
@@ -77,7 +78,7 @@ def step_time(r: Replica, decode_seqs, context_avg, prefill_tokens, prefill_seqs
     # elementwise passes per token and layer (Korthikanti et al. 2022 §4.1 forward tensors, no dropout masks):
     # 2 norms and 2 residual adds over hidden (10 reads/writes), attention context and MLP activation over the shards
     per_token = RESIDUAL_BYTES * (10.0 * r.hidden + 2.0 * r.hidden / r.tp + (2.0 + r.glu) * r.ffn_hidden / r.tp)
-    elementwise_s = tokens * r.layers * per_token / (r.hbm_Bps * k.hbm_eff)
+    elementwise_s = tokens * r.layers * per_token / (r.hbm_Bps * r.elem_eff)
     # Megatron: one all-reduce after attention and one after the MLP, of tokens × hidden activations; small
     # messages take a one-shot all-reduce (each GPU reads its peers' shards at once: α + (p-1)·n/B, TensorRT-LLM's
     # custom all-reduce), large ones the ring (Thakur et al. 2005): the faster of the two
