@@ -21,7 +21,7 @@ DEFAULT_PRESET = "llama2-70b"  # a page default: the model of the AWQ paper's Ll
 MAIN = ("compression.weight_bits", "compression.act_bits", "compression.kv_bits", "compression.format",
         "compression.quant_method")
 PRUNING = ("compression.pruning_method", "compression.sparsity", "compression.pattern", "compression.group_size")
-CONSTANTS = ("compression.loss_scale", "compression.dequant_overhead")
+CONSTANTS = ("compression.loss_scale", "compression.prune_loss_scale", "compression.dequant_overhead")
 PREFIX = "compress."  # this page's widget state: never shared with another page's
 
 

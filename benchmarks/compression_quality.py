@@ -1,11 +1,12 @@
-"""Predicted vs published perplexity ratio of quantized LLMs, through the public path (Scenario -> evaluate).
+"""Predicted vs published perplexity ratio of quantized and pruned LLMs, through Scenario -> evaluate.
 
 Rows: benchmarks/data/quantization_ppl.csv (GPTQ Tables 3-4 for OPT and BLOOM, RTN and GPTQ; AWQ Table 4 for
 LLaMA / Llama-2; LLM.int8() Table 1). Each row becomes a scenario with model.params, training.tokens (the
 model's published pretraining tokens) and a compression section; the predicted quality.ppl_ratio is compared
 with quantized / base perplexity. No per-row tuning: the law's few global constants are fitted once
 (`--fit`, robust least squares on all rows) and stored in simulator/compression/fitted.json; the held-out
-errors printed come from refitting with each model family left out (leave-one-family-out).
+errors printed come from refitting with each model family left out (leave-one-family-out). The pruned rows
+(benchmarks/data/pruning_ppl.csv) and their method offsets: benchmarks/pruning_quality.py.
 
     python -m benchmarks.compression_quality          # the benchmark (predicted vs published, errors)
     python -m benchmarks.compression_quality --fit    # refit the constants, write fitted.json
@@ -24,7 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from simulator.compression.constants import FITTED_PATH, QUANT_METHODS
+from benchmarks import pruning_quality
+from simulator.compression.constants import FITTED_PATH, QUANT_METHODS, load_fitted
 from simulator.compression.penalty import kumar_ptq, weight_ptq_bits
 
 DATA = Path(__file__).parent / "data" / "quantization_ppl.csv"
@@ -96,8 +98,10 @@ def refit(path: Path = FITTED_PATH) -> dict:
     rel = held[big] / published[big] - 1.0
     sigma = float(1.4826 * np.median(np.abs(rel - np.median(rel))))  # robust σ (MAD) of the held-out error
     err = np.exp(held - published) - 1.0
+    constants = _constants(theta)
+    prune_offsets, pruning = pruning_quality.refit(constants)
     out = {
-        "constants": _constants(theta),
+        "constants": constants | prune_offsets,
         "heldout_delta_rel_sigma": round(sigma, 4),
         "heldout_ratio_abs_err_median_pct": round(float(np.median(np.abs(err)) * 100), 3),
         "heldout_ratio_abs_err_max_pct": round(float(np.max(np.abs(err)) * 100), 3),
@@ -109,6 +113,7 @@ def refit(path: Path = FITTED_PATH) -> dict:
                "leave-one-family-out (OPT incl. LLM.int8, BLOOM, LLaMA/Llama-2); loss_scale spread = robust "
                "sigma (1.4826 MAD) of the held-out relative error of the loss increase",
         "rows": len(df),
+        "pruning": pruning,
         "fitted_on": dt.date.today().isoformat(),
         "command": "python -m benchmarks.compression_quality --fit",
     }
@@ -138,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.fit:
         out = refit()
-        print(json.dumps({k: out[k] for k in ("constants", "heldout_delta_rel_sigma",
-                                               "heldout_ratio_abs_err_median_pct", "heldout_ratio_abs_err_max_pct")},
-                         indent=2))
+        keys = ("heldout_delta_rel_sigma", "heldout_ratio_abs_err_median_pct", "heldout_ratio_abs_err_max_pct")
+        print(json.dumps({"constants": out["constants"], **{k: out[k] for k in keys},
+                          "pruning": {k: out["pruning"][k] for k in keys}}, indent=2))
         return 0
     df = load_rows()
     start = time.perf_counter()
@@ -167,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(df)} scenarios evaluated in {seconds:.1f} s (noisy: shared machine)")
     print(f"target: median <= {TARGET_MEDIAN_PCT}%, worst <= {TARGET_WORST_PCT}% -> "
           f"{'met' if ok else 'NOT met (see docs/compression.md: outlier rows)'}")
+    print("\npruned (one-shot, Llama-2; method offsets fitted, the quantization law kept)\n")
+    pruning_quality.report(load_fitted()["constants"])
     return 0
 
 

@@ -5,8 +5,11 @@ with their spread across folds, the fitted curve with its band across per-fold f
 the chart's table view), a chart, and a text alternative.
 
 The predicted frames are sweeps through the public path (simulator.sweeps.sweep over the plan's scenario), with
-`compression.loss_scale` at its P10 and P90 (its registered spread): the only uncertain input the quality figures
-depend on, so the band is the same P10–P90 the page's figures carry.
+the uncertain scale of the chart's own penalty at its P10 and P90 (its registered spread): `compression.loss_scale`
+(quantization) for the bits chart, `compression.prune_loss_scale` (pruning) for the sparsity chart. These are the
+only uncertain inputs the quality figures depend on, so a quantized-only plan's band on the bits chart, and a
+pruned-only plan's on the sparsity chart, is the P10–P90 the page's figures carry; the plan's own point is its
+evaluated figure with its range (both spreads, root-sum-square).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pandas as pd
 from report import formatting as fmt
 from report.charts import OKABE_ITO
 from simulator.compression.constants import PRUNING_METHODS, QUANT_METHODS, WEIGHT_BITS
-from simulator.evaluator import Z_P90
+from simulator.evaluator import Z_P90, evaluate
 from simulator.inputs import INPUTS
 from simulator.quality_curves import QualityCurve, QualitySection
 from simulator.quality_curves import evaluate as curve_band
@@ -41,16 +44,19 @@ def _labels(key: str) -> dict[str, str]:
     return dict(INPUTS[key].choice_labels)
 
 
-def _loss_scales() -> list[float]:
-    spread = INPUTS["compression.loss_scale"].spread
+QUANT_SCALE, PRUNE_SCALE = "compression.loss_scale", "compression.prune_loss_scale"
+
+
+def _loss_scales(key: str = QUANT_SCALE) -> list[float]:
+    spread = INPUTS[key].spread
     return [max(0.0, 1.0 - Z_P90 * spread), 1.0, 1.0 + Z_P90 * spread]
 
 
-def _banded(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-    """Valid sweep rows, the P10/plan/P90 loss scales side by side: keys + Value, Low, High."""
+def _banded(frame: pd.DataFrame, keys: list[str], value: str, scale_key: str = QUANT_SCALE) -> pd.DataFrame:
+    """Valid sweep rows, the P10/plan/P90 penalty scales side by side: keys + Value, Low, High."""
     valid = frame[frame["valid"]]
-    scale = valid["compression.loss_scale"].to_numpy()
-    scales = _loss_scales()
+    scale = valid[scale_key].to_numpy()
+    scales = _loss_scales(scale_key)
     parts = [valid[np.isclose(scale, s)].set_index(keys)[value] for s in scales]
     out = pd.concat(parts, axis=1, keys=["Low", "Value", "High"]).dropna().reset_index()
     return out
@@ -138,12 +144,12 @@ def prune_frame(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.D
     pattern = c.pattern if c.pattern in ("unstructured", "rows") else "unstructured"
     methods = [m for m in PRUNING_METHODS if m != "none"]
     grid = {"compression.pruning_method": methods, "compression.pattern": sorted({pattern, "rows"}),
-            "compression.sparsity": list(SPARSITIES), "compression.loss_scale": _loss_scales()}
+            "compression.sparsity": list(SPARSITIES), PRUNE_SCALE: _loss_scales(PRUNE_SCALE)}
     frame = sweep(scenario, grid, devices)
     keep = np.where(frame["compression.pruning_method"].astype(str) == "structured", "rows", pattern)
     frame = frame[frame["compression.pattern"].astype(str) == keep]
     keys = ["compression.pruning_method", "compression.pattern", "compression.sparsity"]
-    out = _banded(frame, keys, "quality.loss_delta")
+    out = _banded(frame, keys, "quality.loss_delta", PRUNE_SCALE)
     labels = _labels("compression.pruning_method")
     names = [labels.get(str(m), str(m)) + ("" if str(p) == "unstructured" else f" ({p})")
              for m, p in zip(out["compression.pruning_method"], out["compression.pattern"], strict=True)]
@@ -151,21 +157,17 @@ def prune_frame(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.D
                           "Loss increase": out["Value"], "P10": out["Low"], "P90": out["High"],
                           "This plan": False})
     if c.pruning_method != "none" and c.sparsity > 0:  # the plan's own point (also a 2:4 or 4:8 one)
-        mine = prune_point(scenario, devices)
-        if mine is not None:
-            table = pd.concat([table, mine], ignore_index=True)
+        table = pd.concat([table, prune_point(scenario, devices)], ignore_index=True)
     return table.sort_values(["Method", "Sparsity"], ignore_index=True)
 
 
-def prune_point(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.DataFrame | None:
+def prune_point(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The plan's own point: its evaluated loss increase with its P10–P90 (every uncertain input)."""
     c = scenario.compression
-    frame = sweep(scenario, {"compression.loss_scale": _loss_scales()}, devices)
-    if not frame["valid"].all():
-        return None
-    d = frame["quality.loss_delta"].to_numpy()
+    d = evaluate(scenario, devices).figures["quality.loss_delta"]
     name = dict(_labels("compression.pruning_method")).get(c.pruning_method, c.pruning_method)
     return pd.DataFrame({"Method": [f"{CHOSEN}: {name}, {c.pattern}"], "Sparsity": [float(c.sparsity)],
-                         "Loss increase": [d[1]], "P10": [d[0]], "P90": [d[2]], "This plan": [True]})
+                         "Loss increase": [d.value], "P10": [d.low], "P90": [d.high], "This plan": [True]})
 
 
 def prune_chart(frame: pd.DataFrame) -> alt.LayerChart:
@@ -182,7 +184,8 @@ def describe_prune(frame: pd.DataFrame) -> str:
         return "No pruning method is valid with this plan's other settings."
     text = (f"Predicted loss increase against sparsity for {curves['Method'].nunique()} pruning methods with this "
             "plan's quantization (noise-equivalent bits in Kumar et al. 2024 eq. 2 plus Frantar et al. 2023 eq. 1; "
-            "the pruning offsets are assumed; shaded: P10–P90)")
+            "method offsets fitted on published Llama-2 rows, structured assumed; shaded: P10–P90 of the pruning "
+            "fit's held-out error)")
     at50 = curves[np.isclose(curves["Sparsity"], 0.5)].sort_values("Loss increase")
     if len(at50):
         best, worst = at50.iloc[0], at50.iloc[-1]

@@ -111,5 +111,6 @@ def ranges_text(plan: Any) -> str:
     shown = [f"{plan.figures[key].label.lower()} {span}" for key in RANGED if (span := span_text(plan.figures[key]))]
     if not shown:
         return ""
-    return ("P10–P90 from the inputs' uncertainty (the quality law's held-out error, the dequantization overhead, "
+    return ("P10–P90 from the inputs' uncertainty (the held-out errors of the quantization law and of the pruning "
+            "offsets, the dequantization overhead, "
             f"the device's efficiencies): {'; '.join(shown)}.")

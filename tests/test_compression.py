@@ -16,6 +16,7 @@ from simulator.compression.patterns import nm_removed_energy
 from simulator.compression.penalty import loss_delta, unstructured_removed_energy
 from simulator.compression.storage import model_bytes
 from simulator.errors import ScenarioError
+from simulator.evaluator import Z_P90
 from simulator.quality import LAWS
 
 K = load_fitted()["constants"]
@@ -122,7 +123,7 @@ def test_weight_only_decode_gains_from_bytes_and_prefill_pays_dequantization():
 def _delta(**over) -> float:
     cols = {"params": 7e9, "tokens": 1.4e11, "hidden": 4096.0, "weight_bits": 16.0, "act_bits": 16.0,
             "kv_bits": 16.0, "group_size": 0.0, "quant_method": 0.0, "pruning_method": 0.0, "sparsity": 0.0,
-            "sparsity_pattern": 0.0, "loss_scale": 1.0} | over
+            "sparsity_pattern": 0.0, "loss_scale": 1.0, "prune_loss_scale": 1.0} | over
     return float(loss_delta({k: np.asarray(v, dtype=float) for k, v in cols.items()}, CHIN.A, CHIN.alpha, K))
 
 
@@ -164,6 +165,40 @@ def test_published_behaviour_of_pruning_methods():
     assert wanda < mag  # activation-aware scores beat magnitude one-shot (Sun et al. 2024)
     assert wanda < two_four  # 2:4 is worse than unstructured at the same sparsity
     assert np.exp(wanda) < 1.5  # ~50% one-shot with a small loss at 7B
+
+
+@pytest.mark.parametrize("method", ["magnitude", "wanda", "sparsegpt"])
+@pytest.mark.parametrize("params", [1e9, 7e9, 7e10])
+def test_n_of_m_constraints_cost_more_than_free_choice(method, params):
+    """With the fitted offsets: at 50%, 2:4 is worse than 4:8, which is worse than unstructured (Sun et al. 2023)."""
+    code = float(PRUNING_METHODS.index(method))
+    by_pattern = {p: _delta(params=params, pruning_method=code, sparsity=0.5,
+                            sparsity_pattern=float(SPARSITY_PATTERNS.index(p))) for p in ("unstructured", "4:8", "2:4")}
+    assert 0.0 < by_pattern["unstructured"] < by_pattern["4:8"] < by_pattern["2:4"]
+
+
+def test_fitted_pruning_offsets_load():
+    """fitted.json carries the pruning offsets (fitted on published rows) and their held-out error, which is the
+    prune_loss_scale input's spread; structured pruning stays assumed."""
+    from simulator.compression.constants import PRUNE_OFFSET_ASSUMED_BITS
+    from simulator.inputs import INPUTS
+
+    fitted = load_fitted()
+    for method in ("magnitude", "wanda", "sparsegpt"):
+        assert np.isfinite(fitted["constants"][f"prune_offset_{method}"]), method
+    assert "prune_offset_structured" not in fitted["constants"] and "structured" in PRUNE_OFFSET_ASSUMED_BITS
+    pruning = fitted["pruning"]
+    assert pruning["rows"] > 0 and 0.0 < pruning["heldout_delta_rel_sigma"] < 5.0
+    assert INPUTS["compression.prune_loss_scale"].spread == pytest.approx(pruning["heldout_delta_rel_sigma"])
+    assert INPUTS["compression.loss_scale"].spread == pytest.approx(fitted["heldout_delta_rel_sigma"])
+
+
+def test_pruning_band_is_the_pruning_fits_spread():
+    """A pruned-only plan's range comes from prune_loss_scale (the pruning rows' held-out error): the loss
+    increase's P90 is (1 + 1.2816·σ_prune) times the plan's."""
+    f = plan({"pruning_method": "wanda", "sparsity": 0.5})["quality.loss_delta"]
+    sigma = load_fitted()["pruning"]["heldout_delta_rel_sigma"]
+    assert f.high == pytest.approx(f.value * (1.0 + Z_P90 * sigma), rel=1e-9)
 
 
 def test_quality_figures_are_ranged_and_consistent():

@@ -235,6 +235,7 @@ NEEDS: dict[str, dict[str, dict[str, Any]]] = {
     "compression.format": {"compression": {"quant_method": "rtn", "weight_bits": 8}},
     "compression.quant_method": {"compression": {"quant_method": "rtn", "weight_bits": 4, "act_bits": 8}},
     "compression.loss_scale": {"compression": {"quant_method": "rtn", "weight_bits": 4}},
+    "compression.prune_loss_scale": {"compression": {"pruning_method": "wanda", "sparsity": 0.5}},
     "compression.dequant_overhead": {"compression": {"quant_method": "rtn", "weight_bits": 4}},
     "compression.sparsity": {"compression": {"pruning_method": "magnitude", "sparsity": 0.5}},
     "compression.pattern": {"compression": {"pruning_method": "magnitude", "sparsity": 0.5}},

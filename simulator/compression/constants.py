@@ -30,12 +30,10 @@ LAW = {
     # KV cache quantized per token/head (KIVI, Liu et al. 2024: 2-bit KV near lossless): 1 bit better
     "kv_offset": 1.0,
 }
-# Pruning method offsets in bits, by PRUNING_METHODS (assumed, not fitted: no pruning table is in the
-# repository yet). Published behaviour they encode: one-shot magnitude pruning of LLMs knees early, worse than
-# its noise energy says (outlier features, Dettmers et al. 2022): -0.5 bits; SparseGPT's weight reconstruction
-# (Frantar & Alistarh 2023) and Wanda's activation-aware scores (Sun et al. 2024) keep 50% sparsity with a
-# small loss: +0.3 bits; structured rows: the plain noise-energy rule (their energy share is already S).
-PRUNE_OFFSET_BITS = {"none": 0.0, "magnitude": -0.5, "wanda": 0.3, "sparsegpt": 0.3, "structured": 0.0}
+# Pruning method offsets in bits: magnitude, wanda and sparsegpt are fitted (fitted.json, `prune_offset_<method>`,
+# on benchmarks/data/pruning_ppl.csv). Structured rows: assumed, not fitted (no published one-shot row-pruning
+# table in the repository): the plain noise-energy rule (their energy share is already S).
+PRUNE_OFFSET_ASSUMED_BITS = {"structured": 0.0}
 
 # Storage: one fp16 scale per group; integer formats also store a zero point at the weight's width
 # (GPTQ/AutoGPTQ `qzeros` packing); 2:4 keeps a 2-bit index per kept value (NVIDIA A100 whitepaper 2020,

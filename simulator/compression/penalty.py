@@ -17,7 +17,8 @@ from simulator.compression.constants import (
     FRANTAR_T5,
     KUMAR_QAT_GAMMA,
     LAW,
-    PRUNE_OFFSET_BITS,
+    PRUNE_OFFSET_ASSUMED_BITS,
+    PRUNING_METHODS,
     QUANT_METHODS,
     SPARSITY_PATTERNS,
 )
@@ -63,6 +64,19 @@ def removed_energy(sparsity: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     )
 
 
+def pruning_bits(sparsity: np.ndarray, pattern: np.ndarray, method: np.ndarray, hidden: np.ndarray,
+                 k: dict[str, float]) -> np.ndarray:
+    """Noise-equivalent bits of pruning: the bit width whose per-row rounding noise (2 ln hidden/3)·4^−P equals the
+    pruned energy share, plus the method's offset (`prune_offset_<method>` of the fitted constants, else assumed:
+    PRUNE_OFFSET_ASSUMED_BITS)."""
+    energy = np.maximum(removed_energy(sparsity, pattern), 1e-30)
+    offset = np.zeros(np.shape(method))
+    for code, name in enumerate(PRUNING_METHODS[1:], start=1):  # a loop over the methods, not over rows
+        bits = k[f"prune_offset_{name}"] if f"prune_offset_{name}" in k else PRUNE_OFFSET_ASSUMED_BITS[name]
+        offset = np.where(np.asarray(method) == code, bits, offset)
+    return 0.5 * np.log2(rtn_noise_energy(0.0, hidden) / energy) + offset
+
+
 def kumar_ptq(params: np.ndarray, tokens: np.ndarray, bits: np.ndarray, k: dict[str, float]) -> np.ndarray:
     # Kumar et al. 2024, eq. 2: δ_PTQ = C_T · D^γ_D / N^γ_N · e^{−P_post/γ_post}
     n, d = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
@@ -102,7 +116,8 @@ def capacity_delta(sparsity, params, law_A, law_alpha) -> np.ndarray:
 
 def loss_delta(c: dict[str, np.ndarray], law_A, law_alpha, k: dict[str, float]) -> np.ndarray:
     """δ in nats/token for rows of model columns: params, tokens, hidden, weight_bits, act_bits, kv_bits,
-    group_size, quant_method, pruning_method, sparsity, sparsity_pattern (codes), loss_scale."""
+    group_size, quant_method, pruning_method, sparsity, sparsity_pattern (codes), loss_scale (multiplies the
+    quantization terms) and prune_loss_scale (the pruning terms: each has its own held-out error)."""
     n, d, hidden = c["params"], c["tokens"], c["hidden"]
     wb, ab, kb, method = c["weight_bits"], c["act_bits"], c["kv_bits"], c["quant_method"]
     qat = np.asarray(method) == QUANT_METHODS.index("qat")
@@ -118,11 +133,7 @@ def loss_delta(c: dict[str, np.ndarray], law_A, law_alpha, k: dict[str, float]) 
     quant = np.where(qat, qat_delta(n, wb, ab, kb, law_A, law_alpha), ptq)
     # pruning: the bit width whose per-row rounding noise equals the pruned energy, plus the method's offset
     s, pm = np.asarray(c["sparsity"], dtype=float), np.asarray(c["pruning_method"])
-    energy = np.maximum(removed_energy(s, c["sparsity_pattern"]), 1e-30)
-    prune_offset = np.zeros(np.shape(pm))
-    for code, off in enumerate(PRUNE_OFFSET_BITS.values()):
-        prune_offset = np.where(pm == code, off, prune_offset)
-    p_eq = 0.5 * np.log2(rtn_noise_energy(0.0, hidden) / energy) + prune_offset
+    p_eq = pruning_bits(s, c["sparsity_pattern"], pm, hidden, k)
     pruned = (pm > 0) & (s > 0)
     delta_p = np.where(pruned, kumar_ptq(n, d, p_eq, k) + capacity_delta(s, n, law_A, law_alpha), 0.0)
-    return (quant + delta_p) * c["loss_scale"]
+    return quant * c["loss_scale"] + delta_p * c["prune_loss_scale"]

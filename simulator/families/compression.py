@@ -59,10 +59,14 @@ INPUTS = (
           default=0.0, link="spr", column="sparsity", step=0.05),
     Input("compression.pattern", "choice", "Sparsity pattern", "Unstructured, 2 of every 4 (2:4) or 4 of 8 kept, or "
           "whole rows.", choices=SPARSITY_PATTERNS, default="unstructured", link="spp", column="sparsity_pattern"),
-    Input("compression.loss_scale", "float", "Loss-penalty scale", "Multiplies the predicted loss increase; 1 = the "
-          "fitted law. Its spread is the law's held-out error (docs/compression.md).", "ratio", 0.0, 100.0,
-          default=1.0, link="ls", column="loss_scale", step=0.05,
+    Input("compression.loss_scale", "float", "Loss-penalty scale", "Multiplies the predicted loss increase of "
+          "quantization; 1 = the fitted law. Its spread is the law's held-out error (docs/compression.md).", "ratio",
+          0.0, 100.0, default=1.0, link="ls", column="loss_scale", step=0.05,
           spread=float(FITTED["heldout_delta_rel_sigma"]), provenance="fitted"),
+    Input("compression.prune_loss_scale", "float", "Pruning-penalty scale", "Multiplies the predicted loss increase "
+          "of pruning; 1 = the fitted method offsets. Its spread is their held-out error on published pruning "
+          "rows (docs/compression.md).", "ratio", 0.0, 100.0, default=1.0, link="pls", column="prune_loss_scale",
+          step=0.05, spread=float(FITTED["pruning"]["heldout_delta_rel_sigma"]), provenance="fitted"),
     Input("compression.dequant_overhead", "float", "Dequantization overhead", "Extra matrix-multiply time of "
           "weight-only formats that unpack weights to 16 bits (QServe, Lin et al. 2024: 20-90%).", "fraction",
           0.0, 5.0, default=0.3, link="dq", column="dequant_overhead", step=0.05, spread=0.5),

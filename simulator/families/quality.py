@@ -41,7 +41,7 @@ FIGURES = (
 
 
 _PENALTY_COLUMNS = ("params", "tokens", "hidden", "weight_bits", "act_bits", "kv_bits", "group_size", "quant_method",
-                    "pruning_method", "sparsity", "sparsity_pattern", "loss_scale")
+                    "pruning_method", "sparsity", "sparsity_pattern", "loss_scale", "prune_loss_scale")
 
 
 def run(c: Columns) -> dict[str, np.ndarray]:
