@@ -39,7 +39,8 @@ SOURCES = (*KEY_FIGURES, "quality.dense_loss", "quality.loss_delta", "training.s
 CANDIDATES_DRAWN = 1500  # grey points in the PDF's Pareto chart (the page draws more)
 ALTERNATIVES = 8
 SPREAD_GROUPS = {"gemm_eff_max": "peak_tflops", "gemm_dim_half": "peak_tflops", "hbm_eff": "hbm",
-                 "decode_mem_eff": "hbm", "step_overhead_s": "hbm", "elementwise_eff": "hbm", "intra_GBps": "intra_node",
+                 "decode_mem_eff": "hbm", "decode_kv_eff": "hbm", "step_overhead_s": "hbm", "elementwise_eff": "hbm",
+                 "intra_GBps": "intra_node",
                  "inter_GBps": "inter_node"}  # the hardware source group each spread belongs to
 
 

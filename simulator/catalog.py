@@ -30,7 +30,8 @@ SPREAD_LABELS = {"gemm_eff_max": "GEMM efficiency of the accelerator", "gemm_dim
                  "hbm_eff": "memory-bandwidth efficiency", "intra_GBps": "intra-node bandwidth",
                  "inter_GBps": "inter-node bandwidth", "decode_mem_eff": "decode memory-bandwidth efficiency",
                  "step_overhead_s": "fixed time per serving step",
-                 "elementwise_eff": "elementwise (norms, activations) bandwidth efficiency"}
+                 "elementwise_eff": "elementwise (norms, activations) bandwidth efficiency",
+                 "decode_kv_eff": "decode KV-cache read efficiency"}
 _POSITIVE_FIELDS = ("hbm_GB", "hbm_GBps", "intra_node_GBps", "intra_node_latency_us", "inter_node_GBps",
                     "inter_node_latency_us", "gpus_per_node", "tdp_W", "gpu_hour_usd")
 _ALIASES = {"h100": "H100-SXM", "h100sxm5": "H100-SXM", "h100pcie80gb": "H100-PCIe", "a100": "A100-80GB-SXM",
@@ -73,6 +74,9 @@ class HardwareSpec:
     provenance_of: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict.fromkeys(SOURCE_GROUPS, "datasheet"))
     # relative one-sigma uncertainty per model column this device sets (see device_spreads)
     spreads: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(ASSUMED_SPREADS))
+    # correlation of two of those columns' errors, keyed by the sorted pair of column names, where both came from
+    # one fit of a profile (simulator/correlations.py; sources["correlations"] names the fits); absent pairs: 0
+    correlations: Mapping[tuple[str, str], float] = dataclasses.field(default_factory=dict)
     # optional, for buying and serving (simulator/families/finance.py, serving.py); None: not known / model default
     purchase_usd: float | None = None  # price per GPU inside an 8-GPU server (system price / 8), on purchase_date
     purchase_date: str = ""

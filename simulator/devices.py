@@ -30,6 +30,7 @@ from simulator.catalog import (
     find_accelerator,
     load_catalog,
 )
+from simulator.correlations import Origin, fit_correlations
 from simulator.profile import collective_fit, load_profile, predict_s
 from simulator.serving.constants import DECODE_MEM_EFF
 from simulator.serving.step import fixed_overhead_s
@@ -107,11 +108,12 @@ def _finite_positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
-def fit_spread(fit: dict[str, Any], param: str) -> float | None:
-    """Relative one-sigma uncertainty of one fitted parameter: its standard error over its value, or the fit's
-    held-out error where that is larger (a fit can be precise about the wrong curve), at most MAX_SPREAD; None: neither
-    is known."""
-    value, se = fit.get("params", {}).get(param), (fit.get("stderr") or {}).get(param)
+def fit_spread(fit: dict[str, Any], param: str, value: float | None = None) -> float | None:
+    """Relative one-sigma uncertainty of one fitted parameter: its standard error over its value (or over `value`,
+    a field that differs from the param by a constant), or the fit's held-out error where that is larger (a fit can
+    be precise about the wrong curve), at most MAX_SPREAD; None: neither is known."""
+    value = fit.get("params", {}).get(param) if value is None else value
+    se = (fit.get("stderr") or {}).get(param)
     candidates = []
     if _finite_positive(value) and _finite_positive(se):  # a standard error of exactly 0 is not a certainty
         candidates.append(se / value)
@@ -242,20 +244,22 @@ def _inference_fits(profile: dict[str, Any], kind: str, device: str) -> list[tup
 
 
 def serving_overlay(profile: dict[str, Any], device: str, hbm_GBps: float, name: str
-                    ) -> tuple[dict[str, float], dict[str, float], list[str]]:
-    """(HardwareSpec fields, spreads, source notes) for serving from a profile's inference fits: the decode
-    memory efficiency = the roofline fit's streaming bandwidth (the GEMV path where fitted) over `hbm_GBps`, and
-    the step overhead = the decode fit's fixed time per step. A bandwidth above `hbm_GBps` measured a cache, not
-    the memory: it is not used."""
+                    ) -> tuple[dict[str, float], dict[str, float], list[str], dict[str, Origin]]:
+    """(HardwareSpec fields, spreads, source notes, the fit each spread came from) for serving from a profile's
+    inference fits: the decode memory efficiency = the roofline fit's streaming bandwidth (the GEMV path where
+    fitted) over `hbm_GBps`, and the step overhead = the decode fit's fixed time per step. A bandwidth above
+    `hbm_GBps` measured a cache, not the memory: it is not used."""
     fields: dict[str, float] = {}
     spreads: dict[str, float] = {}
     notes: list[str] = []
+    origins: dict[str, Origin] = {}
     for key, fit in _inference_fits(profile, "roofline", device):
         param = "gemv_GBps" if _finite_positive(fit["params"].get("gemv_GBps")) else "mem_GBps"
         bw = fit["params"].get(param)
         if _finite_positive(bw) and bw <= hbm_GBps:
             fields["decode_mem_eff"] = bw / hbm_GBps
             spreads["decode_mem_eff"] = fit_spread(fit, param) or GUESSED_SPREAD
+            origins["decode_mem_eff"] = Origin(f"fits.inference.roofline.{key}", fit, param)
             notes.append(f"decode bandwidth fitted: {param} {bw:.3g} GB/s of the {key} roofline fit of {name} "
                          f"({bw / hbm_GBps:.0%} of {hbm_GBps:g} GB/s)")
             break
@@ -274,10 +278,15 @@ def serving_overlay(profile: dict[str, Any], device: str, hbm_GBps: float, name:
                              f"decode fit's intercept of {name} ({intercept * 1e3:.3g} ms) less streaming its "
                              f"{weights / 1e6:.3g} MB of weights at {stream_GBps:.3g} GB/s, which every step "
                              "already charges")
+            step_spread = fit_spread(fit, "overhead_s", fields["step_overhead_s"]) if fields["step_overhead_s"] else None
+            if step_spread is not None:  # the intercept's standard error, over the overhead left of it
+                spreads["step_overhead_s"] = step_spread
+                origins["step_overhead_s"] = Origin(f"fits.inference.decode.{key}", fit, "overhead_s")
             kv = _decode_kv_GBps(profile, fit)
             if kv is not None and kv <= hbm_GBps:  # above the memory's bandwidth: the cache was measured
                 fields["decode_kv_eff"] = kv / hbm_GBps
                 spreads["decode_kv_eff"] = fit_spread(fit, "per_kv_token_s") or GUESSED_SPREAD
+                origins["decode_kv_eff"] = Origin(f"fits.inference.decode.{key}", fit, "per_kv_token_s", sign=-1)
                 notes.append(f"decode attention's KV reads fitted: {kv:.3g} GB/s, the {key} decode fit's time per "
                              "cached token over its KV bytes per token")
             break
@@ -287,9 +296,10 @@ def serving_overlay(profile: dict[str, Any], device: str, hbm_GBps: float, name:
         rate = float(fit["params"]["elem_GBps"])
         fields["elementwise_eff"] = rate / hbm_GBps
         spreads["elementwise_eff"] = fit_spread(fit, "elem_GBps") or GUESSED_SPREAD
+        origins["elementwise_eff"] = Origin(f"fits.{key}", fit, "elem_GBps")
         notes.append(f"elementwise passes fitted: {rate:.3g} GB/s, the {key} fit's elementwise rate of {name} "
                      f"({rate / hbm_GBps:.0%} of {hbm_GBps:g} GB/s)")
-    return fields, spreads, notes
+    return fields, spreads, notes, origins
 
 
 def _elementwise_fit(profile: dict[str, Any], device: str) -> tuple[str, dict[str, Any]] | None:
@@ -353,6 +363,7 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
     name = profile.get("name", "calibrated device")
     date = profile.get("created_utc", "")[:10] or "unknown"
     label = name if "calibrated" in name else f"{name}, calibrated {date}"
+    origins: dict[str, Origin] = {}  # uncertain column -> the fit it came from (their correlations)
     if base is not None:
         fields: dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
         sources = dict(base.sources)
@@ -366,6 +377,7 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
             provenance_of["peak_tflops"] = "fitted"
             sources["peak_tflops"] = f"datasheet peak ({base.sources['peak_tflops']}); {_curve_source(curve, name)}"
             spreads["gemm_eff_max"] = fit_spread(gemm_fits[dtype], "achieved_tflops") or spreads["gemm_eff_max"]
+            origins["gemm_eff_max"] = Origin(f"fits.compute.gemm.{device}/{dtype}", gemm_fits[dtype], "achieved_tflops")
     else:
         peaks = {p: achieved[d] for p, d in CPU_DTYPES.items() if d in achieved}
         if not peaks:
@@ -391,9 +403,11 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
         provenance_of = {"peak_tflops": "fitted", **dict.fromkeys(SOURCE_GROUPS[1:], "assumed")}
         spreads = {"gemm_eff_max": fit_spread(gemm_fits[dtype], "achieved_tflops") or GUESSED_SPREAD,
                    "hbm_eff": GUESSED_SPREAD, "intra_GBps": GUESSED_SPREAD, "inter_GBps": GUESSED_SPREAD}
-    serving, serving_spreads, serving_notes = serving_overlay(profile, device, fields["hbm_GBps"], name)
+        origins["gemm_eff_max"] = Origin(f"fits.compute.gemm.{device}/{dtype}", gemm_fits[dtype], "achieved_tflops")
+    serving, serving_spreads, serving_notes, serving_origins = serving_overlay(profile, device, fields["hbm_GBps"], name)
     fields.update(serving)
     spreads.update(serving_spreads)
+    origins.update(serving_origins)
     if serving_notes:
         sources["serving"] = "; ".join(serving_notes)
     ar = _largest_allreduce(profile)
@@ -405,8 +419,13 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
         sources["intra_node"] = f"fitted: all-reduce busbw {fit['params']['busbw_GBps']:.3g} GB/s and latency at world size {world}, {name}"
         provenance_of["intra_node"] = "fitted"
         spreads["intra_GBps"] = fit_spread(fit, "busbw_GBps") or spreads["intra_GBps"]
+        origins["intra_GBps"] = Origin(f"fits.collectives.all_reduce.by_world.{world}", fit, "busbw_GBps")
+    correlations, correlation_notes = fit_correlations(origins)
+    if correlation_notes:
+        sources["correlations"] = "; ".join(correlation_notes)
     fields.update(
         id=device_id(profile), display_name=label, sources=sources, provenance_of=provenance_of, spreads=spreads,
+        correlations=correlations,
         provenance="fitted" if "fitted" in provenance_of.values() else "datasheet",
     )
     fields.setdefault("price_date", date)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from simulator.catalog import HardwareSpec, device_spreads
+from simulator.correlations import pair
 from simulator.errors import ScenarioError
 from simulator.hardware_table import device_prefix, hardware_table, hw_column
 from simulator.inputs import FIGURES, INPUTS, WARNINGS
@@ -49,6 +50,19 @@ def scenario_device_spreads(scenario: Scenario, devices: Mapping[str, HardwareSp
         spec = lookup_device(scenario.value(inp.key), devices, inp.key)
         prefix = device_prefix(inp.column)
         out |= {hw_column(prefix, name): v for name, v in device_spreads(spec).items()}
+    return out
+
+
+def scenario_device_correlations(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None
+                                 ) -> dict[tuple[str, str], float]:
+    """Every device input's correlations between its uncertain columns (HardwareSpec.correlations), keyed by the
+    sorted pair of that device's model columns."""
+    out: dict[tuple[str, str], float] = {}
+    for inp in DEVICE_INPUTS:
+        spec = lookup_device(scenario.value(inp.key), devices, inp.key)
+        prefix = device_prefix(inp.column)
+        for (a, b), r in spec.correlations.items():
+            out[pair(hw_column(prefix, a), hw_column(prefix, b))] = r
     return out
 
 

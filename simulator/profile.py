@@ -110,6 +110,8 @@ TFLOPS_RANGE = (1e-5, 1e5)  # [low, high): 10 MFLOP/s (the fitter's lowest bound
 GBPS_RANGE = (1e-6, 1e6)  # [low, high]: the fitter's own bounds (1 kB/s; an unconstrained memory term sits at 1e6)
 MAX_SECONDS = 3600.0  # latencies, overheads, per-item times: >= 0 and below an hour
 EFFICIENCY_MAX = 1.5  # achieved over peak, in (0, 1.5]: above 1 only against a conservative datasheet
+MAX_CORR_PARAMS = 16  # parameters in a fit's correlation matrix (a model has at most 6)
+CORR_TOLERANCE = 1e-9  # |r_ij - r_ji| and |r_ii - 1| a correlation matrix may be off by (rounding)
 
 Range = tuple[float, float, bool, bool]  # low, high, low allowed, high allowed
 _NAMED_RANGES: dict[str, Range] = {
@@ -472,6 +474,7 @@ def _check_fit(fit: dict[str, Any], path: str, keys: tuple[str, ...], n_rows: in
     for key in ("mape_train_pct", "mape_heldout_pct"):
         _number(fit.get(key), f"{path}.{key}", nullable=True, nonnegative=True)
     _need(fit, "heldout_rule", str, path)
+    _check_corr(fit.get("corr"), f"{path}.corr", fit["params"])
     _check_fit_extras(fit, path)
     x_low = 1.0 if any(keys[: len(prefix)] == prefix for prefix in _FLOPS_X_AT) else 0.0
     points = _need(fit, "points", dict, path)
@@ -520,6 +523,46 @@ def _check_fit_extras(fit: dict[str, Any], path: str) -> None:
             nullable=True)
     _within(eff.get("mem_peak_GBps"), f"{path}.efficiencies.mem_peak_GBps", _SUFFIX_RANGES[1][1],
             "bandwidth in GB/s", nullable=True)
+
+
+def _check_corr(corr: Any, path: str, params: dict[str, Any]) -> None:
+    """A fit's optional correlation matrix of its parameters (docs/profile-schema.md): names among the fit's
+    params, each once; a square, finite, symmetric matrix with a unit diagonal and |r| <= 1."""
+    if corr is None:
+        return
+    if not isinstance(corr, dict):
+        raise _fail(path, f"expected an object, got {_describe(corr)}")
+    for key in corr:
+        if key not in ("params", "log10_params", "matrix"):
+            raise _fail(path, f"unknown key {_key_text(key)}; expected params, log10_params and matrix")
+    names = _need(corr, "params", list, path)
+    if not 2 <= len(names) <= MAX_CORR_PARAMS:
+        raise _fail(f"{path}.params", f"expected 2 to {MAX_CORR_PARAMS} parameter names, got {len(names):,}")
+    for i, name in enumerate(names):
+        _text(name, f"{path}.params[{i}]", MAX_NAME_CHARS, nullable=False)
+        if name not in params:
+            raise _fail(f"{path}.params[{i}]", f"{_describe(name)} is not one of the fit's params")
+        if name in names[:i]:
+            raise _fail(f"{path}.params[{i}]", f"{_describe(name)} is named twice")
+    for i, name in enumerate(_short_list(corr.get("log10_params"), f"{path}.log10_params")):
+        if not isinstance(name, str) or name not in names:
+            raise _fail(f"{path}.log10_params[{i}]", f"expected one of corr.params, got {_describe(name)}")
+    matrix = _need(corr, "matrix", list, path)
+    n = len(names)
+    if len(matrix) != n:
+        raise _fail(f"{path}.matrix", f"expected {n} rows (one per name in params), got {len(matrix):,}")
+    for i, row in enumerate(matrix):
+        if not isinstance(row, list) or len(row) != n:
+            raise _fail(f"{path}.matrix[{i}]", f"expected a list of {n} numbers, got {_describe(row)}")
+        for j, r in enumerate(row):
+            _within(r, f"{path}.matrix[{i}][{j}]", (-1.0, 1.0, True, True), "correlation")
+    for i in range(n):
+        if abs(matrix[i][i] - 1.0) > CORR_TOLERANCE:
+            raise _fail(f"{path}.matrix[{i}][{i}]", f"a parameter's correlation with itself is 1, got {matrix[i][i]:g}")
+        for j in range(i):
+            if abs(matrix[i][j] - matrix[j][i]) > CORR_TOLERANCE:
+                raise _fail(f"{path}.matrix[{i}][{j}]", f"{matrix[i][j]:g} differs from matrix[{j}][{i}] = "
+                                                        f"{matrix[j][i]:g}: a correlation matrix is symmetric")
 
 
 def _check_point(pt: Any, where: str, n_rows: int, x_low: float) -> None:
@@ -614,6 +657,16 @@ def collective_cross_world_fit(profile: dict[str, Any], op: str) -> dict[str, An
 
 def parameter_server_fit(profile: dict[str, Any]) -> dict[str, Any] | None:
     return _ok(_get(profile, "fits", "parameter_server", "sharded"))
+
+
+def param_corr(fit: dict[str, Any], a: str, b: str) -> float | None:
+    """The correlation of a (loaded) fit's estimates of params `a` and `b` (as fitted: log10 where listed in
+    corr.log10_params, which by the delta method is also their first-order correlation in linear units); None
+    where the fit does not state it."""
+    corr = fit.get("corr")
+    if not isinstance(corr, dict) or a not in corr["params"] or b not in corr["params"]:
+        return None
+    return float(corr["matrix"][corr["params"].index(a)][corr["params"].index(b)])
 
 
 def profile_label(profile: dict[str, Any]) -> str:

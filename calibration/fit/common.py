@@ -70,6 +70,7 @@ class Outcome:
     stderr: dict[str, float | None]
     n: int
     at_bound: list[str]
+    corr: dict[str, Any] | None = None  # the record's "corr" (see `correlation`); None: not determined
 
 
 def usable(rows: Sequence[dict[str, Any]], benches: Iterable[str]) -> list[tuple[int, dict[str, Any]]]:
@@ -125,7 +126,7 @@ def split_largest(x: np.ndarray, min_train: int, frac: float = 0.25, min_heldout
 def fit_model(model: Model, feats: Features, y: np.ndarray) -> Outcome | None:
     """Robust least squares on log y from several starts; standard errors from the covariance
     (J^T J)^-1 * s^2 with s^2 = 2*cost/(n - k) (J as least_squares returns it for the loss), mapped to
-    public units by the delta method for log10 parameters."""
+    public units by the delta method for log10 parameters; the same covariance's correlations (`correlation`)."""
     log_mask = np.array(model.log_params)
 
     def public(q: np.ndarray) -> dict[str, float]:
@@ -160,7 +161,8 @@ def fit_model(model: Model, feats: Features, y: np.ndarray) -> Outcome | None:
         return None
     n, k = len(y), len(model.params)
     rss = float(2 * best.cost)
-    se_internal = _stderr(best.jac, rss, n, k)
+    cov = _covariance(best.jac, rss, n, k)
+    se_internal = _stderr(cov, k)
     pub = public(best.x)
     tol = 1e-6 * (hi - lo)
     at_bound = [name for j, name in enumerate(model.params)
@@ -172,18 +174,44 @@ def fit_model(model: Model, feats: Features, y: np.ndarray) -> Outcome | None:
             stderr[name] = None
         else:
             stderr[name] = float(pub[name] * math.log(10) * s) if log_mask[j] else float(s)
-    return Outcome(params=pub, stderr=stderr, n=n, at_bound=at_bound)
+    corr = correlation(cov, best.jac, model, [name for name in model.params if stderr[name] is not None])
+    return Outcome(params=pub, stderr=stderr, n=n, at_bound=at_bound, corr=corr)
 
 
-def _stderr(jac: np.ndarray, rss: float, n: int, k: int) -> list[float | None]:
+def _covariance(jac: np.ndarray, rss: float, n: int, k: int) -> np.ndarray | None:
+    """Covariance of the fitted (internal) parameters, (J^T J)^+ * rss / (n - k); None without residual
+    degrees of freedom."""
     if n <= k:
-        return [None] * k
+        return None
     try:
-        cov = np.linalg.pinv(jac.T @ jac) * (rss / (n - k))
+        return np.linalg.pinv(jac.T @ jac) * (rss / (n - k))
     except np.linalg.LinAlgError:
+        return None
+
+
+def _stderr(cov: np.ndarray | None, k: int) -> list[float | None]:
+    if cov is None:
         return [None] * k
-    diag = np.diag(cov)
-    return [float(math.sqrt(d)) if math.isfinite(d) and d >= 0 else None for d in diag]
+    return [float(math.sqrt(d)) if math.isfinite(d) and d >= 0 else None for d in np.diag(cov)]
+
+
+def correlation(cov: np.ndarray | None, jac: np.ndarray, model: Model, names: Sequence[str]) -> dict[str, Any] | None:
+    """The fit record's "corr": correlations of the estimates of `names` (the parameters with a standard error)
+    as fitted, log10 of those in "log10_params" (docs/profile-schema.md), r_ij = C_ij / sqrt(C_ii C_jj) of the
+    covariance the standard errors come from. None (absent) with fewer than two such parameters, a Jacobian
+    of less than full column rank (the covariance is then not determined) or a non-finite or zero variance."""
+    if cov is None or len(names) < 2 or np.linalg.matrix_rank(jac) < len(model.params):
+        return None
+    idx = [model.params.index(name) for name in names]
+    sub = cov[np.ix_(idx, idx)]
+    var = np.diag(sub)
+    if not (np.all(np.isfinite(sub)) and np.all(var > 0)):
+        return None
+    r = np.clip(sub / np.sqrt(np.outer(var, var)), -1.0, 1.0)
+    r = 0.5 * (r + r.T)
+    np.fill_diagonal(r, 1.0)
+    logs = [name for name in names if model.log_params[model.params.index(name)]]
+    return {"params": list(names), "log10_params": logs, "matrix": [[float(v) for v in row] for row in r]}
 
 
 def cv_mape_pct(model: Model, feats: Features, y: np.ndarray, full: Outcome) -> float | None:
@@ -290,6 +318,7 @@ def fit_record(models: Sequence[Model], pts: Points, train: np.ndarray, held: np
     return {
         "status": "ok", **(meta or {}), "model": model.name, "candidate": model.key, "formula": model.formula,
         "params": out.params, "stderr": out.stderr, "params_at_bound": out.at_bound,
+        **({"corr": out.corr} if out.corr is not None else {}),
         "n_train": n_train, "n_heldout": len(held),
         "mape_train_pct": mape_pct(pred[train], pts.y[train]),
         "mape_heldout_pct": mape_pct(pred[held], pts.y[held]),

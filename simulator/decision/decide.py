@@ -23,7 +23,7 @@ from simulator.decision.search import (
 )
 from simulator.decision.space import base_inputs, default_space, only_registered
 from simulator.decision.uncertainty import MonteCarlo, Swing, monte_carlo, tornado
-from simulator.evaluator import evaluate, scenario_device_spreads, scenario_rows
+from simulator.evaluator import evaluate, scenario_device_correlations, scenario_device_spreads, scenario_rows
 from simulator.plan import Plan
 from simulator.scenario import Scenario
 
@@ -177,7 +177,8 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     plan = evaluate(rec_scenario, devices)
     spread = scenario_device_spreads(rec_scenario, devices)
     cols = scenario_rows([rec_scenario], devices)
-    mc = monte_carlo(cols, spread, d.budget_usd, d.samples, d.seed, COST, LOSS) if d.samples > 0 else None
+    corr = scenario_device_correlations(rec_scenario, devices)
+    mc = monte_carlo(cols, spread, d.budget_usd, d.samples, d.seed, COST, LOSS, corr) if d.samples > 0 else None
     bars = tornado(cols, spread, COST, LOSS)
     return Decision(scenario, d.objective, d.budget_usd, target, plan, None, tuple(points), n_eval, int(ok.size),
                     search_s, mc, tuple(bars), sample, devices)

@@ -1,7 +1,8 @@
 """What is uncertain about one plan: a Monte Carlo of total cost and quality, and a tornado of the inputs that move
 them most. Both move the same columns the plan's P10-P90 ranges move (simulator.evaluator.uncertain_columns):
 the device's fitted or assumed efficiencies and bandwidths, and every input declared with a spread (prices,
-traffic, failure rate, ...)."""
+traffic, failure rate, ...). The Monte Carlo draws a device's columns that came from one profile fit jointly,
+with that fit's parameter correlation (simulator/correlations.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.catalog import SPREAD_LABELS
+from simulator.correlations import Pair, correlation_matrix, psd_factor
 from simulator.evaluator import clip_to_bounds, perturbations, uncertain_columns
 from simulator.hardware_table import device_prefix
 from simulator.inputs import BY_COLUMN
@@ -38,14 +40,20 @@ class MonteCarlo:
     quality_loss: Spread
     prob_over_budget: float
     moved: tuple[str, ...]  # the columns drawn
+    correlated: tuple[tuple[str, str, float], ...] = ()  # (column, column, r) of the pairs drawn jointly
 
     def to_dict(self) -> dict[str, object]:
+        joint = "; ".join(f"{label_of(a)} with {label_of(b)} (r = {r:+.2f})" for a, b, r in self.correlated)
+        method = ("lognormal draws, median = the plan's value, sigma = each input's relative spread (fitted standard "
+                  "error or held-out error for calibrated devices; published or assumed otherwise); ")
+        method += (f"drawn jointly (multivariate normal in log space, correlation from the calibration fit both came "
+                   f"from): {joint}; all other inputs independent") if joint else "all inputs independent"
         return {"samples": self.samples, "seed": self.seed, "total_cost_usd": self.total_cost_usd.to_dict(),
                 "quality_loss": self.quality_loss.to_dict(), "prob_over_budget": self.prob_over_budget,
                 "inputs_drawn": [label_of(c) for c in self.moved],
-                "method": "independent lognormal draws, median = the plan's value, sigma = each input's relative "
-                          "spread (fitted standard error or held-out error for calibrated devices; published or "
-                          "assumed otherwise)"}
+                "inputs_correlated": [{"inputs": [label_of(a), label_of(b)], "columns": [a, b], "r": r}
+                                      for a, b, r in self.correlated],
+                "method": method}
 
 
 @dataclass(frozen=True)
@@ -91,13 +99,19 @@ def _quantiles(values: np.ndarray) -> Spread:
 
 
 def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], budget_usd: float, samples: int, seed: int,
-                cost_key: str, loss_key: str) -> MonteCarlo:
-    """`samples` draws of every uncertain column of the plan's one row, evaluated in one vectorised pass."""
+                cost_key: str, loss_key: str, correlations: Mapping[Pair, float] | None = None) -> MonteCarlo:
+    """`samples` draws of every uncertain column of the plan's one row, evaluated in one vectorised pass: log(column /
+    plan value) ~ N(0, Σ), Σ_ij = σ_i·σ_j·r_ij with r from `correlations` (simulator.evaluator.
+    scenario_device_correlations; 0 for pairs not there), made positive semidefinite (simulator.correlations.
+    psd_factor). Without correlations the draws are the independent ones, number for number."""
     spreads = uncertain_columns(cols, device_spread)
     rng = np.random.default_rng(seed)
     rows = {k: np.repeat(np.asarray(v, dtype=float)[:1], samples) for k, v in cols.items()}
     names = sorted(spreads)  # a fixed order, so a seed gives the same draws whatever the dict order
+    r = correlation_matrix(names, correlations or {})
     z = rng.standard_normal((len(names), samples))
+    if not np.array_equal(r, np.eye(len(names))):
+        z = psd_factor(r) @ z
     for i, name in enumerate(names):
         rows[name] = rows[name] * np.exp(spreads[name] * z[i])
     clip_to_bounds(rows, spreads)
@@ -106,7 +120,9 @@ def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, floa
     cost = np.asarray(out[cost_key], dtype=float)
     loss = np.asarray(out[loss_key], dtype=float)
     over = float(np.mean(~(cost <= budget_usd))) if samples else float("nan")  # an infinite/NaN cost is over
-    return MonteCarlo(samples, seed, _quantiles(cost), _quantiles(loss), over, tuple(names))
+    joint = tuple((a, b, float(r[i, j])) for i, a in enumerate(names) for j, b in enumerate(names)
+                  if i < j and r[i, j] != 0.0)
+    return MonteCarlo(samples, seed, _quantiles(cost), _quantiles(loss), over, tuple(names), joint)
 
 
 def tornado(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], cost_key: str, loss_key: str) -> list[Swing]:
