@@ -324,6 +324,27 @@ def test_world1_collective_with_a_local_copy_is_size_dependent():
     assert out["broadcast"]["by_world"]["1"]["model"] == "constant"
 
 
+def test_world1_copy_fits_its_cache_boundary_where_training_sizes_pass_it():
+    """A copy at 9 GB/s until input + output pass 8 MiB (a VM's share of a 32 MiB L3), 5 GB/s beyond: with sizes
+    to 128 MiB the boundary is fitted between the L2 and the L3 and the held-out largest sizes are predicted; with
+    sizes to 16 MiB only the boundary stays within what the training copies reach (4 MiB)."""
+    def t_s(b: float) -> float:
+        out = 1.0 / (1.0 + np.exp(-4.0 * (np.log2(2.0 * b) - np.log2(8 * 2**20))))
+        return 20e-6 + b * ((1.0 - out) / 9e9 + out / 5e9)
+
+    env = {"l2_cache_bytes": 2**20, "l3_cache_bytes": 32 * 2**20}
+    sizes = [2**p for p in range(10, 17, 2)] + [2**p for p in range(18, 28)]  # 1 KiB ... 128 MiB, the quick grid
+    rows = [row("reduce_scatter", t_s(b), world_size=1, nbytes=float(b), bytes=b) for b in sizes]
+    fit = fit_collectives(rows, env)["reduce_scatter"]["by_world"]["1"]
+    assert fit["model"] == "local_copy_two_tier"
+    assert 2**20 < fit["params"]["cache_bytes"] <= 32 * 2**20
+    assert fit["params"]["cache_bytes"] == pytest.approx(8 * 2**20, rel=0.25)
+    assert fit["params"]["dram_GBps"] == pytest.approx(5.0, rel=0.1) and fit["mape_heldout_pct"] < 5
+    short = [r for r in rows if r["bytes"] <= 16 * 2**20]  # trains on sizes to 2 MiB (4 MiB copied)
+    fit = fit_collectives(short, env)["reduce_scatter"]["by_world"]["1"]
+    assert 2**20 <= fit["params"]["cache_bytes"] <= 4 * 2**20 * (1 + 1e-9)
+
+
 GEMM_FIT = {"model": "hill_roofline_sum", "params": {**HILL, "mem_GBps": 15.0}}
 
 

@@ -32,7 +32,7 @@ FORMULAS = {
     "local_copy": "t_s = alpha_s + message_bytes / (copy_GBps * 1e9) (world size 1: a local copy, no link)",
     "local_copy_two_tier": "t_s = alpha_s + message_bytes * ((1 - out) / (cache_GBps * 1e9) + out / (dram_GBps * 1e9)); "
                            "out = 1 / (1 + exp(-4 * (log2(2 * message_bytes) - log2(cache_bytes)))) (input + output "
-                           "against one core's L2)",
+                           "against the cache share, fitted between one core's L2 and the last-level cache)",
     "alpha_beta": "t_s = alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9)",
     "flat_then_linear": "t_s = max(floor_s, alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9))",
 }
@@ -59,24 +59,31 @@ def _models(op: str, x: np.ndarray, t_s: np.ndarray, n: np.ndarray) -> list[Mode
 COPYING_OPS = ("all_gather", "reduce_scatter")  # out-of-place: even one rank copies its input to its output
 
 
-def _world1_models(op: str, x: np.ndarray, t_s: np.ndarray, cache_bytes: float | None = None) -> list[Model]:
+def _world1_models(op: str, x: np.ndarray, t_s: np.ndarray, cache: tuple[float, float] | None = None) -> list[Model]:
     """World size 1 moves nothing across a link. all_gather and reduce_scatter are out of place, so even a
     single rank copies input to output (gloo and nccl alike): a call cost plus a local copy; all_reduce and
     broadcast work in place: a constant call cost. (Chosen by the operation, not by cross-validation: the
     small sizes' microsecond noise would otherwise decide between the two.) A copy's rate drops once input
-    and output leave the core's L2 (development VM: ~6 GB/s within it, ~3.5 beyond): with the L2 size known
-    and two training sizes copying at least that much, the copy is fitted in two tiers (not left to the
-    selection rule: its extrapolation test drops the very sizes that pin the beyond-cache rate)."""
+    and output leave the caches (development VMs: ~9 GB/s within them, ~4-6 beyond). With `cache` = (one core's
+    L2, the last-level cache) and two training sizes copying at least the L2, the copy is fitted in two tiers
+    whose boundary is fitted between those two sizes: a VM's share of a shared last-level cache is not its
+    nominal size (not left to the selection rule: its extrapolation test drops the very sizes that pin the
+    beyond-cache rate)."""
     if op in COPYING_OPS:
         a0 = float(np.min(t_s))
         c0 = float(np.max(x / t_s)) / 1e9
-        if cache_bytes:  # the copy crosses the L2 within the training sizes: the tiered form, by physics
+        if cache:  # the copy crosses the L2 within the training sizes: the tiered form, by physics
+            l2, llc = cache
+            if llc <= l2:  # the training sizes see no further than the L2: the boundary is the L2
+                llc = l2 * (1.0 + 1e-9)
+            mid = float(np.sqrt(l2 * llc))
             return [Model(
-                "local_copy_two_tier", FORMULAS["local_copy_two_tier"], ("alpha_s", "cache_GBps", "dram_GBps"),
+                "local_copy_two_tier", FORMULAS["local_copy_two_tier"],
+                ("alpha_s", "cache_GBps", "dram_GBps", "cache_bytes"),
                 lambda p, f: predict_s({"model": "local_copy_two_tier", "params": p}, **f),
-                lower=(1e-9, 1e-3, 1e-3), upper=(10.0, 1e5, 1e5), log_params=(True, True, True),
-                fixed={"cache_bytes": float(cache_bytes)},
-                starts=((a0, c0, c0 / 2), (a0 / 2, c0 * 3, c0), (a0, c0 * 10, c0 / 4)))]
+                lower=(1e-9, 1e-3, 1e-3, l2), upper=(10.0, 1e5, 1e5, llc), log_params=(True, True, True, True),
+                starts=((a0, c0, c0 / 2, l2), (a0 / 2, c0 * 3, c0, mid), (a0, c0, c0 / 2, mid),
+                        (a0, c0 * 10, c0 / 4, llc)))]
         return [Model("local_copy", FORMULAS["local_copy"], ("alpha_s", "copy_GBps"),
                       lambda p, f: predict_s({"model": "local_copy", "params": p}, **f),
                       lower=(1e-9, 1e-3), upper=(10.0, 1e5), log_params=(True, True),
@@ -97,12 +104,20 @@ def _points(op: str, items: list[tuple[int, dict[str, Any]]]) -> Points:
                   rows=[[i] for i, _ in items], extra=extra)
 
 
-def _copy_cache_bytes(env: dict[str, Any] | None, x_train: np.ndarray) -> float | None:
-    """One core's L2 when the environment has it and two training sizes copy at least that much, else None."""
-    l2 = (env or {}).get("l2_cache_bytes")
-    if not isinstance(l2, int | float) or isinstance(l2, bool) or l2 <= 0:
+def _copy_cache_bytes(env: dict[str, Any] | None, x_train: np.ndarray) -> tuple[float, float] | None:
+    """The range the copy's cache boundary is fitted in: from one core's L2 to the last-level cache (the L3
+    where the environment has one), but no further than the largest training copy (input + output), so that a
+    training point lies at or beyond any boundary the fit may choose; None without the L2 or with fewer than two
+    training sizes copying at least the L2."""
+    def size(key: str) -> float | None:
+        v = (env or {}).get(key)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and v > 0 else None
+
+    l2 = size("l2_cache_bytes")
+    if l2 is None or int(np.sum(2 * x_train >= l2)) < 2:
         return None
-    return float(l2) if int(np.sum(2 * x_train >= l2)) >= 2 else None
+    seen = 2.0 * float(np.max(x_train))
+    return l2, max(l2, min(size("l3_cache_bytes") or seen, seen))
 
 
 def fit_collectives(rows: list[dict[str, Any]], env: dict[str, Any] | None = None) -> dict[str, Any]:
