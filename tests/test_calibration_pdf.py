@@ -157,22 +157,29 @@ class _BrokenHelper:
 
     def submit(self, *args, **kwargs):
         if self.at_submit:
-            raise cf.BrokenExecutor("the helper process died")
+            raise chart_process.HelperGoneError("cannot write to the helper process")
         future = cf.Future()
-        future.set_exception(cf.BrokenExecutor("the helper process died"))
+        future.set_exception(chart_process.HelperGoneError("the helper process stopped answering"))
         return future
 
-    def shutdown(self, **kwargs):
+    def close(self):
         pass
 
 
 @pytest.mark.parametrize("at_submit", [True, False])
 def test_a_broken_helper_process_falls_back_to_drawing_here(monkeypatch, caplog, at_submit):
-    monkeypatch.setattr(chart_process, "_pool", _BrokenHelper(at_submit))
+    monkeypatch.setattr(chart_process, "_helper", _BrokenHelper(at_submit))
     monkeypatch.setattr(chart_process, "draw_here", False)
     png = chart_process.png_later(SMALL_CHART, None, 1.0)()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and chart_process.draw_here  # and from now on without it
     assert "drawn in this process from now on" in caplog.text
+
+
+def test_a_chart_the_helper_cannot_draw_is_left_out():
+    png = chart_process.png_later({"mark": "no such mark"}, None, 1.0)
+    with pytest.raises(ValueError):
+        png()
+    assert not chart_process.draw_here  # the helper itself is fine
 
 
 @pytest.fixture
