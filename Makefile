@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python -m benchmarks.serving_trtllm
 	$(BIN)/python -m benchmarks.compression_quality
 	$(BIN)/python -m benchmarks.decision_speed
+	$(BIN)/python -m benchmarks.calibration_pdf_speed --in-process
 	$(BIN)/python -m benchmarks.decide_page_rerun
 	$(BIN)/python -m benchmarks.calibration_quick --slow-dtype bf16 --markdown
 	$(BIN)/python -m benchmarks.serving_cpu_check

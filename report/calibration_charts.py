@@ -162,9 +162,9 @@ def _x_encoding(fit: Mapping[str, Any], log_x: bool, title: bool = True) -> alt.
 
 
 def _tips(fit: Mapping[str, Any]) -> list[Any]:
-    return ["Point:N", alt.Tooltip("x:Q", title=fit.get("x_name", "x"), format=".3~g"),
+    return [alt.Tooltip("Point:N"), alt.Tooltip("x:Q", title=fit.get("x_name", "x"), format=".3~g"),
             alt.Tooltip("Measured:Q", format=".3~g"), alt.Tooltip("Predicted:Q", format=".3~g"),
-            alt.Tooltip("Error (%):Q", format="+.1f"), "Rows:N"]
+            alt.Tooltip("Error (%):Q", format="+.1f"), alt.Tooltip("Rows:N")]
 
 
 def fit_chart(fit: Mapping[str, Any], points: pd.DataFrame, curve: pd.DataFrame) -> alt.LayerChart:
@@ -180,17 +180,19 @@ def fit_chart(fit: Mapping[str, Any], points: pd.DataFrame, curve: pd.DataFrame)
         x=_x_encoding(fit, log_x), y=y, tooltip=_tips(fit), **_split_encoding())
     if not curve.empty:
         model = alt.Chart(curve).mark_line(color=OKABE_ITO["black"], strokeWidth=1.5).encode(
-            x="x:Q", y="Predicted:Q", detail="Curve:N", tooltip=["Curve:N", alt.Tooltip("Predicted:Q", format=".3~g")])
+            x=alt.X("x:Q"), y=alt.Y("Predicted:Q"), detail=alt.Detail("Curve:N"),
+            tooltip=[alt.Tooltip("Curve:N"), alt.Tooltip("Predicted:Q", format=".3~g")])
     else:
         model = alt.Chart(points.dropna(subset=["Predicted"])).mark_point(
-            shape="cross", color=OKABE_ITO["black"], size=60).encode(x="x:Q", y="Predicted:Q", tooltip=_tips(fit))
+            shape="cross", color=OKABE_ITO["black"], size=60).encode(x=alt.X("x:Q"), y=alt.Y("Predicted:Q"),
+                                                                     tooltip=_tips(fit))
     return alt.layer(model, measured).properties(width="container", height=380)
 
 
 def residual_chart(fit: Mapping[str, Any], points: pd.DataFrame) -> alt.LayerChart:
     """Prediction error per point, in % of the measurement, on the same x axis as fit_chart."""
     log_x = _log_scale(points["x"])
-    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#888888").encode(y="y:Q")
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#888888").encode(y=alt.Y("y:Q"))
     errors = alt.Chart(drawable(points.dropna(subset=["Error (%)"]))).mark_point(filled=True, size=50).encode(
         x=_x_encoding(fit, log_x), y=alt.Y("Error (%):Q", title="Error (%), 0 is exact"), tooltip=_tips(fit),
         **_split_encoding(show_legend=False))
@@ -271,15 +273,16 @@ def throughput_chart(frame: pd.DataFrame) -> alt.LayerChart:
         colour = alt.Color("Series:N", scale=alt.Scale(range=SERIES_COLOURS), legend=legend,
                            title="device/dtype")
         dash = alt.StrokeDash("Profile:N", legend=None)
-    tips = ["Profile:N", "Series:N", "Kind:N", alt.Tooltip("FLOP:Q", format=".3~g"), alt.Tooltip("TFLOP/s:Q", format=".3~g")]
+    tips = [alt.Tooltip("Profile:N"), alt.Tooltip("Series:N"), alt.Tooltip("Kind:N"),
+            alt.Tooltip("FLOP:Q", format=".3~g"), alt.Tooltip("TFLOP/s:Q", format=".3~g")]
     lines = alt.Chart(frame).transform_filter(alt.datum.Kind == "fitted model").mark_line(strokeWidth=1.6).encode(
-        x=x, y=y, color=colour, strokeDash=dash, detail="Series:N", tooltip=tips)
+        x=x, y=y, color=colour, strokeDash=dash, detail=alt.Detail("Series:N"), tooltip=tips)
     dots = alt.Chart(frame).transform_filter(alt.datum.Kind != "fitted model").mark_point(
         size=45, filled=True, opacity=0.8).encode(
         x=x, y=y, color=colour, shape=alt.Shape("Series:N", legend=legend, title="device/dtype"), tooltip=tips)
     ends = alt.Chart(frame).transform_filter(alt.datum.Kind == "fitted model").transform_joinaggregate(
         last="max(FLOP)", groupby=["Profile", "Series"]).transform_filter("datum.FLOP == datum.last").mark_text(
-        align="left", dx=4, fontSize=11).encode(x=x, y=y, text="Series:N", color=colour)
+        align="left", dx=4, fontSize=11).encode(x=x, y=y, text=alt.Text("Series:N"), color=colour)
     return alt.layer(lines, dots, ends).properties(width="container", height=420)
 
 

@@ -4,16 +4,17 @@ The Calibrate page's summary for people who will not open the app: the device an
 page's headline sentence and key figures (report.calibration_summary, never recomputed here), the environment with
 emulated dtypes and the probe's figures, every fit with its formula, parameters (those the data do not determine
 marked, with the page's sentence), training and held-out error, the page's own Altair charts rendered offline
-(report.pdf.chart_png), the quality-calibration curves when the profile has a `quality` section, the validation
-back-test when one is given or stored, and the profile's provenance and the app version. Fonts and odd text are
-handled by report.pdf's `_Doc`. docs/reports.md maps each part to its source.
+(report.pdf.render_later: drawn in a helper process while the text is laid out), the quality-calibration curves
+when the profile has a `quality` section, the validation back-test when one is given or stored, and the
+profile's provenance and the app version. Fonts and odd text are handled by report.pdf's `_Doc`. docs/reports.md
+maps each part to its source.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from report import calibration_charts as charts
@@ -30,13 +31,13 @@ from report.pdf import (
     _Doc,
     _height,
     _place,
-    _render,
     new_document,
+    render_later,
     report_date,
     title_block,
 )
 from simulator.plan import VERSION
-from simulator.quality_curves import QualitySectionError, quality_from_profile
+from simulator.quality_curves import QualitySection, QualitySectionError, quality_from_profile
 
 __all__ = ["calibration_pdf", "key_fits", "title_of"]
 
@@ -50,6 +51,9 @@ ENV_FIELDS = (  # the environment first shown: what ran the measurements (the fu
 )
 GAP_MM = 6.0
 HALF_W = (TEXT_W - GAP_MM) / 2
+
+Png = Callable[[], bytes | None]  # a chart being drawn (report.pdf.render_later): call it for its PNG
+Panel = tuple[str, Png, str]  # (heading, PNG, description)
 
 
 def device_name(profile: Mapping[str, Any]) -> str:
@@ -165,11 +169,13 @@ def _fits_table(doc: _Doc, profile: Mapping[str, Any]) -> None:
              "out.", 8, colour=GREY)
 
 
-def _chart_pair(doc: _Doc, left: tuple[Any, str], right: tuple[Any, str] | None) -> None:
+def _half(draw: Any) -> Png:
+    return render_later(draw, HALF_CHART_PX, HALF_CHART_HEIGHT_PX)
+
+
+def _chart_pair(doc: _Doc, left: tuple[Png, str], right: tuple[Png, str] | None) -> None:
     """Two half-width charts side by side, then their descriptions."""
-    pngs = [_render(left[0], HALF_CHART_PX, HALF_CHART_HEIGHT_PX)]
-    if right is not None:
-        pngs.append(_render(right[0], HALF_CHART_PX, HALF_CHART_HEIGHT_PX))
+    pngs = [left[0]()] + ([right[0]()] if right is not None else [])
     descriptions = [left[1]] + ([right[1]] if right is not None else [])
     tallest = max(_height(png, HALF_W) for png in pngs)
     doc.room(tallest + 12)
@@ -181,24 +187,34 @@ def _chart_pair(doc: _Doc, left: tuple[Any, str], right: tuple[Any, str] | None)
     doc.para(" ".join(descriptions), 8, colour=GREY)
 
 
-def _charts(doc: _Doc, profile: Mapping[str, Any]) -> None:
+def _start_charts(profile: Mapping[str, Any]) -> tuple[Panel | None, list[Panel]]:
+    """The charts of the Charts part, being drawn: GEMM throughput (full width; None when not measured), and the
+    key fit of each section with the headline fit's error per point (half width, in pairs)."""
+    throughput = None
     if summary.gemm_throughput(profile):
         frame = charts.throughput_frame({profile["name"]: profile})
-        description = charts.describe_throughput(frame)
-        png = _render(lambda: charts.throughput_chart(frame), FULL_CHART_PX)
-        doc.heading("GEMM throughput against size", keep=_height(png, TEXT_W) + 16)
-        _place(doc, png, TEXT_W, description)
-        doc.set_y(doc.get_y() + (_height(png, TEXT_W) if png is not None else 0) + 1)
-        doc.para(description, 8, colour=GREY)
-    panels = []  # (title, draw, description) of each chart beside another
+        throughput = ("GEMM throughput against size", render_later(lambda: charts.throughput_chart(frame),
+                                                                   FULL_CHART_PX), charts.describe_throughput(frame))
+    panels = []
     for n, (section, (path, fit, _)) in enumerate(key_fits(profile).items()):
         label = summary.fit_label(path)
         points, curve = charts.points_frame(fit), charts.curve_frame(fit)
-        panels.append((f"{SECTIONS[section]}: {label}", functools.partial(charts.fit_chart, fit, points, curve),
+        panels.append((f"{SECTIONS[section]}: {label}", _half(functools.partial(charts.fit_chart, fit, points, curve)),
                        charts.describe_fit(label, fit, points, curve)))
         if n == 0:  # the headline fit also shows its error per point, as on the page
-            panels.append((f"{label}: error per point", functools.partial(charts.residual_chart, fit, points),
+            panels.append((f"{label}: error per point", _half(functools.partial(charts.residual_chart, fit, points)),
                            f"Prediction error of each measured point of {label}, in percent (0 is exact)."))
+    return throughput, panels
+
+
+def _charts(doc: _Doc, throughput: Panel | None, panels: list[Panel]) -> None:
+    if throughput is not None:
+        title, pending, description = throughput
+        png = pending()
+        doc.heading(title, keep=_height(png, TEXT_W) + 16)
+        _place(doc, png, TEXT_W, description)
+        doc.set_y(doc.get_y() + (_height(png, TEXT_W) if png is not None else 0) + 1)
+        doc.para(description, 8, colour=GREY)
     for i in range(0, len(panels), 2):
         pair = panels[i:i + 2]
         doc.heading(" | ".join(title for title, _, _ in pair), size=10.5, keep=90)
@@ -241,13 +257,29 @@ def _formulas(doc: _Doc, profile: Mapping[str, Any]) -> None:
             doc.ln(1.5)
 
 
-def _quality(doc: _Doc, profile: Mapping[str, Any]) -> None:
-    raw = profile.get("quality")
+def _start_quality(profile: Mapping[str, Any]) -> tuple[QualitySection | str | None, list[tuple[Png, str]]]:
+    """The profile's quality section (None: it has none; a string: why it is not usable) and its panels' charts,
+    being drawn."""
     try:
         section = quality_from_profile(dict(profile))
     except QualitySectionError as exc:  # the loader checks it; a hand-built dict may not have been loaded
+        return str(exc), []
+    if section is None:
+        return None, []
+    pending = []
+    for curves in qcharts.panels(section).values():
+        frame = qcharts.quality_frame(curves)
+        pending.append((_half(functools.partial(qcharts.quality_chart, frame, curves)),
+                        qcharts.describe_quality(frame, curves)))
+    return section, pending
+
+
+def _quality(doc: _Doc, profile: Mapping[str, Any], section: QualitySection | str | None,
+             pending: list[tuple[Png, str]]) -> None:
+    raw = profile.get("quality")
+    if isinstance(section, str):
         doc.heading("Quality calibration", keep=15)
-        doc.para(f"The profile's quality section is not usable: {exc}.", 9)
+        doc.para(f"The profile's quality section is not usable: {section}.", 9)
         return
     if section is None:
         return
@@ -255,10 +287,6 @@ def _quality(doc: _Doc, profile: Mapping[str, Any]) -> None:
     duration = "" if section.duration_s is None else f" in {section.duration_s:.0f} s"
     doc.para(f"{len(section.curves)} curves fitted ({section.mode} mode{duration}) on "
              f"{', '.join(section.models) or 'no model'}. {raw.get('provenance', '')}.", 9)
-    pending: list[tuple[Any, str]] = []
-    for curves in qcharts.panels(section).values():
-        frame = qcharts.quality_frame(curves)
-        pending.append((functools.partial(qcharts.quality_chart, frame, curves), qcharts.describe_quality(frame, curves)))
     for i in range(0, len(pending), 2):
         _chart_pair(doc, pending[i], pending[i + 1] if i + 1 < len(pending) else None)
     table = qcharts.curves_table(section)
@@ -344,6 +372,8 @@ def calibration_pdf(profile: Mapping[str, Any], spec: Any | None = None, *, sour
     validation = validation if validation is not None else (stored if isinstance(stored, Mapping) else None)
     title = title_of(profile)
     doc = new_document(title, summary.headline(profile, spec), created)
+    throughput, panels = _start_charts(profile)  # drawn in a helper process while the text before them is laid out
+    quality, quality_panels = _start_quality(profile)
 
     _first_page(doc, profile, spec, created, source or "source not given")
     doc.heading("Key figures", before=2)
@@ -352,10 +382,10 @@ def calibration_pdf(profile: Mapping[str, Any], spec: Any | None = None, *, sour
     _environment(doc, profile)
     doc.heading("Every fit: model, points, training and held-out error", keep=40)
     _fits_table(doc, profile)
-    _charts(doc, profile)
+    _charts(doc, throughput, panels)
     doc.heading("Formulas and parameters of every fit", keep=40)
     _formulas(doc, profile)
-    _quality(doc, profile)
+    _quality(doc, profile, quality, quality_panels)
     doc.heading("Back-test: predictions against fresh timings", keep=30)
     _validation(doc, validation)
     doc.heading("Provenance", keep=40)

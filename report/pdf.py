@@ -21,7 +21,7 @@ import io
 import logging
 import struct
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
-from report import charts
+from report import chart_process, charts
 from report import formatting as fmt
 from simulator.families import FAMILIES
 from simulator.inputs import FIGURES, INPUTS
@@ -233,14 +233,17 @@ def _vl_version() -> str | None:
     return wanted if wanted in vlc.get_vegalite_versions() else None
 
 
+def chart_spec(chart: alt.TopLevelMixin | dict[str, Any], width_px: int, height_px: int | None = None
+               ) -> dict[str, Any]:
+    """An Altair chart (or its Vega-Lite spec as a dict) as the spec to draw, `width_px` Vega pixels wide."""
+    size = {"width": width_px} | ({} if height_px is None else {"height": height_px})
+    return (chart if isinstance(chart, dict) else chart.to_dict(validate=False)) | size  # not .properties(): a copy
+
+
 def chart_png(chart: alt.TopLevelMixin | dict[str, Any], width_px: int, height_px: int | None = None) -> bytes:
     """An Altair chart (or its Vega-Lite spec as a dict) as PNG through vl-convert (no browser, offline), at
     `width_px` Vega pixels wide."""
-    import vl_convert as vlc
-
-    size = {"width": width_px} | ({} if height_px is None else {"height": height_px})
-    spec = chart | size if isinstance(chart, dict) else chart.properties(**size).to_dict(validate=False)
-    return vlc.vegalite_to_png(spec, vl_version=_vl_version(), scale=CHART_SCALE)
+    return chart_process.draw_png(chart_spec(chart, width_px, height_px), _vl_version(), CHART_SCALE)
 
 
 def _render(draw: Any, width_px: int, height_px: int | None = None) -> bytes | None:
@@ -251,6 +254,25 @@ def _render(draw: Any, width_px: int, height_px: int | None = None) -> bytes | N
     except Exception as exc:
         log.warning("PDF chart not rendered: %s", exc)
         return None
+
+
+def render_later(draw: Any, width_px: int, height_px: int | None = None) -> Callable[[], bytes | None]:
+    """`_render` started now: the spec is built here and drawn by report.chart_process's helper process while
+    the caller lays out its text; calling the result waits for the PNG (None when it cannot be drawn)."""
+    try:
+        pending = chart_process.png_later(chart_spec(draw(), width_px, height_px), _vl_version(), CHART_SCALE)
+    except Exception as exc:
+        log.warning("PDF chart not rendered: %s", exc)
+        return lambda: None
+
+    def png() -> bytes | None:
+        try:
+            return pending()
+        except Exception as exc:
+            log.warning("PDF chart not rendered: %s", exc)
+            return None
+
+    return png
 
 
 def _height(png: bytes | None, width_mm: float) -> float:

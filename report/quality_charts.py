@@ -91,14 +91,15 @@ def quality_chart(frame: pd.DataFrame, curves: list[QualityCurve]) -> alt.LayerC
     y = alt.Y("Value:Q", title=METRIC_LABELS.get(first.y_name, first.y_name), scale=alt.Scale(zero=False))
     fitted = alt.Chart(frame).transform_filter(alt.datum.Kind == FITTED)
     measured = alt.Chart(frame).transform_filter(alt.datum.Kind == MEASURED)
-    tips = ["Series:N", alt.Tooltip("x:Q", format=".3~g"), alt.Tooltip("Value:Q", format=".4~g"),
-            alt.Tooltip("Low:Q", format=".4~g"), alt.Tooltip("High:Q", format=".4~g"), "Kind:N"]
+    tips = [alt.Tooltip("Series:N"), alt.Tooltip("x:Q", format=".3~g"), alt.Tooltip("Value:Q", format=".4~g"),
+            alt.Tooltip("Low:Q", format=".4~g"), alt.Tooltip("High:Q", format=".4~g"), alt.Tooltip("Kind:N")]
+    low, high, detail = alt.Y("Low:Q"), alt.Y2("High"), alt.Detail("Series:N")
     layers = [
-        fitted.mark_area(opacity=0.15).encode(x=x, y="Low:Q", y2="High:Q", color=colour, detail="Series:N"),
+        fitted.mark_area(opacity=0.15).encode(x=x, y=low, y2=high, color=colour, detail=detail),
         fitted.mark_line(strokeWidth=1.6).encode(
             x=x, y=y, color=colour, strokeDash=alt.StrokeDash("Series:N", scale=alt.Scale(
                 **scale, range=SERIES_DASHES[:len(series)]), legend=None), tooltip=tips),
-        measured.mark_rule().encode(x=x, y="Low:Q", y2="High:Q", color=colour),
+        measured.mark_rule().encode(x=x, y=low, y2=high, color=colour),
         measured.mark_point(filled=True, size=45).encode(
             x=x, y=y, color=colour, shape=alt.Shape("Series:N", scale=alt.Scale(
                 **scale, range=SERIES_SHAPES[:len(series)]), legend=None), tooltip=tips),
@@ -106,7 +107,7 @@ def quality_chart(frame: pd.DataFrame, curves: list[QualityCurve]) -> alt.LayerC
     dense = dense_value(curves)
     if dense is not None:
         layers.append(alt.Chart(pd.DataFrame({"Value": [dense]})).mark_rule(color="#888888", strokeDash=[3, 3])
-                      .encode(y="Value:Q"))
+                      .encode(y=alt.Y("Value:Q")))
     return alt.layer(*layers).properties(title=panel_name(first), width="container", height=220)
 
 

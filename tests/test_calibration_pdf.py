@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import copy
 import datetime as dt
 import io
@@ -21,6 +22,7 @@ from app_pages import _calibrate_run as runner  # noqa: E402
 from app_pages import _calibrate_state as state  # noqa: E402
 from calibration.validate import summarize  # noqa: E402
 from report import calibration_summary as summary  # noqa: E402
+from report import chart_process  # noqa: E402
 from report import formatting as fmt  # noqa: E402
 from report import quality_charts as qcharts  # noqa: E402
 from report.calibration_pdf import calibration_pdf, key_fits, title_of  # noqa: E402
@@ -140,10 +142,50 @@ def test_the_pdf_renders_to_png(built, tmp_path):
     assert len(pngs) == 3 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 2000 for p in pngs)
 
 
+SMALL_CHART = {"data": {"values": [{"x": 1, "y": 2}, {"x": 3, "y": 1}]}, "mark": "line",
+               "encoding": {"x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"}},
+               "width": 80, "height": 60}
+
+
+def test_the_helper_process_draws_what_this_process_draws():
+    assert chart_process.png_later(SMALL_CHART, None, 1.0)() == chart_process.draw_png(SMALL_CHART, None, 1.0)
+
+
+class _BrokenHelper:
+    def __init__(self, at_submit: bool) -> None:
+        self.at_submit = at_submit
+
+    def submit(self, *args, **kwargs):
+        if self.at_submit:
+            raise chart_process.HelperGoneError("cannot write to the helper process")
+        future = cf.Future()
+        future.set_exception(chart_process.HelperGoneError("the helper process stopped answering"))
+        return future
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("at_submit", [True, False])
+def test_a_broken_helper_process_falls_back_to_drawing_here(monkeypatch, caplog, at_submit):
+    monkeypatch.setattr(chart_process, "_helper", _BrokenHelper(at_submit))
+    monkeypatch.setattr(chart_process, "draw_here", False)
+    png = chart_process.png_later(SMALL_CHART, None, 1.0)()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and chart_process.draw_here  # and from now on without it
+    assert "drawn in this process from now on" in caplog.text
+
+
+def test_a_chart_the_helper_cannot_draw_is_left_out():
+    png = chart_process.png_later({"mark": "no such mark"}, None, 1.0)
+    with pytest.raises(ValueError):
+        png()
+    assert not chart_process.draw_here  # the helper itself is fine
+
+
 @pytest.fixture
 def no_charts(monkeypatch):
     """Charts off (their descriptions stay) for tests about the text alone: seconds saved per PDF."""
-    monkeypatch.setattr("report.calibration_pdf._render", lambda *args, **kwargs: None)
+    monkeypatch.setattr("report.calibration_pdf.render_later", lambda *args, **kwargs: lambda: None)
 
 
 def test_a_back_test_is_reported_when_given(no_charts):
