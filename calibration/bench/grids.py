@@ -87,15 +87,6 @@ def message_sizes(mode: str, device: str) -> list[int]:
     return _pow_sizes(KiB, 64 * KiB, 4) + _pow_sizes(256 * KiB, top, 2)
 
 
-def local_copy_sizes(mode: str, device: str, world_size: int, bench: str) -> list[int]:
-    """Larger messages for a lone CPU rank's all_gather and reduce_scatter (a local copy of the buffer, 10-30 ms
-    at 128 MiB) in a quick run: its rate drops once input and output leave the caches, often beyond the grid's
-    16 MiB, and the fit must train on both sides of that drop before the held-out largest sizes."""
-    if mode != "quick" or device != "cpu" or world_size != 1 or bench not in ("all_gather", "reduce_scatter"):
-        return []
-    return [32 * MiB, 64 * MiB, 128 * MiB]
-
-
 def ddp_shapes(mode: str, device: str) -> list[dict[str, int]]:
     if mode == "tiny":
         return [{"layers": 1, "hidden": 64, "seq": 16, "batch": 2}]
@@ -116,7 +107,7 @@ def distributed_steps(mode: str, device: str, world_sizes: list[int]) -> list[St
     steps = []
     for ws in world_sizes:
         for bench in ("all_reduce", "all_gather", "reduce_scatter", "broadcast"):
-            steps += [Step(bench, device, "fp32", {"bytes": b}, ws) for b in sizes + local_copy_sizes(mode, device, ws, bench)]
+            steps += [Step(bench, device, "fp32", {"bytes": b}, ws) for b in sizes]
         ps_sizes = [b for b in sizes if b >= 4 * KiB] or sizes[-1:]
         for servers in sorted({1, ws // 2}):
             if 1 <= servers < ws:
