@@ -45,7 +45,7 @@ bench: install
 	$(BIN)/python -m benchmarks.calibration_pdf_speed --in-process
 	$(BIN)/python -m benchmarks.decide_page_rerun
 	$(BIN)/python -m benchmarks.calibration_quick --slow-dtype bf16 --markdown
-	$(BIN)/python -m benchmarks.serving_cpu_check
+	$(BIN)/python -m benchmarks.serving_cpu_check --repeats 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

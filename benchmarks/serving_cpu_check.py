@@ -4,7 +4,7 @@ seeded Poisson stream (prompt 128, output 64 tokens, batch up to 16), as `python
 it, and its measured output tokens/s is compared with the prediction of a CPU profile of this machine through
 Scenario -> evaluate. Target: within 15%. Exit 1 when missed.
 
-`python -m benchmarks.serving_cpu_check [--quick] [--profile P] [--json OUT]`. A profile describes the machine it
+`python -m benchmarks.serving_cpu_check [--quick] [--profile P] [--repeats N] [--json OUT]`. A profile describes the machine it
 was measured on: without --profile, the shipped one is used where its CPU (model and ISA flags) is this machine's,
 else this machine is calibrated first, as a user would (`python -m calibration run --quick --only
 gemm,block_fwd_bwd,infer_linear,prefill,decode`, about 2.5 minutes on 2 idle cores). The CPU share printed says whether other load took the
@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from calibration.env import cpu_info
 from calibration.serve_check import (
@@ -58,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: the shipped CPU reference profile if it describes this CPU, else a fresh quick "
                         "calibration of this machine (in runs/)")
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="calibrate and check this many times (the target is checked on the median error): on a "
+                        "shared VM the same loop's throughput moves by 10-20%% between minutes")
     p.add_argument("--cpus", type=int, default=None,
                    help="run on this many of the CPUs available only (calibration and check alike): on a machine "
                         "other jobs load, one pinned CPU is measured cleanly where two threads wait on each other")
@@ -70,35 +75,41 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--cpus {ns.cpus}: choose 1 to {len(cpus)}", file=sys.stderr)
             return 2
         os.sched_setaffinity(0, cpus[-ns.cpus:])
+    if ns.repeats < 1:
+        print(f"--repeats {ns.repeats}: give at least 1", file=sys.stderr)
+        return 2
     cfg = QUICK if ns.quick else FULL
     cpu = cpu_info()
-    profile = ns.profile
-    if profile is None:
-        shipped = load_profile(DEFAULT_PROFILE)
-        if same_cpu(shipped, cpu):
+    shipped = load_profile(DEFAULT_PROFILE)
+    errors, reports = [], []
+    for i in range(ns.repeats):
+        profile = ns.profile
+        if profile is None and same_cpu(shipped, cpu):
             profile = DEFAULT_PROFILE
-        else:
+        elif profile is None:  # each repeat calibrates afresh: the machine's speed drifts between minutes
             print(f"the shipped profile describes {shipped['environment'].get('cpu_model')}, not this "
                   f"{cpu['cpu_model']}")
             profile = calibrate_here(Path("runs") / f"serve-check-calib-{time.strftime('%Y%m%d-%H%M%S')}")
-    device = profile_device(profile)
-    print(f"# Serving calibration check: {cpu['cpu_model']}, {cpu['available_cpus']} CPUs available; "
-          f"profile {profile} ({device.id})")
-    report = run_check(cfg, profile, device=device)
-    print(f"streams of {cfg.stream_s:g} s (first {cfg.warmup_s:g} s left out); rates: "
-          + ", ".join(f"{k} {v:.3g}/s" for k, v in report.rates_per_s.items())
-          + "; CPU share: " + ", ".join(f"{k} {v:.0%}" for k, v in report.cpu_share.items()))
-    print(f"saturated: mean batch {report.saturated.mean_batch:.3g}; steady: mean batch {report.steady.mean_batch:.3g},"
-          f" {report.steady.completed} requests; measured P90 TTFT {report.steady.ttft_p90_s:.4g} s, "
-          f"TPOT {report.steady.tpot_p90_s:.4g} s")
-    print(report.table())
+        device = profile_device(profile)
+        print(f"# Serving calibration check {i + 1} of {ns.repeats}: {cpu['cpu_model']}, {cpu['available_cpus']} "
+              f"CPUs available; profile {profile} ({device.id})")
+        report = run_check(cfg, profile, device=device)
+        print(f"streams of {cfg.stream_s:g} s (first {cfg.warmup_s:g} s left out); rates: "
+              + ", ".join(f"{k} {v:.3g}/s" for k, v in report.rates_per_s.items())
+              + "; CPU share: " + ", ".join(f"{k} {v:.0%}" for k, v in report.cpu_share.items()))
+        print(f"saturated: mean batch {report.saturated.mean_batch:.3g}; steady: mean batch "
+              f"{report.steady.mean_batch:.3g}, {report.steady.completed} requests; measured P90 TTFT "
+              f"{report.steady.ttft_p90_s:.4g} s, TPOT {report.steady.tpot_p90_s:.4g} s")
+        print(report.table())
+        errors.append(report.throughput_error)
+        reports.append({"profile": str(profile), **report.as_dict()})
     if ns.json:
-        ns.json.write_text(json.dumps(report.as_dict(), indent=1))
-    ok = abs(report.throughput_error) <= TARGET_THROUGHPUT_ERR
-    print(f"throughput error {report.throughput_error:+.1%}: target within {TARGET_THROUGHPUT_ERR:.0%} "
-          + ("met" if ok else "MISSED"))
+        ns.json.write_text(json.dumps(reports if ns.repeats > 1 else reports[0], indent=1))
+    median = float(np.median(errors))
+    ok = abs(median) <= TARGET_THROUGHPUT_ERR
+    print("throughput errors " + ", ".join(f"{e:+.1%}" for e in errors) + f"; median {median:+.1%}: target within "
+          f"{TARGET_THROUGHPUT_ERR:.0%} " + ("met" if ok else "MISSED"))
     return 0 if ok else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())
