@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from benchmarks import pruning_quality
+from benchmarks import ppl_rows, pruning_quality
 from simulator.compression.constants import FITTED_PATH, QUANT_METHODS, load_fitted
 from simulator.compression.penalty import kumar_ptq, weight_ptq_bits
 
@@ -122,19 +122,10 @@ def refit(path: Path = FITTED_PATH) -> dict:
 
 
 def predicted_ratios(df: pd.DataFrame) -> np.ndarray:
-    """quality.ppl_ratio of each row through Scenario -> evaluate (the path a user takes)."""
-    from simulator import Scenario, evaluate
-
-    out = []
-    for row in df.itertuples():
-        scenario = Scenario.from_dict({
-            "model": {"params": float(row.params)},
-            "training": {"tokens": float(row.train_tokens)},
-            "compression": {"weight_bits": int(row.weight_bits), "act_bits": int(row.act_bits),
-                            "group_size": int(row.group_size), "quant_method": row.method},
-        })
-        out.append(evaluate(scenario).figures["quality.ppl_ratio"].value)
-    return np.array(out)
+    """quality.ppl_ratio of each quantized row through Scenario -> evaluate (the path a user takes)."""
+    return ppl_rows.predicted_ratios(df, lambda row: {
+        "weight_bits": int(row.weight_bits), "act_bits": int(row.act_bits), "group_size": int(row.group_size),
+        "quant_method": row.method})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,14 +152,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r.published_ratio:9.4f} {r.predicted_ratio:9.4f} {r.err_pct:8.2f} {r.heldout_err_pct:10.2f}")
     print()
     groups = {"all rows": df, **{f"{m} rows": df[df["method"] == m] for m in df["method"].unique()}}
-    ok = True
-    for label, g in groups.items():
-        med, worst = g["err_pct"].abs().median(), g["err_pct"].abs().max()
-        hmed, hworst = g["heldout_err_pct"].abs().median(), g["heldout_err_pct"].abs().max()
-        print(f"{label:<18} n={len(g):>2}  fitted: median {med:5.2f}%  worst {worst:6.2f}%   "
-              f"held-out: median {hmed:5.2f}%  worst {hworst:6.2f}%")
-        if label == "all rows":
-            ok = med <= TARGET_MEDIAN_PCT and worst <= TARGET_WORST_PCT
+    med, worst = ppl_rows.print_summary(groups)["all rows"]
+    ok = med <= TARGET_MEDIAN_PCT and worst <= TARGET_WORST_PCT
     print(f"\n{len(df)} scenarios evaluated in {seconds:.1f} s (noisy: shared machine)")
     print(f"target: median <= {TARGET_MEDIAN_PCT}%, worst <= {TARGET_WORST_PCT}% -> "
           f"{'met' if ok else 'NOT met (see docs/compression.md: outlier rows)'}")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
+from benchmarks import ppl_rows
 from simulator.compression.constants import PRUNING_METHODS, SPARSITY_PATTERNS
 from simulator.compression.penalty import loss_delta
 from simulator.quality import LAWS
@@ -102,18 +103,9 @@ def refit(quant: dict[str, float]) -> tuple[dict[str, float], dict]:
 
 
 def predicted_ratios(df: pd.DataFrame) -> np.ndarray:
-    """quality.ppl_ratio of each row through Scenario -> evaluate (the path a user takes)."""
-    from simulator import Scenario, evaluate
-
-    out = []
-    for row in df.itertuples():
-        scenario = Scenario.from_dict({
-            "model": {"params": float(row.params)},
-            "training": {"tokens": float(row.train_tokens)},
-            "compression": {"pruning_method": row.method, "sparsity": float(row.sparsity), "pattern": row.pattern},
-        })
-        out.append(evaluate(scenario).figures["quality.ppl_ratio"].value)
-    return np.array(out)
+    """quality.ppl_ratio of each pruned row through Scenario -> evaluate (the path a user takes)."""
+    return ppl_rows.predicted_ratios(df, lambda row: {
+        "pruning_method": row.method, "sparsity": float(row.sparsity), "pattern": row.pattern})
 
 
 def report(quant: dict[str, float]) -> None:
@@ -131,8 +123,4 @@ def report(quant: dict[str, float]) -> None:
     print()
     groups = {"pruning rows": df, **{f"{m} rows": df[df["method"] == m] for m in df["method"].unique()},
               **{f"{p} rows": df[df["pattern"] == p] for p in df["pattern"].unique()}}
-    for label, g in groups.items():
-        med, worst = g["err_pct"].abs().median(), g["err_pct"].abs().max()
-        hmed, hworst = g["heldout_err_pct"].abs().median(), g["heldout_err_pct"].abs().max()
-        print(f"{label:<18} n={len(g):>2}  fitted: median {med:5.2f}%  worst {worst:6.2f}%   "
-              f"held-out: median {hmed:5.2f}%  worst {hworst:6.2f}%")
+    ppl_rows.print_summary(groups)
