@@ -94,17 +94,11 @@ def refit(path: Path = FITTED_PATH) -> dict:
     theta = fit(df)
     held, fits = leave_one_family_out(df)
     published = np.log(df["published_ratio"].to_numpy())
-    big = published > 0.01  # relative error of δ is meaningful where δ is not ~0
-    rel = held[big] / published[big] - 1.0
-    sigma = float(1.4826 * np.median(np.abs(rel - np.median(rel))))  # robust σ (MAD) of the held-out error
-    err = np.exp(held - published) - 1.0
     constants = _constants(theta)
     prune_offsets, pruning = pruning_quality.refit(constants)
     out = {
         "constants": constants | prune_offsets,
-        "heldout_delta_rel_sigma": round(sigma, 4),
-        "heldout_ratio_abs_err_median_pct": round(float(np.median(np.abs(err)) * 100), 3),
-        "heldout_ratio_abs_err_max_pct": round(float(np.max(np.abs(err)) * 100), 3),
+        **ppl_rows.heldout_stats(held, published, published > 0.01),  # relative error of δ where δ is not ~0
         "leave_one_family_out": fits,
         "how": "Kumar et al. 2024 eq. 2 with effective bits (nominal + method offset + group gain); ln C_T, "
                "gamma_post, gamma_N, gamma_D and the GPTQ and AWQ offsets fitted once on all rows of "

@@ -35,3 +35,14 @@ def print_summary(groups: Mapping[str, pd.DataFrame]) -> dict[str, tuple[float, 
               f"held-out: median {hmed:5.2f}%  worst {hworst:6.2f}%")
         out[label] = (float(med), float(worst))
     return out
+
+
+def heldout_stats(held: np.ndarray, published: np.ndarray, rel_where: np.ndarray | None = None) -> dict[str, float]:
+    """Held-out predicted δ against published δ (ln ppl ratios): the robust σ (1.4826 MAD) of δ's relative error
+    (over `rel_where`, where δ is not ~0) that sets a spread, and the median and worst |error| of the ratio."""
+    mask = np.ones(len(held), dtype=bool) if rel_where is None else rel_where
+    rel = held[mask] / published[mask] - 1.0
+    err = np.exp(held - published) - 1.0
+    return {"heldout_delta_rel_sigma": round(float(1.4826 * np.median(np.abs(rel - np.median(rel)))), 4),
+            "heldout_ratio_abs_err_median_pct": round(float(np.median(np.abs(err)) * 100), 3),
+            "heldout_ratio_abs_err_max_pct": round(float(np.max(np.abs(err)) * 100), 3)}

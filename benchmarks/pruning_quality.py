@@ -82,14 +82,8 @@ def refit(quant: dict[str, float]) -> tuple[dict[str, float], dict]:
     df = load_rows()
     offsets = dict(zip(PARAMS, map(float, fit(df, quant)), strict=True))
     held, fits = leave_one_size_out(df, quant)
-    published = np.log(df["published_ratio"].to_numpy())
-    rel = held / published - 1.0
-    sigma = float(1.4826 * np.median(np.abs(rel - np.median(rel))))  # robust σ (MAD) of the held-out error
-    err = np.exp(held - published) - 1.0
     section = {
-        "heldout_delta_rel_sigma": round(sigma, 4),
-        "heldout_ratio_abs_err_median_pct": round(float(np.median(np.abs(err)) * 100), 3),
-        "heldout_ratio_abs_err_max_pct": round(float(np.max(np.abs(err)) * 100), 3),
+        **ppl_rows.heldout_stats(held, np.log(df["published_ratio"].to_numpy())),
         "leave_one_size_out": fits,
         "how": "pruning offsets in bits (magnitude, wanda, sparsegpt) of penalty.pruning_bits, fitted once on all rows "
                "of benchmarks/data/pruning_ppl.csv by soft-L1 least squares of the relative error of the loss "
