@@ -144,7 +144,7 @@ def test_gpu_plus_button_steps_to_an_allowed_count(tools, app_url, page):
     tools.wait_rendered(page)
     assert gpus_field(page).input_value() == "4128"
     assert page.locator('[data-testid="stMetricValue"]').count() == 8
-    assert page.locator('[data-testid="stDownloadButton"]').count() == 3  # scenario, plan and PDF
+    assert page.locator('[data-testid="stDownloadButton"]').count() == 4  # scenario, plan, PDF and sweep CSV
 
 
 def test_an_invalid_plan_keeps_the_last_valid_one_on_screen_marked_stale(tools, app_url, page):
