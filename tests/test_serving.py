@@ -132,3 +132,25 @@ def test_cli_serving_only_scenario(tmp_path):
         section, _, name = key.partition(".")
         assert name in plan[section], key
     assert plan["serving"]["gpus"] >= 4 and plan["serving"]["cost_per_million_output_tokens_usd"] > 0
+
+
+def test_a_whole_prompt_is_not_hidden_under_a_memory_bound_decode_step():
+    """Batch 8 of an 8B model at 16 bits on one H100 decodes memory-bound; batch/output = 8/256 of a 2048-token
+    prompt joins a step on average, and that prompt's compute (2·N·2048 FLOPs, at most at the peak) adds to the
+    mean step: spreading its tokens evenly over the steps would hide them under the weight streaming."""
+    from simulator.families.serving import replica
+    from simulator.serving.step import steady_step, step_time
+    from simulator.sweeps import evaluate_columns
+
+    s = Scenario.from_dict({"model": {"preset": "llama-3-8b"},
+                            "serving": {"accelerator": "H100-SXM", "batch": 8, "prompt_tokens": 2048,
+                                        "output_tokens": 256}})
+    r = replica(evaluate_columns(scenario_rows([s])))
+    zero = np.zeros(1)
+    decode = step_time(r, zero + 8.0, zero + 2048 + 128.0, zero, zero, zero + 2048.0)
+    assert not decode.compute_bound[0]
+    mean_s = steady_step(r, zero + 8.0, zero + 2048.0, zero + 256.0).total_s[0]
+    prompt_s = 2.0 * r.params[0] * 2048 / r.peak_flops[0]
+    assert mean_s - decode.total_s[0] >= 8 / 256 * prompt_s
+    alone = steady_step(r, zero + 1.0, zero + 2048.0, zero + 256.0)  # one sequence: 1/256 of a prompt per step
+    assert alone.total_s[0] > step_time(r, zero + 1.0, zero + 2176.0, zero, zero, zero + 2048.0).total_s[0]

@@ -1,8 +1,8 @@
 """Time of one engine step of a replica on a per-operation roofline (LLM-Viewer, Yuan et al. 2024, arXiv
 2402.16363: each operation takes max(FLOPs / compute, bytes / bandwidth), and the operations' times add).
 
-A step of continuous batching with chunked prefill (Sarathi-Serve, Agrawal et al. 2024, OSDI) carries one new
-token of each decoding sequence plus a share of prompt tokens; the same function times a lone prefill (TTFT).
+A step of continuous batching (Orca; chunked prefill, Sarathi-Serve, Agrawal et al. 2024, OSDI) carries one new
+token of each decoding sequence plus any prompts admitted in it; the same function times a lone prefill (TTFT).
 Tensor parallelism (Megatron, Shoeybi et al. 2019) splits every matrix and the KV cache over `tp` GPUs and adds
 two all-reduces of the activations per layer.
 """
@@ -101,10 +101,25 @@ def fixed_overhead_s(intercept_s: float, weight_bytes: float, stream_Bps: float)
 
 
 def steady_step(r: Replica, batch, prompt_tokens, output_tokens) -> StepTime:
-    """A steady-state step at `batch` decoding sequences: each request's prompt is spread over its output steps,
-    so a step carries batch·prompt/output prompt tokens of batch/output prompts; mean context prompt + output/2."""
-    return step_time(r, batch, prompt_tokens + output_tokens / 2.0, batch * prompt_tokens / output_tokens,
-                     batch / output_tokens, prompt_tokens)
+    """A steady-state step at `batch` decoding sequences (mean context prompt + output/2). Each request's prompt
+    is admitted whole in one step (Orca's iteration-level scheduling, Yu et al. 2022; chunked prefill,
+    Sarathi-Serve, splits only a prompt longer than its per-step token budget), so batch/output prompts join a
+    step on average: the mean step is the decode step plus that many times the time one whole prompt adds to it
+    (exact while at most one prompt joins a step, additive beyond). Spreading the prompt tokens evenly over the
+    steps instead would hide them under a memory-bound decode step's weight streaming, which no whole prompt
+    does."""
+    context = prompt_tokens + output_tokens / 2.0
+    zero = np.zeros_like(np.asarray(batch * prompt_tokens * output_tokens, dtype=float))
+    base = step_time(r, batch, context, zero, zero, prompt_tokens)
+    joined = step_time(r, batch, context, zero + prompt_tokens, zero + 1.0, prompt_tokens)
+    per_step = batch / output_tokens  # prompts admitted per step (Little's law: each request is admitted once)
+
+    def mean(a, b):
+        return a + per_step * (b - a)
+
+    return StepTime(mean(base.total_s, joined.total_s), mean(base.linear_s, joined.linear_s),
+                    mean(base.attention_s, joined.attention_s), mean(base.elementwise_s, joined.elementwise_s),
+                    mean(base.allreduce_s, joined.allreduce_s), joined.compute_bound)
 
 
 def prefill_alone(r: Replica, prompt_tokens) -> StepTime:
