@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pypdf
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +28,7 @@ TIMEOUT_S = 60
 BITS, METHOD = ui.PREFIX + "compression.weight_bits", ui.PREFIX + "compression.quant_method"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_data.clear()
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_caches")  # tests/conftest.py
 
 
 def open_page() -> AppTest:

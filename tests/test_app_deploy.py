@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pypdf
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,10 +29,7 @@ RPS = ui.PREFIX + "serving.requests_per_s"
 TPOT = ui.PREFIX + "serving.tpot_target_s"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_data.clear()
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_caches")  # tests/conftest.py
 
 
 def open_page() -> AppTest:

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app_pages._devices import UPLOADED
@@ -20,12 +19,7 @@ LABELS = ("Time (days)", "Compute cost", "GPU-hours", "Energy (MWh)", "Goodput",
 RAW_FLOAT = re.compile(r"\d\.\d{4,}")  # 1285512.0048, 0.5465: what a table must never show
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
+pytestmark = pytest.mark.usefixtures("fresh_caches")  # tests/conftest.py
 
 
 def run_app(query: dict[str, str] | None = None, devices: dict | None = None) -> AppTest:
