@@ -43,27 +43,25 @@ def scenario_rows(scenarios: list[Scenario], devices: Mapping[str, HardwareSpec]
         return resolve_columns(given, n, table, tokens)
 
 
+def _scenario_devices(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None
+                      ) -> list[tuple[str, HardwareSpec]]:
+    """(column prefix, HardwareSpec) of every device input of the scenario."""
+    return [(device_prefix(inp.column), lookup_device(scenario.value(inp.key), devices, inp.key))
+            for inp in DEVICE_INPUTS]
+
+
 def scenario_device_spreads(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> dict[str, float]:
     """Every device input's spreads (simulator.catalog.device_spreads), keyed by that device's model columns."""
-    out: dict[str, float] = {}
-    for inp in DEVICE_INPUTS:
-        spec = lookup_device(scenario.value(inp.key), devices, inp.key)
-        prefix = device_prefix(inp.column)
-        out |= {hw_column(prefix, name): v for name, v in device_spreads(spec).items()}
-    return out
+    return {hw_column(prefix, name): v for prefix, spec in _scenario_devices(scenario, devices)
+            for name, v in device_spreads(spec).items()}
 
 
 def scenario_device_correlations(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None
                                  ) -> dict[tuple[str, str], float]:
     """Every device input's correlations between its uncertain columns (HardwareSpec.correlations), keyed by the
     sorted pair of that device's model columns."""
-    out: dict[tuple[str, str], float] = {}
-    for inp in DEVICE_INPUTS:
-        spec = lookup_device(scenario.value(inp.key), devices, inp.key)
-        prefix = device_prefix(inp.column)
-        for (a, b), r in spec.correlations.items():
-            out[pair(hw_column(prefix, a), hw_column(prefix, b))] = r
-    return out
+    return {pair(hw_column(prefix, a), hw_column(prefix, b)): r for prefix, spec in _scenario_devices(scenario, devices)
+            for (a, b), r in spec.correlations.items()}
 
 
 def uncertain_columns(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float]) -> dict[str, float]:
