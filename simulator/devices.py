@@ -235,9 +235,10 @@ def _curve_source(curve: GemmCurveFit, name: str) -> str:
 # ---------------------------------------------------------------- serving: decode bandwidth and step overhead
 
 
-def _inference_fits(profile: dict[str, Any], kind: str, device: str) -> list[tuple[str, dict[str, Any]]]:
-    """Usable fits of fits.inference.<kind> on `device`, bf16 first (the serving dtype), then the rest."""
-    fits = profile.get("fits", {}).get("inference", {}).get(kind, {})
+def _usable_fits(profile: dict[str, Any], kind: str, device: str, section: str = "inference"
+                    ) -> list[tuple[str, dict[str, Any]]]:
+    """Usable fits of fits.<section>.<kind> on `device`, bf16 first (the serving dtype), then the rest."""
+    fits = profile.get("fits", {}).get(section, {}).get(kind, {})
     ok = [(key, fit) for key, fit in fits.items() if key.partition("/")[0] == device and isinstance(fit, dict)
           and fit.get("status") == "ok" and isinstance(fit.get("params"), dict)]
     return sorted(ok, key=lambda item: "/bf16/" not in f"{item[0]}/")
@@ -253,7 +254,7 @@ def serving_overlay(profile: dict[str, Any], device: str, hbm_GBps: float, name:
     spreads: dict[str, float] = {}
     notes: list[str] = []
     origins: dict[str, Origin] = {}
-    for key, fit in _inference_fits(profile, "roofline", device):
+    for key, fit in _usable_fits(profile, "roofline", device):
         param = "gemv_GBps" if _finite_positive(fit["params"].get("gemv_GBps")) else "mem_GBps"
         bw = fit["params"].get(param)
         if _finite_positive(bw) and bw <= hbm_GBps:
@@ -264,7 +265,7 @@ def serving_overlay(profile: dict[str, Any], device: str, hbm_GBps: float, name:
                          f"({bw / hbm_GBps:.0%} of {hbm_GBps:g} GB/s)")
             break
     stream_GBps = fields.get("decode_mem_eff", DECODE_MEM_EFF) * hbm_GBps
-    for key, fit in _inference_fits(profile, "decode", device):
+    for key, fit in _usable_fits(profile, "decode", device):
         intercept = fit["params"].get("overhead_s")
         if _finite_positive(intercept):
             weights = _decode_weight_bytes(profile, fit)
@@ -305,11 +306,9 @@ def serving_overlay(profile: dict[str, Any], device: str, hbm_GBps: float, name:
 def _elementwise_fit(profile: dict[str, Any], device: str) -> tuple[str, dict[str, Any]] | None:
     """The fit whose `elem_GBps` (norms, activations, residual adds; calibration/fit/serving.py, compute.py) a
     serving step's elementwise passes run at: the prefill fit's (bf16 first), else the transformer block's."""
-    block = profile.get("fits", {}).get("compute", {}).get("block_fwd_bwd", {})
-    candidates = [(f"inference.prefill.{k}", f) for k, f in _inference_fits(profile, "prefill", device)]
-    candidates += sorted(((f"compute.block_fwd_bwd.{k}", f) for k, f in block.items()
-                          if k.partition("/")[0] == device and isinstance(f, dict) and f.get("status") == "ok"
-                          and isinstance(f.get("params"), dict)), key=lambda kf: "/bf16" not in kf[0])
+    candidates = [(f"inference.prefill.{k}", f) for k, f in _usable_fits(profile, "prefill", device)]
+    candidates += [(f"compute.block_fwd_bwd.{k}", f)
+                   for k, f in _usable_fits(profile, "block_fwd_bwd", device, section="compute")]
     return next(((k, f) for k, f in candidates if _finite_positive(f["params"].get("elem_GBps"))), None)
 
 
