@@ -74,8 +74,6 @@ def _world1_models(op: str, x: np.ndarray, t_s: np.ndarray, cache: tuple[float, 
         c0 = float(np.max(x / t_s)) / 1e9
         if cache:  # the copy crosses the L2 within the training sizes: the tiered form, by physics
             l2, llc = cache
-            if llc <= l2:  # the training sizes see no further than the L2: the boundary is the L2
-                llc = l2 * (1.0 + 1e-9)
             mid = float(np.sqrt(l2 * llc))
             return [Model(
                 "local_copy_two_tier", FORMULAS["local_copy_two_tier"],
@@ -117,7 +115,8 @@ def _copy_cache_bytes(env: dict[str, Any] | None, x_train: np.ndarray) -> tuple[
     if l2 is None or int(np.sum(2 * x_train >= l2)) < 2:
         return None
     seen = 2.0 * float(np.max(x_train))
-    return l2, max(l2, min(size("l3_cache_bytes") or seen, seen))
+    # training that sees no further than the L2 pins the boundary there (a range the fitter accepts: upper > lower)
+    return l2, max(l2 * (1.0 + 1e-9), min(size("l3_cache_bytes") or seen, seen))
 
 
 def fit_collectives(rows: list[dict[str, Any]], env: dict[str, Any] | None = None) -> dict[str, Any]:
