@@ -107,6 +107,7 @@ def refit(path: Path = FITTED_PATH) -> dict:
                "leave-one-family-out (OPT incl. LLM.int8, BLOOM, LLaMA/Llama-2); loss_scale spread = robust "
                "sigma (1.4826 MAD) of the held-out relative error of the loss increase",
         "rows": len(df),
+        "params_range": [float(df["params"].min()), float(df["params"].max())],  # where the law is fitted
         "pruning": pruning,
         "fitted_on": dt.date.today().isoformat(),
         "command": "python -m benchmarks.compression_quality --fit",

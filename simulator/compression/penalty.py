@@ -23,6 +23,7 @@ from simulator.compression.constants import (
     SPARSITY_PATTERNS,
 )
 from simulator.compression.patterns import nm_removed_energy
+from simulator.compression.small_scale import SmallScale, prune_rows, replace, weight_rows
 
 PTQ_METHODS = ("rtn", "gptq", "awq", "smoothquant")
 
@@ -114,26 +115,38 @@ def capacity_delta(sparsity, params, law_A, law_alpha) -> np.ndarray:
     return law_A / np.asarray(params, dtype=float) ** law_alpha * np.maximum(ratio - 1.0, 0.0)  # ≥ 0 (rounding)
 
 
-def loss_delta(c: dict[str, np.ndarray], law_A, law_alpha, k: dict[str, float]) -> np.ndarray:
+def loss_delta(c: dict[str, np.ndarray], law_A, law_alpha, k: dict[str, float],
+               small: SmallScale | None = None) -> np.ndarray:
     """δ in nats/token for rows of model columns: params, tokens, hidden, weight_bits, act_bits, kv_bits,
     group_size, quant_method, pruning_method, sparsity, sparsity_pattern (codes), loss_scale (multiplies the
-    quantization terms) and prune_loss_scale (the pruning terms: each has its own held-out error)."""
+    quantization terms) and prune_loss_scale (the pruning terms: each has its own held-out error). With `small`,
+    the weight and pruning terms that a small-model curve measured move to that curve at small N (small_scale.py)."""
     n, d, hidden = c["params"], c["tokens"], c["hidden"]
     wb, ab, kb, method = c["weight_bits"], c["act_bits"], c["kv_bits"], c["quant_method"]
     qat = np.asarray(method) == QUANT_METHODS.index("qat")
     none = np.asarray(method) == QUANT_METHODS.index("none")
     w_bits = weight_ptq_bits(wb, method, c["group_size"], hidden, k)
     delta_w = np.where(np.asarray(wb) >= 16, 0.0, kumar_ptq(n, d, w_bits, k))
+    if small is not None and "rtn" in small.weight:
+        delta_w = replace(delta_w, weight_rows(method), {"rtn": small.weight["rtn"]}, wb, n, d, small, k)
     # activations and KV cache: the same law, their own (assumed) offsets; SmoothQuant moves the outliers
     a_offset = np.where(np.asarray(method) == QUANT_METHODS.index("smoothquant"), LAW["act_offset_smoothquant"],
                         LAW["act_offset"])
     delta_a = np.where(np.asarray(ab) >= 16, 0.0, kumar_ptq(n, d, np.asarray(ab) + a_offset, k))
     delta_kv = np.where(np.asarray(kb) >= 16, 0.0, kumar_ptq(n, d, np.asarray(kb) + LAW["kv_offset"], k))
     ptq = np.where(none, delta_kv, delta_w + delta_a + delta_kv)
-    quant = np.where(qat, qat_delta(n, wb, ab, kb, law_A, law_alpha), ptq)
+    delta_qat = qat_delta(n, wb, ab, kb, law_A, law_alpha)
+    if small is not None and "qat" in small.weight:  # the curve measured weights only: activations and KV keep the law
+        weights_only = qat_delta(n, wb, 16.0, 16.0, law_A, law_alpha)
+        delta_qat = delta_qat - weights_only + replace(weights_only, weight_rows(method),
+                                                       {"qat": small.weight["qat"]}, wb, n, d, small, k)
+    quant = np.where(qat, delta_qat, ptq)
     # pruning: the bit width whose per-row rounding noise equals the pruned energy, plus the method's offset
     s, pm = np.asarray(c["sparsity"], dtype=float), np.asarray(c["pruning_method"])
     p_eq = pruning_bits(s, c["sparsity_pattern"], pm, hidden, k)
     pruned = (pm > 0) & (s > 0)
-    delta_p = np.where(pruned, kumar_ptq(n, d, p_eq, k) + capacity_delta(s, n, law_A, law_alpha), 0.0)
+    delta_p = kumar_ptq(n, d, p_eq, k) + capacity_delta(s, n, law_A, law_alpha)
+    if small is not None and small.prune:
+        delta_p = replace(delta_p, prune_rows(pm, c["sparsity_pattern"]), small.prune, s, n, d, small, k)
+    delta_p = np.where(pruned, delta_p, 0.0)
     return quant * c["loss_scale"] + delta_p * c["prune_loss_scale"]

@@ -8,6 +8,7 @@ import numpy as np
 from simulator.compression.constants import load_fitted
 from simulator.compression.penalty import loss_delta
 from simulator.compression.rows import on_rows
+from simulator.compression.small_scale import reference as small_scale_curves
 from simulator.quality import LAWS, compute_optimal, loss
 from simulator.registry import Columns, Family, FigureSpec, Input
 
@@ -28,7 +29,8 @@ FIGURES = (
                "dense loss + loss increase of the compression (docs/compression.md)", "lower", ranged=True),
     FigureSpec("quality.loss_delta", "Loss increase from compression", "nats/token",
                "Kumar et al. 2024 eq. 2 (post-training quantization; pruning by its noise-equivalent bits) with "
-               "fitted constants, eq. 4 (quantization-aware training), Frantar et al. 2023 eq. 1 (sparsity)",
+               "fitted constants, eq. 4 (quantization-aware training), Frantar et al. 2023 eq. 1 (sparsity); "
+               "below 125M parameters blended towards the calibrated small LM's measured curves (docs/compression.md)",
                "lower", provenance="fitted", ranged=True),
     FigureSpec("quality.ppl_ratio", "Perplexity, compressed ÷ dense", "ratio", "exp(loss increase)", "lower",
                provenance="fitted", ranged=True),
@@ -48,6 +50,7 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     n, d, law = c["params"], c["tokens"], np.asarray(c["law"])
     shape = np.broadcast_shapes(np.shape(n), np.shape(d), np.shape(law), np.shape(c["training.flops_total"]))
     out = {f.key: np.full(shape, np.nan) for f in FIGURES}
+    small = small_scale_curves()
     for code, name in enumerate(QUALITY_LAWS):  # a loop over the laws, not over rows
         rows = np.broadcast_to(law == code, shape)
         if not rows.any():
@@ -57,7 +60,7 @@ def run(c: Columns) -> dict[str, np.ndarray]:
         law_rows = {k: np.broadcast_to(c[k], shape)[rows] for k in _PENALTY_COLUMNS}
         out["quality.dense_loss"][rows] = loss(n_r, d_r, LAWS[name])
         out["quality.loss_delta"][rows] = on_rows(
-            lambda r, law=LAWS[name]: {"d": loss_delta(r, law.A, law.alpha, PENALTY_CONSTANTS)},
+            lambda r, law=LAWS[name]: {"d": loss_delta(r, law.A, law.alpha, PENALTY_CONSTANTS, small)},
             law_rows, _PENALTY_COLUMNS, (int(rows.sum()),), {"d": 0.0})["d"]
         out["quality.compute_optimal_params"][rows] = n_opt
         out["quality.compute_optimal_tokens"][rows] = d_opt
