@@ -110,7 +110,7 @@ def _table(title: str, frame: pd.DataFrame) -> None:
 
 
 def predicted_bits(quant: pd.DataFrame) -> None:
-    st.markdown("**Predicted at LLM scale: perplexity against weight bits**")
+    st.markdown("**Predicted for this model: perplexity against weight bits**")
     if quant.empty:
         st.info(charts.describe_quant(quant))
         return
@@ -120,7 +120,7 @@ def predicted_bits(quant: pd.DataFrame) -> None:
 
 
 def predicted_sparsity(prune: pd.DataFrame) -> None:
-    st.markdown("**Predicted at LLM scale: loss increase against sparsity**")
+    st.markdown("**Predicted for this model: loss increase against sparsity**")
     if prune[~prune["This plan"]].empty:
         st.info(charts.describe_prune(prune))
         return
@@ -160,9 +160,10 @@ def quality(quant: pd.DataFrame, prune: pd.DataFrame, found: tuple[dict[str, Any
                               format_func=lambda n: f"{n} ({section.models[n].get('task', '')})",
                               help="Small models trained, compressed and measured with k-fold cross-validation by "
                                    "the quality calibration (docs/calibration.md, \"Quality calibration\").")
-        st.caption(md(f"Two different scales, side by side: on the left the prediction for this model at LLM scale "
-                      f"(published laws with fitted constants); on the right small models measured by "
-                      f"{source}, whose curves show the shape of the degradation, not this model's numbers."))
+        st.caption(md(f"Two different scales, side by side: on the left the prediction for this model (published "
+                      f"laws with fitted constants; below 125M parameters blended towards the shipped small LM's "
+                      f"measured curves, docs/compression.md); on the right small models measured by {source}, "
+                      f"whose curves show the shape of the degradation, not this model's numbers."))
     left, right = st.columns(2)
     with left:
         predicted_bits(quant)

@@ -117,7 +117,7 @@ def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFram
         doc.heading("Warnings", size=10.5, keep=15)
         doc.bullets(notes, size=8.5)
 
-    doc.heading("Predicted at LLM scale", keep=90)
+    doc.heading("Predicted for this model", keep=90)
     if not quant.empty:
         _chart(doc, "Perplexity against weight bits", lambda: charts.quant_chart(quant), charts.describe_quant(quant))
     if not prune[~prune["This plan"]].empty:
