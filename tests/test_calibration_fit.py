@@ -93,6 +93,23 @@ def test_compute_two_tier_roofline_on_skinny_shapes():
     assert rec["mape_train_pct"] < 6
 
 
+def test_a_small_grid_with_memory_bound_shapes_still_picks_the_roofline():
+    """Ten points as a budget-cut quick grid gave on an AMD VM (2026-11-30): the Hill roofline needs six to fit,
+    so it can only be extrapolation-tested by holding out fewer than a quarter of the seven training points."""
+    truth = {**HILL, "achieved_tflops": 0.2, "x_half_flops": 4e6, "mem_GBps": 8.0}
+    fit = {"model": "hill_roofline", "params": truth}
+    shapes = [(128, 128, 128), (256, 256, 256), (512, 512, 512), (4, 8192, 8192), (16, 4096, 4096),
+              (8, 8192, 8192), (1280, 1280, 1280), (768, 3072, 1024), (1024, 2048, 1536), (1536, 1536, 1536)]
+    rows = []
+    for m, n, k in shapes:
+        flops, ws = 2.0 * m * n * k, (m * k + k * n + m * n) * 4.0
+        rows.append(row("gemm", predict_s(fit, flops=flops, ws_bytes=ws), flops=flops, nbytes=ws, m=m, n=n, k=k))
+    rec = fit_compute(rows)["gemm"]["cpu/fp32"]
+    assert rec["n_train"] == 7
+    assert rec["model"].startswith("hill_roofline"), rec["selection"]["candidates"]
+    assert rec["mape_heldout_pct"] < 8
+
+
 def test_too_few_points_is_insufficient_not_a_crash():
     rec = fit_compute(gemm_rows()[:2])["gemm"]["cpu/fp32"]
     assert rec["status"] == "insufficient_data" and "training points" in rec["reason"]

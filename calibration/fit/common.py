@@ -21,7 +21,8 @@ Features = dict[str, np.ndarray]
 Predict = Callable[[dict[str, float], Features], np.ndarray]
 SELECTION_RULE = ("lowest score on the training points: the mean of the cross-validated MAPE (leave-one-out, or "
                   "8-fold above 24 points) and the extrapolation MAPE (refit without the largest quarter of the "
-                  "training points by x, predict them); a candidate too large to be fitted without that quarter "
+                  "training points by x, or fewer where the rest would be too few to fit the candidate, at least "
+                  "one, predict them); a candidate too large to be fitted without its largest point "
                   "is not chosen when others can be; without any such candidate, the cross-validated MAPE alone; "
                   "a point's error counted at most 100%; "
                   "a model with more parameters must beat the simpler choice by 5% of its score; "
@@ -236,9 +237,10 @@ def cv_mape_pct(model: Model, feats: Features, y: np.ndarray, full: Outcome) -> 
 def extrapolation_mape_pct(model: Model, feats: Features, y: np.ndarray, x: np.ndarray,
                            full: Outcome) -> float | None:
     """The held-out test in miniature, inside the training points: refit without the largest quarter of
-    them by x (at least one), predict those. None when the rest cannot fit the model."""
+    them by x (fewer where the rest would be too few for this model; at least one), predict those. None when
+    the model cannot be fitted even without only the largest point."""
     n = len(y)
-    k = max(1, math.ceil(0.25 * n))
+    k = max(1, min(math.ceil(0.25 * n), n - model.min_train))  # fewer when the quarter leaves too few to fit
     order = np.argsort(x, kind="stable")
     keep, top = order[: n - k], order[n - k:]
     if len(keep) < model.min_train:
