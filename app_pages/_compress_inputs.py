@@ -13,7 +13,7 @@ from app_pages import _calibrate_state as calibrate
 from app_pages._registry_widgets import widget as registry_widget
 from simulator.devices import shipped_profiles
 from simulator.inputs import INPUTS
-from simulator.quality_curves import QualitySection, QualitySectionError, quality_from_profile
+from simulator.quality_curves import QualitySection, QualitySectionError, ScalingLaw, quality_from_profile
 
 MODEL = "compress.model"  # preset id, or CUSTOM for a size
 CUSTOM = "custom size"
@@ -119,3 +119,17 @@ def quality_profile() -> tuple[dict[str, Any], QualitySection, str] | None:
             why = " (the active profile has no quality curves)" if found is not None else ""
             return profile, section, f"the shipped reference profile {stem}.json{why}"
     return None
+
+
+def scaling_law_source(found: tuple[dict[str, Any], QualitySection, str] | None) -> tuple[ScalingLaw | None, str]:
+    """(the measured scaling law, where it came from): the curves' profile's when it has one (a `--full` quality
+    calibration), else the first shipped profile's that has one; (None, "") when none has."""
+    if found is not None and found[1].scaling_law is not None:
+        return found[1].scaling_law, found[2]
+    for stem, profile in _shipped().items():
+        if profile.get("quality") is None:
+            continue
+        section = _parsed(f"shipped:{stem}", str(profile.get("created_utc")), profile)
+        if isinstance(section, QualitySection) and section.scaling_law is not None:
+            return section.scaling_law, f"the shipped profile {stem}.json"
+    return None, ""

@@ -16,6 +16,7 @@ from app_pages._train_data import device_key
 from report import compression_charts as charts
 from report import compression_text as text
 from report import formatting as fmt
+from report import scaling_law_charts as laws
 from report.formatting import md_escape
 from simulator.devices import all_devices
 from simulator.evaluator import evaluate
@@ -177,6 +178,22 @@ def quality(quant: pd.DataFrame, prune: pd.DataFrame, found: tuple[dict[str, Any
     if found is not None and model_name is not None:
         with st.expander(f"k-fold metrics of {model_name} (accuracy, precision, recall, F1 or loss)"):
             st.dataframe(charts.kfold_table(found[0]["quality"], model_name), hide_index=True, width="stretch")
+    scaling_law(ui.scaling_law_source(found))
+
+
+def scaling_law(found_law: tuple[Any, str]) -> None:
+    """The small LM's measured scaling law (a `--full` quality calibration) beside Chinchilla's and Epoch's."""
+    law, source = found_law
+    st.markdown("**Scaling law: measured on the small LM, beside the published fits**")
+    frame = laws.law_frame(law)
+    if law is None:
+        st.info("No profile at hand has a measured scaling law: `python -m calibration quality --full` trains the "
+                "small LM at several sizes and token budgets and fits one (docs/calibration.md, \"Quality "
+                "calibration\").")
+    st.altair_chart(laws.law_chart(frame), width="stretch")
+    st.caption(md(laws.describe_law(frame, law, source)))
+    st.dataframe(laws.law_table(law), hide_index=True, width="stretch")
+    _table("scaling-law points and lines", frame)
 
 
 def provenance(plan: Plan) -> None:
@@ -196,7 +213,8 @@ def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.D
     # the key follows the inputs: a deferred download keeps the callable of the widget it was made with
     version = hashlib.sha256((json.dumps(data, sort_keys=True) + profile_id).encode()).hexdigest()[:12]
     c = st.columns(5)
-    c[0].download_button("Download PDF", lambda: compress_pdf(plan, name, quant, prune, found),
+    law = ui.scaling_law_source(found)
+    c[0].download_button("Download PDF", lambda: compress_pdf(plan, name, quant, prune, found, law=law),
                          "modelfolio-compress.pdf", "application/pdf", on_click="ignore", key=f"compress.pdf.{version}")
     c[1].download_button("Plan JSON", json.dumps(plan.to_dict(), indent=2, default=str, ensure_ascii=False),
                          "modelfolio-compress-plan.json", "application/json", on_click="ignore",

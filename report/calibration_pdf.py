@@ -21,6 +21,7 @@ from report import calibration_charts as charts
 from report import calibration_summary as summary
 from report import formatting as fmt
 from report import quality_charts as qcharts
+from report import scaling_law_charts as laws
 from report.pdf import (
     FULL_CHART_PX,
     GREY,
@@ -301,9 +302,9 @@ def _quality(doc: _Doc, profile: Mapping[str, Any], section: QualitySection | st
     if law is not None:
         doc.heading("Scaling law L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2)", size=10.5,
                     keep=30)
-        doc.grid(["Parameter", "Value", "P10", "P90"],
-                 [[k, f"{v:.4g}", f"{law.p10.get(k, float('nan')):.4g}", f"{law.p90.get(k, float('nan')):.4g}"]
-                  for k, v in law.params.items()], [40, 45, 45, 50], size=8)
+        table = laws.law_table(law)  # the measured law beside Chinchilla's and Epoch's (the Compress page's table)
+        doc.grid(list(table.columns), table.astype(str).itertuples(index=False), [44, 44, 18, 16, 16, 16, 13, 13],
+                 size=6.5)
         doc.para(f"{len(law.points)} measured points; leave-one-out MAPE {fmt.plain(law.loo_mape_pct)}%; "
                  f"{law.provenance}.", 8, colour=GREY)
     for note in raw.get("notes") or []:

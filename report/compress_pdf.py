@@ -15,6 +15,7 @@ import pandas as pd
 
 from report import compression_charts as charts
 from report import compression_text as text
+from report import scaling_law_charts as laws
 from report.pdf import (
     FULL_CHART_PX,
     GREY,
@@ -87,6 +88,15 @@ def _measured(doc: _Doc, found: tuple[dict[str, Any], Any, str] | None) -> None:
                      [TEXT_W / len(table.columns)] * len(table.columns), size=6.5)
 
 
+def _scaling_law(doc: _Doc, law: Any, source: str) -> None:
+    frame = laws.law_frame(law)
+    _chart(doc, "Scaling law: measured on the small LM beside the published fits", lambda: laws.law_chart(frame),
+           laws.describe_law(frame, law, source))
+    table = laws.law_table(law)
+    doc.grid(list(table.columns), table.astype(str).itertuples(index=False), [44, 44, 18, 16, 16, 16, 13, 13],
+             size=6.5)
+
+
 def _sources(doc: _Doc, plan: Any, device: str) -> None:
     figures = {k: f for k, f in plan.figures.items() if k.split(".")[0] in FAMILIES}
     markers = _markers(figures.values())
@@ -99,8 +109,10 @@ def _sources(doc: _Doc, plan: Any, device: str) -> None:
 
 
 def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFrame,
-                 found: tuple[dict[str, Any], Any, str] | None = None, *, created: dt.datetime | None = None) -> bytes:
-    """The Compress page's summary as an A4 PDF; `created` fixes the printed date (default now, UTC)."""
+                 found: tuple[dict[str, Any], Any, str] | None = None, *, law: tuple[Any, str] | None = None,
+                 created: dt.datetime | None = None) -> bytes:
+    """The Compress page's summary as an A4 PDF; `law` is (the measured scaling law or None, where it came from),
+    by default `found`'s; `created` fixes the printed date (default now, UTC)."""
     created = report_date(created)
     title = f"Compression: {text.model_name(plan.scenario)}"
     answer = text.answer_sentence(plan, device)
@@ -123,6 +135,9 @@ def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFram
     if not prune[~prune["This plan"]].empty:
         _chart(doc, "Loss increase against sparsity", lambda: charts.prune_chart(prune), charts.describe_prune(prune))
     _measured(doc, found)
+    if law is None:
+        law = (None, "") if found is None else (found[1].scaling_law, found[2])
+    _scaling_law(doc, *law)
 
     doc.heading("Inputs of the compression", keep=40)
     _inputs(doc, plan, FAMILIES)

@@ -16,13 +16,19 @@ class ScalingLaw:
     alpha: float
     beta: float
     source: str
+    params_range: tuple[float, float]  # the models it was fitted on
+    tokens_range: tuple[float, float]
 
 
+# Hoffmann et al. 2022, §1 and §3: over 400 models of 70M to over 16B parameters trained on 5B to 500B tokens
+_CHINCHILLA_PARAMS, _CHINCHILLA_TOKENS = (7e7, 1.6e10), (5e9, 5e11)
 LAWS: dict[str, ScalingLaw] = {
     # Hoffmann et al. 2022 (arXiv 2203.15556), Approach 3, appendix D.2, as printed in the paper
-    "chinchilla": ScalingLaw("chinchilla", 1.69, 406.4, 410.7, 0.34, 0.28, "Hoffmann et al. 2022, App. D.2 (Approach 3)"),
+    "chinchilla": ScalingLaw("chinchilla", 1.69, 406.4, 410.7, 0.34, 0.28, "Hoffmann et al. 2022, App. D.2 (Approach 3)",
+                             _CHINCHILLA_PARAMS, _CHINCHILLA_TOKENS),
     # Besiroglu et al. 2024 (arXiv 2404.10102), Epoch AI refit of Approach 3 on the paper's own data
-    "epoch": ScalingLaw("epoch", 1.8172, 482.01, 2085.43, 0.3478, 0.3658, "Besiroglu et al. 2024 (Epoch AI refit)"),
+    "epoch": ScalingLaw("epoch", 1.8172, 482.01, 2085.43, 0.3478, 0.3658, "Besiroglu et al. 2024 (Epoch AI refit)",
+                        _CHINCHILLA_PARAMS, _CHINCHILLA_TOKENS),
 }
 
 

@@ -91,7 +91,10 @@ def test_measured_curves_from_the_shipped_profile_and_downloads():
     at.radio(key="compress.small_model").set_value("char_lm").run()
     captions = " ".join(c.value for c in at.caption).replace("\\", "")
     assert "char_lm (62,145 params)" in captions and "nats/character" in captions
-    assert len(at.get("vega_lite_chart")) == 4
+    assert len(at.get("vega_lite_chart")) == 5  # 2 predicted, 2 measured, the scaling laws
+    assert any("Scaling law: measured on the small LM" in m.value for m in at.markdown)
+    assert any("Law" in d.value.columns and "Chinchilla (Hoffmann et al. 2022)" in set(d.value["Law"])
+               for d in at.dataframe)
     buttons = {b.proto.label: b for b in at.get("download_button")}
     assert list(buttons) == ["Download PDF", "Plan JSON", "Scenario JSON", "Bits sweep CSV", "Sparsity sweep CSV"]
 
@@ -128,7 +131,9 @@ def test_pdf_reads_back():
     assert "Perplexity, compressed ÷ dense" in flat and "P10–P90" in flat
     assert "measured on Intel(R) Xeon(R) Processor: digits_mlp (26,122 params)" in flat
     assert "compression.weight_bits" in flat  # the compression family's inputs
-    assert sum(len(page.images) for page in reader.pages) == 6  # 2 predicted + 2 × 2 measured charts
+    assert sum(len(page.images) for page in reader.pages) == 7  # 2 predicted + 2 × 2 measured + scaling laws
+    assert "Scaling law: measured on the small LM beside the published fits" in flat
+    assert "Epoch AI refit (Besiroglu et al. 2024)" in flat and "nats/token" in flat
 
 
 def test_an_active_profile_without_curves_falls_back_to_the_shipped_one():
