@@ -35,7 +35,10 @@ MIN_POINTS = 6  # per fit group: 3 to train (the fits' least) + at least 2 held 
 EMULATED_POINTS = 4  # an emulated dtype keeps its cheapest few points per group (3 train, none held out)...
 EMULATED_MIN = 1  # ...and, over budget, down to its cheapest one (the row still shows the emulation)
 LAUNCH_S = 8.0  # a torchrun launch (start-up, rendezvous, imports), per (device, world size)
-DISTRIBUTED_STEP_S = 0.6  # a distributed point (fixed repeats of mostly small messages)
+# a distributed point (fixed repeats of mostly small messages): 0.14-0.17 s measured per point in quick runs on the
+# 2-vCPU AMD VM (2026-11-30: 60 world-1 and 73 world-2 points in ~10 s each after their launch), doubled for
+# slower hosts; 0.6 before, which took ~30 s of the quick budget from the local fits for nothing
+DISTRIBUTED_STEP_S = 0.3
 
 
 @dataclass

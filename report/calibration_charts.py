@@ -17,7 +17,7 @@ import pandas as pd
 from report import calibration_summary as summary
 from report import formatting as fmt
 from report.charts import OKABE_ITO
-from simulator.profile import COMPUTE_MODELS, predict_s
+from simulator.profile import BUS_MODELS, COMPUTE_MODELS, predict_s
 
 FITTED, HELDOUT = "measured, used in the fit", "measured, held out of the fit"
 SPLITS = {"train": FITTED, "heldout": HELDOUT}
@@ -26,7 +26,7 @@ PROFILE_COLOURS = [OKABE_ITO[c] for c in ("blue", "orange", "bluish_green", "red
 SERIES_COLOURS = [OKABE_ITO[c] for c in ("orange", "sky_blue", "bluish_green", "blue", "vermillion", "reddish_purple",
                                           "black")]  # Okabe-Ito without yellow, too pale for thin lines on white
 NO_WS_MODELS = ("linear_compute", "overhead_hill")
-GROUP_FEATURES = {"alpha_beta": ("world_size",), "flat_then_linear": ("world_size",), "constant": ("world_size",),
+GROUP_FEATURES = {**dict.fromkeys(BUS_MODELS, ("world_size",)), "constant": ("world_size",),
                   "sharded_ps": ("servers", "workers")}
 X_TITLES = {
     "flops": "Work per call (FLOP)", "message_bytes": "Message size (bytes)", "prompt": "Prompt length (tokens)",

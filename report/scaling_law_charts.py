@@ -32,13 +32,23 @@ def _range(values: list[float]) -> str:
     return f"{min(values):.3g}–{max(values):.3g}"
 
 
+UNDETERMINED = 1e-6  # a constant fitted to below this (E on a corpus the runs have not saturated) is not determined
+
+
+def _cell(law: ScalingLaw, name: str) -> str:
+    value = law.params[name]
+    if abs(value) < UNDETERMINED:
+        return f"≈ 0, not determined by these runs (P90 {law.p90[name]:.3g})"
+    return f"{value:.3g} ({law.p10[name]:.3g}–{law.p90[name]:.3g})"
+
+
 def law_table(law: ScalingLaw | None) -> pd.DataFrame:
     """One row per law: what it was fitted on, its loss unit and its five constants (the measured law's with
     its bootstrap P10–P90)."""
     rows = []
     if law is not None:
         names = ("E", "A", "B", "alpha", "beta")
-        cells = {n: f"{law.params[n]:.3g} ({law.p10[n]:.3g}–{law.p90[n]:.3g})" for n in names}
+        cells = {n: _cell(law, n) for n in names}
         rows.append({"Law": f"{MEASURED_LAW} (P10–P90)",
                      "Fitted on": f"{len(law.points)} runs: {_range([p['params'] for p in law.points])} params, "
                                   f"{_range([p['tokens'] for p in law.points])} characters",
@@ -109,6 +119,7 @@ def describe_law(frame: pd.DataFrame, law: ScalingLaw | None, source: str = "") 
             f"{runs['Params'].max():.3g} parameters, loss {runs['Loss'].min():.3g}-{runs['Loss'].max():.3g} nats per "
             f"character, fitted α = {law.params['alpha']:.3g} (P10-P90 {law.p10['alpha']:.3g}-{law.p90['alpha']:.3g}),"
             f" β = {law.params['beta']:.3g} ({law.p10['beta']:.3g}-{law.p90['beta']:.3g}), leave-one-run-out error "
-            f"{loo}; lines at each token budget run. Published: {pub}, drawn at 20 tokens per parameter. Units and "
+            f"{loo}{'; E is not determined by these runs (fitted to ~0)' if abs(law.params['E']) < UNDETERMINED else ''}"
+            f"; lines at each token budget run. Published: {pub}, drawn at 20 tokens per parameter. Units and "
             "scales differ (characters against tokens, 10^4-10^5 against 10^8-10^10 parameters): compare how fast "
             "each falls, not its level.")

@@ -16,6 +16,7 @@ from typing import Any
 
 from simulator.profile_models import (  # noqa: F401 - re-exported: simulator.profile.predict_s etc.
     BUS_FACTORS,
+    BUS_MODELS,
     COLLECTIVE_MODELS,
     COMPUTE_MODELS,
     DECODE_MODELS,
@@ -457,7 +458,7 @@ def _check_fit(fit: dict[str, Any], path: str, keys: tuple[str, ...], n_rows: in
         known = "a known model" if model not in KNOWN_MODELS else "a model fitted here"
         raise _fail(f"{path}.model", f"{_describe(model)} is not {known}; expected one of {', '.join(allowed)}")
     _check_params(_need(fit, "params", dict, path), f"{path}.params", model)
-    if model in ("alpha_beta", "flat_then_linear") and fit.get("op") not in tuple(BUS_FACTORS):
+    if model in BUS_MODELS and fit.get("op") not in tuple(BUS_FACTORS):
         raise _fail(f"{path}.op", f"expected one of {sorted(BUS_FACTORS)}, got {_describe(fit.get('op'))}")
     if model in INVENTORY_MODELS:  # predicted through the GEMM fit it was built on, carried in the record
         gemm = _need(fit, "gemm_fit", dict, path)

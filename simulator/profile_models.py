@@ -23,6 +23,7 @@ REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {  # models `predict_s` evaluates,
     "local_copy_two_tier": ("alpha_s", "cache_GBps", "dram_GBps", "cache_bytes"),
     "alpha_beta": ("alpha_s", "busbw_GBps"),
     "flat_then_linear": ("floor_s", "alpha_s", "busbw_GBps"),
+    "alpha_beta_two_tier": ("alpha_s", "cache_busbw_GBps", "busbw_GBps", "cache_bytes"),
     "sharded_ps": ("alpha_s", "worker_GBps", "server_GBps"),
     "linear_compute": ("overhead_s", "achieved_tflops"),
     "overhead_hill": _HILL_PARAMS,
@@ -49,7 +50,8 @@ REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {  # models `predict_s` evaluates,
 INVENTORY_MODELS = ("block_inventory", "prefill_inventory")
 # a model with no parameters of its own (the ratio of two roofline fits): known, but `predict_s` refuses it
 RATIO_MODELS = ("ratio_of_roofline_fits",)
-COLLECTIVE_MODELS = ("constant", "local_copy", "local_copy_two_tier", "alpha_beta", "flat_then_linear")
+BUS_MODELS = ("alpha_beta", "flat_then_linear", "alpha_beta_two_tier")  # across a link: the bus factor applies
+COLLECTIVE_MODELS = ("constant", "local_copy", "local_copy_two_tier", *BUS_MODELS)
 PREFILL_MODELS = ("prefill_inventory", "prefill_linear", "prefill_quadratic")
 DECODE_MODELS = ("decode_batch", "decode_kv")
 PRUNING_MODELS = ("density_linear", "shrunk_bytes")
@@ -239,11 +241,16 @@ def predict_s(fit: dict[str, Any], **features: Any) -> Any:
         return p["alpha_s"] + m * _two_tier_s_per_byte(p, 2.0 * m)
     if model in COMPUTE_MODELS:
         return _compute_s(p, model, features)
-    if model in ("alpha_beta", "flat_then_linear"):
+    if model in BUS_MODELS:
         n = features.get("world_size")
         n = fit.get("world_size") if n is None else n
-        t_s = p["alpha_s"] + np.asarray(features["message_bytes"], dtype=float) * bus_factor(
-            fit["op"], n) / (p["busbw_GBps"] * 1e9)
+        m = np.asarray(features["message_bytes"], dtype=float)
+        if model == "alpha_beta_two_tier":
+            # the alpha-beta model (Hockney 1994) with its bus rate in two tiers: a rank's buffer and the one it
+            # receives (2x the message) in cache, or beyond it (the copy's and the compute fits' _cache_step)
+            return p["alpha_s"] + m * bus_factor(fit["op"], n) * _two_tier_s_per_byte(
+                p, 2.0 * m, fast="cache_busbw_GBps", slow="busbw_GBps")
+        t_s = p["alpha_s"] + m * bus_factor(fit["op"], n) / (p["busbw_GBps"] * 1e9)
         return np.maximum(t_s, p["floor_s"]) if model == "flat_then_linear" else t_s
     if model == "sharded_ps":
         # 2*alpha + max(2M/B_worker, 2*W*M/(S*B_server)); derived from Li et al. 2014 (OSDI): server links carry every worker's shard

@@ -93,6 +93,7 @@ def test_measured_curves_from_the_shipped_profile_and_downloads():
     assert "char_lm (62,145 params)" in captions and "nats/character" in captions
     assert len(at.get("vega_lite_chart")) == 5  # 2 predicted, 2 measured, the scaling laws
     assert any("Scaling law: measured on the small LM" in m.value for m in at.markdown)
+    assert any("Measured by the shipped profile epyc-quick.json" in c.value.replace("\\", "") for c in at.caption)
     assert any("Law" in d.value.columns and "Chinchilla (Hoffmann et al. 2022)" in set(d.value["Law"])
                for d in at.dataframe)
     buttons = {b.proto.label: b for b in at.get("download_button")}

@@ -362,6 +362,26 @@ def test_world1_copy_fits_its_cache_boundary_where_training_sizes_pass_it():
     assert 2**20 <= fit["params"]["cache_bytes"] <= 4 * 2**20 * (1 + 1e-9)
 
 
+def test_cross_link_bus_rate_in_two_tiers_on_a_cpu_and_not_on_a_gpu():
+    """gloo all_reduce at world 2 with its bus rate 3.4 GB/s until a rank's two buffers pass 4 MiB, 2.4 GB/s
+    beyond (the AMD VM's shape, 2026-11-30): on the quick CPU grid the two tiers are fitted and the held-out
+    6-16 MiB are predicted; a GPU's rows keep the one-tier models (its collectives do not use the host's L2)."""
+    from calibration.bench.grids import message_sizes
+
+    truth = {"alpha_s": 150e-6, "cache_busbw_GBps": 3.4, "busbw_GBps": 2.4, "cache_bytes": 4 * 2**20}
+    fit_truth = {"model": "alpha_beta_two_tier", "op": "all_reduce", "params": truth}
+    env = {"l2_cache_bytes": 2 * 2**20, "l3_cache_bytes": 32 * 2**20}
+    sizes = message_sizes("quick", "cpu")
+    rows = [row("all_reduce", predict_s(fit_truth, message_bytes=float(b), world_size=2), world_size=2,
+                nbytes=float(b), bytes=b) for b in sizes]
+    fit = fit_collectives(rows, env)["all_reduce"]["by_world"]["2"]
+    assert fit["model"] == "alpha_beta_two_tier" and min(p["x"] for p in fit["points"]["heldout"]) == 6 * 2**20
+    assert fit["params"]["busbw_GBps"] == pytest.approx(2.4, rel=0.1) and fit["mape_heldout_pct"] < 5
+    gpu = [{**r, "device": "cuda"} for r in rows]
+    assert fit_collectives(gpu, env)["all_reduce"]["by_world"]["2"]["model"] in ("alpha_beta", "flat_then_linear")
+    assert collective_fit({"fits": {"collectives": fit_collectives(rows, env)}}, "all_reduce", 2) is not None
+
+
 GEMM_FIT = {"model": "hill_roofline_sum", "params": {**HILL, "mem_GBps": 15.0}}
 
 

@@ -57,3 +57,11 @@ def test_chart_and_words():
     words = laws.describe_law(frame, law)
     assert "α = 0.3 (P10-P90 0.27-0.33)" in words and "6 runs" in words and "4.2%" in words
     assert "quality --full" in laws.describe_law(laws.law_frame(None), None)
+
+
+def test_an_undetermined_constant_says_so():
+    law = _law()
+    law = ScalingLaw({**law.params, "E": 1e-19}, {**law.p10, "E": 1e-19}, {**law.p90, "E": 4e-5}, law.points, 9.0,
+                     "fitted")
+    assert laws.law_table(law).iloc[0]["E"] == "≈ 0, not determined by these runs (P90 4e-05)"
+    assert "E is not determined by these runs" in laws.describe_law(laws.law_frame(law), law)

@@ -83,8 +83,13 @@ def message_sizes(mode: str, device: str) -> list[int]:
         return _pow_sizes(KiB, 1024 * MiB if device == "cuda" else 128 * MiB, 2)
     # factor 4 through the latency-bound sizes, then factor 2, so the fit trains on several sizes where
     # bandwidth dominates (256 KiB, 512 KiB, 1 MiB, 2 MiB on a CPU) before the held-out largest quarter
-    top = 64 * MiB if device == "cuda" else 16 * MiB
-    return _pow_sizes(KiB, 64 * KiB, 4) + _pow_sizes(256 * KiB, top, 2)
+    if device == "cuda":
+        return _pow_sizes(KiB, 64 * KiB, 4) + _pow_sizes(256 * KiB, 64 * MiB, 2)
+    # on a CPU, factors 1.5 and 4/3 from 2 MiB (3, 4, 6, 8, 12, 16 MiB): the training sizes then pass one core's
+    # L2 (1-2 MiB on current x86) by two or more sizes, which the collectives' two-tier fits need to pin the rate
+    # beyond it, and the held-out quarter starts at 6 MiB
+    return (_pow_sizes(KiB, 64 * KiB, 4) + _pow_sizes(256 * KiB, 2 * MiB, 2)
+            + sorted(_pow_sizes(3 * MiB, 12 * MiB, 2) + _pow_sizes(4 * MiB, 16 * MiB, 2)))
 
 
 def ddp_shapes(mode: str, device: str) -> list[dict[str, int]]:

@@ -1,7 +1,7 @@
 """Collective fits: alpha-beta per (op, world size), t = alpha_s + bytes * c(n) / (busbw_GBps * 1e9),
 with c(n) the nccl-tests bus factor (doc/PERFORMANCE.md), plus a flat-then-linear variant
 t = max(floor_s, alpha-beta) for transports with a latency floor (gloo all_reduce on CPU is flat to
-~1 MB on the development VM). World size 1 moves nothing across a link (c = 0): a constant call cost, or a call
+~1 MB on the development VM); on a CPU whose training sizes pass one core's L2, alpha-beta in two tiers. World size 1 moves nothing across a link (c = 0): a constant call cost, or a call
 cost plus a local copy of the buffer (gloo copies input to output for all_gather and reduce_scatter), labelled.
 
 Per op, a `cross_world` fit pools the smaller world sizes (one alpha, one busbw) and is checked on the
@@ -35,10 +35,20 @@ FORMULAS = {
                            "against the cache share, fitted between one core's L2 and the last-level cache)",
     "alpha_beta": "t_s = alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9)",
     "flat_then_linear": "t_s = max(floor_s, alpha_s + message_bytes * c(n) / (busbw_GBps * 1e9))",
+    "alpha_beta_two_tier": "t_s = alpha_s + message_bytes * c(n) * ((1 - out) / (cache_busbw_GBps * 1e9) + out / "
+                           "(busbw_GBps * 1e9)); out = 1 / (1 + exp(-4 * (log2(2 * message_bytes) - "
+                           "log2(cache_bytes)))) (a rank's buffer and the one it receives against the cache share, "
+                           "fitted between one core's L2 and the last-level cache; busbw_GBps: beyond it)",
 }
 
 
-def _models(op: str, x: np.ndarray, t_s: np.ndarray, n: np.ndarray) -> list[Model]:
+def _models(op: str, x: np.ndarray, t_s: np.ndarray, n: np.ndarray,
+            cache: tuple[float, float] | None = None) -> list[Model]:
+    """Across a link: alpha-beta, or flat-then-linear, chosen by the selection rule. With `cache` (a CPU whose
+    training sizes put at least two buffers beyond one core's L2, see _copy_cache_bytes), alpha-beta with its bus
+    rate in two tiers instead, by physics as for the world-1 copy: on the development VMs gloo's bus rate falls by
+    a third to a half beyond the L2 (all_reduce at world 2: ~1.7 GB/s at 2 MiB, ~1.2 at 8 MiB), so a line
+    through the in-cache sizes overestimates every larger message (-40% at 8-16 MiB)."""
     c = bus_factor(op, n)
     bw0 = float(np.max(x * c / t_s)) / 1e9
     a0 = float(np.min(t_s))
@@ -46,6 +56,14 @@ def _models(op: str, x: np.ndarray, t_s: np.ndarray, n: np.ndarray) -> list[Mode
     def pred(name: str):
         return lambda p, f: predict_s({"model": name, "op": op, "params": p}, **f)
 
+    if cache:
+        l2, llc = cache
+        mid = float(np.sqrt(l2 * llc))
+        return [Model("alpha_beta_two_tier", FORMULAS["alpha_beta_two_tier"],
+                      ("alpha_s", "cache_busbw_GBps", "busbw_GBps", "cache_bytes"), pred("alpha_beta_two_tier"),
+                      lower=(1e-9, 1e-6, 1e-6, l2), upper=(10.0, 1e5, 1e5, llc), log_params=(True, True, True, True),
+                      starts=((a0, bw0, bw0 / 2, l2), (a0 / 2, bw0 * 2, bw0, mid), (a0, bw0, bw0 / 2, mid),
+                              (a0, bw0 * 4, bw0 / 4, llc)))]
     return [
         Model("alpha_beta", FORMULAS["alpha_beta"], ("alpha_s", "busbw_GBps"), pred("alpha_beta"),
               lower=(1e-9, 1e-6), upper=(10.0, 1e5), log_params=(True, True),
@@ -131,11 +149,13 @@ def fit_collectives(rows: list[dict[str, Any]], env: dict[str, Any] | None = Non
         for w in worlds:
             pts = _points(op, [(i, r) for i, r in items if int(r.get("world_size", 1)) == w])
             meta = {"op": op, "world_size": w, "bus_factor_value": float(bus_factor(op, w))}
+            train, _, _ = split_largest(pts.x, min_train=3, x_name="message_bytes")
+            # the CPU's caches: a GPU's collectives do not run through the host's L2
+            cache = _copy_cache_bytes(env, pts.x[train]) if all(r.get("device") == "cpu" for _, r in items) else None
             if w == 1:
-                train, _, _ = split_largest(pts.x, min_train=3, x_name="message_bytes")
-                models = _world1_models(op, pts.x, pts.y, _copy_cache_bytes(env, pts.x[train]))
+                models = _world1_models(op, pts.x, pts.y, cache)
             else:
-                models = _models(op, pts.x, pts.y, pts.feats["world_size"])
+                models = _models(op, pts.x, pts.y, pts.feats["world_size"], cache)
             rec = fit_largest_heldout(models, pts, x_name="message_bytes", meta=meta)
             if w == 1 and rec["status"] == "ok":
                 rec["label"] = ("world size 1: no link is crossed; a call cost" +
