@@ -45,6 +45,7 @@ ROWS = float(SPARSITY_PATTERNS.index("rows"))
 def test_the_shipped_reference_has_the_lm_curves():
     assert SMALL is not None and SMALL.source == "cpu-reference.json"
     assert set(SMALL.weight) == {"rtn", "qat"} and set(SMALL.prune) == {"unstructured", "rows"}
+    assert set(SMALL.prune_points) == {"2:4"}
     assert SMALL.params == 62145 and SMALL.law_min_params == 1.25e8  # OPT-125M, the law's smallest row
 
 
@@ -77,7 +78,9 @@ def test_large_models_keep_the_law_and_methods_without_a_curve_keep_it_everywher
             assert _delta(params=params, **over) == _delta(small=None, params=params, **over)
     for over in ({"weight_bits": 4.0, "quant_method": float(QUANT_METHODS.index("gptq"))},
                  {"pruning_method": float(PRUNING_METHODS.index("wanda")), "sparsity": 0.5},
-                 {"pruning_method": MAG, "sparsity": 0.5, "sparsity_pattern": float(SPARSITY_PATTERNS.index("2:4"))},
+                 {"pruning_method": float(PRUNING_METHODS.index("wanda")), "sparsity": 0.5,
+                  "sparsity_pattern": float(SPARSITY_PATTERNS.index("2:4"))},
+                 {"pruning_method": MAG, "sparsity": 0.5, "sparsity_pattern": float(SPARSITY_PATTERNS.index("4:8"))},
                  {"weight_bits": 16.0, "act_bits": 8.0, "quant_method": RTN}):
         assert _delta(**over) == _delta(small=None, **over)
 
@@ -118,6 +121,30 @@ def test_the_public_path_uses_the_curves_for_a_small_model():
     assert small.figures["quality.loss_delta"].value == pytest.approx(_carried(SMALL.weight["rtn"], 4.0, params, tokens))
     assert small.figures["quality.ppl_ratio"].value < 1.05
     assert float(_delta(small=None, params=params, tokens=tokens, weight_bits=4.0, quant_method=RTN)[()]) > 0.3
+
+
+def test_magnitude_two_four_takes_the_measured_point():
+    """2:4 exists at one sparsity (0.5): the quality calibration measures it there (k-fold table), by hand here."""
+    table = shipped_profiles()["cpu-reference"]["quality"]["table"]
+    loss = {(r["family"], r["method"]): r["metrics"]["loss_nats"]["mean"] for r in table
+            if r["model"] == "char_lm" and r["finetuned"] is False and r["method"] in ("none", "2:4")}
+    rise = loss[("sparsity", "2:4")] - loss[("dense", "none")]
+    assert SMALL.prune_points == {"2:4": pytest.approx(rise)}
+    two_four = float(SPARSITY_PATTERNS.index("2:4"))
+    got = float(_delta(params=2e5, tokens=4e6, pruning_method=MAG, sparsity=0.5, sparsity_pattern=two_four)[()])
+    by_hand = rise * (4e6 / SMALL.tokens) ** K["gamma_D"] * (SMALL.params / 2e5) ** K["gamma_N"]
+    assert got == pytest.approx(by_hand, rel=1e-9)
+    unstructured = float(_delta(params=2e5, tokens=4e6, pruning_method=MAG, sparsity=0.5)[()])
+    assert got > unstructured  # the constraint costs (measured 1.86x here; the energy rule says 1.86x of energy)
+
+
+@pytest.mark.parametrize("table", [None, [], [{"model": "char_lm"}], "x",
+                                   [{"model": "char_lm", "family": "dense", "method": "none", "finetuned": False,
+                                     "metrics": {"loss_nats": {"mean": float("nan")}}}]])
+def test_a_missing_or_broken_table_gives_no_points(table):
+    from simulator.compression.small_scale import point_deltas
+
+    assert point_deltas(table) == {}
 
 
 def test_a_section_without_the_lm_gives_no_small_scale():

@@ -146,7 +146,7 @@ def loss_delta(c: dict[str, np.ndarray], law_A, law_alpha, k: dict[str, float],
     p_eq = pruning_bits(s, c["sparsity_pattern"], pm, hidden, k)
     pruned = (pm > 0) & (s > 0)
     delta_p = kumar_ptq(n, d, p_eq, k) + capacity_delta(s, n, law_A, law_alpha)
-    if small is not None and small.prune:
-        delta_p = replace(delta_p, prune_rows(pm, c["sparsity_pattern"]), small.prune, s, n, d, small, k)
+    if small is not None and small.measured_prune():
+        delta_p = replace(delta_p, prune_rows(pm, c["sparsity_pattern"]), small.measured_prune(), s, n, d, small, k)
     delta_p = np.where(pruned, delta_p, 0.0)
     return quant * c["loss_scale"] + delta_p * c["prune_loss_scale"]

@@ -12,16 +12,19 @@ LM's loss per character after compression and fits curves (simulator.quality_cur
 
 Only where a curve measured the same operation: weights by round-to-nearest (the `rtn` one-shot curve) or
 quantization-aware training (the `qat` fine-tuned curve), pruning by magnitude unstructured (`l1_unstructured`
-one-shot) or of whole rows by magnitude or structured pruning (`l2_rows` one-shot). Activations and the KV cache, GPTQ, AWQ, SmoothQuant, Wanda,
-SparseGPT and N:M patterns have no small-model curve and keep the law. The LM is character-level, so its loss per
+one-shot) or of whole rows by magnitude or structured pruning (`l2_rows` one-shot), and magnitude 2:4 (measured
+at its one sparsity, 0.5, in the section's k-fold table). Activations and the KV cache, GPTQ, AWQ, SmoothQuant, Wanda,
+SparseGPT and 4:8 have no small-model measurement and keep the law. The LM is character-level, so its loss per
 character is its loss per token. The curves are the shipped reference profile's (a seeded small model on a
 generated corpus: what compression does to it does not depend on the machine that measured it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -45,10 +48,36 @@ class SmallScale:
     weight: dict[str, QualityCurve]  # by quant method name: "rtn", "qat"
     prune: dict[str, QualityCurve]  # by pattern: "unstructured" (magnitude), "rows" (magnitude or structured)
     source: str
+    # a pattern measured at its one sparsity (2:4 at 0.5, magnitude, one-shot): its loss increase over dense, nats
+    prune_points: dict[str, float] = field(default_factory=dict)
+
+    def measured_prune(self) -> dict[str, QualityCurve | float]:
+        return {**self.prune, **self.prune_points}
 
 
-def from_section(section: QualitySection, law_min_params: float, source: str) -> SmallScale | None:
-    """The LM's curves of a parsed quality section; None when it has no LM with its size and tokens."""
+def _finite_positive(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def point_deltas(table: Any) -> dict[str, float]:
+    """From the quality section's k-fold table (raw JSON, so checked here): the LM's one-shot 2:4 loss over its
+    dense loss. Entries that are missing or not finite positive numbers give nothing."""
+    def loss(family: str, method: str) -> float | None:
+        for row in table if isinstance(table, list) else []:
+            if (isinstance(row, dict) and row.get("model") == LM_NAME and row.get("family") == family
+                    and row.get("method") == method and row.get("finetuned") is False):
+                mean = ((row.get("metrics") or {}).get("loss_nats") or {}).get("mean")
+                return float(mean) if _finite_positive(mean) else None
+        return None
+
+    dense, two_four = loss("dense", "none"), loss("sparsity", "2:4")
+    return {} if dense is None or two_four is None else {"2:4": max(two_four - dense, 0.0)}
+
+
+def from_section(section: QualitySection, law_min_params: float, source: str,
+                 table: Any = None) -> SmallScale | None:
+    """The LM's curves of a parsed quality section (and its one-point patterns from the raw `table`); None when it
+    has no LM with its size and tokens."""
     info = section.models.get(LM_NAME, {})
     n_cal, d_cal = info.get("params"), info.get("tokens_trained")
     if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in (n_cal, d_cal)):
@@ -59,7 +88,7 @@ def from_section(section: QualitySection, law_min_params: float, source: str) ->
         return {k: c for k, c in found.items() if c is not None}
 
     return SmallScale(float(n_cal), float(d_cal), float(law_min_params), curves(WEIGHT_CURVES), curves(PRUNE_CURVES),
-                      source)
+                      source, point_deltas(table))
 
 
 @lru_cache(maxsize=1)
@@ -70,7 +99,8 @@ def reference() -> SmallScale | None:
     law_min = float(load_fitted()["params_range"][0])
     for stem, profile in shipped_profiles().items():
         section = quality_from_profile(profile)
-        found = None if section is None else from_section(section, law_min, f"{stem}.json")
+        found = None if section is None else from_section(section, law_min, f"{stem}.json",
+                                                          profile["quality"].get("table"))
         if found is not None and (found.weight or found.prune):
             return found
     return None
@@ -89,12 +119,14 @@ def law_weight(params: np.ndarray, small: SmallScale) -> np.ndarray:
     return np.clip((np.log(np.asarray(params, dtype=float)) - lo) / (hi - lo), 0.0, 1.0)
 
 
-def blend(law_delta: np.ndarray, curve: QualityCurve, x: np.ndarray, params: np.ndarray, tokens: np.ndarray,
-          small: SmallScale, k: dict[str, float]) -> np.ndarray:
-    """δ of rows measured by `curve`: the curve carried to (N, D), the law, or log-linear between them."""
+def blend(law_delta: np.ndarray, measured: QualityCurve | float, x: np.ndarray, params: np.ndarray,
+          tokens: np.ndarray, small: SmallScale, k: dict[str, float]) -> np.ndarray:
+    """δ of rows measured by a curve (or at one point: a number): the measurement carried to (N, D), the law, or
+    log-linear between them."""
     n, d = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
+    at_cal = curve_delta(measured, x) if isinstance(measured, QualityCurve) else np.full(np.shape(x), measured)
     # Kumar et al. 2024 eq. 2: δ ∝ D^γ_D / N^γ_N at fixed effective bits
-    carried = curve_delta(curve, x) * (d / small.tokens) ** k["gamma_D"] * (small.params / n) ** k["gamma_N"]
+    carried = at_cal * (d / small.tokens) ** k["gamma_D"] * (small.params / n) ** k["gamma_N"]
     w = law_weight(n, small)
     tiny = 1e-300  # a zero δ on either side: the blend follows the other side's weight
     mixed = np.exp((1.0 - w) * np.log(np.maximum(carried, tiny)) + w * np.log(np.maximum(law_delta, tiny)))
@@ -112,13 +144,14 @@ def prune_rows(method: np.ndarray, pattern: np.ndarray) -> dict[str, np.ndarray]
     or structured pruning."""
     m, p = np.asarray(method), np.asarray(pattern)
     by_norm = (m == PRUNING_METHODS.index("magnitude")) | (m == PRUNING_METHODS.index("structured"))
-    return {"unstructured": (m == PRUNING_METHODS.index("magnitude")) & (p == SPARSITY_PATTERNS.index("unstructured")),
-            "rows": by_norm & (p == SPARSITY_PATTERNS.index("rows"))}
+    magnitude = m == PRUNING_METHODS.index("magnitude")
+    return {"unstructured": magnitude & (p == SPARSITY_PATTERNS.index("unstructured")),
+            "rows": by_norm & (p == SPARSITY_PATTERNS.index("rows")), "2:4": magnitude & (p == SPARSITY_PATTERNS.index("2:4"))}
 
 
-def replace(delta: np.ndarray, masks: dict[str, np.ndarray], curves: dict[str, QualityCurve], x: np.ndarray,
-            params: np.ndarray, tokens: np.ndarray, small: SmallScale, k: dict[str, float]) -> np.ndarray:
-    """`delta` (the law's, per row) with each curve's rows blended towards that curve; other rows unchanged."""
+def replace(delta: np.ndarray, masks: dict[str, np.ndarray], curves: dict[str, QualityCurve | float],
+            x: np.ndarray, params: np.ndarray, tokens: np.ndarray, small: SmallScale, k: dict[str, float]) -> np.ndarray:
+    """`delta` (the law's, per row) with each measurement's rows blended towards it; other rows unchanged."""
     out, x, n, d = (np.array(a, dtype=float) for a in np.broadcast_arrays(delta, x, params, tokens))
     for name, curve in curves.items():
         rows = np.broadcast_to(masks[name], out.shape)
