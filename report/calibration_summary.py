@@ -240,11 +240,18 @@ def fits_frame(section: str, entries: list[FitEntry]) -> pd.DataFrame:
         {"Fit": fit_label(path), "Status": fit["status"], "Model": fit.get("model", ""),
          "Train points": fit.get("n_train"), "Held-out points": fit.get("n_heldout"),
          "Train MAPE (%)": fit.get("mape_train_pct"), "Held-out MAPE (%)": fit.get("mape_heldout_pct"),
-         "Note": fit.get("reason", "") if fit["status"] != "ok" else
-         ("not determined by the data: " + ", ".join(undetermined(fit)) if undetermined(fit) else ""),
+         "Note": fit.get("reason", "") if fit["status"] != "ok" else _note(fit),
          "Path": ".".join(("fits", section, *path))}
         for path, fit, _ in entries
     ])
+
+
+def _note(fit: Mapping[str, Any]) -> str:
+    """A fitted record's note (e.g. why a simpler model was kept) and the parameters the data do not determine."""
+    parts = [str(fit["note"])] if fit.get("note") else []
+    if undetermined(fit):
+        parts.append("not determined by the data: " + ", ".join(undetermined(fit)))
+    return "; ".join(parts)
 
 
 def undetermined(fit: Mapping[str, Any]) -> list[str]:

@@ -85,11 +85,13 @@ def message_sizes(mode: str, device: str) -> list[int]:
     # bandwidth dominates (256 KiB, 512 KiB, 1 MiB, 2 MiB on a CPU) before the held-out largest quarter
     if device == "cuda":
         return _pow_sizes(KiB, 64 * KiB, 4) + _pow_sizes(256 * KiB, 64 * MiB, 2)
-    # on a CPU, factors 1.5 and 4/3 from 2 MiB (3, 4, 6, 8, 12, 16 MiB): the training sizes then pass one core's
-    # L2 (1-2 MiB on current x86) by two or more sizes, which the collectives' two-tier fits need to pin the rate
-    # beyond it, and the held-out quarter starts at 6 MiB
+    # on a CPU, 1 MiB steps from 2 MiB, then 2 MiB steps from 8 MiB (3, 4, ... 8, 10, ... 16 MiB): the training
+    # sizes (to 7 MiB) then pass one core's L2 and a VM's share of the L3 by several sizes each, which the
+    # collectives' two-tier fits need to pin the rate beyond the cache from measurements, and the held-out quarter
+    # is 8-16 MiB: below 32 MiB, where a lone rank's copy slowed to 1.8-2.7 GB/s on the AMD VM (probably fresh
+    # pages: glibc maps allocations above its dynamic mmap threshold's ceiling, 32 MiB on 64-bit, mallopt(3))
     return (_pow_sizes(KiB, 64 * KiB, 4) + _pow_sizes(256 * KiB, 2 * MiB, 2)
-            + sorted(_pow_sizes(3 * MiB, 12 * MiB, 2) + _pow_sizes(4 * MiB, 16 * MiB, 2)))
+            + [m * MiB for m in (3, 4, 5, 6, 7, 8, 10, 12, 14, 16)])
 
 
 def ddp_shapes(mode: str, device: str) -> list[dict[str, int]]:

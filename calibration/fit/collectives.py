@@ -120,6 +120,15 @@ def _points(op: str, items: list[tuple[int, dict[str, Any]]]) -> Points:
                   rows=[[i] for i, _ in items], extra=extra)
 
 
+_TIERS = {"local_copy_two_tier": ("cache_GBps", "dram_GBps"), "alpha_beta_two_tier": ("cache_busbw_GBps", "busbw_GBps")}
+
+
+def _inverted(rec: dict[str, Any]) -> bool:
+    """A two-tier record whose rate beyond the cache beats the rate within it (not physical)."""
+    tiers = _TIERS.get(rec.get("model", ""))
+    return rec.get("status") == "ok" and tiers is not None and rec["params"][tiers[1]] > rec["params"][tiers[0]]
+
+
 def _copy_cache_bytes(env: dict[str, Any] | None, x_train: np.ndarray) -> tuple[float, float] | None:
     """The range the copy's cache boundary is fitted in: from one core's L2 to the last-level cache (the L3
     where the environment has one), but no further than the largest training copy (input + output), so that a
@@ -157,6 +166,12 @@ def fit_collectives(rows: list[dict[str, Any]], env: dict[str, Any] | None = Non
             else:
                 models = _models(op, pts.x, pts.y, pts.feats["world_size"], cache)
             rec = fit_largest_heldout(models, pts, x_name="message_bytes", meta=meta)
+            if cache and _inverted(rec):  # the sizes did not resolve the tiers: one tier, and the record says why
+                fast, slow = _TIERS[rec["model"]]
+                why = (f"a two-tier fit came out inverted ({rec['params'][slow]:.3g} GB/s beyond the cache against "
+                       f"{rec['params'][fast]:.3g} within it): these sizes do not resolve the tiers, so one tier is fitted")
+                models = _world1_models(op, pts.x, pts.y) if w == 1 else _models(op, pts.x, pts.y, pts.feats["world_size"])
+                rec = {**fit_largest_heldout(models, pts, x_name="message_bytes", meta=meta), "note": why}
             if w == 1 and rec["status"] == "ok":
                 rec["label"] = ("world size 1: no link is crossed; a call cost" +
                                 (" plus a local copy of the buffer" if rec["model"].startswith("local_copy") else "") +
