@@ -110,6 +110,21 @@ def test_a_small_grid_with_memory_bound_shapes_still_picks_the_roofline():
     assert rec["mape_heldout_pct"] < 8
 
 
+def test_a_two_tier_roofline_with_inverted_tiers_is_not_a_candidate():
+    """Skinny GEMMs whose weights stream faster the further they are from the cache: no cache tier explains that,
+    so the two-tier candidate is set aside (and says why) rather than chosen with DRAM faster than cache."""
+    truth = {**HILL, "cache_GBps": 5.0, "dram_GBps": 20.0, "cache_bytes": 32 * 2**20}
+    fit = {"model": "hill_roofline_two_tier", "params": truth}
+    rows = gemm_rows()
+    for n in [256, 512, 1024, 2048, 3072, 4096, 6144, 8192]:
+        flops, ws = 2.0 * 4 * n * n, (4 * n + n * n + 4 * n) * 4.0
+        rows.append(row("gemm", predict_s(fit, flops=flops, ws_bytes=ws), flops=flops, nbytes=ws, m=4, n=n, k=n))
+    rec = fit_compute(rows, {"l3_cache_bytes": 32 * 2**20})["gemm"]["cpu/fp32"]
+    assert rec["model"] != "hill_roofline_two_tier"
+    tried = rec["selection"]["candidates"]["hill_roofline_two_tier"]
+    assert tried["status"] == "inverted" and "not resolved" in tried["reason"]
+
+
 def test_too_few_points_is_insufficient_not_a_crash():
     rec = fit_compute(gemm_rows()[:2])["gemm"]["cpu/fp32"]
     assert rec["status"] == "insufficient_data" and "training points" in rec["reason"]

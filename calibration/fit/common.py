@@ -25,7 +25,8 @@ SELECTION_RULE = ("lowest score on the training points: the mean of the cross-va
                   "one, predict them); a candidate too large to be fitted without its largest point "
                   "is not chosen when others can be; without any such candidate, the cross-validated MAPE alone; "
                   "a point's error counted at most 100%; "
-                  "a model with more parameters must beat the simpler choice by 5% of its score; "
+                  "a model with more parameters must beat the simpler choice by 5% of its score; a two-tier "
+                  "candidate whose rate beyond the cache beats its rate within it is not a candidate; "
                   "held-out points are never used")
 CV_MARGIN = 0.95
 CV_CAP = 1.0  # a fold's error counts at most 100%: one exploding refit does not decide the choice alone
@@ -55,6 +56,9 @@ class Model:
     # weight of a residual where the measurement is slower than the model (1: symmetric). Below 1 for
     # benches whose disturbances only ever add time (see calibration/fit/compute.py)
     slow_weight: float = 1.0
+    # (fast, slow): two rates of which the first must not be the slower (a cache tier and the memory beyond it);
+    # a fit that inverts them has not resolved the tiers and is not a candidate
+    ordered: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:
@@ -287,6 +291,11 @@ def fit_record(models: Sequence[Model], pts: Points, train: np.ndarray, held: np
         out = fit_model(m, feats_train, y_train)
         if out is None:
             tried[m.key] = {"status": "failed"}
+            continue
+        if m.ordered and out.params[m.ordered[1]] > out.params[m.ordered[0]]:
+            fast, slow = m.ordered
+            tried[m.key] = {"status": "inverted", "reason": f"{slow} {out.params[slow]:.3g} > {fast} "
+                                                             f"{out.params[fast]:.3g}: the tiers are not resolved"}
             continue
         several = len(candidates) > 1
         cv = cv_mape_pct(m, feats_train, y_train, out) if several else None

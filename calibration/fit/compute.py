@@ -88,7 +88,8 @@ def compute_models(flops: np.ndarray, t_s: np.ndarray, ws_bytes: np.ndarray | No
             "hill_roofline_two_tier", FORMULAS["hill_roofline_two_tier"], (*hill, "cache_GBps", "dram_GBps"),
             time_predictor("hill_roofline_two_tier"), lower=(*lo, 1e-3, 1e-3), upper=(*hi, 1e6, 1e6),
             log_params=(*logs, True, True), fixed={"cache_bytes": float(cache_bytes)},
-            starts=tuple((*s, b0 * f, b0 * f / 4) for s in starts[::2] for f in (0.5, 3.0))))
+            starts=tuple((*s, b0 * f, b0 * f / 4) for s in starts[::2] for f in (0.5, 3.0)),
+            ordered=("cache_GBps", "dram_GBps")))
     return [replace(m, slow_weight=SLOW_WEIGHT) for m in models]
 
 

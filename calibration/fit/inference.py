@@ -78,7 +78,8 @@ def roofline_models(flops: np.ndarray, t_s: np.ndarray, ws: np.ndarray, cache_by
             "roofline_two_tier", FORMULAS["roofline_two_tier"], (*base, "cache_GBps", "dram_GBps"),
             time_predictor("roofline_two_tier"), lower=(1e-9, 1e-5, 1e-3, 1e-3), upper=(10.0, 1e4, 1e6, 1e6),
             log_params=(True,) * 4, fixed={"cache_bytes": float(cache_bytes)},
-            starts=((o0, r0, b0, b0 / 4), (o0 / 10, 2 * r0, 2 * b0, b0 / 2), (o0, r0, 4 * b0, b0))))
+            starts=((o0, r0, b0, b0 / 4), (o0 / 10, 2 * r0, 2 * b0, b0 / 2), (o0, r0, 4 * b0, b0)),
+            ordered=("cache_GBps", "dram_GBps")))
     return models
 
 
