@@ -5,6 +5,7 @@ shows (the session's active profile when it has a `quality` section, else the sh
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import streamlit as st
@@ -111,14 +112,20 @@ def quality_profile() -> tuple[dict[str, Any], QualitySection, str] | None:
         section = _parsed(found[0], str(found[1].get("created_utc")), found[1])
         if isinstance(section, QualitySection):
             return found[1], section, f"the active calibration profile ({found[1].get('name', found[0])})"
+    for stem, profile, section in _shipped_sections():
+        why = " (the active profile has no quality curves)" if found is not None else ""
+        return profile, section, f"the shipped reference profile {stem}.json{why}"
+    return None
+
+
+def _shipped_sections() -> Iterator[tuple[str, dict[str, Any], QualitySection]]:
+    """(file stem, profile, its parsed quality section) of each shipped profile with a usable one, in name order."""
     for stem, profile in _shipped().items():
         if profile.get("quality") is None:
             continue
         section = _parsed(f"shipped:{stem}", str(profile.get("created_utc")), profile)
         if isinstance(section, QualitySection):
-            why = " (the active profile has no quality curves)" if found is not None else ""
-            return profile, section, f"the shipped reference profile {stem}.json{why}"
-    return None
+            yield stem, profile, section
 
 
 def scaling_law_source(found: tuple[dict[str, Any], QualitySection, str] | None) -> tuple[ScalingLaw | None, str]:
@@ -126,10 +133,7 @@ def scaling_law_source(found: tuple[dict[str, Any], QualitySection, str] | None)
     calibration), else the first shipped profile's that has one; (None, "") when none has."""
     if found is not None and found[1].scaling_law is not None:
         return found[1].scaling_law, found[2]
-    for stem, profile in _shipped().items():
-        if profile.get("quality") is None:
-            continue
-        section = _parsed(f"shipped:{stem}", str(profile.get("created_utc")), profile)
-        if isinstance(section, QualitySection) and section.scaling_law is not None:
+    for stem, _, section in _shipped_sections():
+        if section.scaling_law is not None:
             return section.scaling_law, f"the shipped profile {stem}.json"
     return None, ""

@@ -138,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     df["predicted_ratio"] = predicted_ratios(df)
     seconds = time.perf_counter() - start
     held, _ = leave_one_family_out(df)
-    df["err_pct"] = (df["predicted_ratio"] / df["published_ratio"] - 1.0) * 100
-    df["heldout_err_pct"] = (np.exp(held) / df["published_ratio"] - 1.0) * 100
+    ppl_rows.add_errors(df, held)
     print(f"{'model':<12} {'method':<11} {'w':>2} {'a':>2} {'g':>4} {'published':>9} {'predicted':>9} "
           f"{'error %':>8} {'held-out %':>10}")
     for r in df.itertuples():

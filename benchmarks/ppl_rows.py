@@ -24,6 +24,13 @@ def predicted_ratios(df: pd.DataFrame, compression: Callable[[Any], dict[str, An
     return np.array(out)
 
 
+def add_errors(df: pd.DataFrame, held_log_ratio: np.ndarray) -> None:
+    """The err_pct and heldout_err_pct columns that print_summary reads: the predicted_ratio column's and the
+    held-out log ratios' relative error against the published ratio, in percent."""
+    df["err_pct"] = (df["predicted_ratio"] / df["published_ratio"] - 1.0) * 100
+    df["heldout_err_pct"] = (np.exp(held_log_ratio) / df["published_ratio"] - 1.0) * 100
+
+
 def print_summary(groups: Mapping[str, pd.DataFrame]) -> dict[str, tuple[float, float]]:
     """One line per group (median and worst |error|, fitted and held-out, from its err_pct and heldout_err_pct
     columns); returns each group's fitted (median, worst)."""

@@ -107,8 +107,7 @@ def report(quant: dict[str, float]) -> None:
     df = load_rows()
     df["predicted_ratio"] = predicted_ratios(df)
     held, _ = leave_one_size_out(df, quant)
-    df["err_pct"] = (df["predicted_ratio"] / df["published_ratio"] - 1.0) * 100
-    df["heldout_err_pct"] = (np.exp(held) / df["published_ratio"] - 1.0) * 100
+    ppl_rows.add_errors(df, held)
     print(f"{'model':<12} {'method':<10} {'pattern':<12} {'published':>9} {'predicted':>9} {'error %':>8} "
           f"{'held-out %':>10}")
     for r in df.itertuples():

@@ -303,7 +303,7 @@ def _quality(doc: _Doc, profile: Mapping[str, Any], section: QualitySection | st
         doc.heading("Scaling law L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2)", size=10.5,
                     keep=30)
         table = laws.law_table(law)  # the measured law beside Chinchilla's and Epoch's (the Compress page's table)
-        doc.grid(list(table.columns), table.astype(str).itertuples(index=False), [44, 44, 18, 16, 16, 16, 13, 13],
+        doc.grid(list(table.columns), table.astype(str).itertuples(index=False), laws.TABLE_WIDTHS_MM,
                  size=6.5)
         doc.para(f"{len(law.points)} measured points; leave-one-out MAPE {fmt.plain(law.loo_mape_pct)}%; "
                  f"{law.provenance}.", 8, colour=GREY)

@@ -93,7 +93,7 @@ def _scaling_law(doc: _Doc, law: Any, source: str) -> None:
     _chart(doc, "Scaling law: measured on the small LM beside the published fits", lambda: laws.law_chart(frame),
            laws.describe_law(frame, law, source))
     table = laws.law_table(law)
-    doc.grid(list(table.columns), table.astype(str).itertuples(index=False), [44, 44, 18, 16, 16, 16, 13, 13],
+    doc.grid(list(table.columns), table.astype(str).itertuples(index=False), laws.TABLE_WIDTHS_MM,
              size=6.5)
 
 

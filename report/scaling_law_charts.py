@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from report.charts import OKABE_ITO
+from report.quality_charts import SERIES_DASHES
 from simulator.quality import LAWS
 from simulator.quality import loss as published_loss
 from simulator.quality_curves import ScalingLaw, predict_loss
@@ -23,6 +24,7 @@ MEASURED_LAW = "measured here: small character LM"
 PUBLISHED_LABELS = {"chinchilla": "Chinchilla (Hoffmann et al. 2022)", "epoch": "Epoch AI refit (Besiroglu et al. 2024)"}
 TOKENS_PER_PARAM = 20.0  # the published laws are drawn at about compute-optimal data (Hoffmann et al. 2022, Table 3)
 TABLE_COLUMNS = ["Law", "Fitted on", "Loss unit", "E", "A", "B", "α", "β"]
+TABLE_WIDTHS_MM = [44, 44, 18, 16, 16, 16, 13, 13]  # the table's columns on an A4 PDF page (180 mm of text)
 FRAME_COLUMNS = ["Law", "Params", "Tokens", "Loss", "Kind"]
 POINT, LINE = "measured run", "law"
 GRID = 40
@@ -89,7 +91,7 @@ def law_chart(frame: pd.DataFrame) -> alt.LayerChart:
     palette = [OKABE_ITO[c] for c in ("blue", "sky_blue", "bluish_green", "reddish_purple", "orange", "vermillion",
                                       "yellow", "black")]
     colours = (palette * (len(lines) // len(palette) + 1))[:len(lines)]
-    dashes = ([[1, 0], [6, 3], [2, 2], [8, 2, 2, 2], [4, 4], [1, 3]] * (len(lines) // 6 + 1))[:len(lines)]
+    dashes = (SERIES_DASHES * (len(lines) // len(SERIES_DASHES) + 1))[:len(lines)]
     x = alt.X("Params:Q", title="Parameters N (log scale)", scale=alt.Scale(type="log"))
     y = alt.Y("Loss:Q", title="Loss (nats per character measured here, per token published; lower is better)",
               scale=alt.Scale(zero=False))

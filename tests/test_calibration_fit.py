@@ -51,6 +51,15 @@ def gemm_rows(params: dict = HILL, model: str = "overhead_hill", dtype: str = "f
                 extra={"threads": 16}) for s in SIZES]
 
 
+def skinny_gemm_rows(fit: dict) -> list[dict]:
+    """gemm_rows() plus batch-4 GEMMs whose weights (n² fp32) run from in cache to far beyond it, timed by `fit`."""
+    rows = gemm_rows()
+    for n in [256, 512, 1024, 2048, 3072, 4096, 6144, 8192]:
+        flops, ws = 2.0 * 4 * n * n, (4 * n + n * n + 4 * n) * 4.0
+        rows.append(row("gemm", predict_s(fit, flops=flops, ws_bytes=ws), flops=flops, nbytes=ws, m=4, n=n, k=n))
+    return rows
+
+
 def collective_rows(op: str, world: int, alpha_s: float, busbw_GBps: float, floor_s: float = 0.0,
                     oversubscribed: bool = False) -> list[dict]:
     out = []
@@ -84,11 +93,7 @@ def test_compute_fit_recovers_throughput_and_holds_out_largest():
 def test_compute_two_tier_roofline_on_skinny_shapes():
     truth = {**HILL, "cache_GBps": 200.0, "dram_GBps": 20.0, "cache_bytes": 32 * 2**20}
     fit = {"model": "hill_roofline_two_tier", "params": truth}
-    rows = gemm_rows()
-    for n in [256, 512, 1024, 2048, 3072, 4096, 6144, 8192]:
-        flops, ws = 2.0 * 4 * n * n, (4 * n + n * n + 4 * n) * 4.0
-        rows.append(row("gemm", predict_s(fit, flops=flops, ws_bytes=ws), flops=flops, nbytes=ws, m=4, n=n, k=n))
-    rec = fit_compute(rows, {"l3_cache_bytes": 32 * 2**20})["gemm"]["cpu/fp32"]
+    rec = fit_compute(skinny_gemm_rows(fit), {"l3_cache_bytes": 32 * 2**20})["gemm"]["cpu/fp32"]
     assert rec["model"] in ("hill_roofline", "hill_roofline_two_tier")
     assert rec["mape_train_pct"] < 6
 
@@ -115,11 +120,7 @@ def test_a_two_tier_roofline_with_inverted_tiers_is_not_a_candidate():
     so the two-tier candidate is set aside (and says why) rather than chosen with DRAM faster than cache."""
     truth = {**HILL, "cache_GBps": 5.0, "dram_GBps": 20.0, "cache_bytes": 32 * 2**20}
     fit = {"model": "hill_roofline_two_tier", "params": truth}
-    rows = gemm_rows()
-    for n in [256, 512, 1024, 2048, 3072, 4096, 6144, 8192]:
-        flops, ws = 2.0 * 4 * n * n, (4 * n + n * n + 4 * n) * 4.0
-        rows.append(row("gemm", predict_s(fit, flops=flops, ws_bytes=ws), flops=flops, nbytes=ws, m=4, n=n, k=n))
-    rec = fit_compute(rows, {"l3_cache_bytes": 32 * 2**20})["gemm"]["cpu/fp32"]
+    rec = fit_compute(skinny_gemm_rows(fit), {"l3_cache_bytes": 32 * 2**20})["gemm"]["cpu/fp32"]
     assert rec["model"] != "hill_roofline_two_tier"
     tried = rec["selection"]["candidates"]["hill_roofline_two_tier"]
     assert tried["status"] == "inverted" and "not resolved" in tried["reason"]

@@ -45,7 +45,7 @@ FORMULAS = {
 def _models(op: str, x: np.ndarray, t_s: np.ndarray, n: np.ndarray,
             cache: tuple[float, float] | None = None) -> list[Model]:
     """Across a link: alpha-beta, or flat-then-linear, chosen by the selection rule. With `cache` (a CPU whose
-    training sizes put at least two buffers beyond one core's L2, see _copy_cache_bytes), alpha-beta with its bus
+    training sizes put at least two buffers beyond one core's L2, see _cache_range), alpha-beta with its bus
     rate in two tiers instead, by physics as for the world-1 copy: on the development VMs gloo's bus rate falls by
     a third to a half beyond the L2 (all_reduce at world 2: ~1.7 GB/s at 2 MiB, ~1.2 at 8 MiB), so a line
     through the in-cache sizes overestimates every larger message (-40% at 8-16 MiB)."""
@@ -63,7 +63,7 @@ def _models(op: str, x: np.ndarray, t_s: np.ndarray, n: np.ndarray,
                       ("alpha_s", "cache_busbw_GBps", "busbw_GBps", "cache_bytes"), pred("alpha_beta_two_tier"),
                       lower=(1e-9, 1e-6, 1e-6, l2), upper=(10.0, 1e5, 1e5, llc), log_params=(True, True, True, True),
                       starts=((a0, bw0, bw0 / 2, l2), (a0 / 2, bw0 * 2, bw0, mid), (a0, bw0, bw0 / 2, mid),
-                              (a0, bw0 * 4, bw0 / 4, llc)))]
+                              (a0, bw0 * 4, bw0 / 4, llc)), ordered=("cache_busbw_GBps", "busbw_GBps"))]
     return [
         Model("alpha_beta", FORMULAS["alpha_beta"], ("alpha_s", "busbw_GBps"), pred("alpha_beta"),
               lower=(1e-9, 1e-6), upper=(10.0, 1e5), log_params=(True, True),
@@ -99,7 +99,7 @@ def _world1_models(op: str, x: np.ndarray, t_s: np.ndarray, cache: tuple[float, 
                 lambda p, f: predict_s({"model": "local_copy_two_tier", "params": p}, **f),
                 lower=(1e-9, 1e-3, 1e-3, l2), upper=(10.0, 1e5, 1e5, llc), log_params=(True, True, True, True),
                 starts=((a0, c0, c0 / 2, l2), (a0 / 2, c0 * 3, c0, mid), (a0, c0, c0 / 2, mid),
-                        (a0, c0 * 10, c0 / 4, llc)))]
+                        (a0, c0 * 10, c0 / 4, llc)), ordered=("cache_GBps", "dram_GBps"))]
         return [Model("local_copy", FORMULAS["local_copy"], ("alpha_s", "copy_GBps"),
                       lambda p, f: predict_s({"model": "local_copy", "params": p}, **f),
                       lower=(1e-9, 1e-3), upper=(10.0, 1e5), log_params=(True, True),
@@ -120,19 +120,11 @@ def _points(op: str, items: list[tuple[int, dict[str, Any]]]) -> Points:
                   rows=[[i] for i, _ in items], extra=extra)
 
 
-_TIERS = {"local_copy_two_tier": ("cache_GBps", "dram_GBps"), "alpha_beta_two_tier": ("cache_busbw_GBps", "busbw_GBps")}
-
-
-def _inverted(rec: dict[str, Any]) -> bool:
-    """A two-tier record whose rate beyond the cache beats the rate within it (not physical)."""
-    tiers = _TIERS.get(rec.get("model", ""))
-    return rec.get("status") == "ok" and tiers is not None and rec["params"][tiers[1]] > rec["params"][tiers[0]]
-
-
-def _copy_cache_bytes(env: dict[str, Any] | None, x_train: np.ndarray) -> tuple[float, float] | None:
-    """The range the copy's cache boundary is fitted in: from one core's L2 to the last-level cache (the L3
-    where the environment has one), but no further than the largest training copy (input + output), so that a
-    training point lies at or beyond any boundary the fit may choose; None without the L2 or with fewer than two
+def _cache_range(env: dict[str, Any] | None, x_train: np.ndarray) -> tuple[float, float] | None:
+    """The range a two-tier fit's cache boundary is fitted in, counting two buffers per message (a copy's input
+    and output; a rank's buffer and the one it receives): from one core's L2 to the last-level cache (the L3
+    where the environment has one), but no further than the largest training pair, so that a training point
+    lies at or beyond any boundary the fit may choose; None without the L2 or with fewer than two
     training sizes copying at least the L2."""
     def size(key: str) -> float | None:
         v = (env or {}).get(key)
@@ -160,16 +152,14 @@ def fit_collectives(rows: list[dict[str, Any]], env: dict[str, Any] | None = Non
             meta = {"op": op, "world_size": w, "bus_factor_value": float(bus_factor(op, w))}
             train, _, _ = split_largest(pts.x, min_train=3, x_name="message_bytes")
             # the CPU's caches: a GPU's collectives do not run through the host's L2
-            cache = _copy_cache_bytes(env, pts.x[train]) if all(r.get("device") == "cpu" for _, r in items) else None
+            cache = _cache_range(env, pts.x[train]) if all(r.get("device") == "cpu" for _, r in items) else None
             if w == 1:
                 models = _world1_models(op, pts.x, pts.y, cache)
             else:
                 models = _models(op, pts.x, pts.y, pts.feats["world_size"], cache)
             rec = fit_largest_heldout(models, pts, x_name="message_bytes", meta=meta)
-            if cache and _inverted(rec):  # the sizes did not resolve the tiers: one tier, and the record says why
-                fast, slow = _TIERS[rec["model"]]
-                why = (f"a two-tier fit came out inverted ({rec['params'][slow]:.3g} GB/s beyond the cache against "
-                       f"{rec['params'][fast]:.3g} within it): these sizes do not resolve the tiers, so one tier is fitted")
+            if rec.get("tiers_inverted"):  # the sizes did not resolve the tiers: one tier, and the record says why
+                why = f"one tier fitted: {rec['reason']}"
                 models = _world1_models(op, pts.x, pts.y) if w == 1 else _models(op, pts.x, pts.y, pts.feats["world_size"])
                 rec = {**fit_largest_heldout(models, pts, x_name="message_bytes", meta=meta), "note": why}
             if w == 1 and rec["status"] == "ok":

@@ -294,7 +294,7 @@ def fit_record(models: Sequence[Model], pts: Points, train: np.ndarray, held: np
             continue
         if m.ordered and out.params[m.ordered[1]] > out.params[m.ordered[0]]:
             fast, slow = m.ordered
-            tried[m.key] = {"status": "inverted", "reason": f"{slow} {out.params[slow]:.3g} > {fast} "
+            tried[m.key] = {"status": "inverted", "reason": f"inverted, {slow} {out.params[slow]:.3g} > {fast} "
                                                              f"{out.params[fast]:.3g}: the tiers are not resolved"}
             continue
         several = len(candidates) > 1
@@ -307,6 +307,9 @@ def fit_record(models: Sequence[Model], pts: Points, train: np.ndarray, held: np
         fitted.append((m, out, cv))
         scores.append((cv, xcv))
     if not fitted:
+        inverted = [f"{key}: {t['reason']}" for key, t in tried.items() if t.get("status") == "inverted"]
+        if inverted and len(inverted) == len(tried):  # a caller may then fit a form without tiers
+            return {"status": "failed", "reason": "; ".join(inverted), "tiers_inverted": True, **(meta or {})}
         return {"status": "failed", "reason": "the optimiser did not converge for any model", **(meta or {})}
     if any(cv is not None and xcv is not None for cv, xcv in scores):
         # a candidate that cannot be fitted without the largest quarter of the training points is not

@@ -80,7 +80,7 @@ def from_section(section: QualitySection, law_min_params: float, source: str,
     has no LM with its size and tokens."""
     info = section.models.get(LM_NAME, {})
     n_cal, d_cal = info.get("params"), info.get("tokens_trained")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in (n_cal, d_cal)):
+    if not (_finite_positive(n_cal) and _finite_positive(d_cal)):
         return None
 
     def curves(table: dict[str, tuple[str, str, bool]]) -> dict[str, QualityCurve]:
