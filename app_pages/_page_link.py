@@ -84,7 +84,7 @@ def to_widget(inp: Input, value: Any, empty: Any = None) -> Any:
     if inp.kind in ("int", "float"):
         if value is None or isinstance(value, str):  # a named value ("max") is the empty field
             return None
-        scaled = value / inp.scale if inp.scale != 1 else value
+        scaled = float(f"{value / inp.scale:.15g}") if inp.scale != 1 else value  # 8.3, not 8.299999999999999
         return int(scaled) if inp.kind == "int" else float(scaled)
     return empty if value is None else value
 
@@ -142,53 +142,63 @@ def _extra_problem(link: PageLink, key: str, text: str) -> str | None:
     return None
 
 
+def not_here(key: str, text: str, keys: Sequence[str], extras: Sequence[str] = (), baseline: bool = False
+             ) -> str | None:
+    """Why a page ignores a link parameter another page writes: a registered input or page state it does not show,
+    or (unless `baseline`) a pinned baseline's `b.` parameter; None when the page reads it (or simulator.share
+    names it as unknown)."""
+    bare = key.removeprefix(share.BASELINE_PREFIX)
+    if not baseline and (key == share.BASELINE_FLAG or bare != key):
+        return f"{key[:60]}={share.shown(text)}: a pinned baseline is kept by the Train page only; ignored."
+    inp = share.input_of(bare)
+    if inp is not None and inp.key not in keys:
+        return f"{inp.label} ({key}={share.shown(text)}): not an input of this page; ignored."
+    if inp is None and bare in EXTRAS and bare not in extras:
+        return f"{EXTRAS[bare]} ({key}={share.shown(text)}): not on this page; ignored."
+    return None
+
+
 def split(params: Mapping[str, str], keys: Sequence[str], extras: Sequence[str] = (),
           baseline: bool = False) -> tuple[dict[str, str], list[str]]:
-    """(the parameters this page reads, a message for each it does not): a registered input or page state this
-    page does not show, or (unless `baseline`) a pinned baseline's `b.` parameters, is named and ignored.
-    Unknown parameters stay in: simulator.share names them."""
+    """(the parameters a page reads, a message for each it ignores: `not_here`)."""
     mine: dict[str, str] = {}
     problems: list[str] = []
     for key, text in params.items():
-        bare = key.removeprefix(share.BASELINE_PREFIX)
-        if not baseline and (key == share.BASELINE_FLAG or bare != key):
-            problems.append(f"{key[:60]}={share.shown(text)}: a pinned baseline is kept by the Train page only; "
-                            "ignored.")
-            continue
-        inp = share.input_of(bare)
-        if inp is not None and inp.key not in keys:
-            problems.append(f"{inp.label} ({key}={share.shown(text)}): not an input of this page; ignored.")
-        elif inp is None and bare in EXTRAS and bare not in extras:
-            problems.append(f"{EXTRAS[bare]} ({key}={share.shown(text)}): not on this page; ignored.")
-        else:
+        why = not_here(key, text, keys, extras, baseline)
+        if why is None:
             mine[key] = text
+        else:
+            problems.append(why)
     return mine, problems
 
 
-def _restore(link: PageLink) -> list[str]:
-    """Set the widgets' state from the address; a message for each parameter not used."""
-    state = st.session_state
-    params, problems = split(st.query_params.to_dict(), link.keys, link.extras)
-    extras = {k: params.pop(k) for k in link.extras if k in params}
-    shared = share.from_query(params, link.default_sections())
-    problems += shared.problems
-    given = {inp.key: key for key in params if (inp := share.input_of(key)) is not None}
-    for key, param in given.items():
-        inp = INPUTS[key]
-        value = shared.inputs.get(inp.section, {}).get(inp.name)
-        why = _can_hold(link, key, value)
+def _restore_one(link: PageLink, param: str, text: str, defaults: dict[str, dict[str, Any]]) -> list[str]:
+    """Set one widget's state from one link parameter; the messages for what could not be used."""
+    if param in link.extras:
+        why = _extra_problem(link, param, text)
         if why is not None:
-            problems.append(share.problem(inp, param, params[param], why,
-                                          f"kept {share.value_text(inp, link.default(key))}"))
-            continue
-        if value != link.default(key) or link.state_key(key) in state:
-            state[link.state_key(key)] = to_widget(inp, value, link.empty.get(key))
-    for key, text in extras.items():
-        why = _extra_problem(link, key, text)
-        if why is None:
-            state[link.state_key(key)] = text
-        else:
-            problems.append(f"{EXTRAS[key]} ({key}={share.shown(text)}): {why}; ignored.")
+            return [f"{EXTRAS[param]} ({param}={share.shown(text)}): {why}; ignored."]
+        st.session_state[link.state_key(param)] = text
+        return []
+    shared = share.from_query({param: text}, defaults)
+    inp = share.input_of(param)
+    if shared.problems or inp is None:
+        return list(shared.problems)
+    value = shared.inputs.get(inp.section, {}).get(inp.name)
+    why = _can_hold(link, inp.key, value)
+    if why is not None:
+        return [share.problem(inp, param, text, why, f"kept {share.value_text(inp, link.default(inp.key))}")]
+    st.session_state[link.state_key(inp.key)] = to_widget(inp, value, link.empty.get(inp.key))
+    return []
+
+
+def _restore(link: PageLink) -> list[str]:
+    """Set the widgets' state from the address; a message for each parameter not used, in the address's order."""
+    defaults = link.default_sections()
+    problems: list[str] = []
+    for param, text in st.query_params.to_dict().items():
+        why = not_here(param, text, link.keys, link.extras)
+        problems += [why] if why is not None else _restore_one(link, param, text, defaults)
     return problems
 
 
