@@ -16,6 +16,7 @@ from typing import Any
 
 import streamlit as st
 
+from app_pages._devices import session_devices
 from report.formatting import md_escape
 from simulator import share
 from simulator.devices import all_devices
@@ -26,7 +27,6 @@ from simulator.scenario import Scenario, ScenarioError
 NAME = "name"  # the scenario's name (a page's "Name this ..." field)
 # page state that travels beside the inputs, on whichever page has it: link key -> what the user calls it
 EXTRAS = {NAME: "Scenario name", "sm": "Small model measured"}
-UPLOADED = "devices.uploaded"  # this session's calibrated devices (app_pages._devices.UPLOADED)
 Options = Sequence[Any] | Callable[[], Sequence[Any]]
 
 
@@ -107,15 +107,15 @@ def _offered(link: PageLink, key: str) -> Sequence[Any] | None:
     if options is not None:
         return options
     if key in INPUTS and INPUTS[key].kind == "device":
-        return list(all_devices(st.session_state.get(UPLOADED, {})))
+        return list(all_devices(session_devices()))  # the accelerator select's choices
     return None
 
 
 def _can_hold(link: PageLink, key: str, value: Any) -> str | None:
     """Why the page's widget cannot show `value` (a valid input), or None."""
     inp = INPUTS[key]
-    if value is None and inp.kind in ("choice", "device", "bool") and key not in link.empty:
-        return "this page has no empty choice for it"
+    if value is None and (inp.kind in ("choice", "device", "bool") or key in link.options) and key not in link.empty:
+        return "this page has no empty choice for it"  # a select or a toggle: only a number field can be empty
     offered = _offered(link, key)
     if value is not None and offered is not None and value not in offered:
         return f"this page offers {', '.join(map(str, offered))}"

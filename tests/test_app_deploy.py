@@ -188,11 +188,12 @@ def test_a_link_restores_the_deployment_and_its_answer():
 
 
 def test_a_bad_link_value_is_named_and_the_rest_applies():
-    at = open_link({"wb": "7", "rps": "-1", "tok": "1e12", "sb": "max", "ttft": "5"})
+    at = open_link({"wb": "7", "rps": "-1", "tok": "1e12", "sb": "max", "ttft": "5", "ab": ""})
     said = at.info[0].value.replace("\\", "")
     assert "Weight bits (wb=7): this page offers 16, 8, 6, 5, 4, 3, 2, 1; kept 16 bits." in said
     assert "Requests per second (rps=-1): must be between" in said and "kept 1 requests/s." in said
     assert "Training tokens (tok=1e12): not an input of this page; ignored." in said  # a Train link's parameter
+    assert "Activation bits (ab=): this page has no empty choice for it; kept 16 bits." in said
     assert at.selectbox(key=ui.PREFIX + "compression.weight_bits").value == 16
     assert at.number_input(key=ui.PREFIX + "serving.ttft_target_s").value == 5.0
     assert at.number_input(key=ui.PREFIX + "serving.batch").value is None  # "max", the default, shown empty
