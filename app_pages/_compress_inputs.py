@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from app_pages import _calibrate_state as calibrate
+from app_pages._page_link import PageLink
 from app_pages._registry_widgets import widget as registry_widget
 from simulator.devices import shipped_profiles
 from simulator.inputs import INPUTS
@@ -24,6 +25,20 @@ MAIN = ("compression.weight_bits", "compression.act_bits", "compression.kv_bits"
 PRUNING = ("compression.pruning_method", "compression.sparsity", "compression.pattern", "compression.group_size")
 CONSTANTS = ("compression.loss_scale", "compression.prune_loss_scale", "compression.dequant_overhead")
 PREFIX = "compress."  # this page's widget state: never shared with another page's
+SMALL_MODEL = PREFIX + "small_model"  # the small model whose measured curves are shown
+
+
+def small_models() -> list[str]:
+    """The small models the measured curves can show (those of the profile quality_profile finds)."""
+    found = quality_profile()
+    return [] if found is None else list(found[1].models)
+
+
+LINK = PageLink(PREFIX, ("model.preset", "model.params", "training.tokens", "serving.accelerator", *MAIN, *PRUNING,
+                         *CONSTANTS),
+                defaults={"model.preset": DEFAULT_PRESET, "serving.accelerator": INPUTS["cluster.accelerator"].default},
+                state_keys={"model.preset": MODEL, "sm": SMALL_MODEL}, empty={"model.preset": CUSTOM},
+                options={"sm": small_models}, extras=("sm",))
 
 
 def widget(key: str, disabled: bool = False) -> Any:
@@ -35,7 +50,7 @@ def model_inputs() -> dict[str, Any]:
     preset = INPUTS["model.preset"]
     labels = dict(preset.choice_labels)
     if MODEL not in st.session_state:
-        st.session_state[MODEL] = DEFAULT_PRESET
+        st.session_state[MODEL] = LINK.default("model.preset")
     choice = st.selectbox("Model", (*preset.choices, CUSTOM), key=MODEL, format_func=lambda v: labels.get(v, v),
                           help=f"{preset.help} Or choose {CUSTOM} and give the parameter count.")
     params = widget("model.params", disabled=choice != CUSTOM)

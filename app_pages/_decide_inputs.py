@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from app_pages._page_link import NAME, PageLink
 from app_pages._registry_widgets import widget as registry_widget
 from simulator.inputs import INPUTS
 
@@ -39,6 +40,9 @@ def scenario_data(values: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 def registered(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k for k in keys if k in INPUTS)
+
+
+LINK = PageLink(PREFIX, (*MAIN, "cluster.accelerator", *registered(TRAFFIC), *MORE), extras=(NAME,))
 
 
 def save(name: str, data: Mapping[str, Any]) -> None:

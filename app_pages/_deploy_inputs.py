@@ -8,7 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages._registry_widgets import widget
+from app_pages._page_link import NAME, PageLink
+from app_pages._registry_widgets import EMPTY, widget
 from simulator.compression.constants import ACT_BITS, KV_BITS, WEIGHT_BITS
 from simulator.inputs import INPUTS
 
@@ -28,16 +29,21 @@ BITS = {"compression.weight_bits": WEIGHT_BITS, "compression.act_bits": ACT_BITS
 QUANTIZE_BY = "rtn"  # bits below 16 with the method left at "none": round-to-nearest, said on the page
 
 
+LINK = PageLink(PREFIX, (*MODEL, *TRAFFIC, *MORE_SERVING, *MORE_MONEY), options=BITS, empty={"model.preset": EMPTY},
+                # the training cluster's default accelerator, as the registry's rule derives an empty one
+                defaults={"model.preset": FIRST_PRESET, "serving.accelerator": INPUTS["cluster.accelerator"].default},
+                extras=(NAME,))
+
+
 def _bits_text(bits: int) -> str:
     return f"{bits} (not quantized)" if bits == 16 else str(bits)
 
 
 def one(key: str, disabled: bool = False) -> Any:
+    if key in LINK.defaults:
+        st.session_state.setdefault(PREFIX + key, LINK.default(key))
     if key == "model.preset":
-        st.session_state.setdefault(PREFIX + key, FIRST_PRESET)
         return widget(key, PREFIX, none_label=CUSTOM)
-    if key == "serving.accelerator":  # opens on the training cluster's default, as the registry's rule derives it
-        st.session_state.setdefault(PREFIX + key, INPUTS["cluster.accelerator"].default)
     if key in BITS:
         return widget(key, PREFIX, options=BITS[key], format_value=_bits_text, disabled=disabled)
     return widget(key, PREFIX, disabled=disabled)

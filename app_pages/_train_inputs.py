@@ -10,6 +10,7 @@ from typing import Any
 
 import streamlit as st
 
+from app_pages import _page_link as page_link
 from app_pages._train_data import Devices, inputs_json
 from app_pages._train_fields import (
     BILLION,
@@ -37,6 +38,7 @@ LINK_PROBLEMS = "train.link_problems"
 MODEL = "train.model"  # resolved model section of the current inputs (None: the model alone is invalid)
 BASELINE = "train.baseline"  # inputs JSON (data.inputs_json) of the pinned baseline
 SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden")
+LINK_KEYS = (MODE, *(field.key for field in (*MODEL_FIELDS, *SCENARIO_FIELDS)))  # the inputs a link may set here
 
 
 def _section_key(field: Field) -> tuple[str, str]:
@@ -160,13 +162,14 @@ def baseline() -> str | None:
 
 def init_from_link(devices: Devices) -> None:
     """First run of a session: the link's parameters set the widgets and pin its baseline (`b.` parameters);
-    problems are kept to show once."""
+    problems (another page's parameters among them) are kept to show once."""
     state = st.session_state
     if state.get(READY):
         return
-    shared = share.from_query(st.query_params.to_dict(), DEFAULTS)
+    params, problems = page_link.split(st.query_params.to_dict(), LINK_KEYS, baseline=True)
+    shared = share.from_query(params, DEFAULTS)
     apply(shared.inputs)
-    problems = list(shared.problems)
+    problems += shared.problems
     if shared.baseline is not None:
         try:
             pin(inputs_json(Scenario.from_dict(shared.baseline, devices)))

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _compress_inputs as ui
+from app_pages import _page_link as link
 from app_pages._devices import session_devices
 from app_pages._train_data import device_key
 from report import compression_charts as charts
@@ -28,7 +29,7 @@ METRICS = (  # figure key, metric label
     ("compression.prefill_speedup", "Prefill speed-up"), ("quality.loss_delta", "Loss increase"),
     ("quality.ppl_ratio", "Perplexity ratio"))
 FAMILIES = ("compression.", "quality.")
-SMALL_MODEL = "compress.small_model"
+SMALL_MODEL = ui.SMALL_MODEL
 
 
 def md(s: str) -> str:
@@ -51,6 +52,7 @@ def question() -> dict[str, Any]:
     st.caption("What do fewer bits and pruning do to this model's size, decode and prefill speed on the serving "
                "accelerator, and its quality? Predicted at LLM scale from published laws, beside what the "
                "calibration measured on small models.")
+    link.open_link(ui.LINK)
     top = st.columns([2.2, 1, 1, 2])
     with top[0]:
         model = ui.model_inputs()
@@ -230,6 +232,7 @@ def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.D
 
 def main() -> None:
     data = question()
+    link.publish(ui.LINK)
     devices = session_devices()
     data_json = json.dumps(data, sort_keys=True, ensure_ascii=False)
     try:

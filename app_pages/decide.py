@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _decide_inputs as ui
+from app_pages import _page_link as link
 from app_pages._devices import session_devices
 from app_pages._train_data import device_key
 from report import decision_charts as charts
@@ -48,6 +49,7 @@ def question() -> dict[str, Any]:
     st.title("Decide")
     st.caption("For my budget, what model size, data and cluster give the best predicted quality, counting "
                "training and serving? Or: what is the cheapest plan that reaches my quality target?")
+    link.open_link(ui.LINK)
     values: dict[str, Any] = {}
     cols = st.columns([1.2, 1, 2.4, 1.2])
     for col, key in zip(cols, ui.MAIN, strict=True):
@@ -136,7 +138,7 @@ def provenance(d: Decision) -> None:
 def compare(d: Decision, data: dict[str, Any]) -> None:
     st.subheader("Scenarios")
     c = st.columns([2, 1, 3])
-    name = c[0].text_input("Name this scenario", value=data.get("name") or "", key="decide.name",
+    name = c[0].text_input("Name this scenario", key="decide.name",
                            help="Any text; it titles the PDF and names the saved scenario.")
     if c[1].button("Save", help="Keep this question under its name (this session only) to compare with later."):
         ui.save(name or f"Scenario {len(ui.saved()) + 1}", data)
@@ -189,6 +191,7 @@ def downloads(d: Decision, data: dict[str, Any]) -> None:
 
 def main() -> None:
     values = question()
+    link.publish(ui.LINK)
     data = ui.scenario_data(values, st.session_state.get("decide.name", ""))
     try:
         d = decision_for(data)

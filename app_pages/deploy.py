@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _deploy_inputs as ui
+from app_pages import _page_link as link
 from app_pages._devices import session_devices
 from app_pages._train_data import device_key
 from report import deploy_text as text
@@ -134,7 +135,9 @@ def main() -> None:
     st.title("Deploy")
     st.caption("How many GPUs does my traffic need within my latency targets, what does a million tokens cost, "
                "and should I rent, buy or pay a hosted API?")
+    link.open_link(ui.LINK)
     values = ui.question()
+    link.publish(ui.LINK)
     data = ui.scenario_data(values)
     if ui.quantized_by_default(values):
         st.caption(f"Fewer than 16 bits with no quantization method chosen: quantized by "

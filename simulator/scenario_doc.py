@@ -27,6 +27,12 @@ def scenario_reference() -> str:
         "it current. Every key is optional except the model size: `model.params`, `model.preset`, or the shape "
         "(`model.layers`, `model.hidden`, `model.heads`).",
         "",
+        "The `link` column is the key in a page's address: each page (Decide, Train, Compress, Deploy) keeps there "
+        "what differs from its defaults (`/decide?budget=8e6&hz=24`, in the scenario's units), a link opened in a "
+        "new browser shows the same inputs, and the page names each parameter it could not use (a bad value keeps "
+        "the default; an input the page does not show is ignored). Beside the inputs travel `name` (the scenario's "
+        "name), `sm` (the small model Compress shows) and Train's pinned baseline (`b.` before a key).",
+        "",
     ]
     for section in SECTIONS:
         lines += [f"## `{section}`", "", "| key | link | unit | default | allowed | meaning |",

@@ -6,8 +6,9 @@ declared short `link` key (simulator.inputs); a key with an empty value (`usd=`)
 rule. A pinned baseline travels beside the inputs: its parameters carry the prefix `b.` (`b.gpus=512`), and
 `b=1` alone pins a baseline equal to the defaults.
 
-Reading a link never raises: a bad value is reported in `Shared.problems` and the default is kept, so the
-other parameters still apply.
+Reading a link never raises: a bad value is reported in `Shared.problems`, in the user's words (the input's
+label, the parameter as written, why, and what was kept), and the default is kept, so the other parameters still
+apply.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from simulator.registry import Input
 BASELINE_PREFIX = "b."
 BASELINE_FLAG = "b"
 MAX_VALUE_CHARS = 200  # a link value longer than this is refused without being echoed whole
+UNITLESS = ("ratio", "fraction")  # units a number reads better without
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 Sections = dict[str, dict[str, Any]]
@@ -41,6 +43,34 @@ class Shared:
 
 def url_key(dotted: str) -> str:
     return INPUTS[dotted].link or dotted
+
+
+def input_of(key: str) -> Input | None:
+    """The input a link parameter names: by its short key (`gpus`) or its dotted key (`cluster.gpus`)."""
+    return BY_LINK.get(key) or INPUTS.get(key)
+
+
+def shown(text: str) -> str:
+    """A link value as a message quotes it: never a 5 MB string whole."""
+    return text if len(text) <= MAX_VALUE_CHARS else text[:40] + f"... ({len(text):,} characters)"
+
+
+def value_text(inp: Input, value: Any) -> str:
+    """A value as its widget shows it, with the unit: "10 million USD", "1024 GPUs", "1.25", "on", "none"."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int | float) and inp.kind in ("int", "float"):
+        unit = inp.widget_unit if inp.scale != 1 else inp.unit
+        number = format_value(value / inp.scale if inp.scale != 1 else value)
+        return f"{number} {unit}" if unit and unit not in UNITLESS else number
+    return str(value)
+
+
+def problem(inp: Input, key: str, text: str, reason: str, kept: str) -> str:
+    """One parameter not used, in the user's words: "GPUs (gpus=lots): expected a whole number; kept 1024 GPUs"."""
+    return f"{inp.label} ({key}={shown(text)}): {reason}; {kept}."
 
 
 def format_value(value: Any) -> str:
@@ -65,12 +95,15 @@ def format_value(value: Any) -> str:
 
 def _parse(inp: Input, text: str) -> tuple[Any, str | None]:
     """(value, None) or (None, reason) for the URL text of one input."""
-    if inp.kind in ("int", "float"):
+    if inp.kind in ("int", "float") and text.lower() in inp.words:  # a named value: serving.batch "max"
+        raw: Any = text.lower()
+    elif inp.kind in ("int", "float"):
         try:
             number = float(text)
         except ValueError:
-            return None, f"expected a {'whole ' if inp.kind == 'int' else ''}number"
-        raw: Any = int(number) if inp.kind == "int" and number.is_integer() else number
+            named = "".join(f' or "{w}"' for w in inp.words)
+            return None, f"expected a {'whole ' if inp.kind == 'int' else ''}number{named}"
+        raw = int(number) if inp.kind == "int" and number.is_integer() else number
     elif inp.kind == "bool":
         if text.lower() not in _TRUE + _FALSE:
             return None, "expected 1 or 0"
@@ -115,10 +148,9 @@ def to_query(inputs: Mapping[str, Mapping[str, Any]], defaults: Mapping[str, Map
 def _read(params: Mapping[str, str], defaults: Sections, prefix: str, problems: list[str]) -> Sections:
     inputs = copy.deepcopy(defaults)
     for key, text in params.items():
-        inp = BY_LINK.get(key.removeprefix(prefix)) or INPUTS.get(key.removeprefix(prefix))
-        shown = text if len(text) <= MAX_VALUE_CHARS else text[:40] + f"... ({len(text):,} characters)"
+        inp = input_of(key.removeprefix(prefix))
         if inp is None:
-            problems.append(f"{key[:60]}={shown}: not a Modelfolio link parameter; ignored.")
+            problems.append(f"{key[:60]}={shown(text)}: not a Modelfolio link parameter; ignored.")
             continue
         values = inputs.setdefault(inp.section, {})
         if text == "":
@@ -128,8 +160,8 @@ def _read(params: Mapping[str, str], defaults: Sections, prefix: str, problems: 
         if reason is None:
             values[inp.name] = value
         else:
-            kept = f"kept {format_value(values[inp.name])}" if inp.name in values else "kept the default"
-            problems.append(f"{key}={shown} ({inp.key}): {reason}; {kept}.")
+            kept = f"kept {value_text(inp, values[inp.name])}" if inp.name in values else "kept the default"
+            problems.append(problem(inp, key, text, reason, kept))
     return inputs
 
 

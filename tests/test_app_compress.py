@@ -26,6 +26,7 @@ from simulator.scenario import Scenario  # noqa: E402
 APP = str(ROOT / "app.py")
 TIMEOUT_S = 60
 BITS, METHOD = ui.PREFIX + "compression.weight_bits", ui.PREFIX + "compression.quant_method"
+SMALL_MODEL = ui.PREFIX + "small_model"
 
 
 pytestmark = pytest.mark.usefixtures("fresh_caches")  # tests/conftest.py
@@ -145,3 +146,50 @@ def test_an_active_profile_without_curves_falls_back_to_the_shipped_one():
     assert not at.exception, [e.value for e in at.exception]
     captions = " ".join(c.value for c in at.caption).replace("\\", "")
     assert "cpu-reference.json (the active profile has no quality curves)" in captions
+
+
+def open_link(query: dict[str, str]) -> AppTest:
+    """The Compress page's address with these parameters opened in a new browser session."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page("app_pages/compress.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def link_of(at: AppTest) -> dict[str, str]:
+    return {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+
+
+def test_a_link_restores_the_model_the_compression_and_the_small_model_shown():
+    at = open_page()
+    assert link_of(at) == {}  # the defaults make an empty link
+    at.selectbox(key=ui.MODEL).set_value(ui.CUSTOM).run()
+    at.number_input(key=ui.PREFIX + "model.params").set_value(13.0).run()
+    at.number_input(key=ui.PREFIX + "training.tokens").set_value(260.0).run()
+    at.selectbox(key=ui.PREFIX + "serving.accelerator").set_value("L40S").run()
+    quantize(at, 4)
+    at.radio(key=SMALL_MODEL).set_value("char_lm").run()
+    query = link_of(at)
+    assert query == {"m": "", "n": "1.3e10", "tok": "2.6e11", "sacc": "L40S", "wb": "4", "qm": "awq", "sm": "char_lm"}
+    shared = open_link(query)
+    for key in (ui.MODEL, ui.PREFIX + "model.params", ui.PREFIX + "training.tokens", ui.PREFIX + "serving.accelerator",
+                BITS, METHOD, SMALL_MODEL):
+        assert shared.session_state[key] == at.session_state[key], key
+    assert not shared.info  # every parameter was used
+    assert answer(shared) == answer(at) and answer(shared).startswith("4-bit AWQ makes a 13B-parameter model")
+    assert link_of(shared) == query
+
+
+def test_a_bad_link_value_is_named_and_the_rest_applies():
+    at = open_link({"wb": "3.5", "m": "gpt5", "sm": "nope", "budget": "5e6", "qm": "gptq", "wb ": "4"})
+    said = at.info[0].value.replace("\\", "")
+    assert "Weight bits (wb=3.5): must be a whole number; kept 16 bits." in said
+    assert "Model preset (m=gpt5): allowed values are" in said and "kept llama2-70b." in said
+    assert "Small model measured (sm=nope): allowed values are digits_mlp, char_lm; ignored." in said
+    assert "Budget (budget=5e6): not an input of this page; ignored." in said  # a Decide link's parameter
+    assert "wb =4: not a Modelfolio link parameter; ignored." in said
+    assert at.selectbox(key=METHOD).value == "gptq"
+    assert at.number_input(key=BITS).value == 16 and at.selectbox(key=ui.MODEL).value == ui.DEFAULT_PRESET
+    assert link_of(at) == {"qm": "gptq"}

@@ -85,3 +85,51 @@ def test_downloads_are_offered():
     at = open_page()
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download PDF", "Decision JSON", "Scenario JSON", "Pareto front CSV"]
+
+
+def open_link(query: dict[str, str]) -> AppTest:
+    """The Decide page's address with these parameters opened in a new browser session."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page("app_pages/decide.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def link_of(at: AppTest) -> dict[str, str]:
+    return {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+
+
+def test_a_link_restores_the_question_and_its_answer():
+    at = open_page()
+    assert link_of(at) == {}  # the defaults make an empty link
+    at.number_input(key=BUDGET).set_value(8.0).run()
+    at.selectbox(key=ui.PREFIX + "cluster.accelerator").set_value("A100-80GB-SXM").run()
+    at.radio(key=ui.PREFIX + "decision.objective").set_value("cheapest_for_quality").run()
+    at.number_input(key=ui.PREFIX + "decision.quality_target_loss").set_value(2.2).run()
+    at.text_input(key="decide.name").set_value("Chat model").run()
+    assert not at.exception
+    query = link_of(at)
+    assert query == {"budget": "8e6", "hw": "A100-80GB-SXM", "obj": "cheapest_for_quality", "qt": "2.2",
+                     "name": "Chat model"}
+    shared = open_link(query)
+    for key in (BUDGET, ui.PREFIX + "cluster.accelerator", ui.PREFIX + "decision.objective",
+                ui.PREFIX + "decision.quality_target_loss", "decide.name"):
+        assert shared.session_state[key] == at.session_state[key], key
+    assert not shared.info  # every parameter was used
+    assert answer(shared) == answer(at) and answer(shared).startswith("The cheapest plan reaching a loss of 2.200")
+    assert link_of(shared) == query
+
+
+def test_a_bad_link_value_is_named_and_the_rest_applies():
+    at = open_link({"budget": "lots", "hz": "24", "obj": "cheapest", "gpus": "64", "name": "Plan B"})
+    said = at.info[0].value.replace("\\", "")
+    assert "Budget (budget=lots): expected a number; kept 10 million USD." in said
+    assert "Objective (obj=cheapest): allowed values are" in said
+    assert "GPUs (gpus=64): not an input of this page; ignored." in said  # a Train link's parameter
+    assert at.number_input(key=BUDGET).value == 10.0
+    assert at.number_input(key=ui.PREFIX + "decision.horizon_months").value == 24
+    assert at.text_input(key="decide.name").value == "Plan B"
+    assert answer(at).startswith("The best plan within $10M".replace("$", "\\$"))
+    assert link_of(at) == {"hz": "24", "name": "Plan B"}  # the address now says what the page shows

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
 
 from app_pages import _deploy_inputs as ui  # noqa: E402
+from app_pages._registry_widgets import EMPTY  # noqa: E402
 from report import deploy_text as text  # noqa: E402
 from report import serving_charts as charts  # noqa: E402
 from report.deploy_pdf import deploy_pdf  # noqa: E402
@@ -148,3 +149,52 @@ def test_chart_frames_agree_with_the_plan():
     run = plan.value("serving.batch_run")  # the batch run is the largest meeting the time-per-token target
     tpot = latency[latency["Latency"] == "Time per output token"].set_index("Batch")["Seconds"]
     assert tpot[int(run)] <= plan.scenario.serving.tpot_target_s
+
+
+def open_link(query: dict[str, str]) -> AppTest:
+    """The Deploy page's address with these parameters opened in a new browser session."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page("app_pages/deploy.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def link_of(at: AppTest) -> dict[str, str]:
+    return {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+
+
+def test_a_link_restores_the_deployment_and_its_answer():
+    at = open_page()
+    assert link_of(at) == {}  # the defaults make an empty link
+    at.selectbox(key=ui.PREFIX + "model.preset").set_value(EMPTY).run()  # "Custom size (parameters)"
+    at.number_input(key=ui.PREFIX + "model.params").set_value(13.0).run()
+    at.selectbox(key=ui.PREFIX + "compression.weight_bits").set_value(4).run()
+    at.selectbox(key=ui.PREFIX + "serving.accelerator").set_value("H200").run()
+    at.number_input(key=RPS).set_value(10.0).run()
+    at.number_input(key=ui.PREFIX + "serving.batch").set_value(32).run()
+    at.text_input(key=ui.PREFIX + "name").set_value("Support bot").run()
+    assert not at.exception
+    query = link_of(at)
+    assert query == {"m": "", "n": "1.3e10", "wb": "4", "sacc": "H200", "rps": "10", "sb": "32", "name": "Support bot"}
+    shared = open_link(query)
+    for key in ("model.preset", "model.params", "compression.weight_bits", "serving.accelerator",
+                "serving.requests_per_s", "serving.batch", "name"):
+        assert shared.session_state[ui.PREFIX + key] == at.session_state[ui.PREFIX + key], key
+    assert not shared.info  # every parameter was used
+    assert answer(shared) == answer(at) and answer(shared).startswith("Serving 10 requests/s of a 13B model")
+    assert link_of(shared) == query
+
+
+def test_a_bad_link_value_is_named_and_the_rest_applies():
+    at = open_link({"wb": "7", "rps": "-1", "tok": "1e12", "sb": "max", "ttft": "5", "ab": ""})
+    said = at.info[0].value.replace("\\", "")
+    assert "Weight bits (wb=7): this page offers 16, 8, 6, 5, 4, 3, 2, 1; kept 16 bits." in said
+    assert "Requests per second (rps=-1): must be between" in said and "kept 1 requests/s." in said
+    assert "Training tokens (tok=1e12): not an input of this page; ignored." in said  # a Train link's parameter
+    assert "Activation bits (ab=): this page has no empty choice for it; kept 16 bits." in said
+    assert at.selectbox(key=ui.PREFIX + "compression.weight_bits").value == 16
+    assert at.number_input(key=ui.PREFIX + "serving.ttft_target_s").value == 5.0
+    assert at.number_input(key=ui.PREFIX + "serving.batch").value is None  # "max", the default, shown empty
+    assert link_of(at) == {"ttft": "5"}

@@ -345,6 +345,14 @@ def test_bad_link_values_are_explained_and_the_rest_still_applies():
     assert "on 2T tokens" in sentence(at)
 
 
+def test_another_pages_link_parameters_are_named_and_the_rest_applies():
+    at = run_app({"budget": "5e6", "name": "Chat", "gpus": "512"})  # a Decide link's parameters, opened on Train
+    said = at.info[0].value.replace("\\", "")
+    assert "Budget (budget=5e6): not an input of this page; ignored." in said
+    assert "Scenario name (name=Chat): not on this page; ignored." in said
+    assert "on 512 H100" in sentence(at)
+
+
 def test_custom_size_derives_a_shape():
     at = run_app()
     at.selectbox(key="model.preset").set_value("custom-size").run()

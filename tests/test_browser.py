@@ -276,3 +276,22 @@ def test_decide_budget_change_moves_the_recommendation_and_the_pdf_says_the_same
     text = " ".join(p.extract_text() for p in reader.pages)
     assert "The best plan within $40M" in " ".join(text.split())
     assert sum(len(p.images) for p in reader.pages) >= 2  # the Pareto chart and the tornado
+
+
+def test_a_decide_link_opened_in_a_new_browser_keeps_the_budget(tools, app_url, page):
+    page.goto(f"{app_url}/decide")
+    tools.wait_rendered(page)
+    budget = page.get_by_label("Budget (million USD)", exact=True)
+    budget.fill("8")
+    budget.press("Enter")
+    page.wait_for_url(re.compile(r"/decide\?(.*&)?budget=8e6"))  # the address follows the question
+    link = page.url
+    other = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        other.goto(link)  # a new browser session: nothing but the address carries the question
+        tools.wait_rendered(other)
+        assert other.get_by_label("Budget (million USD)", exact=True).input_value() == "8"
+        assert decide_answer(other).startswith("The best plan within $8M")
+        assert not other.get_by_text("Some link parameters were not used").count()
+    finally:
+        other.context.close()

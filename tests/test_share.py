@@ -92,12 +92,33 @@ def test_bad_values_are_explained_and_the_rest_kept():
     assert shared.inputs["finance"]["pue"] == 1.25
     text = "\n".join(shared.problems)
     assert len(shared.problems) == 7
-    for fragment in ("gpus=lots (cluster.gpus): expected a whole number; kept 1024",
-                     "tp=2.5 (cluster.tp): must be a whole number",
-                     'hw=H999 (cluster.accelerator): unknown accelerator',
-                     "pue=0.5 (finance.pue): must be between 1 and 5",
-                     "sp=maybe", "m=gpt5 (model.preset): allowed values are", "zz=1: not a Modelfolio link parameter"):
+    for fragment in ("GPUs (gpus=lots): expected a whole number; kept 1024 GPUs.",
+                     "Tensor parallel (tp=2.5): must be a whole number",
+                     "Accelerator (hw=H999): unknown accelerator",
+                     "PUE (facility ÷ IT power) (pue=0.5): must be between 1 and 5; kept 1.25.",
+                     "Sequence parallelism (sp=maybe): expected 1 or 0; kept on.",
+                     "Model preset (m=gpt5): allowed values are", "zz=1: not a Modelfolio link parameter"):
         assert fragment in text
+    assert "cluster.gpus" not in text and "finance.pue" not in text  # the user's words, not dotted keys
+
+
+def test_a_kept_value_is_said_in_its_widgets_unit():
+    defaults = {"decision": {"budget_usd": 8e6}, "model": {"params": 1.3e10}}
+    shared = from_query({"budget": "lots", "n": "-1"}, defaults)
+    assert shared.inputs == defaults
+    assert shared.problems == ("Budget (budget=lots): expected a number; kept 8 million USD.",
+                               "Parameters (n=-1): must be between 100000 and 1e+15; kept 13 billions.")
+
+
+def test_a_named_value_travels():
+    defaults = {"serving": {"batch": "max"}}
+    assert to_query({"serving": {"batch": 32}}, defaults) == {"sb": "32"}
+    assert from_query({"sb": "32"}, defaults).inputs == {"serving": {"batch": 32}}
+    assert to_query(defaults, {"serving": {"batch": 32}}) == {"sb": "max"}
+    shared = from_query({"sb": "max"}, {"serving": {"batch": 32}})
+    assert shared.inputs == defaults and shared.problems == ()
+    assert from_query({"sb": "most"}, defaults).problems == (
+        'Batch (sb=most): expected a whole number or "max"; kept max.',)
 
 
 def test_accelerator_aliases_are_canonical_and_repeated_keys_use_the_last():
