@@ -664,7 +664,7 @@ def test_an_over_budget_plan_says_so_before_it_starts_and_offers_what_fits(tmp_p
     warning = next(w.value for w in at.warning if "Over budget" in w.value)
     assert warning.startswith("**Over budget:** predicted 4:03 against a budget of 3:00, with every fit already at "
                               "its fewest points")
-    assert ("Leaving out transformer block, forward and backward (`block_fwd_bwd`) fits it (predicted 2:50)"
+    assert ("Leaving out transformer block, forward and backward (`block_fwd_bwd`) fits the budget (predicted 2:50)"
             in warning and "Or allow 5:30 to measure every bench." in warning)
     assert at.button(key="calibrate.start").label == "Start anyway"
     at.button(key="calibrate.shrink").click().run()  # the smaller plan, from the same probe
