@@ -81,8 +81,9 @@ def over_budget_text(plan: dict) -> str | None:
     smaller = advice.get("leave_out_plan")
     if advice.get("leave_out") and smaller:
         them = "them" if len(advice["leave_out"]) > 1 else "it"
-        text += (f" Leaving out {benches_text(advice['leave_out'])} fits the budget (predicted {clock(smaller['predicted_s'])});"
-                 f" the profile then has no fit of {them}, and the simulator uses datasheet or assumed values there.")
+        text += (f" Leaving out {benches_text(advice['leave_out'])} fits the budget (predicted "
+                 f"{clock(smaller['predicted_s'])}); the profile then has no fit of {them}, and the simulator uses "
+                 "datasheet or assumed values there.")
     if advice.get("budget_s"):
         text += f" Or allow {clock(advice['budget_s'])} to measure every bench."
     return text
