@@ -319,9 +319,9 @@ def summary(sized: Plan, probes: dict[str, Probe], mode: str, budget_s: float, q
                              "benches": sorted({s.bench for s in mine}),
                              "gflops": probes[dev].gflops.get(dt), "fp32_gflops": probes[dev].gflops.get("fp32")})
     quality_s = budget_s * quality_share
-    return {"mode": mode, "devices": list(probes), "budget_s": budget_s, "predicted_s": sized.predicted_s + quality_s, "hardware_s": sized.predicted_s,
-            "hardware_budget_s": sized.budget_s, "quality_s": quality_s, "launch_s": sized.launch_s,
-            "unplanned_s": sized.unplanned_s + quality_s, "points": len(sized.steps), "dropped": sized.dropped,
+    return {"mode": mode, "devices": list(probes), "budget_s": budget_s, "predicted_s": sized.predicted_s + quality_s,
+            "hardware_s": sized.predicted_s, "hardware_budget_s": sized.budget_s, "quality_s": quality_s,
+            "launch_s": sized.launch_s, "unplanned_s": sized.unplanned_s + quality_s, "points": len(sized.steps), "dropped": sized.dropped,
             "fits_budget": sized.fits, "skip": list(skip), "probe_s": sum(p.seconds for p in probes.values()),
             "benches": [{"bench": b, "points": k, "of": n, "predicted_s": sec}
                         for b, (k, n, sec) in sized.per_bench.items()],
@@ -336,8 +336,8 @@ def advice(steps: list[Step], sized: Plan, probes: dict[str, Probe], mode: str, 
         return None
     need_s = needed_budget_s(sized.predicted_s, quality_share)
     raised = fit_budget(steps, probes, mode, need_s * (1 - quality_share))
-    out: dict[str, Any] = {"budget_s": need_s, "budget_plan": summary(raised, probes, mode, need_s, quality_share, skip),
-                           "leave_out": None, "leave_out_plan": None}
+    out: dict[str, Any] = {"budget_s": need_s, "leave_out": None, "leave_out_plan": None,
+                           "budget_plan": summary(raised, probes, mode, need_s, quality_share, skip)}
     fit = leave_out_to_fit(steps, probes, mode, sized.budget_s)
     if fit is not None:
         benches, smaller = fit

@@ -627,7 +627,8 @@ def test_progress_counts_rounds_and_samples_before_the_first_step_finishes(tmp_p
     assert bar.proto.text.startswith("Sampling on cpu, round 2: 8 of about 40 samples, 0 of 4 points finished")
     assert "~0:09 left at this pace · 0 of 6 steps finished" in bar.proto.text
     caption = next(c.value for c in at.caption if "samples go to" in c.value)
-    assert caption.startswith("No rows yet; samples go to `") and "samples.jsonl` after every round (8 so far)." in caption
+    assert caption.startswith("No rows yet; samples go to `")
+    assert "samples.jsonl` after every round (8 so far)." in caption
 
 
 def test_warm_up_is_said_while_it_lasts():
