@@ -1,7 +1,8 @@
-"""The calibration-run panel: plan (a short probe of this machine, then the plan with its predicted duration and
-its emulated dtypes), start, live progress (a fragment that reruns every second while a run is going, so the rest
-of the page never waits), Cancel, and the outcome: the new profile, what a cancelled run kept and how to resume
-it, or the child's own error output."""
+"""The calibration-run panel: plan (the run's own planning, `--plan-only`: a short probe of this machine, then the
+plan with its predicted duration against the budget, its emulated dtypes and, over budget, what fits), start, live
+progress by steps, sampling rounds and samples as the CLI reports them (a fragment that reruns every second while a
+run is going, so the rest of the page never waits), Cancel, and the outcome: the new profile, what a cancelled run
+kept and how to resume it, or the child's own error output."""
 
 from __future__ import annotations
 
@@ -11,16 +12,12 @@ import streamlit as st
 from app_pages import _calibrate_run as runner
 from app_pages import _calibrate_state as state
 from app_pages._calibrate_view import md
-from calibration.probe import BUDGETS_S
+from calibration.probe import BUDGETS_S, clock
+from calibration.rows import BENCH_TITLES
 from report import calibration_summary as summary
 
 STDERR_LINES_SHOWN = 15
 BUDGET_MIN_S, BUDGET_MAX_S, BUDGET_STEP_S = 10.0, 3600.0, 30.0  # the page's range for --budget-s
-
-
-def clock(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}:{secs:02d}"
 
 
 def budget_s() -> float:
@@ -34,11 +31,16 @@ def plan_button() -> None:
     clicked = st.button(
         "Plan a calibration", icon=":material/play_arrow:", key="calibrate.plan", disabled=busy, width="stretch",
         help=md(f"Probes this machine for a few seconds, then shows what `python -m calibration run --quick` would "
-                f"measure here and how long it would take, before anything runs. Runs write to "
+                f"measure here and how long it would take, before anything runs (the run's own planning, "
+                f"`--plan-only`). Runs write to "
                 f"{runner.runs_dir()}/calib-<time>/." + (" A run is already going." if busy else "")))
     if clicked:
         with st.spinner("Probing this machine and planning the run (a few seconds)…"):
             state.plan_run(budget_s())
+
+
+def benches_text(benches: list[str]) -> str:
+    return ", ".join(f"{BENCH_TITLES.get(b, b)} (`{b}`)" for b in benches)
 
 
 def _plan_table(plan: dict) -> pd.DataFrame:
@@ -47,22 +49,43 @@ def _plan_table(plan: dict) -> pd.DataFrame:
     if plan.get("launch_s", 0) >= 0.5:
         rows.append({"Bench": "torchrun start-ups", "Points": None, "Of the grid": None,
                      "Predicted (s)": round(plan["launch_s"])})
+    if plan.get("quality_s"):
+        rows.append({"Bench": "quality calibration (its share of the budget)", "Points": None, "Of the grid": None,
+                     "Predicted (s)": round(plan["quality_s"])})
     return pd.DataFrame(rows, columns=["Bench", "Points", "Of the grid", "Predicted (s)"])
 
 
 def plan_sentence(plan: dict) -> str:
     """The plan in one sentence: points, benches, devices, predicted duration against the budget."""
+    quality = (f" (the quality calibration's {clock(plan['quality_s'])} included)" if plan.get("quality_s") else "")
     text = (f"**Plan:** {plan['points']} points in {len(plan.get('benches', []))} benches on "
             f"{', '.join(plan.get('devices', []))}, predicted **{clock(plan['predicted_s'])}** (min:s) for a budget "
-            f"of {clock(plan['budget_s'])}, from a {plan.get('probe_s', 0):.1f}-s probe of this machine.")
+            f"of {clock(plan['budget_s'])}{quality}, from a {plan.get('probe_s', 0):.1f}-s probe of this machine.")
+    if plan.get("skip"):
+        text += f" Left out: {benches_text(plan['skip'])}."
     if plan.get("dropped"):
         text += (f" The full quick grids would take {clock(plan['unplanned_s'])}: {plan['dropped']} of their points "
                  "are left out, keeping each fit's smallest, plateau and largest points.")
     else:
         text += " Every point of the quick grids fits."
-    if not plan.get("fits_budget", True):
-        text += (" Even each fit's fewest points exceed the budget: the run may take longer; raise the budget or "
-                 "accept it.")
+    return text
+
+
+def over_budget_text(plan: dict) -> str | None:
+    """For a plan predicted over its budget: by how much, and what fits (the page's buttons apply it)."""
+    if plan.get("fits_budget", True):
+        return None
+    advice = plan.get("advice") or {}
+    text = (f"**Over budget:** predicted {clock(plan['predicted_s'])} against a budget of {clock(plan['budget_s'])}, "
+            "with every fit already at its fewest points, so the run would take longer than the budget.")
+    smaller = advice.get("leave_out_plan")
+    if advice.get("leave_out") and smaller:
+        them = "them" if len(advice["leave_out"]) > 1 else "it"
+        text += (f" Leaving out {benches_text(advice['leave_out'])} fits the budget (predicted "
+                 f"{clock(smaller['predicted_s'])}); the profile then has no fit of {them}, and the simulator uses "
+                 "datasheet or assumed values there.")
+    if advice.get("budget_s"):
+        text += f" Or allow {clock(advice['budget_s'])} to measure every bench."
     return text
 
 
@@ -73,6 +96,29 @@ def emulated_sentences(plan: dict) -> list[str]:
 
 def _discard() -> None:
     st.session_state.pop(state.PLAN, None)
+    st.session_state.pop(state.PLAN_BEFORE, None)
+
+
+def over_budget(plan: dict) -> None:
+    """The over-budget warning with its fixes: leave out the benches that make it fit, or allow the budget it needs
+    (each a plan made with the same probe, shown at once)."""
+    text = over_budget_text(plan)
+    if text is None:
+        return
+    st.warning(md(text), icon=":material/timer:")
+    advice = plan.get("advice") or {}
+    shrink, allow, _ = st.columns([1.6, 1.2, 1.2], vertical_alignment="bottom")
+    if advice.get("leave_out") and advice.get("leave_out_plan"):
+        shrink.button(f"Leave out {', '.join(advice['leave_out'])}", on_click=state.use_alternative,
+                      args=("leave_out_plan",), key="calibrate.shrink", icon=":material/content_cut:",
+                      type="primary", width="stretch",
+                      help=md(f"Plans without {benches_text(advice['leave_out'])} (`--skip`), within the budget of "
+                              f"{clock(plan['budget_s'])}; nothing is measured again."))
+    if advice.get("budget_s") and advice.get("budget_plan"):
+        allow.button(f"Allow {clock(advice['budget_s'])}", on_click=state.use_alternative, args=("budget_plan",),
+                     key="calibrate.allow", icon=":material/more_time:", width="stretch",
+                     help=md(f"Sets the time budget to {advice['budget_s']:g} s (`--budget-s`), enough for every "
+                             "bench at this machine's probed speed."))
 
 
 def plan_view() -> None:
@@ -82,6 +128,10 @@ def plan_view() -> None:
         return
     with st.container(border=True, key="calibrate_plan"):
         st.markdown(md(plan_sentence(plan)))
+        over_budget(plan)
+        if st.session_state.get(state.PLAN_BEFORE) is not None:
+            st.button("Back to the plan before", on_click=state.restore_plan, key="calibrate.restore",
+                      icon=":material/undo:", type="tertiary")
         for sentence in emulated_sentences(plan):
             st.warning(md(sentence), icon=":material/speed:")
         with st.expander("Table: points and predicted seconds per bench"):
@@ -97,13 +147,17 @@ def plan_view() -> None:
                         type="primary" if stale else "secondary",
                         help="Probe again and plan for the budget on the left."):
             with st.spinner("Probing this machine and planning the run (a few seconds)…"):
-                state.plan_run(budget_s())
+                state.plan_run(budget_s(), tuple(plan.get("skip") or ()))
             st.rerun()
         busy = runner.active_run() is not None
-        start.button("Start calibration", on_click=state.start_run, icon=":material/play_arrow:",
-                     key="calibrate.start", disabled=busy or stale, width="stretch", type="primary",
+        over = not plan.get("fits_budget", True)
+        start.button("Start anyway" if over else "Start calibration", on_click=state.start_run,
+                     icon=":material/play_arrow:", key="calibrate.start", disabled=busy or stale, width="stretch",
+                     type="secondary" if over else "primary",
                      help=md("Runs this plan (`python -m calibration run --quick`) in the background; the page stays "
                              "usable and the new profile becomes active when it finishes."
+                             + (f" Predicted {clock(plan['predicted_s'])}, over the {clock(plan['budget_s'])} "
+                                "budget." if over else "")
                              + (" A run is already going." if busy else "")
                              + (" The budget changed: plan again first." if stale else "")))
         discard.button("Discard", on_click=_discard, key="calibrate.discard", type="tertiary", width="stretch")
@@ -114,23 +168,42 @@ def _dismiss() -> None:
     st.session_state.pop(state.PLAN, None)
 
 
+def progress_text(snap: runner.Snapshot, predicted_s: float | None) -> str:
+    """The bar's label: what the run is doing, in the CLI's own counts (warm-up, sampling rounds and samples
+    through the local benches' interleaved group, whose points all finish near its end; steps otherwise)."""
+    elapsed = f"{clock(snap.elapsed_s)} elapsed" + (f" of ~{clock(predicted_s)} predicted" if predicted_s else "")
+    r, on = snap.rounds, f" on {snap.device}" if snap.device else ""
+    steps = f"{snap.done} of {snap.total} steps finished" if snap.total else ""
+    local = snap.stage in (None, "local")
+    if local and snap.phase == "warmup" and r.get("points"):
+        return (f"Warming up{on}: {r.get('warmed', 0):.0f} of {r['points']:.0f} points, each run until steady "
+                f"before its samples are timed · {steps} · {elapsed}")
+    if local and snap.phase == "sampling" and r.get("samples_planned"):
+        left = f" · ~{clock(r['eta_s'])} left at this pace" if r.get("eta_s") is not None else ""
+        return (f"Sampling{on}, round {r.get('round', 0):.0f}: {r.get('samples', 0):,.0f} of about "
+                f"{r['samples_planned']:,.0f} samples, {r.get('points_done', 0):.0f} of {r.get('points', 0):.0f} "
+                f"points finished{left} · {steps} · {elapsed}")
+    if snap.stage == "quality":
+        return f"Quality calibration, after the {snap.total} hardware steps: {snap.step} · {elapsed}"
+    if snap.total:
+        return f"Step {snap.done} of {snap.total}: {snap.step} · {elapsed}"
+    return f"Starting: loading torch, probing and planning the steps · {elapsed}"
+
+
 def _running(snap: runner.Snapshot, run: runner.CalibrationRun) -> None:
     plan = st.session_state.get(state.PLAN)
-    predicted = f" of ~{clock(plan['predicted_s'])} predicted" if plan else ""
-    if snap.total:
-        text = f"Step {snap.done} of {snap.total}: {snap.step} · {clock(snap.elapsed_s)} elapsed{predicted}"
-    else:
-        text = f"Starting: loading torch, probing and planning the steps · {clock(snap.elapsed_s)} elapsed{predicted}"
-    st.progress(snap.fraction, text=md(text))
+    st.progress(snap.fraction, text=md(progress_text(snap, plan["predicted_s"] if plan else None)))
     left, right = st.columns([1, 4], vertical_alignment="center")
     left.button("Cancel", on_click=run.stop, icon=":material/stop:", key="calibrate.cancel",
                 help="Stops the run as Ctrl-C would; the rows and samples measured so far stay on disk and the run "
                      "can be resumed.")
     kept = state.kept(snap.out_dir)
     failed = f" {snap.failed_steps} steps failed so far (they are recorded, not retried)." if snap.failed_steps else ""
-    where = (f"Rows go to `{kept.rows_path}` as they are measured ({kept.rows} so far)." if kept.rows_path
-             else "No rows yet.")
-    right.caption(md(where + failed))
+    rows = (f"Rows go to `{kept.rows_path}` as points finish ({kept.rows} so far)" if kept.rows_path
+            else "No rows yet")
+    samples = (f"; samples go to `{kept.samples_path}` after every round ({kept.samples:,} so far)."
+               if kept.samples_path else ".")
+    right.caption(md(rows + samples + failed))
 
 
 def kept_message(snap: runner.Snapshot) -> tuple[str, bool]:

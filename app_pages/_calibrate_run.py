@@ -1,10 +1,11 @@
 """A calibration run as a subprocess the page can watch: `python -m calibration run --quick --out DIR`, and
-the plan before it (`calibration.probe.preview` in a short subprocess: `plan_run`).
+the plan before it (the same command with `--plan-only`, a short subprocess: `plan_run`).
 
-The child prints one `PROGRESS {"done", "total", "step", "status"}` line per step on stdout and human
-progress bars on stderr. Two reader threads fill a `RunState` under a lock; the page only ever reads
-`snapshot()`. When the child exits, the run loads DIR/profile.json with the strict loader. No torch and
-no streamlit here: this module only launches and watches a process.
+The child prints `PROGRESS {json}` lines on stdout (calibration.runner.Progress: one per finished step and one per
+sampling round, with its phase, samples taken and planned, and the bar's position) and human progress bars on
+stderr. Two reader threads fill the run's state under a lock; the page only ever reads `snapshot()`. When the
+child exits, the run loads DIR/profile.json with the strict loader. No torch and no streamlit here: this module
+only launches and watches a process.
 """
 
 from __future__ import annotations
@@ -53,11 +54,16 @@ def new_run_dir(base: Path | None = None) -> Path:
     return out
 
 
-def calibration_command(out_dir: Path, budget_s: float | None = None, resume: bool = False) -> list[str]:
+def _plan_options(budget_s: float | None, skip: Sequence[str] = ()) -> list[str]:
+    """The options a plan is made with: its budget and the benches it leaves out."""
+    return [*(["--budget-s", f"{budget_s:g}"] if budget_s else []), *(["--skip", ",".join(skip)] if skip else [])]
+
+
+def calibration_command(out_dir: Path, budget_s: float | None = None, resume: bool = False,
+                        skip: Sequence[str] = ()) -> list[str]:
     """`python -m calibration run --quick` into `out_dir`, with its PROGRESS lines on stdout."""
-    budget = ["--budget-s", f"{budget_s:g}"] if budget_s else []
-    return [sys.executable, "-m", "calibration", "run", "--quick", "--out", str(out_dir), *budget,
-            "--progress", "jsonl", *(["--resume"] if resume else [])]
+    return [sys.executable, "-m", "calibration", "run", "--quick", "--out", str(out_dir),
+            *_plan_options(budget_s, skip), "--progress", "jsonl", *(["--resume"] if resume else [])]
 
 
 def shell_text(command: Sequence[str]) -> str:
@@ -76,23 +82,25 @@ def resume_command(command: Sequence[str]) -> list[str]:
 # ---------------------------------------------------------------- the plan, before a run
 
 PREVIEW_TIMEOUT_S = 120.0
-_PREVIEW_CODE = ("import json, sys; from calibration.probe import preview; "
-                 "print('PLAN ' + json.dumps(preview('quick', float(sys.argv[1]) or None)))")
 
 
 class PlanError(RuntimeError):
     """The probe-and-plan subprocess failed; the message says how and ends with its last error lines."""
 
 
-def preview_command(budget_s: float | None) -> list[str]:
-    """A subprocess (torch stays out of the page's process) printing calibration.probe.preview as a PLAN line."""
-    return [sys.executable, "-c", _PREVIEW_CODE, f"{budget_s or 0:g}"]
+def preview_command(budget_s: float | None, skip: Sequence[str] = ()) -> list[str]:
+    """The run's own planning, alone (`--plan-only`: probe, plan, print a PLAN line; nothing measured), in a
+    subprocess so torch stays out of the page's process."""
+    return [sys.executable, "-m", "calibration", "run", "--quick", "--plan-only", *_plan_options(budget_s, skip),
+            "--progress", "jsonl"]
 
 
-def plan_run(budget_s: float | None, cwd: Path = REPO_ROOT, timeout_s: float = PREVIEW_TIMEOUT_S) -> dict[str, Any]:
-    """Probe this machine and plan a quick run (calibration.probe.preview, a few seconds): benches, points,
-    emulated dtypes and the predicted duration. Blocks; raises PlanError with the reason."""
-    command = preview_command(budget_s)
+def plan_run(budget_s: float | None, skip: Sequence[str] = (), cwd: Path = REPO_ROOT,
+             timeout_s: float = PREVIEW_TIMEOUT_S) -> dict[str, Any]:
+    """Probe this machine and plan a quick run (`--plan-only`, a few seconds): benches, points, emulated dtypes,
+    the predicted duration against the budget and, over it, what fits (calibration.probe.summary, advice).
+    Blocks; raises PlanError with the reason."""
+    command = preview_command(budget_s, skip)
     try:
         done = subprocess.run(command, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True,
                               text=True, encoding="utf-8", errors="replace", timeout=timeout_s,
@@ -125,9 +133,21 @@ def parse_progress(line: str) -> dict[str, Any] | None:
     return msg if isinstance(msg, dict) else None
 
 
+ROUND_KEYS = ("round", "points", "points_done", "warmed", "samples", "samples_planned", "eta_s", "part",
+              "parts")  # what a sampling round's PROGRESS line tells (calibration.runner.Progress.round)
+
+
+def _number(value: Any) -> float | None:
+    """A finite-or-infinite JSON number as a float; None for anything else (a bool, a string, NaN)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value == value else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    """What the page shows, copied under the lock."""
+    """What the page shows, copied under the lock. `stage` is what the run is doing ("local", "distributed",
+    "quality"; None before the first line), `steps_done` the CLI bar's position (finished steps plus the share of an
+    interleaved group's samples taken), and `rounds`, `phase` ("warmup" | "sampling") and `device` the last
+    sampling round's report (ROUND_KEYS)."""
 
     status: str
     out_dir: Path
@@ -142,6 +162,11 @@ class Snapshot:
     stderr_tail: tuple[str, ...]
     stdout_tail: tuple[str, ...]
     profile: dict[str, Any] | None
+    stage: str | None = None
+    steps_done: float = 0.0
+    phase: str | None = None
+    rounds: dict[str, float] = dataclasses.field(default_factory=dict)
+    device: str = ""  # the device of the group `rounds` describes
 
     @property
     def finished(self) -> bool:
@@ -149,18 +174,23 @@ class Snapshot:
 
     @property
     def fraction(self) -> float:
-        return min(max(self.done / self.total, 0.0), 1.0) if self.total else 0.0
+        return min(max(max(self.steps_done, self.done) / self.total, 0.0), 1.0) if self.total else 0.0
 
 
 class CalibrationRun:
     """One subprocess and its watched state; `start` returns at once, the threads do the reading."""
 
     def __init__(self, out_dir: Path, command: Sequence[str] | None = None, cwd: Path = REPO_ROOT,
-                 budget_s: float | None = None) -> None:
+                 budget_s: float | None = None, skip: Sequence[str] = ()) -> None:
         self.out_dir, self.cwd = Path(out_dir), Path(cwd)
-        self.command = tuple(command or calibration_command(self.out_dir, budget_s=budget_s))
+        self.command = tuple(command or calibration_command(self.out_dir, budget_s=budget_s, skip=skip))
         self._lock = threading.Lock()
         self._status, self._done, self._total, self._step, self._failed_steps = RUNNING, 0, None, "starting", 0
+        self._stage: str | None = None
+        self._phase: str | None = None
+        self._steps_done = 0.0
+        self._rounds: dict[str, float] = {}
+        self._device = ""
         self._returncode: int | None = None
         self._error: str | None = None
         self._profile: dict[str, Any] | None = None
@@ -222,7 +252,8 @@ class CalibrationRun:
                 status=self._status, out_dir=self.out_dir, command=self.command, done=self._done,
                 total=self._total, step=self._step, failed_steps=self._failed_steps, elapsed_s=end - self._t0,
                 returncode=self._returncode, error=self._error, stderr_tail=tuple(self._stderr),
-                stdout_tail=tuple(self._stdout), profile=self._profile,
+                stdout_tail=tuple(self._stdout), profile=self._profile, stage=self._stage,
+                steps_done=self._steps_done, phase=self._phase, rounds=dict(self._rounds), device=self._device,
             )
 
     # ------------------------------------------------------------ threads
@@ -252,13 +283,25 @@ class CalibrationRun:
                     if line:
                         self._stdout.append(line)
                     continue
-                self._done = int(msg.get("done", self._done) or 0)
-                self._total = int(msg["total"]) if msg.get("total") else self._total
-                self._step = str(msg.get("step", self._step))
-                self._failed_steps += msg.get("status") == "failed"
+                self._take(msg)
         stderr_reader.join()
         returncode = proc.wait()
         self._conclude(returncode)
+
+    def _take(self, msg: dict[str, Any]) -> None:
+        """One PROGRESS line into the state (under the lock); a field of the wrong type is ignored, not fatal."""
+        self._done = int(_number(msg.get("done")) or 0)
+        self._total = int(_number(msg.get("total")) or 0) or self._total
+        self._step = str(msg.get("step", self._step))
+        self._failed_steps += msg.get("status") == "failed"
+        self._steps_done = _number(msg.get("steps_done")) or float(self._done)
+        if isinstance(msg.get("stage"), str):
+            self._stage = msg["stage"]
+        if "samples_planned" in msg:  # a sampling round's (or warm-up's) report
+            numbers = {k: _number(msg.get(k)) for k in ROUND_KEYS}
+            self._rounds = {k: v for k, v in numbers.items() if v is not None}
+            self._phase = str(msg.get("phase") or "sampling")
+            self._device = str(msg.get("device") or "")
 
     def _conclude(self, returncode: int) -> None:
         if self._stop_requested:
@@ -313,13 +356,13 @@ def _stop_active_at_exit() -> None:
 
 
 def start_run(out_dir: Path | None = None, command: Sequence[str] | None = None,
-              cwd: Path = REPO_ROOT, budget_s: float | None = None) -> CalibrationRun:
+              cwd: Path = REPO_ROOT, budget_s: float | None = None, skip: Sequence[str] = ()) -> CalibrationRun:
     """Start a calibration unless one is already running in this server (then RunBusyError)."""
     with _ACTIVE_LOCK:
         busy = _ACTIVE.get("run")
         if busy is not None:
             raise RunBusyError(f"a calibration is already running (writing to {busy.out_dir}); "
                           "wait for it to finish or stop it first")
-        run = CalibrationRun(out_dir or new_run_dir(), command, cwd, budget_s)
+        run = CalibrationRun(out_dir or new_run_dir(), command, cwd, budget_s, skip)
         _ACTIVE["run"] = run
     return run.start()

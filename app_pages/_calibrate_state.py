@@ -28,7 +28,8 @@ from simulator.profile import ProfileError, load_profile
 ACTIVE = "active_profile_id"
 SESSION_PROFILES = "calibrate.profiles"  # id -> entry, for uploads and runs of this session
 SELECT, UPLOAD, NOTICE, RUN = "calibrate.select", "calibrate.upload", "calibrate.notice", "calibrate.run"
-PLAN, BUDGET = "calibrate.planned", "calibrate.budget_s"  # the last plan (calibration.probe.preview), its budget
+PLAN, BUDGET = "calibrate.planned", "calibrate.budget_s"  # the last plan (`run --plan-only`), its budget
+PLAN_BEFORE = "calibrate.plan_before"  # the over-budget plan one of its alternatives replaced (to go back to)
 MAX_DISK_RUNS = 20
 
 Entry = dict[str, Any]  # {"profile": dict, "source": str}
@@ -167,9 +168,9 @@ def kept(out_dir: Path) -> Kept:
 
 
 def start_run() -> None:
-    """Start button: the planned run, with the plan's budget; one calibration per server."""
+    """Start button: the planned run, with the plan's budget and the benches it leaves out; one per server."""
     plan = st.session_state.get(PLAN) or {}
-    _start(lambda: runner.start_run(budget_s=plan.get("budget_s")))
+    _start(lambda: runner.start_run(budget_s=plan.get("budget_s"), skip=tuple(plan.get("skip") or ())))
 
 
 def resume_run() -> None:
@@ -179,10 +180,31 @@ def resume_run() -> None:
         _start(lambda: runner.start_run(run.out_dir, runner.resume_command(run.command), run.cwd))
 
 
-def plan_run(budget_s: float) -> None:
+def plan_run(budget_s: float, skip: tuple[str, ...] = ()) -> None:
     """Probe this machine and plan a run (seconds); the plan, or why there is none, goes to the session."""
+    st.session_state.pop(PLAN_BEFORE, None)
     try:
-        st.session_state[PLAN] = {**runner.plan_run(budget_s), "budget_s": budget_s}
+        st.session_state[PLAN] = {**runner.plan_run(budget_s, skip), "budget_s": budget_s}
     except runner.PlanError as exc:
         st.session_state.pop(PLAN, None)
         st.session_state[NOTICE] = ("error", f"No plan: {md_escape(exc)}. The run was not started.")
+
+
+def use_alternative(kind: str) -> None:
+    """Callback: an over-budget plan replaced by one of the alternatives planned with it from the same probe
+    (`advice`'s "leave_out_plan" or "budget_plan"; nothing is measured again); its budget goes to the input."""
+    plan = st.session_state.get(PLAN) or {}
+    alternative = (plan.get("advice") or {}).get(kind)
+    if not isinstance(alternative, dict):
+        return
+    st.session_state[PLAN_BEFORE] = plan
+    st.session_state[PLAN] = alternative
+    st.session_state[BUDGET] = float(alternative["budget_s"])
+
+
+def restore_plan() -> None:
+    """Callback: back to the plan an alternative replaced."""
+    before = st.session_state.pop(PLAN_BEFORE, None)
+    if before is not None:
+        st.session_state[PLAN] = before
+        st.session_state[BUDGET] = float(before["budget_s"])

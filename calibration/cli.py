@@ -25,6 +25,12 @@ def _parser() -> argparse.ArgumentParser:
                         "or GPUs on cuda); more ranks than CPUs run but are labelled oversubscribed")
     r.add_argument("--resume", action="store_true", help="continue the run in --out, skipping measured steps")
     r.add_argument("--only", type=str, default=None, help=f"comma-separated benches, of: {','.join(BENCHES)}")
+    r.add_argument("--skip", type=str, default=None,
+                   help="comma-separated benches to leave out (the rest, and the quality calibration, still run); "
+                        "a plan over its budget says which to leave out to fit")
+    r.add_argument("--plan-only", action="store_true",
+                   help="probe this machine and print the plan (points per bench, predicted time against the budget) "
+                        "without measuring anything; with --progress jsonl also a `PLAN {json}` line on stdout")
     r.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                    help="auto: CPU always, CUDA too when available")
     r.add_argument("--budget-s", type=float, default=None,
@@ -59,16 +65,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _benches(option: str, text: str | None) -> frozenset[str] | None:
+    """A comma-separated list of bench names; ValueError naming the unknown ones and the choices."""
+    if not text:
+        return None
+    names = frozenset(b.strip() for b in text.split(",") if b.strip())
+    unknown = sorted(names - set(BENCHES))
+    if unknown:
+        raise ValueError(f"{option} {','.join(unknown)}: unknown bench; choose from {', '.join(BENCHES)}")
+    return names
+
+
 def _run(ns: argparse.Namespace) -> int:
     from calibration.runner import RunConfig, run
 
-    only = None
-    if ns.only:
-        only = frozenset(b.strip() for b in ns.only.split(",") if b.strip())
-        unknown = sorted(only - set(BENCHES))
-        if unknown:
-            print(f"--only {','.join(unknown)}: unknown bench; choose from {', '.join(BENCHES)}", file=sys.stderr)
-            return 2
+    try:
+        only, skip = _benches("--only", ns.only), _benches("--skip", ns.skip)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if ns.nproc is not None and ns.nproc < 1:
         print(f"--nproc {ns.nproc}: must be at least 1", file=sys.stderr)
         return 2
@@ -84,7 +99,7 @@ def _run(ns: argparse.Namespace) -> int:
     cfg = RunConfig(mode=ns.mode, out=out, nproc=ns.nproc, resume=ns.resume, only=only, device=ns.device,
                     nnodes=ns.nnodes, node_rank=ns.node_rank, rdzv_endpoint=ns.rdzv_endpoint,
                     rdzv_id=ns.rdzv_id, write_profile=not ns.no_profile, budget_s=ns.budget_s,
-                    progress=ns.progress)
+                    progress=ns.progress, skip=skip, plan_only=ns.plan_only)
     return run(cfg)
 
 

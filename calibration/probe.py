@@ -11,6 +11,11 @@ smallest points of an emulated dtype, then drops the most expensive points until
 never leaving a fit group (bench, device, dtype) with fewer than `MIN_POINTS` (its small points for the overhead,
 the plateau and the largest remaining ones to hold out).
 
+A plan still over its budget (every group at its fewest points) gets `advice`: the benches to leave out so it fits
+(`--skip`; the GEMM bench always stays, other pages plan on it) and the budget it needs as it is. The run prints
+it as a warning before it starts (`runner.plan_run`); `summary` is the plan as plain data, what
+`python -m calibration run --plan-only` prints as its `PLAN {json}` line and the Calibrate page shows.
+
 Test hook: MODELFOLIO_PROBE_SLOW_DTYPE=bf16[,fp16] makes the probe report those dtypes 100x slower than measured
 (read only here), so tests can check the plan for an emulated dtype without a slow CPU.
 """
@@ -39,6 +44,8 @@ LAUNCH_S = 8.0  # a torchrun launch (start-up, rendezvous, imports), per (device
 # 2-vCPU AMD VM (2026-11-30: 60 world-1 and 73 world-2 points in ~10 s each after their launch), doubled for
 # slower hosts; 0.6 before, which took ~30 s of the quick budget from the local fits for nothing
 DISTRIBUTED_STEP_S = 0.3
+REQUIRED_BENCHES = ("gemm",)  # never left out to fit a budget: a profile without GEMM fits gives no device to plan on
+BUDGET_ROUND_S = 10.0  # a suggested budget is rounded up to this many seconds
 
 
 @dataclass
@@ -222,9 +229,12 @@ class Plan:
                              f"a few small points only")
         for bench, (kept, of, sec) in self.per_bench.items():
             lines.append(f"  {bench:16s} {kept:4d} of {of:4d} points, ~{sec:.0f} s")
-        if not self.fits:
-            lines.append("  (over budget: every fit keeps its fewest points; the run may take longer)")
-        return "\n".join(lines)
+        return "\n".join(lines)  # over budget: runner.print_plan warns, with what fits
+
+    @property
+    def launch_s(self) -> float:
+        """The torchrun start-ups: the prediction less what its benches account for."""
+        return self.predicted_s - sum(sec for _, _, sec in self.per_bench.values())
 
 
 def fit_budget(steps: list[Step], probes: dict[str, Probe], mode: str, budget_s: float) -> Plan:
@@ -269,30 +279,38 @@ def fit_budget(steps: list[Step], probes: dict[str, Probe], mode: str, budget_s:
     return Plan(kept, total, unplanned, budget_s, len(steps) - len(kept), emulated, per_bench)
 
 
-def probe_environment(probes: dict[str, Probe]) -> dict[str, Any]:
-    """`environment.probe` (flat figures per device and dtype) and `environment.emulated` (dtype names)."""
-    figures: dict[str, Any] = {}
-    for pr in probes.values():
-        figures.update(pr.environment())
-    return {"probe": figures, "emulated": sorted({d for pr in probes.values() for d in pr.emulated})}
+def leave_out_to_fit(steps: list[Step], probes: dict[str, Probe], mode: str, budget_s: float,
+                     keep: tuple[str, ...] = REQUIRED_BENCHES) -> tuple[tuple[str, ...], Plan] | None:
+    """The benches to leave out so the plan fits `budget_s`, and the plan without them; None when leaving out every
+    bench but `keep` is still over. Each pick is the cheapest bench whose fewest points alone close the gap, else the
+    most expensive one (then the gap is measured again), so as little is lost as the budget allows."""
+    left_out: list[str] = []
+    remaining = list(steps)
+    while True:
+        sized = fit_budget(remaining, probes, mode, budget_s)
+        if sized.fits:
+            return tuple(left_out), sized
+        seconds = {b: sec for b, (k, _, sec) in sized.per_bench.items() if k and b not in keep}
+        if not seconds:
+            return None
+        gap = sized.predicted_s - budget_s
+        enough = [b for b, sec in seconds.items() if sec >= gap]
+        pick = min(enough, key=seconds.__getitem__) if enough else max(seconds, key=seconds.__getitem__)
+        left_out.append(pick)
+        remaining = [s for s in remaining if s.bench != pick]
 
 
-def preview(mode: str = "quick", budget_s: float | None = None, device: str = "auto") -> dict[str, Any]:
-    """What `python -m calibration run --<mode> [--budget-s S]` would measure on this machine and how long it
-    would take, as plain data: the runner's own grids, probe and `fit_budget` (the Calibrate page shows it before
-    a run). Measures for a few seconds (the probe); writes nothing."""
-    from calibration.bench.grids import plan
-    from calibration.bench.registry import set_run_threads
-    from calibration.env import capture_env
-    from calibration.runner import resolve_devices, world_sizes
+def needed_budget_s(hardware_s: float, quality_share: float) -> float:
+    """The whole-run budget whose hardware part (all but the quality share) holds `hardware_s`, rounded up."""
+    whole = hardware_s / (1.0 - quality_share)
+    return math.ceil(whole / BUDGET_ROUND_S - 1e-9) * BUDGET_ROUND_S
 
-    devices = resolve_devices(device)
-    env = capture_env()
-    sizes = {d: world_sizes(mode, d, None, 1) for d in devices}
-    steps = plan(mode, devices, sizes, env.get("l3_cache_bytes") or 32 << 20)
-    set_run_threads()  # the threads the run measures with
-    probes = {d: probe(d) for d in devices}
-    sized = fit_budget(steps, probes, mode, budget_s or BUDGETS_S.get(mode, 180.0))
+
+def summary(sized: Plan, probes: dict[str, Probe], mode: str, budget_s: float, quality_share: float,
+            skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A plan as plain data (JSON): the whole run's predicted seconds (the hardware plan, plus the quality
+    calibration's share of the budget, which it sizes itself to) against the whole budget, points per bench, the
+    emulated dtypes, what `skip` left out and the full grid's prediction."""
     emulated = []
     for dev, dtypes in sized.emulated.items():
         for dt in dtypes:
@@ -300,10 +318,60 @@ def preview(mode: str = "quick", budget_s: float | None = None, device: str = "a
             emulated.append({"device": dev, "dtype": dt, "points": len(mine),
                              "benches": sorted({s.bench for s in mine}),
                              "gflops": probes[dev].gflops.get(dt), "fp32_gflops": probes[dev].gflops.get("fp32")})
-    launch_s = sized.predicted_s - sum(sec for _, _, sec in sized.per_bench.values())  # torchrun start-ups
-    return {"mode": mode, "budget_s": sized.budget_s, "predicted_s": sized.predicted_s, "launch_s": launch_s,
-            "unplanned_s": sized.unplanned_s, "points": len(sized.steps), "dropped": sized.dropped,
-            "fits_budget": sized.fits, "devices": devices, "probe_s": sum(p.seconds for p in probes.values()),
+    quality_s = budget_s * quality_share
+    return {"mode": mode, "devices": list(probes), "budget_s": budget_s, "predicted_s": sized.predicted_s + quality_s,
+            "hardware_s": sized.predicted_s, "hardware_budget_s": sized.budget_s, "quality_s": quality_s,
+            "launch_s": sized.launch_s, "unplanned_s": sized.unplanned_s + quality_s, "points": len(sized.steps), "dropped": sized.dropped,
+            "fits_budget": sized.fits, "skip": list(skip), "probe_s": sum(p.seconds for p in probes.values()),
             "benches": [{"bench": b, "points": k, "of": n, "predicted_s": sec}
                         for b, (k, n, sec) in sized.per_bench.items()],
             "emulated": emulated, "text": sized.describe()}
+
+
+def advice(steps: list[Step], sized: Plan, probes: dict[str, Probe], mode: str, budget_s: float,
+           quality_share: float, skip: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """For a plan over its budget: the whole-run budget it needs as it is, with that plan, and the benches to leave
+    out so it fits the budget given, with that plan (None where no choice of benches fits). None when it fits."""
+    if sized.fits:
+        return None
+    need_s = needed_budget_s(sized.predicted_s, quality_share)
+    raised = fit_budget(steps, probes, mode, need_s * (1 - quality_share))
+    out: dict[str, Any] = {"budget_s": need_s, "leave_out": None, "leave_out_plan": None,
+                           "budget_plan": summary(raised, probes, mode, need_s, quality_share, skip)}
+    fit = leave_out_to_fit(steps, probes, mode, sized.budget_s)
+    if fit is not None:
+        benches, smaller = fit
+        out["leave_out"] = list(benches)
+        out["leave_out_plan"] = summary(smaller, probes, mode, budget_s, quality_share, (*skip, *benches))
+    return out
+
+
+def clock(seconds: float) -> str:
+    """Seconds as m:ss, as the plan's warning and the Calibrate page say durations."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def over_budget_warning(plan: dict[str, Any]) -> str:
+    """The warning for a plan (a `summary` with its `advice`) predicted over its budget: by how much, that each fit
+    already keeps its fewest points, and what fits: the benches to leave out, or the budget it needs."""
+    quality = f", the quality calibration's {clock(plan['quality_s'])} included" if plan.get("quality_s") else ""
+    text = (f"the plan is predicted to take {clock(plan['predicted_s'])} (min:s{quality}), over its "
+            f"{clock(plan['budget_s'])} budget, with every fit already at its fewest points")
+    tips = []
+    adv = plan.get("advice") or {}
+    if adv.get("leave_out"):
+        benches = ",".join(adv["leave_out"])
+        tips.append(f"leave out {', '.join(adv['leave_out'])} (--skip {benches}: predicted "
+                    f"{clock(adv['leave_out_plan']['predicted_s'])})")
+    if adv.get("budget_s"):
+        tips.append(f"allow --budget-s {adv['budget_s']:g} ({clock(adv['budget_s'])})")
+    return text + (". To fit: " + ", or ".join(tips) + "." if tips else ".")
+
+
+def probe_environment(probes: dict[str, Probe]) -> dict[str, Any]:
+    """`environment.probe` (flat figures per device and dtype) and `environment.emulated` (dtype names)."""
+    figures: dict[str, Any] = {}
+    for pr in probes.values():
+        figures.update(pr.environment())
+    return {"probe": figures, "emulated": sorted({d for pr in probes.values() for d in pr.emulated})}

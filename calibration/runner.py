@@ -46,30 +46,43 @@ class RunConfig:
     write_profile: bool = True
     budget_s: float | None = None  # predicted-time budget for the plan (default: probe.BUDGETS_S[mode])
     progress: str = "auto"  # "jsonl": PROGRESS lines on stdout; "bar": only the bar; "auto": jsonl unless a tty
+    skip: frozenset[str] | None = None  # benches left out (--skip); unlike --only, the quality calibration still runs
+    plan_only: bool = False  # probe and print the plan (with jsonl, a PLAN line too); measure and write nothing
+
+    @property
+    def jsonl(self) -> bool:
+        return self.progress == "jsonl" or (self.progress == "auto" and not sys.stdout.isatty())
 
 
 class Progress:
     """A tqdm bar on stderr (moving per sampling round inside an interleaved group) and, with `jsonl`, a
-    `PROGRESS {json}` line on stdout per finished step and per round: {"done", "total", "step", "status"?}
-    plus, for a round, "round", "points", "points_done", "samples", "samples_planned", "elapsed_s", "eta_s".
-    A round's line is printed only after its samples are stored (fsync'd), so no line claims more than is kept.
+    `PROGRESS {json}` line on stdout per finished step and per round: {"done", "total", "step", "status"?, "stage",
+    "steps_done"} plus, for a round, "phase" ("warmup" | "sampling"), "round", "points", "points_done", "samples",
+    "samples_planned", "elapsed_s", "eta_s", "warmed" and "device". "stage" says what the run is doing ("local": the
+    local benches' interleaved group; "distributed": the torchrun launches; "quality": the quality calibration);
+    "steps_done" is the bar's position, finished steps plus the share of a group's planned samples taken (its steps
+    finish only at the end of their samples, so through a group `done` alone stands still). A round's line is
+    printed only after its samples are stored (fsync'd), so no line claims more than is kept.
     """
 
     def __init__(self, total: int, done: int, jsonl: bool = True) -> None:
         from tqdm import tqdm
 
         self.total, self.done, self.failed, self.jsonl = total, done, 0, jsonl
+        self.stage = "starting"
         self.bar = tqdm(total=total, initial=done, file=sys.stderr, unit="step", dynamic_ncols=True)
 
     def _line(self, msg: dict[str, Any]) -> None:
         if self.jsonl:
-            print("PROGRESS " + json.dumps(msg), flush=True)
+            print("PROGRESS " + json.dumps({**msg, "stage": self.stage, "steps_done": self.bar.n}), flush=True)
 
-    def emit(self, step: str, status: str | None = None, advance: bool = True) -> None:
+    def emit(self, step: str, status: str | None = None, advance: bool = True, stage: str | None = None) -> None:
+        if stage is not None:
+            self.stage = stage
         if advance:
             self.done += 1
             self.failed += status == "failed"
-            self.bar.n = self.done  # a round may have moved it by a fraction of a step
+            self.bar.n = max(self.done, self.bar.n)  # a round may have moved it past the finished steps
         self.bar.set_postfix_str(step[:60], refresh=True)
         msg: dict[str, Any] = {"done": self.done, "total": self.total, "step": step}
         if status:
@@ -90,7 +103,11 @@ class Progress:
             text = (f"{device}: round {rep['round']}, {rep['points_done']}/{rep['points']} points done, "
                     f"{rep['samples']}/{rep['samples_planned']} samples{eta}")
         self.bar.set_postfix_str(text, refresh=True)
-        self._line({"done": self.done, "total": self.total, "step": text, **rep})
+        self._line({"done": self.done, "total": self.total, "step": text, **rep, "device": device})
+
+    def note(self, text: str, stage: str) -> None:
+        """A line of a stage that has no steps of its own (the quality calibration's progress)."""
+        self.emit(text, advance=False, stage=stage)
 
     def close(self) -> None:
         self.bar.close()
@@ -299,10 +316,84 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+@dataclass
+class PlannedRun:
+    """What a run will measure: its grid mode ("tiny" under the test hook), devices, world sizes per device, the
+    steps in order (sized to the budget), and for a probed plan its summary (`probe.summary`, with "advice": what
+    fits when it is over budget) and the probe's figures for the environment."""
+
+    mode: str
+    devices: list[str]
+    sizes: dict[str, list[int]]
+    steps: list[Any]
+    summary: dict[str, Any] | None
+    probe_env: dict[str, Any]
+
+
+def plan_run(cfg: RunConfig, env: dict[str, Any]) -> PlannedRun:
+    """The grids for this machine, probed and sized to the budget: the run's plan and --plan-only's, one code path.
+    The hardware benches get the budget less the quality calibration's share (`quality.hook.quality_share`)."""
+    from calibration.bench.grids import plan
+
+    mode = "tiny" if os.environ.get(GRID_ENV) == "tiny" else cfg.mode
+    devices = resolve_devices(cfg.device)
+    sizes = {d: world_sizes(mode, d, cfg.nproc, cfg.nnodes) for d in devices}
+    steps = plan(mode, devices, sizes, env.get("l3_cache_bytes") or 32 << 20, set(cfg.only) if cfg.only else None,
+                 set(cfg.skip) if cfg.skip else None)
+    if mode == "tiny":  # the test grid is neither probed nor sized
+        return PlannedRun(mode, devices, sizes, steps, None, {})
+    from calibration.bench.registry import set_run_threads
+    from calibration.probe import BUDGETS_S, advice, fit_budget, probe, probe_environment, summary
+    from calibration.quality.hook import quality_share
+
+    set_run_threads()  # the threads the run measures with
+    probes = {d: probe(d) for d in devices}
+    share = quality_share(cfg, mode)
+    budget_s = cfg.budget_s or BUDGETS_S.get(mode, 180.0)
+    skip = tuple(sorted(cfg.skip or ()))
+    sized = fit_budget(steps, probes, mode, budget_s * (1 - share))
+    info = {**summary(sized, probes, mode, budget_s, share, skip),
+            "advice": advice(steps, sized, probes, mode, budget_s, share, skip)}
+    return PlannedRun(mode, devices, sizes, sized.steps, info, probe_environment(probes))
+
+
+def print_plan(planned: PlannedRun, starting: bool) -> None:
+    """The plan on stderr: points and seconds per bench, the quality calibration's share, and a warning when it is
+    predicted over its budget, with what fits (the benches to leave out, or the budget it needs)."""
+    from calibration.probe import over_budget_warning
+
+    info = planned.summary
+    if info is None:
+        return
+    lines = [info["text"]]
+    if info.get("quality_s"):
+        lines.append(f"  {'quality':16s} sized to its share of the budget when it starts, ~{info['quality_s']:.0f} s")
+    if not info["fits_budget"]:
+        lines.append("warning: " + over_budget_warning(info) + (
+            " Starting anyway: Ctrl-C stops it and keeps what was measured (--resume continues)." if starting else ""))
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def plan_only(cfg: RunConfig) -> int:
+    """--plan-only: probe, plan and print (with jsonl, the summary as a `PLAN {json}` line on stdout); measures and
+    writes nothing."""
+    from calibration.env import capture_env
+
+    planned = plan_run(cfg, capture_env())
+    print_plan(planned, starting=False)
+    if planned.summary is None:
+        print(f"plan: {len(planned.steps)} steps (the test grid is not probed)", file=sys.stderr)
+    elif cfg.jsonl:
+        print("PLAN " + json.dumps(planned.summary), flush=True)
+    return 0
+
+
 def run(cfg: RunConfig) -> int:
     """One calibration run in `cfg.out`, holding its lock throughout. Exit status: 0 done, 1 a write failed or
     the profile could not be written, 2 refused (the folder is in use, or holds rows without --resume),
-    130 interrupted."""
+    130 interrupted. With `plan_only`, the plan alone (`plan_only`)."""
+    if cfg.plan_only:
+        return plan_only(cfg)
     t0 = time.perf_counter()
     try:
         lock = acquire_lock(cfg.out)
@@ -334,7 +425,7 @@ def _write_failed(exc: OSError, cfg: RunConfig, rows_path: Path, wall_s: float) 
 
 
 def _run_locked(cfg: RunConfig, t0: float) -> int:
-    from calibration.bench.grids import is_distributed, plan
+    from calibration.bench.grids import is_distributed
     from calibration.bench.launch import Rendezvous, label, launch
     from calibration.env import capture_env
     from calibration.rows import Step, append_row, finished_keys, read_rows, read_samples, touch
@@ -352,7 +443,6 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
         if not _is_write_error(exc):
             raise
         return _write_failed(exc, cfg, rows_path, time.perf_counter() - t0)
-    mode = "tiny" if os.environ.get(GRID_ENV) == "tiny" else cfg.mode
     env = capture_env()
     try:
         run_id = _run_meta(run_dir, cfg, env)
@@ -361,22 +451,10 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
             raise
         return _write_failed(RunWriteError.wrap(exc, run_dir / "run.json", "writing run.json"), cfg, rows_path,
                              time.perf_counter() - t0)
-    devices = resolve_devices(cfg.device)
-    sizes = {d: world_sizes(mode, d, cfg.nproc, cfg.nnodes) for d in devices}
-    steps = plan(mode, devices, sizes, env.get("l3_cache_bytes") or 32 << 20, set(cfg.only) if cfg.only else None)
-    if mode != "tiny":  # probe, then plan: the grids sized to the budget from this machine's measured speed
-        from calibration.bench.registry import set_run_threads as _probe_threads
-        from calibration.probe import BUDGETS_S, fit_budget, probe, probe_environment
-
-        _probe_threads()  # the threads the run measures with
-        probes = {d: probe(d) for d in devices}
-        env.update(probe_environment(probes))
-        from calibration.quality.hook import quality_share  # the quality calibration's share of the budget
-
-        budget_s = (cfg.budget_s or BUDGETS_S.get(mode, 180.0)) * (1 - quality_share(cfg, mode))
-        sized = fit_budget(steps, probes, mode, budget_s)
-        print(sized.describe(), file=sys.stderr, flush=True)
-        steps = sized.steps
+    planned = plan_run(cfg, env)  # probe, then plan: the grids sized to the budget from this machine's speed
+    env.update(planned.probe_env)
+    print_plan(planned, starting=True)
+    mode, devices, sizes, steps = planned.mode, planned.devices, planned.sizes, planned.steps
     done_keys = finished_keys(read_rows(rows_path)) if cfg.resume else set()
     prior = read_samples(samples_path) if cfg.resume else {}
     pending = [s for s in steps if s.key() not in done_keys]
@@ -393,8 +471,7 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     except ValueError:  # not the main thread: leave signals alone
         previous = None
-    jsonl = cfg.progress == "jsonl" or (cfg.progress == "auto" and not sys.stdout.isatty())
-    progress = Progress(len(steps), len(steps) - len(pending), jsonl)
+    progress = Progress(len(steps), len(steps) - len(pending), cfg.jsonl)
     print(f"calibration {mode}: {len(pending)} of {len(steps)} steps to run on {', '.join(devices)}, "
           f"world sizes {sizes}, rows -> {rows_path}", file=sys.stderr)
     interrupted, launch_index = False, 0
@@ -413,7 +490,8 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
             return
         for device in dict.fromkeys(s.device for s in local):
             group = [s for s in local if s.device == device]
-            progress.emit(f"{device}: {len(group)} local steps, samples interleaved", advance=False)
+            progress.emit(f"{device}: {len(group)} local steps, samples interleaved", advance=False,
+                          stage="local")
             resumed = sum(len(prior.get(s.key(), [])) for s in group)
             if resumed:
                 print(f"{device}: continuing from {resumed} samples stored in {samples_path}", file=sys.stderr)
@@ -426,7 +504,8 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
         while distributed:
             step = distributed[0]
             group = [s for s in distributed if (s.device, s.world_size) == (step.device, step.world_size)]
-            progress.emit(f"torchrun {step.device} ws={step.world_size}: {len(group)} steps", advance=False)
+            progress.emit(f"torchrun {step.device} ws={step.world_size}: {len(group)} steps", advance=False,
+                          stage="distributed")
             resumed = {s.key(): prior[s.key()] for s in group if prior.get(s.key())}
             if resumed:
                 print(f"torchrun {step.device} ws={step.world_size}: continuing from "
@@ -440,9 +519,17 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
             distributed = [s for s in distributed if s.key() not in keys]
         if cfg.nnodes > 1:
             run_local()
-        from calibration.quality.hook import run_step  # the quality calibration: <out>/quality.json
+        from calibration.quality.hook import quality_share, run_step  # writes <out>/quality.json
 
-        run_step(cfg, mode)
+        if quality_share(cfg, mode) > 0:
+            progress.note("quality calibration: training small models, then compressing and measuring them",
+                          "quality")
+
+        def quality_log(msg: str) -> None:
+            print(msg, file=sys.stderr, flush=True)
+            progress.note(msg, "quality")
+
+        run_step(cfg, mode, log=quality_log)
     except KeyboardInterrupt:
         interrupted = True
     except OSError as exc:  # a full disk: stop cleanly, keep what was written (a launch stops its ranks first)

@@ -410,8 +410,8 @@ def fake_preview(tmp_path: Path, monkeypatch, plan: dict | None = None, fail: bo
     if fail:
         body = "import sys\nprint('RuntimeError: no torch here', file=sys.stderr)\nsys.exit(3)\n"
     script.write_text(body)
-    monkeypatch.setattr(runner, "preview_command",
-                        lambda budget_s: [sys.executable, str(script), json.dumps(plan or PLAN), f"{budget_s:g}"])
+    monkeypatch.setattr(runner, "preview_command", lambda budget_s, skip=(): [
+        sys.executable, str(script), json.dumps(plan or PLAN), f"{budget_s:g}"])
     return script
 
 
@@ -448,7 +448,7 @@ def test_the_plan_shows_benches_points_emulated_dtypes_and_the_predicted_duratio
     assert "for a budget of 1:00" in " ".join(m.value for m in at.markdown)
     assert not at.button(key="calibrate.start").disabled
     at.button(key="calibrate.start").click().run()
-    assert started == [{"budget_s": 60.0}]  # the run gets the plan's budget
+    assert started == [{"budget_s": 60.0, "skip": ()}]  # the run gets the plan's budget
 
 
 def test_a_failed_plan_says_why_and_starts_nothing(tmp_path, monkeypatch):
@@ -583,3 +583,117 @@ def test_parameters_the_data_do_not_determine_are_marked_with_what_it_means():
     assert f"held-out error {summary.fmt.plain(fit['mape_heldout_pct'])}% on its 4 largest points" in note
     assert summary.undetermined({"params": {"a_s": 1.0}, "stderr": {"a_s": 0.5}}) == []
     assert summary.undetermined({"params": {"a_s": 1.0}, "stderr": {"a_s": 0.0}}) == ["a_s"]  # no influence at all
+
+
+# ---------------------------------------------------------------- progress by samples, plans over budget (issue 18, 9)
+
+SAMPLING = f"""
+    sys.path.insert(0, {str(ROOT)!r})
+    from calibration.runner import Progress  # the CLI's own progress lines
+
+    out.mkdir(parents=True, exist_ok=True)
+    progress = Progress(6, 0, jsonl=True)
+    progress.emit("cpu: 4 local steps, samples interleaved", advance=False, stage="local")
+    for warmed in (1, 2, 3, 4):
+        progress.round("cpu", 4, {{"phase": "warmup", "round": 0, "points": 4, "points_done": 0, "samples": 0,
+                                   "samples_planned": 0, "elapsed_s": 0.1, "eta_s": None, "warmed": warmed}})
+    for n in (1, 2):  # two rounds stored, no point finished: no row yet
+        with (out / "samples.jsonl").open("a") as f:
+            for k in range(4):
+                f.write(json.dumps({{"key": f"k{{k}}", "round": n, "times_s": [0.01]}}) + "\\n")
+        progress.round("cpu", 4, {{"phase": "sampling", "round": n, "points": 4, "points_done": 0,
+                                   "samples": 4 * n, "samples_planned": 40, "elapsed_s": n, "eta_s": 9.0,
+                                   "warmed": 4}})
+    time.sleep(60)
+"""
+
+
+def test_progress_counts_rounds_and_samples_before_the_first_step_finishes(tmp_path, monkeypatch):
+    """The CLI's own Progress lines through the page: through the interleaved group no step finishes, so the bar
+    moves by samples (the CLI bar's position) and says the round and the samples, not 'Step 0 of 6'."""
+    script = fake(tmp_path, SAMPLING)
+    monkeypatch.setattr(runner, "calibration_command", lambda out, **_: [sys.executable, str(script), str(out)])
+    at = plan_then_start(tmp_path, monkeypatch)
+    run = at.session_state[state.RUN]
+    deadline = time.monotonic() + RUN_WAIT_S
+    while run.snapshot().rounds.get("samples", 0) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    snap = run.snapshot()
+    assert snap.done == 0 and snap.rounds["samples"] == 8 and snap.phase == "sampling" and snap.stage == "local"
+    at.run()
+    assert not at.exception
+    bar = at.get("progress")[0]
+    assert bar.value > 0  # 8 of 40 samples of a 4-step group: 0.8 of 6 steps
+    assert bar.proto.text.startswith("Sampling on cpu, round 2: 8 of about 40 samples, 0 of 4 points finished")
+    assert "~0:09 left at this pace · 0 of 6 steps finished" in bar.proto.text
+    caption = next(c.value for c in at.caption if "samples go to" in c.value)
+    assert caption.startswith("No rows yet; samples go to `")
+    assert "samples.jsonl` after every round (8 so far)." in caption
+
+
+def test_warm_up_is_said_while_it_lasts():
+    snap = runner.Snapshot(status=runner.RUNNING, out_dir=Path("x"), command=(), done=0, total=265, step="",
+                           failed_steps=0, elapsed_s=42.0, returncode=None, error=None, stderr_tail=(),
+                           stdout_tail=(), profile=None, stage="local", phase="warmup", device="cpu",
+                           rounds={"points": 96.0, "warmed": 22.0, "samples": 0.0, "samples_planned": 0.0})
+    from app_pages._calibrate_panel import progress_text
+
+    assert progress_text(snap, 243.0) == ("Warming up on cpu: 22 of 96 points, each run until steady before its "
+                                          "samples are timed · 0 of 265 steps finished · 0:42 elapsed of ~4:03 "
+                                          "predicted")
+
+
+def _over_budget_plan() -> dict:
+    smaller = {**PLAN, "predicted_s": 170.0, "points": 165, "skip": ["block_fwd_bwd"], "fits_budget": True,
+               "quality_s": 45.0}
+    raised = {**PLAN, "budget_s": 330.0, "predicted_s": 320.0, "points": 177, "fits_budget": True, "quality_s": 82.5}
+    return {**PLAN, "predicted_s": 243.0, "quality_s": 45.0, "fits_budget": False,
+            "advice": {"budget_s": 330.0, "budget_plan": raised, "leave_out": ["block_fwd_bwd"],
+                       "leave_out_plan": smaller}}
+
+
+def test_an_over_budget_plan_says_so_before_it_starts_and_offers_what_fits(tmp_path, monkeypatch):
+    script = fake_preview(tmp_path, monkeypatch, _over_budget_plan())
+    calls = tmp_path / "calls"
+    script.write_text(f"open({str(calls)!r}, 'a').write('x')\n" + script.read_text())  # counts the probes
+    started: list[dict] = []
+    monkeypatch.setattr(runner, "start_run", lambda **kw: started.append(kw) or runner.CalibrationRun(
+        tmp_path / "never", [sys.executable, "-c", "pass"], tmp_path).start())
+    at = open_page()
+    at.button(key="calibrate.plan").click().run()
+    assert not at.exception
+    warning = next(w.value for w in at.warning if "Over budget" in w.value)
+    assert warning.startswith("**Over budget:** predicted 4:03 against a budget of 3:00, with every fit already at "
+                              "its fewest points")
+    assert ("Leaving out transformer block, forward and backward (`block_fwd_bwd`) fits the budget (predicted 2:50)"
+            in warning and "Or allow 5:30 to measure every bench." in warning)
+    assert at.button(key="calibrate.start").label == "Start anyway"
+    at.button(key="calibrate.shrink").click().run()  # the smaller plan, from the same probe
+    assert not at.exception and calls.read_text() == "x"
+    text = " ".join(m.value for m in at.markdown)
+    assert "predicted **2:50** (min:s) for a budget of 3:00 (the quality calibration's 0:45 included)" in text
+    assert "Left out: transformer block, forward and backward (`block_fwd_bwd`)." in text
+    assert not [w for w in at.warning if "Over budget" in w.value]
+    assert at.button(key="calibrate.start").label == "Start calibration"
+    at.button(key="calibrate.restore").click().run()  # back, then the other fix: a larger budget
+    assert any("Over budget" in w.value for w in at.warning)
+    at.button(key="calibrate.allow").click().run()
+    assert at.number_input(key=state.BUDGET).value == 330.0 and not at.button(key="calibrate.start").disabled
+    assert "predicted **5:20** (min:s) for a budget of 5:30" in " ".join(m.value for m in at.markdown)
+    at.button(key="calibrate.restore").click().run()
+    at.button(key="calibrate.shrink").click().run()
+    at.button(key="calibrate.start").click().run()
+    assert started == [{"budget_s": 180.0, "skip": ("block_fwd_bwd",)}] and calls.read_text() == "x"
+
+
+def test_the_page_plans_and_runs_with_the_clis_own_commands(tmp_path):
+    """Planning on the page is the run's own planning (`--plan-only`), and a left-out bench reaches the run."""
+    plan = runner.preview_command(120.0, ("block_fwd_bwd",))
+    assert plan[1:] == ["-m", "calibration", "run", "--quick", "--plan-only", "--budget-s", "120", "--skip",
+                        "block_fwd_bwd", "--progress", "jsonl"]
+    run = runner.calibration_command(tmp_path, 120.0, skip=("block_fwd_bwd", "decode"))
+    assert run[run.index("--skip") + 1] == "block_fwd_bwd,decode"
+    from calibration.cli import _parser
+
+    ns = _parser().parse_args(plan[3:])
+    assert ns.plan_only and ns.skip == "block_fwd_bwd" and ns.budget_s == 120.0

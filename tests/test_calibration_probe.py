@@ -13,6 +13,8 @@ from calibration.probe import (
     Probe,
     fit_budget,
     group_key,
+    leave_out_to_fit,
+    needed_budget_s,
     point_s,
     probe,
     probe_environment,
@@ -139,3 +141,105 @@ def test_profile_with_probe_environment_loads():
     loaded = load_profile(json.dumps(build_profile([], env), allow_nan=False).encode())
     environment = loaded["environment"]
     assert environment["emulated"] == ["bf16"] and environment["probe"]["cpu.bf16.gflops"] == 1.0
+
+
+# ---------------------------------------------------------------- over budget: what fits (issue 18, item 9)
+
+
+def slow() -> Probe:
+    """A machine slow enough that every fit's fewest points exceed a quick budget."""
+    return fake(fp32_gflops=2.0, bf16_gflops=1.5)
+
+
+def test_leaving_out_benches_fits_the_budget_and_never_drops_gemm():
+    steps = quick_steps()
+    probes = {"cpu": slow()}
+    floor = fit_budget(steps, probes, "quick", 0.0)
+    budget = floor.predicted_s / 3
+    assert not fit_budget(steps, probes, "quick", budget).fits
+    benches, plan = leave_out_to_fit(steps, probes, "quick", budget)
+    assert benches and "gemm" not in benches and plan.fits and plan.budget_s == budget
+    assert {s.bench for s in plan.steps}.isdisjoint(benches) and any(s.bench == "gemm" for s in plan.steps)
+    # as little as the budget allows: putting back the last bench picked no longer fits
+    back = [s for s in steps if s.bench not in benches[:-1]]
+    assert not fit_budget(back, probes, "quick", budget).fits
+    assert leave_out_to_fit(steps, probes, "quick", 1.0) is None  # not even GEMM alone fits a second
+
+
+def test_the_budget_a_plan_needs_fits_it_with_the_quality_share():
+    steps = quick_steps()
+    probes = {"cpu": slow()}
+    over = fit_budget(steps, probes, "quick", 60.0)
+    need = needed_budget_s(over.predicted_s, 0.25)
+    assert need % 10 == 0 and need * 0.75 >= over.predicted_s > (need - 10) * 0.75
+    assert fit_budget(steps, probes, "quick", need * 0.75).fits
+
+
+def _plan_only(monkeypatch, capsys, *args: str) -> tuple[dict, str]:
+    """`python -m calibration run --quick --plan-only` in this process, the probe replaced by `slow()`."""
+    import json
+
+    import calibration.probe as probe_module
+    from calibration.cli import main
+
+    monkeypatch.setattr(probe_module, "probe", lambda device: slow())
+    monkeypatch.delenv("MODELFOLIO_CALIB_GRID", raising=False)
+    assert main(["run", "--quick", "--plan-only", "--device", "cpu", "--nproc", "2", "--progress", "jsonl",
+                 *args]) == 0
+    out, err = capsys.readouterr()
+    line = next(x for x in out.splitlines() if x.startswith("PLAN "))
+    return json.loads(line[len("PLAN "):]), err
+
+
+def test_the_cli_warns_before_a_run_predicted_over_its_budget_and_says_what_fits(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)  # --plan-only writes nothing: no runs/ folder appears
+    plan, err = _plan_only(monkeypatch, capsys, "--budget-s", "120")
+    assert not plan["fits_budget"] and plan["predicted_s"] > plan["budget_s"] == 120.0
+    assert plan["quality_s"] == 30.0 and plan["hardware_budget_s"] == 90.0  # a quarter goes to quality
+    advice = plan["advice"]
+    benches = ",".join(advice["leave_out"])
+    assert advice["leave_out_plan"]["fits_budget"] and advice["leave_out_plan"]["skip"] == advice["leave_out"]
+    assert advice["budget_plan"]["fits_budget"] and advice["budget_plan"]["budget_s"] == advice["budget_s"]
+    warning = next(x for x in err.splitlines() if x.startswith("warning: "))
+    assert "over its 2:00 budget, with every fit already at its fewest points. To fit: leave out" in warning
+    assert f"(--skip {benches}: predicted " in warning and f"or allow --budget-s {advice['budget_s']:g} " in warning
+    assert "Starting anyway" not in warning and not (tmp_path / "runs").exists()
+    # the advice taken: the plan fits and says nothing more
+    fitted, err = _plan_only(monkeypatch, capsys, "--budget-s", "120", "--skip", benches)
+    assert fitted["fits_budget"] and fitted["advice"] is None and "warning" not in err
+    assert fitted["predicted_s"] == pytest.approx(advice["leave_out_plan"]["predicted_s"])
+
+
+def test_a_run_over_its_budget_says_so_before_it_starts(monkeypatch, capsys):
+    import calibration.probe as probe_module
+    from calibration.runner import RunConfig, plan_run, print_plan
+
+    monkeypatch.setattr(probe_module, "probe", lambda device: slow())
+    monkeypatch.delenv("MODELFOLIO_CALIB_GRID", raising=False)
+    planned = plan_run(RunConfig("quick", out=None, device="cpu", nproc=2, budget_s=60.0), {"l3_cache_bytes": L3})
+    print_plan(planned, starting=True)
+    err = capsys.readouterr().err
+    assert "warning: the plan is predicted to take" in err and "Starting anyway: Ctrl-C stops it" in err
+    assert len(planned.steps) == planned.summary["points"]
+
+
+def test_grad_bytes_counts_the_modules_parameters_without_building_it():
+    import torch
+
+    from calibration.bench.ddp import TinyLM, grad_bytes
+
+    for layers, hidden in [(1, 64), (2, 192), (4, 384), (3, 100)]:
+        with torch.device("meta"):
+            model = TinyLM(layers, hidden)
+        assert grad_bytes(layers, hidden) == 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_planning_the_grids_does_not_import_dynamo():
+    """Counting the DDP model's parameters on the meta device imported torch._dynamo: 2-4 s of every plan."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from calibration.bench.grids import plan; plan('quick', ['cpu'], {'cpu': [1, 2]}, 32 << 20);"
+            " print('torch._dynamo' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]

@@ -314,3 +314,22 @@ def test_validate_caps_ranks_at_this_machine_unless_nproc_is_given(tmp_path, mon
     assert seen == [(4096, 4096)] and "ask for up to" not in capsys.readouterr().err
     assert validate.main([str(path), "--nproc", "0"]) == 2
     assert "--nproc 0" in capsys.readouterr().err
+
+
+def test_progress_lines_carry_the_stage_and_the_bars_position_through_a_group(capsys):
+    """Through an interleaved group no step finishes until its samples are in: the lines carry the bar's position
+    (`steps_done`, moved by samples) and the stage, so a watcher (the Calibrate page) can show more than 0 steps."""
+    from calibration.runner import Progress
+
+    progress = Progress(10, 0, jsonl=True)
+    progress.emit("cpu: 4 local steps, samples interleaved", advance=False, stage="local")
+    progress.round("cpu", 4, {"phase": "sampling", "round": 3, "points": 4, "points_done": 0, "samples": 30,
+                              "samples_planned": 60, "elapsed_s": 3.0, "eta_s": 3.0})
+    progress.emit("gemm cpu fp32 ws=1 m=32", "ok")  # a point finishes: the bar does not go back
+    progress.note("quality: digits fold 1/3: 40 variants in 5.1 s", "quality")
+    progress.close()
+    lines = _progress(capsys.readouterr().out)
+    assert [p["stage"] for p in lines] == ["local", "local", "local", "quality"]
+    assert [p["steps_done"] for p in lines] == [0, 2.0, 2.0, 2.0] and [p["done"] for p in lines] == [0, 0, 1, 1]
+    assert lines[1]["samples"] == 30 and lines[1]["phase"] == "sampling" and lines[1]["device"] == "cpu"
+    assert lines[3]["step"].startswith("quality: digits fold 1/3")

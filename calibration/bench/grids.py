@@ -186,8 +186,9 @@ def prune_steps(mode: str, device: str) -> list[Step]:
 
 
 def plan(mode: str, devices: list[str], world_sizes: dict[str, list[int]], l3_bytes: int,
-         only: set[str] | None = None) -> list[Step]:
-    """Every step of a run, in execution order: compute, distributed, inference, pruning."""
+         only: set[str] | None = None, skip: set[str] | None = None) -> list[Step]:
+    """Every step of a run, in execution order: compute, distributed, inference, pruning; only the benches in
+    `only` (when given), none of those in `skip`."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {MODES}")
     steps: list[Step] = []
@@ -199,6 +200,8 @@ def plan(mode: str, devices: list[str], world_sizes: dict[str, list[int]], l3_by
         steps += inference_steps(mode, device) + prune_steps(mode, device)
     if only:
         steps = [s for s in steps if s.bench in only]
+    if skip:
+        steps = [s for s in steps if s.bench not in skip]
     return steps
 
 

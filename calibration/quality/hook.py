@@ -5,9 +5,11 @@ profile writer puts into the profile as its `quality` section."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from calibration.quality.run import QUALITY_SHARE, run_quality
+QUALITY_SHARE = 0.25  # of the whole calibration's budget: 45 s of --quick's 180 s, 225 s of --full's 900 s
+# (here, not in quality/run.py, so the plan can read it without importing the fits: 0.6 s of scipy)
 
 
 def quality_share(cfg: Any, mode: str) -> float:
@@ -17,16 +19,20 @@ def quality_share(cfg: Any, mode: str) -> float:
     return QUALITY_SHARE
 
 
-def run_step(cfg: Any, mode: str) -> None:
+def run_step(cfg: Any, mode: str, log: Callable[[str], None] | None = None) -> None:
     """Run it; a failure (scikit-learn missing, a bug) is reported and the hardware profile is still written.
-    Ctrl-C and failed writes (OSError) go to the runner, which handles them for every step."""
+    Ctrl-C and failed writes (OSError) go to the runner, which handles them for every step. `log` gets the
+    quality calibration's progress lines (stderr by default)."""
     from calibration.probe import BUDGETS_S
 
     share = quality_share(cfg, mode)
     if share <= 0:
         return
     try:
-        run_quality(cfg.out, mode, budget_s=(cfg.budget_s or BUDGETS_S[mode]) * share, resume=cfg.resume)
+        from calibration.quality.run import run_quality
+
+        run_quality(cfg.out, mode, budget_s=(cfg.budget_s or BUDGETS_S[mode]) * share, resume=cfg.resume,
+                    log=log)
     except ImportError as exc:
         print(f"quality calibration skipped: {exc}; install scikit-learn (pip install scikit-learn) and run "
               f"python -m calibration quality --{mode} -o {cfg.out} --into {cfg.out / 'profile.json'}", file=sys.stderr)

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from calibration.profile_writer import QUALITY_NAME as SECTION_NAME  # the writer reads the section from there
+from calibration.quality.hook import QUALITY_SHARE
 
-QUALITY_SHARE = 0.25  # of the whole calibration's budget: 45 s of --quick's 180 s, 225 s of --full's 900 s
 POINTS_NAME, PLAN_NAME = "quality_points.jsonl", "quality_plan.json"
 MIN_FOLDS = 2
 MIN_LM_STEPS_FRACTION = 0.4
