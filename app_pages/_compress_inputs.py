@@ -26,8 +26,8 @@ CONSTANTS = ("compression.loss_scale", "compression.prune_loss_scale", "compress
 PREFIX = "compress."  # this page's widget state: never shared with another page's
 
 
-def widget(key: str, disabled: bool = False) -> Any:
-    return registry_widget(key, PREFIX, disabled=disabled)
+def widget(key: str, disabled: bool = False, given: dict[str, Any] | None = None) -> Any:
+    return registry_widget(key, PREFIX, disabled=disabled, given=given)
 
 
 def model_inputs() -> dict[str, Any]:
@@ -55,10 +55,11 @@ def serving_accelerator() -> Any:
 
 
 def widgets(keys: tuple[str, ...]) -> dict[str, Any]:
-    values = {}
+    """One widget per key, side by side; each sees the values left of it (the method's "auto" reads the bits)."""
+    values: dict[str, Any] = {}
     for column, key in zip(st.columns(len(keys)), keys, strict=True):
         with column:
-            values[key] = widget(key)
+            values[key] = widget(key, given=values)
     return values
 
 

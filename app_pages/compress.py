@@ -29,6 +29,7 @@ METRICS = (  # figure key, metric label
     ("quality.ppl_ratio", "Perplexity ratio"))
 FAMILIES = ("compression.", "quality.")
 SMALL_MODEL = "compress.small_model"
+LAST_VALID = "compress.last_valid"  # the inputs of the last plan made: shown under an error
 
 
 def md(s: str) -> str:
@@ -100,14 +101,18 @@ def metrics(plan: Plan) -> None:
 
 
 def warnings(plan: Plan) -> None:
-    for w in plan.warnings:
-        if w.key.startswith(FAMILIES) or w.code.startswith("compression"):
-            st.warning(md(w.text), icon=":material/warning:")
+    for warning in text.warning_texts(plan):
+        st.warning(md(warning), icon=":material/warning:")
 
 
-def _table(title: str, frame: pd.DataFrame) -> None:
+RATIOS = {"Perplexity ratio": "ratio", "P10": "ratio", "P90": "ratio"}  # table views' units, by column
+SHARES = {"Sparsity": "fraction"}
+COUNTS = {"Params": "params", "Tokens": "tokens"}
+
+
+def _table(title: str, frame: pd.DataFrame, units: dict[str, str] | None = None) -> None:
     with st.expander(f"Table view: {title}"):
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(fmt.table_text(frame, units), hide_index=True, width="stretch")
 
 
 def predicted_bits(quant: pd.DataFrame) -> None:
@@ -117,7 +122,7 @@ def predicted_bits(quant: pd.DataFrame) -> None:
         return
     st.altair_chart(charts.quant_chart(quant), width="stretch")
     st.caption(md(charts.describe_quant(quant)))
-    _table("predicted perplexity by bits and method", quant)
+    _table("predicted perplexity by bits and method", quant, RATIOS)
 
 
 def predicted_sparsity(prune: pd.DataFrame) -> None:
@@ -127,7 +132,7 @@ def predicted_sparsity(prune: pd.DataFrame) -> None:
         return
     st.altair_chart(charts.prune_chart(prune), width="stretch")
     st.caption(md(charts.describe_prune(prune)))
-    _table("predicted loss increase by sparsity and method", prune)
+    _table("predicted loss increase by sparsity and method", prune, SHARES)
 
 
 def measured(found: tuple[dict[str, Any], Any, str] | None, family: str, model_name: str | None) -> None:
@@ -146,7 +151,7 @@ def measured(found: tuple[dict[str, Any], Any, str] | None, family: str, model_n
         return
     st.altair_chart(charts.measured_chart(frame, y_name, title), width="stretch")
     st.caption(md(charts.describe_measured(frame, y_name, title)))
-    _table(f"{title}, {what}", frame)
+    _table(f"{title}, {what}", frame, SHARES)
 
 
 def quality(quant: pd.DataFrame, prune: pd.DataFrame, found: tuple[dict[str, Any], Any, str] | None) -> None:
@@ -193,13 +198,13 @@ def scaling_law(found_law: tuple[Any, str]) -> None:
     st.altair_chart(laws.law_chart(frame), width="stretch")
     st.caption(md(laws.describe_law(frame, law, source)))
     st.dataframe(laws.law_table(law), hide_index=True, width="stretch")
-    _table("scaling-law points and lines", frame)
+    _table("scaling-law points and lines", frame, COUNTS)
 
 
 def provenance(plan: Plan) -> None:
     with st.expander("Where every figure comes from"):
         rows = [{"Figure": f.label, "Value": text.figure_text(f.value, f.unit), "P10–P90": text.span_text(f),
-                 "Provenance": f.provenance, "How": f.source}
+                 "Provenance": f.provenance, "How": fmt.in_words(f.source)}
                 for key, f in plan.figures.items() if key.startswith(FAMILIES)]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
@@ -228,17 +233,35 @@ def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.D
                          "text/csv", on_click="ignore", key=f"compress.sparsity_csv.{version}")
 
 
-def main() -> None:
-    data = question()
-    devices = session_devices()
-    data_json = json.dumps(data, sort_keys=True, ensure_ascii=False)
+def planned(data: dict[str, Any], devices: Any) -> tuple[Plan, dict[str, Any]] | None:
+    """The plan of these inputs and the inputs it is of. When they cannot be planned: what to change, in the
+    user's words, above the last plan that could be made (one click never blanks the page); None before any."""
     try:
-        plan = _plan(data_json, device_key(devices), devices)
+        plan = _plan(json.dumps(data, sort_keys=True, ensure_ascii=False), device_key(devices), devices)
     except ScenarioError as exc:
         for problem in exc.problems:
-            st.error(md(problem), icon=":material/error:")
+            st.error(md(fmt.in_words(problem)), icon=":material/error:")
+        last = st.session_state.get(LAST_VALID)
+        if last is None:
+            return None
+        st.warning("Below: the last plan these inputs allowed, until the combination above is changed.",
+                   icon=":material/history:")
+        return _plan(json.dumps(last, sort_keys=True, ensure_ascii=False), device_key(devices), devices), last
+    st.session_state[LAST_VALID] = data
+    return plan, data
+
+
+def main() -> None:
+    devices = session_devices()
+    found = planned(question(), devices)
+    if found is None:
         return
+    plan, data = found
+    data_json = json.dumps(data, sort_keys=True, ensure_ascii=False)
     st.subheader(md(text.answer_sentence(plan, device_name(plan))))
+    note = text.auto_method_note(plan.scenario)
+    if note:
+        st.caption(md(note))
     metrics(plan)
     warnings(plan)
     quant, prune = _frames(data_json, device_key(devices), devices)

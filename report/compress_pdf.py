@@ -124,7 +124,7 @@ def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFram
     ranges = text.ranges_text(plan)
     if ranges:
         doc.para(ranges, 8, colour=GREY)
-    notes = [w.text for w in plan.warnings if w.key.split(".")[0] in FAMILIES or w.code.startswith("compression")]
+    notes = text.warning_texts(plan)
     if notes:
         doc.heading("Warnings", size=10.5, keep=15)
         doc.bullets(notes, size=8.5)
