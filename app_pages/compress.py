@@ -25,7 +25,7 @@ from simulator.scenario import Scenario, ScenarioError
 
 METRICS = (  # figure key, metric label
     ("compression.model_bytes", "Model size"), ("compression.decode_speedup", "Decode speed-up"),
-    ("compression.prefill_speedup", "Prefill speed-up"), ("quality.loss_delta", "Loss increase"),
+    ("compression.prefill_speedup", "Prefill speed-up"), ("quality.loss_delta", "Loss increase (nats)"),
     ("quality.ppl_ratio", "Perplexity ratio"))
 FAMILIES = ("compression.", "quality.")
 SMALL_MODEL = "compress.small_model"
@@ -87,7 +87,8 @@ def metrics(plan: Plan) -> None:
             if key == "compression.model_bytes":
                 change = fmt.delta(ratio, 1.0, fmt.pct, relative=False)
                 change = f"{change} vs 16-bit" if change else None
-            elif key == "quality.loss_delta":
+            elif key == "quality.loss_delta":  # the unit is in the label: a metric's value stays short
+                value = value.removesuffix(" nats/token")
                 value = "+" + value if f.value > 0 else value
             column.metric(label, value, change, delta_color="inverse", help=_help(plan, key))
             if key == "compression.model_bytes":
@@ -259,9 +260,6 @@ def main() -> None:
     plan, data = found
     data_json = json.dumps(data, sort_keys=True, ensure_ascii=False)
     st.subheader(md(text.answer_sentence(plan, device_name(plan))))
-    note = text.auto_method_note(plan.scenario)
-    if note:
-        st.caption(md(note))
     metrics(plan)
     warnings(plan)
     quant, prune = _frames(data_json, device_key(devices), devices)

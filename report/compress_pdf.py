@@ -15,6 +15,7 @@ import pandas as pd
 
 from report import compression_charts as charts
 from report import compression_text as text
+from report import formatting as fmt
 from report import scaling_law_charts as laws
 from report.pdf import (
     FULL_CHART_PX,
@@ -100,7 +101,8 @@ def _scaling_law(doc: _Doc, law: Any, source: str) -> None:
 def _sources(doc: _Doc, plan: Any, device: str) -> None:
     figures = {k: f for k, f in plan.figures.items() if k.split(".")[0] in FAMILIES}
     markers = _markers(figures.values())
-    rows = [[f.label, text.figure_text(f.value, f.unit), _provenance(f, markers), f.source] for f in figures.values()]
+    rows = [[f.label, text.figure_text(f.value, f.unit), _provenance(f, markers), fmt.in_words(f.source)]
+            for f in figures.values()]
     doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
              size=7.5)
     for basis, marker in markers.items():

@@ -49,8 +49,9 @@ def compression_phrase(scenario: Any) -> str:
 
 
 def auto_method_note(scenario: Any, where: str = "") -> str | None:
-    """Said on Compress and Deploy when the quantization method was left on auto and the bits chose one:
-    "Quantization method on auto: fewer than 16 bits are quantized by round-to-nearest; choose GPTQ, AWQ, ..."."""
+    """Said beside an answer when the quantization method was left on auto and the bits chose one (Deploy, whose
+    method sits under More settings): "Quantization method on auto: fewer than 16 bits are quantized by
+    round-to-nearest; choose GPTQ, AWQ, ..."."""
     c = scenario.compression
     if "compression.quant_method" not in scenario.derived or c.quant_method == "none":
         return None

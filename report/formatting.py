@@ -343,9 +343,20 @@ def input_text(inp: Any, value: Any, device_name: Callable[[str], str] = str, wi
     return unit_text(text, inp.unit) if with_unit and not unit_in_label(inp) else text
 
 
+def _says(label: str, unit: str) -> bool:
+    """Whether a label already says the unit as a word ("GPUs" in "GPUs per node"; not "s" in "target")."""
+    return bool(unit) and re.search(rf"(?<!\w){re.escape(unit)}(?!\w)", label, re.IGNORECASE) is not None
+
+
 def unit_in_label(inp: Any) -> bool:
-    """Whether the label already says the unit as a word ("GPUs" in "GPUs per node"; not "s" in "target")."""
-    return bool(inp.unit) and re.search(rf"(?<!\w){re.escape(inp.unit)}(?!\w)", inp.label, re.IGNORECASE) is not None
+    return _says(inp.label, inp.unit)
+
+
+def labelled(inp: Any) -> str:
+    """An input's label with its unit, as its widget shows it: "Requests per second (requests/s)", "Parameters
+    (billions)" when the widget scales it, "Time-to-first-token target (s)", "GPUs per node" (said already)."""
+    unit = inp.widget_unit if inp.scale != 1 else inp.unit
+    return f"{inp.label} ({unit})" if unit and not _says(inp.label, unit) else inp.label
 
 
 # ---------------------------------------------------------------- the simulator's messages in the user's words

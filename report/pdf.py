@@ -483,7 +483,7 @@ def _sources(doc: _Doc, plan: Any, keys: Iterable[str] | None = None) -> None:
     shown = ({k: plan.figures[k] for k in keys if k in plan.figures} if keys is not None else
              {k: f for k, f in plan.figures.items() if k not in FIGURES or FIGURES[k].chart})
     markers = _markers(shown.values())
-    rows = [[f.label, fmt.by_unit(f.value, f.unit), _provenance(f, markers), f.source] for f in shown.values()]
+    rows = [[f.label, fmt.by_unit(f.value, f.unit), _provenance(f, markers), fmt.in_words(f.source)] for f in shown.values()]
     doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
              size=7.5)
     for basis, marker in markers.items():

@@ -66,7 +66,8 @@ def test_answer_first_and_fewer_bits_move_size_and_quality():
     assert "predicted perplexity" in four and "P10–P90" in four and four != eight
     size4, ppl4 = float(metric(at, "Model size").split()[0]), float(metric(at, "Perplexity ratio"))
     assert size4 < size8 and ppl4 > ppl8
-    assert {"Decode speed-up", "Prefill speed-up", "Loss increase"} <= {m.label for m in at.metric}
+    assert {"Decode speed-up", "Prefill speed-up", "Loss increase (nats)"} <= {m.label for m in at.metric}
+    assert metric(at, "Loss increase (nats)").startswith("+0.")  # short enough not to be cut: no unit
     assert any(c.value.startswith("P10–P90") for c in at.caption)  # the metric row carries ranges
 
 
@@ -87,13 +88,14 @@ def test_lowering_the_bits_quantizes_by_the_methods_auto_default():
     rule (none at 16 bits, round-to-nearest below), the page says so, and the answer stays (as on Deploy)."""
     at = open_page()
     method = at.selectbox(key=METHOD)
-    assert method.value == EMPTY and method.options[0] == "auto: none"  # starts on auto, which says what it means
+    assert method.value == EMPTY and method.options[0] == "auto"  # starts on auto
+    auto = ":material/info: Auto: now none, following weight bits and activation bits."
+    assert auto in [c.value for c in at.caption]  # said under the method, as Train says its auto values
     at.selectbox(key=BITS).set_value(4).run()
     assert not at.exception and not at.error
     assert answer(at).startswith("4-bit round-to-nearest makes Llama 2 70B")
-    assert at.selectbox(key=METHOD).options[0] == "auto: round-to-nearest"
     captions = " ".join(c.value for c in at.caption)
-    assert "Quantization method on auto: fewer than 16 bits are quantized by round-to-nearest" in captions
+    assert "Auto: now round-to-nearest, following weight bits and activation bits." in captions
     at.selectbox(key=BITS).set_value(16).run()
     assert not at.error and answer(at).startswith("Uncompressed")
 

@@ -143,7 +143,7 @@ def test_train_messages_name_labels():
     at = open_page("train", {"sync": "ps", "zero": "3"})
     check(at)
     assert "ZeRO stage = 3: ZeRO shards states" in " ".join(e.value for e in at.error)
-    at = open_page("train", {"m": "llama-3-405b", "hw": "A100-40GB-SXM", "sgpr": "1"})
+    at = open_page("train", {"m": "llama-3-405b", "hw": "A100-40GB", "sgpr": "1"})
     check(at)
     warning = " ".join(w.value for w in at.warning).replace("\\", "")
     assert "raise GPUs per replica" in warning and "Serving: " in warning
@@ -192,3 +192,15 @@ def test_in_words_translates_a_rule_message_once_for_every_page():
     assert fmt.in_words("costs $156,672,472: raise decision.budget_usd") == "costs $157M: raise Budget"
     assert fmt.in_words("serving: 1.51e+04 GB do not fit") == "Serving: 15k GB do not fit"
     assert fmt.in_words("see docs/compression.md and fitted.json") == "see docs/compression.md and fitted.json"
+
+
+def test_every_widget_label_says_its_unit():
+    """A unit shows beside its label unless the label says it as a word: "Time-to-first-token target (s)" (the
+    "s" inside "target" is not the unit), "GPUs per node" (it is)."""
+    assert fmt.labelled(INPUTS["serving.ttft_target_s"]) == "Time-to-first-token target (s)"
+    assert fmt.labelled(INPUTS["cluster.gpus_per_node"]) == "GPUs per node"
+    assert fmt.labelled(INPUTS["model.params"]) == "Parameters (billions)"
+    for inp in INPUTS.values():
+        unit = inp.widget_unit if inp.scale != 1 else inp.unit
+        shown = fmt.labelled(inp)
+        assert not unit or f"({unit})" in shown or re.search(rf"\b{re.escape(unit)}\b", inp.label, re.I), inp.key
