@@ -108,7 +108,7 @@ def chart(spec: dict, frame: pd.DataFrame, description: str, table_label: str, k
     st.vega_lite_chart(spec=spec, width="stretch", alt=description, key=key)
     st.caption(md(description))
     with st.expander(f"Table: {table_label}"):
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(fmt.table_text(frame), hide_index=True, width="stretch")
 
 
 def fit_detail(profile_id: str, section: str, path: tuple[str, ...], fit: dict[str, Any], parent: Mapping[str, Any]) -> None:
@@ -126,7 +126,7 @@ def fit_detail(profile_id: str, section: str, path: tuple[str, ...], fit: dict[s
                            alt=f"Prediction error of each measured point of {label}, in percent.")
         st.caption(md(description))
         with st.expander(f"Table: measured and predicted points of {label}"):
-            st.dataframe(points, hide_index=True, width="stretch")
+            st.dataframe(fmt.table_text(points), hide_index=True, width="stretch")
     with right:
         st.markdown(f"**Model `{fit['model']}`**")
         st.code(fit.get("formula", ""), language=None, wrap_lines=True)
@@ -147,7 +147,8 @@ def fit_detail(profile_id: str, section: str, path: tuple[str, ...], fit: dict[s
         if candidates:
             with st.expander("Why this model"):
                 st.caption(md(fit["selection"].get("rule", "")))
-                st.dataframe(pd.DataFrame(candidates).T.rename_axis("model").reset_index(), hide_index=True)
+                table = pd.DataFrame(candidates).T.rename_axis("model").reset_index()
+                st.dataframe(fmt.table_text(table), hide_index=True)
 
 
 def _default_fit(section: str, by_label: dict[str, Any], profile: dict[str, Any]) -> str:
@@ -180,7 +181,7 @@ def section_tab(profile_id: str, profile: dict[str, Any], section: str) -> None:
                           "Each shows its measured points, curve, error per point, formula and parameters.")
     fit_detail(profile_id, section, *by_label[choice])
     with st.expander(f"Table: all {len(entries)} fits of this section"):
-        st.dataframe(summary.fits_frame(section, entries), hide_index=True, width="stretch")
+        st.dataframe(fmt.table_text(summary.fits_frame(section, entries)), hide_index=True, width="stretch")
 
 
 def compare(options: dict[str, dict[str, Any]], labels: dict[str, str], active_id: str) -> None:
@@ -201,9 +202,8 @@ def compare(options: dict[str, dict[str, Any]], labels: dict[str, str], active_i
                 icon=":material/compare_arrows:")
     name_a, name_b = f"A: {options[a]['name']}", f"B: {options[b]['name']}"
     frame = summary.compare_frame(options[a], options[b], name_a, name_b)
-    st.dataframe(frame, hide_index=True, width="stretch", column_config={
-        name_a: st.column_config.NumberColumn(format="%.3g"), name_b: st.column_config.NumberColumn(format="%.3g"),
-        summary.RATIO: st.column_config.NumberColumn(format="%.2f", help="B divided by A; above 1: B is higher.")})
+    st.dataframe(fmt.table_text(frame, {summary.RATIO: "×"}), hide_index=True, width="stretch", column_config={
+        summary.RATIO: st.column_config.Column(help="B divided by A; above 1: B is higher.")})
     st.markdown("##### GEMM throughput of both profiles")
     key = f"pair:{a}@{options[a]['created_utc']}|{b}@{options[b]['created_utc']}"
     spec, data, description = _throughput_view(key, {name_a: options[a], name_b: options[b]})

@@ -12,6 +12,7 @@ import streamlit as st
 
 from app_pages import _calibrate_state as calibrate
 from app_pages._page_link import PageLink
+from app_pages._registry_widgets import EMPTY
 from app_pages._registry_widgets import widget as registry_widget
 from simulator.devices import shipped_profiles
 from simulator.inputs import INPUTS
@@ -37,12 +38,13 @@ def small_models() -> list[str]:
 LINK = PageLink(PREFIX, ("model.preset", "model.params", "training.tokens", "serving.accelerator", *MAIN, *PRUNING,
                          *CONSTANTS),
                 defaults={"model.preset": DEFAULT_PRESET, "serving.accelerator": INPUTS["cluster.accelerator"].default},
-                state_keys={"model.preset": MODEL, "sm": SMALL_MODEL}, empty={"model.preset": CUSTOM},
+                state_keys={"model.preset": MODEL, "sm": SMALL_MODEL},
+                empty={"model.preset": CUSTOM, "compression.quant_method": EMPTY},
                 options={"sm": small_models}, extras=("sm",))
 
 
-def widget(key: str, disabled: bool = False) -> Any:
-    return registry_widget(key, PREFIX, disabled=disabled)
+def widget(key: str, disabled: bool = False, given: dict[str, Any] | None = None) -> Any:
+    return registry_widget(key, PREFIX, disabled=disabled, given=given)
 
 
 def model_inputs() -> dict[str, Any]:
@@ -70,10 +72,11 @@ def serving_accelerator() -> Any:
 
 
 def widgets(keys: tuple[str, ...]) -> dict[str, Any]:
-    values = {}
+    """One widget per key, side by side; each sees the values left of it (the method's "auto" reads the bits)."""
+    values: dict[str, Any] = {}
     for column, key in zip(st.columns(len(keys)), keys, strict=True):
         with column:
-            values[key] = widget(key)
+            values[key] = widget(key, given=values)
     return values
 
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from app_pages._page_link import NAME, PageLink
 from app_pages._registry_widgets import widget as registry_widget
+from report import formatting as fmt
 from simulator.inputs import INPUTS
 
 PREFIX = "decide."
@@ -56,3 +57,14 @@ def saved() -> dict[str, str]:
 def flat(data: Mapping[str, Any]) -> dict[str, Any]:
     """{"decision": {"budget_usd": 1}} -> {"decision.budget_usd": 1} (the name left out)."""
     return {f"{s}.{k}": v for s, values in data.items() if isinstance(values, Mapping) for k, v in values.items()}
+
+
+def shown_value(key: str, flat_values: Mapping[str, Any]) -> str:
+    """An input's value in a scenario (flat dotted keys) as the user reads it, with its unit: "$8M", "36 months";
+    "auto" or "default: ..." when the scenario leaves it out."""
+    inp = INPUTS[key]
+    if key in flat_values:
+        return fmt.input_text(inp, flat_values[key])
+    if inp.default is None:
+        return fmt.input_text(inp, None)
+    return f"default: {fmt.input_text(inp, inp.default)}"

@@ -10,7 +10,6 @@ import streamlit as st
 
 from app_pages._page_link import NAME, PageLink
 from app_pages._registry_widgets import EMPTY, widget
-from simulator.compression.constants import ACT_BITS, KV_BITS, WEIGHT_BITS
 from simulator.inputs import INPUTS
 
 PREFIX = "deploy."
@@ -25,34 +24,28 @@ MORE_MONEY = ("finance.deploy", "finance.rent_term", "decision.horizon_months", 
               "finance.purchase_usd_per_gpu", "finance.api_input_usd_per_million",
               "finance.api_output_usd_per_million", "finance.revenue_per_million_output_tokens_usd",
               "finance.traffic_growth_per_month", "finance.include_training")
-BITS = {"compression.weight_bits": WEIGHT_BITS, "compression.act_bits": ACT_BITS, "compression.kv_bits": KV_BITS}
-QUANTIZE_BY = "rtn"  # bits below 16 with the method left at "none": round-to-nearest, said on the page
 
 
-LINK = PageLink(PREFIX, (*MODEL, *TRAFFIC, *MORE_SERVING, *MORE_MONEY), options=BITS, empty={"model.preset": EMPTY},
+LINK = PageLink(PREFIX, (*MODEL, *TRAFFIC, *MORE_SERVING, *MORE_MONEY),
+                empty={"model.preset": EMPTY, "compression.quant_method": EMPTY},
                 # the training cluster's default accelerator, as the registry's rule derives an empty one
                 defaults={"model.preset": FIRST_PRESET, "serving.accelerator": INPUTS["cluster.accelerator"].default},
                 extras=(NAME,))
 
 
-def _bits_text(bits: int) -> str:
-    return f"{bits} (not quantized)" if bits == 16 else str(bits)
-
-
-def one(key: str, disabled: bool = False) -> Any:
+def one(key: str, values: Mapping[str, Any], disabled: bool = False) -> Any:
+    """One input; `values`, the inputs above it, tell a derived choice what its "auto" stands for now."""
     if key in LINK.defaults:
         st.session_state.setdefault(PREFIX + key, LINK.default(key))
     if key == "model.preset":
         return widget(key, PREFIX, none_label=CUSTOM)
-    if key in BITS:
-        return widget(key, PREFIX, options=BITS[key], format_value=_bits_text, disabled=disabled)
-    return widget(key, PREFIX, disabled=disabled)
+    return widget(key, PREFIX, disabled=disabled, given=values)
 
 
 def _row(keys: tuple[str, ...], values: dict[str, Any]) -> None:
     for col, key in zip(st.columns(len(keys)), keys, strict=True):
         with col:
-            values[key] = one(key, disabled=key == "model.params" and values.get("model.preset") is not None)
+            values[key] = one(key, values, disabled=key == "model.params" and values.get("model.preset") is not None)
 
 
 def question() -> dict[str, Any]:
@@ -71,20 +64,12 @@ def question() -> dict[str, Any]:
     return values
 
 
-def quantized_by_default(values: Mapping[str, Any]) -> bool:
-    """Bits below 16 with no method chosen: the page quantizes by round-to-nearest (and says so)."""
-    low = any((values.get(k) or 16) < 16 for k in ("compression.weight_bits", "compression.act_bits"))
-    return low and values.get("compression.quant_method") in (None, "none")
-
-
 def scenario_data(values: Mapping[str, Any], name: str = "") -> dict[str, Any]:
     """Scenario inputs from dotted keys (None: left empty, so the registry's default or rule applies)."""
     data: dict[str, Any] = {"name": name} if name else {}
     chosen = dict(values)
     if chosen.get("model.preset") is not None:
         chosen.pop("model.params", None)  # the preset's shape counts the parameters
-    if quantized_by_default(chosen):
-        chosen["compression.quant_method"] = QUANTIZE_BY
     for key, value in chosen.items():
         if value is None:
             continue

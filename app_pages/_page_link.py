@@ -58,6 +58,8 @@ class PageLink:
         if key in self.defaults:
             return self.defaults[key]
         inp = INPUTS[key]
+        if inp.kind == "choice" and inp.derived is not None and inp.default is None:
+            return None  # a derived choice opens on "auto" (_registry_widgets.widget)
         if inp.kind == "choice" and inp.default not in inp.choices:
             return inp.choices[0]  # as _registry_widgets.widget opens a choice without a default
         return inp.default
@@ -108,13 +110,16 @@ def _offered(link: PageLink, key: str) -> Sequence[Any] | None:
         return options
     if key in INPUTS and INPUTS[key].kind == "device":
         return list(all_devices(session_devices()))  # the accelerator select's choices
+    if key in INPUTS and INPUTS[key].offered:
+        return INPUTS[key].offered  # a number offered as a list (bit widths)
     return None
 
 
 def _can_hold(link: PageLink, key: str, value: Any) -> str | None:
     """Why the page's widget cannot show `value` (a valid input), or None."""
     inp = INPUTS[key]
-    if value is None and (inp.kind in ("choice", "device", "bool") or key in link.options) and key not in link.empty:
+    select = inp.kind in ("choice", "device", "bool") or key in link.options or bool(inp.offered)
+    if value is None and select and key not in link.empty:
         return "this page has no empty choice for it"  # a select or a toggle: only a number field can be empty
     offered = _offered(link, key)
     if value is not None and offered is not None and value not in offered:
@@ -210,6 +215,11 @@ def open_link(link: PageLink) -> None:
         return
     problems = _restore(link)
     st.session_state[read] = True
+    say_unused(problems)
+
+
+def say_unused(problems: Sequence[str]) -> None:
+    """The link parameters a page could not use, one line each, as share.py words them (the value as typed)."""
     if problems:
         st.info("Some link parameters were not used:\n" + "\n".join(f"- {md_escape(p)}" for p in problems),
                 icon=":material/link_off:")

@@ -4,49 +4,69 @@ keeps its widgets' values in session state under its own prefix ("decide.", "dep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import streamlit as st
 
+from report import formatting as fmt
 from simulator.devices import all_devices
-from simulator.inputs import INPUTS
+from simulator.inputs import INPUTS, derived_value
 
 RADIO_MOST = 4  # a choice with more options than this is a select box
 EMPTY = "(empty)"  # the extra option of an optional choice (a select box's None means "nothing selected")
+AUTO = "auto"  # how that option reads for a choice the registry derives
 
 
 def label(key: str) -> str:
     """The input's label with its unit: "Requests per second (requests/s)"; "Parameters (billions)" when scaled."""
-    inp = INPUTS[key]
-    unit = inp.widget_unit if inp.scale != 1 else inp.unit
-    return f"{inp.label} ({unit})" if unit and unit.lower() not in inp.label.lower() else inp.label
+    return fmt.labelled(INPUTS[key])
+
+
+def auto_note(key: str, given: Mapping[str, Any]) -> str | None:
+    """Said under a derived choice left on auto: what its rule makes of the inputs now and what it follows,
+    "Auto: now round-to-nearest, following weight bits and activation bits." (as Train says it)."""
+    value = derived_value(key, given)
+    if value is None:
+        return None
+    follows = " and ".join(INPUTS[k].label.lower() for k in INPUTS[key].derived.needs)
+    return f"Auto: now {INPUTS[key].choice_labels.get(value, value)}, following {follows}."
 
 
 def widget(key: str, prefix: str, disabled: bool = False, options: Sequence[Any] | None = None,
-           none_label: str | None = None, format_value: Callable[[Any], str] | None = None) -> Any:
+           none_label: str | None = None, format_value: Callable[[Any], str] | None = None,
+           given: Mapping[str, Any] | None = None) -> Any:
     """One input; its value in scenario units, or None when left empty (the registry's default or rule applies).
 
-    `options`: offer these values of a number input as a select box (e.g. the allowed bit widths);
-    `none_label`: a choice gets one more option, shown with this text, that leaves it empty (returns None; for an
-    optional choice such as a preset).
+    `options`: offer these values of a number input as a select box (default: the input's `offered` values, e.g.
+    the allowed bit widths); `none_label`: a choice gets one more option, shown with this text, that leaves it
+    empty (returns None; for an optional choice such as a preset). A choice the registry derives (the quantization
+    method) gets that option first, "auto", starts on it, and while on it says under it what its rule makes of the
+    inputs `given` now, as the Train page does.
     A number input with a named value (serving.batch "max") shows it as the empty field's placeholder and returns
     the name when empty."""
     inp = INPUTS[key]
     skey = prefix + key
+    options = options if options is not None else (inp.offered or None)
+    auto = inp.kind == "choice" and inp.derived is not None and none_label is None
+    if auto:
+        none_label = AUTO
     if inp.kind == "choice" or options is not None:
         choices = list(options if options is not None else inp.choices)
         if none_label is not None:
-            choices.append(EMPTY)
+            choices = [EMPTY, *choices] if auto else [*choices, EMPTY]
         labels = {**inp.choice_labels, EMPTY: none_label}
         shown = format_value or (lambda v: labels.get(v, str(v)))
         if skey not in st.session_state:
-            st.session_state[skey] = inp.default if inp.default in choices else choices[0]
+            st.session_state[skey] = inp.default if inp.default in choices else EMPTY if auto else choices[0]
         if len(choices) > RADIO_MOST or options is not None:
             value = st.selectbox(label(key), choices, format_func=shown, key=skey, help=inp.help, disabled=disabled)
         else:
             value = st.radio(label(key), choices, format_func=shown, key=skey, help=inp.help, horizontal=True,
                              disabled=disabled)
+        note = auto_note(key, given or {}) if auto and value == EMPTY else None
+        if note:
+            st.caption(":material/info: " + note)
         return None if value == EMPTY else value
     if inp.kind == "bool":
         if skey not in st.session_state:

@@ -23,7 +23,7 @@ def provenance(plan: Any) -> None:
         rows = [
             {"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
              "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else "",
-             "Provenance": f.provenance, "Basis": f.basis, "How": f.source}
+             "Provenance": f.provenance, "Basis": f.basis, "How": fmt.in_words(f.source)}
             for key, f in plan.figures.items() if key not in FIGURES or FIGURES[key].chart
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -34,7 +34,7 @@ def provenance(plan: Any) -> None:
         st.markdown(f"**{fmt.md_escape(plan.hardware_label)}** ({spec.provenance}; price of {spec.price_date}):")
         st.markdown("\n".join(f"- {group}: {md(text)}" for group, text in spec.sources.items()))
         if plan.notes:
-            st.markdown("**How the inputs were completed:**\n" + "\n".join(f"- {md(n)}" for n in plan.notes))
+            st.markdown("**How the inputs were completed:**\n" + "\n".join(f"- {md(fmt.in_words(n))}" for n in plan.notes))
 
 
 def _label(inp: Input) -> str:
@@ -50,7 +50,7 @@ def _reason(inp: Input, given: tuple[dict, dict]) -> str:
     if inp.section == "model" and any(g.get("model", {}).get("preset") for g in given) and inp.key != "model.params":
         return PRESET_SHAPE
     if inp.derived is not None:
-        return inp.derived.text
+        return fmt.in_words(inp.derived.text)
     return inp.absent or "follows other inputs"
 
 

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from report import formatting as fmt
 from simulator.inputs import INPUTS
 from simulator.presets import PRESETS, Preset
 from simulator.scenario import SECTION_TYPES
@@ -54,9 +55,7 @@ class Field:
 
     @property
     def label(self) -> str:
-        inp = self.input
-        unit = inp.widget_unit if inp.scale != 1 else inp.unit
-        return f"{inp.label} ({unit})" if unit and unit.lower() not in inp.label.lower() else inp.label
+        return fmt.labelled(self.input)
 
     @property
     def help(self) -> str:

@@ -120,7 +120,7 @@ def problems(plan: Any, on_apply: Any = None) -> None:
     """The plan's warnings in plain words, recognised by their code; a memory warning carries the nearby plans
     that would fit, each with a button that applies it (`on_apply(change)` with dotted scenario keys)."""
     for warning in plan.warnings:
-        text, icon = md(warning.text), WARNING_ICONS.get(warning.code, ":material/warning:")
+        text, icon = md(fmt.in_words(warning.text)), WARNING_ICONS.get(warning.code, ":material/warning:")
         if warning.code == "memory":  # said from the figures, with the accelerator's name and its article
             text = md(fmt.does_not_fit(plan.value("training.memory_per_gpu_gb"), hbm_GB(plan), fmt.md_escape(plan.hardware_label)))
         if warning.code == "memory" and plan.suggestions:

@@ -26,10 +26,11 @@ from simulator.scenario import Scenario, ScenarioError
 
 METRICS = (  # figure key, metric label
     ("compression.model_bytes", "Model size"), ("compression.decode_speedup", "Decode speed-up"),
-    ("compression.prefill_speedup", "Prefill speed-up"), ("quality.loss_delta", "Loss increase"),
+    ("compression.prefill_speedup", "Prefill speed-up"), ("quality.loss_delta", "Loss increase (nats)"),
     ("quality.ppl_ratio", "Perplexity ratio"))
 FAMILIES = ("compression.", "quality.")
 SMALL_MODEL = ui.SMALL_MODEL
+LAST_VALID = "compress.last_valid"  # the inputs of the last plan made: shown under an error
 
 
 def md(s: str) -> str:
@@ -88,7 +89,8 @@ def metrics(plan: Plan) -> None:
             if key == "compression.model_bytes":
                 change = fmt.delta(ratio, 1.0, fmt.pct, relative=False)
                 change = f"{change} vs 16-bit" if change else None
-            elif key == "quality.loss_delta":
+            elif key == "quality.loss_delta":  # the unit is in the label: a metric's value stays short
+                value = value.removesuffix(" nats/token")
                 value = "+" + value if f.value > 0 else value
             column.metric(label, value, change, delta_color="inverse", help=_help(plan, key))
             if key == "compression.model_bytes":
@@ -102,14 +104,18 @@ def metrics(plan: Plan) -> None:
 
 
 def warnings(plan: Plan) -> None:
-    for w in plan.warnings:
-        if w.key.startswith(FAMILIES) or w.code.startswith("compression"):
-            st.warning(md(w.text), icon=":material/warning:")
+    for warning in text.warning_texts(plan):
+        st.warning(md(warning), icon=":material/warning:")
 
 
-def _table(title: str, frame: pd.DataFrame) -> None:
+RATIOS = {"Perplexity ratio": "ratio", "P10": "ratio", "P90": "ratio"}  # table views' units, by column
+SHARES = {"Sparsity": "fraction"}
+COUNTS = {"Params": "params", "Tokens": "tokens"}
+
+
+def _table(title: str, frame: pd.DataFrame, units: dict[str, str] | None = None) -> None:
     with st.expander(f"Table view: {title}"):
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(fmt.table_text(frame, units), hide_index=True, width="stretch")
 
 
 def predicted_bits(quant: pd.DataFrame) -> None:
@@ -119,7 +125,7 @@ def predicted_bits(quant: pd.DataFrame) -> None:
         return
     st.altair_chart(charts.quant_chart(quant), width="stretch")
     st.caption(md(charts.describe_quant(quant)))
-    _table("predicted perplexity by bits and method", quant)
+    _table("predicted perplexity by bits and method", quant, RATIOS)
 
 
 def predicted_sparsity(prune: pd.DataFrame) -> None:
@@ -129,7 +135,7 @@ def predicted_sparsity(prune: pd.DataFrame) -> None:
         return
     st.altair_chart(charts.prune_chart(prune), width="stretch")
     st.caption(md(charts.describe_prune(prune)))
-    _table("predicted loss increase by sparsity and method", prune)
+    _table("predicted loss increase by sparsity and method", prune, SHARES)
 
 
 def measured(found: tuple[dict[str, Any], Any, str] | None, family: str, model_name: str | None) -> None:
@@ -148,7 +154,7 @@ def measured(found: tuple[dict[str, Any], Any, str] | None, family: str, model_n
         return
     st.altair_chart(charts.measured_chart(frame, y_name, title), width="stretch")
     st.caption(md(charts.describe_measured(frame, y_name, title)))
-    _table(f"{title}, {what}", frame)
+    _table(f"{title}, {what}", frame, SHARES)
 
 
 def quality(quant: pd.DataFrame, prune: pd.DataFrame, found: tuple[dict[str, Any], Any, str] | None) -> None:
@@ -195,13 +201,13 @@ def scaling_law(found_law: tuple[Any, str]) -> None:
     st.altair_chart(laws.law_chart(frame), width="stretch")
     st.caption(md(laws.describe_law(frame, law, source)))
     st.dataframe(laws.law_table(law), hide_index=True, width="stretch")
-    _table("scaling-law points and lines", frame)
+    _table("scaling-law points and lines", frame, COUNTS)
 
 
 def provenance(plan: Plan) -> None:
     with st.expander("Where every figure comes from"):
         rows = [{"Figure": f.label, "Value": text.figure_text(f.value, f.unit), "P10–P90": text.span_text(f),
-                 "Provenance": f.provenance, "How": f.source}
+                 "Provenance": f.provenance, "How": fmt.in_words(f.source)}
                 for key, f in plan.figures.items() if key.startswith(FAMILIES)]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
@@ -230,17 +236,33 @@ def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.D
                          "text/csv", on_click="ignore", key=f"compress.sparsity_csv.{version}")
 
 
-def main() -> None:
-    data = question()
-    link.publish(ui.LINK)
-    devices = session_devices()
-    data_json = json.dumps(data, sort_keys=True, ensure_ascii=False)
+def planned(data: dict[str, Any], devices: Any) -> tuple[Plan, dict[str, Any]] | None:
+    """The plan of these inputs and the inputs it is of. When they cannot be planned: what to change, in the
+    user's words, above the last plan that could be made (one click never blanks the page); None before any."""
     try:
-        plan = _plan(data_json, device_key(devices), devices)
+        plan = _plan(json.dumps(data, sort_keys=True, ensure_ascii=False), device_key(devices), devices)
     except ScenarioError as exc:
         for problem in exc.problems:
-            st.error(md(problem), icon=":material/error:")
+            st.error(md(fmt.in_words(problem)), icon=":material/error:")
+        last = st.session_state.get(LAST_VALID)
+        if last is None:
+            return None
+        st.warning("Below: the last plan these inputs allowed, until the combination above is changed.",
+                   icon=":material/history:")
+        return _plan(json.dumps(last, sort_keys=True, ensure_ascii=False), device_key(devices), devices), last
+    st.session_state[LAST_VALID] = data
+    return plan, data
+
+
+def main() -> None:
+    devices = session_devices()
+    data = question()
+    link.publish(ui.LINK)
+    found = planned(data, devices)
+    if found is None:
         return
+    plan, data = found
+    data_json = json.dumps(data, sort_keys=True, ensure_ascii=False)
     st.subheader(md(text.answer_sentence(plan, device_name(plan))))
     metrics(plan)
     warnings(plan)

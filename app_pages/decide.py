@@ -19,8 +19,12 @@ from report import formatting as fmt
 from simulator.decision.decide import Decision, candidates_for, decide
 from simulator.decision.search import Candidates
 from simulator.decision.space import base_inputs
+from simulator.inputs import INPUTS
 from simulator.scenario import Scenario, ScenarioError
 
+TORNADO_UNITS = {"At P10 (USD)": "USD", "At P90 (USD)": "USD", "Swing (USD)": "USD", "Loss at P10": "nats/token",
+                 "Loss at P90": "nats/token", "Spread (1σ)": "fraction"}
+LAST_VALID = "decide.last_valid"  # the last question a decision was made on: shown under an error
 COMPARE_OUTPUTS = ("decision.total_cost_usd", "quality.loss", "training.wall_days", "training.cost_usd",
                    "decision.serving_cost_usd", "training.gpu_hours")
 
@@ -122,16 +126,13 @@ def uncertainty(d: Decision) -> None:
     st.vega_lite_chart(charts.tornado_spec(bars, d.total_cost_usd), width="stretch")
     st.caption(charts.describe_tornado(bars, d.total_cost_usd).replace("$", r"\$"))
     with st.expander("Table view: the tornado"):
-        view = bars.copy()
-        for col in ("At P10 (USD)", "At P90 (USD)", "Swing (USD)"):
-            view[col] = [fmt.usd(v) for v in view[col]]
-        st.dataframe(view, hide_index=True, width="stretch")
+        st.dataframe(fmt.table_text(bars, TORNADO_UNITS), hide_index=True, width="stretch")
 
 
 def provenance(d: Decision) -> None:
     with st.expander("Where every figure comes from"):
         rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit), "Provenance": f.provenance,
-                 "How": f.source} for f in d.recommendation.figures.values()]
+                 "How": fmt.in_words(f.source)} for f in d.recommendation.figures.values()]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
@@ -149,13 +150,13 @@ def compare(d: Decision, data: dict[str, Any]) -> None:
     other_name = c[2].selectbox("Compare with", list(saved), key="decide.compare")
     other = decision_for(json.loads(saved[other_name]))
     mine, theirs = ui.flat(data), ui.flat(json.loads(saved[other_name]))
-    changed = [{"Input": k, "This scenario": mine.get(k, "default"), other_name: theirs.get(k, "default")}
-               for k in sorted(mine.keys() | theirs.keys()) if mine.get(k) != theirs.get(k)]
+    changed = [{"Input": INPUTS[k].label, "This scenario": ui.shown_value(k, mine), other_name: ui.shown_value(k, theirs)}
+               for k in sorted(mine.keys() | theirs.keys()) if mine.get(k) != theirs.get(k) and k in INPUTS]
     st.markdown("**What changed**")
     if not changed:
         st.caption("The inputs are the same.")
     else:
-        st.dataframe(pd.DataFrame(changed).astype(str), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(changed), hide_index=True, width="stretch")
     if d.recommendation is None or other.recommendation is None:
         st.caption("One of the two has no plan to compare.")
         return
@@ -189,16 +190,31 @@ def downloads(d: Decision, data: dict[str, Any]) -> None:
                          on_click="ignore")
 
 
-def main() -> None:
-    values = question()
-    link.publish(ui.LINK)
-    data = ui.scenario_data(values, st.session_state.get("decide.name", ""))
+def answered(data: dict[str, Any]) -> tuple[Decision, dict[str, Any]] | None:
+    """The decision on this question and the question it is on. When it cannot be asked: what to change, in the
+    user's words, above the last decision made (one click never blanks the page); None before any."""
     try:
         d = decision_for(data)
     except ScenarioError as exc:
         for problem in exc.problems:
-            st.error(problem.replace("$", r"\$"))
+            st.error(fmt.in_words(problem).replace("$", r"\$"))
+        last = st.session_state.get(LAST_VALID)
+        if last is None:
+            return None
+        st.warning("Below: the last question these inputs allowed, until the combination above is changed.",
+                   icon=":material/history:")
+        return decision_for(last), last
+    st.session_state[LAST_VALID] = data
+    return d, data
+
+
+def main() -> None:
+    values = question()
+    link.publish(ui.LINK)
+    found = answered(ui.scenario_data(values, st.session_state.get("decide.name", "")))
+    if found is None:
         return
+    d, data = found
     st.markdown(f"**{text.question_sentence(d)}**".replace("$", r"\$"))
     st.subheader(text.answer_sentence(d).replace("$", r"\$"))
     if d.recommendation is None:

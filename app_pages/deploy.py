@@ -14,6 +14,7 @@ from app_pages import _deploy_inputs as ui
 from app_pages import _page_link as link
 from app_pages._devices import session_devices
 from app_pages._train_data import device_key
+from report import compression_text
 from report import deploy_text as text
 from report import formatting as fmt
 from report import serving_charts as charts
@@ -24,6 +25,7 @@ from simulator.scenario import Scenario, ScenarioError
 METRICS = ("serving.gpus", "serving.ttft_s", "serving.tpot_s", "serving.cost_per_million_output_tokens_usd",
            "serving.monthly_cost_usd")
 SHOWN_SECTIONS = ("serving.", "finance.", "compression.model_bytes")
+LAST_VALID = "deploy.last_valid"  # the inputs of the last result made: shown under an error
 
 
 class Result:
@@ -95,7 +97,7 @@ def traffic(r: Result) -> None:
 def money(r: Result) -> None:
     st.subheader("Rent, buy or a hosted API over time")
     st.altair_chart(charts.money_chart(r.money), width="stretch")
-    st.caption(_md(charts.describe_money(r.money)))
+    st.caption(_md(fmt.in_words(charts.describe_money(r.money))))
     with st.expander("Table view: cumulative cost by month"):
         st.dataframe(charts.table_view(r.money), hide_index=True, width="stretch")
 
@@ -104,7 +106,7 @@ def provenance(r: Result) -> None:
     with st.expander("Where every figure comes from"):
         rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
                  "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None else "", "Provenance": f.provenance,
-                 "How": f.source} for key, f in r.plan.figures.items() if key.startswith(SHOWN_SECTIONS)]
+                 "How": fmt.in_words(f.source)} for key, f in r.plan.figures.items() if key.startswith(SHOWN_SECTIONS)]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
@@ -131,6 +133,24 @@ def downloads(r: Result, data: dict[str, Any]) -> None:
                          on_click="ignore", key=f"deploy.csv.{version}")
 
 
+def shown(data: dict[str, Any]) -> tuple[Result, dict[str, Any]] | None:
+    """The result of these inputs and the inputs it is of. When they cannot be planned: what to change, in the
+    user's words, above the last result that could be made (one click never blanks the page); None before any."""
+    try:
+        r = result_for(data)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            st.error(_md(fmt.in_words(problem)))
+        last = st.session_state.get(LAST_VALID)
+        if last is None:
+            return None
+        st.warning("Below: the last plan these inputs allowed, until the combination above is changed.",
+                   icon=":material/history:")
+        return result_for(last), last
+    st.session_state[LAST_VALID] = data
+    return r, data
+
+
 def main() -> None:
     st.title("Deploy")
     st.caption("How many GPUs does my traffic need within my latency targets, what does a million tokens cost, "
@@ -138,21 +158,17 @@ def main() -> None:
     link.open_link(ui.LINK)
     values = ui.question()
     link.publish(ui.LINK)
-    data = ui.scenario_data(values)
-    if ui.quantized_by_default(values):
-        st.caption(f"Fewer than 16 bits with no quantization method chosen: quantized by "
-                   f"{ui.INPUTS['compression.quant_method'].choice_labels[ui.QUANTIZE_BY]} (change it under More "
-                   "settings).")
-    try:
-        r = result_for(data)
-    except ScenarioError as exc:
-        for problem in exc.problems:
-            st.error(_md(problem))
+    found = shown(ui.scenario_data(values))
+    if found is None:
         return
+    r, data = found
     st.subheader(_md(r.answer))
+    note = compression_text.auto_method_note(r.plan.scenario, " under More settings")
+    if note:
+        st.caption(note)
     for w in r.plan.warnings:
         if w.code.startswith("compression"):
-            st.warning(_md(w.text))
+            st.warning(_md(fmt.in_words(w.text)))
     if text.serving_problem(r.plan) is None:
         metrics(r)
     left, right = st.columns(2)

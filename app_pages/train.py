@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from app_pages import _page_link as page_link
 from app_pages import _train_data as data
 from app_pages import _train_explain as explain
 from app_pages import _train_fields as f
@@ -144,7 +145,7 @@ def more_settings(model: dict | None, scenario: Scenario | None, plan: Any, devi
 def invalid_inputs(problems: list[str], sections: Mapping[str, Mapping[str, Any]]) -> None:
     """What is wrong, and for a GPU count the layout does not allow, the nearest counts it does, as buttons."""
     st.error("This combination can't be simulated; change what each line says:\n"
-             + "\n".join(f"- {view.md(p)}" for p in problems), icon=":material/error:")
+             + "\n".join(f"- {view.md(fmt.in_words(p))}" for p in problems), icon=":material/error:")
     cluster = sections["cluster"]
     unit, gpus = cluster.get("tp", 1) * cluster.get("pp", 1), cluster.get("gpus")
     if gpus and gpus % unit:
@@ -203,7 +204,7 @@ def sidebar(plan: Any, stale: bool, sweep: Any = None, baseline: Any = None) -> 
                          help="A scenario exported from Modelfolio (or its plan JSON). Replaces every input.")
         kind, messages = st.session_state.pop(IMPORT_RESULT, (None, []))
         if messages:
-            (st.success if kind == "ok" else st.error)("\n".join(f"- {view.md(m)}" for m in messages))
+            (st.success if kind == "ok" else st.error)("\n".join(f"- {view.md(fmt.in_words(m))}" for m in messages))
 
 
 def pinned_plan(devices: Mapping[str, Any]) -> Any:
@@ -231,8 +232,7 @@ def page() -> None:
     link_problems = state.pop(inputs.LINK_PROBLEMS, [])
     if link_problems:
         with top:
-            st.info("Some link parameters were not used:\n" + "\n".join(f"- {view.md(p)}" for p in link_problems),
-                    icon=":material/link_off:")
+            page_link.say_unused(link_problems)
     try:
         scenario, problems = Scenario.from_dict(sections, devices), []
     except ScenarioError as exc:

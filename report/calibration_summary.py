@@ -300,8 +300,8 @@ def params_frame(fit: Mapping[str, Any]) -> pd.DataFrame:
             note = "not determined by the data"
         else:
             note = "" if fitted else "not fitted: set from the data or the machine"
-        rows.append({"Parameter": name, "Value": f"{value:.4g}",
-                     "± std err": "n/a" if err is None else f"{err:.2g}", "Relative": rel, "Unit": unit_of(name),
+        rows.append({"Parameter": name, "Value": fmt.number(value, 4),
+                     "± std err": "n/a" if err is None else fmt.number(err, 2), "Relative": rel, "Unit": unit_of(name),
                      "Note": note})
     return pd.DataFrame(rows, columns=["Parameter", "Value", "± std err", "Relative", "Unit", "Note"])
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from report import compression_charts as charts
 from report import compression_text as text
+from report import formatting as fmt
 from report import scaling_law_charts as laws
 from report.pdf import (
     FULL_CHART_PX,
@@ -100,7 +101,8 @@ def _scaling_law(doc: _Doc, law: Any, source: str) -> None:
 def _sources(doc: _Doc, plan: Any, device: str) -> None:
     figures = {k: f for k, f in plan.figures.items() if k.split(".")[0] in FAMILIES}
     markers = _markers(figures.values())
-    rows = [[f.label, text.figure_text(f.value, f.unit), _provenance(f, markers), f.source] for f in figures.values()]
+    rows = [[f.label, text.figure_text(f.value, f.unit), _provenance(f, markers), fmt.in_words(f.source)]
+            for f in figures.values()]
     doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
              size=7.5)
     for basis, marker in markers.items():
@@ -124,7 +126,7 @@ def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFram
     ranges = text.ranges_text(plan)
     if ranges:
         doc.para(ranges, 8, colour=GREY)
-    notes = [w.text for w in plan.warnings if w.key.split(".")[0] in FAMILIES or w.code.startswith("compression")]
+    notes = text.warning_texts(plan)
     if notes:
         doc.heading("Warnings", size=10.5, keep=15)
         doc.bullets(notes, size=8.5)

@@ -10,6 +10,7 @@ from report import formatting as fmt
 from simulator.inputs import INPUTS
 
 NO_CHANGE = 5e-4  # a perplexity ratio within this of 1 is "no change" in words (the figures keep every digit)
+SECTIONS = ("compression", "quality")  # the families whose figures and warnings Compress shows
 
 
 def _choice(key: str, value: str) -> str:
@@ -47,6 +48,19 @@ def compression_phrase(scenario: Any) -> str:
     return " + ".join(parts) if parts else "16-bit dense"
 
 
+def auto_method_note(scenario: Any, where: str = "") -> str | None:
+    """Said beside an answer when the quantization method was left on auto and the bits chose one (Deploy, whose
+    method sits under More settings): "Quantization method on auto: fewer than 16 bits are quantized by
+    round-to-nearest; choose GPTQ, AWQ, ..."."""
+    c = scenario.compression
+    if "compression.quant_method" not in scenario.derived or c.quant_method == "none":
+        return None
+    others = ", ".join(str(label) for code, label in INPUTS["compression.quant_method"].choice_labels.items()
+                       if code not in ("none", c.quant_method))
+    return (f"Quantization method on auto: fewer than 16 bits are quantized by "
+            f"{_choice('compression.quant_method', c.quant_method)}; choose {others} instead{where}.")
+
+
 def _times(x: float, faster: str, slower: str) -> str:
     if x >= 1.005:
         return f"{fmt.plain(x)}× {faster}"
@@ -82,15 +96,7 @@ def answer_sentence(plan: Any, device_name: str) -> str:
 
 
 def figure_text(value: float, unit: str) -> str:
-    """A compression or quality figure with the digits it needs: 3.79×, 1.010, 0.0100 nats/token, 35.7 GB."""
-    if unit == "×":
-        return f"{value:.2f}×"
-    if unit == "ratio":
-        return f"{value:.3f}"
-    if unit == "nats/token":
-        return f"{value:.4f} nats/token"
-    if unit == "bytes":
-        return fmt.gb(value / 1e9)
+    """A compression or quality figure with the digits it needs: 3.79×, 1.010, 0.01 nats/token, 36 GB."""
     return fmt.by_unit(value, unit)
 
 
@@ -114,3 +120,9 @@ def ranges_text(plan: Any) -> str:
     return ("P10–P90 from the inputs' uncertainty (the held-out errors of the quantization law and of the pruning "
             "offsets, the dequantization overhead, "
             f"the device's efficiencies): {'; '.join(shown)}.")
+
+
+def warning_texts(plan: Any) -> list[str]:
+    """The plan's compression and quality warnings in the user's words, for the page and its PDF."""
+    return [fmt.in_words(w.text) for w in plan.warnings
+            if w.key.split(".")[0] in SECTIONS or w.code.startswith("compression")]

@@ -20,7 +20,7 @@ def question_sentence(decision: Any) -> str:
 def answer_sentence(decision: Any) -> str:
     """"Within $10M, train a 56B model on 6.8T tokens with 512 H100 SXM5 80GB in 106 days ..." """
     if decision.recommendation is None:
-        return f"No plan answers this question: {decision.missing.reason}."
+        return f"No plan answers this question: {fmt.in_words(decision.missing.reason)}."
     plan = decision.recommendation
     s = plan.scenario
     lead = ("The best plan within " + fmt.usd(decision.budget_usd) if decision.objective != "cheapest_for_quality"
@@ -39,7 +39,7 @@ def answer_sentence(decision: Any) -> str:
 def uncertainty_sentence(decision: Any) -> str:
     u = decision.uncertainty
     if u is None:
-        return "No Monte Carlo was run (decision.samples = 0)."
+        return fmt.in_words("No Monte Carlo was run (decision.samples = 0).")
     c = u.total_cost_usd
     chance = u.prob_over_budget
     risk = ("almost no chance" if chance < 0.005 else f"about a {fmt.pct(chance)} chance" if chance < 0.995

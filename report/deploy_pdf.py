@@ -53,12 +53,12 @@ def _chart(doc: _Doc, title: str, draw: Any, description: str, width_px: int = F
 
 
 def _sources(doc: _Doc, plan: Any, hardware_label: str) -> None:
-    rows = [[f.label, fmt.by_unit(f.value, f.unit), f.provenance, f.source]
+    rows = [[f.label, fmt.by_unit(f.value, f.unit), f.provenance, fmt.in_words(f.source)]
             for key, f in plan.figures.items() if key.startswith(SOURCES)]
     doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
              size=7.5)
     doc.para(f"Serving accelerator: {hardware_label} ({plan.scenario.serving.accelerator}). Horizon: "
-             f"{plan.scenario.decision.horizon_months} months (decision.horizon_months). Ranges: the uncertain "
+             f"{plan.scenario.decision.horizon_months} months. Ranges: the uncertain "
              "hardware inputs (fitted or assumed spreads) moved to P10 and P90 one at a time, combined as a "
              "root-sum-square.", 8, colour=GREY)
 

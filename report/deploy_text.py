@@ -27,7 +27,7 @@ def serving_problem(plan: Any) -> str | None:
     """The serving warning's message (what to change) when the deployment cannot be served as set."""
     for w in plan.warnings:
         if w.code in SERVING_WARNINGS:
-            return w.text.removeprefix("serving: ")
+            return fmt.in_words(w.text.removeprefix("serving: "))
     return None
 
 

@@ -1,10 +1,12 @@
-"""Human formatting of figures: $1.9M, 23 days, 3.1e23 FLOP, 1,024 GPUs. Pure functions of numbers."""
+"""Human formatting of figures: $1.9M, 23 days, 3.1e23 FLOP, 1,024 GPUs; and the one place where the simulator's
+messages (which name fields by their dotted keys, for the JSON and the CLI) become the user's words on the pages
+and in the PDFs (`in_words`)."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
@@ -17,7 +19,8 @@ def _bad(x: Any) -> bool:
 
 
 def plain(x: float) -> str:
-    """About two significant figures, more for large whole numbers: 1.94 -> "1.9", 23.4 -> "23", 1234 -> "1,234"."""
+    """About two significant figures, more for large whole numbers: 1.94 -> "1.9", 23.4 -> "23", 1234 -> "1,234",
+    0.000059 -> "0.000059" (never an exponent)."""
     if _bad(x):
         return "n/a"
     x = float(x)
@@ -28,9 +31,26 @@ def plain(x: float) -> str:
         return f"{x:.0f}"
     if size >= 1:
         return f"{x:.1f}".removesuffix(".0")
-    if size == 0:
+    return number(x, 2)
+
+
+SMALLEST_SHOWN = 1e-9  # below this a number is written "0" (a table of model outputs has no such digits)
+
+
+def number(x: float, digits: int = 3) -> str:
+    """`digits` significant figures, without an exponent and without trailing zeros; thousands separated:
+    1.02170824 -> "1.02", 35.4746 -> "35.5", 1379.69 -> "1,380", 5.918e-05 -> "0.0000592", 2.0 -> "2"."""
+    if _bad(x):
+        return "n/a"
+    x = float(x)
+    if abs(x) < SMALLEST_SHOWN:
         return "0"
-    return f"{x:.2g}"
+    rounded = float(f"{x:.{digits}g}")
+    if abs(rounded) >= 1000:
+        return f"{rounded:,.0f}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
+    text = f"{rounded:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def short(x: float) -> str:
@@ -94,6 +114,36 @@ def gb(x: float) -> str:
     return "n/a" if _bad(x) else f"{plain(x)} GB"
 
 
+def size_bytes(x: float) -> str:
+    """Bytes in decimal units: 202_381_762_560 -> "202 GB", 35e6 -> "35 MB"."""
+    if _bad(x):
+        return "n/a"
+    for scale, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if abs(x) >= scale * 0.9995:
+            return f"{plain(x / scale)} {unit}"
+    return f"{plain(x)} bytes"
+
+
+def ratio(x: float) -> str:
+    """A ratio near 1 keeps its third decimal (a perplexity ratio 1.010); larger ones three figures: 35.5, 1,380."""
+    if _bad(x):
+        return "n/a"
+    return f"{x:.3f}" if abs(x) < 10 else number(x)
+
+
+def times(x: float) -> str:
+    """A speed-up: 3.79×."""
+    return "n/a" if _bad(x) else f"{x:.2f}×"
+
+
+def nats(x: float) -> str:
+    """A loss or a loss difference in nats per token: 1.868, 0.0061 (two figures below 0.1), 0."""
+    if _bad(x):
+        return "n/a"
+    text = f"{x:.3f}" if abs(x) >= 0.1 else number(x, 2)
+    return f"{text} nats/token"
+
+
 def mwh(x: float) -> str:
     if _bad(x):
         return "n/a"
@@ -114,9 +164,24 @@ _BY_UNIT: dict[str, Callable[[float], str]] = {  # units as the registry declare
     "USD": usd, "days": days, "FLOP": flop, "GPU·h": gpu_hours, "fraction": pct, "GB": gb, "MWh": mwh,
     "s": seconds, "params": short, "tokens": short, "steps": short, "parameters": short,
     "tokens/s": lambda x: "n/a" if _bad(x) else f"{short(x)} tokens/s",
-    "nats/token": lambda x: "n/a" if _bad(x) else f"{x:.3f} nats/token",
+    "nats/token": nats, "bytes": size_bytes, "ratio": ratio, "×": times,
     "USD/GPU-hour": _per("$", " per GPU-hour"), "USD/kWh": _per("$", " per kWh", 3),
 }
+
+
+def _singular(unit: str) -> str:
+    """The unit of one: "GPUs" -> "GPU", "micro-batches" -> "micro-batch", "requests/s" -> "request/s"."""
+    head, slash, tail = unit.partition("/")
+    if not re.fullmatch(r"[A-Za-z-]+s", head) or head.endswith("ss"):
+        return unit
+    return (head[:-2] if head.endswith(("ches", "shes", "xes")) else head[:-1]) + slash + tail
+
+
+def unit_text(text: str, unit: str) -> str:
+    """A formatted number and its unit, singular for one: ("1", "replicas") -> "1 replica"."""
+    if not unit:
+        return text
+    return f"{text} {_singular(unit) if text == '1' else unit}"
 
 
 def by_unit(value: Any, unit: str) -> str:
@@ -132,8 +197,33 @@ def by_unit(value: Any, unit: str) -> str:
     if _bad(value):
         return "n/a"
     if float(value).is_integer() and abs(value) >= 1000:
-        return f"{count(value)} {unit}".strip()
-    return f"{plain(value)} {unit}".strip()
+        return unit_text(count(value), unit)
+    return unit_text(plain(value), unit)
+
+
+def cell(value: Any, unit: str = "") -> str:
+    """One table cell: by its unit when the column has one, else three significant figures for a number,
+    "yes"/"no" for a flag, text as it is, "" for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    if unit:
+        return by_unit(value, unit)
+    value = float(value)
+    return count(value) if value.is_integer() else number(value)
+
+
+def table_text(frame: Any, units: Mapping[str, str] | None = None) -> Any:
+    """A pandas table as the page shows it (a chart's table view): every cell formatted, `units` by column name
+    (the registry's or the figure's unit); the chart and the CSV keep the numbers."""
+    units = units or {}
+    out = frame.copy()
+    for column in out.columns:
+        out[column] = [cell(v, units.get(column, "")) for v in out[column].tolist()]
+    return out
 
 
 def span(low: Any, high: Any, unit: str) -> str:
@@ -245,10 +335,136 @@ def input_text(inp: Any, value: Any, device_name: Callable[[str], str] = str, wi
         return hardware_name(device_name(value))
     if isinstance(value, str):  # a named value of a number input ("max")
         return value
-    shown = {"USD/GPU-hour": lambda v: f"${v:,.2f}", "USD/kWh": lambda v: f"${v:,.3f}", "fraction": pct,
-             "tokens": short, "parameters": short}.get(inp.unit)
+    shown = {"USD": usd, "USD/GPU-hour": lambda v: f"${v:,.2f}", "USD/kWh": lambda v: f"${v:,.3f}",
+             "fraction": pct, "tokens": short, "parameters": short}.get(inp.unit)
     if shown is not None and not (inp.unit == "tokens" and abs(value) < 1e9):  # a vocabulary stays exact
         return shown(value)
-    number = count(value) if float(value).is_integer() else plain(value)
-    unit = "" if not with_unit or not inp.unit or inp.unit.lower() in inp.label.lower() else f" {inp.unit}"
-    return number + unit
+    text = count(value) if float(value).is_integer() else plain(value)
+    return unit_text(text, inp.unit) if with_unit and not unit_in_label(inp) else text
+
+
+def _says(label: str, unit: str) -> bool:
+    """Whether a label already says the unit as a word ("GPUs" in "GPUs per node"; not "s" in "target")."""
+    return bool(unit) and re.search(rf"(?<!\w){re.escape(unit)}(?!\w)", label, re.IGNORECASE) is not None
+
+
+def unit_in_label(inp: Any) -> bool:
+    return _says(inp.label, inp.unit)
+
+
+def labelled(inp: Any) -> str:
+    """An input's label with its unit, as its widget shows it: "Requests per second (requests/s)", "Parameters
+    (billions)" when the widget scales it, "Time-to-first-token target (s)", "GPUs per node" (said already)."""
+    unit = inp.widget_unit if inp.scale != 1 else inp.unit
+    return f"{inp.label} ({unit})" if unit and not _says(inp.label, unit) else inp.label
+
+
+# ---------------------------------------------------------------- the simulator's messages in the user's words
+#
+# The simulator's rules and checks speak the JSON's language, for the CLI: a field is named by its dotted key
+# and a value is written `key = value` ("cluster.gpus = 12: ... use a multiple of 8 GPUs"). The pages and the
+# PDFs show every such message through `in_words`, the one translation point: keys become the labels the widgets
+# show, values are formatted by the registry's unit, choice codes become their labels. One sentence per rule (the
+# CLI's and the page's cannot drift apart), and a rule added later is translated without more work.
+
+_KEY = re.compile(r"(?<![\w.])([a-z][a-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*)(?![\w])")
+_VALUE = r"\s*=\s*('[^']*'|\"[^\"]*\"|\S+?)(?=[:;,.)]*(?:\s|$))"
+_SECTION_LEAD = re.compile(r"^([a-z]+): ")
+_EXPONENT = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?[eE][+-]?\d+)(?![\w.])(?! FLOP)")
+_LONG_DECIMAL = re.compile(r"(?<![\w.])(-?\d+\.\d{5,})(?![\w.])")
+_LONG_DOLLARS = re.compile(r"\$(\d{1,3}(?:,\d{3})+(?:\.\d+)?)(?!\d)")
+_LIST = re.compile(r"\(([^()]+)\)")
+
+
+def _registered() -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
+    from simulator.inputs import FIGURES, INPUTS, SECTIONS  # the registry; report reads it, never the reverse
+
+    return INPUTS, FIGURES, SECTIONS
+
+
+def _label(key: str) -> str | None:
+    inputs, figures, _ = _registered()
+    spec = inputs.get(key) or figures.get(key)
+    return None if spec is None else spec.label
+
+
+def _quoted(text: str) -> str:
+    return f"“{text}”" if " " in text else text
+
+
+def _choice_label(inp: Any, code: str) -> str | None:
+    label = inp.choice_labels.get(code)
+    return None if label is None or label == code else _quoted(label)
+
+
+def _value_words(key: str, raw: str) -> str:
+    """One value of `key` as the user reads it; the raw text when it is not a value of that field."""
+    inputs, figures, _ = _registered()
+    text = raw.strip("'\"")
+    inp = inputs.get(key)
+    if inp is not None and inp.kind == "choice":
+        return _choice_label(inp, text) or text
+    if inp is not None and inp.kind == "bool" and text.lower() in ("true", "false"):
+        return input_text(inp, text.lower() == "true")
+    if inp is not None and inp.kind == "device":
+        from simulator.catalog import load_catalog  # datasheet names; a profile's id stays as written
+
+        spec = load_catalog().get(text)
+        return hardware_name(spec.display_name) if spec is not None else text
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        return text
+    if inp is not None and inp.kind in ("int", "float"):
+        return input_text(inp, int(value) if inp.kind == "int" and value.is_integer() else value)
+    figure = figures.get(key)
+    return by_unit(value, figure.unit) if figure is not None else text
+
+
+def _assignment(match: re.Match[str]) -> str:
+    key, raw = match.group(1), match.group(2)
+    label = _label(key)
+    return match.group(0) if label is None else f"{label} = {_value_words(key, raw)}"
+
+
+def _choice_lists(text: str, keys: list[str]) -> str:
+    """A parenthesised list of one mentioned choice's codes, "(rtn, gptq, awq)", in its labels; and codes with an
+    underscore (never an English word) wherever they stand."""
+    inputs, _, _ = _registered()
+    choices = [inputs[k] for k in keys if k in inputs and inputs[k].kind == "choice"]
+
+    def listed(m: re.Match[str]) -> str:
+        items = [i.strip() for i in m.group(1).split(",")]
+        for inp in choices:
+            if len(items) > 1 and all(i in inp.choices for i in items):
+                return "(" + ", ".join(str(inp.choice_labels.get(i, i)) for i in items) + ")"
+        return m.group(0)
+
+    text = _LIST.sub(listed, text)
+    for inp in choices:
+        for code in inp.choices:
+            if isinstance(code, str) and "_" in code and (label := _choice_label(inp, code)):
+                text = re.sub(rf"(?<![\w.]){re.escape(code)}(?!\w)", label, text)
+    return text
+
+
+def in_words(message: str) -> str:
+    """A simulator message (a rule's, a check's, a note's) in the user's words: dotted keys become labels,
+    `key = value` becomes "Label = value" formatted by unit, choice codes become their labels, and numbers lose
+    their exponents and long tails: "cluster.gpus = 12: ..." -> "GPUs = 12: ...", "model.params = 6.469e+10:
+    counted from the shape" -> "Parameters = 65B: counted from the shape"."""
+    text = str(message)
+    keys = [k for k in _KEY.findall(text) if _label(k) is not None]
+    if keys:
+        text = _choice_lists(text, keys)
+        text = re.sub(_KEY.pattern + _VALUE, _assignment, text)
+        text = _KEY.sub(lambda m: _label(m.group(1)) or m.group(0), text)
+        for label in {_label(k) for k in keys}:  # "Price per GPU-hour (Price per GPU-hour)": said once
+            text = text.replace(f"{label} ({label})", str(label))
+    _, _, sections = _registered()
+    lead = _SECTION_LEAD.match(text)
+    if lead and lead.group(1) in sections:
+        text = lead.group(1).capitalize() + text[len(lead.group(1)):]
+    text = _LONG_DOLLARS.sub(lambda m: usd(float(m.group(1).replace(",", ""))), text)
+    text = _EXPONENT.sub(lambda m: short(float(m.group(1))), text)
+    return _LONG_DECIMAL.sub(lambda m: number(float(m.group(1))), text)

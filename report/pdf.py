@@ -373,12 +373,12 @@ def _warnings(doc: _Doc, plan: Any) -> None:
         doc.para("None: the plan fits in memory and breaks no rule of thumb.")
         return
     for warning in plan.warnings:
-        text = warning.text
+        text = fmt.in_words(warning.text)
         if warning.code == "memory":
             text = fmt.does_not_fit(plan.value("training.memory_per_gpu_gb"), plan.hardware.hbm_GB,
                                     plan.hardware_label)
         doc.font(9, bold=True)
-        doc.multi_cell(TEXT_W, 4.4, doc.clean(f"[{warning.code}]" + (f" {warning.key}" if warning.key else "")),
+        doc.multi_cell(TEXT_W, 4.4, doc.clean(f"[{warning.code}]" + (f" {fmt.in_words(warning.key)}" if warning.key else "")),
                        align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         doc.para(text, 9, after=1)
         if warning.code == "memory" and plan.suggestions:
@@ -474,7 +474,7 @@ def _inputs(doc: _Doc, plan: Any, families: Iterable[str] | None = TRAINING_FAMI
              "other inputs by the rule noted below. Default: the input's default value.", 8, colour=GREY)
     if plan.notes:
         doc.heading("How the inputs were completed", size=10.5, before=2, keep=15)
-        doc.bullets(plan.notes, size=8.5)
+        doc.bullets((fmt.in_words(n) for n in plan.notes), size=8.5)
 
 
 def _sources(doc: _Doc, plan: Any, keys: Iterable[str] | None = None) -> None:
@@ -483,7 +483,7 @@ def _sources(doc: _Doc, plan: Any, keys: Iterable[str] | None = None) -> None:
     shown = ({k: plan.figures[k] for k in keys if k in plan.figures} if keys is not None else
              {k: f for k, f in plan.figures.items() if k not in FIGURES or FIGURES[k].chart})
     markers = _markers(shown.values())
-    rows = [[f.label, fmt.by_unit(f.value, f.unit), _provenance(f, markers), f.source] for f in shown.values()]
+    rows = [[f.label, fmt.by_unit(f.value, f.unit), _provenance(f, markers), fmt.in_words(f.source)] for f in shown.values()]
     doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
              size=7.5)
     for basis, marker in markers.items():

@@ -123,10 +123,10 @@ def describe_quality(frame: pd.DataFrame, curves: list[QualityCurve]) -> str:
         if not pts:
             continue
         hard = pts[0] if curve.family == "bits" else pts[-1]  # fewest bits, most sparsity
-        loo = "n/a" if curve.loo_mae is None else f"{curve.loo_mae:.3g}"
-        parts.append(f"{series_name(curve)}: {hard.mean:.3g} at {curve.family} = {fmt.short(hard.x)} "
+        loo = "n/a" if curve.loo_mae is None else f"{fmt.number(curve.loo_mae)}"
+        parts.append(f"{series_name(curve)}: {fmt.number(hard.mean)} at {curve.family} = {fmt.short(hard.x)} "
                      f"(model {curve.model}, leave-one-out error {loo})")
-    start = f"The dense model measures {dense:.3g}. " if dense is not None else ""
+    start = f"The dense model measures {fmt.number(dense)}. " if dense is not None else ""
     return (f"{panel_name(first)} ({X_LABELS.get(first.family, first.family).lower()}): {start}"
             + "; ".join(parts) + ". Points: measured means with ± one standard deviation over folds; lines: the "
             "fitted curves with a band of ± the standard deviation of the per-fold fits.")
@@ -135,7 +135,7 @@ def describe_quality(frame: pd.DataFrame, curves: list[QualityCurve]) -> str:
 def curves_table(section: QualitySection) -> pd.DataFrame:
     """Every fitted curve: its model, parameters, points and leave-one-point-out error (the metric's units)."""
     rows = [{"Curve": key, "Model": c.model,
-             "Parameters": ", ".join(f"{k} = {v:.3g}" for k, v in c.params.items()),
+             "Parameters": ", ".join(f"{k} = {fmt.number(v)}" for k, v in c.params.items()),
              "Points": len(c.points), "LOO mean abs error": c.loo_mae, "LOO largest": c.loo_max_abs}
             for key, c in section.curves.items()]
     return pd.DataFrame(rows, columns=["Curve", "Model", "Parameters", "Points", "LOO mean abs error", "LOO largest"])

@@ -14,6 +14,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from report import formatting as fmt
 from report.charts import OKABE_ITO
 from report.quality_charts import SERIES_DASHES
 from simulator.quality import LAWS
@@ -30,8 +31,12 @@ POINT, LINE = "measured run", "law"
 GRID = 40
 
 
+def _g(x: float, digits: int = 3) -> str:
+    return fmt.number(x, digits)  # significant figures, never an exponent
+
+
 def _range(values: list[float]) -> str:
-    return f"{min(values):.3g}–{max(values):.3g}"
+    return f"{fmt.short(min(values))}–{fmt.short(max(values))}"
 
 
 UNDETERMINED = 1e-6  # a constant fitted to below this (E on a corpus the runs have not saturated) is not determined
@@ -40,8 +45,8 @@ UNDETERMINED = 1e-6  # a constant fitted to below this (E on a corpus the runs h
 def _cell(law: ScalingLaw, name: str) -> str:
     value = law.params[name]
     if abs(value) < UNDETERMINED:
-        return f"≈ 0, not determined by these runs (P90 {law.p90[name]:.3g})"
-    return f"{value:.3g} ({law.p10[name]:.3g}–{law.p90[name]:.3g})"
+        return f"≈ 0, not determined by these runs (P90 {_g(law.p90[name])})"
+    return f"{_g(value)} ({_g(law.p10[name])}–{_g(law.p90[name])})"
 
 
 def law_table(law: ScalingLaw | None) -> pd.DataFrame:
@@ -59,8 +64,8 @@ def law_table(law: ScalingLaw | None) -> pd.DataFrame:
     for key, pub in LAWS.items():
         rows.append({"Law": PUBLISHED_LABELS.get(key, key),
                      "Fitted on": f"{_range(list(pub.params_range))} params, {_range(list(pub.tokens_range))} tokens",
-                     "Loss unit": "nats/token", "E": f"{pub.E:.4g}", "A": f"{pub.A:.4g}", "B": f"{pub.B:.4g}",
-                     "α": f"{pub.alpha:.4g}", "β": f"{pub.beta:.4g}"})
+                     "Loss unit": "nats/token", "E": _g(pub.E, 4), "A": _g(pub.A, 4), "B": _g(pub.B, 4),
+                     "α": _g(pub.alpha, 4), "β": _g(pub.beta, 4)})
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
@@ -74,7 +79,7 @@ def law_frame(law: ScalingLaw | None) -> pd.DataFrame:
                                    "Loss": pts["loss"], "Kind": POINT}))
         n = np.geomspace(pts["params"].min() / 2, pts["params"].max() * 2, GRID)
         for d in sorted(pts["tokens"].unique()):
-            parts.append(pd.DataFrame({"Law": f"{MEASURED_LAW}, D = {d:.3g}", "Params": n, "Tokens": d,
+            parts.append(pd.DataFrame({"Law": f"{MEASURED_LAW}, D = {fmt.short(d)}", "Params": n, "Tokens": d,
                                        "Loss": predict_loss(law, n, d), "Kind": LINE}))
     for key, pub in LAWS.items():
         n = np.geomspace(*pub.params_range, GRID)
@@ -110,17 +115,17 @@ def law_chart(frame: pd.DataFrame) -> alt.LayerChart:
 def describe_law(frame: pd.DataFrame, law: ScalingLaw | None, source: str = "") -> str:
     """The text alternative: what each law says, and how the measured exponents compare with the published;
     `source` says where the measured law came from (a profile)."""
-    pub = "; ".join(f"{PUBLISHED_LABELS.get(k, k)} α = {p.alpha:.3g}, β = {p.beta:.3g}" for k, p in LAWS.items())
+    pub = "; ".join(f"{PUBLISHED_LABELS.get(k, k)} α = {_g(p.alpha)}, β = {_g(p.beta)}" for k, p in LAWS.items())
     if law is None:
         return (f"No measured scaling law in this profile (`python -m calibration quality --full` fits one). "
                 f"Published: {pub}, each drawn at 20 tokens per parameter over the 70M-16B parameters it was fitted on.")
     runs = frame[frame["Kind"] == POINT]
-    loo = "n/a" if law.loo_mape_pct is None else f"{law.loo_mape_pct:.3g}%"
+    loo = "n/a" if law.loo_mape_pct is None else f"{_g(law.loo_mape_pct)}%"
     where = f" by {source}" if source else ""
-    return (f"Measured{where}: {len(runs)} runs of the small character LM from {runs['Params'].min():.3g} to "
-            f"{runs['Params'].max():.3g} parameters, loss {runs['Loss'].min():.3g}-{runs['Loss'].max():.3g} nats per "
-            f"character, fitted α = {law.params['alpha']:.3g} (P10-P90 {law.p10['alpha']:.3g}-{law.p90['alpha']:.3g}),"
-            f" β = {law.params['beta']:.3g} ({law.p10['beta']:.3g}-{law.p90['beta']:.3g}), leave-one-run-out error "
+    return (f"Measured{where}: {len(runs)} runs of the small character LM from {fmt.short(runs['Params'].min())} to "
+            f"{fmt.short(runs['Params'].max())} parameters, loss {_g(runs['Loss'].min())}-{_g(runs['Loss'].max())} nats per "
+            f"character, fitted α = {_g(law.params['alpha'])} (P10-P90 {_g(law.p10['alpha'])}-{_g(law.p90['alpha'])}),"
+            f" β = {_g(law.params['beta'])} ({_g(law.p10['beta'])}-{_g(law.p90['beta'])}), leave-one-run-out error "
             f"{loo}{'; E is not determined by these runs (fitted to ~0)' if abs(law.params['E']) < UNDETERMINED else ''}"
             f"; lines at each token budget run. Published: {pub}, drawn at 20 tokens per parameter. Units and "
             "scales differ (characters against tokens, 10^4-10^5 against 10^8-10^10 parameters): compare how fast "

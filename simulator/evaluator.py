@@ -116,20 +116,21 @@ def _basis(scenario: Scenario, hw: HardwareSpec) -> str:
 
 
 def _memory_suggestions(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> list[Suggestion]:
-    """Evaluate a few nearby plans and say which of them would fit (UX: say what would make it fit)."""
+    """Evaluate a few nearby plans and say which of them would fit (UX: say what would make it fit). The label is
+    the reader's ("tensor parallel 16"); the change names the dotted keys (the JSON's `change`)."""
     c, t = scenario.cluster, scenario.training
     candidates: list[tuple[str, dict]] = []
     if t.zero_stage < 3 and c.sync in ("ring", "tree"):
-        candidates.append(("ZeRO stage 3 (training.zero_stage = 3)", {"training.zero_stage": 3}))
+        candidates.append(("ZeRO stage 3", {"training.zero_stage": 3}))
     if t.recompute != "full":
-        candidates.append(("full recomputation (training.recompute = full)", {"training.recompute": "full"}))
+        candidates.append(("full recomputation", {"training.recompute": "full"}))
     if t.micro_batch_seqs > 1:
-        candidates.append(("micro-batch 1 (training.micro_batch_seqs = 1)", {"training.micro_batch_seqs": 1}))
+        candidates.append(("micro-batch 1", {"training.micro_batch_seqs": 1}))
     for factor in (2, 4, 8):
-        candidates.append((f"tensor parallel {c.tp * factor} (cluster.tp)", {"cluster.tp": c.tp * factor}))
-        candidates.append((f"pipeline parallel {c.pp * factor} (cluster.pp)", {"cluster.pp": c.pp * factor}))
+        candidates.append((f"tensor parallel {c.tp * factor}", {"cluster.tp": c.tp * factor}))
+        candidates.append((f"pipeline parallel {c.pp * factor}", {"cluster.pp": c.pp * factor}))
     for factor in (2, 4):
-        candidates.append((f"{c.gpus * factor} GPUs with ZeRO stage 3",
+        candidates.append((f"{c.gpus * factor:,} GPUs with ZeRO stage 3",
                            {"cluster.gpus": c.gpus * factor, "training.zero_stage": 3}))
     valid: list[tuple[str, dict, Scenario]] = []
     for label, change in candidates:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -75,3 +76,25 @@ def coerce(inp: Input, value: Any) -> tuple[Any, str | None]:
     if value < inp.low or value > inp.high:
         return None, f"{key} = {value:g}: must be between {inp.low:g} and {inp.high:g}"
     return value, None
+
+
+def derived_value(key: str, values: Mapping[str, Any]) -> Any:
+    """What input `key`'s derived rule makes of `values` (dotted keys; an absent or None one at its default), for a
+    page to say what "auto" means before the plan is made ("auto: round-to-nearest"). None when the rule reads
+    more than inputs with a constant default (a device's columns, another derived input)."""
+    inp = INPUTS[key]
+    if inp.derived is None:
+        return None
+    cols: dict[str, np.ndarray] = {}
+    for need in inp.derived.needs:
+        source = INPUTS[need]
+        value = values.get(need)
+        value = source.default if value is None else value
+        if value is None or source.column is None or source.kind == "device":
+            return None
+        cols[source.column] = np.array([source.encode(value)])
+    try:
+        number = float(np.asarray(inp.derived.fn(cols), dtype=float).reshape(-1)[0])
+    except KeyError:  # it reads a column that is not an input's
+        return None
+    return inp.decode(number) if math.isfinite(number) else None

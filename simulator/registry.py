@@ -76,6 +76,7 @@ class Input(_Dotted):
     informational: bool = False  # moves no output on purpose (kept for the record, e.g. a note)
     provenance: Provenance = "assumed"  # of the default value: assumed, published, datasheet
     words: Mapping[str, float] = field(default_factory=dict)  # named values of a number ("max" -> 0), outside low-high
+    offered: tuple[float, ...] = ()  # the only values a number may take (bit widths): a page offers them as a list
 
     def __post_init__(self) -> None:
         for word, code in self.words.items():
@@ -122,6 +123,8 @@ class Rule:
 
     `message(row)` explains one broken row (a dict of that row's column values) and says what to change;
     `short` is the sweep's `reason` text. `severity="warning"`: legal but wasteful, reported, not refused.
+    A message names fields by their dotted keys and values as `key = value` (the words of the JSON and the CLI);
+    the pages and PDFs show it through report.formatting.in_words, which says it with labels and units.
     """
 
     key: str  # the dotted key the message is about

@@ -161,7 +161,7 @@ def test_good_upload_becomes_active_and_compare_shows_ratios():
     assert not at.exception
     table = next(d.value for d in at.dataframe if summary.RATIO in d.value.columns)
     row = table.set_index("Figure").loc["GEMM cuda/bf16"]
-    assert row[summary.RATIO] == pytest.approx(2.0, rel=1e-3)
+    assert row[summary.RATIO] == "2.00×"  # formatted as the page shows it
     assert any("GEMM throughput rises" in c.value for c in at.caption)
     assert any("A: Test rig" in s and "B: NVIDIA H200" in s for s in specs(at))  # one overlay of both
 

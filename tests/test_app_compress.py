@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
 
 from app_pages import _compress_inputs as ui  # noqa: E402
+from app_pages._registry_widgets import EMPTY  # noqa: E402
 from report import compression_charts as charts  # noqa: E402
 from report.compress_pdf import compress_pdf  # noqa: E402
 from simulator.devices import shipped_profiles  # noqa: E402
@@ -49,7 +50,7 @@ def metric(at: AppTest, label: str) -> str:
 
 def quantize(at: AppTest, bits: int, method: str = "awq") -> None:
     at.selectbox(key=METHOD).set_value(method).run()
-    at.number_input(key=BITS).set_value(bits).run()
+    at.selectbox(key=BITS).set_value(bits).run()
     assert not at.exception, [e.value for e in at.exception]
 
 
@@ -66,7 +67,8 @@ def test_answer_first_and_fewer_bits_move_size_and_quality():
     assert "predicted perplexity" in four and "P10–P90" in four and four != eight
     size4, ppl4 = float(metric(at, "Model size").split()[0]), float(metric(at, "Perplexity ratio"))
     assert size4 < size8 and ppl4 > ppl8
-    assert {"Decode speed-up", "Prefill speed-up", "Loss increase"} <= {m.label for m in at.metric}
+    assert {"Decode speed-up", "Prefill speed-up", "Loss increase (nats)"} <= {m.label for m in at.metric}
+    assert metric(at, "Loss increase (nats)").startswith("+0.")  # short enough not to be cut: no unit
     assert any(c.value.startswith("P10–P90") for c in at.caption)  # the metric row carries ranges
 
 
@@ -77,9 +79,55 @@ def test_invalid_combination_shows_the_registry_message():
     at.number_input(key=ui.PREFIX + "compression.sparsity").set_value(0.3).run()
     assert not at.exception, [e.value for e in at.exception]
     errors = " ".join(e.value for e in at.error).replace("\\", "")
-    assert "compression.pattern = 2:4 keeps half of every group, so sparsity must be 0.5 (got 0.3)" in errors
+    assert "Sparsity pattern = 2:4 keeps half of every group, so it needs Sparsity = 50% (got Sparsity = 30%)" in errors
     at.number_input(key=ui.PREFIX + "compression.sparsity").set_value(0.5).run()
     assert not at.error and "50% 2:4 wanda pruning" in answer(at)
+
+
+def test_lowering_the_bits_quantizes_by_the_methods_auto_default():
+    """The first natural action: fewer weight bits with the method left alone. The method follows the registry's
+    rule (none at 16 bits, round-to-nearest below), the page says so, and the answer stays (as on Deploy)."""
+    at = open_page()
+    method = at.selectbox(key=METHOD)
+    assert method.value == EMPTY and method.options[0] == "auto"  # starts on auto
+    auto = ":material/info: Auto: now none, following weight bits and activation bits."
+    assert auto in [c.value for c in at.caption]  # said under the method, as Train says its auto values
+    at.selectbox(key=BITS).set_value(4).run()
+    assert not at.exception and not at.error
+    assert answer(at).startswith("4-bit round-to-nearest makes Llama 2 70B")
+    captions = " ".join(c.value for c in at.caption)
+    assert "Auto: now round-to-nearest, following weight bits and activation bits." in captions
+    at.selectbox(key=BITS).set_value(16).run()
+    assert not at.error and answer(at).startswith("Uncompressed")
+
+
+def test_bits_are_offered_never_typed_so_none_is_truncated():
+    """Weight, activation and KV bits are the registry's offered widths (a list, as on Deploy): 3.5 cannot be
+    typed and silently become 3, and 15 (one step down from 16) is not offered."""
+    at = open_page()
+    for key, offered in (("compression.weight_bits", ["16 (not quantized)", "8", "6", "5", "4", "3", "2", "1"]),
+                         ("compression.act_bits", ["16 (not quantized)", "8", "4"]),
+                         ("compression.kv_bits", ["16 (not quantized)", "8", "4"])):
+        assert at.selectbox(key=ui.PREFIX + key).options == offered
+    assert not {n.key for n in at.number_input} & {ui.PREFIX + k for k in ui.MAIN}  # no bits field takes typing
+
+
+def test_a_refused_combination_keeps_the_last_answer_below_its_message():
+    """One click into a combination the registry refuses (floating point at 5 bits) shows what to change, in
+    labels, above the last answer; it never blanks the page."""
+    at = open_page()
+    at.selectbox(key=BITS).set_value(4).run()
+    at.radio(key=ui.PREFIX + "compression.format").set_value("fp").run()  # FP4 exists
+    assert not at.exception and not at.error
+    last = answer(at)
+    assert last.startswith("4-bit FP round-to-nearest makes")
+    at.selectbox(key=BITS).set_value(5).run()  # FP5 does not
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error).replace("\\", "")
+    assert "Number format = “floating point” with Weight bits = 5: floating-point numbers exist at" in errors
+    assert "compression." not in errors
+    assert any("the last plan these inputs allowed" in w.value for w in at.warning)
+    assert answer(at) == last and at.metric and at.get("vega_lite_chart")
 
 
 def test_measured_curves_from_the_shipped_profile_and_downloads():
@@ -191,5 +239,5 @@ def test_a_bad_link_value_is_named_and_the_rest_applies():
     assert "Budget (budget=5e6): not an input of this page; ignored." in said  # a Decide link's parameter
     assert "wb =4: not a Modelfolio link parameter; ignored." in said
     assert at.selectbox(key=METHOD).value == "gptq"
-    assert at.number_input(key=BITS).value == 16 and at.selectbox(key=ui.MODEL).value == ui.DEFAULT_PRESET
+    assert at.selectbox(key=BITS).value == 16 and at.selectbox(key=ui.MODEL).value == ui.DEFAULT_PRESET
     assert link_of(at) == {"qm": "gptq"}

@@ -93,16 +93,40 @@ def test_a_model_that_does_not_fit_says_what_to_change():
     at.number_input(key=ui.PREFIX + "serving.gpus_per_replica").set_value(1).run()
     assert not at.exception
     text_ = answer(at)
-    assert "do not fit" in text_ and "raise serving.gpus_per_replica" in text_
+    assert "do not fit" in text_ and "raise GPUs per replica" in text_ and "serving." not in text_
 
 
 def test_fewer_weight_bits_quantize_and_need_fewer_gpus():
+    """Lowering the bits with the method left alone quantizes by the registry's auto rule, said on the page as on
+    Compress: the method's list opens on "auto", which names what it stands for now."""
     at = open_page()
     before = gpus(at)
+    method = at.selectbox(key=ui.PREFIX + "compression.quant_method")
+    assert method.value == EMPTY and method.options[0] == "auto"
     at.selectbox(key=ui.PREFIX + "compression.weight_bits").set_value(4).run()
-    assert not at.exception
-    assert any("round-to-nearest" in c.value for c in at.caption)
+    assert not at.exception and not at.error
+    captions = " ".join(c.value for c in at.caption)
+    assert "Auto: now round-to-nearest, following weight bits and activation bits." in captions
+    assert ("Quantization method on auto: fewer than 16 bits are quantized by round-to-nearest; choose GPTQ, AWQ, "
+            "SmoothQuant, quantization-aware training instead under More settings.") in captions
     assert gpus(at) < before
+    auto = answer(at)
+    at.selectbox(key=ui.PREFIX + "compression.quant_method").set_value("rtn").run()
+    assert answer(at) == auto  # auto is round-to-nearest, number for number
+    assert "Quantization method on auto" not in " ".join(c.value for c in at.caption)
+
+
+def test_a_refused_combination_keeps_the_last_answer_below_its_message():
+    at = open_page()
+    last = answer(at)
+    at.radio(key=ui.PREFIX + "compression.format").set_value("fp").run()
+    at.selectbox(key=ui.PREFIX + "compression.weight_bits").set_value(5).run()  # no FP5 format
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "Number format = “floating point” with Weight bits = 5: floating-point numbers exist" in errors
+    assert "compression." not in errors
+    assert any("the last plan these inputs allowed" in w.value for w in at.warning)
+    assert answer(at) == last and at.metric
 
 
 def test_downloads_are_offered():

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import Scenario, evaluate
+from simulator import Scenario, evaluate, sweep
 from simulator.cli import main
 from simulator.compression.constants import PRUNING_METHODS, QUANT_METHODS, SPARSITY_PATTERNS, load_fitted
 from simulator.compression.patterns import nm_removed_energy
@@ -240,11 +240,12 @@ def test_cli_scenario_with_only_params_and_compression(tmp_path, capsys):
     ({"weight_bits": 7, "quant_method": "rtn"}, "allowed values are 16, 8, 6, 5, 4, 3, 2, 1"),
     ({"act_bits": 6, "quant_method": "rtn"}, "allowed values are 16, 8, 4"),
     ({"kv_bits": 2}, "must be between 4 and 16"),
-    ({"weight_bits": 4}, "choose how to quantize"),
-    ({"weight_bits": 3, "format": "fp", "quant_method": "rtn"}, "floating-point formats exist at 16, 8, 6, 4"),
+    ({"weight_bits": 4, "quant_method": "none"}, "choose how to quantize"),
+    ({"weight_bits": 3, "format": "fp", "quant_method": "rtn"}, "floating-point numbers exist at 16, 8, 6, 4"),
+    ({"weight_bits": 3.5}, "compression.weight_bits = 3.5: must be a whole number"),
     ({"group_size": 100, "weight_bits": 4, "quant_method": "rtn"}, "power of two"),
-    ({"pruning_method": "wanda", "sparsity": 0.6, "pattern": "2:4"}, "sparsity must be 0.5"),
-    ({"pruning_method": "structured", "sparsity": 0.3}, "set pattern rows"),
+    ({"pruning_method": "wanda", "sparsity": 0.6, "pattern": "2:4"}, "needs compression.sparsity = 0.5"),
+    ({"pruning_method": "structured", "sparsity": 0.3}, "set compression.pattern = rows"),
     ({"sparsity": 0.5}, "choose a pruning method"),
     ({"sparsity": 1.5, "pruning_method": "magnitude"}, "between 0 and 0.99"),
     ({"quant_method": "int4"}, "allowed values are none, rtn, gptq, awq, smoothquant, qat"),
@@ -255,6 +256,26 @@ def test_hostile_values_give_clear_messages(compression, needle):
     with pytest.raises(ScenarioError) as err:
         Scenario.from_dict({"model": {"params": 7e9}, "compression": compression})
     assert needle in str(err.value)
+
+
+def test_fewer_bits_without_a_method_quantize_by_round_to_nearest():
+    """The method left out follows the bits (a registry rule, so the CLI, the sweeps and every page agree): none at
+    16-bit weights and activations, round-to-nearest below; a method given is kept."""
+    def method(compression):
+        return Scenario.from_dict({"model": {"params": 7e9}, "compression": compression})
+
+    assert method({}).compression.quant_method == "none"
+    four = method({"weight_bits": 4})
+    assert four.compression.quant_method == "rtn" and "compression.quant_method" in four.derived
+    assert any(n.startswith("compression.quant_method = rtn: ") for n in four.notes)
+    assert method({"act_bits": 8}).compression.quant_method == "rtn"
+    assert method({"weight_bits": 4, "quant_method": "awq"}).compression.quant_method == "awq"
+    rtn = evaluate(method({"weight_bits": 4, "quant_method": "rtn"}))
+    auto = evaluate(method({"weight_bits": 4}))
+    assert auto.value("quality.ppl_ratio") == rtn.value("quality.ppl_ratio") > 1.0
+    grid = sweep(method({}), {"compression.weight_bits": [16, 4]})  # a sweep derives it row by row
+    assert list(grid["valid"]) == [True, True]
+    assert grid["quality.loss"].iloc[1] == pytest.approx(rtn.value("quality.loss"))
 
 
 def test_warnings_are_reported_not_refused():

@@ -100,8 +100,8 @@ def test_ideal_and_expected_time_with_the_goodput_parts(plan, built):
 def test_warnings_by_code_with_their_text(plan, built):
     _, text, _ = built
     assert plan.warning_codes() == ("tp_spans_nodes",)
-    assert "[tp_spans_nodes] cluster.tp" in text
-    assert " ".join(plan.warnings[0].text.split()) in text
+    assert "[tp_spans_nodes] Tensor parallel" in text  # the label, not the dotted key
+    assert " ".join(fmt.in_words(plan.warnings[0].text).split()) in text
 
 
 def test_memory_warning_lists_the_plans_that_would_fit():
@@ -146,7 +146,7 @@ def test_every_input_with_how_it_was_set_and_the_notes(plan, built):
     assert "model.vocab 128,256 tokens preset" in text and "training.precision bf16 default" in text
     assert "cluster.first_stage_layers auto (" in text
     assert "How the inputs were completed" in text
-    assert all(" ".join(note.split()) in text for note in plan.notes)
+    assert all(" ".join(fmt.in_words(note).split()) in text for note in plan.notes)  # in labels, by unit
 
 
 def test_sources_of_every_figure_and_of_the_hardware(plan, built):

@@ -25,10 +25,10 @@ def test_table_puts_the_measured_law_beside_both_published_ones():
     assert list(table.columns) == laws.TABLE_COLUMNS and len(table) == 1 + len(LAWS)
     mine = table.iloc[0]
     assert mine["α"] == "0.3 (0.27–0.33)" and mine["Loss unit"] == "nats/character"
-    assert "6 runs" in mine["Fitted on"] and "2e+04–8e+04 params" in mine["Fitted on"]
+    assert mine["Fitted on"] == "6 runs: 20k–80k params, 100k–400k characters"  # no exponents (issue 18)
     chin = table[table["Law"].str.startswith("Chinchilla")].iloc[0]
     assert chin["α"] == "0.34" and chin["β"] == "0.28" and chin["Loss unit"] == "nats/token"
-    assert "7e+07–1.6e+10 params" in chin["Fitted on"]
+    assert "70M–16B params" in chin["Fitted on"]
     assert len(laws.law_table(None)) == len(LAWS)  # no measured law: the published ones alone
 
 
@@ -63,5 +63,5 @@ def test_an_undetermined_constant_says_so():
     law = _law()
     law = ScalingLaw({**law.params, "E": 1e-19}, {**law.p10, "E": 1e-19}, {**law.p90, "E": 4e-5}, law.points, 9.0,
                      "fitted")
-    assert laws.law_table(law).iloc[0]["E"] == "≈ 0, not determined by these runs (P90 4e-05)"
+    assert laws.law_table(law).iloc[0]["E"] == "≈ 0, not determined by these runs (P90 0.00004)"
     assert "E is not determined by these runs" in laws.describe_law(laws.law_frame(law), law)

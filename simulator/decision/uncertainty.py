@@ -81,7 +81,7 @@ class Swing:
 def label_of(column: str) -> str:
     inp = BY_COLUMN.get(column)
     if inp is not None:
-        return f"{inp.label} ({inp.key})"
+        return inp.label  # the JSON has its `column` beside it
     for device in DEVICE_INPUTS:  # a device's column: "GEMM efficiency (serving accelerator)"
         prefix = device_prefix(device.column)
         if prefix and column.startswith(prefix):

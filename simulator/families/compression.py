@@ -25,7 +25,7 @@ from simulator.compression.hardware import DEVICE_COLUMNS, SERVING_PREFIX, accel
 from simulator.compression.rows import on_rows
 from simulator.compression.speed import speedups
 from simulator.compression.storage import model_bytes
-from simulator.registry import Columns, Family, FigureSpec, Input, Rule
+from simulator.registry import Columns, Derived, Family, FigureSpec, Input, Rule
 
 FITTED = load_fitted()
 
@@ -34,21 +34,37 @@ def _list(values) -> str:
     return ", ".join(str(v) for v in values)
 
 
+UNQUANTIZED = {16: "16 (not quantized)"}  # how a list of bit widths shows 16
+
+
+def _auto_method(c: Columns) -> np.ndarray:
+    """The method a quantization left unspecified gets: none at 16-bit weights and activations, round-to-nearest
+    (the plainest post-training method, the baseline of GPTQ and AWQ) below."""
+    lowered = (np.asarray(c["weight_bits"]) < 16) | (np.asarray(c["act_bits"]) < 16)
+    return np.where(lowered, float(QUANT_METHODS.index("rtn")), float(QUANT_METHODS.index("none")))
+
+
 INPUTS = (
     Input("compression.weight_bits", "int", "Weight bits", f"Bits per stored weight: {_list(WEIGHT_BITS)} "
-          "(16 = not quantized).", "bits", 1, 16, default=16, link="wb", column="weight_bits"),
+          "(16 = not quantized).", "bits", 1, 16, default=16, link="wb", column="weight_bits", offered=WEIGHT_BITS,
+          choice_labels=UNQUANTIZED),
     Input("compression.act_bits", "int", "Activation bits", f"Bits of the activations fed to the matrix multiplies: "
-          f"{_list(ACT_BITS)}.", "bits", 4, 16, default=16, link="ab", column="act_bits"),
+          f"{_list(ACT_BITS)}.", "bits", 4, 16, default=16, link="ab", column="act_bits", offered=ACT_BITS,
+          choice_labels=UNQUANTIZED),
     Input("compression.kv_bits", "int", "KV-cache bits", f"Bits per cached key/value: {_list(KV_BITS)}.", "bits",
-          4, 16, default=16, link="kvb", column="kv_bits"),
+          4, 16, default=16, link="kvb", column="kv_bits", offered=KV_BITS, choice_labels=UNQUANTIZED),
     Input("compression.format", "choice", "Number format", "Integer (int) or floating point (fp: FP8, FP6, FP4 of "
-          "the OCP MX formats).", choices=FORMATS, default="int", link="qf", column="quant_format"),
+          "the OCP MX formats).", choices=FORMATS, choice_labels={"int": "integer", "fp": "floating point"},
+          default="int", link="qf", column="quant_format"),
     Input("compression.group_size", "int", "Quantization group", "Weights sharing one scale: 0 = one per output "
           "channel (row), else a power of two such as 128.", "weights", 0, 65_536, default=0, link="gs",
           column="group_size"),
     Input("compression.quant_method", "choice", "Quantization method", "Round-to-nearest, GPTQ (Frantar et al. "
           "2023), AWQ (Lin et al. 2024), SmoothQuant (Xiao et al. 2023) after training, or quantization-aware "
-          "training; none = 16-bit weights.", choices=QUANT_METHODS, default="none", link="qm",
+          "training; none = 16-bit weights. Left empty (auto): none at 16-bit weights and activations, "
+          "round-to-nearest below.", choices=QUANT_METHODS,
+          derived=Derived("none at 16-bit weights and activations, round-to-nearest (rtn) below them", _auto_method,
+                          needs=("compression.weight_bits", "compression.act_bits")), link="qm",
           column="quant_method",
           choice_labels={"none": "none", "rtn": "round-to-nearest", "gptq": "GPTQ", "awq": "AWQ",
                          "smoothquant": "SmoothQuant", "qat": "quantization-aware training"}),
@@ -93,6 +109,12 @@ def _method(r: Mapping[str, float]) -> str:
     return _name(QUANT_METHODS, r["quant_method"])
 
 
+def _not_fp(r: Mapping[str, float]) -> str:
+    """The widths of a floating-point plan that no floating-point format has: "compression.weight_bits = 3"."""
+    widths = {"weight_bits": r["weight_bits"], "act_bits": r["act_bits"], "kv_bits": r["kv_bits"]}
+    return " and ".join(f"compression.{k} = {v:g}" for k, v in widths.items() if v not in FP_BITS)
+
+
 def _n_of_m(c: Columns) -> np.ndarray:
     return np.isin(np.asarray(c["sparsity_pattern"]), [_code(SPARSITY_PATTERNS, "2:4"), _code(SPARSITY_PATTERNS, "4:8")])
 
@@ -112,46 +134,49 @@ RULES = (
          lambda c: (c["quant_format"] == _code(FORMATS, "fp")) & ~(_in(c["weight_bits"], FP_BITS)
                                                                   & _in(c["act_bits"], FP_BITS)
                                                                   & _in(c["kv_bits"], FP_BITS)),
-         lambda r: f"compression.format = fp with {r['weight_bits']:g}/{r['act_bits']:g}/{r['kv_bits']:g} bits "
-                   f"(weights/activations/KV): floating-point formats exist at {_list(FP_BITS)} bits (OCP MX); "
-                   "choose one of those or format = int"),
+         lambda r: f"compression.format = fp with {_not_fp(r)}: floating-point numbers exist at {_list(FP_BITS)} "
+                   "bits (OCP MX); choose one of those widths or compression.format = int"),
     Rule("compression.quant_method", "bits below 16 without a method",
          lambda c: (c["quant_method"] == _code(QUANT_METHODS, "none")) & ((c["weight_bits"] < 16) | (c["act_bits"] < 16)),
-         lambda r: f"compression.quant_method = none with weight_bits {r['weight_bits']:g} and act_bits "
-                   f"{r['act_bits']:g}: choose how to quantize (rtn, gptq, awq, smoothquant, qat) or set both to 16"),
+         lambda r: f"compression.quant_method = none with compression.weight_bits = {r['weight_bits']:g} and "
+                   f"compression.act_bits = {r['act_bits']:g}: choose how to quantize ({_list(QUANT_METHODS[1:])}), "
+                   "leave compression.quant_method out (round-to-nearest below 16 bits), or set both to 16"),
     Rule("compression.sparsity", "pruning method without sparsity or sparsity without method",
          lambda c: ~_pruned(c) & (c["sparsity"] > 0),
-         lambda r: f"compression.sparsity = {r['sparsity']:g} with pruning_method = none: choose a pruning method "
-                   f"({_list(PRUNING_METHODS[1:])}) or set sparsity 0"),
+         lambda r: f"compression.sparsity = {r['sparsity']:g} with compression.pruning_method = none: choose a "
+                   f"pruning method ({_list(PRUNING_METHODS[1:])}) or set compression.sparsity = 0"),
     Rule("compression.pattern", "N:M pattern needs sparsity 0.5",
          lambda c: _pruned(c) & _n_of_m(c) & (c["sparsity"] != 0.5),
          lambda r: f"compression.pattern = {_name(SPARSITY_PATTERNS, r['sparsity_pattern'])} keeps half of every "
-                   f"group, so sparsity must be 0.5 (got {r['sparsity']:g}); set sparsity 0.5 or pattern unstructured"),
+                   f"group, so it needs compression.sparsity = 0.5 (got compression.sparsity = {r['sparsity']:g}); "
+                   "set compression.sparsity = 0.5 or compression.pattern = unstructured"),
     Rule("compression.pattern", "structured pruning removes rows",
          lambda c: (c["pruning_method"] == _code(PRUNING_METHODS, "structured"))
          & (c["sparsity_pattern"] != _code(SPARSITY_PATTERNS, "rows")),
-         lambda r: f"compression.pruning_method = structured with pattern = "
+         lambda r: f"compression.pruning_method = structured with compression.pattern = "
                    f"{_name(SPARSITY_PATTERNS, r['sparsity_pattern'])}: structured pruning removes whole rows; set "
-                   "pattern rows (magnitude, wanda and sparsegpt may also score rows)"),
+                   "compression.pattern = rows (magnitude, wanda and sparsegpt may also score rows)"),
     # warnings: legal, but probably not what was meant
     Rule("compression.quant_method", "method with nothing to quantize",
          lambda c: (c["quant_method"] != _code(QUANT_METHODS, "none")) & (c["weight_bits"] >= 16) & (c["act_bits"] >= 16),
          lambda r: f"compression.quant_method = {_method(r)} with 16-bit weights and activations quantizes nothing; "
-                   "lower weight_bits or act_bits", "warning", "compression_noop"),
+                   "lower compression.weight_bits or compression.act_bits", "warning", "compression_noop"),
     Rule("compression.weight_bits", "post-training quantization at 2 bits or fewer",
          lambda c: (c["weight_bits"] <= 2) & (c["quant_method"] != _code(QUANT_METHODS, "qat"))
          & (c["quant_method"] != _code(QUANT_METHODS, "none")),
-         lambda r: f"compression.weight_bits = {r['weight_bits']:g} after training ({_method(r)}): published post-"
-                   "training methods collapse below 3 bits; the prediction is an extrapolation (qat is the usual "
-                   "route)", "warning", "compression_extrapolated"),
+         lambda r: f"compression.weight_bits = {r['weight_bits']:g} after training (compression.quant_method = "
+                   f"{_method(r)}): published post-training methods collapse below 3 bits; the prediction is an "
+                   "extrapolation (compression.quant_method = qat is the usual route)", "warning",
+         "compression_extrapolated"),
     Rule("compression.quant_method", "SmoothQuant without activation quantization",
          lambda c: (c["quant_method"] == _code(QUANT_METHODS, "smoothquant")) & (c["act_bits"] >= 16),
          lambda r: "compression.quant_method = smoothquant smooths activations for their quantization, but "
-                   "act_bits = 16; it then acts as round-to-nearest on the weights", "warning", "compression_smooth"),
+                   "compression.act_bits = 16; it then acts as round-to-nearest on the weights", "warning",
+         "compression_smooth"),
     Rule("compression.pruning_method", "pruning method with sparsity 0",
          lambda c: _pruned(c) & (c["sparsity"] <= 0),
-         lambda r: f"compression.pruning_method = {_name(PRUNING_METHODS, r['pruning_method'])} with sparsity 0 "
-                   "prunes nothing; set a sparsity", "warning", "compression_noop_prune"),
+         lambda r: f"compression.pruning_method = {_name(PRUNING_METHODS, r['pruning_method'])} with "
+                   "compression.sparsity = 0 prunes nothing; set a sparsity", "warning", "compression_noop_prune"),
 )
 
 FIGURES = (

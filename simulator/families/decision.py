@@ -63,8 +63,9 @@ def run(c: Columns) -> dict[str, np.ndarray]:
 RULES = (
     Rule("decision.quality_target_loss", "cheapest_for_quality needs a quality target",
          lambda c: (c["objective"] == OBJECTIVES.index("cheapest_for_quality")) & np.isnan(c["quality_target_loss"]),
-         lambda r: "decision.quality_target_loss: the objective cheapest_for_quality needs a target loss; give "
-                   "decision.quality_target_loss (e.g. 2.0) or use objective best_quality_within_budget"),
+         lambda r: "decision.quality_target_loss is empty, and decision.objective = cheapest_for_quality needs a "
+                   "target loss: give decision.quality_target_loss (e.g. 2.0) or set decision.objective = "
+                   "best_quality_within_budget"),
 )
 
 FAMILY = Family("decision", INPUTS, FIGURES, run, rules=RULES, needs=("cost", "quality", "serving", "finance"),

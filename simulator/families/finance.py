@@ -87,11 +87,11 @@ FIGURES = (
     F("finance.tco_usd", "Total cost of ownership", "USD", "training + serving over the horizon, for the chosen "
       "deployment", "lower", ranged=True),
     F("finance.revenue_usd", "Revenue over the horizon", "USD", "output tokens × revenue per 1M", "higher"),
-    F("finance.margin", "Margin", "fraction", "(revenue − total cost) ÷ revenue; NaN without revenue", "higher"),
+    F("finance.margin", "Margin", "fraction", "(revenue − total cost) ÷ revenue; n/a without revenue", "higher"),
     F("finance.npv_usd", "Net present value", "USD", "−training now + Σ (revenue − serving cost) of month m "
       "discounted to its end", "higher", ranged=True),
     F("finance.payback_months", "Payback", "months", "first month whose cumulative revenue − cost covers the "
-      "training; NaN when not within the horizon", "lower"),
+      "training; n/a when not within the horizon", "lower"),
 )
 
 

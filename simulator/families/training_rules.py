@@ -80,7 +80,7 @@ ERRORS: tuple[Rule, ...] = (
          lambda c: ~_whole_dp(c),
          lambda r: (f"cluster.gpus = {_i(r['gpus'])}: tp×pp×dp must equal the GPU count, and tp×pp = "
                     f"{_i(r['tp'])}×{_i(r['pp'])} = {_i(r['tp'] * r['pp'])} does not divide {_i(r['gpus'])}; use a "
-                    f"multiple of {_i(r['tp'] * r['pp'])} GPUs or change tp/pp")),
+                    f"multiple of {_i(r['tp'] * r['pp'])} GPUs or change cluster.tp or cluster.pp")),
     Rule("cluster.tp", "cluster.tp: must divide model.heads",
          lambda c: np.fmod(c["heads"], c["tp"]) != 0,
          lambda r: (f"cluster.tp = {_i(r['tp'])}: the tensor-parallel degree must divide model.heads "
@@ -113,7 +113,7 @@ ERRORS: tuple[Rule, ...] = (
          lambda c: (c["interleave"] > 1) & ~_stages_given(c) & (np.fmod(c["layers"], c["pp"] * c["interleave"]) != 0),
          lambda r: (f"cluster.pp = {_i(r['pp'])}: with interleaving and an even split, model.layers "
                     f"({_i(r['layers'])}) must split evenly over pp×interleave = {_i(r['pp'])}×{_i(r['interleave'])}; "
-                    f"try pp in {_divisors(r['layers'])}, training.interleave = 1, or give the first/last stage layers")),
+                    f"try cluster.pp in {_divisors(r['layers'])}, training.interleave = 1, or give the first/last stage layers")),
     Rule("training.interleave", "training.interleave: needs cluster.pp > 1",
          lambda c: (c["interleave"] > 1) & (c["pp"] == 1),
          lambda r: (f"training.interleave = {_i(r['interleave'])}: interleaving needs pipeline parallelism "
@@ -135,7 +135,7 @@ ERRORS: tuple[Rule, ...] = (
     Rule("training.zero_stage", "training.zero_stage: use 0 with a parameter server or async SGD",
          lambda c: (c["zero_stage"] > 0) & (c["sync"] >= 2),
          lambda r: (f"training.zero_stage = {_i(r['zero_stage'])}: ZeRO shards states over all-reduce groups; use "
-                    "zero_stage 0 with a parameter server or asynchronous SGD")),
+                    "training.zero_stage = 0 with a parameter server or asynchronous SGD")),
     Rule("cluster.ps_servers", "cluster.ps_servers: at most one per worker",
          lambda c: (c["sync"] == 2) & (c["ps_servers"] > np.maximum(np.floor(c["dp"]), 1)),
          lambda r: (f"cluster.ps_servers = {_i(r['ps_servers'])}: at most one server shard per data-parallel "
