@@ -171,13 +171,14 @@ class _Explainer:
             except ScenarioError as exc:
                 return (f"every one of the {self.c.n:,} candidates breaks a rule, most of them this one: "
                         f"{exc.problems[0]}")
-        plan = evaluate(self._scenario(_example(self.c, lawful if lawful.any() else np.arange(self.c.n))),
-                        self.devices)
+            return f"every one of the {self.c.n:,} candidates breaks a rule relating its inputs"
+        plan = evaluate(self._scenario(_example(self.c, lawful)), self.devices)
         hw = plan.hardware
         return (f"no candidate's training fits in the memory of the {hw.display_name} ({hw.hbm_GB:g} GB): for example "
                 f"{plan.scenario.model.params / 1e9:.3g}B parameters on {plan.scenario.cluster.gpus:,} GPUs needs "
-                f"{plan.value('training.memory_per_gpu_gb'):,.0f} GB per GPU; shorten the sequence, lower the "
-                "micro-batch, or choose an accelerator with more memory")
+                f"{plan.value('training.memory_per_gpu_gb'):,.0f} GB per GPU; lower the "
+                f"{INPUTS['model.seq_len'].label} or the {INPUTS['training.micro_batch_seqs'].label}, or choose an "
+                f"{INPUTS['cluster.accelerator'].label.lower()} with more memory")
 
     def _uncosted(self, rows: np.ndarray) -> str:
         i = _example(self.c, rows)

@@ -78,8 +78,10 @@ def base_inputs(scenario: Scenario, question: bool = True,
         section, _, name = key.partition(".")
         data.get(section, {}).pop(name, None)
     if "model.params" in scenario.given or "model.preset" in scenario.given or any(
-            k in scenario.given for k in SHAPE_KEYS):
-        data.setdefault("model", {})["params"] = float(scenario.model.params)  # a valid base for the sweep
+            k in scenario.given for k in SHAPE_KEYS):  # a valid base for the sweep: the size given, else counted
+        params = INPUTS["model.params"]  # (a shape's count may lie a little past the bounds of a given size)
+        size = scenario.given.get("model.params", float(scenario.model.params))
+        data.setdefault("model", {})["params"] = float(min(max(size, params.low), params.high))
     return data
 
 
