@@ -294,12 +294,11 @@ def _check_profile(p: Any) -> None:
         raise _fail("schema_version", f"unsupported version {shown}; this loader reads "
                     f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}")
     _text(_need(p, "created_utc", str, ""), "created_utc", 64, nullable=False)
+    _text(_need(p, "name", str, ""), "name", MAX_NAME_CHARS, nullable=False, nonempty=True)
     try:  # the device's label and id: checked as every name is (simulator.names), kept on one line
-        p["name"] = checked_name(_need(p, "name", str, ""), MAX_NAME_CHARS)
+        p["name"] = checked_name(p["name"], MAX_NAME_CHARS)
     except NameProblemError as exc:
         raise _fail("name", str(exc)) from None
-    if not p["name"]:
-        raise _fail("name", "must not be empty")
     _check_environment(_need(p, "environment", dict, ""))
     summary = _need(p, "summary", dict, "")
     if "run" in p:
