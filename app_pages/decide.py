@@ -33,7 +33,8 @@ COMPARE_OUTPUTS = ("decision.total_cost_usd", "quality.loss", "training.wall_day
 # computed once; nothing changes it but that cache
 @st.cache_resource(show_spinner="Evaluating about a million candidate plans…", max_entries=16)
 def _candidates(base_json: str, device_ids: Any, _devices: Any) -> Candidates:
-    return candidates_for(Scenario.from_dict(json.loads(base_json), _devices), _devices)
+    # the search's base, not a plan: its rows are each checked (simulator.decision.decide.search_base)
+    return candidates_for(Scenario.from_dict(json.loads(base_json), _devices, rules=False), _devices)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -7,13 +7,16 @@ Run: python -m benchmarks.decision_speed [--repeats 5]
 * the same candidates evaluated by one whole sweep (brute force, `factorised=False`) once, beside the factorised
   evaluation, so the ratio is measured side by side on the same machine;
 * `decision_pdf(decision)` (the report a user downloads), median of `--repeats` after one warm-up
-  (target: <= 2 s).
+  (target: <= 2 s);
+* `decide(Scenario)` with the most Monte Carlo draws `decision.samples` allows (MAX_SAMPLES): median time of
+  `--repeats`, and the peak of memory allocated during one more run (tracemalloc; targets: a few seconds, 1 GiB).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -21,11 +24,14 @@ from simulator.decision import decide
 from simulator.decision.decide import search_base
 from simulator.decision.search import evaluate_candidates
 from simulator.decision.space import default_space, only_registered
+from simulator.families.decision import MAX_SAMPLES
 from simulator.scenario import Scenario
 
 SCENARIO = {"name": "Benchmark: a chat model for $20M", "model": {"params": 7e9},
             "serving": {"requests_per_s": 5.0}, "decision": {"budget_usd": 2e7, "samples": 2000, "seed": 0}}
 PDF_TARGET_S = 2.0
+MAX_SAMPLES_TARGET_S = 5.0  # "a few seconds" for the slowest question a user can ask
+MAX_SAMPLES_TARGET_BYTES = 1024**3
 
 
 def _median_s(fn, repeats: int) -> tuple[float, object]:
@@ -62,6 +68,23 @@ def main() -> None:
     pdf_s, data = _median_s(lambda: decision_pdf(d), args.repeats)
     verdict = "meets" if pdf_s <= PDF_TARGET_S else "MISSES"
     print(f"decision PDF: median {pdf_s:.2f} s, {len(data):,} bytes; {verdict} the {PDF_TARGET_S:.0f} s target")
+    most_samples(args.repeats)
+
+
+def most_samples(repeats: int) -> None:
+    """`decide` at the largest `decision.samples`: time and peak allocated memory, against their targets."""
+    scenario = Scenario.from_dict({**SCENARIO, "decision": {**SCENARIO["decision"], "samples": MAX_SAMPLES}})
+    total_s, d = _median_s(lambda: decide(scenario), repeats)
+    tracemalloc.start()
+    try:
+        decide(scenario)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    ok = total_s <= MAX_SAMPLES_TARGET_S and peak_bytes <= MAX_SAMPLES_TARGET_BYTES
+    print(f"decide with {MAX_SAMPLES:,} Monte Carlo draws: median {total_s:.2f} s end to end (search "
+          f"{d.search_s:.2f} s), peak allocated {peak_bytes / 2**20:,.0f} MiB; {'meets' if ok else 'MISSES'} the "
+          f"{MAX_SAMPLES_TARGET_S:.0f} s and {MAX_SAMPLES_TARGET_BYTES / 2**30:.0f} GiB targets")
 
 
 if __name__ == "__main__":

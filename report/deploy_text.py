@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from report import formatting as fmt
+from simulator.families.serving import RULES as SERVING_RULES
 from simulator.inputs import INPUTS
 
 PAYERS = {"rent": "renting", "buy": "buying", "api": "the hosted API"}
-SERVING_WARNINGS = ("serving_no_fit", "serving_targets")
+# the serving family's warnings: each says why the deployment cannot be served as set, and what to change
+SERVING_WARNINGS = tuple(r.code for r in SERVING_RULES if r.severity == "warning")
 
 
 def model_name(scenario: Any) -> str:

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from simulator.names import NameProblemError, checked_name
 from simulator.profile_models import (  # noqa: F401 - re-exported: simulator.profile.predict_s etc.
     BUS_FACTORS,
     BUS_MODELS,
@@ -294,6 +295,10 @@ def _check_profile(p: Any) -> None:
                     f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}")
     _text(_need(p, "created_utc", str, ""), "created_utc", 64, nullable=False)
     _text(_need(p, "name", str, ""), "name", MAX_NAME_CHARS, nullable=False, nonempty=True)
+    try:  # the device's label and id: checked as every name is (simulator.names), kept on one line
+        p["name"] = checked_name(p["name"], MAX_NAME_CHARS)
+    except NameProblemError as exc:
+        raise _fail("name", str(exc)) from None
     _check_environment(_need(p, "environment", dict, ""))
     summary = _need(p, "summary", dict, "")
     if "run" in p:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import reprlib
 from collections.abc import Callable
 from pathlib import Path
@@ -323,6 +324,53 @@ def _path_of_first_flag(root: Any) -> tuple[str, str] | None:
     return None
 
 
+# A \uD800-\uDFFF escape: json.loads turns one without its partner into an unpaired surrogate, which no encoder
+# can write (a chart, a page or a PDF showing it would crash); searched for before the tree is walked.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(text: str) -> str:
+    """`text` with unpaired surrogates written as \\udxxx, safe to print."""
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def _path_of_first_surrogate(root: Any) -> tuple[str, str] | None:
+    """(JSON path, problem) of the first key or string holding an unpaired surrogate, in document order."""
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            found = _SURROGATE.search(node)
+            if found:
+                return path, (f"the text holds an unpaired surrogate escape \\u{ord(found.group()):04x} (half of a "
+                              "UTF-16 pair, not a character); remove it or give the whole pair")
+        elif isinstance(node, dict):
+            items = []
+            for k, v in node.items():
+                where = f"{path}.{_key(_escaped(k))}" if path else _key(_escaped(k))
+                items.append((v, where))
+                if _SURROGATE.search(k):
+                    items[-1] = (k, where)  # the key itself is the offender
+            stack.extend(reversed(items))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(node))))
+    return None
+
+
+def _syntax_problem(exc: json.JSONDecodeError, text: str) -> str:
+    """A JSONDecodeError in words: what is wrong, then "at line L column C" (json's own messages for a control
+    character and an open string end in "at": it is not repeated), then how to fix it where that is known."""
+    where = f"at line {exc.lineno} column {exc.colno}"
+    if exc.msg.startswith("Invalid control character") and exc.pos < len(text):
+        return (f"not valid JSON: a raw control character (U+{ord(text[exc.pos]):04X}) inside a string {where}; "
+                "write it as an escape such as \\n or \\t, or remove it")
+    end = text.rstrip()
+    cut = exc.pos >= len(end) or exc.msg.startswith("Unterminated") or not end.endswith(("}", "]"))
+    hint = " (file truncated?)" if cut else ""
+    return f"not valid JSON: {exc.msg.removesuffix(' at')} {where}{hint}"
+
+
 def _hooks(max_number: int) -> tuple[dict[str, Callable[..., Any]], list[bool]]:
     flagged = [False]
 
@@ -387,15 +435,16 @@ def loads(data: bytes | bytearray | memoryview | str, *, source: str = "JSON inp
             if found is not None:
                 path, problem = found
                 raise JSONInputError(source, problem, path)
+        if _SURROGATE_ESCAPE.search(text):
+            found = _path_of_first_surrogate(value)
+            if found is not None:
+                path, problem = found
+                raise JSONInputError(source, problem, path)
         return value
     except JSONInputError:
         raise
     except json.JSONDecodeError as exc:
-        end = text.rstrip()
-        cut = exc.pos >= len(end) or exc.msg.startswith("Unterminated") or not end.endswith(("}", "]"))
-        hint = " (file truncated?)" if cut else ""
-        raise JSONInputError(source, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{hint}",
-                             kind="syntax") from None
+        raise JSONInputError(source, _syntax_problem(exc, text), kind="syntax") from None
     except RecursionError:
         raise JSONInputError(source, "nesting too deep to parse", kind="limit") from None
     except MemoryError:

@@ -17,6 +17,7 @@ from simulator.errors import ScenarioError
 from simulator.families.quality import QUALITY_LAWS
 from simulator.families.training_inputs import MLP_KINDS, PRECISIONS, RECOMPUTE, SHARDING, SYNC_METHODS
 from simulator.inputs import SECTIONS, section_of
+from simulator.names import NameProblemError, checked_name
 
 __all__ = ["MLP_KINDS", "PRECISIONS", "QUALITY_LAWS", "RECOMPUTE", "SECTION_TYPES", "SHARDING", "SYNC_METHODS",
            "Scenario", "ScenarioError"]
@@ -49,21 +50,17 @@ MAX_NAME_CHARS = 200
 
 
 def _split_name(data: Any) -> tuple[str, Any]:
-    """The scenario's top-level `name` (free text, any Unicode) and the sections without it."""
+    """The scenario's top-level `name` (free text, any Unicode, checked by simulator.names) and the sections
+    without it."""
     if not isinstance(data, dict) or "name" not in data:
         return "", data
     rest = {k: v for k, v in data.items() if k != "name"}
-    name = data["name"]
-    if name is None:
+    if data["name"] is None:
         return "", rest
-    if not isinstance(name, str):
-        raise ScenarioError([f"name: expected text, got {type(name).__name__}"])
-    name = " ".join(name.split())  # one line: newlines and tabs become spaces
-    if len(name) > MAX_NAME_CHARS:
-        raise ScenarioError([f"name: {len(name):,} characters; at most {MAX_NAME_CHARS}"])
-    if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in name):
-        raise ScenarioError(["name: contains control characters or unpaired surrogates; use plain text"])
-    return name, rest
+    try:
+        return checked_name(data["name"], MAX_NAME_CHARS), rest
+    except NameProblemError as exc:
+        raise ScenarioError([f"Name: {exc}"]) from None
 
 
 @dataclass(frozen=True)
@@ -96,11 +93,13 @@ class _ScenarioBase:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: Any, devices: Mapping[str, Any] | None = None) -> Scenario:
+    def from_dict(cls, data: Any, devices: Mapping[str, Any] | None = None, *, rules: bool = True) -> Scenario:
+        """Check and complete `data`; `rules=False` skips the rules relating inputs (only for the base of a sweep
+        whose every row is checked: simulator.decision's search)."""
         from simulator.resolve import resolve  # the resolver imports the registry, not this module
 
         name, data = _split_name(data)
-        r = resolve(data, devices)
+        r = resolve(data, devices, rules=rules)
         sections = {s: SECTION_TYPES[s](**vals) for s, vals in _sectioned(r.values).items()}
         return cls(**sections, name=name, notes=r.notes, derived=r.derived, given=r.given)
 

@@ -136,10 +136,19 @@ def test_recommendation_is_a_full_plan_with_the_name():
 
 
 @pytest.mark.parametrize("name, message", [(5, "expected text"), ("x" * 201, "at most 200"),
-                                           ("a\u0000b", "control characters")])
+                                           ("a\u0000b", "control character U\\+0000"),
+                                           ("Lune \ud800", "unpaired surrogate"),
+                                           ("\u200b\u200b\u200b", "shows nothing"),
+                                           (" \u200d\u2060\ufeff\u200e ", "shows nothing")])
 def test_hostile_names_are_refused_clearly(name, message):
     with pytest.raises(ScenarioError, match=message):
         Scenario.from_dict({"name": name, "model": {"params": 1e9}})
+
+
+@pytest.mark.parametrize("name, kept", [("  Lune\n  1 ", "Lune 1"), (" \t\n", ""), ("\u200bLune", "\u200bLune"),
+                                        ("👩\u200d🚀 Mission", "👩\u200d🚀 Mission"), ("한국어 ไทย हिन्दी", "한국어 ไทย हिन्दी")])
+def test_names_that_show_something_are_kept_on_one_line(name, kept):
+    assert Scenario.from_dict({"name": name, "model": {"params": 1e9}}).name == kept
 
 
 def test_cli_decide_prints_the_contract(tmp_path):
@@ -194,3 +203,89 @@ def test_decision_pdf_reads_back_and_renders(tmp_path):
                    check=True, timeout=60)
     pngs = list(tmp_path.glob("page-*.png"))  # pdftoppm pads the page number by the page count's digits
     assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
+
+
+SEARCH = {**SMALL, "compression.weight_bits": [16, 4], "compression.quant_method": ["gptq"],
+          "serving.gpus_per_replica": [1, 8]}
+
+
+def _no_plan_reason(space: dict | None = None, **sections: dict) -> str:
+    s = Scenario.from_dict({"model": {"params": 1e9}, "decision": {"budget_usd": 1e9, "samples": 0},
+                            **sections})
+    d = decide(s, space=space or SEARCH, refine=False)
+    assert d.recommendation is None and d.missing is not None
+    return d.missing.reason
+
+
+def test_no_plan_for_a_purchase_without_a_price_asks_for_the_price():
+    reason = _no_plan_reason(cluster={"accelerator": "A100-80GB-SXM"}, finance={"deploy": "buy"})
+    assert "Purchase price per GPU (USD)" in reason and "A100-80GB-SXM" in reason
+    assert "memory" not in reason and "training" not in reason.lower().replace("training, rent", "")
+
+
+def test_no_plan_for_a_batch_that_never_fits_names_the_largest_that_does():
+    reason = _no_plan_reason(serving={"batch": 10_000_000})
+    assert "does not fit in memory: at most" in reason and "10,000,000 sequences" in reason
+    assert "max_training_days" not in reason and "Longest training" not in reason
+
+
+def test_no_plan_for_training_time_names_the_fastest():
+    slow = {**SEARCH, "model.params": [3e9, 7e9], "training.tokens": [6e11], "cluster.gpus": [8]}
+    reason = _no_plan_reason(slow, decision={"budget_usd": 1e9, "samples": 0, "max_training_days": 0.1})
+    assert "trains within the longest training of 0.1 days" in reason and "the fastest takes" in reason
+    assert "raise Longest training to at least" in reason
+    assert "serving" not in reason
+
+
+def test_decide_keeps_the_compression_the_user_chose():
+    """evaluate accepts 4-bit weights with 8-bit activations by SmoothQuant; decide searches only what is left open
+    (here: not the compression, nor the GPUs per replica) and recommends a plan with the user's choices."""
+    chosen = {"compression": {"weight_bits": 4, "act_bits": 8, "quant_method": "smoothquant"},
+              "serving": {"gpus_per_replica": 2}}
+    s = Scenario.from_dict({"model": {"params": 1e9}, "decision": {"budget_usd": 1e8, "samples": 0}, **chosen})
+    d = decide(s, space=SEARCH)
+    plan = d.recommendation.scenario
+    for section, values in chosen.items():
+        for name, value in values.items():
+            assert plan.value(f"{section}.{name}") == value, (section, name)
+    assert all("compression.weight_bits" not in p.choice and "serving.gpus_per_replica" not in p.choice
+               for p in d.pareto)
+    open_ = decide(Scenario.from_dict({"model": {"params": 1e9}, "decision": {"budget_usd": 1e8, "samples": 0}}),
+                   space=SEARCH)
+    assert {"compression.weight_bits", "serving.gpus_per_replica"} <= set(open_.pareto[0].choice)
+
+
+def test_monte_carlo_memory_stays_bounded_at_the_most_samples():
+    import tracemalloc
+
+    from simulator.decision.uncertainty import monte_carlo
+    from simulator.evaluator import scenario_device_spreads, scenario_rows
+    from simulator.families.decision import MAX_SAMPLES
+
+    s = Scenario.from_dict({"model": {"params": 7e9}, "serving": {"requests_per_s": 5.0}})
+    cols = scenario_rows([s])
+    tracemalloc.start()
+    try:
+        mc = monte_carlo(cols, scenario_device_spreads(s, None), 2e7, MAX_SAMPLES, 0, "decision.total_cost_usd",
+                         "quality.loss")
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert mc.samples == MAX_SAMPLES and mc.total_cost_usd.p10 < mc.total_cost_usd.p90
+    assert peak_bytes < 128 * 2**20, peak_bytes / 2**20  # all at once: 270 MiB at 50,000 draws, 1.1 GiB at 200,000
+    with pytest.raises(ScenarioError, match=r"decision\.samples"):
+        Scenario.from_dict({"model": {"params": 1e9}, "decision": {"samples": MAX_SAMPLES + 1}})
+
+
+def test_no_plan_when_no_layout_is_legal_quotes_the_rule():
+    reason = _no_plan_reason({**SEARCH, "cluster.gpus": [64, 512]}, training={"global_batch_seqs": 4},
+                             cluster={"gpus": 4})
+    assert reason.startswith("every one of the 512 candidates breaks a rule")
+    assert "needs at least one sequence per step" in reason and "memory" not in reason
+
+
+def test_no_plan_when_nothing_fits_in_training_memory_says_so_with_numbers():
+    reason = _no_plan_reason(model={"params": 1e9, "seq_len": 1_000_000},
+                             training={"micro_batch_seqs": 64, "global_batch_seqs": 4096})
+    assert reason.startswith("no candidate's training fits in the memory of the NVIDIA H100 SXM5 80GB (80 GB)")
+    assert "GB per GPU" in reason and "e+" not in reason and "rule" not in reason

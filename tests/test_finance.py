@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from simulator.catalog import load_catalog
 from simulator.evaluator import evaluate
+from simulator.inputs import INPUTS
 from simulator.scenario import Scenario
 from simulator.serving.money import npv, payback_month
 
@@ -86,3 +88,31 @@ def test_no_purchase_price_gives_nan_buy():
     plan = evaluate(Scenario.from_dict({"model": {"preset": "llama-3-8b"}, "serving": {"accelerator": "L40S"}}))
     assert math.isnan(plan.figures["finance.buy_tco_usd"].value)
     assert math.isfinite(plan.figures["finance.rent_tco_usd"].value)
+
+
+UNPRICED = [spec.id for spec in load_catalog().values() if spec.purchase_usd is None]
+
+
+def test_seven_catalog_accelerators_have_no_purchase_price():
+    assert len(UNPRICED) == 7, UNPRICED  # the case below covers every one of them
+
+
+@pytest.mark.parametrize("accelerator", UNPRICED)
+def test_buying_without_a_price_warns_and_asks_for_it(accelerator):
+    """deploy = buy where the catalog has no purchase price: the total cost is NaN, and a warning says so and asks
+    for the input by its label (the buy plan is still planned: training, rent and API stay finite)."""
+    plan = _plan({"deploy": "buy"}, {"accelerator": accelerator})
+    assert math.isnan(plan.figures["finance.tco_usd"].value)
+    assert math.isfinite(plan.figures["finance.rent_tco_usd"].value)
+    found = [w for w in plan.warnings if w.code == "finance_no_purchase_price"]
+    assert len(found) == 1 and found[0].key == "finance.purchase_usd_per_gpu"
+    text = found[0].text
+    assert INPUTS["finance.purchase_usd_per_gpu"].label in text and accelerator in text
+    assert "Rent or Hosted API" in text and "finance." not in text
+
+
+def test_a_given_price_or_another_deployment_needs_no_warning():
+    for finance in ({"deploy": "buy", "purchase_usd_per_gpu": 25_000}, {"deploy": "rent"}, {"deploy": "api"}):
+        plan = _plan(finance, {"accelerator": "L40S"})
+        assert "finance_no_purchase_price" not in plan.warning_codes(), finance
+        assert math.isfinite(plan.figures["finance.tco_usd"].value), finance

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -748,3 +749,109 @@ def test_hostile_share_links_end_with_messages_or_a_scenario(query):
         except ScenarioError as exc:
             assert all(len(p) < 2_000 for p in exc.problems)
     assert time.perf_counter() - started < SECONDS
+
+
+# ---------------------------------------------------------------- decide accepts what evaluate accepts
+
+# every key the search may choose, a few values each: the property is about which scenarios `decide` accepts, not
+# about the size of the search (the default space takes a second a scenario)
+DECIDE_SPACE = {"model.params": [1e8, 1e9], "training.tokens": [2e10, 2e11], "cluster.gpus": [8, 64],
+                "cluster.tp": [1, 2], "cluster.pp": [1, 2], "compression.weight_bits": [16, 4],
+                "compression.quant_method": ["gptq"], "serving.gpus_per_replica": [1, 2]}
+QUANTIZED = {"weight_bits": 4, "act_bits": 8, "quant_method": "smoothquant"}  # the refusal the search once made
+
+
+@st.composite
+def decision_scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    """A legal scenario with a `decision` section: a base, a few keys at a bound, default or choice, and now and
+    then a compression the user chose."""
+    doc = {sec: dict(v) for sec, v in draw(st.sampled_from(BASES)).items()}
+    if draw(st.booleans()):
+        doc["compression"] = dict(QUANTIZED)
+    for key in draw(st.lists(st.sampled_from(KEYS), min_size=1, max_size=4, unique=True)):
+        section, _, name = key.partition(".")
+        doc.setdefault(section, {})[name] = draw(edge_values(key))
+    decision = doc.setdefault("decision", {})
+    decision["samples"] = min(int(decision.get("samples", 50)), 50)  # the Monte Carlo is not what is tested
+    return doc
+
+
+@pytest.mark.fuzz
+@hostile(25)
+@given(decision_scenarios())
+def test_decide_accepts_every_scenario_evaluate_accepts(doc):
+    from hypothesis import assume
+
+    from simulator.decision import decide
+
+    try:
+        scenario = Scenario.from_dict(doc)
+        evaluate(scenario)
+    except ScenarioError:
+        assume(False)
+    d = decide(scenario, space=DECIDE_SPACE)  # a ScenarioError here is the refusal this test forbids
+    assert (d.recommendation is None) == (d.missing is not None)
+    if d.missing is not None:
+        assert d.missing.reason and "nan" not in d.missing.reason.lower(), d.missing.reason
+    if d.recommendation is not None:
+        assert math.isfinite(d.total_cost_usd) and math.isfinite(d.quality_loss)
+    elif d.missing.closest is not None:
+        assert math.isfinite(d.missing.closest["total_cost_usd"]), d.missing
+    for key in ("compression.weight_bits", "compression.act_bits", "compression.quant_method"):
+        if key in scenario.given and d.recommendation is not None:  # the user's choice is kept, not searched
+            assert d.recommendation.scenario.value(key) == scenario.value(key), key
+
+
+# ---------------------------------------------------------------- names and JSON messages
+
+NAME_CHARS = st.one_of(st.characters(exclude_categories=()),  # any code point, lone surrogates included
+                       st.sampled_from(["\u200b", "\u200d", "\u2060", "\ufeff", "\u200e", "\u202e", " ", "\t", "\n",
+                                        "\x00", "\ud800", "\udfff", "a", "模", "🚀", "ไ", "한", "ह"]))
+
+
+@pytest.mark.fuzz
+@hostile(300)
+@given(st.text(NAME_CHARS, max_size=12))
+def test_a_name_is_refused_in_words_or_shows_something_every_encoder_can_write(text):
+    """From Python or from a file: a name is refused with a "Name:" sentence (that never echoes the name), or it
+    is one line that shows something (or nothing at all: no name) and encodes as UTF-8 (a page, chart or PDF)."""
+    outcomes = []
+    for build in (lambda: Scenario.from_dict({"name": text, **BASE}),
+                  lambda: Scenario.from_json(json.dumps({"name": text, **BASE}), source="s.json")):
+        try:
+            name = build().name
+        except ScenarioError as exc:
+            message = str(exc)
+            assert message.startswith(("Name: ", "s.json: name: ")) and len(message) < 300, message
+            message.encode("utf-8")
+            outcomes.append(None)
+            continue
+        name.encode("utf-8")
+        assert name == " ".join(name.split()), repr(name)
+        assert name == "" or any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf") for ch in name)
+        outcomes.append(name)
+    assert outcomes[0] == outcomes[1], (text, outcomes)
+
+
+@pytest.mark.parametrize("text, said", [
+    ('{"a": "x\ny"}', "a raw control character (U+000A) inside a string at line 1 column 9; write it as an escape"),
+    ('{"a": "x\ty"}', "(U+0009) inside a string at line 1 column 9"),
+    ('{"a": "abc', "Unterminated string starting at line 1 column 7 (file truncated?)"),
+    ('{"a" 1}', "Expecting ':' delimiter at line 1 column 6"),
+    ('{"a": 1,}', "Expecting property name enclosed in double quotes at line 1 column 9"),
+])
+def test_json_syntax_messages_read_once(text, said):
+    with pytest.raises(JSONInputError) as info:
+        loads(text, source="s.json")
+    message = str(info.value)
+    assert said in message and "at at" not in message and message.count(" at line ") == 1, message
+
+
+def test_unpaired_surrogate_escapes_are_refused_with_their_path():
+    for text, path in (('{"name": "\\ud800"}', "name"), ('{"a": [1, {"b\\udc00": 2}]}', "a[1].b\\udc00"),
+                       ('["ok", "\\udfff\\ud800"]', "[1]")):
+        with pytest.raises(JSONInputError) as info:
+            loads(text, source="s.json")
+        assert info.value.path == path and "unpaired surrogate escape" in str(info.value), str(info.value)
+        str(info.value).encode("utf-8")  # the message itself can be printed
+    assert loads('{"k": "\\ud83d\\ude80 \\\\ud800"}') == {"k": "🚀 \\ud800"}  # a pair, and an escaped backslash

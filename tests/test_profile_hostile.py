@@ -17,6 +17,7 @@ import math
 import os
 import time
 import tracemalloc
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +30,7 @@ from hypothesis import strategies as st
 from calibration import validate
 from report import calibration_charts as charts
 from report import calibration_summary as summary
-from simulator import Scenario, evaluate
+from simulator import Scenario, ScenarioError, evaluate
 from simulator.devices import PROFILE_DIR, check_new_device, device_from_profile
 from simulator.profile import MAX_FITS, ProfileError, load_profile
 from simulator.profile_models import KNOWN_MODELS
@@ -105,13 +106,18 @@ MODEL_NAMES = [*KNOWN_MODELS, "eval", "", "__import__('os')", "linear_compute ",
 EDGES = [1e-5, 1.0001e-5, 99_999.0, 1e-6, 1e6, 0.0, 3599.0, 1e21, 1e15, 8.0, 16.0, 1e-300, 1.0, -1.0, 1000.0, 1e-9]
 ROW_INDICES = [[10**9], [-1], ["0"], 5, [True], [0.5], [], [0, 0, 0], list(range(10_000)), "0"]
 SIBLINGS = [2, 50, 1000, MAX_FITS + 1, 20_000]
+# names a user or a tool might write: lone surrogates (a JSON \ud800 escape), invisible-only, blank, long, any script
+NAMES = ["\ud800", "GPU \udfff box", "\udc80\ud800", "\u200b", "\u200b\u200b\u200b", "\u2060\ufeff\u200e", " ",
+         "\t\n", "", "x" * 257, "a\u0000b", "Lab\nbox", " 模型 🚀 ", "👩\u200d🚀", "한국어 ไทย हिन्दी", "\u200bLab"]
 
 
 @st.composite
 def mutation(draw: st.DrawFn, stem: str) -> tuple[Any, ...]:
     ix = INDEX[stem]
     kind = draw(st.sampled_from(["delete", "set", "set", "param", "param", "edge", "edge", "edge", "model",
-                                 "siblings", "gpu_names", "odd_key", "world", "rows", "section"]))
+                                 "siblings", "gpu_names", "odd_key", "world", "rows", "section", "name"]))
+    if kind == "name":
+        return ("set", ("name",), draw(st.sampled_from(NAMES)))
     if kind == "delete":
         return ("delete", draw(st.sampled_from(ix["every"])))
     if kind == "set":
@@ -242,6 +248,12 @@ def consumers_work(profile: dict[str, Any], focus: list[Path_] = ()) -> None:
     if spec is not None:
         _plan_on(spec)
         assert all(math.isfinite(v) and v > 0 for v in spec.peak_tflops.values()), spec.peak_tflops
+    name = profile["name"]  # one line that shows something and that every page, chart and file can write
+    assert name.strip() and name == " ".join(name.split()), repr(name)
+    assert any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf") for ch in name), repr(name)
+    if any(f == ("name",) for f in focus):  # the Calibrate page's throughput chart, titled by the name
+        chart = charts.throughput_chart(charts.throughput_frame({name: profile})).to_dict()
+        json.dumps(chart, ensure_ascii=False).encode("utf-8")  # what the browser is sent: a lone surrogate cannot be
     main = summary.main_device(profile)
     assert main in ("cpu", "cuda")
     for bench in ("gemm", "block_fwd_bwd"):
@@ -254,6 +266,7 @@ def consumers_work(profile: dict[str, Any], focus: list[Path_] = ()) -> None:
     assert median is None or math.isfinite(median)
     assert sum(summary.row_counts(profile).values()) == len(profile["measurements"])
     assert isinstance(summary.headline(profile, spec), str)
+    summary.headline(profile, spec).encode("utf-8")
     other = json.loads(RAW[STEMS[0]])
     _frame_finite(summary.compare_frame(profile, other, "A", "B"), ("A", "B", summary.RATIO))
     summary.environment_frame(profile)
@@ -369,3 +382,37 @@ def test_many_fits_under_the_cap_cost_linear_memory():
         tracemalloc.stop()
     assert len(entries) >= MAX_FITS - 100
     assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("name, from_file, from_python", [
+    # a lone surrogate: the JSON reader refuses its escape wherever it is; from Python the name check refuses it
+    ("\ud800", r"name: the text holds an unpaired surrogate escape \\ud800", "is an unpaired surrogate"),
+    ("GPU \udfff", r"name: the text holds an unpaired surrogate escape \\udfff", "is an unpaired surrogate"),
+    ("\u200b\u200b", "name: shows nothing", "shows nothing"),
+    ("\u2060\ufeff\u200e", "name: shows nothing", "shows nothing"),
+    ("a\u0000b", r"name: contains the control character U\+0000", r"contains the control character U\+0000"),
+])
+def test_profile_names_are_checked_as_scenario_names_are(name, from_file, from_python):
+    """One check (simulator.names) for a profile's name and a scenario's: the same words for the same name."""
+    p = json.loads(RAW[STEMS[0]])
+    p["name"] = name
+    with pytest.raises(ProfileError, match=from_file):
+        load_profile(encode(p))
+    with pytest.raises(ScenarioError, match="(?i)" + from_file):  # a file: "scenario: name: ..." or "Name: ..."
+        Scenario.from_json(json.dumps({"name": name, "model": {"params": 1e9}}))
+    with pytest.raises(ScenarioError, match=f"Name: .*{from_python}"):
+        Scenario.from_dict({"name": name, "model": {"params": 1e9}})
+
+
+def test_a_blank_profile_name_is_refused_where_a_blank_scenario_name_is_none():
+    p = json.loads(RAW[STEMS[0]])
+    p["name"] = " \t "
+    with pytest.raises(ProfileError, match="name: must not be empty"):
+        load_profile(encode(p))
+    assert Scenario.from_dict({"name": " \t ", "model": {"params": 1e9}}).name == ""
+
+
+def test_a_profile_name_is_kept_on_one_line():
+    p = json.loads(RAW[STEMS[0]])
+    p["name"] = "  Lab\n box  模型 "
+    assert load_profile(encode(p))["name"] == "Lab box 模型"

@@ -278,12 +278,13 @@ def test_loader_module_imports_only_stdlib_and_numpy():
     import ast
     import sys
 
+    import simulator.names as nm
     import simulator.profile_models as pm
     import simulator.quality_curves as qc
     import simulator.safe_json as sj
 
-    for module, first_party in ((sp, {"simulator.profile_models", "simulator.safe_json", "simulator.quality_curves"}),
-                                (pm, set()), (sj, set()), (qc, set())):
+    for module, first_party in ((sp, {"simulator.profile_models", "simulator.safe_json", "simulator.quality_curves",
+                                      "simulator.names"}), (pm, set()), (sj, set()), (qc, set()), (nm, set())):
         tree = ast.parse(Path(module.__file__).read_text())
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}

@@ -154,3 +154,29 @@ def test_a_whole_prompt_is_not_hidden_under_a_memory_bound_decode_step():
     assert mean_s - decode.total_s[0] >= 8 / 256 * prompt_s
     alone = steady_step(r, zero + 1.0, zero + 2048.0, zero + 256.0)  # one sequence: 1/256 of a prompt per step
     assert alone.total_s[0] > step_time(r, zero + 1.0, zero + 2176.0, zero, zero, zero + 2048.0).total_s[0]
+
+
+SERVING_FIGURES = ("serving.ttft_s", "serving.tpot_s", "serving.replicas", "serving.gpus", "serving.monthly_cost_usd")
+LOOSE = {"accelerator": "H100-SXM", "gpus_per_replica": 4, "tpot_target_s": 60, "ttft_target_s": 3600}
+
+
+def test_a_batch_one_above_what_fits_names_the_largest_that_fits():
+    fits = int(_plan(LOOSE).figures["serving.max_batch"].value)
+    over = _plan({**LOOSE, "batch": fits + 1})
+    found = [w for w in over.warnings if w.code == "serving_batch_no_fit"]
+    assert len(found) == 1 and found[0].key == "serving.batch", over.warnings
+    assert f"at most {fits:,} fit" in found[0].text and f"{fits + 1:,} sequences" in found[0].text
+    assert "serving." not in found[0].text  # the user's words: labels, not keys
+    assert all(math.isnan(over.figures[k].value) for k in SERVING_FIGURES)
+    at = _plan({**LOOSE, "batch": fits})  # the number named is one that fits: its figures are there
+    assert "serving_batch_no_fit" not in at.warning_codes()
+    assert all(math.isfinite(at.figures[k].value) for k in SERVING_FIGURES)
+
+
+def test_every_nan_serving_figure_comes_with_a_serving_warning():
+    """Batches around the memory limit and far past it: no NaN serving figure without a serving warning."""
+    fits = int(_plan(LOOSE).figures["serving.max_batch"].value)
+    for batch in (1, fits // 2, fits - 1, fits, fits + 1, 2 * fits, 10_000_000):
+        plan = _plan({**LOOSE, "batch": batch})
+        if any(math.isnan(plan.figures[k].value) for k in SERVING_FIGURES):
+            assert any(w.code.startswith("serving") for w in plan.warnings), (batch, plan.warnings)

@@ -4,7 +4,7 @@ a local refinement around it, then the Monte Carlo and the tornado of the recomm
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ import numpy as np
 from simulator.catalog import HardwareSpec
 from simulator.decision.search import (
     COST,
+    DAYS,
     LOSS,
     Candidates,
     evaluate_candidates,
@@ -21,9 +22,11 @@ from simulator.decision.search import (
     refinement_grid,
     scenario_of,
 )
-from simulator.decision.space import base_inputs, default_space, only_registered
+from simulator.decision.space import SEARCHED, base_inputs, open_space
 from simulator.decision.uncertainty import MonteCarlo, Swing, monte_carlo, tornado
+from simulator.errors import ScenarioError
 from simulator.evaluator import evaluate, scenario_device_correlations, scenario_device_spreads, scenario_rows
+from simulator.inputs import INPUTS
 from simulator.plan import Plan
 from simulator.scenario import Scenario
 
@@ -101,10 +104,9 @@ def _thin(indices: np.ndarray, most: int) -> np.ndarray:
 
 
 def _no_plan(c: Candidates, ok: np.ndarray, cost: np.ndarray, objective: str, budget_usd: float,
-             target: float | None) -> NoPlan:
+             target: float | None, why_none: Callable[[], NoPlan]) -> NoPlan:
     if ok.size == 0:
-        return NoPlan("no candidate is feasible: none fits in memory and finishes training within "
-                      "decision.max_training_days; raise max_training_days or allow a faster accelerator", None)
+        return why_none()
     loss = c.figures[LOSS][ok]
     if objective == "cheapest_for_quality":
         j = int(np.argmin(loss))
@@ -121,16 +123,108 @@ def _closest(c: Candidates, i: int, cost_usd: float) -> dict[str, Any]:
     return {"scenario": c.choice(i), "total_cost_usd": float(cost_usd), "quality_loss": float(c.figures[LOSS][i])}
 
 
-def search_base(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None) -> Scenario:
-    """The scenario every candidate starts from: the user's inputs less what the search chooses and the question."""
-    return Scenario.from_dict(base_inputs(scenario, question=False), devices)
+# the candidate that best shows why none is feasible: the smallest model, on the most GPUs, with the fewest weight
+# bits (the one likeliest to fit in memory, serve its batch and train fast); keys a grid lacks are skipped
+_GENEROUS = (("model.params", 1), ("serving.gpus_per_replica", -1), ("compression.weight_bits", 1),
+             ("cluster.gpus", -1), ("cluster.pp", -1), ("cluster.tp", -1))
+
+
+def _example(c: Candidates, rows: np.ndarray) -> int:
+    """The most generous candidate among `rows` (a boolean mask or positions), by `_GENEROUS`."""
+    at = np.flatnonzero(rows) if rows.dtype == bool else rows
+    keys = [sign * np.asarray(c.choices[k], dtype=float)[at] for k, sign in reversed(_GENEROUS) if k in c.choices]
+    return int(at[np.lexsort(keys)[0]]) if keys else int(at[0])
+
+
+def _describe(choice: Mapping[str, Any]) -> str:
+    """A candidate in a few words: "0.3B parameters, 8 GPUs per replica, 4-bit weights"."""
+    parts = [f"{choice['model.params'] / 1e9:.3g}B parameters"] if "model.params" in choice else []
+    if "serving.gpus_per_replica" in choice:
+        gpus = int(choice["serving.gpus_per_replica"])
+        parts.append(f"{gpus} GPU{'s' if gpus > 1 else ''} per replica")
+    if "compression.weight_bits" in choice:
+        parts.append(f"{int(choice['compression.weight_bits'])}-bit weights")
+    return ", ".join(parts) or "any candidate"
+
+
+class _Explainer:
+    """Why no candidate of a search is feasible, in the user's words: which condition no candidate meets (breaks
+    no rule, fits in memory, has a total cost, trains in time), and what the plan of one candidate that fails it
+    says to change (its rule's message, or its serving and finance warnings: a batch that does not fit names the
+    largest that does, a purchase without a price asks for one)."""
+
+    def __init__(self, c: Candidates, scenario: Scenario, grid: Mapping[str, Sequence[Any]],
+                 devices: Mapping[str, HardwareSpec] | None, max_days: float):
+        self.c, self.scenario, self.grid, self.devices, self.max_days = c, scenario, grid, devices, max_days
+
+    def _scenario(self, i: int) -> Scenario:
+        return scenario_of(base_inputs(self.scenario, searched=tuple(self.grid)), self.c.choice(i), self.devices)
+
+    def _broken(self) -> str:
+        """Why no candidate is valid: the rule most of them break, told by one of them, or (where some break none)
+        the training memory of the most generous of those."""
+        lawful = self.c.broken == 0
+        if not lawful.any():
+            common = int(np.bincount(self.c.broken).argmax())
+            try:
+                self._scenario(_example(self.c, self.c.broken == common))
+            except ScenarioError as exc:
+                return (f"every one of the {self.c.n:,} candidates breaks a rule, most of them this one: "
+                        f"{exc.problems[0]}")
+            return f"every one of the {self.c.n:,} candidates breaks a rule relating its inputs"
+        plan = evaluate(self._scenario(_example(self.c, lawful)), self.devices)
+        hw = plan.hardware
+        return (f"no candidate's training fits in the memory of the {hw.display_name} ({hw.hbm_GB:g} GB): for example "
+                f"{plan.scenario.model.params / 1e9:.3g}B parameters on {plan.scenario.cluster.gpus:,} GPUs needs "
+                f"{plan.value('training.memory_per_gpu_gb'):,.0f} GB per GPU; lower the "
+                f"{INPUTS['model.seq_len'].label} or the {INPUTS['training.micro_batch_seqs'].label}, or choose an "
+                f"{INPUTS['cluster.accelerator'].label.lower()} with more memory")
+
+    def _uncosted(self, rows: np.ndarray) -> str:
+        i = _example(self.c, rows)
+        plan = evaluate(self._scenario(i), self.devices)
+        said = [w.text for w in plan.warnings if w.key.partition(".")[0] in ("serving", "finance")]
+        return f"for {_describe(self.c.choice(i))}: {'; '.join(said) if said else 'its serving cost is undefined'}"
+
+    def __call__(self) -> NoPlan:
+        c = self.c
+        usable = c.valid & np.isfinite(c.figures[LOSS])
+        if not usable.any():
+            return NoPlan(self._broken(), None)
+        costed = usable & np.isfinite(c.figures[COST])
+        with np.errstate(invalid="ignore"):
+            timely = usable & (c.figures[DAYS] <= self.max_days)
+        if not costed.any():
+            return NoPlan("no candidate's serving can be costed, so none has a total cost; "
+                          f"{self._uncosted(timely if timely.any() else usable)}", None)
+        fastest = int(np.flatnonzero(costed)[np.argmin(c.figures[DAYS][costed])])
+        days = float(c.figures[DAYS][fastest])
+        closest = _closest(c, fastest, float(c.figures[COST][fastest]))
+        longest = INPUTS["decision.max_training_days"]
+        within = f"within the {longest.label.lower()} of {self.max_days:,.4g} {longest.unit}"
+        fix = (f"raise {longest.label} to at least {np.ceil(days * 10) / 10:,.4g} {longest.unit}, or choose a "
+               "faster accelerator")
+        if not timely.any():
+            return NoPlan(f"no candidate trains {within}: the fastest takes {days:,.1f} days; {fix}", closest)
+        return NoPlan(f"the candidates that train {within} have no total cost, because their serving cannot be "
+                      f"costed ({self._uncosted(timely)}), and those that have one take at least {days:,.1f} days "
+                      f"to train: {fix}, or change the serving as said", closest)
+
+
+def search_base(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None,
+                searched: Sequence[str] = SEARCHED) -> Scenario:
+    """The scenario every candidate starts from: the user's inputs less what the search chooses (`searched`) and
+    the question. It is no plan, only where the rows start: the rules relating inputs are checked on every candidate
+    (in the sweep), not on it, so a legal scenario whose own values are searched away never refuses the search."""
+    return Scenario.from_dict(base_inputs(scenario, question=False, searched=searched), devices, rules=False)
 
 
 def candidates_for(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None,
                    space: Mapping[str, Sequence[Any]] | None = None) -> Candidates:
-    """Every candidate of `space` (default: `default_space()`) evaluated once; reusable for any question."""
-    grid = only_registered(space if space is not None else default_space())
-    return evaluate_candidates(search_base(scenario, devices), grid, devices)
+    """Every candidate of `space` (default: `default_space()`) that the scenario leaves open (`open_space`),
+    evaluated once; reusable for any question."""
+    grid = open_space(scenario, space)
+    return evaluate_candidates(search_base(scenario, devices, tuple(grid)), grid, devices)
 
 
 def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None,
@@ -141,7 +235,7 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     d = scenario.decision
     target = d.quality_target_loss
     t0 = time.perf_counter()
-    grid = only_registered(space if space is not None else default_space())
+    grid = open_space(scenario, space)
     coarse = candidates if candidates is not None else candidates_for(scenario, devices, grid)
     ok, cost, loss, front = coarse.view(d.max_training_days)
     # the objective's plan is on the front (least loss within a budget, least cost reaching a loss), so it is
@@ -152,7 +246,7 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     points = [ParetoPoint(float(cost[j]), float(loss[j]), coarse.choice(int(ok[j]))) for j in front]
     best: dict[str, Any] | None = None if at is None else coarse.choice(int(ok[at]))
     if best is not None and refine:
-        base = search_base(scenario, devices)
+        base = search_base(scenario, devices, tuple(grid))
         fine = evaluate_candidates(base, refinement_grid(best, grid), devices)
         n_eval += fine.n
         fok = np.flatnonzero(fine.feasible(d.max_training_days))
@@ -171,9 +265,11 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     sample = {"total_cost_usd": cost[shown], "quality_loss": loss[shown]}
     if best is None:
         return Decision(scenario, d.objective, d.budget_usd, target, None,
-                        _no_plan(coarse, ok, cost, d.objective, d.budget_usd, target), tuple(points), n_eval,
+                        _no_plan(coarse, ok, cost, d.objective, d.budget_usd, target,
+                                 _Explainer(coarse, scenario, grid, devices, d.max_training_days)),
+                        tuple(points), n_eval,
                         int(ok.size), search_s, None, (), sample, devices)
-    rec_scenario = scenario_of(base_inputs(scenario), best, devices, name=scenario.name)
+    rec_scenario = scenario_of(base_inputs(scenario, searched=tuple(grid)), best, devices, name=scenario.name)
     plan = evaluate(rec_scenario, devices)
     spread = scenario_device_spreads(rec_scenario, devices)
     cols = scenario_rows([rec_scenario], devices)

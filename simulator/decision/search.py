@@ -30,6 +30,7 @@ class Candidates:
     choices: dict[str, np.ndarray]  # searched key -> each row's value
     figures: dict[str, np.ndarray]
     valid: np.ndarray  # breaks no rule and fits in memory
+    broken: np.ndarray  # 0, else 1 + the index in simulator.inputs.ERRORS of a rule the row breaks
     _views: dict[float, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -85,7 +86,7 @@ def _whole(base: Scenario, space: Mapping[str, Sequence[Any]],
     choices = {key: np.asarray(arrays[key]) for key in space}
     figures = {key: np.asarray(arrays[key], dtype=float) for key in keep}
     valid = np.asarray(arrays["valid"]) & (figures["training.fits_memory"] > 0)
-    return Candidates(choices, figures, valid)
+    return Candidates(choices, figures, valid, np.asarray(arrays["reason"].codes, dtype=np.int16))
 
 
 def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]],
@@ -105,6 +106,7 @@ def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]],
     at = {k: _product_index(shape, i) for i, k in enumerate(keys)}
     figures: dict[str, np.ndarray] = {}
     valid = np.ones(int(np.prod(shape, dtype=np.int64)), dtype=bool)
+    broken = np.zeros(len(valid), dtype=np.int16)
     for part_sections, kept in PARTS.values():
         mine = [k for k in keys if k.partition(".")[0] in part_sections]
         grid = {k: list(space[k]) if k in mine else list(space[k])[:1] for k in keys}
@@ -112,6 +114,9 @@ def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]],
         row = (np.ravel_multi_index([at[k] for k in mine], [len(space[k]) for k in mine]) if mine
                else np.zeros(len(valid), dtype=np.intp))
         valid &= np.asarray(arrays["valid"])[row]
+        codes = np.asarray(arrays["reason"].codes, dtype=np.int16)
+        if codes.any():
+            broken = np.where(broken == 0, codes[row], broken)
         for key in kept:
             if key in arrays:
                 figures[key] = np.asarray(arrays[key], dtype=float)[row]
@@ -120,7 +125,7 @@ def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]],
     # as the decision family adds them (simulator/families/decision.py): training plus serving over the horizon
     figures[COST] = figures.pop("training.cost_usd") + figures.pop("decision.serving_cost_usd")
     choices = {k: np.asarray(space[k])[at[k]] for k in keys}
-    return Candidates(choices, figures, valid)
+    return Candidates(choices, figures, valid, broken)
 
 
 def pareto_front(cost: np.ndarray, loss: np.ndarray) -> np.ndarray:

@@ -17,6 +17,21 @@ SEARCHED = ("model.params", "training.tokens", "cluster.gpus", "cluster.tp", "cl
             "compression.weight_bits", "compression.quant_method", "serving.gpus_per_replica")
 FREED = ("model.preset", *SHAPE_KEYS, "model.kv_heads", "model.ffn_hidden", "training.zero_stage",
          "cluster.first_stage_layers", "cluster.last_stage_layers")
+# The model, its tokens and its training cluster are what a decision is about: always searched (a scenario must give
+# a size; it is only the search's start). The rest is searched only where the scenario leaves it open: a searched
+# key is closed by any of these given keys, and then every candidate keeps the user's values. The quantization keys
+# close together because the rules relate them (bits below 16 need a method; fp formats need fp widths).
+QUANTIZATION = ("compression.weight_bits", "compression.act_bits", "compression.quant_method", "compression.format")
+CLOSED_BY: dict[str, tuple[str, ...]] = {
+    "compression.weight_bits": QUANTIZATION,
+    "compression.quant_method": QUANTIZATION,
+    "serving.gpus_per_replica": ("serving.gpus_per_replica",),
+}
+
+
+def closed(scenario: Scenario) -> frozenset[str]:
+    """The searched keys this scenario's own choices close (CLOSED_BY): its candidates keep the user's values."""
+    return frozenset(key for key, by in CLOSED_BY.items() if any(k in scenario.given for k in by))
 
 
 def _round_sig(values: np.ndarray, digits: int = 2) -> list[float]:
@@ -47,22 +62,26 @@ def default_space(per_decade: int = 4) -> dict[str, list[Any]]:
     return space
 
 
-def base_inputs(scenario: Scenario, question: bool = True) -> dict[str, dict[str, Any]]:
-    """The user's inputs with the searched keys and what they fix (a preset, a shape, a ZeRO stage) taken out, so
-    each candidate's shape and derived settings follow its own size and layout. `question=False` also leaves out
-    what the candidates' figures do not depend on: the decision section but its horizon."""
+def base_inputs(scenario: Scenario, question: bool = True,
+                searched: Sequence[str] = SEARCHED) -> dict[str, dict[str, Any]]:
+    """The user's inputs with the searched keys they leave open (`closed`) and what those fix (a preset, a shape, a
+    ZeRO stage) taken out, so each candidate's shape and derived settings follow its own size and layout.
+    `question=False` also leaves out what the candidates' figures do not depend on: the decision section but its
+    horizon. `searched`: the keys the grid searches (a key it does not search keeps the user's value)."""
     data = scenario.inputs()
     data.pop("name", None)
     if not question:
         horizon = data.pop("decision", {}).get("horizon_months")
         if horizon is not None:
             data["decision"] = {"horizon_months": horizon}
-    for key in (*SEARCHED, *FREED):
+    for key in (*(k for k in searched if k not in closed(scenario)), *FREED):
         section, _, name = key.partition(".")
         data.get(section, {}).pop(name, None)
     if "model.params" in scenario.given or "model.preset" in scenario.given or any(
-            k in scenario.given for k in SHAPE_KEYS):
-        data.setdefault("model", {})["params"] = float(scenario.model.params)  # a valid base for the sweep
+            k in scenario.given for k in SHAPE_KEYS):  # a valid base for the sweep: the size given, else counted
+        params = INPUTS["model.params"]  # (a shape's count may lie a little past the bounds of a given size)
+        size = scenario.given.get("model.params", float(scenario.model.params))
+        data.setdefault("model", {})["params"] = float(min(max(size, params.low), params.high))
     return data
 
 
@@ -77,3 +96,11 @@ def candidate_inputs(base: Mapping[str, Mapping[str, Any]], choice: Mapping[str,
 
 def only_registered(space: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
     return {k: list(v) for k, v in space.items() if k in INPUTS}
+
+
+def open_space(scenario: Scenario, space: Mapping[str, Sequence[Any]] | None = None) -> dict[str, list[Any]]:
+    """`space` (default: `default_space()`) over what this scenario leaves open: registered keys, less the ones its
+    own choices close (`closed`)."""
+    shut = closed(scenario)
+    grid = only_registered(space if space is not None else default_space())
+    return {k: v for k, v in grid.items() if k not in shut}

@@ -3,9 +3,12 @@ serving total cost, payback and NPV over a horizon (simulator/serving/money.py h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
-from simulator.registry import Columns, Derived, Family, FigureSpec, Input
+from simulator.registry import Columns, Derived, Family, FigureSpec, Input, Rule
 from simulator.serving.money import monthly_flows, npv, payback_month
 
 DEPLOY = ("rent", "buy", "api")
@@ -131,7 +134,25 @@ def run(c: Columns) -> dict[str, np.ndarray]:
         }
 
 
+def _buys_without_price(c: Columns) -> np.ndarray:
+    return (np.asarray(c["deploy"]) == DEPLOY.index("buy")) & ~np.isfinite(purchase_usd(c))
+
+
+def _no_price_message(r: Mapping[str, Any]) -> str:
+    deploy, price = _INPUT["finance.deploy"], _INPUT["finance.purchase_usd_per_gpu"]
+    others = " or ".join(deploy.choice_labels[d] for d in DEPLOY if d != "buy")
+    return (f"{deploy.label} is {deploy.choice_labels['buy']}, but the catalog has no purchase price for the serving "
+            f"accelerator {r['serving.accelerator']}, so the serving and total costs cannot be computed: give "
+            f"{price.label} ({price.unit}), or choose {others}")
+
+
+_INPUT = {inp.key: inp for inp in INPUTS}
+RULES = (
+    Rule("finance.purchase_usd_per_gpu", "buying needs a purchase price per GPU", _buys_without_price,
+         _no_price_message, "warning", "finance_no_purchase_price"),
+)
+
 # the horizon (months the totals, NPV and payback cover) is the question's: decision.horizon_months, column
 # `horizon_months`, declared once in simulator/families/decision.py
-FAMILY = Family("finance", INPUTS, FIGURES, run, needs=("cost", "serving"),
+FAMILY = Family("finance", INPUTS, FIGURES, run, RULES, needs=("cost", "serving"),
                 doc="rent vs buy vs hosted API, total cost over a horizon, margin, NPV and payback")

@@ -9,6 +9,9 @@ warning says what to change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from simulator.registry import Columns, Derived, Family, FigureSpec, Input, Rule
@@ -161,6 +164,21 @@ def _no_fit(c: Columns) -> np.ndarray:
     return np.asarray(c["serving.max_batch"]) < 1
 
 
+def _batch_too_big(c: Columns) -> np.ndarray:
+    given, fits = np.asarray(c["serving_batch"]), np.asarray(c["serving.max_batch"])
+    return (given > 0) & (fits >= 1) & (given > fits)
+
+
+def _batch_message(r: Mapping[str, Any]) -> str:
+    batch, replica = _INPUT["serving.batch"], _INPUT["serving.gpus_per_replica"]
+    fits, gpus = int(r["serving.max_batch"]), int(r["gpus_per_replica"])
+    context = int(r["prompt_tokens"] + r["output_tokens"])
+    return (f"{batch.label} of {int(r['serving_batch']):,} {batch.unit} does not fit in memory: at most {fits:,} fit "
+            f"({gpus:,} GPU{'s' if gpus > 1 else ''} of {r['serving_hw_hbm_GB']:g} GB per replica, {context:,} tokens "
+            f'a request). Give a {batch.label.lower()} of at most {fits:,} or "max", or raise {replica.label}')
+
+
+_INPUT = {inp.key: inp for inp in INPUTS}
 RULES = (
     Rule("serving.gpus_per_replica", "serving.gpus_per_replica must divide the attention heads",
          lambda c: np.mod(c["heads"], c["gpus_per_replica"]) != 0,
@@ -178,6 +196,8 @@ RULES = (
                     + (f" at batch {r['serving.batch']}" if r["serving_batch"] > 0 else "")
                     + "): relax a target, give a smaller batch, add GPUs per replica, or choose a faster accelerator"),
          "warning", "serving_targets"),
+    Rule("serving.batch", "the batch does not fit in memory", _batch_too_big, _batch_message, "warning",
+         "serving_batch_no_fit"),
 )
 
 FAMILY = Family("serving", INPUTS, FIGURES, run, RULES,
