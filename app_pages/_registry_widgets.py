@@ -4,6 +4,7 @@ keeps its widgets' values in session state under its own prefix ("decide.", "dep
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,8 @@ def label(key: str) -> str:
     """The input's label with its unit: "Requests per second (requests/s)"; "Parameters (billions)" when scaled."""
     inp = INPUTS[key]
     unit = inp.widget_unit if inp.scale != 1 else inp.unit
-    return f"{inp.label} ({unit})" if unit and unit.lower() not in inp.label.lower() else inp.label
+    said = unit and re.search(rf"(?<!\w){re.escape(unit.lower())}(?!\w)", inp.label.lower())  # a word, not "s" in "first"
+    return f"{inp.label} ({unit})" if unit and not said else inp.label
 
 
 def widget(key: str, prefix: str, disabled: bool = False, options: Sequence[Any] | None = None,
