@@ -8,9 +8,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages._metric_cells import metric_cells
 from report import calibration_charts as charts
 from report import calibration_summary as summary
 from report import formatting as fmt
+from report.charts import for_page
 
 COMPARE_A, COMPARE_B, COMPARE_FOR = "calibrate.compare_a", "calibrate.compare_b", "calibrate.compare_for"
 SECTIONS = {"compute": "Compute", "collectives": "Collectives", "parameter_server": "Parameter server",
@@ -68,8 +70,8 @@ def metrics(profile: dict[str, Any], spec: Any | None) -> None:
     noisy = len(profile.get("summary", {}).get("noisy_rows") or [])
     figures.append(("Rows ok / failed", f"{counts['ok']} / {counts['failed']}",
                     f"Measurement rows: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped; {noisy} noisy (spread over 50% of the median)."))
-    with st.container(border=True, key="calibrate_metrics"):
-        for column, (label, value, help_text) in zip(st.columns(len(figures)), figures, strict=True):
+    with metric_cells(len(figures), key="calibrate_metrics") as cells:
+        for column, (label, value, help_text) in zip(cells, figures, strict=True):
             column.metric(label, value, help=md(help_text))
 
 
@@ -105,7 +107,7 @@ def _throughput_view(key: str, _profiles: dict[str, dict[str, Any]]) -> tuple[di
 
 
 def chart(spec: dict, frame: pd.DataFrame, description: str, table_label: str, key: str) -> None:
-    st.vega_lite_chart(spec=spec, width="stretch", alt=description, key=key)
+    st.vega_lite_chart(spec=for_page(spec), width="stretch", alt=description, key=key)
     st.caption(md(description))
     with st.expander(f"Table: {table_label}"):
         st.dataframe(fmt.table_text(frame), hide_index=True, width="stretch")
@@ -121,8 +123,8 @@ def fit_detail(profile_id: str, section: str, path: tuple[str, ...], fit: dict[s
     spec, errors, points, description = _fit_view(profile_id, dotted, fit)
     left, right = st.columns([3, 2])
     with left:
-        st.vega_lite_chart(spec=spec, width="stretch", alt=description, key=f"chart_{section}")
-        st.vega_lite_chart(spec=errors, width="stretch", key=f"chart_{section}_errors",
+        st.vega_lite_chart(spec=for_page(spec), width="stretch", alt=description, key=f"chart_{section}")
+        st.vega_lite_chart(spec=for_page(errors), width="stretch", key=f"chart_{section}_errors",
                            alt=f"Prediction error of each measured point of {label}, in percent.")
         st.caption(md(description))
         with st.expander(f"Table: measured and predicted points of {label}"):

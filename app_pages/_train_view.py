@@ -147,7 +147,7 @@ def _spec(kind: str, frame: pd.DataFrame, args: tuple = ()) -> dict:
 
 
 def _draw(kind: str, frame: pd.DataFrame, description: str, key: str, args: tuple = ()) -> None:
-    st.vega_lite_chart(spec=_spec(kind, frame, args), width="stretch", alt=description, key=key)
+    st.vega_lite_chart(spec=charts.for_page(_spec(kind, frame, args)), width="stretch", alt=description, key=key)
 
 
 def _chart(kind: str, frame: pd.DataFrame, table: pd.DataFrame, description: str, table_label: str,

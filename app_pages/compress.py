@@ -13,11 +13,13 @@ import streamlit as st
 from app_pages import _compress_inputs as ui
 from app_pages import _page_link as link
 from app_pages._devices import session_devices
+from app_pages._metric_cells import metric_cells
 from app_pages._train_data import device_key
 from report import compression_charts as charts
 from report import compression_text as text
 from report import formatting as fmt
 from report import scaling_law_charts as laws
+from report.charts import for_page
 from report.formatting import md_escape
 from simulator.devices import all_devices
 from simulator.evaluator import evaluate
@@ -81,8 +83,8 @@ def _help(plan: Plan, key: str) -> str:
 
 def metrics(plan: Plan) -> None:
     ratio = plan.value("compression.size_ratio")
-    with st.container(border=True):
-        for column, (key, label) in zip(st.columns(len(METRICS)), METRICS, strict=True):
+    with metric_cells(len(METRICS)) as cells:
+        for column, (key, label) in zip(cells, METRICS, strict=True):
             f = plan.figures[key]
             value = text.figure_text(f.value, f.unit)
             change = None
@@ -123,8 +125,9 @@ def predicted_bits(quant: pd.DataFrame) -> None:
     if quant.empty:
         st.info(charts.describe_quant(quant))
         return
-    st.altair_chart(charts.quant_chart(quant), width="stretch")
-    st.caption(md(charts.describe_quant(quant)))
+    description = charts.describe_quant(quant)
+    st.vega_lite_chart(for_page(charts.quant_chart(quant)), width="stretch", alt=description)
+    st.caption(md(description))
     _table("predicted perplexity by bits and method", quant, RATIOS)
 
 
@@ -133,8 +136,9 @@ def predicted_sparsity(prune: pd.DataFrame) -> None:
     if prune[~prune["This plan"]].empty:
         st.info(charts.describe_prune(prune))
         return
-    st.altair_chart(charts.prune_chart(prune), width="stretch")
-    st.caption(md(charts.describe_prune(prune)))
+    description = charts.describe_prune(prune)
+    st.vega_lite_chart(for_page(charts.prune_chart(prune)), width="stretch", alt=description)
+    st.caption(md(description))
     _table("predicted loss increase by sparsity and method", prune, SHARES)
 
 
@@ -152,8 +156,9 @@ def measured(found: tuple[dict[str, Any], Any, str] | None, family: str, model_n
     if frame.empty:
         st.info(f"The profile has no {what} curve for {md(model_name)}.")
         return
-    st.altair_chart(charts.measured_chart(frame, y_name, title), width="stretch")
-    st.caption(md(charts.describe_measured(frame, y_name, title)))
+    description = charts.describe_measured(frame, y_name, title)
+    st.vega_lite_chart(for_page(charts.measured_chart(frame, y_name, title)), width="stretch", alt=description)
+    st.caption(md(description))
     _table(f"{title}, {what}", frame, SHARES)
 
 
@@ -198,8 +203,9 @@ def scaling_law(found_law: tuple[Any, str]) -> None:
         st.info("No profile at hand has a measured scaling law: `python -m calibration quality --full` trains the "
                 "small LM at several sizes and token budgets and fits one (docs/calibration.md, \"Quality "
                 "calibration\").")
-    st.altair_chart(laws.law_chart(frame), width="stretch")
-    st.caption(md(laws.describe_law(frame, law, source)))
+    description = laws.describe_law(frame, law, source)
+    st.vega_lite_chart(for_page(laws.law_chart(frame)), width="stretch", alt=description)
+    st.caption(md(description))
     st.dataframe(laws.law_table(law), hide_index=True, width="stretch")
     _table("scaling-law points and lines", frame, COUNTS)
 

@@ -12,10 +12,12 @@ import streamlit as st
 from app_pages import _decide_inputs as ui
 from app_pages import _page_link as link
 from app_pages._devices import session_devices
+from app_pages._metric_cells import metric_cells
 from app_pages._train_data import device_key
 from report import decision_charts as charts
 from report import decision_text as text
 from report import formatting as fmt
+from report.charts import for_page
 from simulator.decision.decide import Decision, candidates_for, decide
 from simulator.decision.search import Candidates
 from simulator.decision.space import base_inputs
@@ -83,8 +85,7 @@ def metrics(d: Decision) -> None:
     plan = d.recommendation
     u = d.uncertainty
     cost = plan.figures["decision.total_cost_usd"]
-    with st.container(border=True):
-        c = st.columns(5)
+    with metric_cells(5 if u is not None else 4) as c:
         c[0].metric("Total cost", fmt.usd(cost.value), help=cost.source + f" · {cost.provenance}")
         c[1].metric("Predicted loss", fmt.loss(plan.value("quality.loss")),
                     help=plan.figures["quality.loss"].source + " · published")
@@ -99,8 +100,9 @@ def pareto(d: Decision) -> None:
     st.subheader("Quality against total cost")
     frame = charts.pareto_frame(d)
     budget = d.budget_usd if d.objective != "cheapest_for_quality" else None
-    st.vega_lite_chart(charts.pareto_spec(frame, budget), width="stretch")
-    st.caption(charts.describe_pareto(frame, budget).replace("$", r"\$"))
+    description = charts.describe_pareto(frame, budget)
+    st.vega_lite_chart(for_page(charts.pareto_spec(frame, budget)), width="stretch", alt=description)
+    st.caption(description.replace("$", r"\$"))
     with st.expander("Table view: the Pareto front"):
         front = frame[frame["Kind"] != "candidate"].copy()
         front["Total cost (USD)"] = [fmt.usd(v) for v in front["Total cost (USD)"]]
@@ -124,8 +126,9 @@ def uncertainty(d: Decision) -> None:
     if bars.empty:
         st.caption("No input of this plan is marked uncertain.")
         return
-    st.vega_lite_chart(charts.tornado_spec(bars, d.total_cost_usd), width="stretch")
-    st.caption(charts.describe_tornado(bars, d.total_cost_usd).replace("$", r"\$"))
+    description = charts.describe_tornado(bars, d.total_cost_usd)
+    st.vega_lite_chart(for_page(charts.tornado_spec(bars, d.total_cost_usd)), width="stretch", alt=description)
+    st.caption(description.replace("$", r"\$"))
     with st.expander("Table view: the tornado"):
         st.dataframe(fmt.table_text(bars, TORNADO_UNITS), hide_index=True, width="stretch")
 

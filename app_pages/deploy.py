@@ -13,11 +13,13 @@ import streamlit as st
 from app_pages import _deploy_inputs as ui
 from app_pages import _page_link as link
 from app_pages._devices import session_devices
+from app_pages._metric_cells import metric_cells
 from app_pages._train_data import device_key
 from report import compression_text
 from report import deploy_text as text
 from report import formatting as fmt
 from report import serving_charts as charts
+from report.charts import for_page
 from simulator.evaluator import evaluate
 from simulator.resolve import lookup_device
 from simulator.scenario import Scenario, ScenarioError
@@ -60,8 +62,8 @@ def metrics(r: Result) -> None:
     keys = list(METRICS)
     if plan.scenario.finance.revenue_per_million_output_tokens_usd > 0:
         keys.append("finance.payback_months")
-    with st.container(border=True):
-        for col, key in zip(st.columns(len(keys)), keys, strict=True):
+    with metric_cells(len(keys)) as cells:
+        for col, key in zip(cells, keys, strict=True):
             f = plan.figures[key]
             value = fmt.by_unit(f.value, f.unit) if key != "finance.payback_months" or fmt.count(f.value) != "n/a" \
                 else f"not in {plan.scenario.decision.horizon_months} months"
@@ -77,8 +79,10 @@ def latency(r: Result) -> None:
     if r.latency.empty:
         st.caption(charts.describe_latency(r.latency, s.ttft_target_s, s.tpot_target_s, chosen))
         return
-    st.altair_chart(charts.latency_chart(r.latency, s.ttft_target_s, s.tpot_target_s, chosen), width="stretch")
-    st.caption(_md(charts.describe_latency(r.latency, s.ttft_target_s, s.tpot_target_s, chosen)))
+    description = charts.describe_latency(r.latency, s.ttft_target_s, s.tpot_target_s, chosen)
+    st.vega_lite_chart(for_page(charts.latency_chart(r.latency, s.ttft_target_s, s.tpot_target_s, chosen)),
+                       width="stretch", alt=description)
+    st.caption(_md(description))
     with st.expander("Table view: latency against batch"):
         st.dataframe(charts.table_view(r.latency), hide_index=True, width="stretch")
 
@@ -86,18 +90,23 @@ def latency(r: Result) -> None:
 def traffic(r: Result) -> None:
     rate = r.plan.scenario.serving.requests_per_s
     st.subheader("GPUs and cost against traffic")
+    description = charts.describe_traffic(r.traffic, rate)
+    if not charts.traffic_served(r.traffic):  # nothing to draw: say why, no empty axes
+        st.caption(_md(description))
+        return
     left, right = st.columns(2)
-    left.altair_chart(charts.traffic_gpus_chart(r.traffic, rate), width="stretch")
-    right.altair_chart(charts.traffic_cost_chart(r.traffic, rate), width="stretch")
-    st.caption(_md(charts.describe_traffic(r.traffic, rate)))
+    left.vega_lite_chart(for_page(charts.traffic_gpus_chart(r.traffic, rate)), width="stretch", alt=description)
+    right.vega_lite_chart(for_page(charts.traffic_cost_chart(r.traffic, rate)), width="stretch", alt=description)
+    st.caption(_md(description))
     with st.expander("Table view: GPUs and cost against traffic"):
         st.dataframe(charts.table_view(r.traffic), hide_index=True, width="stretch")
 
 
 def money(r: Result) -> None:
     st.subheader("Rent, buy or a hosted API over time")
-    st.altair_chart(charts.money_chart(r.money), width="stretch")
-    st.caption(_md(fmt.in_words(charts.describe_money(r.money))))
+    description = fmt.in_words(charts.describe_money(r.money))
+    st.vega_lite_chart(for_page(charts.money_chart(r.money)), width="stretch", alt=description)
+    st.caption(_md(description))
     with st.expander("Table view: cumulative cost by month"):
         st.dataframe(charts.table_view(r.money), hide_index=True, width="stretch")
 

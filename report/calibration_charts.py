@@ -17,6 +17,7 @@ import pandas as pd
 from report import calibration_summary as summary
 from report import formatting as fmt
 from report.charts import OKABE_ITO
+from report.charts import legend as bottom_legend
 from simulator.profile import BUS_MODELS, COMPUTE_MODELS, predict_s
 
 FITTED, HELDOUT = "measured, used in the fit", "measured, held out of the fit"
@@ -148,7 +149,7 @@ def curve_frame(fit: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def _split_encoding(show_legend: bool = True) -> dict[str, Any]:
-    legend = alt.Legend(title=None, orient="bottom", labelLimit=280) if show_legend else None
+    legend = bottom_legend(column_px=230, most_columns=2) if show_legend else None
     return {"color": alt.Color("Point:N", scale=alt.Scale(domain=list(SPLITS.values()), range=SPLIT_SCALE["colour"]),
                                legend=legend),
             "shape": alt.Shape("Point:N", scale=alt.Scale(domain=list(SPLITS.values()), range=SPLIT_SCALE["shape"]),
@@ -263,7 +264,7 @@ def throughput_chart(frame: pd.DataFrame) -> alt.LayerChart:
               axis=alt.Axis(format="~s"))
     y = alt.Y("TFLOP/s:Q", title="TFLOP/s (log scale), higher is better", scale=alt.Scale(type="log"),
               axis=alt.Axis(format="~g"))
-    legend = alt.Legend(orient="bottom", labelLimit=320)
+    legend = bottom_legend(column_px=230)
     if several:
         colour = alt.Color("Profile:N", scale=alt.Scale(domain=profiles, range=PROFILE_COLOURS[:len(profiles)]),
                            legend=legend)

@@ -33,6 +33,57 @@ LABEL_MIN_WIDTH = 0.2  # segments narrower than this fraction of the axis carry 
 FITS, NO_FIT = "fits in memory", "does not fit in memory"
 
 
+PAGE_AUTOSIZE = {"type": "fit-x", "contains": "padding"}
+# room at the edges for the glyphs of a title or a tick label drawn flush with the chart's bounds (Streamlit adds
+# its own padding below, and wants an object here)
+PAGE_PADDING_PX = {"left": 6, "top": 6, "right": 6}
+LEGEND_COLUMN_PX = 170  # one legend column (symbol, label, gap): a 262-px column holds one, a 462-px one two
+CHAR_PX = 6.5  # a character of an 11-px label, on average
+TITLE_CHARS = 32  # an x-axis or chart title breaks into lines of at most this many characters (about 190 px)
+Y_TITLE_CHARS = 40  # a y-axis title runs along the plot's height (240-320 px), so its lines may be longer
+
+
+def for_page(chart: alt.TopLevelMixin | Mapping[str, Any]) -> dict[str, Any]:
+    """A chart's Vega-Lite spec as a page draws it: as wide as its column, its height the plot's own. Streamlit's
+    theme fits the whole chart (plot, legend, titles) into the spec's height, which squeezed a chart with a long
+    legend to a strip or to nothing; with the width fitted and the height padded, the legend adds below instead."""
+    spec = dict(chart) if isinstance(chart, Mapping) else chart.to_dict(validate=False)
+    return spec | {"autosize": PAGE_AUTOSIZE, "padding": PAGE_PADDING_PX}
+
+
+def title_lines(text: str, most: int = TITLE_CHARS) -> str | list[str]:
+    """A title as lines of at most `most` characters, broken at spaces (Vega-Lite draws a list as lines), so that
+    it fits a narrow column or a PDF's half width uncut; a short title stays one string, a word longer than a line
+    (an identifier) is cut into pieces."""
+    if len(text) <= most:
+        return text
+    out: list[str] = []
+    words = [word[i:i + most] for word in text.split(" ") for i in range(0, max(len(word), 1), most)]
+    for word in words:
+        if out and len(out[-1]) + 1 + len(word) <= most:
+            out[-1] += " " + word
+        else:
+            out.append(word)
+    return out
+
+
+def _two_lines_expr(most: int) -> str:
+    """A Vega expression that breaks a label longer than `most` characters at its last space within them."""
+    cut = f"lastindexof(substring(datum.label, 0, {most + 1}), ' ')"
+    return (f"length(datum.label) > {most} && {cut} > 0 ? [substring(datum.label, 0, {cut}), "
+            f"substring(datum.label, {cut} + 1)] : datum.label")
+
+
+def legend(title: str | None = None, column_px: int = LEGEND_COLUMN_PX, most_columns: int = 3,
+           **more: Any) -> alt.Legend:
+    """A legend under the plot in as many columns as the plot's width holds (one in a narrow column), a label
+    longer than its column on two lines: never cut with an ellipsis."""
+    columns = alt.ExprRef(f"clamp(floor(width / {column_px}), 1, {most_columns})")
+    most = int((column_px - 30) / CHAR_PX)
+    return alt.Legend(title=title, orient="bottom", columns=columns, labelLimit=0, labelExpr=_two_lines_expr(most),
+                      symbolOpacity=1, **more)
+
+
 def _label(key: str) -> str:
     return FIGURES[f"training.{key}"].label
 
@@ -61,8 +112,8 @@ def _stacked_bars(frame: pd.DataFrame, value: str, keys, colours, x_title: str, 
         tooltip=["Scenario:N", "Part:N", alt.Tooltip(f"{value}:Q", format=fmt_code), alt.Tooltip("Share:Q", format=".0%")],
     )
     bars = base.mark_bar(stroke="white", strokeWidth=1).encode(
-        x=alt.X(f"sum({value}):Q", title=x_title, stack="zero"),
-        color=alt.Color("Part:N", scale=_scale(keys, colours), legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=260)),
+        x=alt.X(f"sum({value}):Q", title=title_lines(x_title), stack="zero"),
+        color=alt.Color("Part:N", scale=_scale(keys, colours), legend=legend(most_columns=2)),
         order=alt.Order("order:Q"),
     )
     text = (
@@ -136,7 +187,7 @@ def memory_chart(frame: pd.DataFrame) -> alt.LayerChart:
     label = (
         alt.Chart(first).encode(y=alt.Y("Scenario:N", sort=list(capacity["Scenario"])), x="HBM GB:Q")
         .transform_calculate(cap="'HBM ' + format(datum['HBM GB'], '.0f') + ' GB'")
-        .mark_text(align="left", dx=4, dy=-18, fontSize=11)
+        .mark_text(align="right", dx=-4, dy=-18, fontSize=11)  # left of the mark: it often ends the axis
         .encode(text="cap:N")
     )
     return alt.layer(*layers, rule, label).properties(height=alt.Step(44))
@@ -185,9 +236,9 @@ def scaling_chart(frame: pd.DataFrame, measure: str, current_gpus: int, baseline
     line = base.mark_line(color=OKABE_ITO["blue"])
     points = base.mark_point(size=70, filled=True).encode(
         shape=alt.Shape("Memory:N", scale=alt.Scale(domain=[FITS, NO_FIT], range=["circle", "cross"]),
-                        legend=alt.Legend(title=None, orient="bottom")),
+                        legend=legend(most_columns=2)),
         color=alt.Color("Memory:N", scale=alt.Scale(domain=[FITS, NO_FIT], range=[OKABE_ITO["blue"], OKABE_ITO["vermillion"]]),
-                        legend=alt.Legend(title=None, orient="bottom")),
+                        legend=legend(most_columns=2)),
     )
     marks = [{"GPUs": current_gpus, "which": "this plan"}]
     if baseline_gpus and baseline_gpus != current_gpus:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from report import formatting as fmt
-from report.charts import OKABE_ITO
+from report.charts import OKABE_ITO, Y_TITLE_CHARS, legend, title_lines
 from simulator.compression.constants import PRUNING_METHODS, QUANT_METHODS, WEIGHT_BITS
 from simulator.evaluator import Z_P90, evaluate
 from simulator.inputs import INPUTS
@@ -35,8 +35,8 @@ COLOURS = [OKABE_ITO[c] for c in ("blue", "orange", "bluish_green", "vermillion"
 SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "circle", "square"]
 SPARSITIES = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 5% to 95%
 PPL_CAP = 4.0  # the bits chart's y axis stops here (a 1- or 2-bit collapse would flatten the rest); the table has all
-PPL_TITLE = "Perplexity, compressed ÷ dense (log scale; lower is better)"
-DELTA_TITLE = "Loss increase, nats/token (log scale; lower is better)"
+PPL_TITLE = title_lines("Perplexity, compressed ÷ dense (log scale; lower is better)", Y_TITLE_CHARS)
+DELTA_TITLE = title_lines("Loss increase, nats/token (log scale; lower is better)", Y_TITLE_CHARS)
 CHOSEN = "this plan"
 
 
@@ -86,13 +86,13 @@ def quant_frame(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.D
     return out.sort_values(["Method", "Weight bits"], ignore_index=True)
 
 
-def _method_curves(curves: pd.DataFrame, chosen: pd.DataFrame, x: alt.X, value: str, title: str, scale: alt.Scale,
-                   tip_x: alt.Tooltip, legend_columns: int) -> alt.LayerChart:
+def _method_curves(curves: pd.DataFrame, chosen: pd.DataFrame, x: alt.X, value: str, title: str | list[str],
+                   scale: alt.Scale, tip_x: alt.Tooltip, legend_columns: int) -> alt.LayerChart:
     """One line per method over `x` with its P10-P90 band (colour and point shape per method), and the plan's
     own point (`chosen`) marked."""
     methods = list(dict.fromkeys(curves["Method"]))
     colour = alt.Color("Method:N", scale=alt.Scale(domain=methods, range=COLOURS[:len(methods)]),
-                       legend=alt.Legend(title="Method", orient="bottom", columns=legend_columns))
+                       legend=legend("Method", most_columns=legend_columns))
     y = alt.Y(f"{value}:Q", title=title, scale=scale)
     tip = [alt.Tooltip("Method:N"), tip_x, alt.Tooltip(f"{value}:Q", format=".4f"),
            alt.Tooltip("P10:Q", format=".4f"), alt.Tooltip("P90:Q", format=".4f")]
@@ -172,7 +172,7 @@ def prune_point(scenario: Any, devices: Mapping[str, Any] | None = None) -> pd.D
 
 def prune_chart(frame: pd.DataFrame) -> alt.LayerChart:
     data = frame[frame["Loss increase"] > 0]
-    x = alt.X("Sparsity:Q", title="Sparsity, share of weights removed (more to the right)",
+    x = alt.X("Sparsity:Q", title=title_lines("Sparsity, share of weights removed (more to the right)"),
               axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
     return _method_curves(data[~data["This plan"]], data[data["This plan"]], x, "Loss increase", DELTA_TITLE,
                           alt.Scale(type="log"), alt.Tooltip("Sparsity:Q", format=".0%"), legend_columns=2)
@@ -199,7 +199,8 @@ def describe_prune(frame: pd.DataFrame) -> str:
     return text + "."
 
 
-def _chosen_layers(chosen: pd.DataFrame, x: alt.X, y: alt.Y, scale: alt.Scale, title: str) -> list[alt.Chart]:
+def _chosen_layers(chosen: pd.DataFrame, x: alt.X, y: alt.Y, scale: alt.Scale, title: str | list[str]
+                   ) -> list[alt.Chart]:
     """The plan's point: a diamond with its P10–P90 as a black bar, labelled."""
     if chosen.empty:
         return []
@@ -269,11 +270,11 @@ def measured_chart(frame: pd.DataFrame, y_name: str, title: str) -> alt.LayerCha
     x_name = "Bits" if "Bits" in frame.columns else "Sparsity"
     curves = list(dict.fromkeys(frame["Curve"]))
     colour = alt.Color("Curve:N", scale=alt.Scale(domain=curves, range=COLOURS[:len(curves)]),
-                       legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=320))
+                       legend=legend(most_columns=2))
     x = (alt.X("Bits:Q", title="Weight bits (fewer to the left)", scale=alt.Scale(type="log", base=2),
                axis=alt.Axis(values=[1, 2, 3, 4, 8], format="d")) if x_name == "Bits"
          else alt.X("Sparsity:Q", title="Sparsity (more to the right)", axis=alt.Axis(format="%")))
-    y_title = Y_TITLES.get(y_name, y_name)
+    y_title = title_lines(Y_TITLES.get(y_name, y_name), Y_TITLE_CHARS)
     y = alt.Y("Value:Q", title=y_title, scale=alt.Scale(zero=False))
     fitted, measured = frame[frame["Kind"] == "fitted"], frame[frame["Kind"] == "measured"]
     tip = [alt.Tooltip("Curve:N"), alt.Tooltip(f"{x_name}:Q"), alt.Tooltip("Value:Q", format=".4f"),
@@ -285,7 +286,8 @@ def measured_chart(frame: pd.DataFrame, y_name: str, title: str) -> alt.LayerCha
     points = alt.Chart(measured).mark_point(filled=True, size=50).encode(
         x=x, y=y, color=colour, tooltip=tip,
         shape=alt.Shape("Curve:N", scale=alt.Scale(domain=curves, range=SHAPES[:len(curves)])))
-    return alt.layer(band, line, bars, points).properties(height=280, title=alt.TitleParams(title, fontSize=12))
+    return alt.layer(band, line, bars, points).properties(height=280, title=alt.TitleParams(title_lines(title),
+                                                                                             fontSize=12))
 
 
 def describe_measured(frame: pd.DataFrame, y_name: str, title: str) -> str:

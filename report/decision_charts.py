@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from report import formatting as fmt
-from report.charts import OKABE_ITO
+from report.charts import OKABE_ITO, title_lines
 
 # a five-pointed star as an SVG path on the unit square (Vega-Lite point shapes take SVG paths)
 STAR = ("M0,-1L0.2245,-0.309L0.9511,-0.309L0.3633,0.118L0.5878,0.809L0,0.382L-0.5878,0.809L-0.3633,0.118"
@@ -21,6 +21,8 @@ STAR = ("M0,-1L0.2245,-0.309L0.9511,-0.309L0.3633,0.118L0.5878,0.809L0,0.382L-0.
 COST_TITLE = "Total cost, USD (log scale; cheaper to the left)"
 LOSS_TITLE = "Predicted loss, nats/token (better is lower)"
 KIND_ORDER = ("candidate", "Pareto front", "recommended")
+COST_TITLE_CHARS = 60  # the Pareto chart is full width: its cost title stays on one line there
+TORNADO_LABEL_CHARS = 22  # an input's name on the tornado's axis breaks into lines of this many characters
 
 
 def choice_text(choice: dict[str, Any]) -> str:
@@ -72,7 +74,7 @@ def recommended_text(decision: Any) -> str:
 def _layers_pareto() -> alt.LayerChart:
     """The chart's grammar, on named datasets filled per decision (`pareto_spec`): "candidate", "front",
     "recommended" and "budget" (each may be empty)."""
-    x = alt.X("Total cost (USD):Q", scale=alt.Scale(type="log"), title=COST_TITLE,
+    x = alt.X("Total cost (USD):Q", scale=alt.Scale(type="log"), title=title_lines(COST_TITLE, COST_TITLE_CHARS),
               axis=alt.Axis(format="$~s", labelExpr="replace(datum.label, 'G', 'B')"))
     y = alt.Y("Loss:Q", title=LOSS_TITLE, scale=alt.Scale(zero=False))
     tip = [alt.Tooltip("Kind:N"), alt.Tooltip("Total cost (USD):Q", format="$,.0f"),
@@ -144,11 +146,12 @@ def tornado_frame(decision: Any, most: int = 8) -> pd.DataFrame:
 
 @functools.cache
 def _tornado_template() -> str:
-    y = alt.Y("Input:N", sort=None, title=None, axis=alt.Axis(labelLimit=280))
+    y = alt.Y("Label:N", sort=None, title=None,
+              axis=alt.Axis(labelLimit=0, labelExpr="split(datum.label, '\\n')"))
     tip = [alt.Tooltip("Input:N"), alt.Tooltip("At P10 (USD):Q", format="$,.0f"),
            alt.Tooltip("At P90 (USD):Q", format="$,.0f")]
     bars = alt.Chart(alt.NamedData("bars")).mark_bar(color=OKABE_ITO["sky_blue"], height=14).encode(
-        x=alt.X("Low:Q", title="Total cost with the input at its P10 and P90 value (USD)",
+        x=alt.X("Low:Q", title=["Total cost (USD) with", "the input at P10, P90"],
                 axis=alt.Axis(format="$~s"), scale=alt.Scale(zero=False)), x2="High:Q", y=y, tooltip=tip)
     rule = alt.Chart(alt.NamedData("plan")).mark_rule(color=OKABE_ITO["black"]).encode(x="x:Q")
     return json.dumps(alt.layer(bars, rule).to_dict())
@@ -157,11 +160,19 @@ def _tornado_template() -> str:
 def tornado_spec(frame: pd.DataFrame, plan_cost_usd: float) -> dict[str, Any]:
     """The tornado as a Vega-Lite spec: one bar per input from its P10 to its P90 total cost, the plan as a rule."""
     spec = json.loads(_tornado_template())
+    names = [_wrapped(name) for name in frame["Input"]]
     data = frame.assign(Low=frame[["At P10 (USD)", "At P90 (USD)"]].min(axis=1),
-                        High=frame[["At P10 (USD)", "At P90 (USD)"]].max(axis=1))
+                        High=frame[["At P10 (USD)", "At P90 (USD)"]].max(axis=1), Label=names)
     spec["datasets"] = {"bars": _records(data), "plan": [{"x": plan_cost_usd}]}
-    spec["height"] = max(80, 26 * len(data))
+    most_lines = max((name.count("\n") + 1 for name in names), default=1)
+    spec["height"] = max(80, (12 + 14 * most_lines) * len(data))
     return spec
+
+
+def _wrapped(name: str) -> str:
+    """An input's name as the tornado's axis shows it: lines joined by newlines (its labelExpr splits them)."""
+    lines = title_lines(name, TORNADO_LABEL_CHARS)
+    return lines if isinstance(lines, str) else "\n".join(lines)
 
 
 def describe_tornado(frame: pd.DataFrame, plan_cost_usd: float) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from report import formatting as fmt
-from report.charts import OKABE_ITO
+from report.charts import OKABE_ITO, legend
 from simulator.quality_curves import QualityCurve, QualitySection, evaluate, to_metric
 
 METRIC_LABELS = {"accuracy": "Accuracy, higher is better", "f1_macro": "Macro-F1, higher is better",
@@ -85,7 +85,7 @@ def quality_chart(frame: pd.DataFrame, curves: list[QualityCurve]) -> alt.LayerC
     series = list(dict.fromkeys(frame["Series"]))
     scale = {"domain": series}
     colour = alt.Color("Series:N", scale=alt.Scale(**scale, range=SERIES_COLOURS[:len(series)]),
-                       legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=220))
+                       legend=legend(most_columns=2))
     first = curves[0]
     x = alt.X("x:Q", title=X_LABELS.get(first.family, first.family), scale=alt.Scale(zero=False, nice=False))
     y = alt.Y("Value:Q", title=METRIC_LABELS.get(first.y_name, first.y_name), scale=alt.Scale(zero=False))

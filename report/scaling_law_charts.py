@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from report import formatting as fmt
-from report.charts import OKABE_ITO
+from report.charts import OKABE_ITO, Y_TITLE_CHARS, legend, title_lines
 from report.quality_charts import SERIES_DASHES
 from simulator.quality import LAWS
 from simulator.quality import loss as published_loss
@@ -29,6 +29,7 @@ TABLE_WIDTHS_MM = [44, 44, 18, 16, 16, 16, 13, 13]  # the table's columns on an 
 FRAME_COLUMNS = ["Law", "Params", "Tokens", "Loss", "Kind"]
 POINT, LINE = "measured run", "law"
 GRID = 40
+Y_TITLE = "Loss (nats per character measured here, per token published; lower is better)"
 
 
 def _g(x: float, digits: int = 3) -> str:
@@ -98,13 +99,13 @@ def law_chart(frame: pd.DataFrame) -> alt.LayerChart:
     colours = (palette * (len(lines) // len(palette) + 1))[:len(lines)]
     dashes = (SERIES_DASHES * (len(lines) // len(SERIES_DASHES) + 1))[:len(lines)]
     x = alt.X("Params:Q", title="Parameters N (log scale)", scale=alt.Scale(type="log"))
-    y = alt.Y("Loss:Q", title="Loss (nats per character measured here, per token published; lower is better)",
+    y = alt.Y("Loss:Q", title=title_lines(Y_TITLE, Y_TITLE_CHARS),
               scale=alt.Scale(zero=False))
     tips = [alt.Tooltip("Law:N"), alt.Tooltip("Params:Q", format=".3~s"), alt.Tooltip("Tokens:Q", format=".3~s"),
             alt.Tooltip("Loss:Q", format=".4~g"), alt.Tooltip("Kind:N")]
     line = alt.Chart(frame).transform_filter(alt.datum.Kind == LINE).mark_line(strokeWidth=1.6).encode(
         x=x, y=y, color=alt.Color("Law:N", scale=alt.Scale(domain=lines, range=colours),
-                                  legend=alt.Legend(title=None, orient="bottom", columns=1, labelLimit=320)),
+                                  legend=legend(column_px=320, most_columns=2)),
         strokeDash=alt.StrokeDash("Law:N", scale=alt.Scale(domain=lines, range=dashes), legend=None), tooltip=tips)
     points = alt.Chart(frame).transform_filter(alt.datum.Kind == POINT).mark_point(
         filled=True, size=40, color=OKABE_ITO["black"], shape="diamond").encode(x=x, y=y, tooltip=tips)
