@@ -18,12 +18,11 @@ from report import formatting as fmt
 from report.pdf import (
     FULL_CHART_PX,
     GREY,
-    TEXT_W,
     _Doc,
     _inputs,
-    _place,
+    _render,
     _sources,
-    chart_png,
+    figure,
     new_document,
     report_date,
     title_block,
@@ -128,21 +127,20 @@ def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
     _key_figures(doc, decision)
 
     frame = charts.pareto_frame(decision, CANDIDATES_DRAWN)
-    doc.heading("Quality against total cost", keep=90)
-    png = chart_png(charts.pareto_spec(frame, decision.budget_usd), FULL_CHART_PX)
-    _place(doc, png, TEXT_W, charts.describe_pareto(frame, decision.budget_usd))
-    doc.ln(2)
-    doc.para(charts.describe_pareto(frame, decision.budget_usd), 8, colour=GREY)
+    figure(doc, "Quality against total cost", [(_render(lambda: charts.pareto_spec(frame, decision.budget_usd),
+                                                        FULL_CHART_PX),
+                                                charts.describe_pareto(frame, decision.budget_usd))])
     doc.heading("Best alternatives", keep=40)
     _alternatives(doc, decision)
 
     bars = charts.tornado_frame(decision)
-    doc.heading("What moves the total cost most", keep=60)
-    if not bars.empty:
-        png = chart_png(charts.tornado_spec(bars, decision.total_cost_usd), FULL_CHART_PX)
-        _place(doc, png, TEXT_W, charts.describe_tornado(bars, decision.total_cost_usd))
-        doc.ln(2)
-    doc.para(charts.describe_tornado(bars, decision.total_cost_usd), 8, colour=GREY)
+    if bars.empty:
+        doc.heading("What moves the total cost most", keep=10)
+        doc.para(charts.describe_tornado(bars, decision.total_cost_usd), 8, colour=GREY)
+    else:
+        figure(doc, "What moves the total cost most",
+               [(_render(lambda: charts.tornado_spec(bars, decision.total_cost_usd), FULL_CHART_PX),
+                 charts.describe_tornado(bars, decision.total_cost_usd))])
 
     doc.heading("Method and assumptions", keep=30)
     _method(doc, decision)

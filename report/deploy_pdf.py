@@ -19,9 +19,9 @@ from report.pdf import (
     GREY,
     HALF_CHART_PX,
     _Doc,
-    _figure,
     _inputs,
     _render,
+    figure,
     new_document,
     report_date,
     title_block,
@@ -49,7 +49,7 @@ def _key_figures(doc: _Doc, plan: Any) -> None:
 
 
 def _chart(doc: _Doc, title: str, draw: Any, description: str, width_px: int = FULL_CHART_PX) -> None:
-    _figure(doc, title, _render(draw, width_px), description)
+    figure(doc, title, [(_render(draw, width_px), description)])
 
 
 def _sources(doc: _Doc, plan: Any, hardware_label: str) -> None:

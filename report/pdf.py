@@ -38,7 +38,7 @@ from simulator.inputs import FIGURES, INPUTS
 from simulator.plan import VERSION
 from simulator.presets import PRESETS
 
-__all__ = ["KEY_FIGURES", "fonts_found", "plan_pdf"]
+__all__ = ["KEY_FIGURES", "Picture", "figure", "fonts_found", "place", "plan_pdf", "row_height"]
 
 FONT_DIRS = (  # where DejaVu Sans and a CJK fallback live on common systems (searched in this order)
     Path("/usr/share/fonts/truetype/dejavu"),  # Debian, Ubuntu: fonts-dejavu-core
@@ -64,6 +64,9 @@ TEXT_W = PAGE_W - 2 * MARGIN
 CHART_SCALE = 2.0  # PNG pixels per Vega pixel: sharp when printed
 FULL_CHART_PX, HALF_CHART_PX, HALF_CHART_HEIGHT_PX = 560, 250, 230
 GREY, DARK, RULE = (90, 90, 90), (20, 20, 20), (200, 200, 200)
+PICTURE_GAP_MM = 6.0  # between charts side by side
+PAGE_RESERVE_MM = 24.0  # of a page's height never taken by one chart: its heading and the caption's first lines
+NOT_DRAWN = "(Chart not drawn here; its data follow in words.)"
 HEADINGS = FontFace(emphasis="BOLD", fill_color=(236, 236, 236))
 TRANSLIT = str.maketrans({  # for the built-in font: typographic characters it lacks, as the nearest it has
     "—": "-", "–": "-", "‑": "-", "−": "-", "‘": "'", "’": "'", "“": '"', "”": '"', "…": "...", "→": "->",
@@ -72,6 +75,8 @@ TRANSLIT = str.maketrans({  # for the built-in font: typographic characters it l
 })
 
 log = logging.getLogger(__name__)
+
+Picture = tuple[bytes | None, str]  # a chart's PNG (None: it could not be drawn) and its description (alt text)
 
 
 @functools.cache
@@ -215,11 +220,6 @@ class _Doc(FPDF):
                     row.cell(self.clean(value))
         self.ln(2)
 
-    def picture(self, png: bytes, width: float, x: float | None = None, alt_text: str = "") -> None:
-        """Embed a PNG `width` mm wide at (x or the left margin, the current y)."""
-        self.image(io.BytesIO(png), x=MARGIN if x is None else x, y=self.get_y(), w=width,
-                   h=_height(png, width), alt_text=self.clean(alt_text)[:500])
-
 
 # ---------------------------------------------------------------- charts
 
@@ -275,21 +275,62 @@ def render_later(draw: Any, width_px: int, height_px: int | None = None) -> Call
     return png
 
 
-def _height(png: bytes | None, width_mm: float) -> float:
-    if png is None:
-        return 6.0
+def _height(png: bytes, width_mm: float) -> float:
+    """The height in mm of `png` drawn `width_mm` wide (its aspect ratio, read from the PNG header)."""
     px_w, px_h = struct.unpack(">II", png[16:24])
     return width_mm * px_h / px_w
 
 
-def _place(doc: _Doc, png: bytes | None, width_mm: float, description: str, x: float | None = None) -> None:
-    if png is None:
-        doc.set_x(MARGIN if x is None else x)
-        doc.font(8.5, colour=GREY)
-        doc.multi_cell(width_mm, 4, "(Chart not drawn here; its data follow in words.)", align="L",
-                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        return
-    doc.picture(png, width_mm, x, description)
+def _sizes(doc: _Doc, pictures: Sequence[Picture]) -> list[tuple[float, float]]:
+    """(width, height) in mm of each picture of a row laid across the text width: equal slots, each as tall as its
+    aspect ratio makes it, narrowed to fit a page's height; a chart not drawn takes its note's height."""
+    slot = (TEXT_W - PICTURE_GAP_MM * (len(pictures) - 1)) / len(pictures)
+    tallest = doc.page_break_trigger - doc.t_margin - PAGE_RESERVE_MM
+    sizes = []
+    for png, _ in pictures:
+        if png is None:
+            doc.font(8.5, colour=GREY)
+            sizes.append((slot, float(doc.multi_cell(slot, 4, doc.clean(NOT_DRAWN), align="L", dry_run=True,
+                                                     output="HEIGHT"))))
+            continue
+        height = _height(png, slot)
+        sizes.append((slot, height) if height <= tallest else (slot * tallest / height, tallest))
+    return sizes
+
+
+def row_height(doc: _Doc, pictures: Sequence[Picture]) -> float:
+    """How tall `place` will make this row of pictures, in mm."""
+    return max(height for _, height in _sizes(doc, pictures))
+
+
+def place(doc: _Doc, pictures: Sequence[Picture], after_mm: float = 1.0) -> None:
+    """The one way a PDF puts charts on its page: `pictures` side by side across the text width (one: the full
+    width), at the cursor or on a new page when the tallest does not fit in what is left of this one; the cursor
+    then moves below the tallest (and `after_mm` more), so that what follows never prints over a chart. A chart
+    that could not be drawn (None) leaves a note in its place; its description is the picture's alt text."""
+    sizes = _sizes(doc, pictures)
+    tallest = max(height for _, height in sizes)
+    doc.room(tallest)
+    top = doc.get_y()
+    slot = (TEXT_W - PICTURE_GAP_MM * (len(pictures) - 1)) / len(pictures)
+    for i, ((png, description), (width, height)) in enumerate(zip(pictures, sizes, strict=True)):
+        x = MARGIN + i * (slot + PICTURE_GAP_MM)
+        if png is None:
+            doc.set_xy(x, top)
+            doc.font(8.5, colour=GREY)
+            doc.multi_cell(width, 4, doc.clean(NOT_DRAWN), align="L")
+        else:
+            doc.image(io.BytesIO(png), x=x, y=top, w=width, h=height, alt_text=doc.clean(description)[:500])
+    doc.set_xy(MARGIN, top + tallest + after_mm)
+
+
+def figure(doc: _Doc, title: str, pictures: Sequence[Picture], caption: str | None = None, *,
+           size: float = 12.5) -> None:
+    """A heading, its row of charts (`place`; kept on one page with the heading and the caption's first lines) and
+    the caption (default: the charts' descriptions)."""
+    doc.heading(title, size=size, keep=row_height(doc, pictures) + 14)
+    place(doc, pictures)
+    doc.para(" ".join(d for _, d in pictures) if caption is None else caption, 8, colour=GREY)
 
 
 # ---------------------------------------------------------------- content
@@ -389,21 +430,13 @@ def _warnings(doc: _Doc, plan: Any) -> None:
                      "with more memory.", 9)
 
 
-def _figure(doc: _Doc, title: str, png: bytes | None, description: str) -> None:
-    """A heading, its full-width chart (kept on one page with it) and the chart's description."""
-    doc.heading(title, keep=_height(png, TEXT_W) + 20)  # with the first lines of its description
-    _place(doc, png, TEXT_W, description)
-    doc.set_y(doc.get_y() + (_height(png, TEXT_W) if png is not None else 0) + 1)
-    doc.para(description, 8, colour=GREY)
-
-
 def _breakdown(doc: _Doc, plans: Mapping[str, Any]) -> None:
     frame = charts.step_frame(plans)
-    _figure(doc, "Where each step's time goes", _render(lambda: charts.step_chart(frame), FULL_CHART_PX),
-            charts.describe_step(frame))
+    figure(doc, "Where each step's time goes",
+           [(_render(lambda: charts.step_chart(frame), FULL_CHART_PX), charts.describe_step(frame))])
     frame = charts.memory_frame(plans, {name: p.hardware.hbm_GB for name, p in plans.items()})
-    _figure(doc, "Memory per GPU against its capacity", _render(lambda: charts.memory_chart(frame), FULL_CHART_PX),
-            charts.describe_memory(frame))
+    figure(doc, "Memory per GPU against its capacity",
+           [(_render(lambda: charts.memory_chart(frame), FULL_CHART_PX), charts.describe_memory(frame))])
 
 
 def _scaling(doc: _Doc, sweep: pd.DataFrame, gpus: int, baseline_gpus: int | None) -> None:
@@ -412,18 +445,10 @@ def _scaling(doc: _Doc, sweep: pd.DataFrame, gpus: int, baseline_gpus: int | Non
         doc.heading("Expected time and cost against GPU count", keep=12)
         doc.para("No other GPU count splits this global batch; change the batch or the parallelism to compare.")
         return
-    half = (TEXT_W - 6) / 2
-    pngs = [_render(functools.partial(charts.scaling_chart, frame, measure, gpus, baseline_gpus), HALF_CHART_PX,
-                    HALF_CHART_HEIGHT_PX) for measure in charts.SCALING_MEASURES]
-    descriptions = [charts.describe_scaling(frame, measure, gpus) for measure in charts.SCALING_MEASURES]
-    tallest = max(_height(png, half) for png in pngs)
-    doc.heading("Expected time and cost against GPU count", keep=tallest + 12)
-    top = doc.get_y()
-    for i, (png, description) in enumerate(zip(pngs, descriptions, strict=True)):
-        doc.set_y(top)
-        _place(doc, png, half, description, x=MARGIN + i * (half + 6))
-    doc.set_y(top + tallest + 1)
-    doc.para(" ".join(descriptions), 8, colour=GREY)
+    figure(doc, "Expected time and cost against GPU count",
+           [(_render(functools.partial(charts.scaling_chart, frame, measure, gpus, baseline_gpus), HALF_CHART_PX,
+                     HALF_CHART_HEIGHT_PX), charts.describe_scaling(frame, measure, gpus))
+            for measure in charts.SCALING_MEASURES])
     table = charts.table_view(frame, charts.SCALING_UNITS)
     doc.grid(list(table.columns), table.itertuples(index=False), [24, 30, 28, 30, 16, 52], size=8,
              align=["RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "LEFT"])
