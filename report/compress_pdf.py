@@ -30,6 +30,7 @@ from report.pdf import (
     new_document,
     report_date,
     row_height,
+    shown_name,
     title_block,
 )
 from simulator.plan import VERSION
@@ -113,7 +114,7 @@ def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFram
     """The Compress page's summary as an A4 PDF; `law` is (the measured scaling law or None, where it came from),
     by default `found`'s; `created` fixes the printed date (default now, UTC)."""
     created = report_date(created)
-    title = f"Compression: {text.model_name(plan.scenario)}"
+    title = f"Compression: {shown_name(plan.scenario.name) or text.model_name(plan.scenario)}"
     answer = text.answer_sentence(plan, device)
     doc = new_document(title, answer, created)
     title_block(doc, title, f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {device}")

@@ -25,6 +25,7 @@ from report.pdf import (
     figure,
     new_document,
     report_date,
+    shown_name,
     title_block,
 )
 from simulator.plan import VERSION
@@ -79,8 +80,8 @@ def _method(doc: _Doc, decision: Any) -> None:
     u = decision.uncertainty
     doc.bullets([
         f"{decision.candidates_evaluated:,} candidates evaluated ({decision.feasible:,} feasible: valid layout, fits "
-        f"in memory, trained within {fmt.days(decision.scenario.decision.max_training_days)}) in "
-        f"{decision.search_s:.2f} s; the recommendation was then refined on a finer grid of size and tokens.",
+        f"in memory, trained within {fmt.days(decision.scenario.decision.max_training_days)}); the recommendation "
+        "was then refined on a finer grid of size and tokens.",
         "Searched: model size, training tokens, GPU count, tensor and pipeline parallelism, and where available "
         "weight bits and GPUs per serving replica; every other input stays as given.",
         "Quality is the scaling law's predicted loss (lower is better); total cost is training plus serving over "
@@ -110,10 +111,12 @@ def _devices(doc: _Doc, decision: Any) -> None:
         doc.grid(["Quantity", "Relative 1σ", "From"], rows, [60, 24, 96], size=7.5, align=["LEFT", "RIGHT", "LEFT"])
 
 
-def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
-    """The decision as an A4 PDF; `created` fixes the printed date (default now, UTC)."""
+def decision_pdf(decision: Any, *, name: str | None = None, created: dt.datetime | None = None) -> bytes:
+    """The decision as an A4 PDF, titled `name` (default: the scenario's `name`, else "Modelfolio decision");
+    `created` fixes the printed date (default `report_date`'s). The Decide page's download and `python -m
+    simulator report` both make it, with the same bytes for the same inputs and date."""
     created = report_date(created)
-    name = decision.scenario.name or "Modelfolio decision"
+    name = shown_name(name) or shown_name(decision.scenario.name) or "Modelfolio decision"
     doc = new_document(name, text.answer_sentence(decision), created)
     title_block(doc, name, f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION}")
     doc.heading("The question", before=0, keep=10)

@@ -24,6 +24,7 @@ from report.pdf import (
     figure,
     new_document,
     report_date,
+    shown_name,
     title_block,
 )
 from simulator.plan import VERSION
@@ -70,7 +71,7 @@ def deploy_pdf(d: charts.Deployment, serving_hardware_label: str, *, name: str |
     created = report_date(created)
     plan = d.plan
     s = plan.scenario
-    title = name or s.name or "Deployment plan"
+    title = shown_name(name) or shown_name(s.name) or "Deployment plan"
     latency, traffic, money = charts.latency_frame(d), charts.traffic_frame(d), charts.money_frame(d)
     answer = text.answer_sentence(plan, serving_hardware_label, charts.totals(money))
     doc = new_document(title, answer, created)

@@ -19,6 +19,7 @@ import functools
 import importlib.util
 import io
 import logging
+import os
 import struct
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -523,6 +524,9 @@ def _sources(doc: _Doc, plan: Any, keys: Iterable[str] | None = None) -> None:
 
 
 def _scenario_name(plan: Any) -> str:
+    name = shown_name(plan.scenario.name)
+    if name:
+        return name
     preset = plan.scenario.model.preset
     if preset:
         return str(INPUTS["model.preset"].choice_labels.get(preset, preset))
@@ -530,9 +534,28 @@ def _scenario_name(plan: Any) -> str:
 
 
 def report_date(created: dt.datetime | None) -> dt.datetime:
-    """The date a report prints and stores: `created` (a naive one read as UTC), default now (UTC)."""
-    created = created or dt.datetime.now(dt.UTC)
+    """The date a report prints and stores: `created` (a naive one read as UTC); default the environment's
+    SOURCE_DATE_EPOCH (seconds since 1970, the reproducible-builds convention: the same inputs then give the same
+    bytes from the page and the command line), else now (UTC)."""
+    created = created or _source_date() or dt.datetime.now(dt.UTC)
     return created.replace(tzinfo=dt.UTC) if created.tzinfo is None else created
+
+
+def _source_date() -> dt.datetime | None:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    try:
+        return dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch.isdecimal() else None
+    except (ValueError, OverflowError, OSError):  # beyond the dates Python knows: ignored
+        return None
+
+
+def shown_name(name: str | None) -> str | None:
+    """`name` when it has something to print (not only spaces, control characters or zero-width marks), else
+    None: a title of zero-width spaces would print as nothing."""
+    if not name:
+        return None
+    visible = any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Cs") for ch in name)
+    return name if visible else None
 
 
 def new_document(title: str, subject: str, created: dt.datetime, footer: str | None = None) -> _Doc:
@@ -560,10 +583,10 @@ def plan_pdf(plan: Any, scaling_sweep: pd.DataFrame | None = None, baseline: Any
              name: str | None = None, created: dt.datetime | None = None) -> bytes:
     """The plan as an A4 PDF. `scaling_sweep`: a `cluster.gpus` sweep of the plan (simulator.scaling.gpu_sweep)
     for the time and cost charts; `baseline`: a pinned plan to compare with; `name`: what the scenario is called
-    (default: its preset or "custom model"); `created`: the date printed and stored (fixed for reproducible
-    bytes; default now, UTC)."""
+    (default: the scenario's `name`, else its preset or "custom model"); `created`: the date printed and stored
+    (fixed for reproducible bytes; default `report_date`'s)."""
     created = report_date(created)
-    name = name or _scenario_name(plan)
+    name = shown_name(name) or _scenario_name(plan)
     doc = new_document(f"Training plan: {name}", fmt.training_sentence(plan, plan.hardware.hbm_GB), created,
                        footer=name)
 
