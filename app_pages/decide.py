@@ -91,9 +91,9 @@ def metrics(d: Decision) -> None:
 def pareto(d: Decision) -> None:
     st.subheader("Quality against total cost")
     frame = charts.pareto_frame(d)
-    budget = d.budget_usd if d.objective != "cheapest_for_quality" else None
+    budget = charts.shown_budget(d)
     st.vega_lite_chart(charts.pareto_spec(frame, budget), width="stretch")
-    st.caption(charts.describe_pareto(frame, budget).replace("$", r"\$"))
+    st.caption(charts.describe_pareto(frame, budget, d.feasible).replace("$", r"\$"))
     with st.expander("Table view: the Pareto front"):
         front = frame[frame["Kind"] != "candidate"].copy()
         front["Total cost (USD)"] = [fmt.usd(v) for v in front["Total cost (USD)"]]

@@ -106,7 +106,12 @@ def test_the_decide_pages_pdf_and_the_command_lines_are_the_same_bytes(downloads
     path.write_text(scenario if isinstance(scenario, str) else scenario.decode())
     assert main(["report", str(path), "-o", str(out)]) == 0
     assert out.read_bytes() == page_pdf
-    assert title_and_text(page_pdf)[0] == "Chat pilot 月面"
+    title, text = title_and_text(page_pdf)
+    assert title == "Chat pilot 月面"
+    shown = [c.value for c in at.caption] + [m.value for m in at.markdown]  # the page says what the PDF says
+    for start in ("Predicted loss against total cost", "Total cost P10-P90 (Monte Carlo"):
+        words = next(v for v in shown if v.startswith(start)).replace("\\$", "$")
+        assert " ".join(words.split()) in text, words
 
 
 # ---------------------------------------------------------------- README.md's commands, as written
