@@ -1,6 +1,6 @@
 """The layout of every PDF: read back with pdfplumber, no text line crosses a chart, no two charts overlap, no
-table rule or shading runs under a chart, no two lines of text sit on each other and every chart stays inside
-its page, for each page type (Train, Decide, Compress, Deploy, Calibrate) with a long Chinese scenario name and
+table rule or shading runs under a chart, no two lines of text sit on each other and every chart and character
+stays inside its page, for each page type (Train, Decide, Compress, Deploy, Calibrate) with a long Chinese scenario name and
 long tables (many warnings, many alternatives, many inputs)."""
 
 from __future__ import annotations
@@ -76,12 +76,22 @@ def _glyphs(page: pdfplumber.page.Page) -> list[tuple[str, Box]]:
             if c["text"].strip() and not unicodedata.category(c["text"][:1]).startswith("M")]
 
 
+def _overprinted(a: Box, b: Box) -> bool:
+    """True when two characters print over each other: boxes crossing, and on one line by more than half the
+    narrower (kerning, as in "To", and shaped Indic conjuncts draw neighbours a little into each other)."""
+    if not _crossing(a, b):
+        return False
+    if abs(a[1] - b[1]) > 1 or abs(a[3] - b[3]) > 1:  # not on one line
+        return True
+    return min(a[2], b[2]) - max(a[0], b[0]) > 0.5 * min(a[2] - a[0], b[2] - b[0])
+
+
 def _text_on_text(glyphs: list[tuple[str, Box]]) -> list[tuple[str, str]]:
     """Pairs of characters printed over each other (a sweep along x: each character meets only its neighbours)."""
     pairs, active = [], []
     for text, box in sorted(glyphs, key=lambda g: g[1][0]):
         active = [(t, b) for t, b in active if b[2] > box[0] + TOLERANCE_PT]
-        pairs += [(t, text) for t, b in active if _crossing(box, b)]
+        pairs += [(t, text) for t, b in active if _overprinted(box, b)]
         active.append((text, box))
     return pairs
 
@@ -114,7 +124,11 @@ def overlaps(data: bytes) -> list[str]:
                 if rules:
                     found.append(f"page {number}: {len(rules)} table rules or shadings run under image "
                                  f"{_shown(image)}")
-            pairs = _text_on_text(_glyphs(page))
+            glyphs = _glyphs(page)
+            outside = [text for text, box in glyphs if box[0] < -TOLERANCE_PT or box[2] > page.width + TOLERANCE_PT]
+            if outside:
+                found.append(f"page {number}: {len(outside)} characters run off the page: {''.join(outside)[:40]!r}")
+            pairs = _text_on_text(glyphs)
             if pairs:
                 found.append(f"page {number}: {len(pairs)} characters print over others: "
                              + ", ".join(f"{a!r} on {b!r}" for a, b in pairs[:8]))
@@ -210,7 +224,7 @@ def _png() -> bytes:
 
 @pytest.mark.parametrize(("case", "expected"), [
     ("text under the chart", 0), ("text over the chart", 1), ("two charts on each other", 1),
-    ("two lines on each other", 1), ("a rule under the chart", 1)])
+    ("two lines on each other", 1), ("a rule under the chart", 1), ("two words on each other", 1)])
 def test_the_check_sees_each_kind_of_overlap(case, expected):
     png = _png()
 
@@ -229,6 +243,11 @@ def test_the_check_sees_each_kind_of_overlap(case, expected):
             doc.cell(0, 5, "First line of text")
             doc.set_xy(22, 101)
             doc.cell(0, 5, "Second line of text")
+        elif case == "two words on each other":
+            doc.set_xy(20, 120)
+            doc.cell(0, 5, "Total cost")
+            doc.set_xy(21, 120)
+            doc.cell(0, 5, "Loss")
         elif case == "a rule under the chart":
             doc.line(10, 45, 150, 45)
 
