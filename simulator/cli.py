@@ -216,10 +216,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+SHARED_DECISION_KEYS = ("decision.horizon_months",)  # also the Deploy page's money horizon: not a question alone
+
+
 def has_decision(scenario: Scenario) -> bool:
-    """True when the scenario asks a question (a `decision` section with at least one key): `report` then writes
-    the decision's PDF, as the Decide page's download does."""
-    return any(key.startswith("decision.") for key in scenario.given)
+    """True when the scenario asks a question (a `decision` section with a key of its own, not only the horizon the
+    Deploy page's money shares): `report` then writes the decision's PDF, as the Decide page's download does."""
+    return any(key.startswith("decision.") and key not in SHARED_DECISION_KEYS for key in scenario.given)
 
 
 def _report_pdf(scenario: Scenario, fallback_name: str) -> tuple[str, bytes]:

@@ -39,9 +39,10 @@ LONG_NAME = ("面向客服与企业知识库的中文对话大模型：三年预
 TOLERANCE_PT = 0.5  # boxes that touch by less than this do not count as overlapping
 Box = tuple[float, float, float, float]  # x0, top, x1, bottom in PDF points
 
-TRAIN = {"name": LONG_NAME, "model": {"preset": "llama-3-70b"},  # TP across nodes and an uneven batch: warnings
+TRAIN = {"name": LONG_NAME, "model": {"preset": "llama-3-70b"},  # 4 warnings (memory with 4 plans that fit, TP across
+         # nodes, pipeline bubble, uneven batch)
          "cluster": {"gpus": 1120, "tp": 16, "pp": 7, "gpus_per_node": 8},
-         "training": {"zero_stage": 0, "global_batch_seqs": 1001, "micro_batch_seqs": 3, "recompute": "none"}}
+         "training": {"zero_stage": 0, "global_batch_seqs": 1001, "micro_batch_seqs": 12, "recompute": "none"}}
 DECIDE = {"name": LONG_NAME, "model": {"params": 7e9}, "cluster": {"accelerator": "H100-SXM"},
           "serving": {"requests_per_s": 5, "prompt_tokens": 1024, "output_tokens": 256},
           "decision": {"budget_usd": 20_000_000, "horizon_months": 36, "samples": 400, "seed": 0}}

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the ap
 
 from report.pdf import plan_pdf, shown_name  # noqa: E402
 from simulator import Scenario, evaluate  # noqa: E402
-from simulator.cli import main  # noqa: E402
+from simulator.cli import has_decision, main  # noqa: E402
 from simulator.inputs import INPUTS  # noqa: E402
 
 APP = str(ROOT / "app.py")
@@ -64,6 +64,14 @@ def test_report_of_a_plain_scenario_is_the_training_plan_titled_with_its_name(tm
     assert "wrote the training plan PDF" in capsys.readouterr().err
     title, text = title_and_text(out.read_bytes())
     assert title == "Training plan: Pilot 東京" and text.startswith("Training plan: Pilot 東京")
+
+
+def test_only_a_question_makes_the_decision_pdf():
+    def scenario(decision: dict) -> Scenario:
+        return Scenario.from_dict({"model": {"params": 1e9}, "decision": decision})
+
+    assert has_decision(scenario({"budget_usd": 1e6})) and has_decision(scenario({"objective": "best_quality_within_budget"}))
+    assert not has_decision(scenario({})) and not has_decision(scenario({"horizon_months": 24}))  # Deploy's horizon
 
 
 def test_a_name_of_nothing_visible_falls_back():
