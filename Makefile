@@ -23,10 +23,14 @@ run: install
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-# fonts of the PDF report (report/pdf.py): DejaVu Sans, and a CJK fallback for names in Chinese or Japanese
-PDF_FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+# fonts of the PDF report (report/pdf.py FALLBACKS): DejaVu Sans, and fallbacks for the scripts it lacks: Chinese and
+# Japanese (Droid Sans Fallback), Korean (Nanum Gothic), Indic, Thai and more (Noto Sans), emoji (Noto Color Emoji)
+PDF_FONT_PACKAGES := fonts-dejavu-core fonts-droid-fallback fonts-nanum fonts-noto-core fonts-noto-color-emoji
+PDF_FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf \
+	/usr/share/fonts/truetype/nanum/NanumGothic.ttf /usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf \
+	/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 pdf-fonts:
-	@{ ls $(PDF_FONTS) && command -v pdftoppm; } >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq fonts-dejavu-core fonts-droid-fallback poppler-utils >/dev/null; }
+	@{ ls $(PDF_FONTS) && command -v pdftoppm; } >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(PDF_FONT_PACKAGES) poppler-utils >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .

@@ -99,8 +99,8 @@ def metrics(d: Decision) -> None:
 def pareto(d: Decision) -> None:
     st.subheader("Quality against total cost")
     frame = charts.pareto_frame(d)
-    budget = d.budget_usd if d.objective != "cheapest_for_quality" else None
-    description = charts.describe_pareto(frame, budget)
+    budget = charts.shown_budget(d)
+    description = charts.describe_pareto(frame, budget, d.feasible)
     st.vega_lite_chart(for_page(charts.pareto_spec(frame, budget)), width="stretch", alt=description)
     st.caption(description.replace("$", r"\$"))
     with st.expander("Table view: the Pareto front"):

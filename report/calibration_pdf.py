@@ -27,12 +27,11 @@ from report.pdf import (
     GREY,
     HALF_CHART_HEIGHT_PX,
     HALF_CHART_PX,
-    MARGIN,
-    TEXT_W,
+    Picture,
     _Doc,
-    _height,
-    _place,
+    figure,
     new_document,
+    place,
     render_later,
     report_date,
     title_block,
@@ -50,8 +49,6 @@ ENV_FIELDS = (  # the environment first shown: what ran the measurements (the fu
     ("gpu_count", "GPU count"), ("cuda_version", "CUDA"), ("torch_version", "torch"), ("backend", "Collective backend"),
     ("python_version", "Python"), ("l3_cache_bytes", "L3 cache (bytes)"),
 )
-GAP_MM = 6.0
-HALF_W = (TEXT_W - GAP_MM) / 2
 
 Png = Callable[[], bytes | None]  # a chart being drawn (report.pdf.render_later): call it for its PNG
 Panel = tuple[str, Png, str]  # (heading, PNG, description)
@@ -174,18 +171,9 @@ def _half(draw: Any) -> Png:
     return render_later(draw, HALF_CHART_PX, HALF_CHART_HEIGHT_PX)
 
 
-def _chart_pair(doc: _Doc, left: tuple[Png, str], right: tuple[Png, str] | None) -> None:
-    """Two half-width charts side by side, then their descriptions."""
-    pngs = [left[0]()] + ([right[0]()] if right is not None else [])
-    descriptions = [left[1]] + ([right[1]] if right is not None else [])
-    tallest = max(_height(png, HALF_W) for png in pngs)
-    doc.room(tallest + 12)
-    top = doc.get_y()
-    for i, (png, description) in enumerate(zip(pngs, descriptions, strict=True)):
-        doc.set_y(top)
-        _place(doc, png, HALF_W, description, x=MARGIN + i * (HALF_W + GAP_MM))
-    doc.set_y(top + tallest + 1)
-    doc.para(" ".join(descriptions), 8, colour=GREY)
+def _pictures(pending: Sequence[tuple[Png, str]]) -> list[Picture]:
+    """The charts being drawn, waited for: (PNG or None, description) each."""
+    return [(png(), description) for png, description in pending]
 
 
 def _start_charts(profile: Mapping[str, Any]) -> tuple[Panel | None, list[Panel]]:
@@ -211,15 +199,10 @@ def _start_charts(profile: Mapping[str, Any]) -> tuple[Panel | None, list[Panel]
 def _charts(doc: _Doc, throughput: Panel | None, panels: list[Panel]) -> None:
     if throughput is not None:
         title, pending, description = throughput
-        png = pending()
-        doc.heading(title, keep=_height(png, TEXT_W) + 16)
-        _place(doc, png, TEXT_W, description)
-        doc.set_y(doc.get_y() + (_height(png, TEXT_W) if png is not None else 0) + 1)
-        doc.para(description, 8, colour=GREY)
+        figure(doc, title, _pictures([(pending, description)]))
     for i in range(0, len(panels), 2):
         pair = panels[i:i + 2]
-        doc.heading(" | ".join(title for title, _, _ in pair), size=10.5, keep=90)
-        _chart_pair(doc, pair[0][1:], pair[1][1:] if len(pair) > 1 else None)
+        figure(doc, " | ".join(title for title, _, _ in pair), _pictures([panel[1:] for panel in pair]), size=10.5)
 
 
 def _formulas(doc: _Doc, profile: Mapping[str, Any]) -> None:
@@ -289,7 +272,9 @@ def _quality(doc: _Doc, profile: Mapping[str, Any], section: QualitySection | st
     doc.para(f"{len(section.curves)} curves fitted ({section.mode} mode{duration}) on "
              f"{', '.join(section.models) or 'no model'}. {raw.get('provenance', '')}.", 9)
     for i in range(0, len(pending), 2):
-        _chart_pair(doc, pending[i], pending[i + 1] if i + 1 < len(pending) else None)
+        pictures = _pictures(pending[i:i + 2])
+        place(doc, pictures)
+        doc.para(" ".join(description for _, description in pictures), 8, colour=GREY)
     table = qcharts.curves_table(section)
     doc.grid(list(table.columns), ([r[0], r[1], r[2], r[3], fmt.plain(r[4]), fmt.plain(r[5])]
                                    for r in table.itertuples(index=False)), [52, 24, 62, 12, 15, 15], size=7,

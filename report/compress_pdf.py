@@ -21,16 +21,17 @@ from report.pdf import (
     FULL_CHART_PX,
     GREY,
     HALF_CHART_PX,
-    MARGIN,
     TEXT_W,
     _Doc,
     _inputs,
     _markers,
-    _place,
     _provenance,
     _render,
+    figure,
     new_document,
     report_date,
+    row_height,
+    shown_name,
     title_block,
 )
 from simulator.plan import VERSION
@@ -48,11 +49,19 @@ def _key_figures(doc: _Doc, plan: Any) -> None:
              align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
 
 
-def _chart(doc: _Doc, title: str, draw: Any, description: str) -> None:
-    doc.heading(title, size=10.5, keep=80)
-    _place(doc, _render(draw, FULL_CHART_PX), TEXT_W, description)
-    doc.ln(2)
-    doc.para(description, 8, colour=GREY)
+def _predicted(doc: _Doc, quant: pd.DataFrame, prune: pd.DataFrame) -> None:
+    """The two predictions' charts (those with points to draw) under one heading, kept with the first chart."""
+    shown = []
+    if not quant.empty:
+        shown.append(("Perplexity against weight bits", _render(lambda: charts.quant_chart(quant), FULL_CHART_PX),
+                      charts.describe_quant(quant)))
+    if not prune[~prune["This plan"]].empty:
+        shown.append(("Loss increase against sparsity", _render(lambda: charts.prune_chart(prune), FULL_CHART_PX),
+                      charts.describe_prune(prune)))
+    first = row_height(doc, [shown[0][1:]]) if shown else 0.0
+    doc.heading("Predicted for this model", keep=first + 30)
+    for title, png, description in shown:
+        figure(doc, title, [(png, description)], size=10.5)
 
 
 def _measured(doc: _Doc, found: tuple[dict[str, Any], Any, str] | None) -> None:
@@ -64,7 +73,6 @@ def _measured(doc: _Doc, found: tuple[dict[str, Any], Any, str] | None) -> None:
     doc.para(f"From {source}. A different scale from the prediction above: small models trained, compressed and "
              "measured with k-fold cross-validation; their curves show the shape of the degradation, not this "
              "model's numbers.", 9)
-    half = (TEXT_W - 6) / 2
     for model_name in section.models:
         y_name = charts.main_metric(section, model_name)
         title = charts.measured_title(profile, section, model_name)
@@ -72,17 +80,9 @@ def _measured(doc: _Doc, found: tuple[dict[str, Any], Any, str] | None) -> None:
         frames = [f for f in frames if not f.empty]
         if not frames:
             continue
-        doc.heading(title, size=10.5, keep=70)
-        top, tallest, words = doc.get_y(), 0.0, []
-        for i, frame in enumerate(frames):
-            description = charts.describe_measured(frame, y_name, title)
-            png = _render(lambda f=frame, y=y_name, t=title: charts.measured_chart(f, y, t), HALF_CHART_PX)
-            doc.set_y(top)
-            _place(doc, png, half, description, x=MARGIN + i * (half + 6))
-            tallest = max(tallest, doc.get_y() - top)
-            words.append(description)
-        doc.set_y(top + tallest + 1)
-        doc.para(" ".join(words), 8, colour=GREY)
+        pictures = [(_render(lambda f=frame, y=y_name, t=title: charts.measured_chart(f, y, t), HALF_CHART_PX),
+                     charts.describe_measured(frame, y_name, title)) for frame in frames]
+        figure(doc, title, pictures, size=10.5)
         table = charts.kfold_table(profile["quality"], model_name)
         if not table.empty:
             doc.grid(list(table.columns), table.astype(str).itertuples(index=False),
@@ -91,8 +91,8 @@ def _measured(doc: _Doc, found: tuple[dict[str, Any], Any, str] | None) -> None:
 
 def _scaling_law(doc: _Doc, law: Any, source: str) -> None:
     frame = laws.law_frame(law)
-    _chart(doc, "Scaling law: measured on the small LM beside the published fits", lambda: laws.law_chart(frame),
-           laws.describe_law(frame, law, source))
+    figure(doc, "Scaling law: measured on the small LM beside the published fits",
+           [(_render(lambda: laws.law_chart(frame), FULL_CHART_PX), laws.describe_law(frame, law, source))], size=10.5)
     table = laws.law_table(law)
     doc.grid(list(table.columns), table.astype(str).itertuples(index=False), laws.TABLE_WIDTHS_MM,
              size=6.5)
@@ -116,7 +116,7 @@ def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFram
     """The Compress page's summary as an A4 PDF; `law` is (the measured scaling law or None, where it came from),
     by default `found`'s; `created` fixes the printed date (default now, UTC)."""
     created = report_date(created)
-    title = f"Compression: {text.model_name(plan.scenario)}"
+    title = f"Compression: {shown_name(plan.scenario.name) or text.model_name(plan.scenario)}"
     answer = text.answer_sentence(plan, device)
     doc = new_document(title, answer, created)
     title_block(doc, title, f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {device}")
@@ -131,11 +131,7 @@ def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFram
         doc.heading("Warnings", size=10.5, keep=15)
         doc.bullets(notes, size=8.5)
 
-    doc.heading("Predicted for this model", keep=90)
-    if not quant.empty:
-        _chart(doc, "Perplexity against weight bits", lambda: charts.quant_chart(quant), charts.describe_quant(quant))
-    if not prune[~prune["This plan"]].empty:
-        _chart(doc, "Loss increase against sparsity", lambda: charts.prune_chart(prune), charts.describe_prune(prune))
+    _predicted(doc, quant, prune)
     _measured(doc, found)
     if law is None:
         law = (None, "") if found is None else (found[1].scaling_law, found[2])

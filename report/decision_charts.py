@@ -118,11 +118,20 @@ def pareto_spec(frame: pd.DataFrame, budget_usd: float | None = None) -> dict[st
     return spec
 
 
-def describe_pareto(frame: pd.DataFrame, budget_usd: float | None) -> str:
+def shown_budget(decision: Any) -> float | None:
+    """The budget the Pareto chart draws as a line: none for "cheapest reaching a quality target" (the page and the
+    PDF both ask here)."""
+    return decision.budget_usd if decision.objective != "cheapest_for_quality" else None
+
+
+def describe_pareto(frame: pd.DataFrame, budget_usd: float | None, feasible: int | None = None) -> str:
+    """The chart in words; `feasible`: how many candidates were feasible, of which the grey points are a sample."""
     front = frame[frame["Kind"] == "Pareto front"]
     n = int((frame["Kind"] == "candidate").sum())
-    text = (f"Predicted loss against total cost for {n:,} feasible candidates (grey) and the {len(front)} plans no "
-            f"other plan beats on both (the front, blue line)")
+    grey = (f"a sample of {n:,} of the {feasible:,} feasible candidates" if feasible is not None and feasible > n
+            else f"{n:,} feasible candidates")
+    text = (f"Predicted loss against total cost for {grey} (grey) and the {len(front)} plans no other plan beats "
+            f"on both (the front, blue line)")
     rec = frame[frame["Kind"] == "recommended"]
     if len(rec):
         r = rec.iloc[0]

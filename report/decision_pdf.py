@@ -18,16 +18,17 @@ from report import formatting as fmt
 from report.pdf import (
     FULL_CHART_PX,
     GREY,
-    TEXT_W,
     _Doc,
     _inputs,
-    _place,
+    _render,
     _sources,
-    chart_png,
+    figure,
     new_document,
     report_date,
+    shown_name,
     title_block,
 )
+from simulator.decision.search import COST, LOSS
 from simulator.plan import VERSION
 
 KEY_FIGURES = ("decision.total_cost_usd", "training.cost_usd", "decision.serving_cost_usd", "quality.loss",
@@ -36,7 +37,6 @@ SOURCES = (*KEY_FIGURES, "quality.dense_loss", "quality.loss_delta", "training.s
            "compression.model_bytes", "serving.ttft_s", "serving.tpot_s", "serving.replicas", "serving.gpus",
            "serving.cost_per_million_output_tokens_usd", "serving.monthly_cost_usd", "finance.tco_usd",
            "finance.api_cost_usd", "finance.npv_usd", "finance.payback_months")  # the figures the decision rests on
-CANDIDATES_DRAWN = 1500  # grey points in the PDF's Pareto chart (the page draws more)
 ALTERNATIVES = 8
 SPREAD_GROUPS = {"gemm_eff_max": "peak_tflops", "gemm_dim_half": "peak_tflops", "hbm_eff": "hbm",
                  "decode_mem_eff": "hbm", "decode_kv_eff": "hbm", "step_overhead_s": "hbm", "elementwise_eff": "hbm",
@@ -45,24 +45,34 @@ SPREAD_GROUPS = {"gemm_eff_max": "peak_tflops", "gemm_dim_half": "peak_tflops", 
 
 
 def _key_figures(doc: _Doc, decision: Any) -> None:
-    plan = decision.recommendation
+    """The recommended plan's figures, each with one P10-P90 range said to be the Monte Carlo's (total cost and
+    loss, when it ran: the range the uncertainty sentence gives) or the propagated one (the others)."""
+    plan, u = decision.recommendation, decision.uncertainty
+    drawn = {} if u is None else {COST: (u.total_cost_usd, fmt.usd), LOSS: (u.quality_loss, fmt.loss)}
     rows = []
     for key in KEY_FIGURES:
         if key not in plan.figures:
             continue
         f = plan.figures[key]
-        band = fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else ""
-        rows.append([f.label, fmt.by_unit(f.value, f.unit), band, f.provenance])
-    u = decision.uncertainty
+        if key in drawn:
+            spread, shown = drawn[key]
+            band, method = f"{shown(spread.p10)}–{shown(spread.p90)}", text.MONTE_CARLO
+        elif f.low is not None and f.high is not None:
+            band, method = fmt.span(f.low, f.high, f.unit), text.PROPAGATED
+        else:
+            band, method = "", ""
+        rows.append([f.label, fmt.by_unit(f.value, f.unit), band, method, f.provenance])
     if u is not None:
-        c, q = u.total_cost_usd, u.quality_loss
-        rows.append(["Total cost, Monte Carlo P10–P50–P90", f"{fmt.usd(c.p50)}", f"{fmt.usd(c.p10)}–{fmt.usd(c.p90)}",
-                     "computed"])
-        rows.append(["Loss, Monte Carlo P10–P50–P90", fmt.loss(q.p50), f"{fmt.loss(q.p10)}–{fmt.loss(q.p90)}",
-                     "computed"])
-        rows.append(["Chance of going over budget", fmt.pct(u.prob_over_budget), "", "computed"])
-    doc.grid(["Figure", "Value", "P10–P90", "Provenance"], rows, [70, 36, 46, 28], size=8.5,
-             align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
+        rows.append(["Chance of going over budget", fmt.pct(u.prob_over_budget), "", text.MONTE_CARLO, "computed"])
+    doc.grid(["Figure", "Value", "P10–P90", "Range", "Provenance"], rows, [56, 30, 44, 24, 26], size=8.5,
+             align=["LEFT", "RIGHT", "RIGHT", "LEFT", "LEFT"])
+    note = ("Value: the recommended plan's figure, its inputs at their planned values. Range: "
+            f"{text.PROPAGATED}, each uncertain input moved to its P10 and P90 value one at a time and the moves "
+            "combined as independent")
+    if u is not None:
+        note += (f"; {text.MONTE_CARLO}, {u.samples:,} draws of all of them together (correlated where "
+                 f"calibrated), as in the sentence above (median total cost {fmt.usd(u.total_cost_usd.p50)})")
+    doc.para(note + ".", 8, colour=GREY)
 
 
 def _alternatives(doc: _Doc, decision: Any) -> None:
@@ -80,8 +90,8 @@ def _method(doc: _Doc, decision: Any) -> None:
     u = decision.uncertainty
     doc.bullets([
         f"{decision.candidates_evaluated:,} candidates evaluated ({decision.feasible:,} feasible: valid layout, fits "
-        f"in memory, trained within {fmt.days(decision.scenario.decision.max_training_days)}) in "
-        f"{decision.search_s:.2f} s; the recommendation was then refined on a finer grid of size and tokens.",
+        f"in memory, trained within {fmt.days(decision.scenario.decision.max_training_days)}); the recommendation "
+        "was then refined on a finer grid of size and tokens.",
         "Searched: model size, training tokens, GPU count, tensor and pipeline parallelism, and where available "
         "weight bits and GPUs per serving replica; every other input stays as given.",
         "Quality is the scaling law's predicted loss (lower is better); total cost is training plus serving over "
@@ -111,10 +121,12 @@ def _devices(doc: _Doc, decision: Any) -> None:
         doc.grid(["Quantity", "Relative 1σ", "From"], rows, [60, 24, 96], size=7.5, align=["LEFT", "RIGHT", "LEFT"])
 
 
-def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
-    """The decision as an A4 PDF; `created` fixes the printed date (default now, UTC)."""
+def decision_pdf(decision: Any, *, name: str | None = None, created: dt.datetime | None = None) -> bytes:
+    """The decision as an A4 PDF, titled `name` (default: the scenario's `name`, else "Modelfolio decision");
+    `created` fixes the printed date (default `report_date`'s). The Decide page's download and `python -m
+    simulator report` both make it, with the same bytes for the same inputs and date."""
     created = report_date(created)
-    name = decision.scenario.name or "Modelfolio decision"
+    name = shown_name(name) or shown_name(decision.scenario.name) or "Modelfolio decision"
     doc = new_document(name, text.answer_sentence(decision), created)
     title_block(doc, name, f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION}")
     doc.heading("The question", before=0, keep=10)
@@ -127,22 +139,20 @@ def decision_pdf(decision: Any, *, created: dt.datetime | None = None) -> bytes:
     doc.heading("Key figures", keep=40)
     _key_figures(doc, decision)
 
-    frame = charts.pareto_frame(decision, CANDIDATES_DRAWN)
-    doc.heading("Quality against total cost", keep=90)
-    png = chart_png(charts.pareto_spec(frame, decision.budget_usd), FULL_CHART_PX)
-    _place(doc, png, TEXT_W, charts.describe_pareto(frame, decision.budget_usd))
-    doc.ln(2)
-    doc.para(charts.describe_pareto(frame, decision.budget_usd), 8, colour=GREY)
+    frame, budget = charts.pareto_frame(decision), charts.shown_budget(decision)  # the page's chart, point for point
+    figure(doc, "Quality against total cost", [(_render(lambda: charts.pareto_spec(frame, budget), FULL_CHART_PX),
+                                                charts.describe_pareto(frame, budget, decision.feasible))])
     doc.heading("Best alternatives", keep=40)
     _alternatives(doc, decision)
 
     bars = charts.tornado_frame(decision)
-    doc.heading("What moves the total cost most", keep=60)
-    if not bars.empty:
-        png = chart_png(charts.tornado_spec(bars, decision.total_cost_usd), FULL_CHART_PX)
-        _place(doc, png, TEXT_W, charts.describe_tornado(bars, decision.total_cost_usd))
-        doc.ln(2)
-    doc.para(charts.describe_tornado(bars, decision.total_cost_usd), 8, colour=GREY)
+    if bars.empty:
+        doc.heading("What moves the total cost most", keep=10)
+        doc.para(charts.describe_tornado(bars, decision.total_cost_usd), 8, colour=GREY)
+    else:
+        figure(doc, "What moves the total cost most",
+               [(_render(lambda: charts.tornado_spec(bars, decision.total_cost_usd), FULL_CHART_PX),
+                 charts.describe_tornado(bars, decision.total_cost_usd))])
 
     doc.heading("Method and assumptions", keep=30)
     _method(doc, decision)

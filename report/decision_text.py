@@ -6,6 +6,9 @@ from typing import Any
 
 from report import formatting as fmt
 
+MONTE_CARLO = "Monte Carlo"  # how the page and the PDF name the ranges drawn jointly (decision.samples draws)
+PROPAGATED = "propagated"  # ... and those of one input at a time, combined as independent (the plan's P10-P90)
+
 
 def question_sentence(decision: Any) -> str:
     s = decision.scenario
@@ -37,6 +40,8 @@ def answer_sentence(decision: Any) -> str:
 
 
 def uncertainty_sentence(decision: Any) -> str:
+    """"Total cost P10-P90 (Monte Carlo, 2,000 draws): $6.2M-$10M, median $8M; about a 12% chance of going over
+    budget." The one range of total cost the page and the PDF give (the PDF's key figures use the same)."""
     u = decision.uncertainty
     if u is None:
         return fmt.in_words("No Monte Carlo was run (decision.samples = 0).")
@@ -45,5 +50,5 @@ def uncertainty_sentence(decision: Any) -> str:
     risk = ("almost no chance" if chance < 0.005 else f"about a {fmt.pct(chance)} chance" if chance < 0.995
             else "almost certainly going")
     over = "of going over budget" if chance < 0.995 else "over budget"
-    return (f"Total cost P10-P90: {fmt.usd(c.p10)}-{fmt.usd(c.p90)} (median {fmt.usd(c.p50)}, {u.samples:,} draws); "
-            f"{risk} {over}.")
+    return (f"Total cost P10-P90 ({MONTE_CARLO}, {u.samples:,} draws): {fmt.usd(c.p10)}-{fmt.usd(c.p90)}, median "
+            f"{fmt.usd(c.p50)}; {risk} {over}.")

@@ -19,19 +19,22 @@ from report.pdf import (
     GREY,
     HALF_CHART_PX,
     _Doc,
-    _figure,
     _inputs,
     _render,
+    figure,
     new_document,
     report_date,
+    shown_name,
     title_block,
 )
 from simulator.plan import VERSION
 
 KEY_FIGURES = ("serving.gpus", "serving.replicas", "serving.batch_run", "serving.max_batch", "serving.ttft_s",
                "serving.tpot_s", "serving.output_tokens_per_s_per_gpu", "serving.cost_per_million_output_tokens_usd",
-               "serving.monthly_cost_usd", "finance.rent_tco_usd", "finance.buy_tco_usd", "finance.api_cost_usd",
-               "finance.tco_usd", "finance.npv_usd", "finance.payback_months")
+               "serving.monthly_cost_usd", "finance.tco_usd", "finance.npv_usd", "finance.payback_months")
+TOTALS = {"Rent": "finance.rent_tco_usd", "Buy": "finance.buy_tco_usd",
+          "Hosted API": "finance.api_cost_usd"}  # each option's total over the horizon, by the money chart's name
+DEPLOYS = {"rent": "Rent", "buy": "Buy", "api": "Hosted API"}  # finance.deploy's choices, by that name
 FAMILIES = ("serving", "compression", "finance")
 SOURCES = ("serving.", "finance.", "compression.model_bytes", "training.cost_usd")
 
@@ -48,8 +51,29 @@ def _key_figures(doc: _Doc, plan: Any) -> None:
              align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
 
 
+def _horizon(doc: _Doc, plan: Any, money: Any) -> None:
+    """Each option over the horizon as serving (the answer's and the money chart's figure) + training = the total
+    (the plan's rent, buy and API totals), so that the sentence and the table count the same things."""
+    serving = charts.totals(money)
+    training = text.counted_training_usd(plan)
+    chosen = DEPLOYS[plan.scenario.finance.deploy]
+    rows = []
+    for option, key in TOTALS.items():
+        total = plan.figures[key]
+        band = fmt.span(total.low, total.high, total.unit) if total.low is not None and total.high is not None else ""
+        counted = fmt.usd(training) if option != "Hosted API" else "none"
+        rows.append([option + (" (chosen)" if option == chosen else ""), fmt.usd(serving.get(option, float("nan"))),
+                     counted, fmt.usd(total.value), band])
+    months = plan.scenario.decision.horizon_months
+    doc.grid([f"Over {months} months", "Serving", "+ Training", "= Total", "Total P10–P90"], rows,
+             [44, 30, 30, 30, 46], size=8.5, align=["LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"])
+    doc.para("Serving: what the money chart draws, training left out. Training: the training run's cost, counted "
+             "at month 0 of renting or buying when training is included (a hosted API needs no training run). "
+             "Total: the plan's total over the horizon.", 8, colour=GREY)
+
+
 def _chart(doc: _Doc, title: str, draw: Any, description: str, width_px: int = FULL_CHART_PX) -> None:
-    _figure(doc, title, _render(draw, width_px), description)
+    figure(doc, title, [(_render(draw, width_px), description)])
 
 
 def _sources(doc: _Doc, plan: Any, hardware_label: str) -> None:
@@ -70,7 +94,7 @@ def deploy_pdf(d: charts.Deployment, serving_hardware_label: str, *, name: str |
     created = report_date(created)
     plan = d.plan
     s = plan.scenario
-    title = name or s.name or "Deployment plan"
+    title = shown_name(name) or shown_name(s.name) or "Deployment plan"
     latency, traffic, money = charts.latency_frame(d), charts.traffic_frame(d), charts.money_frame(d)
     answer = text.answer_sentence(plan, serving_hardware_label, charts.totals(money))
     doc = new_document(title, answer, created)
@@ -78,6 +102,8 @@ def deploy_pdf(d: charts.Deployment, serving_hardware_label: str, *, name: str |
     doc.para(answer, 12, bold=True)
     doc.heading("Key figures", keep=40)
     _key_figures(doc, plan)
+    doc.heading("Rent, buy or a hosted API: what each costs", keep=30)
+    _horizon(doc, plan, money)
 
     sv = s.serving
     chosen = plan.value("serving.batch_run")

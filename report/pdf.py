@@ -6,10 +6,12 @@ plan fit, the page's Altair charts rendered offline by vl-convert, every input (
 the inputs were completed, and where every figure and hardware number comes from. docs/reports.md maps each part
 to its source.
 
-Text goes through one font choice: DejaVu Sans from the system (Debian: fonts-dejavu-core) with a CJK fallback
-(fonts-droid-fallback) loaded only when a text needs it; characters no font has become "?". Without DejaVu the
-PDF uses the built-in Helvetica with every non-Latin-1 character transliterated or replaced. Nothing here
-raises on odd text, and a chart that cannot be drawn is replaced by its text description.
+Text goes through one font choice: DejaVu Sans from the system (Debian: fonts-dejavu-core) with fallback fonts
+for the scripts it lacks (Chinese and Japanese, Korean, the Indic scripts, Thai and more, emoji in colour; see
+FALLBACKS), each loaded only when a text needs it, and the text shaping of complex scripts switched on only for
+a document that has them. A character no installed font has prints as "?" and the document ends with a note that
+names it. Without DejaVu the PDF uses the built-in Helvetica with every non-Latin-1 character transliterated or
+replaced. Nothing here raises on odd text, and a chart that cannot be drawn is replaced by its text description.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import functools
 import importlib.util
 import io
 import logging
+import os
 import struct
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,20 +41,34 @@ from simulator.inputs import FIGURES, INPUTS
 from simulator.plan import VERSION
 from simulator.presets import PRESETS
 
-__all__ = ["KEY_FIGURES", "fonts_found", "plan_pdf"]
+__all__ = ["KEY_FIGURES", "Picture", "fallback_for", "figure", "fonts_found", "place", "plan_pdf", "row_height"]
 
-FONT_DIRS = (  # where DejaVu Sans and a CJK fallback live on common systems (searched in this order)
+FONT_DIRS = (  # where DejaVu Sans and the fallbacks live on common systems (searched in this order)
     Path("/usr/share/fonts/truetype/dejavu"),  # Debian, Ubuntu: fonts-dejavu-core
     Path("/usr/share/fonts/dejavu-sans-fonts"), Path("/usr/share/fonts/dejavu"),  # Fedora, older RPM systems
     Path("/usr/share/fonts/TTF"),  # Arch
     Path("/usr/share/fonts/truetype/droid"), Path("/usr/share/fonts-droid-fallback/truetype"),  # fonts-droid-fallback
     Path("/usr/share/fonts/google-droid-sans-fonts"),
+    Path("/usr/share/fonts/truetype/nanum"), Path("/usr/share/fonts/naver-nanum"),  # fonts-nanum
+    Path("/usr/share/fonts/truetype/noto"), Path("/usr/share/fonts/noto"),  # fonts-noto-core, -color-emoji; Arch
+    Path("/usr/share/fonts/google-noto"), Path("/usr/share/fonts/google-noto-color-emoji-fonts"),  # Fedora
     Path("/usr/local/share/fonts"), Path("/Library/Fonts"), Path.home() / "Library" / "Fonts",
 )
 REGULAR, BOLD = "DejaVuSans.ttf", "DejaVuSans-Bold.ttf"
-FALLBACKS = ("DroidSansFallbackFull.ttf", "DroidSansFallback.ttf")  # CJK and more, one file each
-FAMILY, FALLBACK_FAMILY, CORE_FAMILY = "dejavu", "fallback", "helvetica"
-
+NOTO_SCRIPTS = (  # fonts-noto-core's fonts for scripts DejaVu Sans lacks or covers in part
+    "Devanagari", "Bengali", "Gurmukhi", "Gujarati", "Oriya", "Tamil", "Telugu", "Kannada", "Malayalam", "Sinhala",
+    "Thai", "Lao", "Khmer", "Myanmar", "Ethiopic", "Georgian", "Armenian", "Arabic", "Hebrew", "Syriac", "Thaana",
+    "Mongolian", "Cherokee", "CanadianAboriginal", "Tifinagh", "NKo", "Javanese", "Balinese", "Adlam",
+)
+FALLBACKS = (  # for characters DejaVu Sans lacks, tried in this order (each: the first of its file names found)
+    ("DroidSansFallbackFull.ttf", "DroidSansFallback.ttf"),  # Chinese, Japanese (fonts-droid-fallback)
+    ("NanumGothic.ttf",),  # Korean: Hangul (fonts-nanum)
+    *((f"NotoSans{script}-Regular.ttf",) for script in NOTO_SCRIPTS),
+    ("NotoColorEmoji.ttf",),  # emoji, drawn in colour (fonts-noto-color-emoji)
+)
+FAMILY, CORE_FAMILY = "dejavu", "helvetica"
+SHAPED = {0x200C, 0x200D}  # zero-width (non-)joiners: they steer how Indic and emoji sequences join
+MOST_NAMED = 12  # characters the note on unprintable ones names (the rest are counted)
 KEY_FIGURES = (  # the page's metric rows, then the step the figures are made of
     "training.wall_days", "training.cost_usd", "training.gpu_hours", "training.energy_mwh", "training.goodput",
     "training.mfu", "training.memory_per_gpu_gb", "quality.loss", "training.step_time_s", "training.tokens_per_s",
@@ -64,6 +81,9 @@ TEXT_W = PAGE_W - 2 * MARGIN
 CHART_SCALE = 2.0  # PNG pixels per Vega pixel: sharp when printed
 FULL_CHART_PX, HALF_CHART_PX, HALF_CHART_HEIGHT_PX = 560, 250, 230
 GREY, DARK, RULE = (90, 90, 90), (20, 20, 20), (200, 200, 200)
+PICTURE_GAP_MM = 6.0  # between charts side by side
+PAGE_RESERVE_MM = 24.0  # of a page's height never taken by one chart: its heading and the caption's first lines
+NOT_DRAWN = "(Chart not drawn here; its data follow in words.)"
 HEADINGS = FontFace(emphasis="BOLD", fill_color=(236, 236, 236))
 TRANSLIT = str.maketrans({  # for the built-in font: typographic characters it lacks, as the nearest it has
     "—": "-", "–": "-", "‑": "-", "−": "-", "‘": "'", "’": "'", "“": '"', "”": '"', "…": "...", "→": "->",
@@ -72,6 +92,9 @@ TRANSLIT = str.maketrans({  # for the built-in font: typographic characters it l
 })
 
 log = logging.getLogger(__name__)
+logging.getLogger("fontTools.subset").setLevel(logging.ERROR)  # it warns of every hinting table it drops
+
+Picture = tuple[bytes | None, str]  # a chart's PNG (None: it could not be drawn) and its description (alt text)
 
 
 @functools.cache
@@ -88,22 +111,50 @@ def _find(name: str) -> Path | None:
     return None
 
 
-def fonts_found() -> dict[str, Path | None]:
-    """The font files this machine gives the PDF: {"regular", "bold", "fallback"} -> path or None."""
-    return {"regular": _find(REGULAR), "bold": _find(BOLD),
-            "fallback": next((p for p in map(_find, FALLBACKS) if p is not None), None)}
+def fonts_found() -> dict[str, Any]:
+    """The font files this machine gives the PDF: {"regular", "bold"} -> path or None, and "fallbacks" -> the paths
+    found of FALLBACKS, in its order."""
+    fallbacks = (next((p for p in map(_find, names) if p is not None), None) for names in FALLBACKS)
+    return {"regular": _find(REGULAR), "bold": _find(BOLD), "fallbacks": tuple(p for p in fallbacks if p is not None)}
+
+
+@functools.cache
+def _cmap(path: Path) -> frozenset[int]:
+    """The code points a font file has glyphs for (read once per process, only its cmap table)."""
+    from fontTools.ttLib import TTFont  # fpdf2's own dependency
+
+    try:
+        with TTFont(str(path), lazy=True) as font:
+            return frozenset(font.getBestCmap() or ())
+    except Exception as exc:  # a broken font file: it covers nothing
+        log.warning("PDF fallback font %s not readable: %s", path, exc)
+        return frozenset()
+
+
+def fallback_for(ch: str) -> Path | None:
+    """The fallback font file that draws `ch` on this machine (the first in FALLBACKS' order), or None."""
+    return next((p for p in fonts_found()["fallbacks"] if ord(ch) in _cmap(p)), None)
+
+
+def _needs_shaping(ch: str) -> bool:
+    """True for a character that is drawn right only with text shaping: right-to-left letters, combining marks
+    (Indic and Thai vowel signs, viramas), joiners, and the regional indicators that pair into flags."""
+    return (unicodedata.bidirectional(ch) in ("R", "AL") or unicodedata.category(ch) in ("Mn", "Mc")
+            or ord(ch) in SHAPED or 0x1F1E6 <= ord(ch) <= 0x1F1FF)
 
 
 class _Doc(FPDF):
     """A4 portrait with the report's fonts, headings, paragraphs and tables; every text goes through `clean`."""
 
-    def __init__(self, footer: str, fonts: Mapping[str, Path | None]) -> None:
+    def __init__(self, footer: str, fonts: Mapping[str, Any]) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_auto_page_break(True, margin=16)
         self.footer_text = footer
-        self.fallback_path = fonts.get("fallback")
-        self.fallback_added = False
+        self.fallback_paths: tuple[Path, ...] = tuple(fonts.get("fallbacks") or ())
+        self.fallbacks_loaded: dict[int, str] = {}  # index in fallback_paths -> the family it was added as
+        self.unprintable: set[str] = set()  # characters no font has, printed as "?" (named in a note at the end)
+        self.shaping = False
         self.unicode = fonts.get("regular") is not None
         self.covered: set[int] = set()
         if self.unicode:
@@ -114,8 +165,8 @@ class _Doc(FPDF):
 
     # ---------------------------------------------------------------- text
     def clean(self, text: Any) -> str:
-        """`text` as the document's fonts can draw it: control characters as spaces, format marks dropped, lone
-        surrogates and characters no font has as "?"."""
+        """`text` as the document's fonts can draw it: control characters as spaces, format marks dropped (the
+        joiners kept), lone surrogates and characters no font has as "?"."""
         out = []
         for ch in unicodedata.normalize("NFC", str(text)):
             category = unicodedata.category(ch)
@@ -123,7 +174,7 @@ class _Doc(FPDF):
                 out.append(ch)
             elif category == "Cc":
                 out.append(" ")
-            elif category == "Cf":  # zero-width and direction marks
+            elif category == "Cf" and ord(ch) not in SHAPED:  # zero-width and direction marks
                 continue
             elif category in ("Cs", "Co", "Cn"):  # lone surrogates, private use, unassigned
                 out.append("?")
@@ -134,19 +185,56 @@ class _Doc(FPDF):
 
     def _drawable(self, text: str) -> str:
         missing = {ch for ch in text if ord(ch) not in self.covered and ch != "\n"}
-        if missing and self.fallback_path is not None and not self.fallback_added:
-            self.fallback_added = True  # loaded once, and only for a document that needs it
-            try:
-                self.add_font(FALLBACK_FAMILY, "", str(self.fallback_path))
-                self.set_fallback_fonts([FALLBACK_FAMILY], exact_match=False)
-                self.covered |= set(self.fonts[FALLBACK_FAMILY].cmap)
-            except Exception as exc:  # a broken font file: keep going with "?"
-                log.warning("PDF fallback font %s not usable: %s", self.fallback_path, exc)
+        if missing:
+            self._add_fallbacks(missing)
             missing = {ch for ch in missing if ord(ch) not in self.covered}
-        return "".join("?" if ch in missing else ch for ch in text) if missing else text
+        if not self.shaping and any(map(_needs_shaping, text)):
+            self._start_shaping()
+        if not missing:
+            return text
+        self.unprintable |= missing
+        return "".join("?" if ch in missing else ch for ch in text)
 
-    @staticmethod
-    def _latin1(text: str) -> str:
+    def _add_fallbacks(self, missing: set[str]) -> None:
+        """Load the fallback fonts that draw some of `missing` (the first in FALLBACKS' order for each character),
+        once per document and only when a text needs them."""
+        wanted = {ord(ch) for ch in missing}
+        added = False
+        for i, path in enumerate(self.fallback_paths):
+            if not wanted:
+                break
+            if i in self.fallbacks_loaded or not wanted & _cmap(path):
+                continue
+            family = f"fallback{i}"
+            try:
+                self.add_font(family, "", str(path))
+            except Exception as exc:  # a broken font file: keep going with "?"
+                log.warning("PDF fallback font %s not usable: %s", path, exc)
+                self.fallbacks_loaded[i] = ""
+                continue
+            self.fallbacks_loaded[i] = family
+            self.covered |= set(self.fonts[family].cmap)
+            wanted -= self.covered
+            added = True
+        if added:
+            self.set_fallback_fonts([f for _, f in sorted(self.fallbacks_loaded.items()) if f], exact_match=False)
+
+    def _start_shaping(self) -> None:
+        """Text shaping (HarfBuzz through uharfbuzz) from here on: Indic conjuncts, Arabic joining, right-to-left
+        order, flags. Only for a document that needs it: it triples the time of laying out text."""
+        self.shaping = True
+        try:
+            self.set_text_shaping(True)
+        except Exception as exc:  # uharfbuzz missing: the letters print, unjoined
+            log.warning("PDF text shaping not available (%s): complex scripts print unjoined", exc)
+
+    def _render_styled_text_line(self, *args: Any, **kwargs: Any) -> Any:
+        """fpdf2's own, with the line's font always set: fpdf2 2.8.9 loses track of it after a line whose text
+        mixes a fallback font and the main one (the next line prints with no font: invisible in most viewers)."""
+        self.current_font_is_set_on_page = False
+        return super()._render_styled_text_line(*args, **kwargs)
+
+    def _latin1(self, text: str) -> str:
         text = text.translate(TRANSLIT)
         out = []
         for ch in text:
@@ -156,8 +244,26 @@ class _Doc(FPDF):
             if unicodedata.combining(ch):
                 continue
             plain = "".join(c for c in unicodedata.normalize("NFKD", ch) if ord(c) < 256 and not unicodedata.combining(c))
+            if not plain:
+                self.unprintable.add(ch)
             out.append(plain or "?")
         return "".join(out)
+
+    def output(self, *args: Any, **kwargs: Any) -> Any:
+        """The PDF, with a note at its end that names every character printed as "?" because no font had it."""
+        if self.unprintable:
+            self._unprintable_note(sorted(self.unprintable))
+            self.unprintable = set()
+        return super().output(*args, **kwargs)
+
+    def _unprintable_note(self, chars: Sequence[str]) -> None:
+        named = [f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')}" for ch in chars[:MOST_NAMED]]
+        more = f" and {len(chars) - MOST_NAMED} more" if len(chars) > MOST_NAMED else ""
+        fonts = ("the fonts the report uses (make pdf-fonts; docs/reports.md)" if self.unicode else
+                 "DejaVu Sans and the fonts the report uses (make pdf-fonts; docs/reports.md)")
+        self.heading("Characters this PDF could not print", size=10.5, keep=15)
+        self.para(f"No font on the machine that made this PDF has {', '.join(named)}{more}: each is printed as "
+                  f"\"?\". Installing {fonts} prints them.", 8.5, colour=GREY)
 
     def font(self, size: float, bold: bool = False, colour: tuple[int, int, int] = DARK) -> None:
         self.set_font(self.family_name, "B" if bold else "", size)
@@ -167,7 +273,19 @@ class _Doc(FPDF):
     def footer(self) -> None:
         self.set_y(-11)
         self.font(7.5, colour=GREY)
-        self.cell(0, 5, self.clean(f"{self.footer_text} · page {self.page_no()} of {{nb}}"), align="C")
+        page = self.clean(f" · page {self.page_no()} of {{nb}}")
+        self.cell(0, 5, self.fit(self.clean(self.footer_text), TEXT_W - self.get_string_width(page) - 4) + page,
+                  align="C")
+
+    def fit(self, text: str, width_mm: float) -> str:
+        """`text` cut to fit on one line `width_mm` wide in the current font, ending in "…" where it was cut."""
+        if self.get_string_width(text) <= width_mm:
+            return text
+        low, high = 0, len(text)  # the longest prefix that fits with its "…"
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if self.get_string_width(text[:mid].rstrip() + "…") <= width_mm else (low, mid - 1)
+        return text[:low].rstrip() + "…"
 
     def room(self, height: float) -> None:
         """Start a new page unless `height` mm still fit on this one (keeps a heading with what follows)."""
@@ -214,11 +332,6 @@ class _Doc(FPDF):
                 for value in values:
                     row.cell(self.clean(value))
         self.ln(2)
-
-    def picture(self, png: bytes, width: float, x: float | None = None, alt_text: str = "") -> None:
-        """Embed a PNG `width` mm wide at (x or the left margin, the current y)."""
-        self.image(io.BytesIO(png), x=MARGIN if x is None else x, y=self.get_y(), w=width,
-                   h=_height(png, width), alt_text=self.clean(alt_text)[:500])
 
 
 # ---------------------------------------------------------------- charts
@@ -275,21 +388,62 @@ def render_later(draw: Any, width_px: int, height_px: int | None = None) -> Call
     return png
 
 
-def _height(png: bytes | None, width_mm: float) -> float:
-    if png is None:
-        return 6.0
+def _height(png: bytes, width_mm: float) -> float:
+    """The height in mm of `png` drawn `width_mm` wide (its aspect ratio, read from the PNG header)."""
     px_w, px_h = struct.unpack(">II", png[16:24])
     return width_mm * px_h / px_w
 
 
-def _place(doc: _Doc, png: bytes | None, width_mm: float, description: str, x: float | None = None) -> None:
-    if png is None:
-        doc.set_x(MARGIN if x is None else x)
-        doc.font(8.5, colour=GREY)
-        doc.multi_cell(width_mm, 4, "(Chart not drawn here; its data follow in words.)", align="L",
-                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        return
-    doc.picture(png, width_mm, x, description)
+def _sizes(doc: _Doc, pictures: Sequence[Picture]) -> list[tuple[float, float]]:
+    """(width, height) in mm of each picture of a row laid across the text width: equal slots, each as tall as its
+    aspect ratio makes it, narrowed to fit a page's height; a chart not drawn takes its note's height."""
+    slot = (TEXT_W - PICTURE_GAP_MM * (len(pictures) - 1)) / len(pictures)
+    tallest = doc.page_break_trigger - doc.t_margin - PAGE_RESERVE_MM
+    sizes = []
+    for png, _ in pictures:
+        if png is None:
+            doc.font(8.5, colour=GREY)
+            sizes.append((slot, float(doc.multi_cell(slot, 4, doc.clean(NOT_DRAWN), align="L", dry_run=True,
+                                                     output="HEIGHT"))))
+            continue
+        height = _height(png, slot)
+        sizes.append((slot, height) if height <= tallest else (slot * tallest / height, tallest))
+    return sizes
+
+
+def row_height(doc: _Doc, pictures: Sequence[Picture]) -> float:
+    """How tall `place` will make this row of pictures, in mm."""
+    return max(height for _, height in _sizes(doc, pictures))
+
+
+def place(doc: _Doc, pictures: Sequence[Picture], after_mm: float = 1.0) -> None:
+    """The one way a PDF puts charts on its page: `pictures` side by side across the text width (one: the full
+    width), at the cursor or on a new page when the tallest does not fit in what is left of this one; the cursor
+    then moves below the tallest (and `after_mm` more), so that what follows never prints over a chart. A chart
+    that could not be drawn (None) leaves a note in its place; its description is the picture's alt text."""
+    sizes = _sizes(doc, pictures)
+    tallest = max(height for _, height in sizes)
+    doc.room(tallest)
+    top = doc.get_y()
+    slot = (TEXT_W - PICTURE_GAP_MM * (len(pictures) - 1)) / len(pictures)
+    for i, ((png, description), (width, height)) in enumerate(zip(pictures, sizes, strict=True)):
+        x = MARGIN + i * (slot + PICTURE_GAP_MM)
+        if png is None:
+            doc.set_xy(x, top)
+            doc.font(8.5, colour=GREY)
+            doc.multi_cell(width, 4, doc.clean(NOT_DRAWN), align="L")
+        else:
+            doc.image(io.BytesIO(png), x=x, y=top, w=width, h=height, alt_text=doc.clean(description)[:500])
+    doc.set_xy(MARGIN, top + tallest + after_mm)
+
+
+def figure(doc: _Doc, title: str, pictures: Sequence[Picture], caption: str | None = None, *,
+           size: float = 12.5) -> None:
+    """A heading, its row of charts (`place`; kept on one page with the heading and the caption's first lines) and
+    the caption (default: the charts' descriptions)."""
+    doc.heading(title, size=size, keep=row_height(doc, pictures) + 14)
+    place(doc, pictures)
+    doc.para(" ".join(d for _, d in pictures) if caption is None else caption, 8, colour=GREY)
 
 
 # ---------------------------------------------------------------- content
@@ -389,21 +543,13 @@ def _warnings(doc: _Doc, plan: Any) -> None:
                      "with more memory.", 9)
 
 
-def _figure(doc: _Doc, title: str, png: bytes | None, description: str) -> None:
-    """A heading, its full-width chart (kept on one page with it) and the chart's description."""
-    doc.heading(title, keep=_height(png, TEXT_W) + 20)  # with the first lines of its description
-    _place(doc, png, TEXT_W, description)
-    doc.set_y(doc.get_y() + (_height(png, TEXT_W) if png is not None else 0) + 1)
-    doc.para(description, 8, colour=GREY)
-
-
 def _breakdown(doc: _Doc, plans: Mapping[str, Any]) -> None:
     frame = charts.step_frame(plans)
-    _figure(doc, "Where each step's time goes", _render(lambda: charts.step_chart(frame), FULL_CHART_PX),
-            charts.describe_step(frame))
+    figure(doc, "Where each step's time goes",
+           [(_render(lambda: charts.step_chart(frame), FULL_CHART_PX), charts.describe_step(frame))])
     frame = charts.memory_frame(plans, {name: p.hardware.hbm_GB for name, p in plans.items()})
-    _figure(doc, "Memory per GPU against its capacity", _render(lambda: charts.memory_chart(frame), FULL_CHART_PX),
-            charts.describe_memory(frame))
+    figure(doc, "Memory per GPU against its capacity",
+           [(_render(lambda: charts.memory_chart(frame), FULL_CHART_PX), charts.describe_memory(frame))])
 
 
 def _scaling(doc: _Doc, sweep: pd.DataFrame, gpus: int, baseline_gpus: int | None) -> None:
@@ -412,18 +558,10 @@ def _scaling(doc: _Doc, sweep: pd.DataFrame, gpus: int, baseline_gpus: int | Non
         doc.heading("Expected time and cost against GPU count", keep=12)
         doc.para("No other GPU count splits this global batch; change the batch or the parallelism to compare.")
         return
-    half = (TEXT_W - 6) / 2
-    pngs = [_render(functools.partial(charts.scaling_chart, frame, measure, gpus, baseline_gpus), HALF_CHART_PX,
-                    HALF_CHART_HEIGHT_PX) for measure in charts.SCALING_MEASURES]
-    descriptions = [charts.describe_scaling(frame, measure, gpus) for measure in charts.SCALING_MEASURES]
-    tallest = max(_height(png, half) for png in pngs)
-    doc.heading("Expected time and cost against GPU count", keep=tallest + 12)
-    top = doc.get_y()
-    for i, (png, description) in enumerate(zip(pngs, descriptions, strict=True)):
-        doc.set_y(top)
-        _place(doc, png, half, description, x=MARGIN + i * (half + 6))
-    doc.set_y(top + tallest + 1)
-    doc.para(" ".join(descriptions), 8, colour=GREY)
+    figure(doc, "Expected time and cost against GPU count",
+           [(_render(functools.partial(charts.scaling_chart, frame, measure, gpus, baseline_gpus), HALF_CHART_PX,
+                     HALF_CHART_HEIGHT_PX), charts.describe_scaling(frame, measure, gpus))
+            for measure in charts.SCALING_MEASURES])
     table = charts.table_view(frame, charts.SCALING_UNITS)
     doc.grid(list(table.columns), table.itertuples(index=False), [24, 30, 28, 30, 16, 52], size=8,
              align=["RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "LEFT"])
@@ -498,6 +636,9 @@ def _sources(doc: _Doc, plan: Any, keys: Iterable[str] | None = None) -> None:
 
 
 def _scenario_name(plan: Any) -> str:
+    name = shown_name(plan.scenario.name)
+    if name:
+        return name
     preset = plan.scenario.model.preset
     if preset:
         return str(INPUTS["model.preset"].choice_labels.get(preset, preset))
@@ -505,9 +646,28 @@ def _scenario_name(plan: Any) -> str:
 
 
 def report_date(created: dt.datetime | None) -> dt.datetime:
-    """The date a report prints and stores: `created` (a naive one read as UTC), default now (UTC)."""
-    created = created or dt.datetime.now(dt.UTC)
+    """The date a report prints and stores: `created` (a naive one read as UTC); default the environment's
+    SOURCE_DATE_EPOCH (seconds since 1970, the reproducible-builds convention: the same inputs then give the same
+    bytes from the page and the command line), else now (UTC)."""
+    created = created or _source_date() or dt.datetime.now(dt.UTC)
     return created.replace(tzinfo=dt.UTC) if created.tzinfo is None else created
+
+
+def _source_date() -> dt.datetime | None:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    try:
+        return dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch.isdecimal() else None
+    except (ValueError, OverflowError, OSError):  # beyond the dates Python knows: ignored
+        return None
+
+
+def shown_name(name: str | None) -> str | None:
+    """`name` when it has something to print (not only spaces, control characters or zero-width marks), else
+    None: a title of zero-width spaces would print as nothing."""
+    if not name:
+        return None
+    visible = any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Cs") for ch in name)
+    return name if visible else None
 
 
 def new_document(title: str, subject: str, created: dt.datetime, footer: str | None = None) -> _Doc:
@@ -535,10 +695,10 @@ def plan_pdf(plan: Any, scaling_sweep: pd.DataFrame | None = None, baseline: Any
              name: str | None = None, created: dt.datetime | None = None) -> bytes:
     """The plan as an A4 PDF. `scaling_sweep`: a `cluster.gpus` sweep of the plan (simulator.scaling.gpu_sweep)
     for the time and cost charts; `baseline`: a pinned plan to compare with; `name`: what the scenario is called
-    (default: its preset or "custom model"); `created`: the date printed and stored (fixed for reproducible
-    bytes; default now, UTC)."""
+    (default: the scenario's `name`, else its preset or "custom model"); `created`: the date printed and stored
+    (fixed for reproducible bytes; default `report_date`'s)."""
     created = report_date(created)
-    name = name or _scenario_name(plan)
+    name = shown_name(name) or _scenario_name(plan)
     doc = new_document(f"Training plan: {name}", fmt.training_sentence(plan, plan.hardware.hbm_GB), created,
                        footer=name)
 

@@ -1,5 +1,6 @@
 """Command line: `python -m simulator evaluate SCENARIO.json` (JSON plan), `... decide` (the recommended plan, its
-Pareto front, uncertainty and sensitivity, as JSON), `... sweep` (CSV) and `... report` (PDF summary, `-o plan.pdf`).
+Pareto front, uncertainty and sensitivity, as JSON), `... sweep` (CSV) and `... report` (PDF summary, `-o plan.pdf`:
+the decision's for a scenario with a `decision` section, else the training plan's).
 
 Every input problem ends with `error: ...` lines on standard error and exit code 2, never a traceback:
 scenarios and grids are parsed by the one bounded reader (simulator.safe_json), `--out` is checked before
@@ -215,20 +216,40 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    out = _check_out(args, command="report", example="plan.pdf")
-    scenario = _read_scenario(args.scenario)
+SHARED_DECISION_KEYS = ("decision.horizon_months",)  # also the Deploy page's money horizon: not a question alone
+
+
+def has_decision(scenario: Scenario) -> bool:
+    """True when the scenario asks a question (a `decision` section with a key of its own, not only the horizon the
+    Deploy page's money shares): `report` then writes the decision's PDF, as the Decide page's download does."""
+    return any(key.startswith("decision.") and key not in SHARED_DECISION_KEYS for key in scenario.given)
+
+
+def _report_pdf(scenario: Scenario, fallback_name: str) -> tuple[str, bytes]:
+    """(what the PDF is, its bytes): the decision's PDF for a scenario with a `decision` section, else the training
+    plan's; titled with the scenario's `name`, else `fallback_name`."""
     try:  # lazily: `simulator` stays importable without the report's dependencies
-        from report.pdf import plan_pdf
+        from report.decision_pdf import decision_pdf
+        from report.pdf import plan_pdf, shown_name
     except ImportError as exc:
         raise ScenarioError([f"report: the PDF needs fpdf2 and vl-convert-python ({exc}); "
                              "pip install -e . installs them"]) from None
+    name = shown_name(scenario.name) or fallback_name
+    if has_decision(scenario):
+        from simulator.decision import decide
+
+        return "decision", decision_pdf(decide(scenario), name=name)
     from simulator.scaling import gpu_sweep
 
-    name = "standard input" if args.scenario == "-" else Path(args.scenario).name
-    data = plan_pdf(evaluate(scenario), gpu_sweep(scenario), name=name)
+    return "training plan", plan_pdf(evaluate(scenario), gpu_sweep(scenario), name=name)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    out = _check_out(args, command="report", example="plan.pdf")
+    scenario = _read_scenario(args.scenario)
+    kind, data = _report_pdf(scenario, "standard input" if args.scenario == "-" else Path(args.scenario).name)
     _write(out, args.force, lambda f: f.write(data), text=False)
-    print(f"wrote {len(data):,} bytes to {source_name(str(out))}", file=sys.stderr)
+    print(f"wrote the {kind} PDF, {len(data):,} bytes, to {source_name(str(out))}", file=sys.stderr)
     return 0
 
 
@@ -256,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", help="CSV file to write (default: standard output); never an input file")
     sw.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     sw.set_defaults(func=_cmd_sweep)
-    rp = sub.add_parser("report", help="write the plan of one scenario as a PDF summary")
+    rp = sub.add_parser("report", help="write one scenario as a PDF summary: the decision's when it has a decision "
+                                       "section (as the Decide page's download), else the training plan's")
     rp.add_argument("scenario", help="scenario JSON file, or - for standard input")
     rp.add_argument("-o", "--out", required=True, help="PDF file to write; never the input file")
     rp.add_argument("--force", action="store_true", help="overwrite an existing --out file")

@@ -54,7 +54,7 @@ def test_the_answer_comes_first_with_metrics():
     assert at.title[0].value == "Deploy"
     text_ = answer(at)
     assert text_.startswith("Serving 1 requests/s of Llama 3 70B within 200 ms per token takes")
-    assert "per 1M output tokens; over 36 months renting costs $" in text_
+    assert "per 1M output tokens; over 36 months serving alone costs $" in text_
     labels = {m.label for m in at.metric}
     assert {"Serving GPUs", "Time to first token", "Time per output token", "Cost per 1M output tokens"} <= labels
     assert any(c.value.startswith("P10–P90") for c in at.caption)

@@ -26,7 +26,7 @@ from report import chart_process  # noqa: E402
 from report import formatting as fmt  # noqa: E402
 from report import quality_charts as qcharts  # noqa: E402
 from report.calibration_pdf import calibration_pdf, key_fits, title_of  # noqa: E402
-from report.pdf import fonts_found  # noqa: E402
+from report.pdf import fallback_for, fonts_found  # noqa: E402
 from simulator.devices import device_from_profile, shipped_profiles  # noqa: E402
 from simulator.plan import VERSION  # noqa: E402
 from simulator.quality_curves import quality_from_profile  # noqa: E402
@@ -34,7 +34,7 @@ from simulator.quality_curves import quality_from_profile  # noqa: E402
 APP = str(ROOT / "app.py")
 CREATED = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)
 PROFILES = shipped_profiles()
-HAS_CJK_FONT = fonts_found()["regular"] is not None and fonts_found()["fallback"] is not None
+HAS_CJK_FONT = fonts_found()["regular"] is not None and fallback_for("中") is not None
 
 
 def text_of(data: bytes) -> str:

@@ -192,7 +192,7 @@ def test_decision_pdf_reads_back_and_renders(tmp_path):
     text = " ".join(" ".join(p.extract_text() for p in reader.pages).split())
     assert reader.metadata.title.startswith("Pilote « Lune »")
     assert " ".join(answer_sentence(d).split()) in text
-    assert "Figure Value P10–P90 Provenance" in text and "Plan on the Pareto front" in text
+    assert "Figure Value P10–P90 Range Provenance" in text and "Plan on the Pareto front" in text
     assert "Accelerators and their uncertainty" in text and "Input Key Value Unit Set by" in text
     assert sum(len(p.images) for p in reader.pages) == 2  # the Pareto chart and the tornado
     if shutil.which("pdftoppm") is None:

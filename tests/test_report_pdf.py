@@ -28,7 +28,7 @@ SCENARIO = {"model": {"preset": "llama-3-70b"},
             "cluster": {"accelerator": DEVICE_ID, "gpus": 1024, "tp": 16, "pp": 4}}  # TP spans nodes: a warning
 CLI_SCENARIO = {"model": {"params": 1.3e9}, "cluster": {"gpus": 64}}
 HAS_UNICODE_FONT = report_pdf.fonts_found()["regular"] is not None
-HAS_CJK_FONT = HAS_UNICODE_FONT and report_pdf.fonts_found()["fallback"] is not None
+HAS_CJK_FONT = HAS_UNICODE_FONT and report_pdf.fallback_for("中") is not None
 
 
 def text_of(data: bytes) -> str:
@@ -167,7 +167,7 @@ def test_unicode_in_a_device_name_survives(built):
 
 
 def test_without_unicode_fonts_the_core_font_replaces_what_latin_1_lacks(plan, monkeypatch):
-    monkeypatch.setattr(report_pdf, "fonts_found", lambda: {"regular": None, "bold": None, "fallback": None})
+    monkeypatch.setattr(report_pdf, "fonts_found", lambda: {"regular": None, "bold": None, "fallbacks": ()})
     text = text_of(plan_pdf(plan, name="Plan é 中文 — \x00\udcff", created=CREATED))
     assert "Training plan: Plan é ?? - ?" in text  # the NUL as a space, the lone surrogate as "?"
     assert "Labor é, ??, - rig" in text
