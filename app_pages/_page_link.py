@@ -207,11 +207,30 @@ def _restore(link: PageLink) -> list[str]:
     return problems
 
 
+def remember(prefix: str, query: Mapping[str, str]) -> None:
+    """Keep the page's last address in the session: Streamlit drops a page's widget state while another page
+    runs, so coming back through the menu (an address without parameters) would show the defaults."""
+    st.session_state[prefix + "link.last"] = dict(query)
+
+
+def recall(prefix: str, widget_keys: Sequence[str]) -> dict[str, str] | None:
+    """The page's last address when its widgets were dropped (another page ran since) and the address it was
+    opened at has no parameters of its own; None otherwise."""
+    state = st.session_state
+    if any(k in state for k in widget_keys) or st.query_params.to_dict():
+        return None
+    return state.get(prefix + "link.last")
+
+
 def open_link(link: PageLink) -> None:
-    """On the page's first run in this session, before its widgets: take its inputs from the address, and say
-    which parameters were not used."""
+    """Before the page's widgets. On its first run in this session: take its inputs from the address, and say
+    which parameters were not used. Back on the page after another one: its inputs as it left them."""
     read = link.prefix + "link.read"
     if st.session_state.get(read):
+        last = recall(link.prefix, [link.state_key(k) for k in link.keys])
+        if last:
+            st.query_params.from_dict(last)
+            _restore(link)  # read before: nothing in it is new to say
         return
     problems = _restore(link)
     st.session_state[read] = True
@@ -247,5 +266,6 @@ def query(link: PageLink) -> dict[str, str]:
 def publish(link: PageLink) -> None:
     """After the page's widgets: keep the address in step with them."""
     wanted = query(link)
+    remember(link.prefix, wanted)
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)

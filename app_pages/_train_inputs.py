@@ -33,6 +33,7 @@ from simulator import share
 from simulator.scenario import Scenario, ScenarioError
 
 MODE = "model.preset"
+PREFIX = "train."  # this page's session state
 READY = "train.ready"  # session flag: widgets were initialised from the link (or an import)
 LINK_PROBLEMS = "train.link_problems"
 MODEL = "train.model"  # resolved model section of the current inputs (None: the model alone is invalid)
@@ -165,6 +166,12 @@ def init_from_link(devices: Devices) -> None:
     problems (another page's parameters among them) are kept to show once."""
     state = st.session_state
     if state.get(READY):
+        last = page_link.recall(PREFIX, [f.widget_key for f in SCENARIO_FIELDS])
+        if last:  # back from another page: the inputs (and baseline) as this page left them
+            st.query_params.from_dict(last)
+            state[READY] = False
+            init_from_link(devices)
+            state.pop(LINK_PROBLEMS, None)
         return
     params, problems = page_link.split(st.query_params.to_dict(), LINK_KEYS, baseline=True)
     shared = share.from_query(params, DEFAULTS)
@@ -184,6 +191,7 @@ def sync_link(sections: Mapping[str, Mapping[str, Any]]) -> None:
     """Write the inputs (and the pinned baseline) that differ from the page defaults into the URL."""
     pinned = baseline()
     query = share.to_query(sections, DEFAULTS, baseline=json.loads(pinned) if pinned else None)
+    page_link.remember(PREFIX, query)
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
 

@@ -295,3 +295,28 @@ def test_a_decide_link_opened_in_a_new_browser_keeps_the_budget(tools, app_url, 
         assert not other.get_by_text("Some link parameters were not used").count()
     finally:
         other.context.close()
+
+
+def test_pages_keep_their_inputs_when_the_menu_leads_away_and_back(tools, app_url, page):
+    """Streamlit drops a page's widget state while another page runs: coming back through the menu (an address
+    without parameters) must show the inputs as the page was left, and its address again."""
+    page.goto(f"{app_url}/decide?budget=8e6")
+    tools.wait_rendered(page)
+    page.goto(f"{app_url}/train?gpus=64")  # a new session on Train, then the menu only
+    tools.wait_rendered(page)
+    for target, back, seen in (("Decide", "Train", lambda: gpus_field(page).input_value() == "64"),
+                               ("Train", "Decide", lambda: decide_answer(page).startswith("The best plan within $10M"))):
+        page.get_by_role("link", name=target).click()
+        tools.wait_rendered(page)
+        page.get_by_role("link", name=back).click()
+        tools.wait_rendered(page)
+        assert seen(), f"{back} forgot its inputs after a visit to {target}"
+    page.get_by_label("Budget (million USD)", exact=True).fill("7")
+    page.get_by_label("Budget (million USD)", exact=True).press("Enter")
+    page.wait_for_url(re.compile(r"/decide\?(.*&)?budget=7e6"))
+    page.get_by_role("link", name="Deploy").click()
+    tools.wait_rendered(page)
+    page.get_by_role("link", name="Decide").click()
+    tools.wait_rendered(page)
+    page.wait_for_url(re.compile(r"/decide\?(.*&)?budget=7e6"))  # the address comes back with the inputs
+    assert decide_answer(page).startswith("The best plan within $7M")
