@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages import _chart_specs as specs
 from report import charts
 from report import formatting as fmt
 
@@ -138,16 +139,11 @@ def problems(plan: Any, on_apply: Any = None) -> None:
             st.warning(text, icon=icon)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _spec(kind: str, frame: pd.DataFrame, args: tuple = ()) -> dict:
-    """A chart's Vega-Lite spec, built once per table: building and validating Altair charts is most of a
-    rerun's time, and the tables repeat (the same plans, the same sweep)."""
-    draw = {"step": charts.step_chart, "memory": charts.memory_chart, "scaling": charts.scaling_chart}[kind]
-    return draw(frame, *args).to_dict(validate=False)
+CHARTS = {"step": charts.step_chart, "memory": charts.memory_chart, "scaling": charts.scaling_chart}
 
 
 def _draw(kind: str, frame: pd.DataFrame, description: str, key: str, args: tuple = ()) -> None:
-    st.vega_lite_chart(spec=_spec(kind, frame, args), width="stretch", alt=description, key=key)
+    st.vega_lite_chart(spec=specs.spec(CHARTS[kind], frame, *args), width="stretch", alt=description, key=key)
 
 
 def _chart(kind: str, frame: pd.DataFrame, table: pd.DataFrame, description: str, table_label: str,

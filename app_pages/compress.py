@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages import _chart_specs as specs
 from app_pages import _compress_inputs as ui
 from app_pages._devices import session_devices
 from app_pages._train_data import device_key
@@ -115,7 +116,7 @@ def predicted_bits(quant: pd.DataFrame) -> None:
     if quant.empty:
         st.info(charts.describe_quant(quant))
         return
-    st.altair_chart(charts.quant_chart(quant), width="stretch")
+    st.vega_lite_chart(spec=specs.spec(charts.quant_chart, quant), width="stretch")
     st.caption(md(charts.describe_quant(quant)))
     _table("predicted perplexity by bits and method", quant)
 
@@ -125,7 +126,7 @@ def predicted_sparsity(prune: pd.DataFrame) -> None:
     if prune[~prune["This plan"]].empty:
         st.info(charts.describe_prune(prune))
         return
-    st.altair_chart(charts.prune_chart(prune), width="stretch")
+    st.vega_lite_chart(spec=specs.spec(charts.prune_chart, prune), width="stretch")
     st.caption(md(charts.describe_prune(prune)))
     _table("predicted loss increase by sparsity and method", prune)
 
@@ -144,7 +145,7 @@ def measured(found: tuple[dict[str, Any], Any, str] | None, family: str, model_n
     if frame.empty:
         st.info(f"The profile has no {what} curve for {md(model_name)}.")
         return
-    st.altair_chart(charts.measured_chart(frame, y_name, title), width="stretch")
+    st.vega_lite_chart(spec=specs.spec(charts.measured_chart, frame, y_name, title), width="stretch")
     st.caption(md(charts.describe_measured(frame, y_name, title)))
     _table(f"{title}, {what}", frame)
 
@@ -190,7 +191,7 @@ def scaling_law(found_law: tuple[Any, str]) -> None:
         st.info("No profile at hand has a measured scaling law: `python -m calibration quality --full` trains the "
                 "small LM at several sizes and token budgets and fits one (docs/calibration.md, \"Quality "
                 "calibration\").")
-    st.altair_chart(laws.law_chart(frame), width="stretch")
+    st.vega_lite_chart(spec=specs.spec(laws.law_chart, frame), width="stretch")
     st.caption(md(laws.describe_law(frame, law, source)))
     st.dataframe(laws.law_table(law), hide_index=True, width="stretch")
     _table("scaling-law points and lines", frame)

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages import _chart_specs as specs
 from app_pages import _decide_inputs as ui
 from app_pages._devices import session_devices
 from app_pages._train_data import device_key
@@ -92,7 +93,7 @@ def pareto(d: Decision) -> None:
     st.subheader("Quality against total cost")
     frame = charts.pareto_frame(d)
     budget = d.budget_usd if d.objective != "cheapest_for_quality" else None
-    st.vega_lite_chart(charts.pareto_spec(frame, budget), width="stretch")
+    st.vega_lite_chart(spec=specs.spec(charts.pareto_spec, frame, budget), width="stretch")
     st.caption(charts.describe_pareto(frame, budget).replace("$", r"\$"))
     with st.expander("Table view: the Pareto front"):
         front = frame[frame["Kind"] != "candidate"].copy()
@@ -117,7 +118,7 @@ def uncertainty(d: Decision) -> None:
     if bars.empty:
         st.caption("No input of this plan is marked uncertain.")
         return
-    st.vega_lite_chart(charts.tornado_spec(bars, d.total_cost_usd), width="stretch")
+    st.vega_lite_chart(spec=specs.spec(charts.tornado_spec, bars, d.total_cost_usd), width="stretch")
     st.caption(charts.describe_tornado(bars, d.total_cost_usd).replace("$", r"\$"))
     with st.expander("Table view: the tornado"):
         view = bars.copy()

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages import _chart_specs as specs
 from app_pages import _deploy_inputs as ui
 from app_pages._devices import session_devices
 from app_pages._train_data import device_key
@@ -74,7 +75,8 @@ def latency(r: Result) -> None:
     if r.latency.empty:
         st.caption(charts.describe_latency(r.latency, s.ttft_target_s, s.tpot_target_s, chosen))
         return
-    st.altair_chart(charts.latency_chart(r.latency, s.ttft_target_s, s.tpot_target_s, chosen), width="stretch")
+    st.vega_lite_chart(spec=specs.spec(charts.latency_chart, r.latency, s.ttft_target_s, s.tpot_target_s, chosen),
+                       width="stretch")
     st.caption(_md(charts.describe_latency(r.latency, s.ttft_target_s, s.tpot_target_s, chosen)))
     with st.expander("Table view: latency against batch"):
         st.dataframe(charts.table_view(r.latency), hide_index=True, width="stretch")
@@ -84,8 +86,8 @@ def traffic(r: Result) -> None:
     rate = r.plan.scenario.serving.requests_per_s
     st.subheader("GPUs and cost against traffic")
     left, right = st.columns(2)
-    left.altair_chart(charts.traffic_gpus_chart(r.traffic, rate), width="stretch")
-    right.altair_chart(charts.traffic_cost_chart(r.traffic, rate), width="stretch")
+    left.vega_lite_chart(spec=specs.spec(charts.traffic_gpus_chart, r.traffic, rate), width="stretch")
+    right.vega_lite_chart(spec=specs.spec(charts.traffic_cost_chart, r.traffic, rate), width="stretch")
     st.caption(_md(charts.describe_traffic(r.traffic, rate)))
     with st.expander("Table view: GPUs and cost against traffic"):
         st.dataframe(charts.table_view(r.traffic), hide_index=True, width="stretch")
@@ -93,7 +95,7 @@ def traffic(r: Result) -> None:
 
 def money(r: Result) -> None:
     st.subheader("Rent, buy or a hosted API over time")
-    st.altair_chart(charts.money_chart(r.money), width="stretch")
+    st.vega_lite_chart(spec=specs.spec(charts.money_chart, r.money), width="stretch")
     st.caption(_md(charts.describe_money(r.money)))
     with st.expander("Table view: cumulative cost by month"):
         st.dataframe(charts.table_view(r.money), hide_index=True, width="stretch")
