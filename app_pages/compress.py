@@ -207,7 +207,10 @@ def provenance(plan: Plan) -> None:
 
 def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.DataFrame,
               found: tuple[dict[str, Any], Any, str] | None) -> None:
-    from report.compress_pdf import compress_pdf
+    def pdf() -> bytes:
+        from report.compress_pdf import compress_pdf  # fpdf2 loads on the first click, not with the page
+
+        return compress_pdf(plan, name, quant, prune, found, law=law)
 
     name = device_name(plan)
     profile_id = "" if found is None else f"{found[0].get('name')}@{found[0].get('created_utc')}"
@@ -215,8 +218,8 @@ def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.D
     version = hashlib.sha256((json.dumps(data, sort_keys=True) + profile_id).encode()).hexdigest()[:12]
     c = st.columns(5)
     law = ui.scaling_law_source(found)
-    c[0].download_button("Download PDF", lambda: compress_pdf(plan, name, quant, prune, found, law=law),
-                         "modelfolio-compress.pdf", "application/pdf", on_click="ignore", key=f"compress.pdf.{version}")
+    c[0].download_button("Download PDF", pdf, "modelfolio-compress.pdf", "application/pdf", on_click="ignore",
+                         key=f"compress.pdf.{version}")
     c[1].download_button("Plan JSON", json.dumps(plan.to_dict(), indent=2, default=str, ensure_ascii=False),
                          "modelfolio-compress-plan.json", "application/json", on_click="ignore",
                          key=f"compress.plan.{version}")

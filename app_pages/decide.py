@@ -170,13 +170,16 @@ def compare(d: Decision, data: dict[str, Any]) -> None:
 
 
 def downloads(d: Decision, data: dict[str, Any]) -> None:
-    from report.decision_pdf import decision_pdf
+    def pdf() -> bytes:
+        from report.decision_pdf import decision_pdf  # fpdf2 loads on the first click, not with the page
+
+        return decision_pdf(d)
 
     c = st.columns(4)
     # the key follows the question: a deferred download keeps the callable of the widget it was made with
     version = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
     safe = "".join(ch if ch.isalnum() else "-" for ch in (d.scenario.name or "decision"))[:40] or "decision"
-    c[0].download_button("Download PDF", lambda: decision_pdf(d), f"modelfolio-{safe}.pdf", "application/pdf",
+    c[0].download_button("Download PDF", pdf, f"modelfolio-{safe}.pdf", "application/pdf",
                          on_click="ignore", key=f"decide.pdf.{version}")
     c[1].download_button("Decision JSON", json.dumps(d.to_dict(), indent=2, default=str, ensure_ascii=False),
                          f"modelfolio-{safe}.json", "application/json", on_click="ignore")

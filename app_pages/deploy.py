@@ -110,7 +110,10 @@ def provenance(r: Result) -> None:
 
 
 def downloads(r: Result, data: dict[str, Any]) -> None:
-    from report.deploy_pdf import deploy_pdf
+    def pdf() -> bytes:
+        from report.deploy_pdf import deploy_pdf  # fpdf2 loads on the first click, not with the page
+
+        return deploy_pdf(r.d, r.hardware_label, name=name or None)
 
     st.subheader("Export")
     name = st.text_input("Name this deployment", key=ui.PREFIX + "name",
@@ -120,8 +123,8 @@ def downloads(r: Result, data: dict[str, Any]) -> None:
     # the key follows the content: a deferred download keeps the callable of the widget it was made with
     version = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
     safe = "".join(ch if ch.isalnum() else "-" for ch in (name or "deployment"))[:40] or "deployment"
-    c[0].download_button("Download PDF", lambda: deploy_pdf(r.d, r.hardware_label, name=name or None),
-                         f"modelfolio-{safe}.pdf", "application/pdf", on_click="ignore", key=f"deploy.pdf.{version}")
+    c[0].download_button("Download PDF", pdf, f"modelfolio-{safe}.pdf", "application/pdf", on_click="ignore",
+                         key=f"deploy.pdf.{version}")
     c[1].download_button("Scenario JSON", json.dumps(data, indent=2, ensure_ascii=False),
                          f"modelfolio-{safe}-scenario.json", "application/json", on_click="ignore",
                          key=f"deploy.scenario.{version}")
