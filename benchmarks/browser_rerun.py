@@ -5,14 +5,16 @@ Run: python -m benchmarks.browser_rerun [--changes 10] [--warmups 2] [--pages de
 The app is served by `streamlit run` on 127.0.0.1 and driven in headless Debian Chromium through Playwright
 (scripts/screenshot.py: `serve_app`, the browser's path and flags). On each page one main input is changed,
 alternating between two values, `--warmups` times untimed, then `--changes` times timed. A change is timed in the
-page, on its own clock, from the committing keydown (Enter in the field) to the last DOM mutation inside the app
-of the rerun it started: Streamlit's `data-test-script-state` on the app root must have gone to "running" after
-the keydown and back to "notRunning", and then the app must have stayed without a mutation for `--quiet-ms`
-(500 ms: on the loaded development machine a table's cells were seen to update up to ~200 ms after the script
-finished; the quiet period itself is not counted). A page's cold load is its first visit in a new browser context
-(a new session, an empty browser cache) on a server that has not served that page before (imports and the page's
-caches cold), from navigation start to the last mutation, with a 2 s quiet period (the chart library loads
-silently for a while on first use).
+page, on its own clock, from the committing keydown (Enter in the field) to the last change drawn in the app by
+the rerun it started: a DOM mutation inside Streamlit's app root or a draw on a canvas (charts and tables draw
+there). The rerun must have run (Streamlit's `data-test-script-state` on the app root went to "running" after the
+keydown, or the server answered) and finished ("notRunning"), and then nothing may be drawn or received for
+`--quiet-ms` (300 ms, not counted; in 40 timed changes on the development machine no two draws after the script
+finished were more than 27 ms apart). Not counted as drawn: a select box's closing menu (outside the app root) and
+DOM inside a canvas (its accessibility fallback: a table mirrors its cells there ~200 ms after drawing them). A
+page's cold load is its first visit in a new browser context (a new session, an empty browser cache) on a server
+that has not served that page before (imports and the page's caches cold), from navigation start to the last
+draw, with a 2 s quiet period (the chart library loads silently for a while on first use).
 
 Alternating between two values is what a user comparing two answers does; after the warm-ups both values are in
 the pages' `st.cache_data` caches, so the timed reruns measure what every rerun pays (widgets, charts, tables,
@@ -50,24 +52,32 @@ TIMEOUT_MS = 60_000
 COLD_QUIET_MS = 2_000.0
 VIEWPORT = {"width": 1400, "height": 1000}
 
-# Installed before any page script runs: times of the app's DOM mutations (inside Streamlit's app root: a select
-# box's closing menu lives outside it and is not the page's redraw), of the root's script-state changes, of the
-# last message from the server (a rerun quick enough never shows "running") and of the committing keydown, on the
-# page's own clock (performance.now(): ms since navigation start).
+# Installed before any page script runs, on the page's own clock (performance.now(): ms since navigation start):
+# the last change drawn in the app (a DOM mutation inside Streamlit's app root, or a draw on a canvas: charts and
+# tables draw there; a select box's closing menu lives outside the root and DOM inside a canvas is its
+# accessibility fallback, never drawn: a table mirrors its cells there ~200 ms after drawing them), the root's
+# script-state changes, the last message from the server (a rerun quick enough never shows "running") and the
+# committing keydown.
 PROBE_JS = """(() => {
   const b = window.__bench = {t0: null, last: 0, message: 0, states: []};
-  const inApp = node => {
-    const el = node.nodeType === Node.ELEMENT_NODE ? node : node.parentElement;
-    return !!(el && el.closest('[data-testid="stApp"]'));
+  const drawn = el => {
+    const e = el.nodeType === Node.ELEMENT_NODE ? el : el.parentElement;
+    return !!(e && e.closest('[data-testid="stApp"]') && !e.closest('canvas'));
   };
   new MutationObserver(records => {
     const t = performance.now();
     for (const r of records) {
       if (r.attributeName === 'data-test-script-state' && r.target.getAttribute('data-testid') === 'stApp')
         b.states.push([t, r.target.getAttribute('data-test-script-state')]);
-      if (inApp(r.target)) b.last = t;
+      if (drawn(r.target)) b.last = t;
     }
   }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+  const canvas = CanvasRenderingContext2D.prototype;
+  for (const name of ['fill', 'stroke', 'fillRect', 'strokeRect', 'clearRect', 'fillText', 'strokeText',
+                      'drawImage', 'putImageData']) {
+    const draw = canvas[name];
+    canvas[name] = function (...args) { b.last = performance.now(); return draw.apply(this, args); };
+  }
   const Native = window.WebSocket;
   window.WebSocket = class extends Native {
     constructor(...args) {
@@ -79,8 +89,8 @@ PROBE_JS = """(() => {
                             true);
 })()"""
 
-# Done: the server answered after `since` (a rerun ran), the app's script is not running, and neither the app nor
-# the server has changed anything for `quiet` ms.
+# Done: the server answered after `since` (a rerun ran), the app's script is not running, and nothing has been
+# drawn or sent for `quiet` ms.
 SETTLED_JS = """([since, quiet]) => {
   const b = window.__bench, root = document.querySelector('[data-testid="stApp"]');
   const ran = b.message >= since || b.states.some(([t, s]) => t >= since && s === 'running');
@@ -126,7 +136,7 @@ class Timings:
     tree: str
     case: Case
     cold_ms: float = float("nan")
-    redraw_ms: list[float] = field(default_factory=list)  # keydown -> last mutation
+    redraw_ms: list[float] = field(default_factory=list)  # keydown -> last draw
     server_cpu_ms: float = 0.0
     browser_cpu_ms: float = 0.0
     load_1min: list[float] = field(default_factory=list)
@@ -198,7 +208,7 @@ def _browser_roots() -> set[int]:
 
 
 def _settle(page, since_ms: float, quiet_ms: float) -> float:
-    """Wait for the rerun started after `since_ms` to finish and the app to stay still; its last mutation (ms)."""
+    """Wait for the rerun started after `since_ms` to finish and the app to stay still; its last draw (ms)."""
     page.wait_for_function(SETTLED_JS, arg=[since_ms, quiet_ms], polling=25, timeout=TIMEOUT_MS)
     if page.locator(FAILED).count():
         raise RuntimeError(f"the page shows an exception: {page.locator(FAILED).first.inner_text()[:500]}")
@@ -206,7 +216,7 @@ def _settle(page, since_ms: float, quiet_ms: float) -> float:
 
 
 def cold_load(context, url: str, case: Case):
-    """Open the page in `context` (a new session); (the page, ms from navigation start to its last mutation)."""
+    """Open the page in `context` (a new session); (the page, ms from navigation start to its last draw)."""
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(f"{url}/{case.page}")
@@ -216,7 +226,7 @@ def cold_load(context, url: str, case: Case):
 
 
 def change(page, case: Case, value: str, quiet_ms: float) -> float:
-    """Type `value` into the case's field and press Enter; ms from the keydown to the rerun's last mutation."""
+    """Type `value` into the case's field and press Enter; ms from the keydown to the rerun's last draw."""
     box = page.locator(case.selector)
     box.click()
     box.fill(value)
@@ -331,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=10, help="timed changes per page (default 10)")
     parser.add_argument("--warmups", type=int, default=2, help="untimed changes first (default 2: both values)")
-    parser.add_argument("--quiet-ms", type=float, default=500.0, help="the app still this long: redrawn (500)")
+    parser.add_argument("--quiet-ms", type=float, default=300.0, help="nothing drawn this long: done (300)")
     parser.add_argument("--pages", default=",".join(c.page for c in CASES), help="comma-separated page names")
     parser.add_argument("--compare", type=Path, help="another checkout to serve and time side by side")
     args = parser.parse_args(argv)
