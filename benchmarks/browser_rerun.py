@@ -18,8 +18,10 @@ draw, with a 2 s quiet period (the chart library loads silently for a while on f
 
 Alternating between two values is what a user comparing two answers does; after the warm-ups both values are in
 the pages' `st.cache_data` caches, so the timed reruns measure what every rerun pays (widgets, charts, tables,
-the transfer and the browser's work), not the model. The server-side benchmarks (`train_page_rerun`,
-`decide_page_rerun`) time a new value each time through AppTest, without a browser.
+the transfer and the browser's work), not the model. `--fresh` types a new value every time instead (12 of them:
+the defaults' 2 + 10 changes), so every rerun also computes its answer and builds its charts, as the server-side
+benchmarks (`train_page_rerun`, `decide_page_rerun`: AppTest, no browser) do; on Compress it changes the training
+tokens, since there are only 8 preset models.
 
 Beside the wall times, the CPU time the server process and the browser's processes spent per timed change (Linux
 /proc; steadier than wall time on a shared machine) says where the time goes. `--compare DIR` serves a second
@@ -107,24 +109,35 @@ ANSWER = '[data-testid="stMetricValue"]'
 
 @dataclass(frozen=True)
 class Case:
-    """One page and the main input a user changes on it: the widget's key (its `st-key-` class) and two values,
-    typed into the field (a select box filters its options by the typed text and takes the first on Enter)."""
+    """One page and the main input a user changes on it: the widget's key (its `st-key-` class) and the values
+    typed into the field in turn (a select box filters its options by the typed text and takes the first on
+    Enter)."""
 
     page: str
     widget_key: str
     label: str
-    values: tuple[str, str]
+    values: tuple[str, ...]
 
     @property
     def selector(self) -> str:
         return f".st-key-{self.widget_key.replace('.', '-')} input"
 
 
-CASES = (
+CASES = (  # two values in turn: after the warm-ups, every rerun finds its answer in the page's caches
     Case("decide", "decide.decision.budget_usd", "budget $5M ↔ $8M", ("5", "8")),
     Case("train", "cluster.gpus", "GPUs 2,048 ↔ 1,024", ("2048", "1024")),
     Case("compress", "compress.model", "model Llama 2 13B ↔ 70B", ("Llama 2 13B", "Llama 2 70B")),
     Case("deploy", "deploy.serving.requests_per_s", "requests/s 20 ↔ 10", ("20", "10")),
+)
+FRESH_CASES = (  # `--fresh`: a new value every time (12), so every rerun computes its answer
+    Case("decide", "decide.decision.budget_usd", "budget $5.5M, $6M, … (new)",
+         tuple(f"{5.5 + 0.5 * k:g}" for k in range(12))),
+    Case("train", "cluster.gpus", "GPUs 768, 1,536, … (new)",  # 32 × a data-parallel width that divides batch 1,536
+         tuple(str(32 * dp) for dp in (24, 48, 96, 192, 384, 768, 16, 12, 8, 6, 4, 3))),
+    Case("compress", "compress.training.tokens", "training tokens 1.4T, 1.6T, … (new)",
+         tuple(f"{1400 + 200 * k}" for k in range(12))),
+    Case("deploy", "deploy.serving.requests_per_s", "requests/s 11, 12, … (new)",
+         tuple(f"{11 + k}" for k in range(12))),
 )
 
 
@@ -256,7 +269,7 @@ def run_page(trees: list[Served], case: Case, warmups: int, changes: int, quiet_
         for i in range(warmups + changes):
             for tree, result, page in zip(trees, results, pages, strict=True):
                 server0, browser0 = cpu_ms(tree.server_pid), cpu_ms(tree.browser_pid)
-                redraw_ms = change(page, case, case.values[i % 2], quiet_ms)
+                redraw_ms = change(page, case, case.values[i % len(case.values)], quiet_ms)
                 if i >= warmups:
                     result.redraw_ms.append(redraw_ms)
                     result.server_cpu_ms += (cpu_ms(tree.server_pid) - server0) / changes
@@ -344,12 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-ms", type=float, default=300.0, help="nothing drawn this long: done (300)")
     parser.add_argument("--pages", default=",".join(c.page for c in CASES), help="comma-separated page names")
     parser.add_argument("--compare", type=Path, help="another checkout to serve and time side by side")
+    parser.add_argument("--fresh", action="store_true", help="a new value every change (no cached answer)")
     args = parser.parse_args(argv)
     tools = _screenshot_tools()
     if not Path(tools.CHROMIUM).exists():
         print(f"{tools.CHROMIUM} not found: make browser-deps (apt-get install -y chromium)", file=sys.stderr)
         return 2
-    cases = [c for c in CASES if c.page in args.pages.split(",")]
+    cases = [c for c in (FRESH_CASES if args.fresh else CASES) if c.page in args.pages.split(",")]
     roots = {"this tree": REPO} | ({"compared": args.compare.resolve()} if args.compare else {})
     started, started_load = time.monotonic(), os.getloadavg()
     from playwright.sync_api import sync_playwright  # only this benchmark needs Playwright
