@@ -39,7 +39,7 @@ test: install browser-deps pdf-fonts
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-bench: install
+bench: install browser-deps
 	$(BIN)/python -m benchmarks.megatron_fidelity
 	$(BIN)/python -m benchmarks.sweep_speed
 	$(BIN)/python -m benchmarks.train_page_rerun
@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python -m benchmarks.decision_speed
 	$(BIN)/python -m benchmarks.calibration_pdf_speed --in-process
 	$(BIN)/python -m benchmarks.decide_page_rerun
+	$(BIN)/python -m benchmarks.browser_rerun
 	$(BIN)/python -m benchmarks.calibration_quick --slow-dtype bf16 --markdown
 	$(BIN)/python -m benchmarks.serving_cpu_check --repeats 3
 

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages import _chart_specs as specs
 from report import charts
 from report import formatting as fmt
 
@@ -138,21 +139,23 @@ def problems(plan: Any, on_apply: Any = None) -> None:
             st.warning(text, icon=icon)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _spec(kind: str, frame: pd.DataFrame, args: tuple = ()) -> dict:
-    """A chart's Vega-Lite spec, built once per table: building and validating Altair charts is most of a
-    rerun's time, and the tables repeat (the same plans, the same sweep)."""
-    draw = {"step": charts.step_chart, "memory": charts.memory_chart, "scaling": charts.scaling_chart}[kind]
-    return draw(frame, *args).to_dict(validate=False)
+CHARTS = {"step": charts.step_chart, "memory": charts.memory_chart, "scaling": charts.scaling_chart}
+# A chart's alt text says what it shows, never its numbers (the caption under it has them): Streamlit's frontend
+# keys a chart on its alt text too, so an alt text that changes with the inputs rebuilds the chart from scratch on
+# every rerun instead of swapping its data (Train: 338 -> 209 ms a change, docs/benchmarks.md, "Browser rerun").
+ALT = {"step": "Stacked bars: seconds per optimizer step by part, for each plan shown.",
+       "memory": "Stacked bars: memory per GPU by part against the GPU's capacity, for each plan shown.",
+       "scaling": "Line chart: {} against the GPU count, this plan's count marked."}
 
 
-def _draw(kind: str, frame: pd.DataFrame, description: str, key: str, args: tuple = ()) -> None:
-    st.vega_lite_chart(spec=charts.for_page(_spec(kind, frame, args)), width="stretch", alt=description, key=key)
+def _draw(kind: str, frame: pd.DataFrame, alt: str, key: str, args: tuple = ()) -> None:
+    st.vega_lite_chart(spec=charts.for_page(specs.spec(CHARTS[kind], frame, *args)), width="stretch", alt=alt,
+                       key=key)
 
 
 def _chart(kind: str, frame: pd.DataFrame, table: pd.DataFrame, description: str, table_label: str,
            key: str) -> None:
-    _draw(kind, frame, description, key)
+    _draw(kind, frame, ALT[kind], key)
     st.caption(md(description))
     with st.expander(f"Table: {table_label}"):
         st.dataframe(table, hide_index=True, width="stretch")
@@ -182,7 +185,8 @@ def scaling_charts(sweep: pd.DataFrame, gpus: int, baseline_gpus: int | None) ->
     for column, measure in zip(columns, charts.SCALING_MEASURES, strict=True):
         with column:
             description = charts.describe_scaling(frame, measure, gpus)
-            _draw("scaling", frame, description, f"chart_{measure}", (measure, gpus, baseline_gpus))
+            alt = ALT["scaling"].format(charts.SCALING_MEASURES[measure][1])
+            _draw("scaling", frame, alt, f"chart_{measure}", (measure, gpus, baseline_gpus))
             st.caption(md(description))
     skipped = sweep.loc[~sweep["valid"], "cluster.gpus"].astype(int).tolist()
     note = f" Left out (the batch or parallelism does not split): {', '.join(map(fmt.count, skipped))}." if skipped else ""

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages import _chart_specs as specs
 from app_pages import _compress_inputs as ui
 from app_pages import _page_link as link
 from app_pages._devices import session_devices
@@ -33,6 +34,19 @@ METRICS = (  # figure key, metric label
 FAMILIES = ("compression.", "quality.")
 SMALL_MODEL = ui.SMALL_MODEL
 LAST_VALID = "compress.last_valid"  # the inputs of the last plan made: shown under an error
+
+# Each chart's alt text says what it shows and never its numbers (its caption has them): Streamlit's frontend keys a
+# chart on its alt text too, and one that changes with the inputs rebuilds the chart on every rerun instead of
+# swapping its data (docs/benchmarks.md, "Browser rerun"; tests/test_page_speed.py).
+ALT = {
+    "quant": "Line chart: predicted perplexity ratio against weight bits, one line per quantization method with its "
+             "P10-P90 band, this plan marked.",
+    "prune": "Line chart: predicted loss increase against sparsity, one line per pruning method with its P10-P90 "
+             "band, this plan marked.",
+    "measured": "Line chart: a small model's measured quality against {}, one line per method.",
+    "law": "Line chart: loss against parameters (log scale) for the measured and the published scaling laws, the "
+           "measured runs as points.",
+}
 
 
 def md(s: str) -> str:
@@ -125,9 +139,8 @@ def predicted_bits(quant: pd.DataFrame) -> None:
     if quant.empty:
         st.info(charts.describe_quant(quant))
         return
-    description = charts.describe_quant(quant)
-    st.vega_lite_chart(for_page(charts.quant_chart(quant)), width="stretch", alt=description)
-    st.caption(md(description))
+    st.vega_lite_chart(for_page(specs.spec(charts.quant_chart, quant)), width="stretch", alt=ALT["quant"])
+    st.caption(md(charts.describe_quant(quant)))
     _table("predicted perplexity by bits and method", quant, RATIOS)
 
 
@@ -136,9 +149,8 @@ def predicted_sparsity(prune: pd.DataFrame) -> None:
     if prune[~prune["This plan"]].empty:
         st.info(charts.describe_prune(prune))
         return
-    description = charts.describe_prune(prune)
-    st.vega_lite_chart(for_page(charts.prune_chart(prune)), width="stretch", alt=description)
-    st.caption(md(description))
+    st.vega_lite_chart(for_page(specs.spec(charts.prune_chart, prune)), width="stretch", alt=ALT["prune"])
+    st.caption(md(charts.describe_prune(prune)))
     _table("predicted loss increase by sparsity and method", prune, SHARES)
 
 
@@ -156,9 +168,9 @@ def measured(found: tuple[dict[str, Any], Any, str] | None, family: str, model_n
     if frame.empty:
         st.info(f"The profile has no {what} curve for {md(model_name)}.")
         return
-    description = charts.describe_measured(frame, y_name, title)
-    st.vega_lite_chart(for_page(charts.measured_chart(frame, y_name, title)), width="stretch", alt=description)
-    st.caption(md(description))
+    st.vega_lite_chart(for_page(specs.spec(charts.measured_chart, frame, y_name, title)), width="stretch",
+                       alt=ALT["measured"].format(what))
+    st.caption(md(charts.describe_measured(frame, y_name, title)))
     _table(f"{title}, {what}", frame, SHARES)
 
 
@@ -203,9 +215,8 @@ def scaling_law(found_law: tuple[Any, str]) -> None:
         st.info("No profile at hand has a measured scaling law: `python -m calibration quality --full` trains the "
                 "small LM at several sizes and token budgets and fits one (docs/calibration.md, \"Quality "
                 "calibration\").")
-    description = laws.describe_law(frame, law, source)
-    st.vega_lite_chart(for_page(laws.law_chart(frame)), width="stretch", alt=description)
-    st.caption(md(description))
+    st.vega_lite_chart(for_page(specs.spec(laws.law_chart, frame)), width="stretch", alt=ALT["law"])
+    st.caption(md(laws.describe_law(frame, law, source)))
     st.dataframe(laws.law_table(law), hide_index=True, width="stretch")
     _table("scaling-law points and lines", frame, COUNTS)
 
@@ -220,7 +231,10 @@ def provenance(plan: Plan) -> None:
 
 def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.DataFrame,
               found: tuple[dict[str, Any], Any, str] | None) -> None:
-    from report.compress_pdf import compress_pdf
+    def pdf() -> bytes:
+        from report.compress_pdf import compress_pdf  # fpdf2 loads on the first click, not with the page
+
+        return compress_pdf(plan, name, quant, prune, found, law=law)
 
     name = device_name(plan)
     profile_id = "" if found is None else f"{found[0].get('name')}@{found[0].get('created_utc')}"
@@ -228,8 +242,8 @@ def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.D
     version = hashlib.sha256((json.dumps(data, sort_keys=True) + profile_id).encode()).hexdigest()[:12]
     c = st.columns(5)
     law = ui.scaling_law_source(found)
-    c[0].download_button("Download PDF", lambda: compress_pdf(plan, name, quant, prune, found, law=law),
-                         "modelfolio-compress.pdf", "application/pdf", on_click="ignore", key=f"compress.pdf.{version}")
+    c[0].download_button("Download PDF", pdf, "modelfolio-compress.pdf", "application/pdf", on_click="ignore",
+                         key=f"compress.pdf.{version}")
     c[1].download_button("Plan JSON", json.dumps(plan.to_dict(), indent=2, default=str, ensure_ascii=False),
                          "modelfolio-compress-plan.json", "application/json", on_click="ignore",
                          key=f"compress.plan.{version}")

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages import _chart_specs as specs
 from app_pages import _decide_inputs as ui
 from app_pages import _page_link as link
 from app_pages._devices import session_devices
@@ -45,6 +46,15 @@ def _decision(data_json: str, device_ids: Any, _devices: Any) -> Decision:
     base = base_inputs(scenario, question=False)  # what the candidates depend on: a budget change re-picks only
     candidates = _candidates(json.dumps(base, sort_keys=True), device_ids, _devices)
     return decide(scenario, _devices, candidates=candidates)
+
+# Each chart's alt text says what it shows and never its numbers (its caption has them): Streamlit's frontend keys a
+# chart on its alt text too, and one that changes with the inputs rebuilds the chart on every rerun instead of
+# swapping its data (docs/benchmarks.md, "Browser rerun"; tests/test_page_speed.py).
+ALT = {
+    "pareto": "Scatter chart: predicted loss against total cost for a sample of feasible plans, the Pareto front as "
+              "a line, the recommended plan as a star and the budget as a dashed line.",
+    "tornado": "Bar chart: how far each uncertain input moves the plan's total cost between its P10 and P90.",
+}
 
 
 def decision_for(data: dict[str, Any]) -> Decision:
@@ -100,9 +110,8 @@ def pareto(d: Decision) -> None:
     st.subheader("Quality against total cost")
     frame = charts.pareto_frame(d)
     budget = charts.shown_budget(d)
-    description = charts.describe_pareto(frame, budget, d.feasible)
-    st.vega_lite_chart(for_page(charts.pareto_spec(frame, budget)), width="stretch", alt=description)
-    st.caption(description.replace("$", r"\$"))
+    st.vega_lite_chart(for_page(specs.spec(charts.pareto_spec, frame, budget)), width="stretch", alt=ALT["pareto"])
+    st.caption(charts.describe_pareto(frame, budget, d.feasible).replace("$", r"\$"))
     with st.expander("Table view: the Pareto front"):
         front = frame[frame["Kind"] != "candidate"].copy()
         front["Total cost (USD)"] = [fmt.usd(v) for v in front["Total cost (USD)"]]
@@ -126,9 +135,9 @@ def uncertainty(d: Decision) -> None:
     if bars.empty:
         st.caption("No input of this plan is marked uncertain.")
         return
-    description = charts.describe_tornado(bars, d.total_cost_usd)
-    st.vega_lite_chart(for_page(charts.tornado_spec(bars, d.total_cost_usd)), width="stretch", alt=description)
-    st.caption(description.replace("$", r"\$"))
+    st.vega_lite_chart(for_page(specs.spec(charts.tornado_spec, bars, d.total_cost_usd)), width="stretch",
+                       alt=ALT["tornado"])
+    st.caption(charts.describe_tornado(bars, d.total_cost_usd).replace("$", r"\$"))
     with st.expander("Table view: the tornado"):
         st.dataframe(fmt.table_text(bars, TORNADO_UNITS), hide_index=True, width="stretch")
 
@@ -176,13 +185,16 @@ def compare(d: Decision, data: dict[str, Any]) -> None:
 
 
 def downloads(d: Decision, data: dict[str, Any]) -> None:
-    from report.decision_pdf import decision_pdf
+    def pdf() -> bytes:
+        from report.decision_pdf import decision_pdf  # fpdf2 loads on the first click, not with the page
+
+        return decision_pdf(d)
 
     c = st.columns(4)
     # the key follows the question: a deferred download keeps the callable of the widget it was made with
     version = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
     safe = "".join(ch if ch.isalnum() else "-" for ch in (d.scenario.name or "decision"))[:40] or "decision"
-    c[0].download_button("Download PDF", lambda: decision_pdf(d), f"modelfolio-{safe}.pdf", "application/pdf",
+    c[0].download_button("Download PDF", pdf, f"modelfolio-{safe}.pdf", "application/pdf",
                          on_click="ignore", key=f"decide.pdf.{version}")
     c[1].download_button("Decision JSON", json.dumps(d.to_dict(), indent=2, default=str, ensure_ascii=False),
                          f"modelfolio-{safe}.json", "application/json", on_click="ignore")

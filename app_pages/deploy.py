@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages import _chart_specs as specs
 from app_pages import _deploy_inputs as ui
 from app_pages import _page_link as link
 from app_pages._devices import session_devices
@@ -47,6 +48,17 @@ def _computed(data_json: str, device_ids: Any, _devices: Any) -> tuple[Any, str,
     d = charts.deployment(scenario, plan, _devices)
     return d, label, (charts.latency_frame(d), charts.traffic_frame(d), charts.money_frame(d))
 
+# Each chart's alt text says what it shows and never its numbers (its caption has them): Streamlit's frontend keys a
+# chart on its alt text too, and one that changes with the inputs rebuilds the chart on every rerun instead of
+# swapping its data (docs/benchmarks.md, "Browser rerun"; tests/test_page_speed.py).
+ALT = {
+    "latency": "Line chart: time to first token and time per output token against batch size, the targets as "
+               "rules and the chosen batch marked.",
+    "traffic_gpus": "Line chart: GPUs needed against requests per second, this traffic marked.",
+    "traffic_cost": "Line chart: cost per million output tokens against requests per second, this traffic marked.",
+    "money": "Line chart: cumulative serving cost by month of renting, buying and a hosted API.",
+}
+
 
 def result_for(data: dict[str, Any]) -> Result:
     devices = session_devices()
@@ -79,10 +91,9 @@ def latency(r: Result) -> None:
     if r.latency.empty:
         st.caption(charts.describe_latency(r.latency, s.ttft_target_s, s.tpot_target_s, chosen))
         return
-    description = charts.describe_latency(r.latency, s.ttft_target_s, s.tpot_target_s, chosen)
-    st.vega_lite_chart(for_page(charts.latency_chart(r.latency, s.ttft_target_s, s.tpot_target_s, chosen)),
-                       width="stretch", alt=description)
-    st.caption(_md(description))
+    st.vega_lite_chart(for_page(specs.spec(charts.latency_chart, r.latency, s.ttft_target_s, s.tpot_target_s,
+                                            chosen)), width="stretch", alt=ALT["latency"])
+    st.caption(_md(charts.describe_latency(r.latency, s.ttft_target_s, s.tpot_target_s, chosen)))
     with st.expander("Table view: latency against batch"):
         st.dataframe(charts.table_view(r.latency), hide_index=True, width="stretch")
 
@@ -95,8 +106,10 @@ def traffic(r: Result) -> None:
         st.caption(_md(description))
         return
     left, right = st.columns(2)
-    left.vega_lite_chart(for_page(charts.traffic_gpus_chart(r.traffic, rate)), width="stretch", alt=description)
-    right.vega_lite_chart(for_page(charts.traffic_cost_chart(r.traffic, rate)), width="stretch", alt=description)
+    left.vega_lite_chart(for_page(specs.spec(charts.traffic_gpus_chart, r.traffic, rate)), width="stretch",
+                         alt=ALT["traffic_gpus"])
+    right.vega_lite_chart(for_page(specs.spec(charts.traffic_cost_chart, r.traffic, rate)), width="stretch",
+                          alt=ALT["traffic_cost"])
     st.caption(_md(description))
     with st.expander("Table view: GPUs and cost against traffic"):
         st.dataframe(charts.table_view(r.traffic), hide_index=True, width="stretch")
@@ -104,9 +117,8 @@ def traffic(r: Result) -> None:
 
 def money(r: Result) -> None:
     st.subheader("Rent, buy or a hosted API over time")
-    description = fmt.in_words(charts.describe_money(r.money))
-    st.vega_lite_chart(for_page(charts.money_chart(r.money)), width="stretch", alt=description)
-    st.caption(_md(description))
+    st.vega_lite_chart(for_page(specs.spec(charts.money_chart, r.money)), width="stretch", alt=ALT["money"])
+    st.caption(_md(fmt.in_words(charts.describe_money(r.money))))
     with st.expander("Table view: cumulative cost by month"):
         st.dataframe(charts.table_view(r.money), hide_index=True, width="stretch")
 
@@ -120,7 +132,10 @@ def provenance(r: Result) -> None:
 
 
 def downloads(r: Result, data: dict[str, Any]) -> None:
-    from report.deploy_pdf import deploy_pdf
+    def pdf() -> bytes:
+        from report.deploy_pdf import deploy_pdf  # fpdf2 loads on the first click, not with the page
+
+        return deploy_pdf(r.d, r.hardware_label, name=name or None)
 
     st.subheader("Export")
     name = st.text_input("Name this deployment", key=ui.PREFIX + "name",
@@ -130,8 +145,8 @@ def downloads(r: Result, data: dict[str, Any]) -> None:
     # the key follows the content: a deferred download keeps the callable of the widget it was made with
     version = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
     safe = "".join(ch if ch.isalnum() else "-" for ch in (name or "deployment"))[:40] or "deployment"
-    c[0].download_button("Download PDF", lambda: deploy_pdf(r.d, r.hardware_label, name=name or None),
-                         f"modelfolio-{safe}.pdf", "application/pdf", on_click="ignore", key=f"deploy.pdf.{version}")
+    c[0].download_button("Download PDF", pdf, f"modelfolio-{safe}.pdf", "application/pdf", on_click="ignore",
+                         key=f"deploy.pdf.{version}")
     c[1].download_button("Scenario JSON", json.dumps(data, indent=2, ensure_ascii=False),
                          f"modelfolio-{safe}-scenario.json", "application/json", on_click="ignore",
                          key=f"deploy.scenario.{version}")

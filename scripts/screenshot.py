@@ -61,13 +61,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def serve_app(port: int | None = None, timeout_s: float = 40) -> Iterator[str]:
-    """Run `streamlit run app.py` on 127.0.0.1 only; yield its base URL; always stop it."""
+def serve_app(port: int | None = None, timeout_s: float = 40, root: Path = ROOT) -> Iterator[str]:
+    """Run `streamlit run app.py` on 127.0.0.1 only; yield its base URL; always stop it. `root`: the checkout
+    served (another one for a before/after benchmark: its own code is imported, run from its directory)."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+    cmd = [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block the server
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             url = f"http://127.0.0.1:{port}"
             try:
