@@ -14,6 +14,7 @@ from app_pages import _chart_specs as specs
 from app_pages import _compress_inputs as ui
 from app_pages import _page_link as link
 from app_pages._devices import session_devices
+from app_pages._last_answer import answer_or_last
 from app_pages._metric_cells import metric_cells
 from app_pages._train_data import device_key
 from report import compression_charts as charts
@@ -25,7 +26,7 @@ from report.formatting import md_escape
 from simulator.devices import all_devices
 from simulator.evaluator import evaluate
 from simulator.plan import Plan
-from simulator.scenario import Scenario, ScenarioError
+from simulator.scenario import Scenario
 
 METRICS = (  # figure key, metric label
     ("compression.model_bytes", "Model size"), ("compression.decode_speedup", "Decode speed-up"),
@@ -256,29 +257,12 @@ def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.D
                          "text/csv", on_click="ignore", key=f"compress.sparsity_csv.{version}")
 
 
-def planned(data: dict[str, Any], devices: Any) -> tuple[Plan, dict[str, Any]] | None:
-    """The plan of these inputs and the inputs it is of. When they cannot be planned: what to change, in the
-    user's words, above the last plan that could be made (one click never blanks the page); None before any."""
-    try:
-        plan = _plan(json.dumps(data, sort_keys=True, ensure_ascii=False), device_key(devices), devices)
-    except ScenarioError as exc:
-        for problem in exc.problems:
-            st.error(md(fmt.in_words(problem)), icon=":material/error:")
-        last = st.session_state.get(LAST_VALID)
-        if last is None:
-            return None
-        st.warning("Below: the last plan these inputs allowed, until the combination above is changed.",
-                   icon=":material/history:")
-        return _plan(json.dumps(last, sort_keys=True, ensure_ascii=False), device_key(devices), devices), last
-    st.session_state[LAST_VALID] = data
-    return plan, data
-
-
 def main() -> None:
     devices = session_devices()
     data = question()
     link.publish(ui.LINK)
-    found = planned(data, devices)
+    found = answer_or_last(lambda d: _plan(json.dumps(d, sort_keys=True, ensure_ascii=False), device_key(devices),
+                                           devices), data, LAST_VALID, "plan")
     if found is None:
         return
     plan, data = found

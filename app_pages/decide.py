@@ -13,6 +13,7 @@ from app_pages import _chart_specs as specs
 from app_pages import _decide_inputs as ui
 from app_pages import _page_link as link
 from app_pages._devices import session_devices
+from app_pages._last_answer import answer_or_last
 from app_pages._metric_cells import metric_cells
 from app_pages._train_data import device_key
 from report import decision_charts as charts
@@ -23,7 +24,7 @@ from simulator.decision.decide import Decision, candidates_for, decide
 from simulator.decision.search import Candidates
 from simulator.decision.space import base_inputs
 from simulator.inputs import INPUTS
-from simulator.scenario import Scenario, ScenarioError
+from simulator.scenario import Scenario
 
 TORNADO_UNITS = {"At P10 (USD)": "USD", "At P90 (USD)": "USD", "Swing (USD)": "USD", "Loss at P10": "nats/token",
                  "Loss at P90": "nats/token", "Spread (1σ)": "fraction"}
@@ -206,28 +207,11 @@ def downloads(d: Decision, data: dict[str, Any]) -> None:
                          on_click="ignore")
 
 
-def answered(data: dict[str, Any]) -> tuple[Decision, dict[str, Any]] | None:
-    """The decision on this question and the question it is on. When it cannot be asked: what to change, in the
-    user's words, above the last decision made (one click never blanks the page); None before any."""
-    try:
-        d = decision_for(data)
-    except ScenarioError as exc:
-        for problem in exc.problems:
-            st.error(fmt.in_words(problem).replace("$", r"\$"))
-        last = st.session_state.get(LAST_VALID)
-        if last is None:
-            return None
-        st.warning("Below: the last question these inputs allowed, until the combination above is changed.",
-                   icon=":material/history:")
-        return decision_for(last), last
-    st.session_state[LAST_VALID] = data
-    return d, data
-
-
 def main() -> None:
     values = question()
     link.publish(ui.LINK)
-    found = answered(ui.scenario_data(values, st.session_state.get("decide.name", "")))
+    found = answer_or_last(decision_for, ui.scenario_data(values, st.session_state.get("decide.name", "")),
+                           LAST_VALID, "question")
     if found is None:
         return
     d, data = found

@@ -14,6 +14,7 @@ from app_pages import _chart_specs as specs
 from app_pages import _deploy_inputs as ui
 from app_pages import _page_link as link
 from app_pages._devices import session_devices
+from app_pages._last_answer import answer_or_last
 from app_pages._metric_cells import metric_cells
 from app_pages._train_data import device_key
 from report import compression_text
@@ -23,7 +24,7 @@ from report import serving_charts as charts
 from report.charts import for_page
 from simulator.evaluator import evaluate
 from simulator.resolve import lookup_device
-from simulator.scenario import Scenario, ScenarioError
+from simulator.scenario import Scenario
 
 METRICS = ("serving.gpus", "serving.ttft_s", "serving.tpot_s", "serving.cost_per_million_output_tokens_usd",
            "serving.monthly_cost_usd")
@@ -157,24 +158,6 @@ def downloads(r: Result, data: dict[str, Any]) -> None:
                          on_click="ignore", key=f"deploy.csv.{version}")
 
 
-def shown(data: dict[str, Any]) -> tuple[Result, dict[str, Any]] | None:
-    """The result of these inputs and the inputs it is of. When they cannot be planned: what to change, in the
-    user's words, above the last result that could be made (one click never blanks the page); None before any."""
-    try:
-        r = result_for(data)
-    except ScenarioError as exc:
-        for problem in exc.problems:
-            st.error(_md(fmt.in_words(problem)))
-        last = st.session_state.get(LAST_VALID)
-        if last is None:
-            return None
-        st.warning("Below: the last plan these inputs allowed, until the combination above is changed.",
-                   icon=":material/history:")
-        return result_for(last), last
-    st.session_state[LAST_VALID] = data
-    return r, data
-
-
 def main() -> None:
     st.title("Deploy")
     st.caption("How many GPUs does my traffic need within my latency targets, what does a million tokens cost, "
@@ -182,7 +165,7 @@ def main() -> None:
     link.open_link(ui.LINK)
     values = ui.question()
     link.publish(ui.LINK)
-    found = shown(ui.scenario_data(values))
+    found = answer_or_last(result_for, ui.scenario_data(values), LAST_VALID, "plan")
     if found is None:
         return
     r, data = found

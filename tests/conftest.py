@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import streamlit as st
 from streamlit.runtime.media_file_manager import MediaFileManager
@@ -31,3 +34,20 @@ def deferred(monkeypatch, fresh_caches):
 
     monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
     yield seen
+
+
+@pytest.fixture(scope="module")
+def tools():
+    """scripts/screenshot.py: it serves the app and opens the browser the same way for the README screenshot."""
+    spec = importlib.util.spec_from_file_location("modelfolio_screenshot",
+                                                  Path(__file__).resolve().parents[1] / "scripts" / "screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def app_url(tools):
+    """The app served by `streamlit run` on 127.0.0.1 for one test module (stopped after it)."""
+    with tools.serve_app() as url:
+        yield url

@@ -8,6 +8,7 @@ import io
 import sys
 from pathlib import Path
 
+import page_links
 import pypdf
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -197,29 +198,19 @@ def test_an_active_profile_without_curves_falls_back_to_the_shipped_one():
 
 
 def open_link(query: dict[str, str]) -> AppTest:
-    """The Compress page's address with these parameters opened in a new browser session."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.switch_page("app_pages/compress.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def link_of(at: AppTest) -> dict[str, str]:
-    return {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+    return page_links.open_link("compress", query, TIMEOUT_S)
 
 
 def test_a_link_restores_the_model_the_compression_and_the_small_model_shown():
     at = open_page()
-    assert link_of(at) == {}  # the defaults make an empty link
+    assert page_links.link_of(at) == {}  # the defaults make an empty link
     at.selectbox(key=ui.MODEL).set_value(ui.CUSTOM).run()
     at.number_input(key=ui.PREFIX + "model.params").set_value(13.0).run()
     at.number_input(key=ui.PREFIX + "training.tokens").set_value(260.0).run()
     at.selectbox(key=ui.PREFIX + "serving.accelerator").set_value("L40S").run()
     quantize(at, 4)
     at.radio(key=SMALL_MODEL).set_value("char_lm").run()
-    query = link_of(at)
+    query = page_links.link_of(at)
     assert query == {"m": "", "n": "1.3e10", "tok": "2.6e11", "sacc": "L40S", "wb": "4", "qm": "awq", "sm": "char_lm"}
     shared = open_link(query)
     for key in (ui.MODEL, ui.PREFIX + "model.params", ui.PREFIX + "training.tokens", ui.PREFIX + "serving.accelerator",
@@ -227,7 +218,7 @@ def test_a_link_restores_the_model_the_compression_and_the_small_model_shown():
         assert shared.session_state[key] == at.session_state[key], key
     assert not shared.info  # every parameter was used
     assert answer(shared) == answer(at) and answer(shared).startswith("4-bit AWQ makes a 13B-parameter model")
-    assert link_of(shared) == query
+    assert page_links.link_of(shared) == query
 
 
 def test_a_bad_link_value_is_named_and_the_rest_applies():
@@ -240,4 +231,4 @@ def test_a_bad_link_value_is_named_and_the_rest_applies():
     assert "wb =4: not a Modelfolio link parameter; ignored." in said
     assert at.selectbox(key=METHOD).value == "gptq"
     assert at.selectbox(key=BITS).value == 16 and at.selectbox(key=ui.MODEL).value == ui.DEFAULT_PRESET
-    assert link_of(at) == {"qm": "gptq"}
+    assert page_links.link_of(at) == {"qm": "gptq"}

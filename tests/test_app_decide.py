@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import page_links
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -88,29 +89,19 @@ def test_downloads_are_offered():
 
 
 def open_link(query: dict[str, str]) -> AppTest:
-    """The Decide page's address with these parameters opened in a new browser session."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.switch_page("app_pages/decide.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def link_of(at: AppTest) -> dict[str, str]:
-    return {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+    return page_links.open_link("decide", query, TIMEOUT_S)
 
 
 def test_a_link_restores_the_question_and_its_answer():
     at = open_page()
-    assert link_of(at) == {}  # the defaults make an empty link
+    assert page_links.link_of(at) == {}  # the defaults make an empty link
     at.number_input(key=BUDGET).set_value(8.0).run()
     at.selectbox(key=ui.PREFIX + "cluster.accelerator").set_value("A100-80GB-SXM").run()
     at.radio(key=ui.PREFIX + "decision.objective").set_value("cheapest_for_quality").run()
     at.number_input(key=ui.PREFIX + "decision.quality_target_loss").set_value(2.2).run()
     at.text_input(key="decide.name").set_value("Chat model").run()
     assert not at.exception
-    query = link_of(at)
+    query = page_links.link_of(at)
     assert query == {"budget": "8e6", "hw": "A100-80GB-SXM", "obj": "cheapest_for_quality", "qt": "2.2",
                      "name": "Chat model"}
     shared = open_link(query)
@@ -119,7 +110,7 @@ def test_a_link_restores_the_question_and_its_answer():
         assert shared.session_state[key] == at.session_state[key], key
     assert not shared.info  # every parameter was used
     assert answer(shared) == answer(at) and answer(shared).startswith("The cheapest plan reaching a loss of 2.200")
-    assert link_of(shared) == query
+    assert page_links.link_of(shared) == query
 
 
 def test_a_bad_link_value_is_named_and_the_rest_applies():
@@ -132,4 +123,4 @@ def test_a_bad_link_value_is_named_and_the_rest_applies():
     assert at.number_input(key=ui.PREFIX + "decision.horizon_months").value == 24
     assert at.text_input(key="decide.name").value == "Plan B"
     assert answer(at).startswith("The best plan within $10M".replace("$", "\\$"))
-    assert link_of(at) == {"hz": "24", "name": "Plan B"}  # the address now says what the page shows
+    assert page_links.link_of(at) == {"hz": "24", "name": "Plan B"}  # the address now says what the page shows

@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+import page_links
 import pypdf
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -176,22 +177,12 @@ def test_chart_frames_agree_with_the_plan():
 
 
 def open_link(query: dict[str, str]) -> AppTest:
-    """The Deploy page's address with these parameters opened in a new browser session."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.switch_page("app_pages/deploy.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def link_of(at: AppTest) -> dict[str, str]:
-    return {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+    return page_links.open_link("deploy", query, TIMEOUT_S)
 
 
 def test_a_link_restores_the_deployment_and_its_answer():
     at = open_page()
-    assert link_of(at) == {}  # the defaults make an empty link
+    assert page_links.link_of(at) == {}  # the defaults make an empty link
     at.selectbox(key=ui.PREFIX + "model.preset").set_value(EMPTY).run()  # "Custom size (parameters)"
     at.number_input(key=ui.PREFIX + "model.params").set_value(13.0).run()
     at.selectbox(key=ui.PREFIX + "compression.weight_bits").set_value(4).run()
@@ -200,7 +191,7 @@ def test_a_link_restores_the_deployment_and_its_answer():
     at.number_input(key=ui.PREFIX + "serving.batch").set_value(32).run()
     at.text_input(key=ui.PREFIX + "name").set_value("Support bot").run()
     assert not at.exception
-    query = link_of(at)
+    query = page_links.link_of(at)
     assert query == {"m": "", "n": "1.3e10", "wb": "4", "sacc": "H200", "rps": "10", "sb": "32", "name": "Support bot"}
     shared = open_link(query)
     for key in ("model.preset", "model.params", "compression.weight_bits", "serving.accelerator",
@@ -208,7 +199,7 @@ def test_a_link_restores_the_deployment_and_its_answer():
         assert shared.session_state[ui.PREFIX + key] == at.session_state[ui.PREFIX + key], key
     assert not shared.info  # every parameter was used
     assert answer(shared) == answer(at) and answer(shared).startswith("Serving 10 requests/s of a 13B model")
-    assert link_of(shared) == query
+    assert page_links.link_of(shared) == query
 
 
 def test_a_bad_link_value_is_named_and_the_rest_applies():
@@ -221,4 +212,4 @@ def test_a_bad_link_value_is_named_and_the_rest_applies():
     assert at.selectbox(key=ui.PREFIX + "compression.weight_bits").value == 16
     assert at.number_input(key=ui.PREFIX + "serving.ttft_target_s").value == 5.0
     assert at.number_input(key=ui.PREFIX + "serving.batch").value is None  # "max", the default, shown empty
-    assert link_of(at) == {"ttft": "5"}
+    assert page_links.link_of(at) == {"ttft": "5"}

@@ -22,25 +22,6 @@ CLIPPED_METRICS_JS = """() => [...document.querySelectorAll('[data-testid="stMet
     .map(el => el.innerText + ': ' + el.scrollWidth + ' > ' + el.clientWidth)"""
 
 
-def _tools():
-    """scripts/screenshot.py serves the app and opens the browser the same way for the README screenshot."""
-    spec = importlib.util.spec_from_file_location("modelfolio_screenshot", ROOT / "scripts" / "screenshot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def tools():
-    return _tools()
-
-
-@pytest.fixture(scope="module")
-def app_url(tools):
-    with tools.serve_app() as url:
-        yield url
-
-
 @pytest.fixture(scope="module")
 def page(tools, app_url):
     with tools.browser_page() as page:  # 1400 × 1000, the width the page must stay readable at

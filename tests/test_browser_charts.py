@@ -76,24 +76,6 @@ CHART_PROBLEMS_JS = "([chartSelector, graphicSelector]) => (" + VISIBLE_CHARTS_J
 })"""
 
 
-def _tools():
-    spec = importlib.util.spec_from_file_location("modelfolio_screenshot", ROOT / "scripts" / "screenshot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def tools():
-    return _tools()
-
-
-@pytest.fixture(scope="module")
-def app_url(tools):
-    with tools.serve_app() as url:
-        yield url
-
-
 @pytest.fixture(scope="module")
 def page(tools, app_url):
     with tools.browser_page(WIDTHS[0], HEIGHT) as page:
