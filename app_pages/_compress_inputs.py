@@ -15,7 +15,7 @@ from app_pages._page_link import PageLink
 from app_pages._registry_widgets import EMPTY
 from app_pages._registry_widgets import widget as registry_widget
 from simulator.devices import shipped_profiles
-from simulator.inputs import INPUTS
+from simulator.inputs import INPUTS, nested
 from simulator.quality_curves import QualitySection, QualitySectionError, ScalingLaw, quality_from_profile
 
 MODEL = "compress.model"  # preset id, or CUSTOM for a size
@@ -84,11 +84,8 @@ def scenario_data(model: dict[str, Any], values: dict[str, Any]) -> dict[str, An
     """Scenario inputs: the model section, then the dotted keys (None: left empty, the registry's default
     or rule applies; training tokens then come from the preset or about 20 per parameter)."""
     data: dict[str, Any] = {"model": dict(model)}
-    for key, value in values.items():
-        if value is None:
-            continue
-        section, _, name = key.partition(".")
-        data.setdefault(section, {})[name] = value
+    for section, fields in nested(values).items():
+        data.setdefault(section, {}).update(fields)
     return data
 
 

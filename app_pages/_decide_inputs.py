@@ -12,7 +12,7 @@ import streamlit as st
 from app_pages._page_link import NAME, PageLink
 from app_pages._registry_widgets import widget as registry_widget
 from report import formatting as fmt
-from simulator.inputs import INPUTS
+from simulator.inputs import INPUTS, nested
 
 PREFIX = "decide."
 MAIN = ("decision.budget_usd", "decision.horizon_months", "decision.objective", "decision.quality_target_loss")
@@ -31,11 +31,8 @@ def scenario_data(values: Mapping[str, Any], name: str) -> dict[str, Any]:
     """Scenario inputs from dotted keys (None: left empty, so the registry's default or rule applies)."""
     data: dict[str, Any] = {"name": name} if name else {}
     data["model"] = {"params": BASE_PARAMS}
-    for key, value in values.items():
-        if value is None:
-            continue
-        section, _, field = key.partition(".")
-        data.setdefault(section, {})[field] = value
+    for section, fields in nested(values).items():
+        data.setdefault(section, {}).update(fields)
     return data
 
 

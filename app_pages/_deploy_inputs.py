@@ -10,7 +10,7 @@ import streamlit as st
 
 from app_pages._page_link import NAME, PageLink
 from app_pages._registry_widgets import EMPTY, widget
-from simulator.inputs import INPUTS
+from simulator.inputs import INPUTS, nested
 
 PREFIX = "deploy."
 FIRST_PRESET = "llama-3-70b"  # the preset the page opens with (the registry gives the preset no default)
@@ -70,9 +70,6 @@ def scenario_data(values: Mapping[str, Any], name: str = "") -> dict[str, Any]:
     chosen = dict(values)
     if chosen.get("model.preset") is not None:
         chosen.pop("model.params", None)  # the preset's shape counts the parameters
-    for key, value in chosen.items():
-        if value is None:
-            continue
-        section, _, field = key.partition(".")
-        data.setdefault(section, {})[field] = value
+    for section, fields in nested(chosen).items():
+        data.setdefault(section, {}).update(fields)
     return data

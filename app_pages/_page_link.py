@@ -20,7 +20,7 @@ from app_pages._devices import session_devices
 from report.formatting import md_escape
 from simulator import share
 from simulator.devices import all_devices
-from simulator.inputs import INPUTS
+from simulator.inputs import INPUTS, nested
 from simulator.registry import Input
 from simulator.scenario import Scenario, ScenarioError
 
@@ -65,15 +65,7 @@ class PageLink:
         return inp.default
 
     def default_sections(self) -> dict[str, dict[str, Any]]:
-        return _sections({key: self.default(key) for key in self.keys})
-
-
-def _sections(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in values.items():
-        if value is not None:
-            out.setdefault(INPUTS[key].section, {})[INPUTS[key].name] = value
-    return out
+        return nested({key: self.default(key) for key in self.keys})
 
 
 def _named(inp: Input) -> Any:
@@ -254,7 +246,7 @@ def _held(link: PageLink, key: str) -> Any:
 
 def query(link: PageLink) -> dict[str, str]:
     """The address's parameters for what the page's widgets hold now: only what differs from its defaults."""
-    out = share.to_query(_sections({key: _held(link, key) for key in link.keys}), link.default_sections())
+    out = share.to_query(nested({key: _held(link, key) for key in link.keys}), link.default_sections())
     for key in link.extras:
         text = st.session_state.get(link.state_key(key))
         offered = _offered(link, key)

@@ -25,6 +25,17 @@ def section_keys(section: str) -> list[str]:
     return [inp.name for inp in INPUTS.values() if inp.section == section]
 
 
+def nested(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Scenario sections from values by dotted key ("cluster.tp" -> {"cluster": {"tp": ...}}); None (left empty,
+    so the registry's default or rule applies) is left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if value is not None:
+            section, _, name = key.partition(".")
+            out.setdefault(section, {})[name] = value
+    return out
+
+
 def section_of(section: str) -> list[Input]:
     return [inp for inp in INPUTS.values() if inp.section == section]
 
