@@ -428,6 +428,8 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
         provenance="fitted" if "fitted" in provenance_of.values() else "datasheet",
     )
     fields.setdefault("price_date", date)
+    heldout_pct = (profile.get("summary") or {}).get("mape_heldout_pct_median")
+    fields["heldout_error"] = float(heldout_pct) / 100.0 if _finite_positive(heldout_pct) else None
     allowed = {f.name for f in dataclasses.fields(HardwareSpec)}
     return HardwareSpec(**{k: v for k, v in fields.items() if k in allowed})
 

@@ -7,11 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from simulator import model_error
 from simulator.catalog import HardwareSpec, device_spreads
 from simulator.correlations import pair
 from simulator.errors import ScenarioError
 from simulator.hardware_table import device_prefix, hardware_table, hw_column
 from simulator.inputs import FIGURES, INPUTS, WARNINGS
+from simulator.model_error import LOG_COLUMNS, Z_P90
 from simulator.plan import Figure, Plan, PlanWarning, Suggestion
 from simulator.resolve import (
     DEVICE_INPUTS,
@@ -23,9 +25,10 @@ from simulator.resolve import (
     row_of,
 )
 from simulator.scenario import Scenario
+from simulator.spreads import spread_terms
 from simulator.sweeps import evaluate_columns
 
-Z_P90 = 1.2816  # standard normal quantile: ±1.28σ spans P10-P90
+__all__ = ["Z_P90", "evaluate", "scenario_rows", "scenario_spreads", "uncertain_columns"]
 
 
 def scenario_rows(scenarios: list[Scenario], devices: Mapping[str, HardwareSpec] | None = None) -> dict[str, np.ndarray]:
@@ -40,7 +43,7 @@ def scenario_rows(scenarios: list[Scenario], devices: Mapping[str, HardwareSpec]
     for i, s in enumerate(scenarios):
         tokens[i] = expand_preset(dict(s.given))[1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return resolve_columns(given, n, table, tokens)
+        return resolve_columns(given, n, table, tokens) | model_error.unit_columns(n)
 
 
 def _scenario_devices(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None
@@ -64,10 +67,26 @@ def scenario_device_correlations(scenario: Scenario, devices: Mapping[str, Hardw
             for (a, b), r in spec.correlations.items()}
 
 
+def scenario_model_spreads(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None,
+                           override: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The model-error terms' spreads (simulator.model_error.spreads), each at least the held-out error of the
+    calibrated device it runs on (a calibrated device narrows the device's spreads, never the model's)."""
+    floors = {inp.key: spec.heldout_error for inp in DEVICE_INPUTS
+              if (spec := lookup_device(scenario.value(inp.key), devices, inp.key)).heldout_error is not None}
+    return model_error.spreads(floors, override)
+
+
+def scenario_spreads(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None,
+                     override: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Every spread of a plan that is not an input's: its devices' (`scenario_device_spreads`) and the model's own
+    error (`scenario_model_spreads`), by model column. `override`: model-error σ by column (leave-one-group-out)."""
+    return scenario_device_spreads(scenario, devices) | scenario_model_spreads(scenario, devices, override)
+
+
 def uncertain_columns(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float]) -> dict[str, float]:
-    """Model column -> relative one-sigma spread: the devices' (fitted or assumed, `scenario_device_spreads`) and
-    the inputs declared with a `spread` (published or assumed). Ranges, the tornado and the Monte Carlo all move
-    these and only these."""
+    """Model column -> relative one-sigma spread: the devices' (fitted or assumed) and the model's own error
+    (`scenario_spreads`), and the inputs declared with a `spread` (published or assumed). Ranges, the tornado and
+    the Monte Carlo all move these and only these."""
     spreads = {k: v for k, v in device_spread.items() if k in cols and v > 0}
     spreads |= {inp.column: inp.spread for inp in INPUTS.values() if inp.spread > 0 and inp.column in cols}
     return spreads
@@ -85,6 +104,14 @@ def clip_to_bounds(rows: dict[str, np.ndarray], moved: Mapping[str, float]) -> N
                 rows[column] = np.minimum(rows[column], 1.0)
 
 
+def move(column: str, spread: float) -> tuple[float, float]:
+    """The factors that take a column to its P10 and P90: exp(∓1.2816σ) for a model-error term (log scale, as
+    measured), 1 ∓ 1.2816σ for the others (relative spreads)."""
+    if column in LOG_COLUMNS:
+        return float(np.exp(-Z_P90 * spread)), float(np.exp(Z_P90 * spread))
+    return max(0.0, 1.0 - Z_P90 * spread), 1.0 + Z_P90 * spread
+
+
 def perturbations(cols: dict[str, np.ndarray], device_spread: Mapping[str, float]
                   ) -> tuple[dict[str, np.ndarray], list[str]]:
     """The plan's row, then for each uncertain column a P10 and a P90 row (all other columns as planned):
@@ -94,8 +121,9 @@ def perturbations(cols: dict[str, np.ndarray], device_spread: Mapping[str, float
     n = 1 + 2 * len(names)
     rows = {k: np.repeat(np.asarray(v, dtype=float)[:1], n) for k, v in cols.items()}
     for i, name in enumerate(names):
-        rows[name][1 + 2 * i] *= max(0.0, 1.0 - Z_P90 * spreads[name])
-        rows[name][2 + 2 * i] *= 1.0 + Z_P90 * spreads[name]
+        low, high = move(name, spreads[name])
+        rows[name][1 + 2 * i] *= low
+        rows[name][2 + 2 * i] *= high
     clip_to_bounds(rows, spreads)
     return rows, names
 
@@ -106,6 +134,17 @@ def band(values: np.ndarray) -> tuple[float, float]:
     down = np.sqrt(np.sum(np.maximum(0.0, -moves.min(axis=1)) ** 2))
     up = np.sqrt(np.sum(np.maximum(0.0, moves.max(axis=1)) ** 2))
     return float(base - down), float(base + up)
+
+
+MOVED_REL = 1e-3  # a spread term "moves" a figure when its P10 or P90 shifts the figure by more than 0.1%
+
+
+def movers(values: np.ndarray, names: list[str]) -> tuple[str, ...]:
+    """The spread terms (columns, largest first) whose P10/P90 move the figure by more than MOVED_REL."""
+    base = values[0]
+    swing = np.abs(values[1:] - base).reshape(-1, 2).max(axis=1) / max(abs(float(base)), 1e-300)
+    order = np.argsort(-swing, kind="stable")
+    return tuple(names[i] for i in order if swing[i] > MOVED_REL)
 
 
 def _basis(scenario: Scenario, hw: HardwareSpec) -> str:
@@ -157,11 +196,14 @@ def _warnings(cols: dict[str, np.ndarray], row: dict[str, Any]) -> list[PlanWarn
     return out
 
 
-def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None) -> Plan:
-    """Evaluate one scenario. `devices` adds this caller's calibrated accelerators (from profiles)."""
+def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None,
+             model_spreads: Mapping[str, float] | None = None) -> Plan:
+    """Evaluate one scenario. `devices` adds this caller's calibrated accelerators (from profiles);
+    `model_spreads` replaces the model-error terms' measured σ by column (leave-one-group-out checks)."""
     hw = lookup_device(scenario.cluster.accelerator, devices)
     cols = scenario_rows([scenario], devices)
-    rows, names = perturbations(cols, scenario_device_spreads(scenario, devices))
+    spread = scenario_spreads(scenario, devices, model_spreads)
+    rows, names = perturbations(cols, spread)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = evaluate_columns(rows)
     basis = _basis(scenario, hw)
@@ -172,13 +214,15 @@ def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = No
         value = out[key][0]
         value = bool(value) if np.asarray(value).dtype == bool else float(value)
         low = high = None
+        moved: tuple[str, ...] = ()
         if spec.ranged and names and np.all(np.isfinite(out[key])):
             low, high = band(np.asarray(out[key], dtype=float))
+            moved = movers(np.asarray(out[key], dtype=float), names)
         figures[key] = Figure(value, spec.unit, spec.provenance, spec.how, spec.label, low, high,
-                              basis if spec.provenance == "computed" else "", spec.better)
+                              basis if spec.provenance == "computed" else "", spec.better, moved)
     first = {k: v[:1] for k, v in out.items()}
     row = row_of(first) | {k: scenario.value(k) for k in INPUTS} | {"hw_name": hw.display_name}
     warnings = _warnings(first, row)
     suggestions = _memory_suggestions(scenario, devices) if not figures["training.fits_memory"].value else []
     return Plan(scenario=scenario, figures=figures, hardware=hw, warnings=tuple(warnings), notes=scenario.notes,
-                suggestions=tuple(suggestions))
+                suggestions=tuple(suggestions), spreads=spread_terms(uncertain_columns(cols, spread)))

@@ -12,7 +12,8 @@ from simulator.registry import Better, Provenance
 from simulator.scenario import Scenario
 
 VERSION = "0.2.0"
-__all__ = ["FIGURES", "STEP_PARTS", "VERSION", "Figure", "Plan", "PlanWarning", "Provenance", "Suggestion"]
+__all__ = ["FIGURES", "STEP_PARTS", "VERSION", "Figure", "Plan", "PlanWarning", "Provenance", "SpreadTerm",
+           "Suggestion"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,23 @@ class Figure:
     high: float | None = None
     basis: str = ""  # for computed figures: the provenance of the inputs they were computed from
     better: Better = None
+    moved_by: tuple[str, ...] = ()  # the spread terms (model columns, largest first) that move its range
+
+
+@dataclass(frozen=True)
+class SpreadTerm:
+    """One uncertainty a plan's ranges include: a device's, an input's, or the model's own error."""
+
+    column: str  # the model column it moves
+    label: str
+    kind: str  # "model error", "device" or "input"
+    sigma: float  # one-sigma spread: relative (1 ± 1.2816σ at P10/P90), or log (exp(±1.2816σ)) for model error
+    scale: str  # "relative" or "log"
+    source: str  # where its size comes from, in words
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "label": self.label, "kind": self.kind, "sigma": self.sigma,
+                "scale": self.scale, "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,12 @@ class Plan:
     warnings: tuple[PlanWarning, ...] = ()
     notes: tuple[str, ...] = ()
     suggestions: tuple[Suggestion, ...] = field(default=())
+    spreads: tuple[SpreadTerm, ...] = ()  # what the ranges include, model error first
+
+    def range_terms(self, key: str) -> tuple[SpreadTerm, ...]:
+        """The spread terms that move figure `key`'s range, largest move first."""
+        by_column = {t.column: t for t in self.spreads}
+        return tuple(by_column[c] for c in self.figures[key].moved_by if c in by_column)
 
     def section(self, name: str) -> dict[str, Figure]:
         prefix = f"{name}."
@@ -103,7 +127,9 @@ class Plan:
             section, _, name = key.partition(".")
             out.setdefault(section, {})[name] = _plain(fig.value)
         out.setdefault("quality", {})["law"] = self.scenario.quality.law
-        out["ranges"] = {k: {"low": f.low, "high": f.high} for k, f in self.figures.items() if f.low is not None}
+        out["ranges"] = {k: {"low": f.low, "high": f.high, "includes": [t.label for t in self.range_terms(k)]}
+                         for k, f in self.figures.items() if f.low is not None}
+        out["spread_terms"] = [t.to_dict() for t in self.spreads]
         out["provenance"] = {k: {"unit": f.unit, "provenance": f.provenance, "source": f.source, "basis": f.basis}
                              for k, f in self.figures.items()}
         out["warnings"] = [{"code": w.code, "key": w.key, "message": w.text} for w in self.warnings]

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.catalog import SPREAD_LABELS
+from simulator import model_error
 from simulator.correlations import Pair, correlation_matrix, psd_factor
 from simulator.evaluator import clip_to_bounds, perturbations, uncertain_columns
-from simulator.hardware_table import device_prefix
-from simulator.inputs import BY_COLUMN
-from simulator.resolve import DEVICE_INPUTS
+from simulator.spreads import label_of
 from simulator.sweeps import evaluate_columns
 from simulator.training.model import CHUNK_ROWS
 
@@ -79,18 +77,6 @@ class Swing:
                 "high": {"total_cost_usd": self.cost_high_usd, "quality_loss": self.loss_high}}
 
 
-def label_of(column: str) -> str:
-    inp = BY_COLUMN.get(column)
-    if inp is not None:
-        return inp.label  # the JSON has its `column` beside it
-    for device in DEVICE_INPUTS:  # a device's column: "GEMM efficiency (serving accelerator)"
-        prefix = device_prefix(device.column)
-        if prefix and column.startswith(prefix):
-            name = column.removeprefix(prefix)
-            return f"{SPREAD_LABELS.get(name, name)} ({device.label.lower()})"
-    return SPREAD_LABELS.get(column, column)
-
-
 def _quantiles(values: np.ndarray) -> Spread:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
@@ -114,6 +100,10 @@ def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, floa
     z = rng.standard_normal((len(names), samples))
     if not np.array_equal(r, np.eye(len(names))):
         z = psd_factor(r) @ z
+    for i, name in enumerate(names):  # a model-error term: Student-t tails, the normal's P10-P90 (model_error.py)
+        term = model_error.BY_COLUMN.get(name)
+        if name in model_error.LOG_COLUMNS and term is not None and np.isfinite(term.df):
+            z[i] = rng.standard_t(term.df, samples) * model_error.t_scale(term.df)
     plan = {k: float(np.asarray(v, dtype=float).reshape(-1)[0]) for k, v in cols.items()}
     cost, loss = np.empty(samples), np.empty(samples)
     for start in range(0, samples, CHUNK_ROWS):

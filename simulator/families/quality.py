@@ -24,7 +24,8 @@ INPUTS = (
 
 FIGURES = (
     FigureSpec("quality.dense_loss", "Predicted loss, dense 16-bit", "nats/token",
-               "L = E + A/N^α + B/D^β (Hoffmann et al. 2022, eq. 2)", "lower", provenance="published"),
+               "L = E + A/N^α + B/D^β (Hoffmann et al. 2022, eq. 2)", "lower", provenance="published",
+               ranged=True),
     FigureSpec("quality.loss", "Predicted loss, compressed", "nats/token",
                "dense loss + loss increase of the compression (docs/compression.md)", "lower", ranged=True),
     FigureSpec("quality.loss_delta", "Loss increase from compression", "nats/token",
@@ -58,7 +59,9 @@ def run(c: Columns) -> dict[str, np.ndarray]:
         n_r, d_r = np.broadcast_to(n, shape)[rows], np.broadcast_to(d, shape)[rows]
         n_opt, d_opt = compute_optimal(np.broadcast_to(c["training.flops_total"], shape)[rows], LAWS[name])
         law_rows = {k: np.broadcast_to(c[k], shape)[rows] for k in _PENALTY_COLUMNS}
-        out["quality.dense_loss"][rows] = loss(n_r, d_r, LAWS[name])
+        # × the law's own error (simulator/model_error.py), 1 in a plan
+        out["quality.dense_loss"][rows] = loss(n_r, d_r, LAWS[name]) * np.broadcast_to(
+            c.get("model_err_loss", 1.0), shape)[rows]
         out["quality.loss_delta"][rows] = on_rows(
             lambda r, law=LAWS[name]: {"d": loss_delta(r, law.A, law.alpha, PENALTY_CONSTANTS, small)},
             law_rows, _PENALTY_COLUMNS, (int(rows.sum()),), {"d": 0.0})["d"]

@@ -133,7 +133,8 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     batch = np.where(given > 0, np.where(batch == limit, batch, 0.0), batch)  # a given batch must meet the targets
     ok = (batch >= 1) & (fits >= 1) & ~((given > 0) & (given > fits))
     nan = np.nan
-    step = steady_step(r, np.maximum(batch, 1.0), p, o).total_s
+    err = np.asarray(c.get("model_err_serve_step", 1.0), dtype=float)  # the step model's own error (model_error.py)
+    step = steady_step(r, np.maximum(batch, 1.0), p, o).total_s * err
     tokens_per_s = np.where(ok, batch / step, nan)
     rps = tokens_per_s / o
     peak = c["requests_per_s"] * c["peak_to_average"]
@@ -143,8 +144,8 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     monthly = gpus * c["serving_gpu_hour_usd"] * HOURS_PER_MONTH
     out_tokens_month = c["requests_per_s"] * o * SECONDS_PER_MONTH
     return {
-        "serving.ttft_s": np.where(ok, ttft_s(r, b_op, p, o), nan),
-        "serving.tpot_s": np.where(ok, steady_step(r, b_op, p, o).total_s, nan),
+        "serving.ttft_s": np.where(ok, ttft_s(r, b_op, p, o) * err, nan),
+        "serving.tpot_s": np.where(ok, steady_step(r, b_op, p, o).total_s * err, nan),
         "serving.replica_output_tokens_per_s": tokens_per_s,
         "serving.output_tokens_per_s_per_gpu": tokens_per_s / r.tp,
         "serving.replica_requests_per_s": rps,

@@ -32,6 +32,8 @@ OPTIONAL_INPUTS = {
     # NaN: even when pp divides the layers, else balanced by the planner (layout.stage_split)
     "first_stage_layers": np.nan,
     "last_stage_layers": np.nan,
+    # the step model's own error (simulator/model_error.py): 1 in a plan, moved by the ranges and the Monte Carlo
+    "model_err_train_step": 1.0,
 }
 
 CHUNK_ROWS = 8192
@@ -81,12 +83,13 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
              c["seq_len"])
     fpt_model, fpt_hw = flops_per_token(*shape, c["recompute"], c["flash_attention"])
     st = step_times(c, k)
+    step_s = st.step_time_s * c["model_err_train_step"]
 
     tokens_per_step = c["global_batch"] * c["seq_len"]
     extra_updates = updates_multiplier(c["sync"], c["dp"], c["async_kappa"], c["sharding"], k)
     iterations = c["tokens"] / tokens_per_step * extra_updates
-    wall_s = iterations * st.step_time_s
-    tokens_per_s = tokens_per_step / st.step_time_s
+    wall_s = iterations * step_s
+    tokens_per_s = tokens_per_step / step_s
     gpus, peak = c["gpus"], c["peak_tflops"]
     tflops = tokens_per_s * fpt_model / gpus / 1e12
     hw_tflops = tokens_per_s * fpt_hw / gpus / 1e12
@@ -104,7 +107,7 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
         "flops_per_token_model": fpt_model,
         "flops_total": fpt_model * c["tokens"],
         "flops_total_hw": fpt_hw * c["tokens"] * extra_updates,
-        "step_time_s": st.step_time_s,
+        "step_time_s": step_s,
         "compute_s": st.compute_s,
         "tp_comm_s": st.tp_comm_s,
         "pp_bubble_s": st.pp_bubble_s,
