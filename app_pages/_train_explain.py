@@ -8,8 +8,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages._ranges import spread_table
 from app_pages._train_view import md
 from report import formatting as fmt
+from report import ranges_text
 from simulator.inputs import FIGURES, INPUTS
 from simulator.registry import Input
 
@@ -23,13 +25,14 @@ def provenance(plan: Any) -> None:
         rows = [
             {"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
              "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else "",
-             "Provenance": f.provenance, "Basis": f.basis, "How": fmt.in_words(f.source)}
+             "Range includes": ranges_text.labels(plan, key), "Provenance": f.provenance, "Basis": f.basis,
+             "How": fmt.in_words(f.source)}
             for key, f in plan.figures.items() if key not in FIGURES or FIGURES[key].chart
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         st.caption("Computed figures are model outputs: their basis names the provenance of the inputs they were "
-                   "computed from (measured, fitted, datasheet, published or assumed). P10–P90 propagates the "
-                   "uncertain inputs one at a time.")
+                   "computed from (measured, fitted, datasheet, published or assumed).")
+        spread_table(plan)
         spec = plan.hardware
         st.markdown(f"**{fmt.md_escape(plan.hardware_label)}** ({spec.provenance}; price of {spec.price_date}):")
         st.markdown("\n".join(f"- {group}: {md(text)}" for group, text in spec.sources.items()))

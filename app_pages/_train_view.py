@@ -11,6 +11,7 @@ import streamlit as st
 from app_pages import _chart_specs as specs
 from report import charts
 from report import formatting as fmt
+from report import ranges_text as range_words
 
 BASELINE_NAME, CURRENT_NAME, STALE_NAME = "Baseline", "This plan", "Last valid plan"
 
@@ -52,7 +53,7 @@ def _help(plan: Any, dotted: str) -> str:
     figure = plan.figures[dotted]
     extra = " Shown as used / HBM capacity of one GPU." if figure.unit == "GB" else ""
     if figure.low is not None and figure.high is not None:
-        extra += f" P10–P90: {fmt.span(figure.low, figure.high, figure.unit)}."
+        extra += f" P10–P90: {fmt.span(figure.low, figure.high, figure.unit)}. {range_words.includes(plan, dotted)}"
     if dotted == "training.wall_days":
         extra += " " + goodput_text(plan)
     basis = f" Basis: {figure.basis}." if figure.basis else ""
@@ -114,7 +115,8 @@ def goodput_text(plan: Any) -> str:
 def ranges_text(plan: Any) -> str:
     shown = [f"{name} {fmt.span(f.low, f.high, f.unit)}" for name, key in RANGED
              if (f := plan.figures[key]).low is not None and f.high is not None]
-    return f"P10–P90 from the inputs' uncertainty: {' · '.join(shown)}." if shown else ""
+    return (f"P10–P90, with the model's own error measured on published results, the device's and the inputs' "
+            f"spreads: {' · '.join(shown)}." if shown else "")
 
 
 def problems(plan: Any, on_apply: Any = None) -> None:

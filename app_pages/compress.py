@@ -16,10 +16,12 @@ from app_pages import _page_link as link
 from app_pages._devices import session_devices
 from app_pages._last_answer import answer_or_last
 from app_pages._metric_cells import metric_cells
+from app_pages._ranges import spread_table
 from app_pages._train_data import device_key
 from report import compression_charts as charts
 from report import compression_text as text
 from report import formatting as fmt
+from report import ranges_text
 from report import scaling_law_charts as laws
 from report.charts import for_page
 from report.formatting import md_escape
@@ -225,9 +227,11 @@ def scaling_law(found_law: tuple[Any, str]) -> None:
 def provenance(plan: Plan) -> None:
     with st.expander("Where every figure comes from"):
         rows = [{"Figure": f.label, "Value": text.figure_text(f.value, f.unit), "P10–P90": text.span_text(f),
-                 "Provenance": f.provenance, "How": fmt.in_words(f.source)}
+                 "Range includes": ranges_text.labels(plan, key), "Provenance": f.provenance,
+                 "How": fmt.in_words(f.source)}
                 for key, f in plan.figures.items() if key.startswith(FAMILIES)]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        spread_table(plan)
 
 
 def downloads(plan: Plan, data: dict[str, Any], quant: pd.DataFrame, prune: pd.DataFrame,

@@ -16,8 +16,9 @@ from app_pages import _page_link as link
 from app_pages._devices import session_devices
 from app_pages._last_answer import answer_or_last
 from app_pages._metric_cells import metric_cells
+from app_pages._ranges import spread_table
 from app_pages._train_data import device_key
-from report import compression_text
+from report import compression_text, ranges_text
 from report import deploy_text as text
 from report import formatting as fmt
 from report import serving_charts as charts
@@ -127,9 +128,11 @@ def money(r: Result) -> None:
 def provenance(r: Result) -> None:
     with st.expander("Where every figure comes from"):
         rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
-                 "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None else "", "Provenance": f.provenance,
+                 "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None else "",
+                 "Range includes": ranges_text.labels(r.plan, key), "Provenance": f.provenance,
                  "How": fmt.in_words(f.source)} for key, f in r.plan.figures.items() if key.startswith(SHOWN_SECTIONS)]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        spread_table(r.plan)
 
 
 def downloads(r: Result, data: dict[str, Any]) -> None:

@@ -267,7 +267,7 @@ def data_file(by_term: Mapping[str, list[dict[str, Any]]], checks: list[Check]) 
                          "bias": round(s["bias"], 5), "rows": s["rows"], "groups": s["groups"],
                          "sources": s["sources"], "coverage": covered.get(d.name),
                          "residuals": [{k: r[k] for k in ("id", "group", "set", "figure", "published", "predicted",
-                                                           "elasticity", "log_ratio", "other_sigma") if k in r}
+                                                           "elasticity", "log_ratio", "linear", "other_sigma") if k in r}
                                        for r in by_term[d.name]]}
     return {"version": 1, "date": dt.date.today().isoformat(), "command": "python -m benchmarks.model_error --write",
             "method": "residual r = ln(published / predicted) / elasticity of the figure in the term, every row "

@@ -32,6 +32,7 @@ from report.pdf import (
     report_date,
     row_height,
     shown_name,
+    spread_section,
     title_block,
 )
 from simulator.plan import VERSION
@@ -137,6 +138,7 @@ def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFram
         law = (None, "") if found is None else (found[1].scaling_law, found[2])
     _scaling_law(doc, *law)
 
+    spread_section(doc, plan)
     doc.heading("Inputs of the compression", keep=40)
     _inputs(doc, plan, FAMILIES)
     doc.heading("Sources: every figure and how it is made", keep=40)

@@ -117,9 +117,9 @@ def ranges_text(plan: Any) -> str:
     shown = [f"{plan.figures[key].label.lower()} {span}" for key in RANGED if (span := span_text(plan.figures[key]))]
     if not shown:
         return ""
-    return ("P10–P90 from the inputs' uncertainty (the held-out errors of the quantization law and of the pruning "
-            "offsets, the dequantization overhead, "
-            f"the device's efficiencies): {'; '.join(shown)}.")
+    return ("P10–P90 with the model's own error (the leave-one-family-out errors of the quantization law and of the "
+            "pruning offsets on published results, and of the scaling law's loss), the dequantization overhead and "
+            f"the device's efficiencies: {'; '.join(shown)}.")
 
 
 def warning_texts(plan: Any) -> list[str]:

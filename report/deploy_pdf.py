@@ -25,6 +25,7 @@ from report.pdf import (
     new_document,
     report_date,
     shown_name,
+    spread_section,
     title_block,
 )
 from simulator.plan import VERSION
@@ -115,6 +116,7 @@ def deploy_pdf(d: charts.Deployment, serving_hardware_label: str, *, name: str |
     _chart(doc, "Rent, buy or a hosted API over time", lambda: charts.money_chart(money),
            charts.describe_money(money))
 
+    spread_section(doc, plan)
     doc.heading("Inputs", keep=40)
     _inputs(doc, plan, FAMILIES)
     doc.heading("Sources: every figure and how it is made", keep=40)

@@ -34,7 +34,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
-from report import chart_process, charts
+from report import chart_process, charts, ranges_text
 from report import formatting as fmt
 from simulator.families import FAMILIES
 from simulator.inputs import FIGURES, INPUTS
@@ -501,8 +501,14 @@ def _key_figures(doc: _Doc, plan: Any, baseline: Any | None) -> None:
     doc.grid(header, rows, widths, size=8.5)
     for basis, marker in markers.items():
         doc.para(f"{marker} Basis of the computed figures: {basis}.", 8, colour=GREY, after=0.5)
-    doc.para("P10–P90 propagates each uncertain input (datasheet spreads, assumed constants) one at a time and "
-             "combines the moves as independent; a figure without a range is exact given its inputs.", 8, colour=GREY)
+    doc.para(f"{ranges_text.METHOD} A figure without a range is exact given its inputs.", 8, colour=GREY)
+
+
+def spread_section(doc: _Doc, plan: Any) -> None:
+    """What the plan's ranges include: every spread term with its P10-P90 factor and where its size comes from."""
+    doc.heading("What the ranges include", size=10.5, before=2, keep=30)
+    doc.para(ranges_text.summary(plan), 8.5, after=0.5)
+    doc.grid(ranges_text.HEADER, ranges_text.rows(plan), ranges_text.WIDTHS, size=7.5)
 
 
 def _time(doc: _Doc, plan: Any) -> None:
@@ -721,6 +727,7 @@ def plan_pdf(plan: Any, scaling_sweep: pd.DataFrame | None = None, baseline: Any
         _scaling(doc, scaling_sweep, plan.scenario.cluster.gpus,
                  baseline.scenario.cluster.gpus if baseline is not None else None)
 
+    spread_section(doc, plan)
     doc.heading("Inputs", keep=40)
     _inputs(doc, plan)
     doc.heading("Sources: every figure and how it is made", keep=40)

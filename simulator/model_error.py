@@ -209,14 +209,15 @@ def spreads(floors: Mapping[str, float] | None = None, override: Mapping[str, fl
     terms that device floors, never lower them; `override` (column -> σ) replaces the measured σ (the
     leave-one-group-out check of benchmarks/model_error.py)."""
     out = {}
-    for term in TERMS.values():
-        if term.declared.input_key:
+    for declared in DECLARED:
+        if declared.input_key:
             continue
-        sigma = term.sigma
-        floor = (floors or {}).get(term.declared.device_key)
+        term = TERMS.get(declared.name)
+        sigma = 0.0 if term is None else term.sigma
+        floor = (floors or {}).get(declared.device_key)
         if floor is not None and math.isfinite(floor) and floor * MAPE_TO_SIGMA > sigma:
             sigma = floor * MAPE_TO_SIGMA
-        out[term.column] = sigma
+        out[declared.column] = sigma
     for column, sigma in (override or {}).items():
         if column in COLUMNS:
             out[column] = float(sigma)
