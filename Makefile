@@ -40,6 +40,7 @@ test: install browser-deps pdf-fonts
 	$(BIN)/python -m pytest
 
 bench: install browser-deps
+	$(BIN)/python -m benchmarks.model_error
 	$(BIN)/python -m benchmarks.megatron_fidelity
 	$(BIN)/python -m benchmarks.sweep_speed
 	$(BIN)/python -m benchmarks.train_page_rerun

@@ -20,7 +20,7 @@ import pandas as pd
 from report import formatting as fmt
 from report.charts import OKABE_ITO, Y_TITLE_CHARS, legend, title_lines
 from simulator.catalog import HardwareSpec
-from simulator.evaluator import band, perturbations, scenario_device_spreads, scenario_rows
+from simulator.evaluator import band, perturbations, scenario_rows, scenario_spreads
 from simulator.families.finance import purchase_usd
 from simulator.families.serving import replica
 from simulator.inputs import INPUTS
@@ -54,7 +54,7 @@ class Deployment:
 
 def deployment(scenario: Scenario, plan: Plan, devices: Mapping[str, HardwareSpec] | None = None) -> Deployment:
     cols = scenario_rows([scenario], devices)
-    rows, _ = perturbations(cols, scenario_device_spreads(scenario, devices))
+    rows, _ = perturbations(cols, scenario_spreads(scenario, devices))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rows = evaluate_columns(rows)
     rate = scenario.serving.requests_per_s

@@ -194,6 +194,13 @@ LOG_COLUMNS: frozenset[str] = frozenset(COLUMNS)  # moved on a log scale (exp(±
 BY_COLUMN: dict[str, Term] = {t.column: t for t in TERMS.values()}
 
 
+def input_sigma(name: str, unmeasured: float) -> float:
+    """The spread of an input that is a model-error term (compression): as measured here, or `unmeasured` (the
+    fit's own statistic) while the data file has no such term."""
+    term = TERMS.get(name)
+    return unmeasured if term is None else term.sigma
+
+
 def unit_columns(n: int) -> dict[str, np.ndarray]:
     """The terms' columns of n plan rows: 1 (the model as it stands)."""
     return {column: np.ones(n) for column in COLUMNS}

@@ -44,12 +44,16 @@ class MonteCarlo:
     def to_dict(self) -> dict[str, object]:
         joint = "; ".join(f"{label_of(a)} with {label_of(b)} (r = {r:+.2f})" for a, b, r in self.correlated)
         method = ("lognormal draws, median = the plan's value, sigma = each input's relative spread (fitted standard "
-                  "error or held-out error for calibrated devices; published or assumed otherwise); ")
+                  "error or held-out error for calibrated devices; published or assumed otherwise); the model's own "
+                  "error terms (measured on published results, leave-one-group-out: simulator/data/model_error.json) "
+                  "drawn in log space from a Student-t with the degrees of freedom fitted to their residuals, scaled "
+                  "to the normal's P10-P90, so heavier tails show; ")
         method += (f"drawn jointly (multivariate normal in log space, correlation from the calibration fit both came "
                    f"from): {joint}; all other inputs independent") if joint else "all inputs independent"
         return {"samples": self.samples, "seed": self.seed, "total_cost_usd": self.total_cost_usd.to_dict(),
                 "quality_loss": self.quality_loss.to_dict(), "prob_over_budget": self.prob_over_budget,
                 "inputs_drawn": [label_of(c) for c in self.moved],
+                "model_error_drawn": [label_of(c) for c in self.moved if c in model_error.LOG_COLUMNS],
                 "inputs_correlated": [{"inputs": [label_of(a), label_of(b)], "columns": [a, b], "r": r}
                                       for a, b, r in self.correlated],
                 "method": method}

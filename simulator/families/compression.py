@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from simulator import model_error
 from simulator.compression.constants import (
     ACT_BITS,
     FORMATS,
@@ -76,13 +77,16 @@ INPUTS = (
     Input("compression.pattern", "choice", "Sparsity pattern", "Unstructured, 2 of every 4 (2:4) or 4 of 8 kept, or "
           "whole rows.", choices=SPARSITY_PATTERNS, default="unstructured", link="spp", column="sparsity_pattern"),
     Input("compression.loss_scale", "float", "Loss-penalty scale", "Multiplies the predicted loss increase of "
-          "quantization; 1 = the fitted law. Its spread is the law's held-out error (docs/compression.md).", "ratio",
+          "quantization; 1 = the fitted law. Its spread is the law's leave-one-family-out error on published rows "
+          "(simulator/data/model_error.json, docs/ranges.md).", "ratio",
           0.0, 100.0, default=1.0, link="ls", column="loss_scale", step=0.05,
-          spread=float(FITTED["heldout_delta_rel_sigma"]), provenance="fitted"),
+          spread=model_error.input_sigma("compression", float(FITTED["heldout_delta_rel_sigma"])),
+          provenance="fitted"),
     Input("compression.prune_loss_scale", "float", "Pruning-penalty scale", "Multiplies the predicted loss increase "
-          "of pruning; 1 = the fitted method offsets. Its spread is their held-out error on published pruning "
-          "rows (docs/compression.md).", "ratio", 0.0, 100.0, default=1.0, link="pls", column="prune_loss_scale",
-          step=0.05, spread=float(FITTED["pruning"]["heldout_delta_rel_sigma"]), provenance="fitted"),
+          "of pruning; 1 = the fitted method offsets. Its spread is their leave-one-size-out error on published "
+          "pruning rows (simulator/data/model_error.json, docs/ranges.md).", "ratio", 0.0, 100.0, default=1.0, link="pls", column="prune_loss_scale",
+          step=0.05, spread=model_error.input_sigma("pruning", float(FITTED["pruning"]["heldout_delta_rel_sigma"])),
+          provenance="fitted"),
     Input("compression.dequant_overhead", "float", "Dequantization overhead", "Extra matrix-multiply time of "
           "weight-only formats that unpack weights to 16 bits (QServe, Lin et al. 2024: 20-90%).", "fraction",
           0.0, 5.0, default=0.3, link="dq", column="dequant_overhead", step=0.05, spread=0.5),
