@@ -195,9 +195,14 @@ def _law_check(rec: Mapping[str, Any], sigma: float, linear: bool) -> tuple[bool
     return _inside(low, high, rec["published"]), (high - low) / rec["predicted"]
 
 
+FAMILY_OF_TERM = {"train_step": "training", "goodput": "training", "serve_step": "serving", "loss": "quality",
+                  "compression": "compression", "pruning": "compression"}
+
+
 @dataclass
 class Check:
-    family: str
+    family: str  # the product family the figure belongs to (training, serving, compression, quality)
+    set: str  # the published set
     id: str
     group: str
     inside_before: bool
@@ -216,7 +221,7 @@ def coverage(rows: list[Row], by_term: Mapping[str, list[dict[str, Any]]],
         sigmas = {BY_NAME[n].column: s["sigma"] for n, s in held.items() if not BY_NAME[n].input_key}
         before, wb = _public_check(row, zero)
         after, wa = _public_check(row, sigmas)
-        checks.append(Check(row.set, row.id, row.group, before, after, wb, wa))
+        checks.append(Check(FAMILY_OF_TERM[row.term.name], row.set, row.id, row.group, before, after, wb, wa))
         if progress:
             progress(row.id)
     for name, linear in (("loss", False), ("compression", True), ("pruning", True)):
@@ -225,7 +230,7 @@ def coverage(rows: list[Row], by_term: Mapping[str, list[dict[str, Any]]],
             # before: no loss error; the compression laws' robust σ (1.4826 MAD) of fitted.json, all families in
             before, wb = _law_check(rec, 0.0 if name == "loss" else _robust_sigma(name), linear)
             after, wa = _law_check(rec, sigma, linear)
-            checks.append(Check(rec["set"], rec["id"], rec["group"], before, after, wb, wa))
+            checks.append(Check(FAMILY_OF_TERM[name], rec["set"], rec["id"], rec["group"], before, after, wb, wa))
     return checks
 
 
@@ -236,11 +241,12 @@ def _robust_sigma(name: str) -> float:
     return float((fitted if name == "compression" else fitted["pruning"])["heldout_delta_rel_sigma"])
 
 
-def table(checks: list[Check]) -> list[dict[str, Any]]:
-    """Per family and overall: rows, coverage before and after, median relative width before and after."""
-    families = list(dict.fromkeys(c.family for c in checks))
+def table(checks: list[Check], by: str = "family") -> list[dict[str, Any]]:
+    """Per family (or per published set: `by="set"`) and overall: rows, coverage before and after, median relative
+    width before and after."""
+    names = list(dict.fromkeys(getattr(c, by) for c in checks))
     out = []
-    for name, subset in [(f, [c for c in checks if c.family == f]) for f in families] + [("all", checks)]:
+    for name, subset in [(f, [c for c in checks if getattr(c, by) == f]) for f in names] + [("all", checks)]:
         out.append({"family": name, "rows": len(subset), "groups": len({c.group for c in subset}),
                     "coverage_before": float(np.mean([c.inside_before for c in subset])),
                     "coverage_after": float(np.mean([c.inside_after for c in subset])),
@@ -278,8 +284,8 @@ def data_file(by_term: Mapping[str, list[dict[str, Any]]], checks: list[Check]) 
             "terms": terms}
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| family | rows | groups | coverage before | coverage after | median width before | median width after |",
+def markdown(rows: list[dict[str, Any]], by: str = "family") -> str:
+    lines = [f"| {by} | rows | groups | coverage before | coverage after | median width before | median width after |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['family']} | {r['rows']} | {r['groups']} | {r['coverage_before']:.0%} | "
@@ -313,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     result = table(checks)
     print()
     print(markdown(result))
+    print()
+    print(markdown(table(checks, "set")[:-1], "set"))
     outside = [c for c in checks if not c.inside_after]
     if outside:
         print("\noutside their P10-P90 after: " + ", ".join(f"{c.id}" for c in outside[:40])

@@ -53,6 +53,7 @@ def test_leave_one_group_out_coverage_judges_a_group_by_the_others(tmp_path):
     assert inside == {"near": True, "far": False}
     assert all(c.width_after >= c.width_before for c in checks)
     table = bench.table(checks)
+    assert table[-1]["family"] == "all" and bench.table(checks, "set")[0]["family"] == "test"
     assert table[-1]["family"] == "all" and table[-1]["coverage_after"] == 0.5
 
 
