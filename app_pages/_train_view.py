@@ -115,7 +115,7 @@ def goodput_text(plan: Any) -> str:
 def ranges_text(plan: Any) -> str:
     shown = [f"{name} {fmt.span(f.low, f.high, f.unit)}" for name, key in RANGED
              if (f := plan.figures[key]).low is not None and f.high is not None]
-    return (f"P10–P90, with the model's own error measured on published results, the device's and the inputs' "
+    return (f"P10–P90 with the model's own error measured on published results and the device's and the inputs' "
             f"spreads: {' · '.join(shown)}." if shown else "")
 
 

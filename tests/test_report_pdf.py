@@ -179,10 +179,10 @@ def test_hostile_names_do_not_break_the_layout(plan):
     assert "Training plan: xxx" in text_of(data)
 
 
-def test_same_inputs_same_bytes_and_fast(plan, devices, built):
-    data, _, seconds = built
+def test_same_inputs_same_bytes(plan, devices, built):
+    # its speed is a benchmark's (python -m benchmarks.decision_speed), not a timed unit test on a shared machine
+    data, _, _ = built
     assert plan_pdf(plan, gpu_sweep(plan.scenario, devices), created=CREATED) == data
-    assert seconds < 4.0, f"a PDF build took {seconds:.2f} s"  # about 0.9 s on a 2-core machine
 
 
 def test_a_baseline_adds_its_values_and_changes(plan, devices):
