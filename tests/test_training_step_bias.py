@@ -25,19 +25,3 @@ def test_zero3_gathers_parameters_for_every_micro_batch():
     a, b = _plan(one), _plan(three)
     assert float(b.value("training.microbatches")) == 3.0
     assert float(b.value("training.dp_exposed_s")) == pytest.approx(3.0 * float(a.value("training.dp_exposed_s")))
-
-
-def test_zero3_traffic_hides_behind_the_whole_step_with_prefetching():
-    # FSDP prefetching overlaps the gathers with all of the step's compute, not only the last backward
-    row = copy.deepcopy(ROWS["mpt-30b-s2048-8gpu"]["scenario"])
-    row["cluster"]["dp_overlap"] = 1.0
-    assert float(_plan(row).value("training.dp_exposed_s")) == pytest.approx(0.0, abs=1e-12)
-
-
-def test_stage_0_sync_is_unchanged_by_accumulation():
-    row = copy.deepcopy(ROWS["megatron-t1-1.7b"]["scenario"])
-    more = copy.deepcopy(row)
-    more["training"]["global_batch_seqs"] = 2 * row["training"]["global_batch_seqs"]
-    row["cluster"]["dp_overlap"] = more["cluster"]["dp_overlap"] = 0.0
-    assert float(_plan(more).value("training.dp_exposed_s")) == pytest.approx(
-        float(_plan(row).value("training.dp_exposed_s")))
