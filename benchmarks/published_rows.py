@@ -7,6 +7,9 @@ A set is one JSON file (format: docs of issue 19, /work/published-format.md): `s
 figure's unit and the `scenario` that `Scenario.from_dict` takes. The prediction is
 `evaluate(Scenario.from_dict(row["scenario"])).value(row["figure"])`, nothing else.
 The error of a row is the signed log-ratio ln(predicted / published): + over-predicts, - under-predicts.
+Its optimism is the same error oriented by the figure's `better` direction (simulator.inputs.FIGURES): + when the
+model promises a better figure than was published (more throughput, less time), whatever the figure, so that
+throughput and time rows of one family can be read together.
 """
 
 from __future__ import annotations
@@ -52,6 +55,16 @@ def log_error(predicted: float, published: float) -> float:
     return math.log(predicted / published)
 
 
+def optimism(figure: str, log_err: float) -> float:
+    """`log_err` oriented so that + means the model promised better than published (FIGURES[figure].better)."""
+    from simulator.inputs import FIGURES
+
+    better = FIGURES[figure].better
+    if better not in ("higher", "lower"):
+        raise ValueError(f"figure {figure!r} has no better direction, so its optimism is undefined")
+    return log_err if better == "higher" else -log_err
+
+
 def errors(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Signed log errors of `rows`, in order."""
     return np.array([log_error(predict(r), float(r["published"])) for r in rows])
@@ -78,16 +91,20 @@ def report(pattern: str = "*", rows_too: bool = True) -> str:
     for name, rows in by_set(load_sets(pattern)).items():
         err = errors(rows)
         s = summary(err)
+        opt = np.expm1(np.median([optimism(r["figure"], e) for r, e in zip(rows, err, strict=True)])) * 100.0
         lines.append(f"{name}: n {s['n']:.0f}   median signed {s['median_pct']:+.1f}%   median |error| "
-                     f"{s['median_abs_pct']:.1f}%   worst {s['worst_pct']:+.1f}%")
+                     f"{s['median_abs_pct']:.1f}%   worst {s['worst_pct']:+.1f}%   median optimism {opt:+.1f}%")
         if rows_too:
             for r, e in zip(rows, err, strict=True):
                 lines.append(f"    {r['id']:<28} {r['group']:<16} {r['figure']:<28} published {float(r['published']):>12.6g}"
                              f"   error {math.expm1(e) * 100:+6.1f}%")
         for group in dict.fromkeys(r["group"] for r in rows):
-            g = summary(np.array([e for r, e in zip(rows, err, strict=True) if r["group"] == group]))
+            mine = [(r, e) for r, e in zip(rows, err, strict=True) if r["group"] == group]
+            g = summary(np.array([e for _, e in mine]))
+            g_opt = np.expm1(np.median([optimism(r["figure"], e) for r, e in mine])) * 100.0
             lines.append(f"  group {group:<16} n {g['n']:.0f}   median signed {g['median_pct']:+.1f}%   "
-                         f"median |error| {g['median_abs_pct']:.1f}%   worst {g['worst_pct']:+.1f}%")
+                         f"median |error| {g['median_abs_pct']:.1f}%   worst {g['worst_pct']:+.1f}%   "
+                         f"optimism {g_opt:+.1f}%")
     return "\n".join(lines)
 
 

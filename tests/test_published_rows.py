@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.published_rows import PUBLISHED_DIR, errors, load_sets, predict, set_paths, summary
+from benchmarks.published_rows import PUBLISHED_DIR, errors, load_sets, optimism, predict, set_paths, summary
 from simulator import Scenario, evaluate
 from simulator.inputs import FIGURES
 
@@ -61,3 +61,10 @@ def test_errors_sign_is_predicted_over_published():
 
 def test_unknown_pattern_has_no_sets():
     assert set_paths("no-such-set") == [] and PUBLISHED_DIR.is_dir()
+
+
+def test_optimism_reads_throughput_and_time_rows_alike():
+    # promising 10% more throughput and 10% less time are both optimism
+    assert optimism("training.tokens_per_s", math.log(1.1)) == pytest.approx(math.log(1.1))
+    assert optimism("training.step_time_s", math.log(1 / 1.1)) == pytest.approx(math.log(1.1))
+    assert optimism("training.gpu_hours", math.log(1.2)) < 0
