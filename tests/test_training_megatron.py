@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from benchmarks.megatron_fidelity import (
     SHARED_CSV,
@@ -16,8 +15,9 @@ from benchmarks.megatron_fidelity import (
 
 def test_megatron_table1_fidelity():
     # deterministic regression through the public path (Scenario.from_dict + evaluate, the catalog's A100):
-    # one set of constants; issue 19: the median bias inside +-5% (was +5.9% before the straggler wait counted
-    # every GPU), median |error| <= 5.5%, worst <= 9% (measured 4.4% and 7.4%)
+    # one set of constants; issue 19: the median bias inside +-5% (+5.9% while the rows set the step-time
+    # spread to 0 and no DP overlap for the torch-DDP rows, which their sources do not state; now +4.7%),
+    # median |error| <= 5.5%, worst <= 9% (measured 4.7% and 8.5%)
     _t, out, err = predict()
     assert abs(np.median(err)) <= 5.0
     assert np.median(np.abs(err)) <= 5.5
@@ -45,15 +45,3 @@ def test_published_rows_match_shared_reference():
         for key, v in published.items():
             np.testing.assert_array_equal(v, shared[key], err_msg=key)
 
-
-def test_straggler_wait_counts_every_gpu_of_a_synchronous_step():
-    # Korthikanti Table 5's 175B run has one data-parallel replica of 64 GPUs (TP 8, PP 8): its step still
-    # waits for the slowest of the 64 (every TP collective and pipeline send couples them)
-    from benchmarks.published_rows import load_sets
-    from simulator import Scenario, evaluate
-
-    row = next(r for r in load_sets("training_throughput") if r["id"] == "korthikanti-t5-175b-full")
-    plan = evaluate(Scenario.from_dict(row["scenario"]))
-    work_s = sum(float(plan.value(f"training.{k}")) for k in ("compute_s", "tp_comm_s", "pp_bubble_s", "pp_p2p_s"))
-    cv = 0.01  # the default step-time spread
-    assert float(plan.value("training.straggler_s")) == pytest.approx(cv * np.sqrt(2 * np.log(64)) * work_s, rel=1e-9)

@@ -128,10 +128,7 @@ def step_times(c, k: TrainingConstants = DEFAULT_CONSTANTS) -> StepTimes:
     dp_exposed_s = exposed_sync_s(sync_s, c["dp_overlap"], window_s)
 
     work_s = compute_s + tp_comm_s + pp_bubble_s + pp_p2p_s
-    # a synchronous step waits for the slowest of ALL its GPUs, not only of the dp replicas: every TP
-    # collective and pipeline send couples the tp·pp ranks of a replica within the step (Dutta et al. 2018,
-    # max of P workers; Narayanan 2021 §2.2: the pipeline runs at the pace of its slowest stage)
-    straggler_s = straggler_factor(c["straggler_cv"], c["gpus"], c["sync"]) * work_s
+    straggler_s = straggler_factor(c["straggler_cv"], dp, c["sync"]) * work_s
     step_s = work_s + dp_exposed_s + straggler_s
     return StepTimes(compute_s, tp_comm_s, pp_bubble_s, pp_p2p_s, dp_exposed_s, straggler_s, step_s,
                      optimizer_s, lt.gemm_efficiency, lay.first, lay.last, m, idle)
