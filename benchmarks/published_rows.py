@@ -70,6 +70,19 @@ def errors(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
     return np.array([log_error(predict(r), float(r["published"])) for r in rows])
 
 
+def residuals(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One record per row: its provenance (id, set, group, figure, source), published and predicted values, the
+    signed log error and the optimism; what a model-error fit stores."""
+    out = []
+    for r in rows:
+        predicted = predict(r)
+        err = log_error(predicted, float(r["published"]))
+        out.append({"id": r["id"], "set": r["set"], "group": r["group"], "figure": r["figure"],
+                    "source": r["source"], "published": float(r["published"]), "predicted": predicted,
+                    "log_error": err, "optimism": optimism(r["figure"], err)})
+    return out
+
+
 def summary(log_err: np.ndarray) -> dict[str, float]:
     """n, median signed error, median |error| and the worst (largest |error|, signed), as percentages
     (exp(log error) - 1)."""

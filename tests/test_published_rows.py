@@ -4,7 +4,16 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.published_rows import PUBLISHED_DIR, errors, load_sets, optimism, predict, set_paths, summary
+from benchmarks.published_rows import (
+    PUBLISHED_DIR,
+    errors,
+    load_sets,
+    optimism,
+    predict,
+    residuals,
+    set_paths,
+    summary,
+)
 from simulator import Scenario, evaluate
 from simulator.inputs import FIGURES
 
@@ -68,3 +77,13 @@ def test_optimism_reads_throughput_and_time_rows_alike():
     assert optimism("training.tokens_per_s", math.log(1.1)) == pytest.approx(math.log(1.1))
     assert optimism("training.step_time_s", math.log(1 / 1.1)) == pytest.approx(math.log(1.1))
     assert optimism("training.gpu_hours", math.log(1.2)) < 0
+
+
+def test_residual_records_carry_provenance_and_both_errors():
+    rows = [r for r in TRAINING if r["group"] == "korthikanti2022"][:2]
+    recs = residuals(rows)
+    assert [r["id"] for r in recs] == [r["id"] for r in rows]
+    for rec in recs:
+        assert rec["set"] == "training_throughput" and rec["source"]
+        assert rec["log_error"] == pytest.approx(math.log(rec["predicted"] / rec["published"]))
+        assert rec["optimism"] == pytest.approx(-rec["log_error"])  # step time: lower is better
