@@ -2,10 +2,11 @@
 
 Run: python -m benchmarks.megatron_fidelity
 
-Each Table 1 row becomes one scenario JSON with the settings of the 2021 runs (A100-80GB-SXM from the hardware
-catalog, fp16, no FlashAttention, no sequence parallelism, full recomputation, DP sync after the backward pass,
-no ZeRO, no stragglers, goodput overheads off, vocabulary 51200, sequence 2048, GELU with ffn = 4h, micro-batch
-and interleave from the table) and is evaluated as a user would: `python -m simulator evaluate FILE.json`
+Each Table 1 row is a published row of benchmarks/published/training_throughput.json (group narayanan2021, the
+one copy of the scenarios): the settings of the 2021 runs (A100-80GB-SXM from the hardware catalog, fp16, no
+FlashAttention, no sequence parallelism, full recomputation, no ZeRO, goodput overheads off, vocabulary 51200,
+sequence 2048, GELU with ffn = 4h, micro-batch and interleave from run_table_1.sh, its DDP implementation for the
+gradient-sync overlap) and is evaluated as a user would: `python -m simulator evaluate FILE.json`
 (`via="cli"`, what `main` prints) or `evaluate(Scenario.from_dict(...))` (`via="api"`, the same public Python
 API, which the tests use for speed). `training.hw_tflops_per_gpu` of the plan is compared with the table.
 """
