@@ -2,16 +2,18 @@
 
 Run: python -m benchmarks.megatron_fidelity
 
-Each Table 1 row becomes one scenario JSON with the settings of the 2021 runs (A100-80GB-SXM from the hardware
-catalog, fp16, no FlashAttention, no sequence parallelism, full recomputation, DP sync after the backward pass,
-no ZeRO, no stragglers, goodput overheads off, vocabulary 51200, sequence 2048, GELU with ffn = 4h, micro-batch
-and interleave from the table) and is evaluated as a user would: `python -m simulator evaluate FILE.json`
+Each Table 1 row is a published row of benchmarks/published/training_throughput.json (group narayanan2021, the
+one copy of the scenarios): the settings of the 2021 runs (A100-80GB-SXM from the hardware catalog, fp16, no
+FlashAttention, no sequence parallelism, full recomputation, no ZeRO, goodput overheads off, vocabulary 51200,
+sequence 2048, GELU with ffn = 4h, micro-batch and interleave from run_table_1.sh, its DDP implementation for the
+gradient-sync overlap) and is evaluated as a user would: `python -m simulator evaluate FILE.json`
 (`via="cli"`, what `main` prints) or `evaluate(Scenario.from_dict(...))` (`via="api"`, the same public Python
 API, which the tests use for speed). `training.hw_tflops_per_gpu` of the plan is compared with the table.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import io
@@ -31,37 +33,22 @@ from scipy.optimize import minimize_scalar
 REPO = Path(__file__).resolve().parents[1]
 A100 = "A100-80GB-SXM"
 
-# Narayanan et al. 2021 Table 1 (A100, full recomputation, achieved TFLOP/s per GPU counting the
-# recomputed forward); micro-batch and interleave from Megatron-LM examples/sc21/run_table_1.sh.
-# Same content as shared/reference/megatron_table1.csv, kept here so that a bare clone runs it.
-TABLE1_CSV = """params_B,heads,hidden,layers,tp,pp,gpus,global_batch,micro_batch,interleave,seq_len,vocab,tflops_per_gpu,pct_peak
-1.7,24,2304,24,1,1,32,512,16,1,2048,51200,137,44
-3.6,32,3072,30,2,1,64,512,16,1,2048,51200,138,44
-7.5,32,4096,36,4,1,128,512,16,1,2048,51200,142,46
-18.4,48,6144,40,8,1,256,1024,8,1,2048,51200,135,43
-39.1,64,8192,48,8,2,512,1536,4,1,2048,51200,138,44
-76.1,80,10240,60,8,4,1024,1792,2,3,2048,51200,140,45
-145.6,96,12288,80,8,8,1536,2304,2,2,2048,51200,148,47
-310.1,128,16384,96,8,16,1920,2160,1,2,2048,51200,155,50
-529.6,128,20480,105,8,35,2520,2520,1,3,2048,51200,163,52
-1008.0,160,25600,128,8,64,3072,3072,1,1,2048,51200,163,52
-"""
+# Narayanan et al. 2021 Table 1: the rows of group "narayanan2021" in benchmarks/published/training_throughput.json,
+# the one copy of the scenarios and the published figures (micro-batch and interleave from Megatron-LM
+# examples/academic_paper_scripts/sc21/run_table_1.sh); shared/reference/megatron_table1.csv is checked against it
+TABLE1_SET, TABLE1_GROUP = "training_throughput", "narayanan2021"
 SHARED_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "megatron_table1.csv"
+
 
 # Megatron-LM 2021 (Narayanan 2021 §5): fp16, full recomputation, gradients all-reduced after the backward
 # pass (no DP overlap), no sequence parallelism, ZeRO or FlashAttention; dedicated cluster; peak throughput
-# (no checkpoint/failure overheads)
+# (no checkpoint/failure overheads); the settings of the Table 1 rows, used for the §5.1 GPT-3 estimate
 RUN_2021 = {
     "training": {"precision": "fp16", "flash_attention": False, "sequence_parallel": False, "recompute": "full",
                  "zero_stage": 0},
     "cluster": {"accelerator": A100, "dp_overlap": 0, "straggler_cv": 0},
     "goodput": {"enabled": False},
 }
-
-
-def load_table1(text: str = TABLE1_CSV) -> dict[str, np.ndarray]:
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
 
 
 def _merge(*parts: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -72,18 +59,35 @@ def _merge(*parts: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]
     return out
 
 
-def table1_scenario(t: Mapping[str, np.ndarray], i: int, accelerator: str = A100) -> dict[str, dict[str, Any]]:
-    """Scenario JSON of Table 1 row `i` (0-based): GPT with GELU MLP (ffn = 4h), the 2021 run settings."""
-    def n(key: str) -> int:
-        return int(t[key][i])
+def table1_rows() -> list[dict[str, Any]]:
+    """The published Table 1 rows (scenario, figure, published value), in the paper's order."""
+    from benchmarks.published_rows import load_sets
 
-    return _merge(RUN_2021, {
-        "model": {"layers": n("layers"), "hidden": n("hidden"), "heads": n("heads"), "mlp": "gelu",
-                  "ffn_hidden": 4 * n("hidden"), "vocab": n("vocab"), "seq_len": n("seq_len")},
-        "training": {"global_batch_seqs": n("global_batch"), "micro_batch_seqs": n("micro_batch"),
-                     "interleave": n("interleave")},
-        "cluster": {"accelerator": accelerator, "gpus": n("gpus"), "tp": n("tp"), "pp": n("pp")},
-    })
+    return [r for r in load_sets(TABLE1_SET) if r["group"] == TABLE1_GROUP]
+
+
+def load_table1(rows: Sequence[Mapping[str, Any]] | None = None) -> dict[str, np.ndarray]:
+    """Table 1 as columns (the CSV's names) read from the published rows' scenarios and figures."""
+    rows = table1_rows() if rows is None else rows
+    paths = {"heads": ("model", "heads"), "hidden": ("model", "hidden"), "layers": ("model", "layers"),
+             "tp": ("cluster", "tp"), "pp": ("cluster", "pp"), "gpus": ("cluster", "gpus"),
+             "global_batch": ("training", "global_batch_seqs"), "micro_batch": ("training", "micro_batch_seqs"),
+             "interleave": ("training", "interleave"), "seq_len": ("model", "seq_len"), "vocab": ("model", "vocab")}
+    t = {key: np.array([float(r["scenario"][a][b]) for r in rows]) for key, (a, b) in paths.items()}
+    t["tflops_per_gpu"] = np.array([float(r["published"]) for r in rows])
+    return t
+
+
+def load_table1_csv(text: str) -> dict[str, np.ndarray]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
+
+
+def table1_scenario(i: int, accelerator: str = A100) -> dict[str, dict[str, Any]]:
+    """Scenario JSON of Table 1 row `i` (0-based) as published in the set, on `accelerator`."""
+    scenario = copy.deepcopy(table1_rows()[i]["scenario"])
+    scenario["cluster"]["accelerator"] = accelerator
+    return scenario
 
 
 def evaluate_api(scenarios: Sequence[Mapping[str, Any]], devices: Mapping[str, Any] | None = None) -> list[dict]:
@@ -119,7 +123,7 @@ def predict(t: dict[str, np.ndarray] | None = None, via: str = "api", devices: M
             accelerator: str = A100):
     """(table, plan figures of the training section, signed error % of hw TFLOP/s per GPU against the table)."""
     t = load_table1() if t is None else t
-    scenarios = [table1_scenario(t, i, accelerator) for i in range(len(t["hidden"]))]
+    scenarios = [table1_scenario(i, accelerator) for i in range(len(t["hidden"]))]
     if via == "cli":
         if devices:
             raise ValueError("the CLI knows the catalog's and the shipped profiles' devices only")
@@ -210,7 +214,7 @@ def leave_one_out(t: dict[str, np.ndarray] | None = None) -> tuple[float, np.nda
     t = load_table1() if t is None else t
     n = len(t["hidden"])
     devices = {FIT_ID: _fit_device(0.8)}
-    scenarios = [Scenario.from_dict(table1_scenario(t, i, FIT_ID), devices) for i in range(n)]
+    scenarios = [Scenario.from_dict(table1_scenario(i, FIT_ID), devices) for i in range(n)]
     fitted = _fit_eff_max(t, np.arange(n), scenarios)
     loo = np.empty(n)
     for i in range(n):
@@ -232,22 +236,15 @@ def gpt3_175b_scenario() -> dict[str, dict[str, Any]]:
 
 def one_t_scenario() -> dict[str, dict[str, Any]]:
     """The 1T model of Table 1 row 10 on 450B tokens (Narayanan §5.1)."""
-    t = load_table1()
-    return _merge(table1_scenario(t, len(t["hidden"]) - 1), {"training": {"tokens": 450e9}})
+    return _merge(table1_scenario(len(table1_rows()) - 1), {"training": {"tokens": 450e9}})
 
 
 def llama65b_scenario() -> dict[str, dict[str, Any]]:
-    """LLaMA-65B on 2048 A100-80GB (Touvron et al. 2023 §2.4); the layout is assumed (not published): tp 8,
-    pp 4, sequence parallel, selective recomputation, memory-efficient attention (xformers, modelled as
-    FlashAttention), bf16, 4M-token batches, DP sync overlapped with the backward pass."""
-    return {
-        "model": {"layers": 80, "hidden": 8192, "heads": 64, "ffn_hidden": 22016, "mlp": "swiglu", "vocab": 32000,
-                  "seq_len": 2048},
-        "training": {"tokens": 1.4e12, "global_batch_seqs": 2048, "micro_batch_seqs": 1, "precision": "bf16",
-                     "recompute": "selective", "sequence_parallel": True, "flash_attention": True, "zero_stage": 0},
-        "cluster": {"accelerator": A100, "gpus": 2048, "tp": 8, "pp": 4, "dp_overlap": 1, "straggler_cv": 0},
-        "goodput": {"enabled": False},
-    }
+    """LLaMA-65B on 2048 A100-80GB (Touvron et al. 2023 §2.4): the published row of training_throughput.json
+    (layout assumed there, see its note)."""
+    from benchmarks.published_rows import load_sets
+
+    return next(r["scenario"] for r in load_sets(TABLE1_SET) if r["id"] == "llama1-65b-throughput")
 
 
 def _others(via: str) -> list[dict]:
@@ -290,9 +287,10 @@ def main() -> None:
     step = out["step_time_s"]
     print("Megatron-LM Table 1 through `python -m simulator evaluate FILE.json` (one scenario file per row, "
           f"accelerator {A100} from the catalog)")
-    print("row  params_B  measured  predicted  error%   gemm_eff  compute%  tp%  bubble%  p2p%  dp%")
+    print("row  id                   measured  predicted  error%   gemm_eff  compute%  tp%  bubble%  p2p%  dp%")
+    ids = [r["id"] for r in table1_rows()]
     for i in range(len(err)):
-        print(f"{i + 1:>3}  {t['params_B'][i]:>8.1f}  {t['tflops_per_gpu'][i]:>8.0f}  "
+        print(f"{i + 1:>3}  {ids[i]:<19}  {t['tflops_per_gpu'][i]:>8.0f}  "
               f"{out['hw_tflops_per_gpu'][i]:>9.1f}  {err[i]:>+6.1f}   {out['gemm_efficiency'][i]:>8.3f}  "
               f"{100 * out['compute_s'][i] / step[i]:>8.1f}  {100 * out['tp_comm_s'][i] / step[i]:>3.0f}  "
               f"{100 * out['pp_bubble_s'][i] / step[i]:>7.1f}  {100 * out['pp_p2p_s'][i] / step[i]:>4.1f}  "

@@ -4,10 +4,10 @@ import numpy as np
 
 from benchmarks.megatron_fidelity import (
     SHARED_CSV,
-    TABLE1_CSV,
     evaluate_api,
     evaluate_cli,
     load_table1,
+    load_table1_csv,
     predict,
     table1_scenario,
 )
@@ -15,10 +15,13 @@ from benchmarks.megatron_fidelity import (
 
 def test_megatron_table1_fidelity():
     # deterministic regression through the public path (Scenario.from_dict + evaluate, the catalog's A100):
-    # median |error| <= 8%, worst <= 15% with one set of constants
+    # one set of constants; issue 19: the median bias inside +-5% (+5.9% while the rows set the step-time
+    # spread to 0 and no DP overlap for the torch-DDP rows, which their sources do not state; now +4.7%),
+    # median |error| <= 5.5%, worst <= 9% (measured 4.7% and 8.5%)
     _t, out, err = predict()
-    assert np.median(np.abs(err)) <= 8.0
-    assert np.max(np.abs(err)) <= 15.0
+    assert abs(np.median(err)) <= 5.0
+    assert np.median(np.abs(err)) <= 5.5
+    assert np.max(np.abs(err)) <= 9.0
     # and the model explains the rise with size: the largest models beat the smallest
     assert out["hw_tflops_per_gpu"][-1] > out["hw_tflops_per_gpu"][0] * 1.1
     assert np.all(np.diff(out["gemm_efficiency"][:4]) > 0)
@@ -26,16 +29,19 @@ def test_megatron_table1_fidelity():
 
 def test_table1_scenario_is_plain_json_and_cli_agrees_with_the_api():
     # the printed benchmark goes through `python -m simulator evaluate FILE.json`: same plan as the Python API
-    scenario = table1_scenario(load_table1(), 4)
+    scenario = table1_scenario(4)
     assert scenario["cluster"]["accelerator"] == "A100-80GB-SXM" and scenario["training"]["precision"] == "fp16"
     cli = evaluate_cli([scenario])[0]["training"]["hw_tflops_per_gpu"]
     api = evaluate_api([scenario])[0]["training"]["hw_tflops_per_gpu"]
     assert cli == api
 
 
-def test_embedded_table_matches_shared_reference():
+def test_published_rows_match_shared_reference():
+    # the published set (the one copy of Table 1) against shared/reference/megatron_table1.csv, where present
     if Path(SHARED_CSV).exists():
-        shared = load_table1(Path(SHARED_CSV).read_text())
-        embedded = load_table1(TABLE1_CSV)
-        for key, v in shared.items():
-            np.testing.assert_array_equal(embedded[key], v, err_msg=key)
+        shared = load_table1_csv(Path(SHARED_CSV).read_text())
+        published = load_table1()
+        assert len(published) >= 12
+        for key, v in published.items():
+            np.testing.assert_array_equal(v, shared[key], err_msg=key)
+

@@ -118,8 +118,14 @@ def step_times(c, k: TrainingConstants = DEFAULT_CONSTANTS) -> StepTimes:
     dp_per_node = np.clip(gpn / tp, 1.0, dp)
     sync_s = dp_sync_s(grad_bytes_per_gpu, dp, dp_per_node, c["sync"], c["ps_servers"], c["gpus"],
                        c["zero_stage"], intra_lat, intra_Bps, inter_lat, inter_Bps)
+    # Zhao et al. 2023 (PyTorch FSDP, VLDB) §3: ZeRO-3 all-gathers the parameters before each micro-batch's
+    # forward and again before its backward, and reduce-scatters its gradients (3Ψ, ZeRO §7): m times per step
+    # under gradient accumulation (whole parameters, whatever the micro-batch size); its prefetching overlaps
+    # them with the step's compute (FSDP §3.3)
+    zero3 = c["zero_stage"] >= 3
+    sync_s = sync_s * np.where(zero3, m, 1.0)
     # Li et al. 2020 (DDP §3.2.3): the sync overlaps the backward of the last (r-sequence) micro-batch
-    window_s = lay.pacing_layers * (lt_r.bwd_s + recompute_r_s)
+    window_s = np.where(zero3, compute_s - optimizer_s, lay.pacing_layers * (lt_r.bwd_s + recompute_r_s))
     dp_exposed_s = exposed_sync_s(sync_s, c["dp_overlap"], window_s)
 
     work_s = compute_s + tp_comm_s + pp_bubble_s + pp_p2p_s
