@@ -28,18 +28,17 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.published_rows import load_sets
 from simulator import model_error
 from simulator.evaluator import Z_P90, evaluate, scenario_rows
 from simulator.model_error import BY_NAME, DECLARED, Declared, summarise
 from simulator.scenario import Scenario
 from simulator.sweeps import evaluate_columns
 
-PUBLISHED = Path(__file__).parent / "published"
 ZERO = {d.column: 0.0 for d in DECLARED if not d.input_key}  # every model-error spread at 0: the ranges before
 STEP = 0.05  # ln of the term's nudge that measures a row's elasticity
 COVERAGE_TARGET = (0.70, 0.90)  # per family with at least MIN_ROWS rows
@@ -69,15 +68,10 @@ def term_of(figure: str) -> Declared:
                      f"{sorted({f for d in DECLARED for f in d.figures})}")
 
 
-def published_rows(folder: Path = PUBLISHED) -> list[Row]:
-    """Every row of every published set (benchmarks/published/*.json), in file order."""
-    out = []
-    for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        for r in data["rows"]:
-            out.append(Row(r["id"], r["group"], r["figure"], float(r["published"]), r["scenario"],
-                           r.get("source") or data["source"], data.get("set", path.stem), term_of(r["figure"])))
-    return out
+def published_rows(pattern: str = "*") -> list[Row]:
+    """Every row of the published sets whose file name matches `pattern` (benchmarks.published_rows.load_sets)."""
+    return [Row(r["id"], r["group"], r["figure"], float(r["published"]), r["scenario"], r["source"], r["set"],
+                term_of(r["figure"])) for r in load_sets(pattern)]
 
 
 def elasticity(scenario: Scenario, figure: str, column: str) -> float:
@@ -306,9 +300,9 @@ def verdict(rows: list[dict[str, Any]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {model_error.DATA_PATH}")
-    parser.add_argument("--published", type=Path, default=PUBLISHED, help="folder of published sets")
+    parser.add_argument("--sets", default="*", help="only the published sets whose file name matches (a glob)")
     args = parser.parse_args(argv)
-    rows = published_rows(args.published)
+    rows = published_rows(args.sets)
     by_term = all_records(rows)
     for name, recs in by_term.items():
         if recs:
