@@ -18,7 +18,7 @@ ROWS = [(p.stem, row) for p in SETS for row in json.loads(p.read_text())["rows"]
 
 def test_the_serving_sets_are_there():
     names = {p.stem for p in SETS}
-    assert {"serving_trtllm", "serving_trtllm_v017", "serving_trtllm_online"} <= names
+    assert {"serving_trtllm", "serving_trtllm_v017", "serving_trtllm_online", "serving_trtllm_v06"} <= names
     assert len(ROWS) >= 300
 
 
@@ -44,7 +44,7 @@ def test_every_row_evaluates_and_its_error_is_reported(capsys):
     out = capsys.readouterr().out
     for _, row in ROWS:
         assert row["id"] in out  # each row's error is printed
-    for name in ("serving_trtllm", "serving_trtllm_v017", "serving_trtllm_online"):
+    for name in ("serving_trtllm", "serving_trtllm_v017", "serving_trtllm_online", "serving_trtllm_v06"):
         assert name in out
 
 
