@@ -34,9 +34,15 @@ def test_set_is_traceable(path):
         assert r["group"].startswith("trtllm/") and r["published"] > 0 and r["published_as"] and r["note"]
 
 
-def test_every_row_evaluates_and_its_error_is_reported(capsys):
+@pytest.fixture(scope="module")
+def residuals() -> dict[str, list[bench.Residual]]:
+    """Every set's residuals, predicted once for the module."""
+    return {data["set"]: bench.residuals(data) for data in bench.load_sets()}
+
+
+def test_every_row_evaluates_and_its_error_is_reported(residuals, capsys):
     for data in bench.load_sets():
-        res = bench.residuals(data)
+        res = residuals[data["set"]]
         assert len(res) == len(data["rows"])
         bad = [r.id for r in res if not math.isfinite(r.log_error)]
         assert not bad, f"rows without a prediction: {bad[:5]}"
@@ -54,3 +60,18 @@ def test_summary_is_the_median_of_log_ratios():
     assert s["median_log"] == pytest.approx(math.log(1.1))
     assert s["median_abs"] == pytest.approx(0.1)
     assert s["worst"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("name", ["serving_trtllm", "serving_trtllm_v017"])
+def test_max_throughput_is_not_biased(name, residuals):
+    # issue 19 item 3: the serving throughput at maximum load was predicted too high (median +11% and +9% on these
+    # sets before the FP8 GEMM efficiency and the fitted step overhead); a bias beyond ±5% is to be fixed in the model
+    s = bench.summary(residuals[name])
+    assert abs(math.expm1(s["median_log"])) <= 0.05
+
+
+def test_the_step_overhead_is_what_its_fit_set_says(residuals):
+    # serving/constants.py labels STEP_OVERHEAD_S a global correction fitted on the online inter-token latencies:
+    # at that value their median log-error is about 0 (a change to the step model must refit it or drop the label)
+    tpot = [r for r in residuals["serving_trtllm_online"] if r.figure == "serving.tpot_s"]
+    assert abs(bench.summary(tpot)["median_log"]) <= 0.02
