@@ -1,65 +1,100 @@
-"""Benchmark: NVIDIA's published TensorRT-LLM max throughput (Llama-3.1-8B, FP8, one H100 SXM) against the
-serving family, through the public path (Scenario -> evaluate), batch "max", no per-row tuning.
+"""Benchmark: published serving figures (NVIDIA TensorRT-LLM's Performance Overview tables) against the serving
+family, through the public path only (Scenario.from_dict -> evaluate -> the row's figure), no per-row tuning.
 
-`python -m benchmarks.serving_trtllm` prints each row's error and the median; exit 1 above the 15% target.
-FP8 weights, activations and KV cache are set through the compression section (weight_bits, act_bits, kv_bits);
-where that family is not installed the scenario is 16-bit and the gap is printed.
+The rows live in `benchmarks/published/serving_*.json` (format: one set per file, see docs/serving.md); this
+reads them, predicts each and prints per set the median signed log-error, the median |error| and the worst row.
+`python -m benchmarks.serving_trtllm [--rows] [SET ...]`; exit 1 when the max-throughput set `serving_trtllm`
+has a median |error| above the 15% target.
 """
 
 from __future__ import annotations
 
-import csv
+import argparse
+import json
+import math
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from simulator.evaluator import evaluate
-from simulator.inputs import INPUTS
 from simulator.scenario import Scenario
 
-DATA = Path(__file__).parent / "data" / "trtllm_llama31_8b_fp8_h100.csv"
+PUBLISHED = Path(__file__).parent / "published"
+PATTERN = "serving_*.json"
+TARGET_SET = "serving_trtllm"
 TARGET_MEDIAN = 0.15
-FP8 = {"quant_method": "rtn", "format": "fp", "weight_bits": 8, "act_bits": 8, "kv_bits": 8}
 
 
-def rows() -> list[dict[str, int]]:
-    lines = [line for line in DATA.read_text().splitlines() if not line.startswith("#")]
-    return [{k: int(v) for k, v in r.items()} for r in csv.DictReader(lines)]
+@dataclass(frozen=True)
+class Residual:
+    set: str
+    id: str
+    group: str
+    figure: str
+    published: float
+    predicted: float
+
+    @property
+    def log_error(self) -> float:
+        """ln(predicted / published): the signed error on the log-ratio scale (NaN where nothing was predicted)."""
+        ok = self.predicted > 0 and math.isfinite(self.predicted)
+        return math.log(self.predicted / self.published) if ok else math.nan
 
 
-def scenario(prompt: int, output: int) -> Scenario:
-    data = {
-        # Llama-3.1-8B: 32 layers, 4096 hidden, 32 heads, 8 KV heads, SwiGLU 14336, vocabulary 128256
-        "model": {"layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 8, "ffn_hidden": 14336, "mlp": "swiglu",
-                  "vocab": 128256},
-        "serving": {"accelerator": "H100-SXM", "gpus_per_replica": 1, "prompt_tokens": prompt,
-                    "output_tokens": output, "batch": "max", "requests_per_s": 1.0,
-                    # max throughput: no latency target binds
-                    "ttft_target_s": 3600.0, "tpot_target_s": 60.0},
-    }
-    if all(f"compression.{k}" in INPUTS for k in FP8):
-        data["compression"] = dict(FP8)
-    return Scenario.from_dict(data)
+def load_sets(names: list[str] | None = None) -> list[dict[str, Any]]:
+    """The serving sets, each file's JSON, in name order (only `names` where given)."""
+    sets = [json.loads(p.read_text()) for p in sorted(PUBLISHED.glob(PATTERN))]
+    return [s for s in sets if not names or s["set"] in names]
 
 
-def main() -> int:
-    fp8 = all(f"compression.{k}" in INPUTS for k in FP8)
-    if not fp8:
-        print("note: the compression family is not installed: this run is 16-bit, not FP8 (the published rows are "
-              "FP8); the errors below measure that gap, not the model")
-    errors = []
-    print(f"{'in/out':>10} {'published':>10} {'predicted':>10} {'error':>8} {'batch':>6}")
-    for r in rows():
-        plan = evaluate(scenario(r["input_tokens"], r["output_tokens"]))
-        predicted = plan.figures["serving.replica_output_tokens_per_s"].value
-        batch = plan.figures["serving.batch_run"].value
-        err = predicted / r["output_tokens_per_s"] - 1.0
-        errors.append(abs(err))
-        print(f"{r['input_tokens']:>4}/{r['output_tokens']:<5} {r['output_tokens_per_s']:>10,} {predicted:>10,.0f} "
-              f"{err:>+8.1%} {batch:>6.0f}")
-    median = statistics.median(errors)
-    print(f"median |error| {median:.1%} (target <= {TARGET_MEDIAN:.0%}){'' if fp8 else ' [16-bit: not comparable]'}")
-    return 0 if median <= TARGET_MEDIAN else 1
+def predict(row: dict[str, Any]) -> float:
+    """The model's value of the row's figure for the row's scenario."""
+    return float(evaluate(Scenario.from_dict(row["scenario"])).value(row["figure"]))
+
+
+def residuals(data: dict[str, Any]) -> list[Residual]:
+    return [Residual(data["set"], r["id"], r["group"], r["figure"], float(r["published"]), predict(r))
+            for r in data["rows"]]
+
+
+def summary(res: list[Residual]) -> dict[str, float]:
+    """Median signed log-error, median |relative error|, the worst |relative error| and rows without a value."""
+    logs = [r.log_error for r in res if math.isfinite(r.log_error)]
+    rel = [abs(math.expm1(x)) for x in logs]
+    return {"rows": len(res), "missing": len(res) - len(logs),
+            "median_log": statistics.median(logs) if logs else math.nan,
+            "median_abs": statistics.median(rel) if rel else math.nan, "worst": max(rel) if rel else math.nan}
+
+
+def _print_rows(res: list[Residual]) -> None:
+    print(f"  {'row':<58} {'published':>11} {'predicted':>11} {'error':>8}")
+    for r in res:
+        err = math.expm1(r.log_error) if math.isfinite(r.log_error) else math.nan
+        print(f"  {r.id:<58} {r.published:>11,.4g} {r.predicted:>11,.4g} {err:>+8.1%}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sets", nargs="*", help="set names (default: every serving set)")
+    ap.add_argument("--rows", action="store_true", help="print every row's error")
+    args = ap.parse_args(argv)
+    status = 0
+    print(f"{'set / figure':<52} {'rows':>5} {'median ln(pred/pub)':>20} {'median |err|':>13} {'worst':>8}")
+    for data in load_sets(args.sets):
+        res = residuals(data)
+        for figure in sorted({r.figure for r in res}):
+            part = [r for r in res if r.figure == figure]
+            s = summary(part)
+            missing = f" ({s['missing']} not predicted)" if s["missing"] else ""
+            print(f"{data['set'] + ' ' + figure:<52} {s['rows']:>5} {s['median_log']:>+20.3f} {s['median_abs']:>13.1%} "
+                  f"{s['worst']:>8.1%}{missing}")
+            if args.rows:
+                _print_rows(part)
+        if data["set"] == TARGET_SET and not summary(res)["median_abs"] <= TARGET_MEDIAN:
+            status = 1
+    return status
 
 
 if __name__ == "__main__":

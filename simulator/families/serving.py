@@ -17,7 +17,7 @@ import numpy as np
 from simulator.registry import Columns, Derived, Family, FigureSpec, Input, Rule
 from simulator.serving.bits import precision_bits, weight_bytes
 from simulator.serving.capacity import best_batch, operating_batch, ttft_s
-from simulator.serving.constants import HOURS_PER_MONTH, SECONDS_PER_MONTH
+from simulator.serving.constants import HOURS_PER_MONTH, LOW_PRECISION_GEMM_EFF_RATIO, SECONDS_PER_MONTH
 from simulator.serving.memory import kv_budget_bytes, kv_bytes_per_token, max_batch
 from simulator.serving.step import Replica, steady_step
 
@@ -93,16 +93,21 @@ FIGURES = (
 )
 
 
+def _low_precision(w_bits: np.ndarray, a_bits: np.ndarray) -> np.ndarray:
+    """The GEMMs run in fp8 (else int8) where weights and activations are both at most 8 bits (LLM-Viewer's rule)."""
+    return (w_bits <= 8.0) & (a_bits <= 8.0)
+
+
 def _peak_flops(c: Columns, w_bits: np.ndarray, a_bits: np.ndarray) -> np.ndarray:
-    """Peak of the GEMMs' dtype: fp8 (else int8) where weights and activations are at most 8 bits (LLM-Viewer's
-    rule for the low-precision peak), else bf16 (else fp16, else fp32)."""
+    """Peak of the GEMMs' dtype: fp8 (else int8) where they run in low precision (_low_precision), else bf16
+    (else fp16, else fp32)."""
     def first(*dtypes: str) -> np.ndarray:
         out = np.full(len(w_bits), np.nan)
         for d in reversed(dtypes):
             v = c[f"serving_hw_peak_{d}_tflops"]
             out = np.where(np.isfinite(v), v, out)
         return out
-    low = (w_bits <= 8.0) & (a_bits <= 8.0)
+    low = _low_precision(w_bits, a_bits)
     return np.where(low, first("fp8", "int8", "bf16", "fp16", "fp32"), first("bf16", "fp16", "fp32")) * 1e12
 
 
@@ -114,7 +119,8 @@ def replica(c: Columns) -> Replica:
         vocab=c["vocab"], params=c["params"], model_bytes=weight_bytes(c, w_bits),
         kv_token_bytes=kv_bytes_per_token(c["layers"], c["hidden"], c["heads"], c["kv_heads"], kv_bits),
         tp=c["gpus_per_replica"], peak_flops=_peak_flops(c, w_bits, a_bits),
-        gemm_eff_max=c["serving_hw_gemm_eff_max"], gemm_dim_half=c["serving_hw_gemm_dim_half"],
+        gemm_eff_max=c["serving_hw_gemm_eff_max"] * np.where(_low_precision(w_bits, a_bits),
+                                                              LOW_PRECISION_GEMM_EFF_RATIO, 1.0), gemm_dim_half=c["serving_hw_gemm_dim_half"],
         hbm_Bps=c["serving_hw_hbm_GBps"] * 1e9, mem_eff=c["serving_hw_decode_mem_eff"],
         kv_eff=c["serving_hw_decode_kv_eff"], elem_eff=c["serving_hw_elementwise_eff"],
         intra_Bps=c["serving_hw_intra_GBps"] * 1e9, intra_latency_s=c["serving_hw_intra_latency_s"],
