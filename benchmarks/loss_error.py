@@ -4,8 +4,8 @@ Rows: benchmarks/data/chinchilla_runs.csv, Epoch AI's reconstruction of the trai
 (Figure 4, left; Besiroglu et al. 2024, "Chinchilla Scaling: A replication attempt", arXiv 2404.10102). The law
 L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2) is fitted as Hoffmann et al. §3.3 and App. D.2 do:
 Huber loss (delta 1e-3) between log L and the log-sum-exp form LSE(a - alpha log N, b - beta log D, e), L-BFGS
-from the best points of their start grid. A group is one model size (all runs of one N) or one compute bucket
-(every run within a quarter decade of a half-decade of training FLOP); each held-out run is predicted by the law
+from the best points of their start grid. A group is one compute bucket (every run within a quarter decade of a
+half-decade of training FLOP: the grouping used, see docs/compression.md) or one model size (all runs of one N); each held-out run is predicted by the law
 fitted without its group, and its residual is log(published / predicted). The shipped laws
 (simulator.quality.LAWS) are also scored on every run: in-sample for them (both were fitted on these runs).
 
@@ -192,8 +192,9 @@ def _line(label: str, s: dict[str, float]) -> str:
 # (a, b, e, alpha, beta) = (6.0073404, 6.0179186, 0.5267228, 0.33917084, 0.2849083), A = e^a, B = e^b, E = e^e
 CHINCHILLA_UNROUNDED = {"A": float(np.exp(6.0073404)), "B": float(np.exp(6.0179186)), "E": float(np.exp(0.5267228)),
                         "alpha": 0.33917084, "beta": 0.2849083}
-# product scale: Chinchilla (70B, 1.4T tokens; Hoffmann et al. 2022 §4.1) and Llama 3 405B (15.6T tokens; Dubey et al.
-# 2024 §3.2); the fold laws' spread there is parameter uncertainty carried 4-25x beyond the largest run's N
+# product scale, as the presets have them (simulator/presets.py): Chinchilla 70B on 1.4T tokens (Hoffmann et al. 2022,
+# Table 4) and Llama 3 405B on 15.6T (Dubey et al. 2024); the fold laws' spread there is parameter uncertainty
+# carried 4-25x beyond the largest run's N
 PRODUCT_POINTS = ((70e9, 1.4e12), (405e9, 15.6e12))
 CHOSEN = "bucket"
 
