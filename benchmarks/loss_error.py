@@ -5,8 +5,8 @@ Rows: benchmarks/data/chinchilla_runs.csv, Epoch AI's reconstruction of the trai
 L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2) is fitted as Hoffmann et al. §3.3 and App. D.2 do:
 Huber loss (delta 1e-3) between log L and the log-sum-exp form LSE(a - alpha log N, b - beta log D, e), L-BFGS
 from the best points of their start grid. A group is one compute bucket (every run within a quarter decade of a
-half-decade of training FLOP: the grouping used, see docs/compression.md) or one model size (all runs of one N); each held-out run is predicted by the law
-fitted without its group, and its residual is log(published / predicted). The shipped laws
+half-decade of training FLOP: the grouping used, see docs/compression.md) or one model size (all runs of one N);
+each held-out run is predicted by the law fitted without its group, and its residual is log(published / predicted). The shipped laws
 (simulator.quality.LAWS) are also scored on every run: in-sample for them (both were fitted on these runs).
 
     python -m benchmarks.loss_error                     # the statistics
