@@ -39,7 +39,8 @@ def load_sets(pattern: str = "*") -> list[dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
         for row in data["rows"]:
             rows.append({**row, "set": data["set"], "set_source": data["source"],
-                         "source": row.get("source", data["source"])})
+                         "source": row.get("source", data["source"]),
+                         "outside_model": data.get("outside_model", "")})
     return rows
 
 
