@@ -1,0 +1,185 @@
+"""Global sensitivity (simulator/decision/sensitivity.py): Sobol' indices on models whose indices are known, and on
+a real plan through the same draws as the Monte Carlo."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from SALib.sample import sobol as salib_sample
+from scipy.stats import norm
+
+from simulator.decision.decide import SOBOL_OUTPUTS, decide
+from simulator.decision.search import COST, DAYS, LOSS
+from simulator.decision.sensitivity import (
+    Index,
+    OutputIndices,
+    base_samples,
+    global_sensitivity,
+    linked_groups,
+    saltelli_design,
+    sobol_indices,
+)
+from simulator.decision.uncertainty import label_of
+from simulator.evaluator import scenario_device_spreads, scenario_rows, uncertain_columns
+from simulator.scenario import Scenario
+
+PLAN = {"name": "Sobol test plan", "model": {"params": 7e9}, "training": {"tokens": 1.4e11},
+        "cluster": {"gpus": 64, "tp": 2, "pp": 1}, "serving": {"requests_per_s": 5.0},
+        "compression": {"weight_bits": 4, "quant_method": "gptq"}}
+
+
+def _by_column(found: OutputIndices) -> dict[tuple[str, ...], Index]:
+    return {i.columns: i for i in found.indices}
+
+
+def test_additive_model_indices_are_the_variance_shares():
+    """Y = Σ a_i·σ_i·z_i: every index (first = total, no interaction) is a_i²σ_i² / Σ a_j²σ_j², and they sum to 1."""
+    a, sigma = np.array([1.0, 2.0, 0.5, 3.0]), np.array([0.3, 0.1, 0.5, 0.05])
+    expected = a**2 * sigma**2 / np.sum(a**2 * sigma**2)
+    names = ["a", "b", "c", "d"]
+    evaluations, (found,) = sobol_indices(lambda z: {"y": (a * sigma) @ z}, names, 1024, 0, ["y"])
+    assert evaluations == 1024 * (len(names) + 2)
+    got = _by_column(found)
+    first = np.array([got[(n,)].first for n in names])
+    total = np.array([got[(n,)].total for n in names])
+    np.testing.assert_allclose(first, expected, atol=0.03)
+    np.testing.assert_allclose(total, expected, atol=0.03)
+    assert first.sum() == pytest.approx(1.0, abs=0.05)
+    assert total.sum() == pytest.approx(1.0, abs=0.05)
+    np.testing.assert_allclose([got[(n,)].share for n in names], expected, atol=0.03)
+    assert [i.columns for i in found.indices] == [("a",), ("c",), ("b",), ("d",)]  # largest total-order first
+
+
+def test_ishigami_indices_match_the_known_values():
+    """Ishigami (a = 7, b = 0.1; x_i uniform on [-π, π], mapped from the unit normals): S1 = 0.314, 0.442, 0 and
+    ST = 0.558, 0.442, 0.244 (Ishigami & Homma 1990; Saltelli et al. 2010 table 3)."""
+    def ishigami(z: np.ndarray) -> dict[str, np.ndarray]:
+        x = -np.pi + 2 * np.pi * norm.cdf(z)
+        return {"y": np.sin(x[0]) + 7 * np.sin(x[1]) ** 2 + 0.1 * x[2] ** 4 * np.sin(x[0])}
+
+    _, (found,) = sobol_indices(ishigami, ["x1", "x2", "x3"], 2048, 1, ["y"])
+    got = _by_column(found)
+    np.testing.assert_allclose([got[(n,)].first for n in ("x1", "x2", "x3")], [0.3139, 0.4424, 0.0], atol=0.04)
+    np.testing.assert_allclose([got[(n,)].total for n in ("x1", "x2", "x3")], [0.5576, 0.4424, 0.2437], atol=0.04)
+    for i in found.indices:  # each interval is a real interval around its estimate, and the known value is in it
+        assert 0 < i.first_conf < 0.1 and 0 < i.total_conf < 0.1
+
+
+def test_a_group_is_indexed_as_one_input():
+    """y = x1 + x2 + x3 with (x1, x2) one group: the group's index is 2/3, x3's 1/3."""
+    _, (found,) = sobol_indices(lambda z: {"y": z.sum(axis=0)}, ["x1", "x2", "x3"], 1024, 0, ["y"],
+                                groups=[[0, 1], [2]], labels=["x1 and x2", "x3"])
+    got = _by_column(found)
+    assert set(got) == {("x1", "x2"), ("x3",)}
+    assert got[("x1", "x2")].label == "x1 and x2"
+    assert got[("x1", "x2")].total == pytest.approx(2 / 3, abs=0.04)
+    assert got[("x3",)].first == pytest.approx(1 / 3, abs=0.04)
+
+
+def test_design_is_salibs_saltelli_sample_number_for_number():
+    names = ["a", "b", "c", "d", "e"]
+    for groups in (names, ["g0", "g1", "g0", "g2", "g1"]):
+        problem = {"num_vars": 5, "names": names, "groups": groups, "bounds": [[0.0, 1.0]] * 5, "dists": ["norm"] * 5}
+        ours = saltelli_design(dict(problem), 64, 7)
+        theirs = salib_sample.sample(dict(problem), 64, calc_second_order=False, seed=7)
+        assert np.array_equal(ours, theirs)
+
+
+def test_base_samples_round_up_to_a_power_of_two():
+    assert [base_samples(n) for n in (0, 1, 2, 3, 500, 512, 513)] == [0, 1, 2, 4, 512, 512, 1024]
+
+
+def test_linked_groups_are_the_connected_sets():
+    r = np.eye(5)
+    r[0, 3] = r[3, 0] = 0.4
+    r[3, 4] = r[4, 3] = -0.2
+    assert linked_groups(r) == [[0, 3, 4], [1], [2]]
+
+
+def test_leading_names_the_inputs_that_hold_most_of_the_spread():
+    def index(name: str, share: float) -> Index:
+        return Index((name,), name, share, 0.01, share, 0.01, share)
+
+    found = OutputIndices(COST, (index("a", 0.5), index("b", 0.3), index("c", 0.15), index("d", 0.05)))
+    assert [i.label for i in found.leading()] == ["a", "b"]  # 80% >= 70%: two suffice
+    spread = OutputIndices(COST, tuple(index(n, 0.2) for n in "abcde"))
+    assert [i.label for i in spread.leading()] == ["a", "b", "c"]  # at most three
+    negligible = OutputIndices(COST, (index("a", 0.6), index("b", 0.0)))
+    assert [i.label for i in negligible.leading()] == ["a"]  # an input with no share is never named
+
+
+@pytest.fixture(scope="module")
+def plan_cols():
+    scenario = Scenario.from_dict(PLAN)
+    return scenario_rows([scenario], None), scenario_device_spreads(scenario, None)
+
+
+def test_a_real_plans_indices_are_shares_of_its_variance(plan_cols):
+    cols, spread = plan_cols
+    g = global_sensitivity(cols, spread, SOBOL_OUTPUTS, 512, 0)
+    moved = uncertain_columns(cols, spread)
+    assert g.base_samples == 512 and g.evaluations == 512 * (len(moved) + 2)
+    assert [o.key for o in g.outputs] == [COST, DAYS, LOSS]
+    for found in g.outputs:
+        assert not found.why_none, found.why_none
+        assert {c for i in found.indices for c in i.columns} == set(moved)  # every uncertain input, once
+        for i in found.indices:  # in [0, 1], allowing the estimator's small noise (its own interval, or 0.02)
+            assert -max(i.first_conf, 0.02) <= i.first <= 1 + max(i.first_conf, 0.02)
+            assert -max(i.total_conf, 0.02) <= i.total <= 1 + max(i.total_conf, 0.02)
+            assert i.first_conf >= 0 and i.total_conf >= 0 and 0 <= i.share <= 1
+        assert sum(i.share for i in found.indices) == pytest.approx(1.0)
+        assert sum(i.total for i in found.indices) == pytest.approx(1.0, abs=0.2)  # nearly additive in its inputs
+    # the training time does not depend on the serving price or the traffic
+    days = {i.columns: i for i in g.of(DAYS).indices}
+    assert days[("serving_gpu_hour_usd",)].total == pytest.approx(0.0, abs=1e-9)
+    assert days[("requests_per_s",)].total == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_indices_are_the_same_for_a_seed_and_differ_for_another(plan_cols):
+    cols, spread = plan_cols
+    first = global_sensitivity(cols, spread, SOBOL_OUTPUTS, 128, 0)
+    again = global_sensitivity(cols, spread, SOBOL_OUTPUTS, 128, 0)
+    other = global_sensitivity(cols, spread, SOBOL_OUTPUTS, 128, 1)
+    assert first == again  # seed 0 included: its bootstrap intervals too (SALib reads a seed 0 as "no seed")
+    assert first != other
+
+
+def test_correlated_columns_are_drawn_jointly_and_indexed_as_one_group(plan_cols):
+    cols, spread = plan_cols
+    g = global_sensitivity(cols, spread, (COST,), 256, 0, {("gemm_eff_max", "hbm_eff"): 0.6})
+    assert g.grouped == (("gemm_eff_max", "hbm_eff"),)
+    pair = {i.columns: i for i in g.of(COST).indices}[("gemm_eff_max", "hbm_eff")]
+    assert pair.label == f"{label_of('gemm_eff_max')} with {label_of('hbm_eff')}"
+    assert "indexed as one group" in g.to_dict()["method"]
+
+
+def test_an_output_that_does_not_vary_says_so(plan_cols):
+    cols, spread = plan_cols
+    g = global_sensitivity(cols, spread, ("params",), 64, 0)
+    (found,) = g.outputs
+    assert found.indices == () and "does not vary" in found.why_none
+    assert global_sensitivity(cols, spread, SOBOL_OUTPUTS, 0, 0) is None
+
+
+def test_an_output_with_infinite_draws_says_how_many():
+    _, (found,) = sobol_indices(lambda z: {"y": np.where(z[0] > 1.5, np.inf, z[0])}, ["x"], 64, 0, ["y"])
+    assert found.indices == () and " of 192 draws have no finite y" in found.why_none
+
+
+def test_decide_reports_first_and_total_indices_with_intervals_per_output():
+    data = {**PLAN, "decision": {"budget_usd": 2e7, "samples": 200, "sobol_samples": 256}}
+    space = {"model.params": [1e9, 3e9, 7e9], "training.tokens": [2e10, 1e11], "cluster.gpus": [64],
+             "cluster.tp": [1, 2], "cluster.pp": [1]}
+    d = decide(Scenario.from_dict(data), space=space, refine=False)
+    assert d.global_sensitivity is not None and d.global_sensitivity.base_samples == 256
+    out = json.loads(json.dumps(d.to_dict()))["global_sensitivity"]
+    assert set(out["outputs"]) == {COST, DAYS, LOSS}
+    for found in out["outputs"].values():
+        assert found["indices"] and found["why_none"] is None
+        assert {"input", "first_order", "first_order_conf", "total_order", "total_order_conf", "share"} <= set(
+            found["indices"][0])
+    none = decide(Scenario.from_dict({**data, "decision": {**data["decision"], "sobol_samples": 0}}), space=space,
+                  refine=False)
+    assert none.global_sensitivity is None and none.to_dict()["global_sensitivity"] is None
