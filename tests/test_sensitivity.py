@@ -102,8 +102,10 @@ def test_leading_names_the_inputs_that_hold_most_of_the_spread():
     def index(name: str, share: float) -> Index:
         return Index((name,), name, share, 0.01, share, 0.01, share)
 
-    found = OutputIndices(COST, (index("a", 0.5), index("b", 0.3), index("c", 0.15), index("d", 0.05)))
-    assert [i.label for i in found.leading()] == ["a", "b"]  # 80% >= 70%: two suffice
+    found = OutputIndices(COST, (index("a", 0.5), index("b", 0.3), index("c", 0.08), index("d", 0.07)))
+    assert [i.label for i in found.leading()] == ["a", "b"]  # 80% >= 70%, and c holds under 10%: two suffice
+    notable = OutputIndices(COST, (index("a", 0.85), index("b", 0.11), index("c", 0.04)))
+    assert [i.label for i in notable.leading()] == ["a", "b"]  # past 70%, b still holds over 10%
     spread = OutputIndices(COST, tuple(index(n, 0.2) for n in "abcde"))
     assert [i.label for i in spread.leading()] == ["a", "b", "c"]  # at most three
     negligible = OutputIndices(COST, (index("a", 0.6), index("b", 0.0)))
@@ -165,7 +167,8 @@ def test_an_output_that_does_not_vary_says_so(plan_cols):
 
 def test_an_output_with_infinite_draws_says_how_many():
     _, (found,) = sobol_indices(lambda z: {"y": np.where(z[0] > 1.5, np.inf, z[0])}, ["x"], 64, 0, ["y"])
-    assert found.indices == () and " of 192 draws have no finite y" in found.why_none
+    assert found.indices == () and "has no finite value in " in found.why_none
+    assert " of its 192 draws" in found.why_none
 
 
 def test_decide_reports_first_and_total_indices_with_intervals_per_output():
@@ -183,3 +186,21 @@ def test_decide_reports_first_and_total_indices_with_intervals_per_output():
     none = decide(Scenario.from_dict({**data, "decision": {**data["decision"], "sobol_samples": 0}}), space=space,
                   refine=False)
     assert none.global_sensitivity is None and none.to_dict()["global_sensitivity"] is None
+
+
+def test_the_sentences_name_the_leading_inputs_with_their_shares():
+    from report.sensitivity_text import sentence
+
+    def index(label: str, share: float) -> Index:
+        return Index((label,), label, share, 0.01, share, 0.01, share)
+
+    cost = OutputIndices(COST, (index("Price per GPU-hour", 0.45), index("GEMM efficiency", 0.30),
+                                index("Requests per second", 0.2), index("Other", 0.05)))
+    assert sentence(cost) == ("Most of the spread in total cost comes from the price per GPU-hour (45%), GEMM "
+                              "efficiency (30%) and the requests per second (20%).")
+    days = OutputIndices(DAYS, (index("GEMM efficiency", 0.93), index("Failures per 1,000 GPU-days", 0.07)))
+    assert sentence(days) == "Nearly all of the spread in training time comes from GEMM efficiency (93%)."
+    flat = OutputIndices(LOSS, tuple(index(f"Input {n}", 0.1) for n in range(10)))
+    assert sentence(flat).startswith("The spread in predicted loss is shared by many inputs; the largest are ")
+    still = OutputIndices(LOSS, (), "does not vary with the uncertain inputs")
+    assert sentence(still) == "The predicted loss does not vary with the uncertain inputs."

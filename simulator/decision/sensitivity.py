@@ -37,7 +37,8 @@ from simulator.inputs import FIGURES
 CONF_LEVEL = 0.95  # of the bootstrap confidence intervals
 RESAMPLES = 100  # bootstrap resamples behind them (SALib's default)
 MOST = 3  # the inputs `OutputIndices.leading` names at most ...
-COVER = 0.7  # ... stopping once they hold this share of the summed total-order indices
+COVER = 0.7  # ... adding inputs until they hold this share of the summed total-order indices ...
+NOTABLE = 0.1  # ... or, past it, while the next holds at least this share
 
 Model = Callable[[np.ndarray], Mapping[str, np.ndarray]]  # z (inputs × draws) -> {output: value per draw}
 
@@ -66,18 +67,19 @@ class OutputIndices:
 
     key: str  # the figure, e.g. "decision.total_cost_usd"
     indices: tuple[Index, ...]
-    why_none: str = ""
+    why_none: str = ""  # follows the output's name: "does not vary with the uncertain inputs"
 
     @property
     def label(self) -> str:
         return FIGURES[self.key].label if self.key in FIGURES else self.key
 
-    def leading(self, most: int = MOST, cover: float = COVER) -> tuple[Index, ...]:
-        """The inputs that hold most of the spread: largest share first, until they hold `cover` of it or `most`
-        are named (inputs with no share are never named)."""
+    def leading(self, most: int = MOST, cover: float = COVER, notable: float = NOTABLE) -> tuple[Index, ...]:
+        """The inputs that hold most of the spread, largest share first: at most `most`, added until they hold
+        `cover` of it, and past that while the next holds at least `notable` (inputs with no share never)."""
         out: list[Index] = []
         for index in self.indices:
-            if index.share <= 0.0 or len(out) >= most or sum(i.share for i in out) >= cover:
+            held = sum(i.share for i in out)
+            if index.share <= 0.0 or len(out) >= most or (held >= cover and index.share < notable):
                 break
             out.append(index)
         return tuple(out)
@@ -188,11 +190,10 @@ def sobol_indices(model: Model, names: Sequence[str], samples: int, seed: int, o
     for key in outputs:
         values = np.asarray(y[key], dtype=float)
         bad = int(np.count_nonzero(~np.isfinite(values)))
-        label = FIGURES[key].label.lower() if key in FIGURES else key
         if bad:
-            why = f"{bad:,} of {values.size:,} draws have no finite {label}"
+            why = f"has no finite value in {bad:,} of its {values.size:,} draws, so its variance is undefined"
         elif np.ptp(values) <= 1e-12 * max(1.0, float(np.max(np.abs(values)))):
-            why = f"the {label} does not vary with the uncertain inputs"
+            why = "does not vary with the uncertain inputs"
         else:
             found.append(OutputIndices(key, _indices(problem, values, seed, members, labels)))
             continue
