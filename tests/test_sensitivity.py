@@ -4,11 +4,14 @@ a real plan through the same draws as the Monte Carlo."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from SALib.sample import sobol as salib_sample
 from scipy.stats import norm
+from streamlit.testing.v1 import AppTest
 
 from simulator.decision.decide import SOBOL_OUTPUTS, decide
 from simulator.decision.search import COST, DAYS, LOSS
@@ -25,6 +28,7 @@ from simulator.decision.uncertainty import label_of
 from simulator.evaluator import scenario_device_spreads, scenario_rows, uncertain_columns
 from simulator.scenario import Scenario
 
+ROOT = Path(__file__).resolve().parents[1]
 PLAN = {"name": "Sobol test plan", "model": {"params": 7e9}, "training": {"tokens": 1.4e11},
         "cluster": {"gpus": 64, "tp": 2, "pp": 1}, "serving": {"requests_per_s": 5.0},
         "compression": {"weight_bits": 4, "quant_method": "gptq"}}
@@ -171,11 +175,18 @@ def test_an_output_with_infinite_draws_says_how_many():
     assert " of its 192 draws" in found.why_none
 
 
-def test_decide_reports_first_and_total_indices_with_intervals_per_output():
-    data = {**PLAN, "decision": {"budget_usd": 2e7, "samples": 200, "sobol_samples": 256}}
-    space = {"model.params": [1e9, 3e9, 7e9], "training.tokens": [2e10, 1e11], "cluster.gpus": [64],
-             "cluster.tp": [1, 2], "cluster.pp": [1]}
-    d = decide(Scenario.from_dict(data), space=space, refine=False)
+DECIDE = {**PLAN, "decision": {"budget_usd": 2e7, "samples": 200, "sobol_samples": 256}}
+SPACE = {"model.params": [1e9, 3e9, 7e9], "training.tokens": [2e10, 1e11], "cluster.gpus": [64],
+         "cluster.tp": [1, 2], "cluster.pp": [1]}
+
+
+@pytest.fixture(scope="module")
+def decision():
+    return decide(Scenario.from_dict(DECIDE), space=SPACE, refine=False)
+
+
+def test_decide_reports_first_and_total_indices_with_intervals_per_output(decision):
+    d, data, space = decision, DECIDE, SPACE
     assert d.global_sensitivity is not None and d.global_sensitivity.base_samples == 256
     out = json.loads(json.dumps(d.to_dict()))["global_sensitivity"]
     assert set(out["outputs"]) == {COST, DAYS, LOSS}
@@ -204,3 +215,34 @@ def test_the_sentences_name_the_leading_inputs_with_their_shares():
     assert sentence(flat).startswith("The spread in predicted loss is shared by many inputs; the largest are ")
     still = OutputIndices(LOSS, (), "does not vary with the uncertain inputs")
     assert sentence(still) == "The predicted loss does not vary with the uncertain inputs."
+
+
+def test_the_pdf_says_which_uncertainties_matter_most(decision):
+    import io
+
+    import pdfplumber
+
+    from report.decision_pdf import decision_pdf
+    from report.sensitivity_text import sentences
+
+    with pdfplumber.open(io.BytesIO(decision_pdf(decision))) as pdf:
+        text = " ".join(" ".join((page.extract_text() or "").split()) for page in pdf.pages)
+    assert "Which uncertainties matter most" in text
+    lines = sentences(decision)
+    assert len(lines) == 3 and lines[0].startswith(("Most of the spread in total cost comes from the ",
+                                                    "Nearly all of the spread in total cost comes from the "))
+    for line in lines:  # each sentence as written (a line break may fall anywhere in it)
+        assert " ".join(line.split()) in text
+    assert "First order" in text and "Total order" in text
+
+
+@pytest.mark.usefixtures("fresh_caches")  # tests/conftest.py
+def test_the_decide_page_says_which_uncertainties_matter_most():
+    sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()  # the root forwards to the home page, Decide
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Which uncertainties matter most" in [h.value for h in at.subheader]
+    said = " ".join(m.value for m in at.markdown)
+    assert "of the spread in total cost comes from " in said
+    assert "of the spread in training time comes from " in said

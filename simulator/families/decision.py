@@ -37,7 +37,8 @@ INPUTS = (
           step=1.0),
     Input("decision.samples", "int", "Monte Carlo samples", "Draws of the uncertain inputs for the P10-P90 band "
           "and the chance of going over budget (0 = none).", "samples", 0, MAX_SAMPLES, default=2000, link="mc"),
-    Input("decision.seed", "int", "Random seed", "The same seed gives the same Monte Carlo draws.", "", 0,
+    Input("decision.seed", "int", "Random seed", "The same seed gives the same Monte Carlo draws and sensitivity "
+          "indices.", "", 0,
           2**32 - 1, default=0, link="seed"),
     Input("decision.sobol_samples", "int", "Sensitivity samples", "Base samples N of the global sensitivity "
           "(Sobol' indices: which uncertain inputs make most of the spread), rounded up to a power of two; the "
