@@ -246,3 +246,26 @@ def test_the_decide_page_says_which_uncertainties_matter_most():
     said = " ".join(m.value for m in at.markdown)
     assert "of the spread in total cost comes from " in said
     assert "of the spread in training time comes from " in said
+
+
+def test_student_t_keeps_the_normals_p10_p90_and_fattens_the_tails():
+    from scipy import stats
+
+    from simulator.decision.sensitivity import student_t
+    from simulator.evaluator import Z_P90
+
+    z = np.array([-4.0, -Z_P90, 0.0, Z_P90, 4.0])
+    t = student_t(z, 3.0)
+    np.testing.assert_allclose(t[1:4], [-Z_P90, 0.0, Z_P90], atol=1e-4)  # P10, median, P90 (Z_P90 is rounded)
+    assert t[4] > 4.0 and t[0] < -4.0  # a heavier tail than normal
+    assert t[4] == pytest.approx(stats.t.isf(stats.norm.sf(4.0), 3.0) * Z_P90 / stats.t.ppf(0.9, 3.0))
+    assert np.array_equal(student_t(z, np.inf), z)
+    assert np.isfinite(student_t(np.array([9.0]), 2.0)).all()  # far in the tail: no quantile rounds to 1
+
+
+def test_a_heavy_tailed_input_keeps_its_place_but_gains_share(plan_cols):
+    cols, spread = plan_cols
+    normal = global_sensitivity(cols, spread, (COST,), 256, 0)
+    heavy = global_sensitivity(cols, spread, (COST,), 256, 0, tails={"gpu_hour_usd": 2.5})
+    share = {g: {i.columns: i.share for i in s.of(COST).indices} for g, s in (("n", normal), ("t", heavy))}
+    assert share["t"][("gpu_hour_usd",)] > share["n"][("gpu_hour_usd",)]

@@ -99,13 +99,12 @@ def _quantiles(values: np.ndarray) -> Spread:
     return Spread(float(p10), float(p50), float(p90))
 
 
-def evaluate_draws(cols: Mapping[str, np.ndarray], spreads: Mapping[str, float], names: list[str], z: np.ndarray,
+def evaluate_draws(plan: Mapping[str, float], spreads: Mapping[str, float], names: list[str], z: np.ndarray,
                    keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The figures `keys` of each draw: draw j is the plan's one row with column `names[i]` × exp(σ_i · z[i, j])
-    (σ from `spreads`), clipped to its bounds. Evaluated in blocks of CHUNK_ROWS draws, each one vectorised pass, so
-    the memory of the model's columns stays that of one block whatever the number of draws."""
+    """The figures `keys` of each draw: draw j is the `plan` row (each column's value) with column `names[i]` ×
+    exp(σ_i · z[i, j]) (σ from `spreads`), clipped to its bounds. Evaluated in blocks of CHUNK_ROWS draws, each one
+    vectorised pass, so the memory of the model's columns stays that of one block whatever the number of draws."""
     samples = z.shape[1]
-    plan = {k: float(np.asarray(v, dtype=float).reshape(-1)[0]) for k, v in cols.items()}
     out = {key: np.empty(samples) for key in keys}
     for start in range(0, samples, CHUNK_ROWS):
         stop = min(samples, start + CHUNK_ROWS)
@@ -134,7 +133,8 @@ def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, floa
     z = rng.standard_normal((len(names), samples))
     if not np.array_equal(r, np.eye(len(names))):
         z = psd_factor(r) @ z
-    out = evaluate_draws(cols, spreads, names, z, (cost_key, loss_key))
+    plan = {k: float(np.asarray(v, dtype=float).reshape(-1)[0]) for k, v in cols.items()}
+    out = evaluate_draws(plan, spreads, names, z, (cost_key, loss_key))
     cost, loss = out[cost_key], out[loss_key]
     over = float(np.mean(~(cost <= budget_usd))) if samples else float("nan")  # an infinite/NaN cost is over
     joint = tuple((a, b, float(r[i, j])) for i, a in enumerate(names) for j, b in enumerate(names)
