@@ -80,6 +80,12 @@ def test_a_group_is_indexed_as_one_input():
     assert got[("x1", "x2")].label == "x1 and x2"
     assert got[("x1", "x2")].total == pytest.approx(2 / 3, abs=0.04)
     assert got[("x3",)].first == pytest.approx(1 / 3, abs=0.04)
+    # groups given in any order: y = 3·x1 + x2 + x3 with (x2, x3) one group, listed first
+    _, (found,) = sobol_indices(lambda z: {"y": 3 * z[0] + z[1] + z[2]}, ["x1", "x2", "x3"], 1024, 0, ["y"],
+                                groups=[[1, 2], [0]], labels=["x2 and x3", "x1"])
+    got = {i.label: i for i in found.indices}
+    assert got["x1"].columns == ("x1",) and got["x1"].total == pytest.approx(9 / 11, abs=0.04)
+    assert got["x2 and x3"].columns == ("x2", "x3") and got["x2 and x3"].total == pytest.approx(2 / 11, abs=0.04)
 
 
 def test_design_is_salibs_saltelli_sample_number_for_number():

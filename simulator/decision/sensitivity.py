@@ -107,7 +107,8 @@ class GlobalSensitivity:
         method = (f"Sobol' indices (SALib: Saltelli sampling of a scrambled Sobol' sequence, first order by Saltelli "
                   f"et al. 2010, total order by Jansen 1999), {self.base_samples:,} base samples, "
                   f"{self.evaluations:,} evaluations, {CONF_LEVEL:.0%} bootstrap confidence intervals; inputs drawn "
-                  "as in the Monte Carlo (lognormal, median = the plan's value); share = total-order index over "
+                  "as in the Monte Carlo (median = the plan's value, normal in log space, Student-t where the Monte "
+                  "Carlo draws heavier tails); share = total-order index over "
                   "the sum of all total-order indices; ")
         method += (f"correlated inputs drawn jointly and indexed as one group: {groups}" if groups
                    else "all inputs independent")
@@ -147,7 +148,7 @@ def saltelli_design(problem: dict, n: int, seed: int) -> np.ndarray:
     checks it), built with array operations instead of its loop over every cell: for each of the `n` rows of a
     scrambled Sobol' sequence in 2·D dimensions (A = its first D columns, B the others) the rows A, then A with
     group k's columns taken from B for each group k, then B; scaled to the problem's distributions."""
-    names = problem["groups"] or problem["names"]
+    names = problem.get("groups") or problem["names"]
     group_names = list(dict.fromkeys(names))  # SALib's group order: first appearance
     member = np.array([group_names.index(g) for g in names])
     dims = problem["num_vars"]
@@ -181,6 +182,9 @@ def sobol_indices(model: Model, names: Sequence[str], samples: int, seed: int, o
     as z of shape (inputs, evaluations); `seed` fixes the sequence's scrambling and the bootstrap."""
     groups = [list(g) for g in groups] if groups is not None else [[i] for i in range(len(names))]
     labels = list(labels) if labels is not None else [", ".join(names[i] for i in g) for g in groups]
+    # SALib orders groups by first appearance among the inputs: order them so, to read its indices in that order
+    order = sorted(range(len(groups)), key=lambda g: min(groups[g]))
+    groups, labels = [groups[g] for g in order], [labels[g] for g in order]
     n = base_samples(samples)
     member = {i: g for g, members in enumerate(groups) for i in members}
     problem = {"num_vars": len(names), "names": list(names), "groups": [f"g{member[i]}" for i in range(len(names))],
