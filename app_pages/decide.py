@@ -19,6 +19,7 @@ from app_pages._train_data import device_key
 from report import decision_charts as charts
 from report import decision_text as text
 from report import formatting as fmt
+from report import sensitivity_text
 from report.charts import for_page
 from simulator.decision.decide import Decision, candidates_for, decide
 from simulator.decision.search import Candidates
@@ -143,6 +144,19 @@ def uncertainty(d: Decision) -> None:
         st.dataframe(fmt.table_text(bars, TORNADO_UNITS), hide_index=True, width="stretch")
 
 
+def global_sensitivity(d: Decision) -> None:
+    """Which uncertainties matter most (Sobol' indices), in words and as a small table."""
+    lines = sensitivity_text.sentences(d)
+    if not lines:
+        return
+    st.subheader("Which uncertainties matter most")
+    st.markdown("\n".join(f"- {line}" for line in lines).replace("$", r"\$"))
+    st.caption(sensitivity_text.method_note(d))
+    with st.expander("Table view: the largest shares of each output's spread"):
+        st.dataframe(pd.DataFrame(sensitivity_text.table_rows(d), columns=sensitivity_text.TABLE_HEADER),
+                     hide_index=True, width="stretch")
+
+
 def provenance(d: Decision) -> None:
     with st.expander("Where every figure comes from"):
         rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit), "Provenance": f.provenance,
@@ -226,6 +240,7 @@ def main() -> None:
         alternatives(d)
     with right:
         uncertainty(d)
+    global_sensitivity(d)
     provenance(d)
     compare(d, data)
     downloads(d, data)

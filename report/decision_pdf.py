@@ -15,6 +15,7 @@ from typing import Any
 from report import decision_charts as charts
 from report import decision_text as text
 from report import formatting as fmt
+from report import sensitivity_text
 from report.pdf import (
     FULL_CHART_PX,
     GREY,
@@ -86,6 +87,20 @@ def _alternatives(doc: _Doc, decision: Any) -> None:
                  align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
 
 
+def _global_sensitivity(doc: _Doc, decision: Any) -> None:
+    """Which uncertainties matter most (Sobol' indices): a sentence per output and the largest shares."""
+    lines = sensitivity_text.sentences(decision)
+    if not lines:
+        return
+    doc.heading("Which uncertainties matter most", keep=40)
+    doc.bullets(lines, size=9)
+    rows = sensitivity_text.table_rows(decision)
+    if rows:
+        doc.grid(list(sensitivity_text.TABLE_HEADER), rows, [70, 40, 16, 27, 27], size=7.5,
+                 align=["LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT"])
+    doc.para(sensitivity_text.method_note(decision), 8, colour=GREY)
+
+
 def _method(doc: _Doc, decision: Any) -> None:
     u = decision.uncertainty
     doc.bullets([
@@ -154,6 +169,7 @@ def decision_pdf(decision: Any, *, name: str | None = None, created: dt.datetime
                [(_render(lambda: charts.tornado_spec(bars, decision.total_cost_usd), FULL_CHART_PX),
                  charts.describe_tornado(bars, decision.total_cost_usd))])
 
+    _global_sensitivity(doc, decision)
     doc.heading("Method and assumptions", keep=30)
     _method(doc, decision)
     doc.heading("Accelerators and their uncertainty (calibration profile or datasheet)", keep=40)

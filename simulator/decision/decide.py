@@ -1,5 +1,5 @@
 """decide(scenario) -> Decision: one coarse sweep over about a million candidates, the Pareto front, the pick,
-a local refinement around it, then the Monte Carlo and the tornado of the recommended plan."""
+a local refinement around it, then the Monte Carlo, the tornado and the Sobol' indices of the recommended plan."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from simulator.decision.search import (
     refinement_grid,
     scenario_of,
 )
+from simulator.decision.sensitivity import GlobalSensitivity, global_sensitivity
 from simulator.decision.space import SEARCHED, base_inputs, open_space
 from simulator.decision.uncertainty import MonteCarlo, Swing, monte_carlo, tornado
 from simulator.errors import ScenarioError
@@ -31,6 +32,7 @@ from simulator.plan import Plan
 from simulator.scenario import Scenario
 
 MAX_PARETO_POINTS = 60  # the front is thinned to this many points for the JSON and the chart
+SOBOL_OUTPUTS = (COST, DAYS, LOSS)  # the figures the global sensitivity explains
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Decision:
     sensitivity: tuple[Swing, ...]
     sample: dict[str, np.ndarray]  # a thinned sample of feasible candidates (cost, loss) for the chart
     devices: Mapping[str, HardwareSpec] | None = None  # the caller's calibrated devices the plan may run on
+    global_sensitivity: GlobalSensitivity | None = None  # Sobol' indices of total cost, training days and loss
 
     @property
     def total_cost_usd(self) -> float | None:
@@ -94,6 +97,7 @@ class Decision:
             "search_s": self.search_s,
             "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
             "sensitivity": [s.to_dict() for s in self.sensitivity],
+            "global_sensitivity": None if self.global_sensitivity is None else self.global_sensitivity.to_dict(),
         }
 
 
@@ -276,5 +280,6 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     corr = scenario_device_correlations(rec_scenario, devices)
     mc = monte_carlo(cols, spread, d.budget_usd, d.samples, d.seed, COST, LOSS, corr) if d.samples > 0 else None
     bars = tornado(cols, spread, COST, LOSS)
+    indices = global_sensitivity(cols, spread, SOBOL_OUTPUTS, d.sobol_samples, d.seed, corr)
     return Decision(scenario, d.objective, d.budget_usd, target, plan, None, tuple(points), n_eval, int(ok.size),
-                    search_s, mc, tuple(bars), sample, devices)
+                    search_s, mc, tuple(bars), sample, devices, indices)

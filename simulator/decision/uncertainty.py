@@ -89,14 +89,33 @@ def _quantiles(values: np.ndarray) -> Spread:
     return Spread(float(p10), float(p50), float(p90))
 
 
+def evaluate_draws(plan: Mapping[str, float], spreads: Mapping[str, float], names: list[str], z: np.ndarray,
+                   keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The figures `keys` of each draw: draw j is the `plan` row (each column's value) with column `names[i]` ×
+    exp(σ_i · z[i, j]) (σ from `spreads`), clipped to its bounds. Evaluated in blocks of CHUNK_ROWS draws, each one
+    vectorised pass, so the memory of the model's columns stays that of one block whatever the number of draws."""
+    samples = z.shape[1]
+    out = {key: np.empty(samples) for key in keys}
+    for start in range(0, samples, CHUNK_ROWS):
+        stop = min(samples, start + CHUNK_ROWS)
+        rows = {k: np.full(stop - start, v) for k, v in plan.items()}
+        for i, name in enumerate(names):
+            rows[name] = rows[name] * np.exp(spreads[name] * z[i, start:stop])
+        clip_to_bounds(rows, spreads)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            figures = evaluate_columns(rows)
+        for key in keys:
+            out[key][start:stop] = figures[key]
+    return out
+
+
 def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], budget_usd: float, samples: int, seed: int,
                 cost_key: str, loss_key: str, correlations: Mapping[Pair, float] | None = None) -> MonteCarlo:
     """`samples` draws of every uncertain column of the plan's one row: log(column / plan value) ~ N(0, Σ),
     Σ_ij = σ_i·σ_j·r_ij with r from `correlations` (simulator.evaluator.scenario_device_correlations; 0 for pairs
     not there), made positive semidefinite (simulator.correlations.psd_factor). Without correlations the draws are
     the independent ones, number for number. The draws are made at once (one number per uncertain column and
-    draw) and evaluated in blocks of CHUNK_ROWS draws, each one vectorised pass, so the memory of the model's
-    columns stays that of one block whatever `samples` is."""
+    draw) and evaluated in blocks (`evaluate_draws`)."""
     spreads = uncertain_columns(cols, device_spread)
     rng = np.random.default_rng(seed)
     names = sorted(spreads)  # a fixed order, so a seed gives the same draws whatever the dict order
@@ -109,17 +128,8 @@ def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, floa
         if name in model_error.LOG_COLUMNS and term is not None and np.isfinite(term.df):
             z[i] = rng.standard_t(term.df, samples) * model_error.t_scale(term.df)
     plan = {k: float(np.asarray(v, dtype=float).reshape(-1)[0]) for k, v in cols.items()}
-    cost, loss = np.empty(samples), np.empty(samples)
-    for start in range(0, samples, CHUNK_ROWS):
-        stop = min(samples, start + CHUNK_ROWS)
-        rows = {k: np.full(stop - start, v) for k, v in plan.items()}
-        for i, name in enumerate(names):
-            rows[name] = rows[name] * np.exp(spreads[name] * z[i, start:stop])
-        clip_to_bounds(rows, spreads)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            out = evaluate_columns(rows)
-        cost[start:stop] = out[cost_key]
-        loss[start:stop] = out[loss_key]
+    out = evaluate_draws(plan, spreads, names, z, (cost_key, loss_key))
+    cost, loss = out[cost_key], out[loss_key]
     over = float(np.mean(~(cost <= budget_usd))) if samples else float("nan")  # an infinite/NaN cost is over
     joint = tuple((a, b, float(r[i, j])) for i, a in enumerate(names) for j, b in enumerate(names)
                   if i < j and r[i, j] != 0.0)

@@ -12,6 +12,10 @@ OBJECTIVES = ("best_quality_within_budget", "cheapest_for_quality")
 # evaluated in blocks: benchmarks/decision_speed.py measures both). Its P10 and P90 are then known to about 0.01σ
 # (standard error of a quantile, √(p(1−p)/n) / φ(z_p)), far inside the spreads they summarise.
 MAX_SAMPLES = 50_000
+# Most base samples N of the Sobol' indices (simulator.decision.sensitivity; N × (uncertain inputs + 2) evaluations):
+# `decide` at this many stays within a few seconds (benchmarks/decision_speed.py). The default, 512, adds about a
+# tenth of a second and gives the largest indices to about ±0.1 (95% bootstrap interval).
+MAX_SOBOL_SAMPLES = 4096
 
 INPUTS = (
     Input("decision.budget_usd", "float", "Budget", "All the money for this model: training plus serving over the "
@@ -33,8 +37,13 @@ INPUTS = (
           step=1.0),
     Input("decision.samples", "int", "Monte Carlo samples", "Draws of the uncertain inputs for the P10-P90 band "
           "and the chance of going over budget (0 = none).", "samples", 0, MAX_SAMPLES, default=2000, link="mc"),
-    Input("decision.seed", "int", "Random seed", "The same seed gives the same Monte Carlo draws.", "", 0,
+    Input("decision.seed", "int", "Random seed", "The same seed gives the same Monte Carlo draws and sensitivity "
+          "indices.", "", 0,
           2**32 - 1, default=0, link="seed"),
+    Input("decision.sobol_samples", "int", "Sensitivity samples", "Base samples N of the global sensitivity "
+          "(Sobol' indices: which uncertain inputs make most of the spread), rounded up to a power of two; the "
+          "plan is evaluated N × (uncertain inputs + 2) times (0 = none).", "samples", 0, MAX_SOBOL_SAMPLES,
+          default=512, link="sobol"),
 )
 
 
