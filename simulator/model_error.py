@@ -231,6 +231,22 @@ def spreads(floors: Mapping[str, float] | None = None, override: Mapping[str, fl
     return {k: v for k, v in out.items() if v > 0}
 
 
+def tails() -> dict[str, float]:
+    """Column -> Student-t degrees of freedom of every model-error term drawn with heavier tails than normal."""
+    return {t.column: t.df for t in TERMS.values() if t.column in LOG_COLUMNS and math.isfinite(t.df)}
+
+
+def t_draws(z: np.ndarray, df: float) -> np.ndarray:
+    """Standard normals mapped, quantile for quantile, to a Student-t with `df` degrees of freedom scaled to the
+    normal's P10-P90 (±1.2816): how the Monte Carlo and the Sobol' indices draw a model-error term (df = inf: `z`)."""
+    if not math.isfinite(df):
+        return z
+    from scipy import stats
+
+    tail = -stats.t.ppf(stats.norm.cdf(-np.abs(z)), df)  # from the nearer tail, so no quantile rounds to 1
+    return np.sign(z) * tail * t_scale(df)
+
+
 def t_scale(df: float) -> float:
     """Factor that gives a Student-t draw with `df` degrees of freedom the normal's P10-P90 (±1.2816)."""
     if not math.isfinite(df):

@@ -257,8 +257,8 @@ def test_the_decide_page_says_which_uncertainties_matter_most():
 def test_student_t_keeps_the_normals_p10_p90_and_fattens_the_tails():
     from scipy import stats
 
-    from simulator.decision.sensitivity import student_t
     from simulator.evaluator import Z_P90
+    from simulator.model_error import t_draws as student_t
 
     z = np.array([-4.0, -Z_P90, 0.0, Z_P90, 4.0])
     t = student_t(z, 3.0)

@@ -26,7 +26,7 @@ from simulator.decision.sensitivity import GlobalSensitivity, global_sensitivity
 from simulator.decision.space import SEARCHED, base_inputs, open_space
 from simulator.decision.uncertainty import MonteCarlo, Swing, monte_carlo, tornado
 from simulator.errors import ScenarioError
-from simulator.evaluator import evaluate, scenario_device_correlations, scenario_device_spreads, scenario_rows
+from simulator.evaluator import evaluate, scenario_device_correlations, scenario_rows, scenario_spreads
 from simulator.inputs import INPUTS
 from simulator.plan import Plan
 from simulator.scenario import Scenario
@@ -275,7 +275,7 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
                         int(ok.size), search_s, None, (), sample, devices)
     rec_scenario = scenario_of(base_inputs(scenario, searched=tuple(grid)), best, devices, name=scenario.name)
     plan = evaluate(rec_scenario, devices)
-    spread = scenario_device_spreads(rec_scenario, devices)
+    spread = scenario_spreads(rec_scenario, devices)  # the devices' and the model's own error
     cols = scenario_rows([rec_scenario], devices)
     corr = scenario_device_correlations(rec_scenario, devices)
     mc = monte_carlo(cols, spread, d.budget_usd, d.samples, d.seed, COST, LOSS, corr) if d.samples > 0 else None

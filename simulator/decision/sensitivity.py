@@ -13,7 +13,7 @@ Sobol' sequence (Saltelli 2002, CPC 145:280), the first-order estimator of Salte
 the total-order estimator of Jansen 1999 (CPC 117:35, as Saltelli et al. 2010 table 2 give it), with bootstrap
 confidence intervals. The inputs are drawn in the unit normal space (SALib `dists: norm`, mean 0, sd 1) and
 mapped to columns as `simulator.decision.uncertainty.evaluate_draws` maps the Monte Carlo's draws (a term the Monte
-Carlo draws from a Student-t gets the same marginal here: its normal mapped quantile for quantile, `student_t`).
+Carlo draws from a Student-t gets the same marginal here: its normal mapped quantile for quantile, `simulator.model_error.t_draws`).
 
 Sobol' indices assume independent inputs. Columns of a calibrated device set from one profile fit are correlated
 (simulator/correlations.py); each set of columns linked by a correlation is one SALib group, drawn jointly with its
@@ -28,13 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 from SALib.analyze import sobol as sobol_analyze
 from SALib.util import scale_samples
-from scipy import stats
 from scipy.stats import qmc
 
+from simulator import model_error
 from simulator.correlations import Pair, correlation_matrix, psd_factor
-from simulator.decision.uncertainty import evaluate_draws, label_of
-from simulator.evaluator import Z_P90, uncertain_columns
+from simulator.decision.uncertainty import evaluate_draws, plan_row
+from simulator.evaluator import uncertain_columns
 from simulator.inputs import FIGURES
+from simulator.spreads import label_of
 
 CONF_LEVEL = 0.95  # of the bootstrap confidence intervals
 RESAMPLES = 100  # bootstrap resamples behind them (SALib's default)
@@ -207,21 +208,13 @@ def sobol_indices(model: Model, names: Sequence[str], samples: int, seed: int, o
     return z.shape[0], tuple(found)
 
 
-def student_t(z: np.ndarray, df: float) -> np.ndarray:
-    """Standard normals mapped, quantile for quantile, to a Student-t with `df` degrees of freedom scaled to the
-    normal's P10-P90 (±Z_P90): how the Monte Carlo draws a term with heavier tails than normal (df = inf: `z`)."""
-    if not np.isfinite(df):
-        return z
-    tail = -stats.t.ppf(stats.norm.cdf(-np.abs(z)), df)  # from the nearer tail, so no quantile rounds to 1
-    return np.sign(z) * tail * (Z_P90 / stats.t.ppf(0.9, df))
-
-
 def global_sensitivity(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], outputs: Sequence[str],
                        samples: int, seed: int, correlations: Mapping[Pair, float] | None = None,
                        tails: Mapping[str, float] | None = None) -> GlobalSensitivity | None:
     """The Sobol' indices of the plan's one row (`cols`) for `outputs` over every uncertain column, drawn as
     `monte_carlo` draws them (same spreads, same correlations, same clipping to bounds; `tails`: column -> Student-t
-    degrees of freedom of a column drawn with heavier tails, `student_t`); None when no column is uncertain or
+    degrees of freedom of a column drawn with heavier tails, default the model-error terms' as the Monte Carlo draws
+    them, `simulator.model_error.t_draws`); None when no column is uncertain or
     `samples` is 0."""
     spreads = uncertain_columns(cols, device_spread)
     names = sorted(spreads)
@@ -230,15 +223,16 @@ def global_sensitivity(cols: Mapping[str, np.ndarray], device_spread: Mapping[st
     r = correlation_matrix(names, correlations or {})
     groups = linked_groups(r)
     factors = [(g, psd_factor(r[np.ix_(g, g)])) for g in groups if len(g) > 1]
-    heavy = [(i, float((tails or {})[name])) for i, name in enumerate(names) if name in (tails or {})]
-    plan = {k: float(np.asarray(v, dtype=float).reshape(-1)[0]) for k, v in cols.items()}
+    tails = model_error.tails() if tails is None else tails
+    heavy = [(i, float(tails[name])) for i, name in enumerate(names) if name in tails]
+    plan = plan_row(cols)
 
     def model(z: np.ndarray) -> Mapping[str, np.ndarray]:
         z = z.copy()
         for g, factor in factors:  # within a group only: a group's normals never move another group's columns
             z[g] = factor @ z[g]
         for i, df in heavy:
-            z[i] = student_t(z[i], df)
+            z[i] = model_error.t_draws(z[i], df)
         return evaluate_draws(plan, spreads, names, z, tuple(outputs))
 
     labels = [" with ".join(label_of(names[i]) for i in g) for g in groups]

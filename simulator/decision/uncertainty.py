@@ -89,6 +89,11 @@ def _quantiles(values: np.ndarray) -> Spread:
     return Spread(float(p10), float(p50), float(p90))
 
 
+def plan_row(cols: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The plan's one row of model columns as numbers (what every draw starts from)."""
+    return {k: float(np.asarray(v, dtype=float).reshape(-1)[0]) for k, v in cols.items()}
+
+
 def evaluate_draws(plan: Mapping[str, float], spreads: Mapping[str, float], names: list[str], z: np.ndarray,
                    keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The figures `keys` of each draw: draw j is the `plan` row (each column's value) with column `names[i]` ×
@@ -123,11 +128,11 @@ def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, floa
     z = rng.standard_normal((len(names), samples))
     if not np.array_equal(r, np.eye(len(names))):
         z = psd_factor(r) @ z
+    heavy = model_error.tails()
     for i, name in enumerate(names):  # a model-error term: Student-t tails, the normal's P10-P90 (model_error.py)
-        term = model_error.BY_COLUMN.get(name)
-        if name in model_error.LOG_COLUMNS and term is not None and np.isfinite(term.df):
-            z[i] = rng.standard_t(term.df, samples) * model_error.t_scale(term.df)
-    plan = {k: float(np.asarray(v, dtype=float).reshape(-1)[0]) for k, v in cols.items()}
+        if name in heavy:
+            z[i] = model_error.t_draws(z[i], heavy[name])
+    plan = plan_row(cols)
     out = evaluate_draws(plan, spreads, names, z, (cost_key, loss_key))
     cost, loss = out[cost_key], out[loss_key]
     over = float(np.mean(~(cost <= budget_usd))) if samples else float("nan")  # an infinite/NaN cost is over
