@@ -288,7 +288,8 @@ def data_file(by_term: Mapping[str, list[dict[str, Any]]], checks: list[Check]) 
             "method": "residual r = ln(published / predicted) / elasticity of the figure in the term, every row "
                       "through Scenario -> evaluate (laws: leave-one-group-out refits); sigma = 80th percentile of "
                       "|r| / 1.2816 (bias included; goodput: less the step-time sigma in quadrature); df = Student-t "
-                      "fitted to r about 0 (scipy.stats.t.fit), none below 10 rows; coverage = leave-one-group-out "
+                      "fitted to r about its median (scipy.stats.t.fit), none below 20 rows, at least 3; "
+                      "coverage = leave-one-group-out "
                       "share of rows inside their P10-P90",
             "terms": terms}
 

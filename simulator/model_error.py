@@ -33,8 +33,10 @@ import numpy as np
 
 DATA_PATH = Path(__file__).parent / "data" / "model_error.json"
 Z_P90 = 1.2816  # standard normal quantile: ±1.2816σ spans P10-P90
-MIN_ROWS_FOR_TAIL = 10  # fewer residuals: the tail is not estimated (normal)
-DF_BOUNDS = (2.0, 60.0)  # Student-t degrees of freedom kept in this range; above 60 it is normal for our purpose
+MIN_ROWS_FOR_TAIL = 20  # fewer residuals: the tail is not estimated (normal)
+# Student-t degrees of freedom kept in this range: at least 3, so the draws have a finite variance (the Sobol'
+# indices are shares of it); above 60 it is normal for our purpose
+DF_BOUNDS = (3.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -142,15 +144,16 @@ def sigma_of(residuals: Sequence[float], groups: Sequence[str] | None = None,
 
 
 def tail_df(residuals: Sequence[float]) -> float:
-    """Student-t degrees of freedom fitted to the residuals about 0 (scipy.stats.t.fit, loc fixed), within
-    DF_BOUNDS; inf (normal) for fewer than MIN_ROWS_FOR_TAIL residuals or a fit above the bound."""
+    """Student-t degrees of freedom fitted to the residuals about their median (scipy.stats.t.fit, loc fixed: the
+    tail's shape, the bias being in σ already), within DF_BOUNDS; inf (normal) for fewer than MIN_ROWS_FOR_TAIL
+    residuals or a fit above the bound."""
     r = np.asarray(residuals, dtype=float)
     r = r[np.isfinite(r)]
-    if r.size < MIN_ROWS_FOR_TAIL or not np.any(r):
+    if r.size < MIN_ROWS_FOR_TAIL or not np.any(r - np.median(r)):
         return math.inf
     from scipy import stats  # only the benchmark that writes the data file fits it
 
-    df, _, _ = stats.t.fit(r, floc=0.0)
+    df, _, _ = stats.t.fit(r, floc=float(np.median(r)))
     return math.inf if df > DF_BOUNDS[1] else float(max(df, DF_BOUNDS[0]))
 
 
