@@ -182,14 +182,14 @@ def _inside(low: float | None, high: float | None, value: float) -> bool:
     return low is not None and high is not None and low * (1 - 1e-12) <= value <= high * (1 + 1e-12)
 
 
-def _public_check(row: Row, sigmas: Mapping[str, float]) -> tuple[bool, float]:
-    """Whether the row's published figure is inside the plan's P10-P90 with these model-error σ, and the range's
-    width relative to the plan's value."""
+def _public_check(row: Row, sigmas: Mapping[str, float]) -> tuple[bool, float, float]:
+    """Whether the row's published figure is inside the plan's P10-P90 with these model-error σ, the range's width
+    relative to the plan's value, and the plan's value."""
     plan = evaluate(Scenario.from_dict(row.scenario), model_spreads=sigmas)
     f = plan.figures[row.figure]
     if f.low is None or f.high is None:
-        return False, 0.0
-    return _inside(f.low, f.high, row.published), (f.high - f.low) / abs(float(f.value))
+        return False, 0.0, float(f.value)
+    return _inside(f.low, f.high, row.published), (f.high - f.low) / abs(float(f.value)), float(f.value)
 
 
 def _law_check(rec: Mapping[str, Any], sigma: float, linear: bool) -> tuple[bool, float]:
@@ -216,6 +216,7 @@ class Check:
     inside_after: bool
     width_before: float
     width_after: float
+    error: float = 0.0  # ln(predicted / published): + over-predicts
 
 
 def coverage(rows: list[Row], by_term: Mapping[str, list[dict[str, Any]]],
@@ -226,10 +227,11 @@ def coverage(rows: list[Row], by_term: Mapping[str, list[dict[str, Any]]],
     for row in rows:
         held = term_summary(by_term, exclude=row.group)
         sigmas = {BY_NAME[n].column: s["sigma"] for n, s in held.items() if not BY_NAME[n].input_key}
-        before, wb = _public_check(row, zero)
-        after, wa = _public_check(row, sigmas)
+        before, wb, value = _public_check(row, zero)
+        after, wa, _ = _public_check(row, sigmas)
         family = FAMILY_OF_TERM[row.term.name] + (" (outside the model)" if row.outside else "")
-        checks.append(Check(family, row.set, row.id, row.group, before, after, wb, wa))
+        checks.append(Check(family, row.set, row.id, row.group, before, after, wb, wa,
+                            math.log(value / row.published)))
         if progress:
             progress(row.id)
     for name, linear in (("loss", False), ("compression", True), ("pruning", True)):
@@ -238,7 +240,8 @@ def coverage(rows: list[Row], by_term: Mapping[str, list[dict[str, Any]]],
             # before: no loss error; the compression laws' robust σ (1.4826 MAD) of fitted.json, all families in
             before, wb = _law_check(rec, 0.0 if name == "loss" else _robust_sigma(name), linear)
             after, wa = _law_check(rec, sigma, linear)
-            checks.append(Check(FAMILY_OF_TERM[name], rec["set"], rec["id"], rec["group"], before, after, wb, wa))
+            checks.append(Check(FAMILY_OF_TERM[name], rec["set"], rec["id"], rec["group"], before, after, wb, wa,
+                                math.log(rec["predicted"] / rec["published"])))
     return checks
 
 
@@ -260,7 +263,8 @@ def table(checks: list[Check], by: str = "family") -> list[dict[str, Any]]:
                     "coverage_before": float(np.mean([c.inside_before for c in subset])),
                     "coverage_after": float(np.mean([c.inside_after for c in subset])),
                     "width_before": float(np.median([c.width_before for c in subset])),
-                    "width_after": float(np.median([c.width_after for c in subset]))})
+                    "width_after": float(np.median([c.width_after for c in subset])),
+                    "median_error": float(np.median([c.error for c in subset]))})
     return out
 
 
@@ -295,11 +299,12 @@ def data_file(by_term: Mapping[str, list[dict[str, Any]]], checks: list[Check]) 
 
 
 def markdown(rows: list[dict[str, Any]], by: str = "family") -> str:
-    lines = [f"| {by} | rows | groups | coverage before | coverage after | median width before | median width after |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| {by} | rows | groups | median error | coverage before | coverage after | median width before | "
+             "median width after |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['family']} | {r['rows']} | {r['groups']} | {r['coverage_before']:.0%} | "
-                     f"{r['coverage_after']:.0%} | {r['width_before']:.1%} | {r['width_after']:.1%} |")
+        lines.append(f"| {r['family']} | {r['rows']} | {r['groups']} | {math.expm1(r['median_error']):+.1%} | "
+                     f"{r['coverage_before']:.0%} | {r['coverage_after']:.0%} | {r['width_before']:.1%} | "
+                     f"{r['width_after']:.1%} |")
     return "\n".join(lines)
 
 
