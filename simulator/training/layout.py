@@ -158,3 +158,20 @@ def batch_layout(global_batch, dp, micro_batch):
     m = np.ceil(per_rank / micro_batch)
     r = per_rank - (m - 1.0) * micro_batch
     return m, r, 1.0 - global_batch / (dp * m * micro_batch)
+
+
+def interleave_legal(layers, pp, first, last, interleave, stages_given=False):
+    """Whether `interleave` virtual stages per GPU are legal for the split (first, last) as Megatron-LM requires.
+
+    Interleaving needs pp > 1 and the blocks of every stage divisible by the interleave: the first and the last
+    stage (`--decoder-first/last-pipeline-num-layers` must be divisible by the virtual pipeline size) and the
+    middle stages, which share the rest evenly. Left to the planner (`stages_given` False) the split must be even,
+    layers divisible by pp × interleave. One virtual stage (no interleaving) is always legal.
+    """
+    v = np.asarray(interleave, np.float64)
+    pp = np.asarray(pp, np.float64)
+    rest = np.asarray(layers, np.float64) - first - last
+    middle_ok = (pp <= 2) | (np.fmod(rest, np.maximum(pp - 2.0, 1.0) * v) == 0)
+    split_ok = (np.fmod(first, v) == 0) & (np.fmod(last, v) == 0) & middle_ok
+    even_ok = stages_given | (np.fmod(layers, pp * v) == 0)
+    return (v == 1) | ((pp > 1) & split_ok & even_ok)
