@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .layout import interleave_legal
+from .layout import interleave_legal, planner_can_interleave
 from .model import INPUT_KEYS, OPTIONAL_INPUTS, training_columns
 
 # Narayanan et al. 2021 (Megatron-LM) §3.5 and Fig. 7 compare micro-batches of 1, 2, 4 and 8 sequences, and
@@ -58,10 +58,11 @@ def choose_layout(c: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     v_cands = [np.where(v_free, v, v_in) for v in INTERLEAVE_CANDIDATES]
     b_legal = [b_free & (b <= per_rank) for b in MICRO_BATCH_CANDIDATES]
     b_legal[0] = np.ones(n, dtype=bool)  # one sequence, or the given value: always a candidate
-    # an interleave can be legal only with pp > 1 and, for the planner's split, pp × v dividing the layers (the
-    # split itself, known after the first pass, decides); a row with one candidate in all is not evaluated
+    # an interleave can be legal only with pp > 1 and, left to the planner, if its split can give every stage a
+    # multiple of v layers (a given split, known after the first pass, decides); a row with one candidate in all
+    # is not evaluated
     stages = _stages_given(cols, np.arange(n))
-    v_maybe = [v_free & (cols["pp"] > 1) & (stages | (np.fmod(cols["layers"], cols["pp"] * v) == 0))
+    v_maybe = [v_free & (cols["pp"] > 1) & (stages | planner_can_interleave(cols["layers"], cols["pp"], v))
                for v in INTERLEAVE_CANDIDATES[1:]]
     several = (np.sum(b_legal, axis=0) > 1) | np.any(v_maybe, axis=0)
     best_s = np.full(n, np.inf)
