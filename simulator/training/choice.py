@@ -19,7 +19,8 @@ from .model import INPUT_KEYS, OPTIONAL_INPUTS, training_columns
 # published runs interleave 2, 4 or 8 virtual stages per GPU: powers of two, at most 8
 MICRO_BATCH_CANDIDATES = (1.0, 2.0, 4.0, 8.0)
 INTERLEAVE_CANDIDATES = (1.0, 2.0, 4.0, 8.0)
-TEXT = "chosen by the planner: the fastest that fits"
+FASTEST = "the fastest that fits"
+TEXT = f"chosen by the planner: {FASTEST}"
 
 
 def _model_columns(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -109,3 +110,8 @@ def chosen_micro_batch(c: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def chosen_interleave(c: Mapping[str, np.ndarray]) -> np.ndarray:
     return choose_layout(c)[1]
+
+
+def chosen_by_planner(rule: object) -> bool:
+    """Whether a derived input's rule (registry.Derived) is this planner's choice rather than a formula."""
+    return getattr(rule, "fn", None) in (chosen_micro_batch, chosen_interleave)
