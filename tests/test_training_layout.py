@@ -326,16 +326,19 @@ def test_choice_is_vectorised_and_keeps_given_values():
 
     rows = [_layout_row(32, 16, 8, 4, 4, 16, 2, 1, 80.0, np.nan), _layout_row(30, 16, 4, 1, 8, 8, 1, 1, 80.0, np.nan),
             _layout_row(48, 8, 2, 3, 1, 3, 0, 0, 40.0, np.nan)]
+    rows += [{**rows[0], "tokens": np.array(1e9)}, {**rows[2], "tokens": np.array(7e12)}]  # chosen for once
     cols = {k: np.array([float(np.asarray(r[k])) for r in rows]) for k in rows[0]}
     b, v = choose_layout(cols)
+    assert (b[3], v[3], b[4], v[4]) == (b[0], v[0], b[2], v[2])
     for i in range(len(rows)):
         one = choose_layout({k: x[i:i + 1] for k, x in cols.items()})
         assert (b[i], v[i]) == (one[0][0], one[1][0])
     assert v[1] == 1.0  # one pipeline stage: nothing to interleave
     # given values are kept as given, even where another would be faster
-    given = choose_layout({**cols, "micro_batch": np.array([3.0, 1.0, 2.0]), "interleave": np.array([1.0, 1.0, 2.0])})
-    np.testing.assert_array_equal(given[0], [3.0, 1.0, 2.0])
-    np.testing.assert_array_equal(given[1], [1.0, 1.0, 2.0])
+    given = choose_layout({**cols, "micro_batch": np.array([3.0, 1.0, 2.0, 5.0, 2.0]),
+                           "interleave": np.array([1.0, 1.0, 2.0, 3.0, 2.0])})
+    np.testing.assert_array_equal(given[0], [3.0, 1.0, 2.0, 5.0, 2.0])
+    np.testing.assert_array_equal(given[1], [1.0, 1.0, 2.0, 3.0, 2.0])
 
 
 def test_planner_split_with_interleave_keeps_whole_virtual_stages():

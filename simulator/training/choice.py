@@ -21,6 +21,7 @@ MICRO_BATCH_CANDIDATES = (1.0, 2.0, 4.0, 8.0)
 INTERLEAVE_CANDIDATES = (1.0, 2.0, 4.0, 8.0)
 FASTEST = "the fastest that fits"
 TEXT = f"chosen by the planner: {FASTEST}"
+_NOT_IN_STEP = ("tokens",)  # how many steps, never a step's time or memory
 
 
 def _model_columns(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -49,8 +50,22 @@ def choose_layout(c: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
     Legal: a micro-batch up to the per-rank batch ⌈B/dp⌉; an interleave only with pp > 1 and dividing the layers
     of every stage (layout.interleave_legal). Ties go to the smaller micro-batch, then the smaller interleave.
+    Rows alike but for the training tokens (a sweep over them) are chosen for once.
     """
     cols = _model_columns(c)
+    n = cols["layers"].size
+    if n > 1:
+        varying = [v for k, v in cols.items() if k not in _NOT_IN_STEP and not np.all(v == v[0])]
+        key = np.ascontiguousarray(np.stack(varying or [cols["layers"]], axis=1))
+        _, first, inverse = np.unique(key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel(),
+                                      return_index=True, return_inverse=True)
+        if first.size < n:
+            b, v = _choose({k: v[first] for k, v in cols.items()})
+            return b[inverse.ravel()], v[inverse.ravel()]
+    return _choose(cols)
+
+
+def _choose(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     n = cols["layers"].size
     b_in, v_in = cols["micro_batch"], cols["interleave"]
     b_free, v_free = ~np.isfinite(b_in), ~np.isfinite(v_in)
