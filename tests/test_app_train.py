@@ -86,7 +86,7 @@ def test_goodput_is_shown_with_the_ideal_time_and_ranges_as_numbers():
     days = metric(at, "Time (days)").value
     assert re.search(rf"Ideal [\d.]+ days if nothing fails; expected {days} days with checkpoints .*failures and "
                      r"restarts .*evaluation .*start-up .*\(goodput \d+%\)", text)
-    assert re.search(r"P10–P90 .*time \d+–\d+ days · cost \$[\d.]+M–\$[\d.]+M · GPU-hours \d+k–\d+k GPU-h", text)
+    assert re.search(r"P10–P90 .*time \d+–\d+ days · cost \$[\d.]+[kM]–\$[\d.]+[kM] · GPU-hours \d+k–\d+k GPU-h", text)
     assert "P10–P90" in metric(at, "Time (days)").help and "Ideal" in metric(at, "Time (days)").help
     assert metric(at, "Goodput").value.endswith("%")
     goodput = next(e for e in at.expander if e.label == "Goodput")

@@ -150,20 +150,20 @@ CLUSTER = (
 # values (simulator.training.choice), so they come after every input the step model reads
 _LAYOUT_NEEDS = ("cluster.accelerator", "cluster.gpus", "cluster.tp", "cluster.pp", "training.global_batch_seqs",
                  "training.recompute", "training.precision", "model.layers")
+_B_TRIED, _V_TRIED = choice.candidates_text(choice.MICRO_BATCH_CANDIDATES), choice.candidates_text(
+    choice.INTERLEAVE_CANDIDATES)
 LAYOUT = (
     Input("training.micro_batch_seqs", "int", "Micro-batch", "Sequences per forward/backward pass on one GPU; empty = "
-          "the fastest of 1, 2, 4 and 8 (up to the sequences per data-parallel rank) that fits in memory.",
+          f"the fastest of {_B_TRIED} (up to the sequences per data-parallel rank) that fits in memory.",
           "sequences", 1, 1_000_000, link="mb", column="micro_batch",
-          derived=Derived(f"{choice.TEXT} (of 1, 2, 4 and 8, up to the sequences per data-parallel rank; 1 if none "
-                          "fits)", choice.chosen_micro_batch,
-                          _LAYOUT_NEEDS)),
+          derived=Derived(f"{choice.TEXT} (of {_B_TRIED}, up to the sequences per data-parallel rank; 1 if none "
+                          "fits)", choice.chosen_micro_batch, _LAYOUT_NEEDS)),
     Input("training.interleave", "int", "Interleaved stages per GPU", "Virtual pipeline stages per GPU (Narayanan et "
-          "al. 2021): shrinks the bubble, costs more send/recv; needs pipeline stages > 1. Empty = the fastest of 1, "
-          "2, 4 and 8 that divides every stage's layers and fits in memory.", "", 1, 1024, link="vpp",
+          "al. 2021): shrinks the bubble, costs more send/recv; needs pipeline stages > 1. Empty = the fastest of "
+          f"{_V_TRIED} that divides every stage's layers and fits in memory.", "", 1, 1024, link="vpp",
           column="interleave",
-          derived=Derived(f"{choice.TEXT} (of 1, 2, 4 and 8 dividing every pipeline stage's layers, with pp > 1; 1 if "
-                          "none fits)",
-                          choice.chosen_interleave, _LAYOUT_NEEDS)),
+          derived=Derived(f"{choice.TEXT} (of {_V_TRIED} dividing every pipeline stage's layers, with pp > 1; 1 if "
+                          "none fits)", choice.chosen_interleave, _LAYOUT_NEEDS)),
 )
 
 INPUTS = (*MODEL, *TRAINING, *CLUSTER, *LAYOUT)

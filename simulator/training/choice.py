@@ -24,6 +24,12 @@ TEXT = f"chosen by the planner: {FASTEST}"
 _NOT_IN_STEP = ("tokens",)  # how many steps, never a step's time or memory
 
 
+def candidates_text(values: tuple[float, ...]) -> str:
+    """"1, 2, 4 and 8": the candidate values in words."""
+    shown = [f"{v:g}" for v in values]
+    return ", ".join(shown[:-1]) + f" and {shown[-1]}"
+
+
 def _model_columns(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The training model's input columns from resolved scenario columns (dp follows tp, pp and the GPU count)."""
     keys = [k for k in (*INPUT_KEYS, *OPTIONAL_INPUTS) if k != "dp" and k in c]
