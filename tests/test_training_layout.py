@@ -382,3 +382,16 @@ def test_llama3_405b_published_layout_interleaves_where_it_fits():
     assert faster.value("training.step_time_s") < plan.value("training.step_time_s")
     assert not faster.value("training.fits_memory")
     assert scenario.training.interleave == 1 and "memory" in plan.warning_codes()
+
+
+def test_uneven_stages_from_interleaving_say_what_evens_them():
+    from simulator import Scenario, evaluate
+
+    # 24 layers on 4 stages with 4 virtual stages each: whole chunks of 4 give 4 + 8 + 8 + 4; no ends were given
+    scenario = Scenario.from_dict({"model": {"layers": 24, "hidden": 4096, "heads": 32},
+                                   "training": {"interleave": 4, "micro_batch_seqs": 1},
+                                   "cluster": {"gpus": 64, "tp": 8, "pp": 4}})
+    plan = evaluate(scenario)
+    assert (plan.value("training.first_stage_layers"), plan.value("training.last_stage_layers")) == (4.0, 4.0)
+    text = next(str(w) for w in plan.warnings if w.code == "uneven_stages")
+    assert "a smaller training.interleave" in text and "Leave the first/last" not in text
