@@ -20,8 +20,11 @@ from app_pages._devices import session_devices
 from report import formatting as fmt
 from simulator.catalog import UnknownAccelerator
 from simulator.devices import get_accelerator
+from simulator.inputs import INPUTS
 from simulator.safe_json import MAX_SCENARIO_BYTES, JSONInputError, read_upload
 from simulator.scenario import Scenario, ScenarioError
+from simulator.training import choice
+from simulator.training.choice import chosen_by_planner
 
 IMPORT_KEY, IMPORT_RESULT = "train.import", "train.import_result"
 LAST_VALID = "train.last_valid"  # inputs JSON of the last valid plan: shown, marked stale, while the inputs are not
@@ -79,7 +82,11 @@ def auto_values(scenario: Scenario | None, plan: Any) -> dict[str, dict[str, Any
     auto = {key: scenario.value(key) for key in scenario.derived}
     for side in ("first", "last"):  # absent: the planner chooses; the plan says what it chose
         auto[f"cluster.{side}_stage_layers"] = plan.value(f"training.{side}_stage_layers")
-    return {key: {"auto": value} for key, value in auto.items()}
+    options = {key: {"auto": value} for key, value in auto.items()}
+    for key in scenario.derived:  # micro-batch and interleave: say it was a choice, and how it was made
+        if chosen_by_planner(INPUTS[key].derived):
+            options[key]["note"] = f"Auto: {auto[key]}, {choice.TEXT}."
+    return options
 
 
 def zero_note(scenario: Scenario | None) -> str | None:

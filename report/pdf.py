@@ -40,6 +40,8 @@ from simulator.families import FAMILIES
 from simulator.inputs import FIGURES, INPUTS
 from simulator.plan import VERSION
 from simulator.presets import PRESETS
+from simulator.training import choice
+from simulator.training.choice import chosen_by_planner
 
 __all__ = ["KEY_FIGURES", "Picture", "fallback_for", "figure", "fonts_found", "place", "plan_pdf", "row_height"]
 
@@ -592,7 +594,7 @@ def _origin(scenario: Any, key: str) -> str:
     if key in scenario.given:
         return "given"
     if key in scenario.derived:
-        return "derived"
+        return "planner" if chosen_by_planner(INPUTS[key].derived) else "derived"
     preset = PRESETS.get(scenario.model.preset or "")
     section, _, name = key.partition(".")
     return "preset" if preset is not None and section == "model" and name in preset.model else "default"
@@ -615,7 +617,8 @@ def _inputs(doc: _Doc, plan: Any, families: Iterable[str] | None = TRAINING_FAMI
              _origin(s, key)] for key, inp in family_inputs(families).items()]
     doc.grid(["Input", "Key", "Value", "Unit", "Set by"], rows, [52, 56, 29, 27, 16], size=7.5)
     doc.para("Given: set in the scenario. Preset: the model preset's published shape. Derived: completed from "
-             "other inputs by the rule noted below. Default: the input's default value.", 8, colour=GREY)
+             f"other inputs by the rule noted below. Planner: chosen as {choice.FASTEST} in memory, of the values "
+             "noted below. Default: the input's default value.", 8, colour=GREY)
     if plan.notes:
         doc.heading("How the inputs were completed", size=10.5, before=2, keep=15)
         doc.bullets((fmt.in_words(n) for n in plan.notes), size=8.5)

@@ -86,7 +86,7 @@ def test_goodput_is_shown_with_the_ideal_time_and_ranges_as_numbers():
     days = metric(at, "Time (days)").value
     assert re.search(rf"Ideal [\d.]+ days if nothing fails; expected {days} days with checkpoints .*failures and "
                      r"restarts .*evaluation .*start-up .*\(goodput \d+%\)", text)
-    assert re.search(r"P10–P90 .*time \d+–\d+ days · cost \$[\d.]+M–\$[\d.]+M · GPU-hours \d+k–\d+k GPU-h", text)
+    assert re.search(r"P10–P90 .*time \d+–\d+ days · cost \$[\d.]+[kM]–\$[\d.]+[kM] · GPU-hours \d+k–\d+k GPU-h", text)
     assert "P10–P90" in metric(at, "Time (days)").help and "Ideal" in metric(at, "Time (days)").help
     assert metric(at, "Goodput").value.endswith("%")
     goodput = next(e for e in at.expander if e.label == "Goodput")
@@ -413,3 +413,23 @@ def test_deep_link_to_the_page():
     at.switch_page("app_pages/train.py")  # the /train address runs the page itself, link and all
     rerun(at)
     assert "on 512 H100" in sentence(at)
+
+
+def test_layout_knobs_left_empty_say_what_the_planner_chose():
+    from app_pages._train_fields import DEFAULTS
+    from simulator.scenario import Scenario
+
+    planned = Scenario.from_dict({"model": {"preset": "chinchilla-70b"}, **{k: v for k, v in DEFAULTS.items()
+                                                                            if k != "model"}})
+    at = run_app()
+    for key in ("training.interleave", "training.micro_batch_seqs"):
+        chosen = planned.value(key)
+        box = at.number_input(key=key)
+        assert box.value is None and box.proto.placeholder.startswith(f"auto: {chosen}")
+        assert f"Auto: {chosen}, chosen by the planner: the fastest that fits." in captions(at)
+    assert planned.training.interleave > 1  # Chinchilla's 80 layers on 4 stages: interleaving pays
+    mfu = float(metric(at, "MFU").value.rstrip("%"))
+    rerun(at.number_input(key="training.interleave").set_value(1))  # a given value is kept, even if slower
+    assert at.number_input(key="training.interleave").value == 1
+    assert "Auto: 1, chosen by the planner" not in captions(at)
+    assert float(metric(at, "MFU").value.rstrip("%")) < mfu

@@ -65,7 +65,9 @@ def test_uneven_pipeline_stages_are_planned_and_impossible_splits_refused():
     data["cluster"].update(pp=200, gpus=8 * 200 * 8, first_stage_layers=None, last_stage_layers=None)
     assert any("cluster.pp = 200" in p and "at most 96" in p for p in problems_of(data))
     data["cluster"].update(pp=5, gpus=8 * 5 * 8)
-    data["training"]["interleave"] = 2
+    data["training"]["interleave"] = 2  # 96 = 5 stages of whole virtual stages of 2 layers: the planner splits
+    assert Scenario.from_dict(data).training.interleave == 2
+    data["training"]["interleave"] = 5  # 96 layers are no whole number of virtual stages of 5
     assert any("cluster.pp = 5" in p and "pp×interleave" in p for p in problems_of(data))
 
 

@@ -1,5 +1,8 @@
 """Layouts as run: uneven pipeline stages and global batches that micro-batch × dp does not divide."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,6 +17,8 @@ from simulator.training.layout import batch_layout, stage_layout, stage_split, s
 from simulator.training.memory import activation_bytes_per_layer
 from simulator.training.model import _columns
 from simulator.training.step import step_times
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _per_layer(c, b):
@@ -255,3 +260,138 @@ def test_vectorised_equals_row_by_row():
     f, last = stage_split(np.array([30.0, 26.0, 32.0]), 4.0, np.nan, np.nan, 1.0, 0.0, np.array([0.5, 3.0, 0.5]))
     np.testing.assert_array_equal(f, [7.0, 6.0, 8.0])
     np.testing.assert_array_equal(last, [7.0, 4.0, 8.0])
+
+
+# ---- (f) layout knobs left empty: the fastest legal micro-batch and interleave that fits ------------------
+
+def _legal_by_hand(layers, pp, first, last, stages_given, b, v, per_rank):
+    """Megatron-LM's rules written out per row: b up to the per-rank batch; v > 1 needs pp > 1 and every stage a
+    multiple of v (the planner's split makes it so when the layers are a multiple of v, at least pp·v)."""
+    if b > max(per_rank, 1):
+        return False
+    if v == 1:
+        return True
+    if pp == 1:
+        return False
+    if not stages_given:
+        return layers % v == 0 and layers >= pp * v
+    rest = layers - first - last
+    return first % v == 0 and last % v == 0 and (pp <= 2 or rest % ((pp - 2) * v) == 0)
+
+
+def _layout_row(layers, heads_per_tp, tp, pp, dp, per_rank, recompute, zero, hbm_GB, first):
+    hidden = 128.0 * heads_per_tp * tp
+    return gpt_columns(float(layers), hidden, float(heads_per_tp * tp), tp=float(tp), pp=float(pp), dp=float(dp),
+                       gpus=float(tp * pp * dp), global_batch=float(per_rank * dp), micro_batch=np.nan,
+                       interleave=np.nan, recompute=float(recompute), zero_stage=float(zero), hbm_GB=float(hbm_GB),
+                       first_stage_layers=first, last_stage_layers=np.nan)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([8, 12, 16, 24, 30, 32, 40, 48]), st.sampled_from([8, 16, 32]), st.sampled_from([1, 2, 4, 8]),
+       st.sampled_from([1, 2, 3, 4, 8]), st.sampled_from([1, 4, 16]), st.sampled_from([1, 3, 8, 16]),
+       st.sampled_from([0, 1, 2]), st.sampled_from([0, 1, 3]), st.sampled_from([16.0, 40.0, 80.0]),
+       st.sampled_from([np.nan, 2.0, 4.0]))
+def test_chosen_layout_fits_and_is_the_fastest_legal_one(layers, heads_per_tp, tp, pp, dp, per_rank, recompute, zero,
+                                                        hbm_GB, first):
+    from simulator.training.choice import INTERLEAVE_CANDIDATES, MICRO_BATCH_CANDIDATES, choose_layout
+
+    pp = min(pp, layers // 4)
+    if np.isfinite(first) and pp <= 1:
+        first = np.nan
+    c = _layout_row(layers, heads_per_tp, tp, pp, dp, per_rank, recompute, zero, hbm_GB, first)
+    b, v = (float(x[0]) for x in choose_layout(c))
+    tried = {}
+    for bb in MICRO_BATCH_CANDIDATES:
+        for vv in INTERLEAVE_CANDIDATES:
+            out = training_columns({**c, "micro_batch": np.array(bb), "interleave": np.array(vv)})
+            split = (float(out["first_stage_layers"][0]), float(out["last_stage_layers"][0]))
+            if _legal_by_hand(layers, pp, *split, np.isfinite(first), bb, vv, per_rank):
+                tried[(bb, vv)] = (float(out["step_time_s"][0]), bool(out["fits_memory"][0]))
+    chosen = training_columns({**c, "micro_batch": np.array(b), "interleave": np.array(v)})
+    fitting = {k: s for k, (s, ok) in tried.items() if ok}
+    assert (b, v) in tried  # legal
+    if fitting:
+        # never a layout that does not fit; the fastest of those that do, so never slower than the old 1 and 1
+        assert bool(chosen["fits_memory"][0])
+        assert chosen["step_time_s"][0] <= min(fitting.values()) * (1 + 1e-12)
+        if (1.0, 1.0) in fitting:
+            assert chosen["step_time_s"][0] <= fitting[(1.0, 1.0)] * (1 + 1e-12)
+    else:
+        assert (b, v) == (1.0, 1.0)  # none fits: the most conservative, and the memory warning as before
+
+
+def test_choice_is_vectorised_and_keeps_given_values():
+    from simulator.training.choice import choose_layout
+
+    rows = [_layout_row(32, 16, 8, 4, 4, 16, 2, 1, 80.0, np.nan), _layout_row(30, 16, 4, 1, 8, 8, 1, 1, 80.0, np.nan),
+            _layout_row(48, 8, 2, 3, 1, 3, 0, 0, 40.0, np.nan)]
+    rows += [{**rows[0], "tokens": np.array(1e9)}, {**rows[2], "tokens": np.array(7e12)}]  # chosen for once
+    cols = {k: np.array([float(np.asarray(r[k])) for r in rows]) for k in rows[0]}
+    b, v = choose_layout(cols)
+    assert (b[3], v[3], b[4], v[4]) == (b[0], v[0], b[2], v[2])
+    for i in range(len(rows)):
+        one = choose_layout({k: x[i:i + 1] for k, x in cols.items()})
+        assert (b[i], v[i]) == (one[0][0], one[1][0])
+    assert v[1] == 1.0  # one pipeline stage: nothing to interleave
+    # given values are kept as given, even where another would be faster
+    given = choose_layout({**cols, "micro_batch": np.array([3.0, 1.0, 2.0, 5.0, 2.0]),
+                           "interleave": np.array([1.0, 1.0, 2.0, 3.0, 2.0])})
+    np.testing.assert_array_equal(given[0], [3.0, 1.0, 2.0, 5.0, 2.0])
+    np.testing.assert_array_equal(given[1], [1.0, 1.0, 2.0, 3.0, 2.0])
+
+
+def test_planner_split_with_interleave_keeps_whole_virtual_stages():
+    # 126 layers on 16 stages (Llama 3 405B): 7 + 8·14 + 7 without interleaving; with 2 virtual stages every
+    # stage holds an even number of layers, and the logits make the last stage the lighter one
+    assert stage_split(126.0, 16.0, np.nan, np.nan, 1.0, 0.0, 0.66) == (7.0, 7.0)
+    assert stage_split(126.0, 16.0, np.nan, np.nan, 1.0, 0.0, 0.66, interleave=2.0) == (8.0, 6.0)
+    # given ends are kept as given; an even split is unchanged
+    assert stage_split(126.0, 16.0, 7.0, 7.0, 1.0, 0.0, 0.66, interleave=2.0) == (7.0, 7.0)
+    assert stage_split(128.0, 16.0, np.nan, np.nan, 1.0, 0.0, 0.66, interleave=2.0) == (8.0, 8.0)
+
+
+def _llama_405b(**training):
+    from simulator import Scenario, evaluate
+
+    data = json.loads((ROOT / "examples" / "llama3_405b_16k.json").read_text())
+    data["training"] = {k: v for k, v in {**data["training"], **training}.items() if v is not None}
+    data["cluster"].pop("first_stage_layers")
+    data["cluster"].pop("last_stage_layers")
+    scenario = Scenario.from_dict(data)
+    return scenario, evaluate(scenario)
+
+
+def test_llama3_405b_published_layout_interleaves_where_it_fits():
+    # Dubey et al. 2024 Table 4: 16,384 H100, TP 8, PP 16, DP 128, 2,048 sequences of 8,192; 400 TFLOP/s per GPU.
+    # With full recomputation (the example's recipe) and the micro-batch and interleave left to the planner: the
+    # planner splits 8 + 8·14 + 6 and interleaves 2 (288.5 TFLOP/s, against 219.9 at the old default of 1)
+    scenario, plan = _llama_405b(interleave=None, micro_batch_seqs=None)
+    assert scenario.training.interleave == 2 and scenario.training.micro_batch_seqs == 1
+    assert {"training.interleave", "training.micro_batch_seqs"} <= scenario.derived
+    assert any(n.startswith("training.interleave = 2: chosen by the planner: the fastest that fits")
+               for n in plan.notes)
+    assert plan.value("training.fits_memory")
+    _, old = _llama_405b(interleave=1)
+    assert plan.value("training.tflops_per_gpu") > 1.25 * old.value("training.tflops_per_gpu")
+    assert plan.value("training.tflops_per_gpu") == pytest.approx(288.5, abs=1.0)
+    # with selective recomputation interleaving would be faster (386 TFLOP/s) but needs 119 GB of 80: never
+    # picked; 1 also overflows (81 GB), so the plan keeps 1 and says it does not fit
+    scenario, plan = _llama_405b(interleave=None, micro_batch_seqs=None, recompute="selective")
+    _, faster = _llama_405b(interleave=2, recompute="selective")
+    assert faster.value("training.step_time_s") < plan.value("training.step_time_s")
+    assert not faster.value("training.fits_memory")
+    assert scenario.training.interleave == 1 and "memory" in plan.warning_codes()
+
+
+def test_uneven_stages_from_interleaving_say_what_evens_them():
+    from simulator import Scenario, evaluate
+
+    # 24 layers on 4 stages with 4 virtual stages each: whole chunks of 4 give 4 + 8 + 8 + 4; no ends were given
+    scenario = Scenario.from_dict({"model": {"layers": 24, "hidden": 4096, "heads": 32},
+                                   "training": {"interleave": 4, "micro_batch_seqs": 1},
+                                   "cluster": {"gpus": 64, "tp": 8, "pp": 4}})
+    plan = evaluate(scenario)
+    assert (plan.value("training.first_stage_layers"), plan.value("training.last_stage_layers")) == (4.0, 4.0)
+    text = next(str(w) for w in plan.warnings if w.code == "uneven_stages")
+    assert "a smaller training.interleave" in text and "Leave the first/last" not in text

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from simulator.families.training_inputs import INPUTS
@@ -85,6 +88,15 @@ def _stage_imbalance(c: Columns) -> np.ndarray:
     return np.where(pp > 1, fullest * pp / c["layers"] - 1.0, 0.0)
 
 
+def _even_out(r: Mapping[str, Any]) -> str:
+    """What evens the stages: the planner's split when the ends were given, else fewer virtual stages or layers that
+    divide (the planner keeps whole virtual stages on every stage)."""
+    if r.get("cluster.first_stage_layers") is not None or r.get("cluster.last_stage_layers") is not None:
+        return "Leave the first/last stage layers empty to let the planner balance them."
+    return ("The planner keeps every stage a whole number of virtual stages: a smaller training.interleave or a "
+            "cluster.pp that divides the layers evens them.")
+
+
 W = Rule
 WARNINGS = (
     W("training.memory_per_gpu_gb", "does not fit in memory", lambda c: ~c["training.fits_memory"].astype(bool),
@@ -115,8 +127,7 @@ WARNINGS = (
       lambda r: (f"The pipeline stages are uneven ({r['training.first_stage_layers']:.0f} layers on the first, "
                  f"{r['training.last_stage_layers']:.0f} on the last, of {r['layers']:.0f} over {r['pp']:.0f} stages): "
                  f"the fullest stage has {_stage_imbalance(r):.0%} more layers than an even share, and the others wait "
-                 "for it every micro-batch. Leave the first/last stage layers empty to let the planner balance them."),
-      "warning", "uneven_stages"),
+                 f"for it every micro-batch. {_even_out(r)}"), "warning", "uneven_stages"),
 )
 
 FAMILY = Family("training", INPUTS, FIGURES + OPTIONAL_FIGURES, run, rules=ERRORS + WARNINGS,

@@ -7,7 +7,7 @@ import numpy as np
 from simulator.presets import PRESETS
 from simulator.registry import Derived, Input
 from simulator.shape import derive_shape
-from simulator.training import params_from_shape
+from simulator.training import choice, params_from_shape
 
 MLP_KINDS = ("gelu", "swiglu")
 PRECISIONS = ("bf16", "fp16", "fp8", "fp32", "tf32")
@@ -81,8 +81,6 @@ TRAINING = (
     Input("training.global_batch_seqs", "int", "Global batch", "Sequences per optimizer step over all GPUs. Need not "
           "be a multiple of micro-batch × data-parallel width: the remainder goes into a smaller last micro-batch.",
           "sequences", 1, 100_000_000, default=1024, link="gb", column="global_batch"),
-    Input("training.micro_batch_seqs", "int", "Micro-batch", "Sequences per forward/backward pass on one GPU.",
-          "sequences", 1, 1_000_000, default=1, link="mb", column="micro_batch"),
     Input("training.precision", "choice", "Precision", "Data type of the matrix multiplies; sets the peak TFLOP/s "
           "used. fp8 keeps bf16 weights and activations (Transformer Engine recipe).", choices=PRECISIONS,
           default="bf16", link="prec", column="precision"),
@@ -97,9 +95,6 @@ TRAINING = (
     Input("training.sequence_parallel", "bool", "Sequence parallelism", "Korthikanti et al. 2022: shards norm and "
           "dropout activations over the tensor-parallel group (less memory, same traffic).", default=True, link="sp",
           column="sequence_parallel"),
-    Input("training.interleave", "int", "Interleaved stages per GPU", "Virtual pipeline stages per GPU (Narayanan et "
-          "al. 2021): shrinks the bubble, costs more send/recv; needs pipeline stages > 1.", "", 1, 1024, default=1,
-          link="vpp", column="interleave"),
     Input("training.flash_attention", "bool", "Fused attention (FlashAttention)", "Dao et al. 2022: attention in "
           "tiles, so the sequence × sequence scores are never stored.", default=True, link="fa",
           column="flash_attention"),
@@ -151,4 +146,24 @@ CLUSTER = (
           step=0.05),
 )
 
-INPUTS = (*MODEL, *TRAINING, *CLUSTER)
+# the layout knobs a practitioner tunes last: chosen, when left empty, by running the step model on the few legal
+# values (simulator.training.choice), so they come after every input the step model reads
+_LAYOUT_NEEDS = ("cluster.accelerator", "cluster.gpus", "cluster.tp", "cluster.pp", "training.global_batch_seqs",
+                 "training.recompute", "training.precision", "model.layers")
+_B_TRIED, _V_TRIED = choice.candidates_text(choice.MICRO_BATCH_CANDIDATES), choice.candidates_text(
+    choice.INTERLEAVE_CANDIDATES)
+LAYOUT = (
+    Input("training.micro_batch_seqs", "int", "Micro-batch", "Sequences per forward/backward pass on one GPU; empty = "
+          f"the fastest of {_B_TRIED} (up to the sequences per data-parallel rank) that fits in memory.",
+          "sequences", 1, 1_000_000, link="mb", column="micro_batch",
+          derived=Derived(f"{choice.TEXT} (of {_B_TRIED}, up to the sequences per data-parallel rank; 1 if none "
+                          "fits)", choice.chosen_micro_batch, _LAYOUT_NEEDS)),
+    Input("training.interleave", "int", "Interleaved stages per GPU", "Virtual pipeline stages per GPU (Narayanan et "
+          "al. 2021): shrinks the bubble, costs more send/recv; needs pipeline stages > 1. Empty = the fastest of "
+          f"{_V_TRIED} that divides every stage's layers and fits in memory.", "", 1, 1024, link="vpp",
+          column="interleave",
+          derived=Derived(f"{choice.TEXT} (of {_V_TRIED} dividing every pipeline stage's layers, with pp > 1; 1 if "
+                          "none fits)", choice.chosen_interleave, _LAYOUT_NEEDS)),
+)
+
+INPUTS = (*MODEL, *TRAINING, *CLUSTER, *LAYOUT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.registry import Rule
+from simulator.training.layout import planner_can_interleave
 
 
 def _divisors(n: float, limit: int = 8) -> str:
@@ -109,11 +110,15 @@ ERRORS: tuple[Rule, ...] = (
                     f"{_i(r['layers'])}; use at most {_i(r['layers'])} stages")),
     Rule("cluster.first_stage_layers", "cluster.first/last_stage_layers: do not leave a layer for every stage",
          _stage_split_broken, _stage_split_message),
-    Rule("cluster.pp", "cluster.pp: interleaving needs layers divisible by pp×interleave",
-         lambda c: (c["interleave"] > 1) & ~_stages_given(c) & (np.fmod(c["layers"], c["pp"] * c["interleave"]) != 0),
-         lambda r: (f"cluster.pp = {_i(r['pp'])}: with interleaving and an even split, model.layers "
-                    f"({_i(r['layers'])}) must split evenly over pp×interleave = {_i(r['pp'])}×{_i(r['interleave'])}; "
-                    f"try cluster.pp in {_divisors(r['layers'])}, training.interleave = 1, or give the first/last stage layers")),
+    Rule("cluster.pp", "cluster.pp: interleaving needs whole virtual stages on every pipeline stage",
+         lambda c: (c["interleave"] > 1) & ~_stages_given(c) & (c["pp"] > 1)
+         & ~planner_can_interleave(c["layers"], c["pp"], c["interleave"]),
+         lambda r: (f"cluster.pp = {_i(r['pp'])}: with training.interleave = {_i(r['interleave'])}, every pipeline "
+                    f"stage must hold a multiple of {_i(r['interleave'])} layers (Megatron-LM's virtual stages), so "
+                    f"model.layers ({_i(r['layers'])}) must be a multiple of {_i(r['interleave'])} and at least "
+                    "pp×interleave = "
+                    f"{_i(r['pp'])}×{_i(r['interleave'])}; try training.interleave in {_divisors(r['layers'])}, "
+                    "fewer stages, or give the first/last stage layers")),
     Rule("training.interleave", "training.interleave: needs cluster.pp > 1",
          lambda c: (c["interleave"] > 1) & (c["pp"] == 1),
          lambda r: (f"training.interleave = {_i(r['interleave'])}: interleaving needs pipeline parallelism "

@@ -86,19 +86,23 @@ def _search(L, p, f_in, l_in, x, e, h):
 
 
 def stage_split(layers, pp, first_stage_layers=np.nan, last_stage_layers=np.nan, layer_s=1.0, embed_s=0.0,
-                head_s=0.0):
+                head_s=0.0, interleave=1.0):
     """(first, last): blocks on the first and the last pipeline stage.
 
     Given values (not NaN) are kept; with pp == 2 the other end gets the rest. Left out: an even split
     when pp divides the layers (layers/pp each), otherwise the split whose slowest stage is fastest,
     found by comparing a few candidates per row around the continuous optimum (all such rows at once).
-    pp == 1: one stage of all blocks.
+    pp == 1: one stage of all blocks. With `interleave` v > 1 and both ends left out, every stage holds a
+    multiple of v blocks, as Megatron-LM requires of virtual stages: the same search in chunks of v blocks.
     """
     arrays = np.broadcast_arrays(*(np.asarray(a, np.float64) for a in
-                                   (layers, pp, first_stage_layers, last_stage_layers, layer_s, embed_s, head_s)))
+                                   (layers, pp, first_stage_layers, last_stage_layers, layer_s, embed_s, head_s,
+                                    interleave)))
     shape = arrays[0].shape
-    n_layers, p, f_in, l_in, x, e, h = (a.ravel() for a in arrays)
+    blocks, p, f_in, l_in, x_block, e, h, v = (a.ravel() for a in arrays)
     f_given, l_given = np.isfinite(f_in), np.isfinite(l_in)
+    chunk = np.where((v > 1) & ~f_given & ~l_given & (np.fmod(blocks, v) == 0), v, 1.0)
+    n_layers, x = blocks / chunk, x_block * chunk
     with np.errstate(divide="ignore", invalid="ignore"):
         even = n_layers / p
     divides = np.fmod(n_layers, p) == 0
@@ -109,8 +113,8 @@ def stage_split(layers, pp, first_stage_layers=np.nan, last_stage_layers=np.nan,
                           & ~(~f_given & ~l_given & divides))
     if plan.size:
         first[plan], last[plan] = _search(*(a[plan] for a in (n_layers, p, f_in, l_in, x, e, h)))
-    first = np.where(p <= 1, n_layers, first)
-    last = np.where(p <= 1, n_layers, last)
+    first = np.where(p <= 1, blocks, first * chunk)
+    last = np.where(p <= 1, blocks, last * chunk)
     return first.reshape(shape), last.reshape(shape)
 
 
@@ -129,14 +133,16 @@ def _pick(a_first, a_middle, a_last, first, middle, last):
 
 
 def stage_layout(layers, pp, first_stage_layers=np.nan, last_stage_layers=np.nan, layer_s=1.0, embed_s=0.0,
-                 head_s=0.0, microbatches=1.0, layer_bytes=1.0, head_bytes=0.0) -> StageLayout:
+                 head_s=0.0, microbatches=1.0, layer_bytes=1.0, head_bytes=0.0, interleave=1.0) -> StageLayout:
     """Split the blocks over pp stages (see `stage_split`) and find the pacing and the fullest stage.
 
     `layer_s`, `embed_s`, `head_s`: per-micro-batch time of one block, the embedding (first stage) and
     the logits + loss (last stage); `microbatches`, `layer_bytes`, `head_bytes`: micro-batches per step,
-    activation bytes of one block and of the logits for one micro-batch, to find the stage holding most.
+    activation bytes of one block and of the logits for one micro-batch, to find the stage holding most;
+    `interleave`: virtual stages per GPU (the planner's split keeps each stage a multiple of it).
     """
-    first, last = stage_split(layers, pp, first_stage_layers, last_stage_layers, layer_s, embed_s, head_s)
+    first, last = stage_split(layers, pp, first_stage_layers, last_stage_layers, layer_s, embed_s, head_s,
+                              interleave)
     pp = np.asarray(pp, np.float64)
     middle = middle_stage_layers(layers, pp, first, last)
     t_first, t_middle, t_last = stage_times(layers, pp, first, last, layer_s, embed_s, head_s)
@@ -158,3 +164,27 @@ def batch_layout(global_batch, dp, micro_batch):
     m = np.ceil(per_rank / micro_batch)
     r = per_rank - (m - 1.0) * micro_batch
     return m, r, 1.0 - global_batch / (dp * m * micro_batch)
+
+
+def interleave_legal(layers, pp, first, last, interleave, stages_given=False):
+    """Whether `interleave` virtual stages per GPU are legal for the split (first, last) as Megatron-LM requires.
+
+    Interleaving needs pp > 1 and the blocks of every stage divisible by the interleave: the first and the last
+    stage (`--decoder-first/last-pipeline-num-layers` must be divisible by the virtual pipeline size) and the
+    middle stages, which share the rest evenly. Left to the planner (`stages_given` False), the planner's split
+    keeps every stage a multiple of the interleave where it can (`planner_can_interleave`). One virtual stage
+    (no interleaving) is always legal.
+    """
+    v = np.asarray(interleave, np.float64)
+    pp = np.asarray(pp, np.float64)
+    layers = np.asarray(layers, np.float64)
+    rest = layers - first - last
+    middle_ok = (pp <= 2) | (np.fmod(rest, np.maximum(pp - 2.0, 1.0) * v) == 0)
+    split_ok = (np.fmod(first, v) == 0) & (np.fmod(last, v) == 0) & middle_ok
+    return (v == 1) | ((pp > 1) & np.where(stages_given, split_ok, planner_can_interleave(layers, pp, v)))
+
+
+def planner_can_interleave(layers, pp, interleave):
+    """Whether the planner's split can give every one of pp stages a multiple of `interleave` blocks (at least
+    one chunk each): the layers are a multiple of the interleave and at least pp × interleave."""
+    return (np.fmod(layers, interleave) == 0) & (layers >= pp * interleave)

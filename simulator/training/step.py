@@ -86,7 +86,7 @@ def step_times(c, k: TrainingConstants = DEFAULT_CONSTANTS) -> StepTimes:
     # runs the embedding (no kernel in layer_times: a gather, not modelled, so 0 s), the last the
     # logits and the loss (lt.logits_s); the split is given or balanced (layout.stage_split)
     lay = stage_layout(c["layers"], pp, c.get("first_stage_layers", np.nan), c.get("last_stage_layers", np.nan),
-                       layer_compute_s + layer_tp_s, 0.0, lt.logits_s)
+                       layer_compute_s + layer_tp_s, 0.0, lt.logits_s, interleave=v)
     mb_compute_s = lay.pacing_layers * layer_compute_s + np.where(lay.pacing_last, lt.logits_s, 0.0)
     mb_tp_s = lay.pacing_layers * layer_tp_s
     # the last micro-batch, of r < b sequences, on the same split (its slowest stage may differ): one
