@@ -42,6 +42,7 @@ class MonteCarlo:
     prob_over_budget: float
     moved: tuple[str, ...]  # the columns drawn
     correlated: tuple[tuple[str, str, float], ...] = ()  # (column, column, r) of the pairs drawn jointly
+    prob_over_target: float | None = None  # chance of a loss above the quality target (None: no target)
 
     def to_dict(self) -> dict[str, object]:
         joint = "; ".join(f"{label_of(a)} with {label_of(b)} (r = {r:+.2f})" for a, b, r in self.correlated)
@@ -54,7 +55,8 @@ class MonteCarlo:
                 "inputs_drawn": [label_of(c) for c in self.moved],
                 "inputs_correlated": [{"inputs": [label_of(a), label_of(b)], "columns": [a, b], "r": r}
                                       for a, b, r in self.correlated],
-                "method": method}
+                "method": method, **({} if self.prob_over_target is None
+                                     else {"prob_over_target": self.prob_over_target})}
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ def _quantiles(values: np.ndarray) -> Spread:
 
 
 def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], budget_usd: float, samples: int, seed: int,
-                cost_key: str, loss_key: str, correlations: Mapping[Pair, float] | None = None) -> MonteCarlo:
+                cost_key: str, loss_key: str, correlations: Mapping[Pair, float] | None = None,
+                target_loss: float | None = None) -> MonteCarlo:
     """`samples` draws of every uncertain column of the plan's one row: log(column / plan value) ~ N(0, Σ),
     Σ_ij = σ_i·σ_j·r_ij with r from `correlations` (simulator.evaluator.scenario_device_correlations; 0 for pairs
     not there), made positive semidefinite (simulator.correlations.psd_factor). Without correlations the draws are
@@ -129,7 +132,8 @@ def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, floa
     over = float(np.mean(~(cost <= budget_usd))) if samples else float("nan")  # an infinite/NaN cost is over
     joint = tuple((a, b, float(r[i, j])) for i, a in enumerate(names) for j, b in enumerate(names)
                   if i < j and r[i, j] != 0.0)
-    return MonteCarlo(samples, seed, _quantiles(cost), _quantiles(loss), over, tuple(names), joint)
+    missed = None if target_loss is None or not samples else float(np.mean(~(loss <= target_loss)))
+    return MonteCarlo(samples, seed, _quantiles(cost), _quantiles(loss), over, tuple(names), joint, missed)
 
 
 def tornado(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], cost_key: str, loss_key: str) -> list[Swing]:

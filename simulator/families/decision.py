@@ -12,6 +12,9 @@ OBJECTIVES = ("best_quality_within_budget", "cheapest_for_quality")
 # evaluated in blocks: benchmarks/decision_speed.py measures both). Its P10 and P90 are then known to about 0.01σ
 # (standard error of a quantile, √(p(1−p)/n) / φ(z_p)), far inside the spreads they summarise.
 MAX_SAMPLES = 50_000
+# The highest chance of going over the budget (or above the quality target) a recommended plan may have, unless the
+# user says otherwise: one in five, the P80 of the plan's cost inside the budget.
+DEFAULT_TOLERANCE = 0.2
 
 INPUTS = (
     Input("decision.budget_usd", "float", "Budget", "All the money for this model: training plus serving over the "
@@ -31,6 +34,14 @@ INPUTS = (
     Input("decision.max_training_days", "float", "Longest training", "Plans whose expected training takes longer "
           "are not recommended.", "days", 0.1, 3650.0, default=120.0, link="maxd", column="max_training_days",
           step=1.0),
+    Input("decision.max_prob_over_budget", "float", "Highest chance over budget", "The recommended plan is the "
+          "best one whose chance of costing more than the budget (every uncertain input and the model's own error "
+          "drawn) is at most this; 100% picks on the predicted costs alone.", "fraction", 0.0, 1.0,
+          default=DEFAULT_TOLERANCE, link="pob", step=0.05),
+    Input("decision.max_prob_over_target", "float", "Highest chance of missing the target", "The cheapest plan "
+          "reaching the quality target is the cheapest one whose chance of a loss above the target (every "
+          "uncertain input and the model's own error drawn) is at most this; 100% picks on the predicted loss "
+          "alone.", "fraction", 0.0, 1.0, default=DEFAULT_TOLERANCE, link="pot", step=0.05),
     Input("decision.samples", "int", "Monte Carlo samples", "Draws of the uncertain inputs for the P10-P90 band "
           "and the chance of going over budget (0 = none).", "samples", 0, MAX_SAMPLES, default=2000, link="mc"),
     Input("decision.seed", "int", "Random seed", "The same seed gives the same Monte Carlo draws.", "", 0,
