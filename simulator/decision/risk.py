@@ -318,8 +318,15 @@ def _joined_estimate(a: Estimate, b: Estimate) -> Estimate:
                       ("total_cost_usd", "quality_loss", "cost_sigma_log", "loss_sigma")))
 
 
+def _up(x: float, digits: int = 3) -> float:
+    """`x` rounded up to `digits` significant figures (a budget or target the user can type, still enough)."""
+    scale = 10.0 ** (np.floor(np.log10(abs(x))) - digits + 1) if x else 1.0
+    return float(np.ceil(x / scale) * scale)
+
+
 def _pct(p: float) -> str:
-    return f"{100 * p:.0f}%" if p >= 0.01 or p == 0 else f"{100 * p:.1g}%"
+    """A chance as a reader says it: "20%", "less than 1%"."""
+    return f"{100 * p:.0f}%" if p >= 0.005 or p == 0 else "less than 1%"
 
 
 def _none_within(pool: Pool, est: Estimate, scenario: Scenario) -> tuple[str, dict[str, Any] | None]:
@@ -339,13 +346,13 @@ def _none_within(pool: Pool, est: Estimate, scenario: Scenario) -> tuple[str, di
         asked = (f"no plan within the budget of ${d.budget_usd:,.0f} has a chance of going over it of at most "
                  f"{_pct(tolerance)} ({knob.label})")
         needed = float(np.min(est.budget_needed(tolerance)))
-        fix_amount = f"raise the {amount.label} to at least ${needed:,.0f}" if np.isfinite(needed) else ""
+        fix_amount = f"raise the {amount.label} to at least ${_up(needed):,.0f}" if np.isfinite(needed) else ""
     else:
         knob, amount = INPUTS["decision.max_prob_over_target"], INPUTS["decision.quality_target_loss"]
         asked = (f"no plan reaching the quality target of {d.quality_target_loss:.3g} {amount.unit} has a chance "
                  f"of missing it of at most {_pct(tolerance)} ({knob.label})")
         needed = float(np.min(est.target_needed(tolerance)))
-        fix_amount = (f"raise the {amount.label} to at least {needed:.3g} {amount.unit}" if np.isfinite(needed)
+        fix_amount = (f"raise the {amount.label} to at least {_up(needed):.3g} {amount.unit}" if np.isfinite(needed)
                       else "")
     if safest is not None:
         asked += f"; the safest has {_pct(float(pool.chance[safest]))}, for ${pool.total_cost_usd[safest]:,.0f}"

@@ -37,11 +37,12 @@ INPUTS = (
     Input("decision.max_prob_over_budget", "float", "Highest chance over budget", "The recommended plan is the "
           "best one whose chance of costing more than the budget (every uncertain input and the model's own error "
           "drawn) is at most this; 100% picks on the predicted costs alone.", "fraction", 0.0, 1.0,
-          default=DEFAULT_TOLERANCE, link="pob", step=0.05),
+          default=DEFAULT_TOLERANCE, link="pob", step=0.05, scale=0.01, widget_unit="%"),
     Input("decision.max_prob_over_target", "float", "Highest chance of missing the target", "The cheapest plan "
           "reaching the quality target is the cheapest one whose chance of a loss above the target (every "
           "uncertain input and the model's own error drawn) is at most this; 100% picks on the predicted loss "
-          "alone.", "fraction", 0.0, 1.0, default=DEFAULT_TOLERANCE, link="pot", step=0.05),
+          "alone.", "fraction", 0.0, 1.0, default=DEFAULT_TOLERANCE, link="pot", step=0.05, scale=0.01,
+          widget_unit="%"),
     Input("decision.samples", "int", "Monte Carlo samples", "Draws of the uncertain inputs for the P10-P90 band "
           "and the chance of going over budget (0 = none).", "samples", 0, MAX_SAMPLES, default=2000, link="mc"),
     Input("decision.seed", "int", "Random seed", "The same seed gives the same Monte Carlo draws.", "", 0,
