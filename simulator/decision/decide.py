@@ -313,17 +313,16 @@ def _risk_aware(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None, 
     ok, cost, loss, front = coarse.view(d.max_training_days)
     choices = [coarse.choice(int(ok[j])) for j in front] + [neutral]
 
-    def scenarios(chosen: list[dict[str, Any]]) -> list[Scenario]:
-        return [scenario_of(searched, c, devices, name=scenario.name) for c in chosen]
-
-    pool, est = pool_of(scenario, choices, np.append(cost[front], neutral_at[0]), np.append(loss[front], neutral_at[1]),
-                        scenarios(choices), devices)
+    base = search_base(scenario, devices, tuple(grid))
+    pool, est = pool_of(scenario, base, choices, np.append(cost[front], neutral_at[0]),
+                        np.append(loss[front], neutral_at[1]), devices)
 
     def around(choice: dict[str, Any]) -> tuple[Any, Any]:
-        fine = evaluate_candidates(search_base(scenario, devices, tuple(grid)), refinement_grid(choice, grid), devices)
+        fine = evaluate_candidates(base, refinement_grid(choice, grid), devices)
         fok = np.flatnonzero(fine.feasible(d.max_training_days))
-        chosen = [fine.choice(int(i)) for i in fok]
-        return pool_of(scenario, chosen, fine.figures[COST][fok], fine.figures[LOSS][fok], scenarios(chosen), devices)
+        return pool_of(scenario, base, [fine.choice(int(i)) for i in fok], fine.figures[COST][fok],
+                       fine.figures[LOSS][fok], devices)
 
     return respect_risk(scenario, pool, est, len(choices) - 1,
-                        lambda c: plan_monte_carlo(scenarios([c])[0], devices), around if refine else None)
+                        lambda c: plan_monte_carlo(scenario_of(searched, c, devices, name=scenario.name), devices),
+                        around if refine else None)

@@ -28,10 +28,11 @@ from simulator.evaluator import (
     perturbations,
     scenario_device_correlations,
     scenario_device_spreads,
-    scenario_rows,
     uncertain_columns,
 )
+from simulator.hardware_table import hardware_table
 from simulator.inputs import INPUTS
+from simulator.resolve import device_catalog, encode_values, expand_preset, resolve_columns
 from simulator.scenario import Scenario
 from simulator.sweeps import evaluate_columns
 
@@ -72,20 +73,39 @@ class Estimate:
         return self.quality_loss + self.loss_sigma * norm.isf(tolerance)
 
 
-def estimate(scenarios: Sequence[Scenario], devices: Mapping[str, HardwareSpec] | None = None) -> Estimate:
-    """The `Estimate` of each scenario (candidates of one search: the same devices, so the same uncertain columns)."""
-    if not scenarios:
+def candidate_rows(base: Scenario, choices: Sequence[Mapping[str, Any]],
+                   devices: Mapping[str, HardwareSpec] | None = None) -> dict[str, np.ndarray]:
+    """Resolved model columns of candidates of one search (the search's `base` with each choice's searched values),
+    one row each, resolved as the search's sweep resolves its rows (simulator.sweeps), without a Scenario each."""
+    table = hardware_table(device_catalog(devices))
+    given, preset_tokens = expand_preset(dict(base.given))
+    keys = list(choices[0])
+    cols = {k: encode_values(k, [v], table)[0] for k, v in given.items()
+            if INPUTS[k].column is not None and k not in keys}
+    for key in keys:
+        cols[key] = encode_values(key, [c[key] for c in choices], table)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return resolve_columns(cols, len(choices), table, preset_tokens)
+
+
+def estimate(base: Scenario, choices: Sequence[Mapping[str, Any]],
+             devices: Mapping[str, HardwareSpec] | None = None) -> Estimate:
+    """The `Estimate` of each candidate (`candidate_rows`): one search's candidates share its devices, so their
+    uncertain columns."""
+    if not choices:
         empty = np.empty(0)
         return Estimate(empty, empty, empty, empty)
-    cols = scenario_rows(list(scenarios), devices)
-    spread = scenario_device_spreads(scenarios[0], devices)
+    cols = candidate_rows(base, choices, devices)
+    spread = scenario_device_spreads(base, devices)
     spreads = uncertain_columns(cols, spread)
-    per_point = [perturbations({k: np.asarray(v)[i:i + 1] for k, v in cols.items()}, spread) for i in
-                 range(len(scenarios))]
+    n = len(choices)
+    wide = {k: np.broadcast_to(np.asarray(v, dtype=float), (n,)) for k, v in cols.items()}
+    # each point's P10 and P90 moves of the uncertain columns (only those copied per point: the others repeat)
+    per_point = [perturbations({k: wide[k][i:i + 1] for k in spreads}, spread) for i in range(n)]
     names = per_point[0][1]
     width = 1 + 2 * len(names)
-    rows = {k: np.concatenate([p[0][k] for p in per_point]) for k in per_point[0][0]}
-    n = len(scenarios)
+    rows = {k: np.repeat(v, width) for k, v in wide.items() if k not in spreads}
+    rows |= {k: np.concatenate([p[0][k] for p in per_point]) for k in spreads}
     # each point's column: planned, at its P10 move, at its P90 move (clipped at its bounds as the draws are)
     col = np.stack([rows[name].reshape(n, width)[:, [0, 1 + 2 * i, 2 + 2 * i]] for i, name in enumerate(names)],
                    axis=1) if names else np.ones((n, 0, 3))
@@ -98,7 +118,7 @@ def estimate(scenarios: Sequence[Scenario], devices: Mapping[str, HardwareSpec] 
         log_cost = np.log(cost)
         g_cost, c_cost = _slope_curve(x, log_cost[:, 1::2] - log_cost[:, :1], log_cost[:, 2::2] - log_cost[:, :1])
         g_loss, c_loss = _slope_curve(x, loss[:, 1::2] - loss[:, :1], loss[:, 2::2] - loss[:, :1])
-    r = correlation_matrix(names, scenario_device_correlations(scenarios[0], devices))
+    r = correlation_matrix(names, scenario_device_correlations(base, devices))
     # the centre: the predicted value moved by the mean of each column's curvature (E[b·z²] = b)
     return Estimate(cost[:, 0] * np.exp(c_cost.sum(axis=1)), loss[:, 0] + c_loss.sum(axis=1),
                     _combined(g_cost, r), _combined(g_loss, r))
@@ -196,12 +216,12 @@ class Pool:
     chance: np.ndarray
 
 
-def pool_of(scenario: Scenario, choices: list[dict[str, Any]], cost_usd: np.ndarray, loss: np.ndarray,
-            scenarios: Sequence[Scenario], devices: Mapping[str, HardwareSpec] | None) -> tuple[Pool, Estimate]:
-    """The candidates (their search values, the search's cost and loss, and their `scenarios`) with the chance
-    the scenario's objective bounds."""
+def pool_of(scenario: Scenario, base: Scenario, choices: list[dict[str, Any]], cost_usd: np.ndarray,
+            loss: np.ndarray, devices: Mapping[str, HardwareSpec] | None) -> tuple[Pool, Estimate]:
+    """The candidates of the search from `base` (their searched values, the search's cost and loss) with the
+    chance the scenario's objective bounds."""
     d = scenario.decision
-    est = estimate(scenarios, devices)
+    est = estimate(base, choices, devices)
     chance = est.prob_over_budget(d.budget_usd) if bound_of(d.objective) == BUDGET else est.prob_over_target(
         np.inf if d.quality_target_loss is None else d.quality_target_loss)
     return Pool(choices, np.asarray(cost_usd, dtype=float), np.asarray(loss, dtype=float), chance), est
