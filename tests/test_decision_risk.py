@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from report.decision_text import risk_sentence
 from simulator.decision import decide
-from simulator.decision.decide import candidates_for, plan_monte_carlo
+from simulator.decision.decide import candidates_for, plan_monte_carlo, search_base
 from simulator.decision.risk import allowance, estimate
 from simulator.decision.search import scenario_of
 from simulator.decision.space import base_inputs, open_space
@@ -136,9 +136,10 @@ def test_the_estimate_agrees_with_the_monte_carlo_on_the_front():
         c = candidates_for(s, None, grid)
         ok, cost, _, front = c.view(s.decision.max_training_days)
         searched = base_inputs(s, searched=tuple(grid))
-        scenarios = [scenario_of(searched, c.choice(int(ok[j]))) for j in front if 1.2e7 < cost[j] < 2.4e7]
-        assert len(scenarios) >= 3
-        estimated += list(estimate(scenarios).prob_over_budget(budget_usd))
+        choices = [c.choice(int(ok[j])) for j in front if 1.2e7 < cost[j] < 2.4e7]
+        assert len(choices) >= 3
+        scenarios = [scenario_of(searched, x) for x in choices]
+        estimated += list(estimate(search_base(s, None, tuple(grid)), choices).prob_over_budget(budget_usd))
         drawn += [plan_monte_carlo(x, None).prob_over_budget for x in scenarios]
     assert np.max(np.abs(np.array(estimated) - drawn)) < 0.05, (estimated, drawn)
     assert np.ptp(drawn) > 0.5  # the points span a range of chances, so agreement is no accident
