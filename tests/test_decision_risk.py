@@ -170,3 +170,25 @@ def test_a_failed_check_steps_to_a_safer_plan():
     checks, _ = r.checked_pick(pool, "best_quality_within_budget", 10.0, None, 0.2, draw, r.BUDGET)
     assert [c.choice["i"] for c in checks] == [2, 1]
     assert [c.within for c in checks] == [False, True]
+
+
+def test_the_page_takes_the_tolerance_from_a_link_and_says_both_picks():
+    """The Decide page's tolerance widget comes from its declaration (percent), a link sets it, and the answer is
+    followed by the risk-neutral pick and both chances."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the app imports app_pages from the root
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import page_links
+
+    from app_pages import _decide_inputs as ui
+
+    at = page_links.open_link("decide", {"budget": "5000000", "pob": "0.1"}, 120)
+    assert not at.exception, [e.value for e in at.exception]
+    widget = at.number_input(key=ui.PREFIX + "decision.max_prob_over_budget")
+    assert widget.value == pytest.approx(10.0) and "Highest chance over budget" in widget.label
+    assert at.number_input(key=ui.PREFIX + "decision.max_prob_over_target").disabled
+    said = " ".join(m.value for m in at.markdown)
+    assert "43% chance of going over" in said and "your limit: 10%" in said
+    assert page_links.link_of(at)["pob"] == "0.1"
