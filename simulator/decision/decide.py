@@ -294,13 +294,15 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
                     search_s, mc, tuple(bars), sample, devices, None if outcome is None else outcome.risk)
 
 
-def plan_monte_carlo(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> MonteCarlo | None:
-    """The Monte Carlo of one plan's scenario for its question (None where decision.samples = 0)."""
+def plan_monte_carlo(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None,
+                     most: int | None = None) -> MonteCarlo | None:
+    """The Monte Carlo of one plan's scenario for its question (None where decision.samples = 0), with at most
+    `most` draws where given."""
     d = scenario.decision
     if d.samples <= 0:
         return None
     return monte_carlo(scenario_rows([scenario], devices), scenario_device_spreads(scenario, devices), d.budget_usd,
-                       d.samples, d.seed, COST, LOSS, scenario_device_correlations(scenario, devices),
+                       min(d.samples, most or d.samples), d.seed, COST, LOSS, scenario_device_correlations(scenario, devices),
                        d.quality_target_loss)
 
 
@@ -324,5 +326,6 @@ def _risk_aware(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None, 
                        fine.figures[LOSS][fok], devices)
 
     return respect_risk(scenario, pool, est, len(choices) - 1,
-                        lambda c: plan_monte_carlo(scenario_of(searched, c, devices, name=scenario.name), devices),
+                        lambda c, most=None: plan_monte_carlo(scenario_of(searched, c, devices, name=scenario.name),
+                                                              devices, most),
                         around if refine else None)

@@ -39,6 +39,9 @@ from simulator.sweeps import evaluate_columns
 SAMPLING_Z = 2.0  # a Monte Carlo chance above the tolerance by more than 2 standard errors is over it
 MAX_CHECKS = 4  # Monte Carlo checks of the risk-aware pick before giving up on a confirmed one
 BUDGET, TARGET = "budget", "target"  # which chance the tolerance bounds
+# the risk-neutral pick, where it is not the recommendation, is drawn only to say its chance: at most this many draws
+# (the default decision.samples; its chance then to about ±1 point), so a 50,000-draw question pays for one plan
+NEUTRAL_SAMPLES = 2000
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,7 @@ def pick_within(pool: Pool, objective: str, budget_usd: float, target_loss: floa
 
 
 def checked_pick(pool: Pool, objective: str, budget_usd: float, target_loss: float | None, tolerance: float,
-                 draw: Callable[[dict[str, Any]], MonteCarlo | None], bound: str
+                 draw: Callable[..., MonteCarlo | None], bound: str
                  ) -> tuple[list[Checked], list[MonteCarlo | None]]:
     """Pick within the tolerance, draw the pick's Monte Carlo (`draw`), and where its chance exceeds the tolerance
     beyond sampling error step to the best plan estimated safer than it, `MAX_CHECKS` picks at most. The checks in
@@ -288,10 +291,10 @@ class Outcome:
 
 
 def respect_risk(scenario: Scenario, pool: Pool, estimated: Estimate, neutral: int,
-                 draw: Callable[[dict[str, Any]], MonteCarlo | None],
+                 draw: Callable[..., MonteCarlo | None],
                  refine: Callable[[dict[str, Any]], tuple[Pool, Estimate]] | None = None) -> Outcome:
     """The best candidate of `pool` within the scenario's tolerance (`tolerance_of`), checked by `draw` (its Monte
-    Carlo); `neutral`: the position of the risk-neutral pick in the pool. `refine(choice)`: the candidates around
+    Carlo; `draw(choice, most)` with at most `most` draws); `neutral`: the position of the risk-neutral pick in the pool. `refine(choice)`: the candidates around
     a choice (with their estimates), added to the pool before the pick, so the refinement respects the tolerance."""
     d = scenario.decision
     bound, tolerance = bound_of(d.objective), tolerance_of(scenario)
@@ -317,7 +320,7 @@ def respect_risk(scenario: Scenario, pool: Pool, estimated: Estimate, neutral: i
     n_samples = next((m.samples for m in drawn if m is not None), 0)
     neutral_check = next((c for c in checks if c.choice == pool.choices[neutral]), None)
     if neutral_check is None:
-        mc = draw(pool.choices[neutral])
+        mc = draw(pool.choices[neutral], NEUTRAL_SAMPLES)
         chance = None if mc is None else (mc.prob_over_budget if bound == BUDGET else mc.prob_over_target)
         neutral_check = Checked(pool.choices[neutral], float(pool.total_cost_usd[neutral]),
                                 float(pool.quality_loss[neutral]), float(pool.chance[neutral]), chance,
