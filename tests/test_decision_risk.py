@@ -114,9 +114,9 @@ def test_no_plan_within_the_tolerance_names_it_and_what_to_change():
     assert d.recommendation is None
     reason = d.missing.reason
     assert "Highest chance over budget" in reason and "at most 5%" in reason
-    assert "raise the Budget to at least $" in reason
+    assert "raise the Budget to $" in reason
     assert d.missing.closest is not None
-    needed = float(reason.split("raise the Budget to at least $")[1].split(" ")[0].replace(",", ""))
+    needed = float(reason.split("raise the Budget to $")[1].split(" ")[0].replace(",", ""))
     assert decide(_scenario(budget_usd=needed, max_prob_over_budget=0.05)).recommendation is not None
 
 

@@ -306,6 +306,15 @@ def plan_monte_carlo(scenario: Scenario, devices: Mapping[str, HardwareSpec] | N
                        d.quality_target_loss)
 
 
+def _meets(cost_usd: np.ndarray, loss: np.ndarray, scenario: Scenario) -> np.ndarray:
+    """Which plans meet the objective's constraint on their predicted values (within the budget, or reaching the
+    target): the only ones a pick, risk-aware or not, can choose."""
+    d = scenario.decision
+    if d.objective == "cheapest_for_quality":
+        return loss <= (np.inf if d.quality_target_loss is None else d.quality_target_loss)
+    return cost_usd <= d.budget_usd
+
+
 def _risk_aware(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None, grid: Mapping[str, Sequence[Any]],
                 coarse: Candidates, neutral: dict[str, Any], neutral_at: tuple[float, float], refine: bool) -> Outcome:
     """The risk-aware recommendation (simulator.decision.risk) among the front's points and the risk-neutral pick
@@ -313,6 +322,7 @@ def _risk_aware(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None, 
     d = scenario.decision
     searched = base_inputs(scenario, searched=tuple(grid))
     ok, cost, loss, front = coarse.view(d.max_training_days)
+    front = front[_meets(cost[front], loss[front], scenario)]  # only these can be picked
     choices = [coarse.choice(int(ok[j])) for j in front] + [neutral]
 
     base = search_base(scenario, devices, tuple(grid))
@@ -322,6 +332,7 @@ def _risk_aware(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None, 
     def around(choice: dict[str, Any]) -> tuple[Any, Any]:
         fine = evaluate_candidates(base, refinement_grid(choice, grid), devices)
         fok = np.flatnonzero(fine.feasible(d.max_training_days))
+        fok = fok[_meets(fine.figures[COST][fok], fine.figures[LOSS][fok], scenario)]
         return pool_of(scenario, base, [fine.choice(int(i)) for i in fok], fine.figures[COST][fok],
                        fine.figures[LOSS][fok], devices)
 

@@ -354,7 +354,8 @@ def _pct(p: float) -> str:
 
 def _none_within(pool: Pool, est: Estimate, scenario: Scenario) -> tuple[str, dict[str, Any] | None]:
     """Why no candidate is within the tolerance, in the user's words, and what to change: the safest candidate
-    that meets the objective's constraint, its chance, and the budget (or target) at which one would be within."""
+    that meets the objective's constraint, its chance, and a budget (or target) at which one of the pool's
+    candidates would be within it (enough, if not the least: the pool holds the plans within the budget)."""
     d = scenario.decision
     bound, tolerance = bound_of(d.objective), tolerance_of(scenario)
     meets = pool.quality_loss <= d.quality_target_loss if bound == TARGET else pool.total_cost_usd <= d.budget_usd
@@ -369,14 +370,13 @@ def _none_within(pool: Pool, est: Estimate, scenario: Scenario) -> tuple[str, di
         asked = (f"no plan within the budget of ${d.budget_usd:,.0f} has a chance of going over it of at most "
                  f"{_pct(tolerance)} ({knob.label})")
         needed = float(np.min(est.budget_needed(tolerance)))
-        fix_amount = f"raise the {amount.label} to at least ${_up(needed):,.0f}" if np.isfinite(needed) else ""
+        fix_amount = f"raise the {amount.label} to ${_up(needed):,.0f}" if np.isfinite(needed) else ""
     else:
         knob, amount = INPUTS["decision.max_prob_over_target"], INPUTS["decision.quality_target_loss"]
         asked = (f"no plan reaching the quality target of {d.quality_target_loss:.3g} {amount.unit} has a chance "
                  f"of missing it of at most {_pct(tolerance)} ({knob.label})")
         needed = float(np.min(est.target_needed(tolerance)))
-        fix_amount = (f"raise the {amount.label} to at least {_up(needed):.3g} {amount.unit}" if np.isfinite(needed)
-                      else "")
+        fix_amount = (f"raise the {amount.label} to {_up(needed):.3g} {amount.unit}" if np.isfinite(needed) else "")
     if safest is not None:
         asked += f"; the safest has {_pct(float(pool.chance[safest]))}, for ${pool.total_cost_usd[safest]:,.0f}"
     fix_knob = (f"raise the {knob.label} to at least {_pct(np.ceil(100 * float(pool.chance[safest])) / 100)}"
