@@ -109,7 +109,8 @@ def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, floa
     not there), made positive semidefinite (simulator.correlations.psd_factor). Without correlations the draws are
     the independent ones, number for number. The draws are made at once (one number per uncertain column and
     draw) and evaluated in blocks of CHUNK_ROWS draws, each one vectorised pass, so the memory of the model's
-    columns stays that of one block whatever `samples` is."""
+    columns stays that of one block whatever `samples` is. `target_loss`: also the share of draws whose loss is
+    above it (`prob_over_target`)."""
     spreads = uncertain_columns(cols, device_spread)
     rng = np.random.default_rng(seed)
     names = sorted(spreads)  # a fixed order, so a seed gives the same draws whatever the dict order
