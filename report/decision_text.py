@@ -65,24 +65,28 @@ def risk_sentence(decision: Any) -> str:
     rec, neutral = risk.recommended, risk.neutral
     drawn = rec.monte_carlo is not None
 
-    def chance(c: Any) -> str:
-        return fmt.pct(c.monte_carlo if c.monte_carlo is not None else c.estimated)
+    def chance(c: Any, article: bool = True) -> str:
+        """"a 13% chance" (or "13%" without the article), "almost no chance" ("almost none") below 0.5%."""
+        p = c.monte_carlo if c.monte_carlo is not None else c.estimated
+        if p < 0.005:
+            return "almost no chance" if article else "almost none"
+        return f"a {fmt.pct(p)} chance" if article else fmt.pct(p)
 
     event = (f"going over {fmt.usd(decision.budget_usd)}" if risk.bound == "budget"
              else f"a loss above {fmt.loss(decision.target_loss)}")
     how = "" if drawn else "estimated, no Monte Carlo was run; "
     limit = f"({how}your limit: {fmt.pct(risk.tolerance)})"
     if risk.tolerance >= 1.0:
-        return (f"Picked on predicted values alone (a limit of 100%): the plan has a {chance(rec)} chance of "
+        return (f"Picked on predicted values alone (a limit of 100%): the plan has {chance(rec)} of "
                 f"{event}{' (' + how.removesuffix('; ') + ')' if how else ''}.")
     if not risk.differs:
-        text = f"The recommended plan has a {chance(rec)} chance of {event} {limit}."
+        text = f"The recommended plan has {chance(rec)} of {event} {limit}."
     else:
         lead = ("The best plan within " + fmt.usd(decision.budget_usd) if risk.bound == "budget"
                 else f"The cheapest plan reaching a loss of {fmt.loss(decision.target_loss)}")
         text = (f"{lead} by its point estimate costs {fmt.usd(neutral.total_cost_usd)} (loss "
-                f"{fmt.loss(neutral.quality_loss)}) but has a {chance(neutral)} chance of {event}; the recommended "
-                f"plan ({fmt.usd(rec.total_cost_usd)}, loss {fmt.loss(rec.quality_loss)}) has {chance(rec)} {limit}.")
+                f"{fmt.loss(neutral.quality_loss)}) but has {chance(neutral)} of {event}; the recommended "
+                f"plan ({fmt.usd(rec.total_cost_usd)}, loss {fmt.loss(rec.quality_loss)}) has {chance(rec, False)} {limit}.")
     if drawn and not risk.confirmed:
         text += (f" No plan the Monte Carlo checked ({len(risk.checks)}) stayed within your limit; this is the "
                  "safest of them: raise the budget or the limit for a plan within it.")
