@@ -18,6 +18,9 @@ PREFIX = "decide."
 MAIN = ("decision.budget_usd", "decision.horizon_months", "decision.objective", "decision.quality_target_loss")
 TRAFFIC = ("serving.requests_per_s", "serving.prompt_tokens", "serving.output_tokens")  # where registered
 MORE = ("decision.max_training_days", "finance.gpu_hour_usd", "quality.law", "decision.samples", "decision.seed")
+# the highest chance of going over the budget, of missing the quality target: each objective reads one
+RISK = {"best_quality_within_budget": "decision.max_prob_over_budget",
+        "cheapest_for_quality": "decision.max_prob_over_target"}
 SAVED = "decide.saved"  # name -> scenario inputs (JSON text), this session only
 BASE_PARAMS = 1e9  # the search chooses the size; a scenario needs one to be valid
 
@@ -40,7 +43,7 @@ def registered(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k for k in keys if k in INPUTS)
 
 
-LINK = PageLink(PREFIX, (*MAIN, "cluster.accelerator", *registered(TRAFFIC), *MORE), extras=(NAME,))
+LINK = PageLink(PREFIX, (*MAIN, "cluster.accelerator", *registered(TRAFFIC), *MORE, *RISK.values()), extras=(NAME,))
 
 
 def save(name: str, data: Mapping[str, Any]) -> None:

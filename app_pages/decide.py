@@ -88,9 +88,18 @@ def question() -> dict[str, Any]:
         for col, key in zip(more, ui.MORE, strict=True):
             with col:
                 values[key] = ui.widget(key)
+        risk(values)
     if values.get("decision.objective") != "cheapest_for_quality":
         values["decision.quality_target_loss"] = None
     return values
+
+
+def risk(values: dict[str, Any]) -> None:
+    """The tolerances, one per objective: the one the chosen objective does not read is shown disabled."""
+    objective = st.session_state.get(ui.PREFIX + "decision.objective", INPUTS["decision.objective"].default)
+    for col, (reads, key) in zip(st.columns([1, 1, 3]), ui.RISK.items(), strict=False):
+        with col:
+            values[key] = ui.widget(key, disabled=objective != reads)
 
 
 def metrics(d: Decision) -> None:
@@ -104,7 +113,9 @@ def metrics(d: Decision) -> None:
         c[2].metric("Training time", fmt.days(plan.value("training.wall_days")))
         c[3].metric("Training GPUs", fmt.count(plan.scenario.cluster.gpus))
         if u is not None:
-            c[4].metric("Chance over budget", fmt.pct(u.prob_over_budget),
+            missed = d.objective == "cheapest_for_quality" and u.prob_over_target is not None
+            c[4].metric("Chance of missing the target" if missed else "Chance over budget",
+                        fmt.pct(u.prob_over_target if missed else u.prob_over_budget),
                         help=f"{u.samples:,} Monte Carlo draws, seed {u.seed}")
 
 
@@ -233,6 +244,7 @@ def main() -> None:
     st.subheader(text.answer_sentence(d).replace("$", r"\$"))
     if d.recommendation is None:
         return
+    st.markdown(text.risk_sentence(d).replace("$", r"\$"))
     metrics(d)
     pareto(d)
     left, right = st.columns(2)

@@ -114,6 +114,7 @@ def _method(doc: _Doc, decision: Any) -> None:
         (u.to_dict()["method"] + "; inputs drawn: " + ", ".join(u.to_dict()["inputs_drawn"]) + ".")
         if u is not None else "No Monte Carlo was run.",
         "The tornado moves one uncertain input at a time to its P10 and P90 value; the others stay as planned.",
+        *([text.risk_method(decision)] if text.risk_method(decision) else []),
     ], size=8.5)
 
 
@@ -151,6 +152,8 @@ def decision_pdf(decision: Any, *, name: str | None = None, created: dt.datetime
     if decision.recommendation is None:
         return bytes(doc.output())
     doc.para(text.uncertainty_sentence(decision), 10)
+    if text.risk_sentence(decision):
+        doc.para(text.risk_sentence(decision), 10)
     doc.heading("Key figures", keep=40)
     _key_figures(doc, decision)
 

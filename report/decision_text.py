@@ -52,3 +52,59 @@ def uncertainty_sentence(decision: Any) -> str:
     over = "of going over budget" if chance < 0.995 else "over budget"
     return (f"Total cost P10-P90 ({MONTE_CARLO}, {u.samples:,} draws): {fmt.usd(c.p10)}-{fmt.usd(c.p90)}, median "
             f"{fmt.usd(c.p50)}; {risk} {over}.")
+
+
+def risk_sentence(decision: Any) -> str:
+    """How the recommendation respects the user's tolerance, beside the plan picked on its predicted values alone:
+    "The best plan within $5M by its point estimate costs $4.7M but has a 43% chance of going over $5M; the
+    recommended plan ($3.9M) has 13% (your limit: 20%)." Empty without a plan. Chances are the Monte Carlo's where
+    it was drawn, else estimated (and said so)."""
+    risk = getattr(decision, "risk", None)
+    if risk is None:
+        return ""
+    rec, neutral = risk.recommended, risk.neutral
+    drawn = rec.monte_carlo is not None
+
+    def chance(c: Any, article: bool = True) -> str:
+        """"a 13% chance" (or "13%" without the article), "almost no chance" ("almost none") below 0.5%."""
+        p = c.monte_carlo if c.monte_carlo is not None else c.estimated
+        if p < 0.005:
+            return "almost no chance" if article else "almost none"
+        return f"a {fmt.pct(p)} chance" if article else fmt.pct(p)
+
+    event = (f"going over {fmt.usd(decision.budget_usd)}" if risk.bound == "budget"
+             else f"a loss above {fmt.loss(decision.target_loss)}")
+    how = "" if drawn else "estimated, no Monte Carlo was run; "
+    limit = f"({how}your limit: {fmt.pct(risk.tolerance)})"
+    if risk.tolerance >= 1.0:
+        return (f"Picked on predicted values alone (a limit of 100%): the plan has {chance(rec)} of "
+                f"{event}{' (' + how.removesuffix('; ') + ')' if how else ''}.")
+    if not risk.differs:
+        text = f"The recommended plan has {chance(rec)} of {event} {limit}."
+    else:
+        lead = ("The best plan within " + fmt.usd(decision.budget_usd) if risk.bound == "budget"
+                else f"The cheapest plan reaching a loss of {fmt.loss(decision.target_loss)}")
+        text = (f"{lead} by its point estimate costs {fmt.usd(neutral.total_cost_usd)} (loss "
+                f"{fmt.loss(neutral.quality_loss)}) but has {chance(neutral)} of {event}; the recommended "
+                f"plan ({fmt.usd(rec.total_cost_usd)}, loss {fmt.loss(rec.quality_loss)}) has {chance(rec, False)} {limit}.")
+    if drawn and not risk.confirmed:
+        text += (f" No plan the Monte Carlo checked ({len(risk.checks)}) stayed within your limit; this is the "
+                 "safest of them: raise the budget or the limit for a plan within it.")
+    return text
+
+
+def risk_method(decision: Any) -> str:
+    """How the risk-aware pick was made, for the PDF's method list ("" without one)."""
+    risk = getattr(decision, "risk", None)
+    if risk is None:
+        return ""
+    event = "going over the budget" if risk.bound == "budget" else "a loss above the quality target"
+    checks = "; ".join(f"{fmt.usd(c.total_cost_usd)} estimated {fmt.pct(c.estimated)}"
+                       + ("" if c.monte_carlo is None else f", Monte Carlo {fmt.pct(c.monte_carlo)}")
+                       for c in risk.checks)
+    return (f"Risk: the recommended plan is the best one whose chance of {event} is at most "
+            f"{fmt.pct(risk.tolerance)}. The chance of every Pareto-front plan (and of the refinement around the "
+            "pick) is estimated from each uncertain input moved alone to its P10 and P90 (a log-normal total cost, "
+            "a normal loss, correlations as calibrated); the pick is then drawn by the Monte Carlo and, where its "
+            "chance exceeds the limit by more than two standard errors, the next safer plan is drawn instead. "
+            f"Plans checked: {checks}.")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from simulator.catalog import HardwareSpec
+from simulator.decision.risk import Outcome, RiskAware, pool_of, respect_risk
 from simulator.decision.search import (
     COST,
     DAYS,
@@ -67,6 +68,7 @@ class Decision:
     sample: dict[str, np.ndarray]  # a thinned sample of feasible candidates (cost, loss) for the chart
     devices: Mapping[str, HardwareSpec] | None = None  # the caller's calibrated devices the plan may run on
     global_sensitivity: GlobalSensitivity | None = None  # Sobol' indices of total cost, training days and loss
+    risk: RiskAware | None = None  # how the recommendation respects the tolerance, beside the risk-neutral pick
 
     @property
     def total_cost_usd(self) -> float | None:
@@ -98,6 +100,7 @@ class Decision:
             "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
             "sensitivity": [s.to_dict() for s in self.sensitivity],
             "global_sensitivity": None if self.global_sensitivity is None else self.global_sensitivity.to_dict(),
+            "risk": None if self.risk is None else self.risk.to_dict(),
         }
 
 
@@ -249,6 +252,7 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     n_eval = coarse.n
     points = [ParetoPoint(float(cost[j]), float(loss[j]), coarse.choice(int(ok[j]))) for j in front]
     best: dict[str, Any] | None = None if at is None else coarse.choice(int(ok[at]))
+    best_at = (float(cost[at]), float(loss[at])) if at is not None else (np.nan, np.nan)
     if best is not None and refine:
         base = search_base(scenario, devices, tuple(grid))
         fine = evaluate_candidates(base, refinement_grid(best, grid), devices)
@@ -259,7 +263,15 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
         j = pick(pool_cost, pool_loss, d.objective, d.budget_usd, target)
         if j is not None and j > 0:
             best = fine.choice(int(fok[j - 1]))
-            points.append(ParetoPoint(float(pool_cost[j]), float(pool_loss[j]), best))
+            best_at = (float(pool_cost[j]), float(pool_loss[j]))
+            points.append(ParetoPoint(*best_at, best))
+    outcome = None if best is None else _risk_aware(scenario, devices, grid, coarse, best, best_at, refine)
+    if outcome is not None:
+        n_eval += outcome.refined
+        best = outcome.choice
+        if outcome.risk is not None and outcome.risk.differs:
+            rec = outcome.risk.recommended
+            points.append(ParetoPoint(rec.total_cost_usd, rec.quality_loss, rec.choice))
     search_s = time.perf_counter() - t0
     if points:  # the front again, with the refined point among it
         pc = np.array([p.total_cost_usd for p in points])
@@ -268,18 +280,68 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     shown = _thin(np.arange(ok.size), 4000)
     sample = {"total_cost_usd": cost[shown], "quality_loss": loss[shown]}
     if best is None:
-        return Decision(scenario, d.objective, d.budget_usd, target, None,
-                        _no_plan(coarse, ok, cost, d.objective, d.budget_usd, target,
-                                 _Explainer(coarse, scenario, grid, devices, d.max_training_days)),
-                        tuple(points), n_eval,
+        missing = NoPlan(outcome.reason, outcome.closest) if outcome is not None else _no_plan(
+            coarse, ok, cost, d.objective, d.budget_usd, target,
+            _Explainer(coarse, scenario, grid, devices, d.max_training_days))
+        return Decision(scenario, d.objective, d.budget_usd, target, None, missing, tuple(points), n_eval,
                         int(ok.size), search_s, None, (), sample, devices)
     rec_scenario = scenario_of(base_inputs(scenario, searched=tuple(grid)), best, devices, name=scenario.name)
     plan = evaluate(rec_scenario, devices)
     spread = scenario_spreads(rec_scenario, devices)  # the devices' and the model's own error
     cols = scenario_rows([rec_scenario], devices)
     corr = scenario_device_correlations(rec_scenario, devices)
-    mc = monte_carlo(cols, spread, d.budget_usd, d.samples, d.seed, COST, LOSS, corr) if d.samples > 0 else None
+    mc = outcome.monte_carlo if outcome is not None and outcome.monte_carlo is not None else (
+        monte_carlo(cols, spread, d.budget_usd, d.samples, d.seed, COST, LOSS, corr, target) if d.samples > 0
+        else None)
     bars = tornado(cols, spread, COST, LOSS)
     indices = global_sensitivity(cols, spread, SOBOL_OUTPUTS, d.sobol_samples, d.seed, corr)
     return Decision(scenario, d.objective, d.budget_usd, target, plan, None, tuple(points), n_eval, int(ok.size),
-                    search_s, mc, tuple(bars), sample, devices, indices)
+                    search_s, mc, tuple(bars), sample, devices, indices, None if outcome is None else outcome.risk)
+
+
+def plan_monte_carlo(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None,
+                     most: int | None = None) -> MonteCarlo | None:
+    """The Monte Carlo of one plan's scenario for its question (None where decision.samples = 0), with at most
+    `most` draws where given."""
+    d = scenario.decision
+    if d.samples <= 0:
+        return None
+    return monte_carlo(scenario_rows([scenario], devices), scenario_spreads(scenario, devices), d.budget_usd,
+                       min(d.samples, most or d.samples), d.seed, COST, LOSS, scenario_device_correlations(scenario, devices),
+                       d.quality_target_loss)
+
+
+def _meets(cost_usd: np.ndarray, loss: np.ndarray, scenario: Scenario) -> np.ndarray:
+    """Which plans meet the objective's constraint on their predicted values (within the budget, or reaching the
+    target): the only ones a pick, risk-aware or not, can choose."""
+    d = scenario.decision
+    if d.objective == "cheapest_for_quality":
+        return loss <= (np.inf if d.quality_target_loss is None else d.quality_target_loss)
+    return cost_usd <= d.budget_usd
+
+
+def _risk_aware(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None, grid: Mapping[str, Sequence[Any]],
+                coarse: Candidates, neutral: dict[str, Any], neutral_at: tuple[float, float], refine: bool) -> Outcome:
+    """The risk-aware recommendation (simulator.decision.risk) among the front's points and the risk-neutral pick
+    `neutral` (its total cost and loss `neutral_at`), refined around its own pick when `refine`."""
+    d = scenario.decision
+    searched = base_inputs(scenario, searched=tuple(grid))
+    ok, cost, loss, front = coarse.view(d.max_training_days)
+    front = front[_meets(cost[front], loss[front], scenario)]  # only these can be picked
+    choices = [coarse.choice(int(ok[j])) for j in front] + [neutral]
+
+    base = search_base(scenario, devices, tuple(grid))
+    pool, est = pool_of(scenario, base, choices, np.append(cost[front], neutral_at[0]),
+                        np.append(loss[front], neutral_at[1]), devices)
+
+    def around(choice: dict[str, Any]) -> tuple[Any, Any]:
+        fine = evaluate_candidates(base, refinement_grid(choice, grid), devices)
+        fok = np.flatnonzero(fine.feasible(d.max_training_days))
+        fok = fok[_meets(fine.figures[COST][fok], fine.figures[LOSS][fok], scenario)]
+        return pool_of(scenario, base, [fine.choice(int(i)) for i in fok], fine.figures[COST][fok],
+                       fine.figures[LOSS][fok], devices)
+
+    return respect_risk(scenario, pool, est, len(choices) - 1,
+                        lambda c, most=None: plan_monte_carlo(scenario_of(searched, c, devices, name=scenario.name),
+                                                              devices, most),
+                        around if refine else None)

@@ -40,6 +40,7 @@ class MonteCarlo:
     prob_over_budget: float
     moved: tuple[str, ...]  # the columns drawn
     correlated: tuple[tuple[str, str, float], ...] = ()  # (column, column, r) of the pairs drawn jointly
+    prob_over_target: float | None = None  # chance of a loss above the quality target (None: no target)
 
     def to_dict(self) -> dict[str, object]:
         joint = "; ".join(f"{label_of(a)} with {label_of(b)} (r = {r:+.2f})" for a, b, r in self.correlated)
@@ -56,7 +57,8 @@ class MonteCarlo:
                 "model_error_drawn": [label_of(c) for c in self.moved if c in model_error.LOG_COLUMNS],
                 "inputs_correlated": [{"inputs": [label_of(a), label_of(b)], "columns": [a, b], "r": r}
                                       for a, b, r in self.correlated],
-                "method": method}
+                "method": method, **({} if self.prob_over_target is None
+                                     else {"prob_over_target": self.prob_over_target})}
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,14 @@ def evaluate_draws(plan: Mapping[str, float], spreads: Mapping[str, float], name
 
 
 def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], budget_usd: float, samples: int, seed: int,
-                cost_key: str, loss_key: str, correlations: Mapping[Pair, float] | None = None) -> MonteCarlo:
+                cost_key: str, loss_key: str, correlations: Mapping[Pair, float] | None = None,
+                target_loss: float | None = None) -> MonteCarlo:
     """`samples` draws of every uncertain column of the plan's one row: log(column / plan value) ~ N(0, Σ),
     Σ_ij = σ_i·σ_j·r_ij with r from `correlations` (simulator.evaluator.scenario_device_correlations; 0 for pairs
-    not there), made positive semidefinite (simulator.correlations.psd_factor). Without correlations the draws are
-    the independent ones, number for number. The draws are made at once (one number per uncertain column and
-    draw) and evaluated in blocks (`evaluate_draws`)."""
+    not there), made positive semidefinite (simulator.correlations.psd_factor); a model-error term from its
+    Student-t instead (simulator.model_error.t_draws). Without correlations the draws are the independent ones,
+    number for number. The draws are made at once (one number per uncertain column and draw) and evaluated in blocks
+    (`evaluate_draws`). `target_loss`: also the share of draws whose loss is above it (`prob_over_target`)."""
     spreads = uncertain_columns(cols, device_spread)
     rng = np.random.default_rng(seed)
     names = sorted(spreads)  # a fixed order, so a seed gives the same draws whatever the dict order
@@ -138,7 +142,8 @@ def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, floa
     over = float(np.mean(~(cost <= budget_usd))) if samples else float("nan")  # an infinite/NaN cost is over
     joint = tuple((a, b, float(r[i, j])) for i, a in enumerate(names) for j, b in enumerate(names)
                   if i < j and r[i, j] != 0.0)
-    return MonteCarlo(samples, seed, _quantiles(cost), _quantiles(loss), over, tuple(names), joint)
+    missed = None if target_loss is None or not samples else float(np.mean(~(loss <= target_loss)))
+    return MonteCarlo(samples, seed, _quantiles(cost), _quantiles(loss), over, tuple(names), joint, missed)
 
 
 def tornado(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], cost_key: str, loss_key: str) -> list[Swing]:

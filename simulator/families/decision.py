@@ -16,6 +16,9 @@ MAX_SAMPLES = 50_000
 # `decide` at this many stays within a few seconds (benchmarks/decision_speed.py). The default, 512, adds about a
 # tenth of a second and gives the largest indices to about ±0.1 (95% bootstrap interval).
 MAX_SOBOL_SAMPLES = 4096
+# The highest chance of going over the budget (or above the quality target) a recommended plan may have, unless the
+# user says otherwise: one in five, the P80 of the plan's cost inside the budget.
+DEFAULT_TOLERANCE = 0.2
 
 INPUTS = (
     Input("decision.budget_usd", "float", "Budget", "All the money for this model: training plus serving over the "
@@ -35,6 +38,15 @@ INPUTS = (
     Input("decision.max_training_days", "float", "Longest training", "Plans whose expected training takes longer "
           "are not recommended.", "days", 0.1, 3650.0, default=120.0, link="maxd", column="max_training_days",
           step=1.0),
+    Input("decision.max_prob_over_budget", "float", "Highest chance over budget", "The recommended plan is the "
+          "best one whose chance of costing more than the budget (every uncertain input and the model's own error "
+          "drawn) is at most this; 100% picks on the predicted costs alone.", "fraction", 0.0, 1.0,
+          default=DEFAULT_TOLERANCE, link="pob", step=0.05, scale=0.01, widget_unit="%"),
+    Input("decision.max_prob_over_target", "float", "Highest chance of missing the target", "The cheapest plan "
+          "reaching the quality target is the cheapest one whose chance of a loss above the target (every "
+          "uncertain input and the model's own error drawn) is at most this; 100% picks on the predicted loss "
+          "alone.", "fraction", 0.0, 1.0, default=DEFAULT_TOLERANCE, link="pot", step=0.05, scale=0.01,
+          widget_unit="%"),
     Input("decision.samples", "int", "Monte Carlo samples", "Draws of the uncertain inputs for the P10-P90 band "
           "and the chance of going over budget (0 = none).", "samples", 0, MAX_SAMPLES, default=2000, link="mc"),
     Input("decision.seed", "int", "Random seed", "The same seed gives the same Monte Carlo draws and sensitivity "
