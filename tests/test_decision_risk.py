@@ -6,6 +6,7 @@ the tolerance says which tolerance and what to change."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -136,7 +137,8 @@ def test_the_estimate_agrees_with_the_monte_carlo_on_the_front():
         c = candidates_for(s, None, grid)
         ok, cost, _, front = c.view(s.decision.max_training_days)
         searched = base_inputs(s, searched=tuple(grid))
-        choices = [c.choice(int(ok[j])) for j in front if 1.2e7 < cost[j] < 2.4e7]
+        near = [j for j in front if 0.4 * budget_usd < cost[j] < 2.5 * budget_usd]  # chances from low to high
+        choices = [c.choice(int(ok[j])) for j in near[:: max(1, len(near) // 6)]]
         assert len(choices) >= 3
         scenarios = [scenario_of(searched, x) for x in choices]
         estimated += list(estimate(search_base(s, None, tuple(grid)), choices).prob_over_budget(budget_usd))
@@ -152,7 +154,8 @@ def test_the_json_and_the_sentence_give_both_picks_with_their_chances():
     assert risk["risk_neutral"]["chance_monte_carlo"] > 0.3 >= risk["recommended"]["chance_monte_carlo"]
     assert risk["recommended"]["total_cost_usd"] == pytest.approx(d.total_cost_usd)
     text = risk_sentence(d)
-    assert "43%" in text and "your limit: 20%" in text and "recommended plan" in text
+    assert f"{risk['risk_neutral']['chance_monte_carlo']:.0%} chance" in text and "your limit: 20%" in text
+    assert "recommended plan" in text
 
 
 def test_a_failed_check_steps_to_a_safer_plan():
@@ -190,5 +193,5 @@ def test_the_page_takes_the_tolerance_from_a_link_and_says_both_picks():
     assert widget.value == pytest.approx(10.0) and "Highest chance over budget" in widget.label
     assert at.number_input(key=ui.PREFIX + "decision.max_prob_over_target").disabled
     said = " ".join(m.value for m in at.markdown)
-    assert "43% chance of going over" in said and "your limit: 10%" in said
+    assert re.search(r"\d+% chance of going over", said) and "your limit: 10%" in said
     assert page_links.link_of(at)["pob"] == "0.1"
