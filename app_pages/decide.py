@@ -15,11 +15,12 @@ from app_pages import _page_link as link
 from app_pages._devices import session_devices
 from app_pages._last_answer import answer_or_last
 from app_pages._metric_cells import metric_cells
+from app_pages._ranges import spread_table
 from app_pages._train_data import device_key
 from report import decision_charts as charts
 from report import decision_text as text
 from report import formatting as fmt
-from report import sensitivity_text
+from report import ranges_text, sensitivity_text
 from report.charts import for_page
 from simulator.decision.decide import Decision, candidates_for, decide
 from simulator.decision.search import Candidates
@@ -170,9 +171,13 @@ def global_sensitivity(d: Decision) -> None:
 
 def provenance(d: Decision) -> None:
     with st.expander("Where every figure comes from"):
-        rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit), "Provenance": f.provenance,
-                 "How": fmt.in_words(f.source)} for f in d.recommendation.figures.values()]
+        plan = d.recommendation
+        rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
+                 "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else "",
+                 "Range includes": ranges_text.labels(plan, key), "Provenance": f.provenance,
+                 "How": fmt.in_words(f.source)} for key, f in plan.figures.items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        spread_table(plan)
 
 
 def compare(d: Decision, data: dict[str, Any]) -> None:

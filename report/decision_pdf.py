@@ -27,6 +27,7 @@ from report.pdf import (
     new_document,
     report_date,
     shown_name,
+    spread_section,
     title_block,
 )
 from simulator.decision.search import COST, LOSS
@@ -68,8 +69,8 @@ def _key_figures(doc: _Doc, decision: Any) -> None:
     doc.grid(["Figure", "Value", "P10–P90", "Range", "Provenance"], rows, [56, 30, 44, 24, 26], size=8.5,
              align=["LEFT", "RIGHT", "RIGHT", "LEFT", "LEFT"])
     note = ("Value: the recommended plan's figure, its inputs at their planned values. Range: "
-            f"{text.PROPAGATED}, each uncertain input moved to its P10 and P90 value one at a time and the moves "
-            "combined as independent")
+            f"{text.PROPAGATED}, each uncertainty (the model's own error measured on published results, the devices' "
+            "and the inputs' spreads) moved to its P10 and P90 one at a time and the moves combined as independent")
     if u is not None:
         note += (f"; {text.MONTE_CARLO}, {u.samples:,} draws of all of them together (correlated where "
                  f"calibrated), as in the sentence above (median total cost {fmt.usd(u.total_cost_usd.p50)})")
@@ -175,6 +176,7 @@ def decision_pdf(decision: Any, *, name: str | None = None, created: dt.datetime
     _global_sensitivity(doc, decision)
     doc.heading("Method and assumptions", keep=30)
     _method(doc, decision)
+    spread_section(doc, decision.recommendation)
     doc.heading("Accelerators and their uncertainty (calibration profile or datasheet)", keep=40)
     _devices(doc, decision)
     doc.heading("Inputs of the recommended plan", keep=40)

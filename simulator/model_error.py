@@ -100,11 +100,11 @@ class Term:
         return self.declared.label
 
     def describe(self) -> str:
-        """'measured on 23 published results from 5 groups (leave-one-group-out; P10-P90 held 78%)'."""
+        """'measured on 23 published results in 5 groups (leave-one-group-out; P10–P90 held 78% of them)'."""
         if not self.rows:
             return "no published results to measure it on"
         held = f"; P10–P90 held {self.coverage:.0%} of them" if self.coverage is not None else ""
-        return (f"measured on {self.rows} published results from {len(self.groups)} sources (leave-one-group-out"
+        return (f"measured on {self.rows} published results in {len(self.groups)} groups (leave-one-group-out"
                 f"{held})")
 
 
