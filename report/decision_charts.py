@@ -23,6 +23,9 @@ LOSS_TITLE = "Predicted loss, nats/token (better is lower)"
 KIND_ORDER = ("candidate", "Pareto front", "recommended")
 COST_TITLE_CHARS = 60  # the Pareto chart is full width: its cost title stays on one line there
 TORNADO_LABEL_CHARS = 22  # an input's name on the tornado's axis breaks into lines of this many characters
+# each bar's band, in pixels: room for a name of three lines. A fixed step (not a height from this plan's bars)
+# keeps the spec the same when another plan has other inputs, so the page swaps the data, not the chart
+TORNADO_STEP_PX = 42
 
 
 def choice_text(choice: dict[str, Any]) -> str:
@@ -163,7 +166,7 @@ def _tornado_template() -> str:
         x=alt.X("Low:Q", title=["Total cost (USD) with", "the input at P10, P90"],
                 axis=alt.Axis(format="$~s"), scale=alt.Scale(zero=False)), x2="High:Q", y=y, tooltip=tip)
     rule = alt.Chart(alt.NamedData("plan")).mark_rule(color=OKABE_ITO["black"]).encode(x="x:Q")
-    return json.dumps(alt.layer(bars, rule).to_dict())
+    return json.dumps(alt.layer(bars, rule).properties(height=alt.Step(TORNADO_STEP_PX)).to_dict())
 
 
 def tornado_spec(frame: pd.DataFrame, plan_cost_usd: float) -> dict[str, Any]:
@@ -173,8 +176,6 @@ def tornado_spec(frame: pd.DataFrame, plan_cost_usd: float) -> dict[str, Any]:
     data = frame.assign(Low=frame[["At P10 (USD)", "At P90 (USD)"]].min(axis=1),
                         High=frame[["At P10 (USD)", "At P90 (USD)"]].max(axis=1), Label=names)
     spec["datasets"] = {"bars": _records(data), "plan": [{"x": plan_cost_usd}]}
-    most_lines = max((name.count("\n") + 1 for name in names), default=1)
-    spec["height"] = max(80, (12 + 14 * most_lines) * len(data))
     return spec
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import Scenario, evaluate, sweep
+from simulator import Scenario, evaluate, model_error, sweep
 from simulator.cli import main
 from simulator.compression.constants import PRUNING_METHODS, QUANT_METHODS, SPARSITY_PATTERNS, load_fitted
 from simulator.compression.patterns import nm_removed_energy
@@ -189,15 +189,19 @@ def test_fitted_pruning_offsets_load():
     assert "prune_offset_structured" not in fitted["constants"] and "structured" in PRUNE_OFFSET_ASSUMED_BITS
     pruning = fitted["pruning"]
     assert pruning["rows"] > 0 and 0.0 < pruning["heldout_delta_rel_sigma"] < 5.0
-    assert INPUTS["compression.prune_loss_scale"].spread == pytest.approx(pruning["heldout_delta_rel_sigma"])
-    assert INPUTS["compression.loss_scale"].spread == pytest.approx(fitted["heldout_delta_rel_sigma"])
+    # the spreads are the model-error terms measured leave-one-group-out on published rows (model_error.json)
+    assert INPUTS["compression.prune_loss_scale"].spread == pytest.approx(
+        model_error.input_sigma("pruning", pruning["heldout_delta_rel_sigma"]))
+    assert INPUTS["compression.loss_scale"].spread == pytest.approx(
+        model_error.input_sigma("compression", fitted["heldout_delta_rel_sigma"]))
+    assert model_error.TERMS["pruning"].sigma > 0 and model_error.TERMS["compression"].sigma > 0
 
 
 def test_pruning_band_is_the_pruning_fits_spread():
-    """A pruned-only plan's range comes from prune_loss_scale (the pruning rows' held-out error): the loss
-    increase's P90 is (1 + 1.2816·σ_prune) times the plan's."""
+    """A pruned-only plan's range comes from prune_loss_scale (the pruning rows' leave-one-group-out error): the
+    loss increase's P90 is (1 + 1.2816·σ_prune) times the plan's."""
     f = plan({"pruning_method": "wanda", "sparsity": 0.5})["quality.loss_delta"]
-    sigma = load_fitted()["pruning"]["heldout_delta_rel_sigma"]
+    sigma = model_error.TERMS["pruning"].sigma
     assert f.high == pytest.approx(f.value * (1.0 + Z_P90 * sigma), rel=1e-9)
 
 
@@ -233,7 +237,8 @@ def test_cli_scenario_with_only_params_and_compression(tmp_path, capsys):
         assert out["provenance"][key]["source"], key
     assert 3.5 < 1 / out["compression"]["size_ratio"] < 4.0
     low, high = out["ranges"]["quality.ppl_ratio"]["low"], out["ranges"]["quality.ppl_ratio"]["high"]
-    assert 1.0 < low < out["quality"]["ppl_ratio"] < high
+    # the compression term's measured error is near 100% of the predicted increase: its P10 may be no loss at all
+    assert 1.0 <= low < out["quality"]["ppl_ratio"] < high
 
 
 @pytest.mark.parametrize(("compression", "needle"), [
