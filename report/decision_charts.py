@@ -23,9 +23,12 @@ LOSS_TITLE = "Predicted loss, nats/token (better is lower)"
 KIND_ORDER = ("candidate", "Pareto front", "recommended")
 COST_TITLE_CHARS = 60  # the Pareto chart is full width: its cost title stays on one line there
 TORNADO_LABEL_CHARS = 22  # an input's name on the tornado's axis breaks into lines of this many characters
-# each bar's band, in pixels: room for a name of three lines. A fixed step (not a height from this plan's bars)
-# keeps the spec the same when another plan has other inputs, so the page swaps the data, not the chart
-TORNADO_STEP_PX = 42
+# each bar's band, in pixels: room for a name of TORNADO_MAX_LINES lines of TORNADO_LINE_PX. A fixed step (not a
+# height from this plan's bars) keeps the spec the same when another plan has other inputs, so the page swaps the
+# data, not the chart
+TORNADO_MAX_LINES = 4  # the longest uncertain input's name ("elementwise ... (serving accelerator)") at 22 characters
+TORNADO_LINE_PX = 11
+TORNADO_STEP_PX = TORNADO_MAX_LINES * TORNADO_LINE_PX + 6
 
 
 def choice_text(choice: dict[str, Any]) -> str:
@@ -159,7 +162,8 @@ def tornado_frame(decision: Any, most: int = 8) -> pd.DataFrame:
 @functools.cache
 def _tornado_template() -> str:
     y = alt.Y("Label:N", sort=None, title=None,
-              axis=alt.Axis(labelLimit=0, labelExpr="split(datum.label, '\\n')"))
+              axis=alt.Axis(labelLimit=0, labelExpr="split(datum.label, '\\n')", labelFontSize=10,
+                            labelLineHeight=TORNADO_LINE_PX))
     tip = [alt.Tooltip("Input:N"), alt.Tooltip("At P10 (USD):Q", format="$,.0f"),
            alt.Tooltip("At P90 (USD):Q", format="$,.0f")]
     bars = alt.Chart(alt.NamedData("bars")).mark_bar(color=OKABE_ITO["sky_blue"], height=14).encode(

@@ -104,7 +104,7 @@ def risk_method(decision: Any) -> str:
                        for c in risk.checks)
     return (f"Risk: the recommended plan is the best one whose chance of {event} is at most "
             f"{fmt.pct(risk.tolerance)}. The chance of every Pareto-front plan (and of the refinement around the "
-            "pick) is estimated from each uncertain input moved alone to its P10 and P90 (a log-normal total cost, "
-            "a normal loss, correlations as calibrated); the pick is then drawn by the Monte Carlo and, where its "
+            "pick) is estimated from each uncertain input moved alone to its P10 and P90 (its effect taken as linear "
+            "on each side of the plan, summed over the Monte Carlo's own draws, correlations as calibrated); the pick is then drawn by the Monte Carlo and, where its "
             "chance exceeds the limit by more than two standard errors, the next safer plan is drawn instead. "
             f"Plans checked: {checks}.")

@@ -104,9 +104,30 @@ def clip_to_bounds(rows: dict[str, np.ndarray], moved: Mapping[str, float]) -> N
                 rows[column] = np.minimum(rows[column], 1.0)
 
 
+# model-error terms that are inputs (the compression and pruning laws' loss scales): measured on a linear scale
+LINEAR_TERMS = frozenset(d.column for d in model_error.DECLARED if d.input_key)
+
+
+def factor(column: str, spread: float, z: np.ndarray | float) -> np.ndarray:
+    """The factor that moves a column by `z` standard draws of its spread, as the Monte Carlo and the Sobol' indices
+    draw it: exp(σz) (log-normal, its median the plan's value), except a model-error term measured on a linear scale
+    (LINEAR_TERMS: 1 + σz, at least 0, as its residuals were measured and its range moves it)."""
+    z = np.asarray(z, dtype=float)
+    if column in LINEAR_TERMS:
+        return np.maximum(0.0, 1.0 + spread * z)
+    return np.exp(spread * z)
+
+
+def draw_of(column: str, spread: float, ratio: np.ndarray) -> np.ndarray:
+    """The inverse of `factor`: how many standard draws of its spread a column moved by `ratio` has moved."""
+    ratio = np.asarray(ratio, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (ratio - 1.0) / spread if column in LINEAR_TERMS else np.log(ratio) / spread
+
+
 def move(column: str, spread: float) -> tuple[float, float]:
     """The factors that take a column to its P10 and P90: exp(∓1.2816σ) for a model-error term (log scale, as
-    measured), 1 ∓ 1.2816σ for the others (relative spreads)."""
+    measured), 1 ∓ 1.2816σ for the others (relative spreads; at least 0)."""
     if column in LOG_COLUMNS:
         return float(np.exp(-Z_P90 * spread)), float(np.exp(Z_P90 * spread))
     return max(0.0, 1.0 - Z_P90 * spread), 1.0 + Z_P90 * spread

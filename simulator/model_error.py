@@ -126,10 +126,10 @@ def needed(residuals: Sequence[float], other: Sequence[float] | None = None) -> 
 
 
 def sigma_of(residuals: Sequence[float], groups: Sequence[str] | None = None,
-             other: Sequence[float] | None = None) -> float:
-    """The model σ whose P10-P90, with each row's other spreads (`other`), holds 80% of these residuals, bias
-    included. With `groups`, each group weighs the same whatever its rows: a new published result is most like a
-    new group (one more paper or model family), not one more row of the largest table."""
+             other: Sequence[float] | None = None, level: float = 0.8) -> float:
+    """The model σ whose P10-P90, with each row's other spreads (`other`), holds the share `level` of these
+    residuals, bias included. With `groups`, each group weighs the same whatever its rows: a new published result is
+    most like a new group (one more paper or model family), not one more row of the largest table."""
     need = needed(residuals, other)
     keep = np.isfinite(need)
     if not keep.any():
@@ -140,7 +140,7 @@ def sigma_of(residuals: Sequence[float], groups: Sequence[str] | None = None,
         g = np.asarray(groups, dtype=object)[keep].astype(str)
         _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
         w = 1.0 / counts[inverse]
-    return weighted_quantile(need[keep], w, 0.8)
+    return weighted_quantile(need[keep], w, level)
 
 
 def tail_df(residuals: Sequence[float]) -> float:
@@ -158,15 +158,17 @@ def tail_df(residuals: Sequence[float]) -> float:
 
 
 def summarise(declared: Declared, residuals: Iterable[Mapping[str, Any]], less: Mapping[str, float] | None = None,
-              exclude_group: str | None = None) -> dict[str, Any]:
+              exclude_group: str | None = None, level: float = 0.8, tail: bool = True) -> dict[str, Any]:
     """σ, df, bias, rows and groups of `declared` from residual records ({"group", "log_ratio", "source", and
     "other_sigma": the row's other spreads, log}), leaving out `exclude_group` (leave-one-group-out); `less`: σ of
-    other model terms already in these figures (in quadrature with each row's other spreads)."""
+    other model terms already in these figures (in quadrature with each row's other spreads); `level`: the share of
+    rows σ's P10-P90 holds; `tail=False` skips the Student-t fit (df inf) where only σ is wanted."""
     kept = [r for r in residuals if r["group"] != exclude_group and np.isfinite(r["log_ratio"])]
     values = [float(r["log_ratio"]) for r in kept]
     extra = sum(s ** 2 for s in (less or {}).values())
     other = [math.sqrt(float(r.get("other_sigma", 0.0)) ** 2 + extra) for r in kept]
-    return {"sigma": sigma_of(values, [r["group"] for r in kept], other), "df": tail_df(values),
+    return {"sigma": sigma_of(values, [r["group"] for r in kept], other, level),
+            "df": tail_df(values) if tail else math.inf,
             "bias": float(np.median(values)) if values else 0.0, "rows": len(kept),
             "groups": sorted({r["group"] for r in kept}), "sources": sorted({r["source"] for r in kept})}
 

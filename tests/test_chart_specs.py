@@ -180,6 +180,23 @@ def test_a_long_input_name_on_the_tornado_is_broken_into_lines_not_cut():
     assert axis["labelLimit"] == 0 and "split(datum.label" in axis["labelExpr"]  # drawn whole, line by line
 
 
+def test_every_uncertain_input_name_fits_the_tornados_fixed_band():
+    """The tornado's band per bar is fixed (so a new plan swaps its data); every name an uncertain column can have
+    (a device's spread on either accelerator, an input with a spread, a model-error term) fits its lines."""
+    from simulator import model_error
+    from simulator.catalog import SPREAD_LABELS
+    from simulator.inputs import INPUTS
+    from simulator.resolve import DEVICE_INPUTS
+
+    names = ([f"{v} ({d.label.lower()})" for v in SPREAD_LABELS.values() for d in DEVICE_INPUTS]
+             + [i.label for i in INPUTS.values() if i.spread] + [d.label for d in model_error.DECLARED])
+    most = max(len(decision_charts._wrapped(name).split("\n")) for name in names)
+    assert most <= decision_charts.TORNADO_MAX_LINES
+    spec = decision_charts.tornado_spec(decision_charts.tornado_frame(_no_decision()), 1e7)
+    assert spec["height"] == {"step": decision_charts.TORNADO_STEP_PX}
+    assert most * spec["layer"][0]["encoding"]["y"]["axis"]["labelLineHeight"] <= decision_charts.TORNADO_STEP_PX
+
+
 def test_title_lines_break_at_spaces_and_keep_every_word():
     text = "Sparsity, share of weights removed (more to the right)"
     lines = charts.title_lines(text)

@@ -143,7 +143,7 @@ def test_student_t_draws_keep_the_normal_p10_p90(df):
 
 def test_the_data_file_is_what_its_residuals_say():
     """Each shipped term's σ is recomputed from the residuals stored beside it: the file is written by
-    `python -m benchmarks.model_error --write`, never edited by hand."""
+    `python -m benchmarks.model_error --write`, never edited by hand, at the quantile it names."""
     data = model_error._load(str(model_error.DATA_PATH))
     if not data.get("terms"):
         pytest.skip("no model_error.json shipped")
@@ -153,7 +153,22 @@ def test_the_data_file_is_what_its_residuals_say():
         residuals = [r | {"source": "s", "log_ratio": r["log_ratio"] if not declared.input_key
                           else r.get("linear", r["log_ratio"])} for r in rec["residuals"]]
         less = {n: measured.get(n, data["terms"].get(n, {}).get("sigma", 0.0)) for n in declared.less}
-        got = summarise(declared, residuals, less)
+        got = summarise(declared, residuals, less, level=data["level"])
         measured[name] = got["sigma"]
         assert got["sigma"] == pytest.approx(rec["sigma"], abs=1e-4), name
         assert got["rows"] == rec["rows"] == len(rec["residuals"]), name
+
+
+@given(st.floats(-4.0, 4.0), st.floats(0.01, 2.0))
+def test_a_draw_and_the_factor_it_gives_invert(z, sigma):
+    """A model-error term moves by one rule in its range, the Monte Carlo and the risk estimate (evaluator.factor):
+    log scale, or 1 + σz (at least 0) for a term measured on a linear scale; draw_of reads a move back as draws."""
+    from simulator.evaluator import draw_of, factor, move
+
+    for column, log in (("model_err_train_step", True), ("loss_scale", False)):
+        f = float(factor(column, sigma, z))
+        assert f == pytest.approx(math.exp(sigma * z) if log else max(0.0, 1.0 + sigma * z))
+        if f > 0.0:
+            assert float(draw_of(column, sigma, f)) == pytest.approx(z, abs=1e-9)
+        low, high = move(column, sigma)
+        assert (low, high) == pytest.approx((float(factor(column, sigma, -Z_P90)), float(factor(column, sigma, Z_P90))))

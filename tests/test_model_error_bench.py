@@ -72,3 +72,31 @@ def test_the_written_file_reads_back_as_terms(tmp_path, monkeypatch):
     assert loaded["train_step"].sigma == pytest.approx(term["sigma"])
     assert loaded["train_step"].sigma <= abs(math.log(1.2)) / Z_P90 + 1e-9
     assert "3 published results" in loaded["train_step"].describe()
+
+
+def _synthetic(residuals: list[float]) -> dict[str, list[dict]]:
+    """One residual per group, train_step only (no evaluate)."""
+    recs = [{"id": f"r{i}", "group": f"g{i}", "log_ratio": r, "source": "test", "other_sigma": 0.0}
+            for i, r in enumerate(residuals)]
+    return {d.name: [] for d in bench.DECLARED} | {"train_step": recs}
+
+
+def test_the_quantile_is_raised_until_held_out_rows_are_covered():
+    """Seven groups one residual each: the 80th percentile of the others covers fewer than 80% of the held-out
+    groups, so the chosen quantile is higher, the least in LEVELS that reaches the target."""
+    by_term = _synthetic([math.log(1 + 0.05 * k) for k in range(1, 8)])
+    shares = [bench.heldout_share(by_term, float(lv)) for lv in bench.LEVELS]
+    assert shares == sorted(shares)  # a higher quantile never covers fewer
+    assert shares[0] < bench.LEVEL_TARGET
+    level = bench.choose_level(by_term)
+    assert level > 0.8
+    i = list(bench.LEVELS).index(level)
+    assert shares[i] >= bench.LEVEL_TARGET or level == bench.LEVELS[-1]
+    assert all(s < bench.LEVEL_TARGET for s in shares[:i])
+
+
+def test_the_data_file_says_its_quantile():
+    by_term = _synthetic([0.1, -0.05, 0.2, 0.02])
+    data = bench.data_file(by_term, [], 0.87)
+    assert data["level"] == 0.87 and "quantile" in data["method"]
+    assert data["terms"]["train_step"]["sigma"] >= round(bench.term_summary(by_term)["train_step"]["sigma"], 5)

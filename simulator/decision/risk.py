@@ -4,12 +4,15 @@ quality target) is within the user's tolerance (`decision.max_prob_over_budget`,
 The chance of every candidate is estimated without a Monte Carlo per candidate. Each candidate's resolved row is
 moved one uncertain column at a time to that column's P10 and P90 (`simulator.evaluator.perturbations`, the same
 columns the ranges, the tornado and the Monte Carlo move: `uncertain_columns`), all candidates × moves in one
-vectorised `evaluate_columns` call. Each move gives the sensitivity of log total cost and of loss to that column's
-standard-normal draw (the change in the figure over the change in the column's log, times the column's spread), and
-the sensitivities combine with the devices' fitted correlations (σ² = gᵀ R g, as the Monte Carlo draws them) into a
-log-normal total cost and a normal loss around the candidate's predicted values. The best candidate within the
-tolerance is then checked by the Monte Carlo itself (`simulator.decision.uncertainty.monte_carlo`); where that chance
-exceeds the tolerance beyond its sampling error, the next safer candidate is checked, a few at most."""
+vectorised `evaluate_columns` call. Each column's two moves give its response (of log total cost, and of loss) to
+its standard draw z, taken as linear on each side of the plan (through the P10 move below, the P90 move above; flat
+past a move a bound stopped short, as a draw is clipped there). The responses are summed over the columns for the
+Monte Carlo's own standard draws (`standard_draws`: the devices' fitted correlations, the model-error terms'
+Student-t tails), so a one-sided or heavy-tailed term (a run never takes less than its steps; a quantization loss
+never below none) shapes the chance as it does in the Monte Carlo, at the cost of a matrix of candidates × draws,
+not of the model. The best candidate within the tolerance is then checked by the Monte Carlo itself
+(`simulator.decision.uncertainty.monte_carlo`); where that chance exceeds the tolerance beyond its sampling error,
+the next safer candidate is checked, a few at most."""
 
 from __future__ import annotations
 
@@ -18,14 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
 from simulator import model_error
 from simulator.catalog import HardwareSpec
 from simulator.correlations import correlation_matrix
 from simulator.decision.search import COST, LOSS, pick
-from simulator.decision.uncertainty import MonteCarlo
+from simulator.decision.uncertainty import MonteCarlo, standard_draws
 from simulator.evaluator import (
+    draw_of,
+    move,
     perturbations,
     scenario_device_correlations,
     scenario_spreads,
@@ -45,36 +49,47 @@ BUDGET, TARGET = "budget", "target"  # which chance the tolerance bounds
 NEUTRAL_SAMPLES = 2000
 
 
+ESTIMATE_DRAWS = 2000  # standard draws per candidate for the estimate: its chances to about ±1 point
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """Each candidate's predicted total cost and loss with their spreads, and the chances they give."""
+    """Each candidate's predicted total cost and loss, and draws of how far each moves (`estimate`)."""
 
-    total_cost_usd: np.ndarray  # the centre: the predicted value moved by the curvature of its responses
+    total_cost_usd: np.ndarray  # the predicted value, per candidate
     quality_loss: np.ndarray  # ... likewise
-    cost_sigma_log: np.ndarray  # one-sigma spread of log total cost
-    loss_sigma: np.ndarray  # one-sigma spread of the loss (nats/token)
+    log_cost_moves: np.ndarray  # (candidates, draws): log(total cost ÷ predicted) of each draw
+    loss_moves: np.ndarray  # (candidates, draws): loss − predicted (nats/token)
 
     def prob_over_budget(self, budget_usd: float) -> np.ndarray:
-        """P(total cost > budget) for a log-normal total cost around the centre."""
+        """P(total cost > budget): the share of draws over it (an infinite or undefined cost is over)."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.log(budget_usd / self.total_cost_usd) / self.cost_sigma_log
-        z = np.where(self.cost_sigma_log > 0, z, np.where(self.total_cost_usd <= budget_usd, np.inf, -np.inf))
-        return np.where(np.isfinite(self.total_cost_usd), norm.sf(z), 1.0)
+            within = np.log(self.total_cost_usd)[:, None] + self.log_cost_moves <= np.log(budget_usd)
+        return _share_over(within)
 
     def prob_over_target(self, target_loss: float) -> np.ndarray:
-        """P(loss > target) for a normal loss around the centre."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (target_loss - self.quality_loss) / self.loss_sigma
-        z = np.where(self.loss_sigma > 0, z, np.where(self.quality_loss <= target_loss, np.inf, -np.inf))
-        return np.where(np.isfinite(self.quality_loss), norm.sf(z), 1.0)
+        """P(loss > target): the share of draws above it."""
+        with np.errstate(invalid="ignore"):
+            return _share_over(self.quality_loss[:, None] + self.loss_moves <= target_loss)
 
     def budget_needed(self, tolerance: float) -> np.ndarray:
         """The least budget at which each candidate's chance of going over it is `tolerance`."""
-        return self.total_cost_usd * np.exp(self.cost_sigma_log * norm.isf(tolerance))
+        return self.total_cost_usd * np.exp(_upper(self.log_cost_moves, tolerance))
 
     def target_needed(self, tolerance: float) -> np.ndarray:
         """The lowest quality target each candidate misses with a chance of `tolerance`."""
-        return self.quality_loss + self.loss_sigma * norm.isf(tolerance)
+        return self.quality_loss + _upper(self.loss_moves, tolerance)
+
+
+def _share_over(within: np.ndarray) -> np.ndarray:
+    return 1.0 - np.mean(within, axis=1) if within.shape[1] else np.where(within.all(axis=1), 0.0, 1.0)
+
+
+def _upper(moves: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per candidate, the move its draws exceed with a chance of `tolerance` (0 without draws)."""
+    if not moves.shape[1]:
+        return np.zeros(moves.shape[0])
+    return np.quantile(np.where(np.isfinite(moves), moves, np.inf), 1.0 - tolerance, axis=1)
 
 
 def candidate_rows(base: Scenario, choices: Sequence[Mapping[str, Any]],
@@ -98,7 +113,7 @@ def estimate(base: Scenario, choices: Sequence[Mapping[str, Any]],
     uncertain columns."""
     if not choices:
         empty = np.empty(0)
-        return Estimate(empty, empty, empty, empty)
+        return Estimate(empty, empty, np.empty((0, ESTIMATE_DRAWS)), np.empty((0, ESTIMATE_DRAWS)))
     cols = candidate_rows(base, choices, devices)
     spread = scenario_spreads(base, devices)  # the devices' and the model's own error
     spreads = uncertain_columns(cols, spread)
@@ -110,43 +125,44 @@ def estimate(base: Scenario, choices: Sequence[Mapping[str, Any]],
     width = 1 + 2 * len(names)
     rows = {k: np.repeat(v, width) for k, v in wide.items() if k not in spreads}
     rows |= {k: np.concatenate([p[0][k] for p in per_point]) for k in spreads}
-    # each point's column: planned, at its P10 move, at its P90 move (clipped at its bounds as the draws are)
-    col = np.stack([rows[name].reshape(n, width)[:, [0, 1 + 2 * i, 2 + 2 * i]] for i, name in enumerate(names)],
-                   axis=1) if names else np.ones((n, 0, 3))
-    sigma = np.array([spreads[name] for name in names])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = evaluate_columns(rows)
         cost = np.asarray(out[COST], dtype=float).reshape(n, width)
         loss = np.asarray(out[LOSS], dtype=float).reshape(n, width)
-        x = np.log(col[:, :, 1:] / col[:, :, :1]) / sigma[None, :, None]  # the moves in sigmas of the log draw
         log_cost = np.log(cost)
-        g_cost, c_cost = _slope_curve(x, log_cost[:, 1::2] - log_cost[:, :1], log_cost[:, 2::2] - log_cost[:, :1])
-        g_loss, c_loss = _slope_curve(x, loss[:, 1::2] - loss[:, :1], loss[:, 2::2] - loss[:, :1])
-    r = correlation_matrix(names, scenario_device_correlations(base, devices))
-    # the centre: the predicted value moved by the mean of each column's curvature (E[b·z²] = b)
-    return Estimate(cost[:, 0] * np.exp(c_cost.sum(axis=1)), loss[:, 0] + c_loss.sum(axis=1),
-                    _combined(g_cost, r), _combined(g_loss, r))
+    z = standard_draws(names, correlation_matrix(names, scenario_device_correlations(base, devices)),
+                       ESTIMATE_DRAWS, base.decision.seed)
+    cost_moves, loss_moves = np.zeros((n, ESTIMATE_DRAWS)), np.zeros((n, ESTIMATE_DRAWS))
+    for i, name in enumerate(names):
+        column = rows[name].reshape(n, width)
+        # where the column's P10 and P90 moves landed, in standard draws of it (`factor`), and where they would have
+        # without its bounds: a move a bound stopped short marks where the draws are clipped too
+        nominal = [float(draw_of(name, spreads[name], f)) for f in move(name, spreads[name])]
+        x_lo = draw_of(name, spreads[name], column[:, 1 + 2 * i] / column[:, 0])
+        x_hi = draw_of(name, spreads[name], column[:, 2 + 2 * i] / column[:, 0])
+        for moves, values in ((cost_moves, log_cost), (loss_moves, loss)):
+            lo = values[:, 1 + 2 * i] - values[:, 0]
+            hi = values[:, 2 + 2 * i] - values[:, 0]
+            moves += _response(z[i], (x_lo, lo, nominal[0]), (x_hi, hi, nominal[1]))
+    return Estimate(cost[:, 0], loss[:, 0], cost_moves, loss_moves)
 
 
-def _slope_curve(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per point and column, the slope a and curvature b of f(z) = a·z + b·z² through (0, 0) and the P10 and P90
-    moves (`x`: where each move lies, in sigmas of the column's draw; `low`, `high`: the figure's change there).
-    A move that gives no finite change, or that its bounds left in place, counts as none."""
-    x_lo, x_hi = x[..., 0], x[..., 1]
-    ok_lo = np.isfinite(low) & np.isfinite(x_lo) & (x_lo < 0)
-    ok_hi = np.isfinite(high) & np.isfinite(x_hi) & (x_hi > 0)
-    s_lo = np.where(ok_lo, low / np.where(ok_lo, x_lo, 1.0), np.nan)  # secant slopes
-    s_hi = np.where(ok_hi, high / np.where(ok_hi, x_hi, 1.0), np.nan)
-    both = ok_lo & ok_hi
-    curve = np.where(both, (s_hi - s_lo) / np.where(both, x_hi - x_lo, 1.0), 0.0)
-    slope = np.where(both, s_lo - curve * x_lo, np.where(ok_lo, s_lo, np.where(ok_hi, s_hi, 0.0)))
-    return slope, curve
+def _response(z: np.ndarray, low: tuple[np.ndarray, np.ndarray, float],
+              high: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
+    """(candidates, draws): a figure's change for one column's draws `z`, linear on each side of the plan through
+    its P10 move and its P90 move (each: where it landed in draws, the figure's change there, and where it would
+    have landed without the column's bounds); flat past a move a bound stopped short (the draws are clipped there
+    too). A move that gives no finite change counts as none."""
+    def side(x: np.ndarray, d: np.ndarray, nominal: float) -> tuple[np.ndarray, np.ndarray]:
+        ok = np.isfinite(d) & np.isfinite(x) & (x != 0.0)
+        slope = np.where(ok, d / np.where(ok, x, 1.0), 0.0)
+        stopped = np.abs(x) < abs(nominal) * (1.0 - 1e-9)
+        return slope[:, None], np.where(stopped, np.abs(x), np.inf)[:, None]
 
-
-def _combined(g: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """sqrt(gᵀ R g) per row of sensitivities `g` (a move that gives no finite figure counts as none)."""
-    g = np.where(np.isfinite(g), g, 0.0)
-    return np.sqrt(np.maximum(np.einsum("ni,ij,nj->n", g, r, g), 0.0))
+    s_lo, cap_lo = side(*low)
+    s_hi, cap_hi = side(*high)
+    zz = z[None, :]
+    return np.where(zz < 0.0, s_lo * np.maximum(zz, -cap_lo), s_hi * np.minimum(zz, cap_hi))
 
 
 @dataclass(frozen=True)
@@ -199,8 +215,9 @@ class RiskAware:
                 "confirmed_by_monte_carlo": self.confirmed, "recommended": self.recommended.to_dict(),
                 "risk_neutral": self.neutral.to_dict(), "checked": [c.to_dict() for c in self.checks],
                 "method": "chance estimated for every point of the Pareto front (and of the refinement around the "
-                          "pick) from the one-at-a-time P10/P90 moves of every uncertain input, combined with their "
-                          "correlations into a log-normal total cost and a normal loss; the pick checked by the Monte "
+                          "pick) from the one-at-a-time P10/P90 moves of every uncertain input (each input's response "
+                          "linear on each side of the plan), summed over the Monte Carlo's own draws (correlations, "
+                          "Student-t tails); the pick checked by the Monte "
                           "Carlo, stepping to the next safer plan where it exceeds the tolerance beyond sampling "
                           "error"}
 
@@ -339,7 +356,7 @@ def _joined(a: Pool, b: Pool) -> Pool:
 
 def _joined_estimate(a: Estimate, b: Estimate) -> Estimate:
     return Estimate(*(np.concatenate((getattr(a, f), getattr(b, f))) for f in
-                      ("total_cost_usd", "quality_loss", "cost_sigma_log", "loss_sigma")))
+                      ("total_cost_usd", "quality_loss", "log_cost_moves", "loss_moves")))
 
 
 def _up(x: float, digits: int = 3) -> float:

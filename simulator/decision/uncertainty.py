@@ -13,7 +13,7 @@ import numpy as np
 
 from simulator import model_error
 from simulator.correlations import Pair, correlation_matrix, psd_factor
-from simulator.evaluator import clip_to_bounds, perturbations, uncertain_columns
+from simulator.evaluator import clip_to_bounds, factor, perturbations, uncertain_columns
 from simulator.spreads import label_of
 from simulator.sweeps import evaluate_columns
 from simulator.training.model import CHUNK_ROWS
@@ -47,8 +47,9 @@ class MonteCarlo:
         method = ("lognormal draws, median = the plan's value, sigma = each input's relative spread (fitted standard "
                   "error or held-out error for calibrated devices; published or assumed otherwise); the model's own "
                   "error terms (measured on published results, leave-one-group-out: simulator/data/model_error.json) "
-                  "drawn in log space from a Student-t with the degrees of freedom fitted to their residuals, scaled "
-                  "to the normal's P10-P90, so heavier tails show; ")
+                  "from a Student-t with the degrees of freedom fitted to their residuals, scaled to the normal's "
+                  "P10-P90, so heavier tails show (the quantization and pruning terms, measured on a linear scale, "
+                  "as 1 + sigma·z, at least 0); ")
         method += (f"drawn jointly (multivariate normal in log space, correlation from the calibration fit both came "
                    f"from): {joint}; all other inputs independent") if joint else "all inputs independent"
         return {"samples": self.samples, "seed": self.seed, "total_cost_usd": self.total_cost_usd.to_dict(),
@@ -99,7 +100,8 @@ def plan_row(cols: Mapping[str, np.ndarray]) -> dict[str, float]:
 def evaluate_draws(plan: Mapping[str, float], spreads: Mapping[str, float], names: list[str], z: np.ndarray,
                    keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The figures `keys` of each draw: draw j is the `plan` row (each column's value) with column `names[i]` ×
-    exp(σ_i · z[i, j]) (σ from `spreads`), clipped to its bounds. Evaluated in blocks of CHUNK_ROWS draws, each one
+    factor(σ_i, z[i, j]) (σ from `spreads`; simulator.evaluator.factor: exp(σz), or 1 + σz for a model-error term
+    measured on a linear scale), clipped to its bounds. Evaluated in blocks of CHUNK_ROWS draws, each one
     vectorised pass, so the memory of the model's columns stays that of one block whatever the number of draws."""
     samples = z.shape[1]
     out = {key: np.empty(samples) for key in keys}
@@ -107,13 +109,28 @@ def evaluate_draws(plan: Mapping[str, float], spreads: Mapping[str, float], name
         stop = min(samples, start + CHUNK_ROWS)
         rows = {k: np.full(stop - start, v) for k, v in plan.items()}
         for i, name in enumerate(names):
-            rows[name] = rows[name] * np.exp(spreads[name] * z[i, start:stop])
+            rows[name] = rows[name] * factor(name, spreads[name], z[i, start:stop])
         clip_to_bounds(rows, spreads)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             figures = evaluate_columns(rows)
         for key in keys:
             out[key][start:stop] = figures[key]
     return out
+
+
+def standard_draws(names: list[str], r: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """The Monte Carlo's standard draws, one row per uncertain column (`names`, correlation `r`): normals made
+    positive semidefinite through `psd_factor` where `r` is not the identity, and a model-error term's row from its
+    Student-t, scaled to the normal's P10-P90 (simulator.model_error.t_draws)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((len(names), samples))
+    if not np.array_equal(r, np.eye(len(names))):
+        z = psd_factor(r) @ z
+    heavy = model_error.tails()
+    for i, name in enumerate(names):
+        if name in heavy:
+            z[i] = model_error.t_draws(z[i], heavy[name])
+    return z
 
 
 def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, float], budget_usd: float, samples: int, seed: int,
@@ -126,16 +143,9 @@ def monte_carlo(cols: Mapping[str, np.ndarray], device_spread: Mapping[str, floa
     number for number. The draws are made at once (one number per uncertain column and draw) and evaluated in blocks
     (`evaluate_draws`). `target_loss`: also the share of draws whose loss is above it (`prob_over_target`)."""
     spreads = uncertain_columns(cols, device_spread)
-    rng = np.random.default_rng(seed)
     names = sorted(spreads)  # a fixed order, so a seed gives the same draws whatever the dict order
     r = correlation_matrix(names, correlations or {})
-    z = rng.standard_normal((len(names), samples))
-    if not np.array_equal(r, np.eye(len(names))):
-        z = psd_factor(r) @ z
-    heavy = model_error.tails()
-    for i, name in enumerate(names):  # a model-error term: Student-t tails, the normal's P10-P90 (model_error.py)
-        if name in heavy:
-            z[i] = model_error.t_draws(z[i], heavy[name])
+    z = standard_draws(names, r, samples, seed)
     plan = plan_row(cols)
     out = evaluate_draws(plan, spreads, names, z, (cost_key, loss_key))
     cost, loss = out[cost_key], out[loss_key]

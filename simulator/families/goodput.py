@@ -191,8 +191,10 @@ def run(cols: Columns) -> dict[str, np.ndarray]:
     warmup_days = warmup_h / 24.0  # one-off job start-up (definition; restarts are in R)
     # Daly 2006 first-order total: T_w = T_s + checkpoints + failures × (τ/2 + R), plus one-off start-up
     expected = work + ckpt_days + failure_days + warmup_days
-    # the goodput model's own error (simulator/model_error.py) scales expected ÷ ideal; 1 in a plan
-    wall = np.where(enabled, expected * np.asarray(cols.get("model_err_goodput", 1.0), dtype=np.float64), ideal)
+    # the goodput model's own error (simulator/model_error.py) scales expected ÷ ideal; 1 in a plan. Its low side
+    # stops at the ideal time: a run takes at least its steps (goodput ≤ 1, Dubey et al. 2024 §3.3.4)
+    err = np.asarray(cols.get("model_err_goodput", 1.0), dtype=np.float64)
+    wall = np.where(enabled, np.maximum(ideal, expected * err), ideal)
     zero = np.zeros_like(ideal)
     # goodput = ideal / expected, Dubey et al. 2024 §3.3.4's "effective training time"; 1 where both are 0
     with np.errstate(divide="ignore", invalid="ignore"):
