@@ -34,9 +34,11 @@ pdf-fonts:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: install browser-deps pdf-fonts
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: install browser-deps

@@ -12,7 +12,8 @@ import streamlit as st
 from app_pages import _calibrate_run as runner
 from app_pages import _calibrate_state as state
 from app_pages._calibrate_view import md
-from calibration.probe import BUDGETS_S, clock
+from calibration.budgets import BUDGETS_S
+from calibration.probe import clock
 from calibration.rows import BENCH_TITLES
 from report import calibration_summary as summary
 

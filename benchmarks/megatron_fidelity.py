@@ -14,9 +14,7 @@ API, which the tests use for speed). `training.hw_tflops_per_gpu` of the plan is
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
-import io
 import json
 import os
 import subprocess
@@ -35,9 +33,8 @@ A100 = "A100-80GB-SXM"
 
 # Narayanan et al. 2021 Table 1: the rows of group "narayanan2021" in benchmarks/published/training_throughput.json,
 # the one copy of the scenarios and the published figures (micro-batch and interleave from Megatron-LM
-# examples/academic_paper_scripts/sc21/run_table_1.sh); shared/reference/megatron_table1.csv is checked against it
+# examples/academic_paper_scripts/sc21/run_table_1.sh)
 TABLE1_SET, TABLE1_GROUP = "training_throughput", "narayanan2021"
-SHARED_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "megatron_table1.csv"
 
 
 # Megatron-LM 2021 (Narayanan 2021 §5): fp16, full recomputation, gradients all-reduced after the backward
@@ -76,11 +73,6 @@ def load_table1(rows: Sequence[Mapping[str, Any]] | None = None) -> dict[str, np
     t = {key: np.array([float(r["scenario"][a][b]) for r in rows]) for key, (a, b) in paths.items()}
     t["tflops_per_gpu"] = np.array([float(r["published"]) for r in rows])
     return t
-
-
-def load_table1_csv(text: str) -> dict[str, np.ndarray]:
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
 
 
 def table1_scenario(i: int, accelerator: str = A100) -> dict[str, dict[str, Any]]:

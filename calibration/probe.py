@@ -35,7 +35,6 @@ SLOW_ENV = "MODELFOLIO_PROBE_SLOW_DTYPE"
 SLOW_FACTOR = 100.0
 EMULATED_RATIO = 1 / 8  # below this fraction of fp32's throughput a dtype is emulated
 PROBE_SIZES = (256, 512)
-BUDGETS_S = {"quick": 180.0, "full": 900.0}
 MIN_POINTS = 6  # per fit group: 3 to train (the fits' least) + at least 2 held out, and one spare
 EMULATED_POINTS = 4  # an emulated dtype keeps its cheapest few points per group (3 train, none held out)...
 EMULATED_MIN = 1  # ...and, over budget, down to its cheapest one (the row still shows the emulation)

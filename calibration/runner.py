@@ -44,7 +44,7 @@ class RunConfig:
     rdzv_endpoint: str | None = None
     rdzv_id: str | None = None
     write_profile: bool = True
-    budget_s: float | None = None  # predicted-time budget for the plan (default: probe.BUDGETS_S[mode])
+    budget_s: float | None = None  # predicted-time budget for the plan (default: budgets.BUDGETS_S[mode])
     progress: str = "auto"  # "jsonl": PROGRESS lines on stdout; "bar": only the bar; "auto": jsonl unless a tty
     skip: frozenset[str] | None = None  # benches left out (--skip); unlike --only, the quality calibration still runs
     plan_only: bool = False  # probe and print the plan (with jsonl, a PLAN line too); measure and write nothing
@@ -343,7 +343,8 @@ def plan_run(cfg: RunConfig, env: dict[str, Any]) -> PlannedRun:
     if mode == "tiny":  # the test grid is neither probed nor sized
         return PlannedRun(mode, devices, sizes, steps, None, {})
     from calibration.bench.registry import set_run_threads
-    from calibration.probe import BUDGETS_S, advice, fit_budget, probe, probe_environment, summary
+    from calibration.budgets import BUDGETS_S
+    from calibration.probe import advice, fit_budget, probe, probe_environment, summary
     from calibration.quality.hook import quality_share
 
     set_run_threads()  # the threads the run measures with

@@ -141,7 +141,7 @@ def _devices(doc: _Doc, decision: Any) -> None:
 def decision_pdf(decision: Any, *, name: str | None = None, created: dt.datetime | None = None) -> bytes:
     """The decision as an A4 PDF, titled `name` (default: the scenario's `name`, else "Modelfolio decision");
     `created` fixes the printed date (default `report_date`'s). The Decide page's download and `python -m
-    simulator report` both make it, with the same bytes for the same inputs and date."""
+    modelfolio report` both make it, with the same bytes for the same inputs and date."""
     created = report_date(created)
     name = shown_name(name) or shown_name(decision.scenario.name) or "Modelfolio decision"
     doc = new_document(name, text.answer_sentence(decision), created)

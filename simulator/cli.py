@@ -1,11 +1,13 @@
-"""Command line: `python -m simulator evaluate SCENARIO.json` (JSON plan), `... decide` (the recommended plan, its
-Pareto front, uncertainty and sensitivity, as JSON), `... sweep` (CSV) and `... report` (PDF summary, `-o plan.pdf`:
-the decision's for a scenario with a `decision` section, else the training plan's).
+"""The simulator's command line: `python -m simulator evaluate SCENARIO.json` (JSON plan), `... decide` (the
+recommended plan, its Pareto front, uncertainty and sensitivity, as JSON), `... sweep` (CSV) and `... catalog`.
+The PDF (`report`) is the product's command, `python -m modelfolio report` (modelfolio/cli.py), which sits above
+the simulator and the report: the simulator imports neither the report nor the app.
 
 Every input problem ends with `error: ...` lines on standard error and exit code 2, never a traceback:
 scenarios and grids are parsed by the one bounded reader (simulator.safe_json), `--out` is checked before
 the sweep or report runs (not a directory, its folder exists, not an input file, no overwrite without
-`--force`), and a reader that leaves early (`... | head -1`) ends the command quietly with exit code 0.
+`--force`), and a reader that leaves early (`... | head -1`) ends the command quietly with exit code 0. The helpers the
+product's command shares (`read_scenario`, `check_out`, `write_out`, `has_decision`) are public here.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def _read_scenario(path: str) -> Scenario:
+def read_scenario(path: str) -> Scenario:
     source = "standard input" if path == "-" else source_name(path)
     try:
         if path == "-":
@@ -135,7 +137,7 @@ def _to_stdout(write: Callable[[Any], Any]) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    plan = _finite(evaluate(_read_scenario(args.scenario)).to_dict())
+    plan = _finite(evaluate(read_scenario(args.scenario)).to_dict())
     _to_stdout(lambda f: f.write(json.dumps(plan, indent=2, allow_nan=False) + "\n"))
     return 0
 
@@ -143,7 +145,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_decide(args: argparse.Namespace) -> int:
     from simulator.decision import decide  # the search is only loaded by the command that needs it
 
-    result = _finite(decide(_read_scenario(args.scenario)).to_dict())
+    result = _finite(decide(read_scenario(args.scenario)).to_dict())
     _to_stdout(lambda f: f.write(json.dumps(result, indent=2, allow_nan=False, ensure_ascii=False) + "\n"))
     return 0
 
@@ -155,7 +157,7 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _check_out(args: argparse.Namespace, command: str = "sweep", example: str = "sweep.csv") -> Path | None:
+def check_out(args: argparse.Namespace, command: str = "sweep", example: str = "sweep.csv") -> Path | None:
     """The --out path, refused (ScenarioError) before the command runs if it cannot or should not be written."""
     if args.out is None:
         return None
@@ -185,10 +187,10 @@ def _check_out(args: argparse.Namespace, command: str = "sweep", example: str = 
 
 
 def _write_csv(frame: Any, out: Path, force: bool) -> None:
-    _write(out, force, lambda f: frame.to_csv(f, index=False), text=True)
+    write_out(out, force, lambda f: frame.to_csv(f, index=False), text=True)
 
 
-def _write(out: Path, force: bool, write: Callable[[Any], Any], text: bool) -> None:
+def write_out(out: Path, force: bool, write: Callable[[Any], Any], text: bool) -> None:
     """Run `write(file)` on --out: created exclusively unless --force, removed again if writing fails."""
     created = False
     try:
@@ -205,8 +207,8 @@ def _write(out: Path, force: bool, write: Callable[[Any], Any], text: bool) -> N
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    out = _check_out(args)
-    frame = sweep(_read_scenario(args.scenario), _parse_grid(args.grid, args.grid_json))
+    out = check_out(args)
+    frame = sweep(read_scenario(args.scenario), _parse_grid(args.grid, args.grid_json))
     if out is not None:
         _write_csv(frame, out, args.force)
         print(f"wrote {len(frame)} rows ({int(frame['valid'].sum())} valid) to {source_name(str(out))}",
@@ -225,32 +227,10 @@ def has_decision(scenario: Scenario) -> bool:
     return any(key.startswith("decision.") and key not in SHARED_DECISION_KEYS for key in scenario.given)
 
 
-def _report_pdf(scenario: Scenario, fallback_name: str) -> tuple[str, bytes]:
-    """(what the PDF is, its bytes): the decision's PDF for a scenario with a `decision` section, else the training
-    plan's; titled with the scenario's `name`, else `fallback_name`."""
-    try:  # lazily: `simulator` stays importable without the report's dependencies
-        from report.decision_pdf import decision_pdf
-        from report.pdf import plan_pdf, shown_name
-    except ImportError as exc:
-        raise ScenarioError([f"report: the PDF needs fpdf2 and vl-convert-python ({exc}); "
-                             "pip install -e . installs them"]) from None
-    name = shown_name(scenario.name) or fallback_name
-    if has_decision(scenario):
-        from simulator.decision import decide
-
-        return "decision", decision_pdf(decide(scenario), name=name)
-    from simulator.scaling import gpu_sweep
-
-    return "training plan", plan_pdf(evaluate(scenario), gpu_sweep(scenario), name=name)
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    out = _check_out(args, command="report", example="plan.pdf")
-    scenario = _read_scenario(args.scenario)
-    kind, data = _report_pdf(scenario, "standard input" if args.scenario == "-" else Path(args.scenario).name)
-    _write(out, args.force, lambda f: f.write(data), text=False)
-    print(f"wrote the {kind} PDF, {len(data):,} bytes, to {source_name(str(out))}", file=sys.stderr)
-    return 0
+def _cmd_report_moved(args: argparse.Namespace) -> int:
+    raise ScenarioError([f"report: the PDF is written by the product's command, which sits above the simulator and "
+                         f"the report: python -m modelfolio report {shorten(args.scenario, 120)} -o "
+                         f"{shorten(args.out or 'plan.pdf', 120)}"])
 
 
 def _cmd_catalog(_: argparse.Namespace) -> int:
@@ -260,8 +240,11 @@ def _cmd_catalog(_: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m simulator", description="Modelfolio training planner")
+def build_parser(prog: str = "python -m simulator",
+                 extra: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
+    """The simulator's commands; `extra(subparsers)` adds more (the product's `report`, modelfolio.cli); without it
+    `report` says which command writes the PDF."""
+    parser = _Parser(prog=prog, description="Modelfolio: training, compression, serving and money of a model plan")
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="print the plan of one scenario as JSON")
     ev.add_argument("scenario", help="scenario JSON file, or - for standard input")
@@ -277,14 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", help="CSV file to write (default: standard output); never an input file")
     sw.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     sw.set_defaults(func=_cmd_sweep)
-    rp = sub.add_parser("report", help="write one scenario as a PDF summary: the decision's when it has a decision "
-                                       "section (as the Decide page's download), else the training plan's")
-    rp.add_argument("scenario", help="scenario JSON file, or - for standard input")
-    rp.add_argument("-o", "--out", required=True, help="PDF file to write; never the input file")
-    rp.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    rp.set_defaults(func=_cmd_report)
     cat = sub.add_parser("catalog", help="list the accelerators of the hardware catalog")
     cat.set_defaults(func=_cmd_catalog)
+    if extra is not None:
+        extra(sub)
+    else:
+        rp = sub.add_parser("report", help="moved: python -m modelfolio report SCENARIO.json -o plan.pdf")
+        rp.add_argument("scenario")
+        rp.add_argument("-o", "--out")
+        rp.add_argument("--force", action="store_true")
+        rp.set_defaults(func=_cmd_report_moved)
     return parser
 
 
@@ -310,9 +295,10 @@ def _report(problems: list[str]) -> int:
     return EXIT_BAD_INPUT
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m simulator",
+         extra: Callable[[Any], None] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog, extra).parse_args(argv)
     except SystemExit as exc:  # usage errors (exit 2, message printed) and --help (exit 0)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:

@@ -90,11 +90,6 @@ def _gemm_fits(profile: dict[str, Any], device: str) -> dict[str, dict[str, Any]
     return out
 
 
-def _compute_overlay(profile: dict[str, Any], device: str) -> dict[str, float]:
-    """Achieved large-GEMM TFLOP/s per precision, from fits.compute.gemm["<device>/<dtype>"]."""
-    return {dtype: float(fit["params"]["achieved_tflops"]) for dtype, fit in _gemm_fits(profile, device).items()}
-
-
 def _largest_allreduce(profile: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     worlds = profile.get("fits", {}).get("collectives", {}).get("all_reduce", {}).get("by_world", {})
     for world in sorted((int(w) for w in worlds), reverse=True):

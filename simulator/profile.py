@@ -32,7 +32,7 @@ from simulator.profile_models import (  # noqa: F401 - re-exported: simulator.pr
 )
 from simulator.quality_curves import QualitySectionError, parse_quality
 from simulator.safe_json import MAX_DEPTH as SAFE_MAX_DEPTH
-from simulator.safe_json import MAX_PROFILE_BYTES, JSONInputError, loads, max_depth, read_bytes, shorten
+from simulator.safe_json import MAX_PROFILE_BYTES, JSONInputError, loads, read_bytes, shorten
 
 KIND = "modelfolio.calibration_profile"
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
@@ -66,11 +66,6 @@ def _read_bytes(source: str | Path | bytes | bytearray) -> bytes:
         if exc.kind == "read":
             raise _fail("", f"cannot read profile file {shorten(source, 200)}: {exc.problem}") from None
         raise _fail("", f"{exc.source}: {exc.problem}") from None
-
-
-def _max_depth(data: bytes) -> int:
-    """Deepest [ / { nesting outside strings, by a linear scan (no recursion, no parser)."""
-    return max_depth(data)
 
 
 def parse_json(data: bytes) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from calibration.bench.grids import plan
+from calibration.budgets import BUDGETS_S
 from calibration.probe import (
-    BUDGETS_S,
     EMULATED_POINTS,
     MIN_POINTS,
     SLOW_ENV,

@@ -92,3 +92,17 @@ def test_module_entry_point_runs_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "simulator", "evaluate", str(bad)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "model.params" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_simulators_report_command_names_the_products(tmp_path, capsys):
+    """The simulator imports no report: its `report` says which command writes the PDF, and that one does."""
+    from modelfolio.cli import main as product
+
+    path = tmp_path / "s.json"
+    path.write_text('{"model": {"params": 1e9}}')
+    assert main(["report", str(path), "-o", str(tmp_path / "p.pdf")]) == 2
+    err = capsys.readouterr().err
+    assert "python -m modelfolio report" in err and str(path.name) in err
+    assert product(["report", str(path), "-o", str(tmp_path / "p.pdf")]) == 0
+    assert (tmp_path / "p.pdf").read_bytes().startswith(b"%PDF")
+    assert product(["evaluate", str(path)]) == 0  # the simulator's commands too

@@ -1,4 +1,4 @@
-"""`python -m simulator report` writes the PDF the scenario asks for (the decision's when it has a `decision`
+"""`python -m modelfolio report` writes the PDF the scenario asks for (the decision's when it has a `decision`
 section, the same bytes as the Decide page's download), every PDF is titled with the scenario's name, and every
 command of README.md's "Command line" and "PDF summary" blocks runs as written."""
 
@@ -23,9 +23,10 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
 
+from modelfolio.cli import main  # noqa: E402
 from report.pdf import plan_pdf, shown_name  # noqa: E402
 from simulator import Scenario, evaluate  # noqa: E402
-from simulator.cli import has_decision, main  # noqa: E402
+from simulator.cli import has_decision  # noqa: E402
 from simulator.inputs import INPUTS  # noqa: E402
 
 APP = str(ROOT / "app.py")

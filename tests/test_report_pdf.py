@@ -11,12 +11,12 @@ import pytest
 from pypdf import PdfReader
 from streamlit.testing.v1 import AppTest
 
+from modelfolio.cli import main
 from report import formatting as fmt
 from report import pdf as report_pdf
 from report.pdf import KEY_FIGURES, plan_pdf
 from simulator import Scenario, evaluate
 from simulator.catalog import load_catalog
-from simulator.cli import main
 from simulator.plan import VERSION
 from simulator.scaling import gpu_counts, gpu_sweep
 

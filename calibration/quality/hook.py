@@ -8,8 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-QUALITY_SHARE = 0.25  # of the whole calibration's budget: 45 s of --quick's 180 s, 225 s of --full's 900 s
-# (here, not in quality/run.py, so the plan can read it without importing the fits: 0.6 s of scipy)
+from calibration.budgets import BUDGETS_S, QUALITY_SHARE
 
 
 def quality_share(cfg: Any, mode: str) -> float:
@@ -23,8 +22,6 @@ def run_step(cfg: Any, mode: str, log: Callable[[str], None] | None = None) -> N
     """Run it; a failure (scikit-learn missing, a bug) is reported and the hardware profile is still written.
     Ctrl-C and failed writes (OSError) go to the runner, which handles them for every step. `log` gets the
     quality calibration's progress lines (stderr by default)."""
-    from calibration.probe import BUDGETS_S
-
     share = quality_share(cfg, mode)
     if share <= 0:
         return

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from calibration.budgets import BUDGETS_S, QUALITY_SHARE
 from calibration.profile_writer import QUALITY_NAME as SECTION_NAME  # the writer reads the section from there
-from calibration.quality.hook import QUALITY_SHARE
 
 POINTS_NAME, PLAN_NAME = "quality_points.jsonl", "quality_plan.json"
 MIN_FOLDS = 2
@@ -351,8 +351,6 @@ def run_quality(out: Path, mode: str, *, budget_s: float | None = None, resume: 
     t0 = time.perf_counter()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(out)
-    from calibration.probe import BUDGETS_S
-
     budget_s = budget_s or BUDGETS_S.get(mode, 180.0) * QUALITY_SHARE
     threads = torch.get_num_threads()
     if device == "cpu":  # models this small train 10-50x faster on one thread than on two busy cores

@@ -34,7 +34,7 @@ from simulator.quality_curves import QualityCurve, QualitySection, error_at, qua
 # the calibrated curves are used as measured up to this many times the calibrated model's parameters (one decade:
 # as far as the law's N exponent is trusted to carry them), then blended towards the law
 SMALL_SPAN = 10.0
-LM_NAME = "char_lm"  # the quality calibration's language model (calibration/quality/lm.py)
+LM_NAME = "char_lm"  # the quality calibration's language model (calibration/quality/models.py)
 # scenario operation -> the curve that measured it: (family, curve method, fine-tuned)
 WEIGHT_CURVES = {"rtn": ("bits", "rtn", False), "qat": ("bits", "qat", True)}
 PRUNE_CURVES = {"unstructured": ("sparsity", "l1_unstructured", False), "rows": ("sparsity", "l2_rows", False)}

@@ -2,8 +2,6 @@
 
 import numpy as np
 
-from .constants import DEFAULT_CONSTANTS, TrainingConstants
-
 
 def gemm_compute_efficiency(m, n, k_dim, eff_max, dim_half):
     """Fraction of dense peak a GEMM (m×k)·(k×n) sustains when compute-bound.
@@ -37,14 +35,6 @@ class GemmCost:
         if batch is None:
             return t, volume
         return t * batch, volume * batch
-
-
-def gemm_time_s(m, n, k_dim, batch, elem_bytes, peak_flops, hbm_Bps,
-                k: TrainingConstants = DEFAULT_CONSTANTS):
-    """Seconds and FLOPs of `batch` GEMMs (m×k)·(k×n) with the constants' efficiencies."""
-    cost = GemmCost(elem_bytes, peak_flops, hbm_Bps, k.gemm_eff_max, k.hbm_eff, k.gemm_dim_half)
-    t, macs = cost.time_s(m, n, k_dim, batch)
-    return t, 2.0 * macs
 
 
 def memory_pass_s(traffic_bytes, hbm_Bps, hbm_eff):

@@ -1,0 +1,5 @@
+import sys
+
+from modelfolio.cli import main
+
+sys.exit(main())
