@@ -158,15 +158,17 @@ def describe_step(frame: pd.DataFrame) -> str:
 
 
 def memory_frame(plans: Mapping[str, Any], hbm_GB: Mapping[str, float]) -> pd.DataFrame:
-    """GB per GPU by part, with each scenario's HBM capacity, for {scenario name: Plan}."""
+    """GB per GPU by part, with each scenario's HBM capacity and whether it fits (the plan's own
+    training.fits_memory), for {scenario name: Plan}."""
     rows = []
     for name, plan in plans.items():
         total = float(plan.training["memory_per_gpu_gb"].value) or 1.0
+        fits = FITS if bool(plan.training["fits_memory"].value) else NO_FIT
         for key in MEMORY_PARTS:
             value = float(plan.training[key].value)
             rows.append({"Scenario": name, "Part": _label(key), "Short": SHORT_NAMES[key], "GB": value,
-                         "Share": value / total, "HBM GB": hbm_GB[name]})
-    return pd.DataFrame(rows, columns=["Scenario", "Part", "Short", "GB", "Share", "HBM GB"])
+                         "Share": value / total, "HBM GB": hbm_GB[name], "Memory": fits})
+    return pd.DataFrame(rows, columns=["Scenario", "Part", "Short", "GB", "Share", "HBM GB", "Memory"])
 
 
 MEMORY_UNITS = {"GB": FIGURES["training.mem_weights_gb"].unit, "Share": "fraction",
@@ -198,7 +200,7 @@ def describe_memory(frame: pd.DataFrame) -> str:
     for name, group in frame.groupby("Scenario", sort=False):
         total, cap = group["GB"].sum(), group["HBM GB"].iloc[0]
         split = ", ".join(f"{p.lower()} {fmt.gb(v)}" for p, v in zip(group["Part"], group["GB"], strict=True))
-        verdict = "fits" if total <= cap else "does not fit"
+        verdict = "fits" if group["Memory"].iloc[0] == FITS else "does not fit"
         parts.append(f"{name}: {fmt.gb(total)} of {fmt.gb(cap)} HBM, {verdict} ({split}).")
     return "Stacked bar of memory per GPU by part against the accelerator's HBM capacity. " + " ".join(parts)
 

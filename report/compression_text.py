@@ -8,6 +8,7 @@ from typing import Any
 
 from report import formatting as fmt
 from simulator.inputs import INPUTS
+from simulator.keys import split_key
 
 NO_CHANGE = 5e-4  # a perplexity ratio within this of 1 is "no change" in words (the figures keep every digit)
 SECTIONS = ("compression", "quality")  # the families whose figures and warnings Compress shows
@@ -125,4 +126,4 @@ def ranges_text(plan: Any) -> str:
 def warning_texts(plan: Any) -> list[str]:
     """The plan's compression and quality warnings in the user's words, for the page and its PDF."""
     return [fmt.in_words(w.text) for w in plan.warnings
-            if w.key.split(".")[0] in SECTIONS or w.code.startswith("compression")]
+            if split_key(w.key)[0] in SECTIONS or w.code.startswith("compression")]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from report import formatting as fmt
 from report.charts import OKABE_ITO, title_lines
+from simulator.keys import split_key
 
 # a five-pointed star as an SVG path on the unit square (Vega-Lite point shapes take SVG paths)
 STAR = ("M0,-1L0.2245,-0.309L0.9511,-0.309L0.3633,0.118L0.5878,0.809L0,0.382L-0.5878,0.809L-0.3633,0.118"
@@ -71,7 +72,7 @@ def recommended_text(decision: Any) -> str:
     choice = {"model.params": s.model.params, "training.tokens": s.training.tokens, "cluster.gpus": s.cluster.gpus,
               "cluster.tp": s.cluster.tp, "cluster.pp": s.cluster.pp}
     for key in ("compression.weight_bits", "compression.quant_method", "serving.gpus_per_replica"):
-        section, _, name = key.partition(".")
+        section, name = split_key(key)
         if hasattr(s, section) and hasattr(getattr(s, section), name):
             choice[key] = getattr(getattr(s, section), name)
     return choice_text(choice)

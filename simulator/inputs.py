@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator import keys
 from simulator.families import FAMILIES
 from simulator.registry import FigureSpec, Input, Rule
 from simulator.safe_json import shorten
@@ -26,14 +27,8 @@ def section_keys(section: str) -> list[str]:
 
 
 def nested(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Scenario sections from values by dotted key ("cluster.tp" -> {"cluster": {"tp": ...}}); None (left empty,
-    so the registry's default or rule applies) is left out."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in values.items():
-        if value is not None:
-            section, _, name = key.partition(".")
-            out.setdefault(section, {})[name] = value
-    return out
+    """Scenario sections from values by dotted key; None (left empty: the default or rule applies) left out."""
+    return keys.nested(values)
 
 
 def section_of(section: str) -> list[Input]:

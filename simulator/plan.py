@@ -8,6 +8,7 @@ from typing import Any
 from simulator.catalog import HardwareSpec
 from simulator.families.training import STEP_PARTS
 from simulator.inputs import FIGURES
+from simulator.keys import nested
 from simulator.registry import Better, Provenance
 from simulator.scenario import Scenario
 
@@ -123,9 +124,7 @@ class Plan:
                          "provenance_of": dict(getattr(self.hardware, "provenance_of", {}) or {}),
                          "sources": dict(self.hardware.sources)},
         }
-        for key, fig in self.figures.items():
-            section, _, name = key.partition(".")
-            out.setdefault(section, {})[name] = _plain(fig.value)
+        nested({key: _plain(fig.value) for key, fig in self.figures.items()}, into=out, skip_none=False)
         out.setdefault("quality", {})["law"] = self.scenario.quality.law
         out["ranges"] = {k: {"low": f.low, "high": f.high, "includes": [t.label for t in self.range_terms(k)]}
                          for k, f in self.figures.items() if f.low is not None}

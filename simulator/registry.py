@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from simulator.keys import split_key
+
 Kind = Literal["int", "float", "bool", "choice", "device"]
 Provenance = Literal["measured", "fitted", "datasheet", "published", "assumed", "computed"]
 Better = Literal["lower", "higher"] | None
@@ -45,11 +47,11 @@ class _Dotted:
 
     @property
     def section(self) -> str:
-        return self.key.partition(".")[0]
+        return split_key(self.key)[0]
 
     @property
     def name(self) -> str:
-        return self.key.partition(".")[2]
+        return split_key(self.key)[1]
 
 
 @dataclass(frozen=True)

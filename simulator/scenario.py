@@ -17,6 +17,7 @@ from simulator.errors import ScenarioError
 from simulator.families.quality import QUALITY_LAWS
 from simulator.families.training_inputs import MLP_KINDS, PRECISIONS, RECOMPUTE, SHARDING, SYNC_METHODS
 from simulator.inputs import SECTIONS, section_of
+from simulator.keys import nested, split_key
 from simulator.names import NameProblemError, checked_name
 
 __all__ = ["MLP_KINDS", "PRECISIONS", "QUALITY_LAWS", "RECOMPUTE", "SECTION_TYPES", "SHARDING", "SYNC_METHODS",
@@ -39,11 +40,7 @@ QualitySpec = SECTION_TYPES["quality"]
 
 
 def _sectioned(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
-    for key, value in flat.items():
-        section, _, name = key.partition(".")
-        out[section][name] = value
-    return out
+    return nested(flat, into={s: {} for s in SECTIONS}, skip_none=False)
 
 
 MAX_NAME_CHARS = 200
@@ -75,7 +72,7 @@ class _ScenarioBase:
         return self.cluster.gpus // (self.cluster.tp * self.cluster.pp)
 
     def value(self, dotted: str) -> Any:
-        section, _, name = dotted.partition(".")
+        section, name = split_key(dotted)
         return getattr(getattr(self, section), name)
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,11 +115,7 @@ class _ScenarioBase:
 
     def replace(self, devices: Mapping[str, Any] | None = None, **dotted: Any) -> Scenario:
         """Copy with dotted keys changed, re-validated: `s.replace(**{"cluster.gpus": 64})`."""
-        data = self.inputs()
-        for key, value in dotted.items():
-            section, _, name = key.partition(".")
-            data.setdefault(section, {})[name] = value
-        return Scenario.from_dict(data, devices)
+        return Scenario.from_dict(nested(dotted, into=self.inputs(), skip_none=False), devices)
 
 
 Scenario = make_dataclass(

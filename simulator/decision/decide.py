@@ -29,6 +29,7 @@ from simulator.decision.uncertainty import MonteCarlo, Swing, monte_carlo, torna
 from simulator.errors import ScenarioError
 from simulator.evaluator import evaluate, scenario_device_correlations, scenario_rows, scenario_spreads
 from simulator.inputs import INPUTS
+from simulator.keys import split_key
 from simulator.plan import Plan
 from simulator.scenario import Scenario
 
@@ -190,7 +191,7 @@ class _Explainer:
     def _uncosted(self, rows: np.ndarray) -> str:
         i = _example(self.c, rows)
         plan = evaluate(self._scenario(i), self.devices)
-        said = [w.text for w in plan.warnings if w.key.partition(".")[0] in ("serving", "finance")]
+        said = [w.text for w in plan.warnings if split_key(w.key)[0] in ("serving", "finance")]
         return f"for {_describe(self.c.choice(i))}: {'; '.join(said) if said else 'its serving cost is undefined'}"
 
     def __call__(self) -> NoPlan:

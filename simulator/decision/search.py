@@ -12,6 +12,7 @@ import numpy as np
 from simulator.catalog import HardwareSpec
 from simulator.decision.space import candidate_inputs
 from simulator.inputs import FIGURES
+from simulator.keys import split_key
 from simulator.scenario import Scenario
 from simulator.sweeps import sweep_arrays
 
@@ -97,7 +98,7 @@ def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]],
     the other searched keys held at their first value (choose neutral first values: 16-bit weights, one GPU per
     replica), and each combination takes its parts' figures by index. Exact, because no part's figures depend on
     another part's keys and the rules relate keys within one part; tests check it against `factorised=False`."""
-    sections = {key.partition(".")[0] for key in space}
+    sections = {split_key(key)[0] for key in space}
     known = set().union(*(parts for parts, _ in PARTS.values()))
     if not factorised or not sections <= known:
         return _whole(base, space, devices)
@@ -108,7 +109,7 @@ def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]],
     valid = np.ones(int(np.prod(shape, dtype=np.int64)), dtype=bool)
     broken = np.zeros(len(valid), dtype=np.int16)
     for part_sections, kept in PARTS.values():
-        mine = [k for k in keys if k.partition(".")[0] in part_sections]
+        mine = [k for k in keys if split_key(k)[0] in part_sections]
         grid = {k: list(space[k]) if k in mine else list(space[k])[:1] for k in keys}
         arrays = sweep_arrays(base, grid, devices, keep=[k for k in kept if k in FIGURES])
         row = (np.ravel_multi_index([at[k] for k in mine], [len(space[k]) for k in mine]) if mine

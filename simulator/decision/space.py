@@ -10,6 +10,7 @@ import numpy as np
 
 from simulator.families.training_inputs import SHAPE_KEYS
 from simulator.inputs import INPUTS
+from simulator.keys import nested, split_key
 from simulator.scenario import Scenario
 
 # What the search chooses; everything else (accelerator, precision, prices, traffic, ...) stays as the user set it.
@@ -75,7 +76,7 @@ def base_inputs(scenario: Scenario, question: bool = True,
         if horizon is not None:
             data["decision"] = {"horizon_months": horizon}
     for key in (*(k for k in searched if k not in closed(scenario)), *FREED):
-        section, _, name = key.partition(".")
+        section, name = split_key(key)
         data.get(section, {}).pop(name, None)
     if "model.params" in scenario.given or "model.preset" in scenario.given or any(
             k in scenario.given for k in SHAPE_KEYS):  # a valid base for the sweep: the size given, else counted
@@ -87,11 +88,7 @@ def base_inputs(scenario: Scenario, question: bool = True,
 
 def candidate_inputs(base: Mapping[str, Mapping[str, Any]], choice: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """A candidate's scenario inputs: the base with the searched values of one row."""
-    data = {section: dict(values) for section, values in base.items()}
-    for key, value in choice.items():
-        section, _, name = key.partition(".")
-        data.setdefault(section, {})[name] = value
-    return data
+    return nested(choice, into={section: dict(values) for section, values in base.items()}, skip_none=False)
 
 
 def only_registered(space: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from simulator.registry import Columns, Derived, Family, FigureSpec, Input, Rule
 from simulator.serving.bits import precision_bits, weight_bytes
-from simulator.serving.capacity import best_batch, operating_batch, ttft_s
+from simulator.serving.capacity import best_batch, operating_batch, replicas_for, ttft_s
 from simulator.serving.constants import HOURS_PER_MONTH, LOW_PRECISION_GEMM_EFF_RATIO, SECONDS_PER_MONTH
 from simulator.serving.memory import kv_budget_bytes, kv_bytes_per_token, max_batch
 from simulator.serving.step import Replica, steady_step
@@ -144,7 +144,7 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     tokens_per_s = np.where(ok, batch / step, nan)
     rps = tokens_per_s / o
     peak = c["requests_per_s"] * c["peak_to_average"]
-    replicas = np.ceil(peak / rps - 1e-9)
+    replicas = replicas_for(peak, rps)
     gpus = replicas * r.tp
     b_op = operating_batch(r, peak / replicas, np.where(ok, batch, 1.0), p, o)
     monthly = gpus * c["serving_gpu_hour_usd"] * HOURS_PER_MONTH

@@ -8,12 +8,10 @@ from simulator.presets import PRESETS
 from simulator.registry import Derived, Input
 from simulator.shape import derive_shape
 from simulator.training import choice, params_from_shape
+from simulator.training.codes import RECOMPUTE, SHARDING, SYNC_METHODS, SYNC_PS
 
 MLP_KINDS = ("gelu", "swiglu")
 PRECISIONS = ("bf16", "fp16", "fp8", "fp32", "tf32")
-RECOMPUTE = ("none", "selective", "full")
-SYNC_METHODS = ("ring", "tree", "ps", "async")
-SHARDING = ("random", "sequential")
 SHAPE_KEYS = ("model.layers", "model.hidden", "model.heads")
 BILLION = 1e9
 
@@ -91,7 +89,7 @@ TRAINING = (
           "gradients (2), also weights (3) over the data-parallel GPUs. Needs ring or tree all-reduce.", "", 0, 3,
           link="zero", column="zero_stage",
           derived=Derived("1 with ring or tree all-reduce, 0 with a parameter server or asynchronous SGD",
-                          lambda c: np.where(c["sync"] >= 2, 0.0, 1.0), ("cluster.sync",))),
+                          lambda c: np.where(c["sync"] >= SYNC_PS, 0.0, 1.0), ("cluster.sync",))),
     Input("training.sequence_parallel", "bool", "Sequence parallelism", "Korthikanti et al. 2022: shards norm and "
           "dropout activations over the tensor-parallel group (less memory, same traffic).", default=True, link="sp",
           column="sequence_parallel"),

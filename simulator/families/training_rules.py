@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.registry import Rule
+from simulator.training.codes import SYNC_PS
 from simulator.training.layout import planner_can_interleave
 
 
@@ -138,11 +139,11 @@ ERRORS: tuple[Rule, ...] = (
          lambda r: (f"training.precision = {r['training.precision']!r}: {r['cluster.accelerator']} has no unit for "
                     f"this precision; it supports {r['hw_precisions']}")),
     Rule("training.zero_stage", "training.zero_stage: use 0 with a parameter server or async SGD",
-         lambda c: (c["zero_stage"] > 0) & (c["sync"] >= 2),
+         lambda c: (c["zero_stage"] > 0) & (c["sync"] >= SYNC_PS),
          lambda r: (f"training.zero_stage = {_i(r['zero_stage'])}: ZeRO shards states over all-reduce groups; use "
                     "training.zero_stage = 0 with a parameter server or asynchronous SGD")),
     Rule("cluster.ps_servers", "cluster.ps_servers: at most one per worker",
-         lambda c: (c["sync"] == 2) & (c["ps_servers"] > np.maximum(np.floor(c["dp"]), 1)),
+         lambda c: (c["sync"] == SYNC_PS) & (c["ps_servers"] > np.maximum(np.floor(c["dp"]), 1)),
          lambda r: (f"cluster.ps_servers = {_i(r['ps_servers'])}: at most one server shard per data-parallel "
                     f"worker ({_i(r['dp'])})")),
     Rule("training.tokens", "training.tokens: fewer tokens than one optimizer step",

@@ -11,6 +11,12 @@ BISECT_STEPS = 40  # halvings at most: 2^-40 of a batch range of at most 1e7 seq
 REL_TOL = 1e-6  # the operating batch's bisection stops when every row's bracket is this narrow (relative)
 
 
+def replicas_for(peak_requests_per_s, replica_requests_per_s):
+    """Replicas that carry the peak: each carries its share of the peak at most (a whole number, rounded up; a
+    hair of float error does not add one)."""
+    return np.ceil(np.asarray(peak_requests_per_s) / np.asarray(replica_requests_per_s) - 1e-9)
+
+
 def ttft_s(r: Replica, batch, prompt_tokens, output_tokens):
     """Time to first token at `batch`: the prompt's own prefill plus the running step it joins (chunked
     prefill shares that step; queueing before admission is left out below capacity)."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.serving.capacity import replicas_for
 from simulator.serving.constants import HOURS_PER_MONTH, SECONDS_PER_MONTH
 
 
@@ -34,7 +35,7 @@ def monthly_flows(c: Mapping[str, np.ndarray]) -> Monthly:
     within = m < horizon
     growth = (1.0 + col["traffic_growth_per_month"]) ** m
     rate = col["requests_per_s"] * growth  # average requests/s in month m
-    gpus = np.ceil(rate * col["peak_to_average"] / col["serving.replica_requests_per_s"] - 1e-9) * col["gpus_per_replica"]
+    gpus = replicas_for(rate * col["peak_to_average"], col["serving.replica_requests_per_s"]) * col["gpus_per_replica"]
     rent = gpus * col["serving_gpu_hour_usd"] * (1.0 - col["commit_discount"]) * HOURS_PER_MONTH
     gpus = np.where(within, gpus, 0.0)
     rent = np.where(within, rent, 0.0)

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .codes import RECOMPUTE_FULL, SHARDING_RANDOM, SYNC_RING
 from .flops import params_from_shape
 
 # A100-80GB SXM in a DGX A100 node (NVIDIA datasheets; latencies as in Calculon's A100 system, Isaev et al. 2023)
@@ -15,7 +16,8 @@ A100_80GB = {
 # Epoch AI defaults (Cottier et al. 2024): server power 1.82× TDP, 75% average draw, PUE 1.1
 EPOCH_ENERGY = {"server_power_factor": 1.82, "power_utilization": 0.75, "pue": 1.10, "co2_kg_per_kwh": 0.4}
 
-SYNC_DEFAULTS = {"sync": 0.0, "ps_servers": 1.0, "async_kappa": 0.0, "straggler_cv": 0.0, "sharding": 0.0,
+SYNC_DEFAULTS = {"sync": float(SYNC_RING), "ps_servers": 1.0, "async_kappa": 0.0, "straggler_cv": 0.0,
+                 "sharding": float(SHARDING_RANDOM),
                  "dp_overlap": 0.0}
 
 
@@ -24,7 +26,8 @@ def gpt_columns(layers, hidden, heads, seq_len=2048.0, vocab=51200.0, **override
     cols = {
         "layers": layers, "hidden": hidden, "heads": heads, "kv_heads": heads, "ffn_hidden": 4.0 * hidden,
         "glu": 0.0, "vocab": vocab, "seq_len": seq_len,
-        "tokens": 300e9, "global_batch": 1536.0, "micro_batch": 1.0, "recompute": 2.0, "zero_stage": 0.0,
+        "tokens": 300e9, "global_batch": 1536.0, "micro_batch": 1.0, "recompute": float(RECOMPUTE_FULL),
+        "zero_stage": 0.0,
         "sequence_parallel": 0.0, "interleave": 1.0, "param_bytes": 2.0, "act_bytes": 2.0,
         "gpus": 1024.0, "tp": 8.0, "pp": 8.0, "dp": 16.0,
         **SYNC_DEFAULTS, **A100_80GB, **EPOCH_ENERGY,

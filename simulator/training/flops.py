@@ -2,7 +2,7 @@
 
 import numpy as np
 
-RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL = 0, 1, 2
+from .codes import RECOMPUTE_FULL, RECOMPUTE_NONE, RECOMPUTE_SELECTIVE  # noqa: F401  (re-exported)
 
 
 def ffn_matrices(glu):

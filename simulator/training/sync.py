@@ -2,11 +2,9 @@
 
 import numpy as np
 
+from .codes import SHARDING_RANDOM, SHARDING_SEQUENTIAL, SYNC_ASYNC, SYNC_PS, SYNC_RING, SYNC_TREE  # noqa: F401
 from .comm import hierarchical_allreduce_s, parameter_server_s
 from .constants import DEFAULT_CONSTANTS, TrainingConstants
-
-SYNC_RING, SYNC_TREE, SYNC_PS, SYNC_ASYNC = 0, 1, 2, 3
-SHARDING_RANDOM, SHARDING_SEQUENTIAL = 0, 1
 
 
 def zero_traffic_factor(zero_stage):
