@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import simulator.profile as sp
+import simulator.profile_fit_schema as fit_schema
+import simulator.profile_schema as schema
 from simulator.profile import (
     KIND,
     MAX_FILE_BYTES,
@@ -213,7 +215,7 @@ def test_wrong_types_and_bad_values_name_the_path(mutate, fragments):
 
 
 def test_measurement_cap(monkeypatch):
-    monkeypatch.setattr(sp, "MAX_MEASUREMENTS", 3)
+    monkeypatch.setattr(schema, "MAX_MEASUREMENTS", 3)
     p = valid_profile()
     p["measurements"] = p["measurements"] * 4
     rejects(dumps(p), "measurements", "exceed the cap of 3")
@@ -279,12 +281,15 @@ def test_loader_module_imports_only_stdlib_and_numpy():
     import sys
 
     import simulator.names as nm
+    import simulator.profile_checks as pc
     import simulator.profile_models as pm
     import simulator.quality_curves as qc
     import simulator.safe_json as sj
 
-    for module, first_party in ((sp, {"simulator.profile_models", "simulator.safe_json", "simulator.quality_curves",
-                                      "simulator.names"}), (pm, set()), (sj, set()), (qc, set()), (nm, set())):
+    mine = {"simulator.profile_models", "simulator.safe_json", "simulator.quality_curves", "simulator.names",
+            "simulator.profile_checks", "simulator.profile_schema", "simulator.profile_fit_schema"}
+    for module, first_party in ((sp, mine), (schema, mine), (fit_schema, mine), (pc, mine), (pm, set()), (sj, set()),
+                                (qc, set()), (nm, set())):
         tree = ast.parse(Path(module.__file__).read_text())
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
@@ -348,17 +353,17 @@ def test_what_consumers_read_is_checked_by_the_loader(mutate, fragments):
 def test_fit_and_point_caps(monkeypatch):
     p = valid_profile()
     p["fits"]["inference"]["roofline"] = {f"cpu/fp32/k{i}": {"status": "failed", "reason": "x"} for i in range(4)}
-    monkeypatch.setattr(sp, "MAX_FITS", 5)  # the profile's own 4 and the first of these
+    monkeypatch.setattr(fit_schema, "MAX_FITS", 5)  # the profile's own 4 and the first of these
     rejects(dumps(p), "fits.inference.roofline.cpu/fp32/k1", "more than 5 fit records")
-    monkeypatch.setattr(sp, "MAX_FITS", 5_000)
-    monkeypatch.setattr(sp, "MAX_POINTS", 1)
+    monkeypatch.setattr(fit_schema, "MAX_FITS", 5_000)
+    monkeypatch.setattr(fit_schema, "MAX_POINTS", 1)
     rejects(dumps(valid_profile()), "fits.compute.gemm.cpu/fp32.points", "2 points are over the cap of 1")
 
 
 def test_world_size_keys_at_the_cap_are_accepted():
     p = valid_profile()
     by_world = p["fits"]["collectives"]["all_reduce"]["by_world"]
-    by_world[str(sp.MAX_WORLD_SIZE)] = {"status": "insufficient_data", "reason": "not measured"}
-    assert load_profile(dumps(p))["fits"]["collectives"]["all_reduce"]["by_world"][str(sp.MAX_WORLD_SIZE)]
-    by_world[str(sp.MAX_WORLD_SIZE + 1)] = by_world.pop(str(sp.MAX_WORLD_SIZE))
+    by_world[str(fit_schema.MAX_WORLD_SIZE)] = {"status": "insufficient_data", "reason": "not measured"}
+    assert load_profile(dumps(p))["fits"]["collectives"]["all_reduce"]["by_world"][str(fit_schema.MAX_WORLD_SIZE)]
+    by_world[str(fit_schema.MAX_WORLD_SIZE + 1)] = by_world.pop(str(fit_schema.MAX_WORLD_SIZE))
     rejects(dumps(p), "is not a world size")

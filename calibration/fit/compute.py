@@ -7,7 +7,7 @@ so `achieved_tflops` is the large-size throughput (peak * eff_max). (With g = 1 
 a constant to t, indistinguishable from the overhead, hence g is fitted.) The memory bound covers skinny,
 weight-streaming shapes; on CPU its bandwidth has two tiers, in and out of the last-level cache
 (L3 effects are large on the shared development VM). Candidates from 2 to 6 parameters are fitted and cross-validation
-on the training points picks one (common.SELECTION_RULE). The formulas live in simulator/profile.py (`predict_s`), shared with the
+on the training points picks one (common.SELECTION_RULE). The formulas live in simulator/profile_models.py (`predict_s`), shared with the
 simulator.
 """
 
