@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from report.decision_text import risk_sentence
 from simulator.decision import decide
+from simulator.decision.chance import estimate
 from simulator.decision.decide import candidates_for, plan_monte_carlo, search_base
-from simulator.decision.risk import allowance, estimate
+from simulator.decision.risk import allowance
 from simulator.decision.search import scenario_of
 from simulator.decision.space import base_inputs, open_space
 from simulator.scenario import Scenario

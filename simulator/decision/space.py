@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator.compression.constants import WEIGHT_BITS
 from simulator.families.training_inputs import SHAPE_KEYS
 from simulator.inputs import INPUTS
 from simulator.keys import nested, split_key
@@ -28,6 +29,8 @@ CLOSED_BY: dict[str, tuple[str, ...]] = {
     "compression.quant_method": QUANTIZATION,
     "serving.gpus_per_replica": ("serving.gpus_per_replica",),
 }
+
+MIN_SEARCHED_BITS = 4  # the fewest weight bits the decision tries
 
 
 def closed(scenario: Scenario) -> frozenset[str]:
@@ -56,7 +59,9 @@ def default_space(per_decade: int = 4) -> dict[str, list[Any]]:
         "cluster.pp": [1, 2, 4, 8, 16],
     }
     if "compression.weight_bits" in INPUTS:  # post-training GPTQ (Frantar et al. 2023); at 16 bits it does nothing
-        space["compression.weight_bits"] = [16, 8, 4]
+        # the offered widths a serving kernel packs whole (powers of two) down to 4 bits, below which GPTQ's loss
+        # grows steeply (Frantar et al. 2023, Table 3): 16, 8, 4
+        space["compression.weight_bits"] = [b for b in WEIGHT_BITS if b >= MIN_SEARCHED_BITS and b & (b - 1) == 0]
         space["compression.quant_method"] = ["gptq"]
     if "serving.gpus_per_replica" in INPUTS:
         space["serving.gpus_per_replica"] = [1, 2, 4, 8]
