@@ -12,6 +12,7 @@ from app_pages import _chart_specs as specs
 from report import charts
 from report import formatting as fmt
 from report import ranges_text as range_words
+from simulator.words import NO_NEARBY_FIT
 
 BASELINE_NAME, CURRENT_NAME, STALE_NAME = "Baseline", "This plan", "Last valid plan"
 
@@ -124,8 +125,6 @@ def problems(plan: Any, on_apply: Any = None) -> None:
     that would fit, each with a button that applies it (`on_apply(change)` with dotted scenario keys)."""
     for warning in plan.warnings:
         text, icon = md(fmt.in_words(warning.text)), WARNING_ICONS.get(warning.code, ":material/warning:")
-        if warning.code == "memory":  # said from the figures, with the accelerator's name and its article
-            text = md(fmt.does_not_fit(plan.value("training.memory_per_gpu_gb"), hbm_GB(plan), fmt.md_escape(plan.hardware_label)))
         if warning.code == "memory" and plan.suggestions:
             tips = "\n".join(f"- {md(str(s))}" for s in plan.suggestions)
             st.warning(f"{text} These nearby plans would fit:\n{tips}", icon=icon)
@@ -135,8 +134,7 @@ def problems(plan: Any, on_apply: Any = None) -> None:
                     column.button(f"Apply: {tip.label}", key=f"apply_suggestion_{i}", on_click=on_apply,
                                   args=(tip.change,), help=f"Change the inputs to this plan ({tip.memory_per_gpu_gb:.0f} GB per GPU)")
         elif warning.code == "memory":
-            st.warning(f"{text} No nearby change fits: try more GPUs with ZeRO stage 3, a smaller model, "
-                       "or an accelerator with more memory.", icon=icon)
+            st.warning(f"{text} {NO_NEARBY_FIT}", icon=icon)
         else:
             st.warning(text, icon=icon)
 

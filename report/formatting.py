@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from simulator.words import article, hardware_name
+
 _SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 DAYS_PER_YEAR = 365.25
 HOURS_PER_DAY = 24.0
@@ -236,25 +238,6 @@ def span(low: Any, high: Any, unit: str) -> str:
     return f"{lo}–{hi}"
 
 
-_LETTER_AN = set("AEFHILMNORSX")  # letters whose spoken name starts with a vowel: "an H100", "an MI300X"
-
-
-def article(text: str) -> str:
-    """"a" or "an" for the way `text` is spoken: an A100, an H100, a B200, an 8B, an 11B, a 175B, an Instinct."""
-    word = text.strip().split(" ", 1)[0] if text.strip() else ""
-    if not word:
-        return "a"
-    if word[0].isdigit():
-        whole = re.match(r"[\d,]*", word).group(0).replace(",", "")
-        spoken_eleven = whole[:2] in ("11", "18") and len(whole) % 3 == 2  # eleven, eighteen (thousand, ...)
-        return "an" if word[0] == "8" or spoken_eleven else "a"
-    letters = re.sub(r"[^A-Za-z]", "", word)
-    initialism = len(word) == 1 or any(c.isdigit() for c in word) or (letters.isupper() and len(letters) > 1)
-    if initialism:
-        return "an" if word[0].upper() in _LETTER_AN else "a"
-    return "an" if word[0].lower() in "aeiou" else "a"
-
-
 def loss(x: float) -> str:
     return "n/a" if _bad(x) else f"{x:.3f}"
 
@@ -285,11 +268,6 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
-def hardware_name(label: str) -> str:
-    """Catalog display name without the vendor: "NVIDIA H100 SXM5 80GB" -> "H100 SXM5 80GB"."""
-    return re.sub(r"^(NVIDIA|AMD|Intel|Google)\s+", "", label)
-
-
 def training_subject(params: float | None, tokens: float | None) -> str:
     """"Training an 8B model on 2T tokens"; "Training this model" when the size is unknown."""
     model = f"{article(short(params))} {short(params)} model" if not _bad(params) else "this model"
@@ -301,12 +279,6 @@ def on_gpus(gpus: float, hardware_label: str) -> str:
     """"1,024 H100 SXM5 80GB", or "an H100 SXM5 80GB" for one."""
     name = hardware_name(hardware_label)
     return f"{article(name)} {name}" if gpus == 1 else f"{count(gpus)} {name}"
-
-
-def does_not_fit(need_gb: float, hbm_GB: float, hardware_label: str) -> str:
-    """"Does not fit: needs 96 GB per GPU, but an H100 SXM5 80GB has 80 GB." """
-    name = hardware_name(hardware_label)
-    return f"Does not fit: needs {gb(need_gb)} per GPU, but {article(name)} {name} has {gb(hbm_GB)}."
 
 
 def training_sentence(plan: Any, hbm_GB: float | None = None) -> str:

@@ -42,6 +42,7 @@ from simulator.plan import VERSION
 from simulator.presets import PRESETS
 from simulator.training import choice
 from simulator.training.choice import chosen_by_planner
+from simulator.words import NO_NEARBY_FIT
 
 __all__ = ["KEY_FIGURES", "Picture", "fallback_for", "figure", "fonts_found", "place", "plan_pdf", "row_height"]
 
@@ -536,9 +537,6 @@ def _warnings(doc: _Doc, plan: Any) -> None:
         return
     for warning in plan.warnings:
         text = fmt.in_words(warning.text)
-        if warning.code == "memory":
-            text = fmt.does_not_fit(plan.value("training.memory_per_gpu_gb"), plan.hardware.hbm_GB,
-                                    plan.hardware_label)
         doc.font(9, bold=True)
         doc.multi_cell(TEXT_W, 4.4, doc.clean(f"[{warning.code}]" + (f" {fmt.in_words(warning.key)}" if warning.key else "")),
                        align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -547,8 +545,7 @@ def _warnings(doc: _Doc, plan: Any) -> None:
             doc.para("These nearby plans would fit:", 9, after=0.5)
             doc.bullets(f"{s.label}: {fmt.gb(s.memory_per_gpu_gb)} per GPU" for s in plan.suggestions)
         elif warning.code == "memory":
-            doc.para("No nearby change fits: try more GPUs with ZeRO stage 3, a smaller model, or an accelerator "
-                     "with more memory.", 9)
+            doc.para(NO_NEARBY_FIT, 9)
 
 
 def _breakdown(doc: _Doc, plans: Mapping[str, Any]) -> None:

@@ -106,3 +106,19 @@ def test_the_simulators_report_command_names_the_products(tmp_path, capsys):
     assert product(["report", str(path), "-o", str(tmp_path / "p.pdf")]) == 0
     assert (tmp_path / "p.pdf").read_bytes().startswith(b"%PDF")
     assert product(["evaluate", str(path)]) == 0  # the simulator's commands too
+
+
+def test_the_memory_warning_is_one_sentence_built_by_its_rule(tmp_path, capsys):
+    """The CLI's JSON, the Train page and the PDF show the sentence the rule builds: the accelerator's name with
+    its article, the sizes in whole gigabytes."""
+    from simulator.words import does_not_fit
+
+    path = tmp_path / "s.json"
+    path.write_text('{"model": {"params": 7e10}, "cluster": {"gpus": 8, "tp": 1, "pp": 1, '
+                    '"accelerator": "A100-80GB-SXM"}, "training": {"zero_stage": 0}}')
+    assert main(["evaluate", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    memory = next(w for w in out["warnings"] if w["code"] == "memory")
+    assert memory["message"].startswith("Does not fit: needs ") and ", but an A100 SXM4 80GB has 80 GB." in memory["message"]
+    assert does_not_fit(96.04, 80.0, "NVIDIA H100 SXM5 80GB") == "Does not fit: needs 96 GB per GPU, but an H100 SXM5 80GB has 80 GB."
+    assert does_not_fit(2.44, 0.5, "Google TPU v5e") == "Does not fit: needs 2.4 GB per GPU, but a TPU v5e has 0.5 GB."

@@ -11,6 +11,7 @@ from simulator.families.training_inputs import INPUTS
 from simulator.families.training_rules import ERRORS
 from simulator.registry import Columns, Family, FigureSpec, Rule
 from simulator.training import training_columns
+from simulator.words import does_not_fit
 
 F = FigureSpec
 FIGURES = (
@@ -100,8 +101,8 @@ def _even_out(r: Mapping[str, Any]) -> str:
 W = Rule
 WARNINGS = (
     W("training.memory_per_gpu_gb", "does not fit in memory", lambda c: ~c["training.fits_memory"].astype(bool),
-      lambda r: (f"Does not fit: needs {r['training.memory_per_gpu_gb']:.0f} GB per GPU, but each "
-                 f"{r.get('hw_name', r['cluster.accelerator'])} has {r['hbm_GB']:.0f} GB."), "warning", "memory"),
+      lambda r: does_not_fit(r["training.memory_per_gpu_gb"], r["hbm_GB"], r.get("hw_name", r["cluster.accelerator"])),
+      "warning", "memory"),
     W("cluster.tp", "tensor parallelism spans nodes", lambda c: c["tp"] > c["gpus_per_node"],
       lambda r: (f"Tensor parallelism ({r['tp']:.0f}) spans nodes of {r['gpus_per_node']:.0f} GPUs: its all-reduces "
                  "run over the slower inter-node network. Keep cluster.tp at or below the GPUs per node."),
