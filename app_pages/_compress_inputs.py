@@ -15,7 +15,8 @@ from app_pages._page_link import PageLink
 from app_pages._registry_widgets import EMPTY
 from app_pages._registry_widgets import widget as registry_widget
 from simulator.devices import shipped_profiles
-from simulator.inputs import INPUTS, nested
+from simulator.inputs import INPUTS
+from simulator.keys import nested
 from simulator.quality_curves import QualitySection, QualitySectionError, ScalingLaw, quality_from_profile
 
 MODEL = "compress.model"  # preset id, or CUSTOM for a size

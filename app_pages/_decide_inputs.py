@@ -12,7 +12,8 @@ import streamlit as st
 from app_pages._page_link import NAME, PageLink
 from app_pages._registry_widgets import widget as registry_widget
 from report import formatting as fmt
-from simulator.inputs import INPUTS, nested
+from simulator.inputs import INPUTS
+from simulator.keys import nested
 
 PREFIX = "decide."
 MAIN = ("decision.budget_usd", "decision.horizon_months", "decision.objective", "decision.quality_target_loss")

@@ -10,7 +10,8 @@ import streamlit as st
 
 from app_pages._page_link import NAME, PageLink
 from app_pages._registry_widgets import EMPTY, widget
-from simulator.inputs import INPUTS, nested
+from simulator.inputs import INPUTS
+from simulator.keys import nested
 
 PREFIX = "deploy."
 FIRST_PRESET = "llama-3-70b"  # the preset the page opens with (the registry gives the preset no default)

@@ -20,7 +20,8 @@ from app_pages._devices import session_devices
 from report.formatting import md_escape
 from simulator import share
 from simulator.devices import all_devices
-from simulator.inputs import INPUTS, nested
+from simulator.inputs import INPUTS
+from simulator.keys import nested
 from simulator.registry import Input
 from simulator.scenario import Scenario, ScenarioError
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from simulator import keys
 from simulator.families import FAMILIES
 from simulator.registry import FigureSpec, Input, Rule
 from simulator.safe_json import shorten
@@ -24,11 +23,6 @@ FIGURES: dict[str, FigureSpec] = {fig.key: fig for f in FAMILIES for fig in f.fi
 
 def section_keys(section: str) -> list[str]:
     return [inp.name for inp in INPUTS.values() if inp.section == section]
-
-
-def nested(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Scenario sections from values by dotted key; None (left empty: the default or rule applies) left out."""
-    return keys.nested(values)
 
 
 def section_of(section: str) -> list[Input]:

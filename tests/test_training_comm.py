@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from simulator.training import training_columns
+from simulator.training.codes import SYNC_PS, SYNC_RING, SYNC_TREE
 from simulator.training.comm import (
     hierarchical_allreduce_s,
     p2p_s,
@@ -12,7 +13,7 @@ from simulator.training.comm import (
 )
 from simulator.training.examples import gpt_columns
 from simulator.training.step import bubble_fraction
-from simulator.training.sync import SYNC_PS, SYNC_RING, SYNC_TREE, dp_sync_s
+from simulator.training.sync import dp_sync_s
 
 N, ALPHA, BW = 1e9, 1e-5, 1e11  # 1 GB message, 10 µs, 100 GB/s
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from simulator.training import DEFAULT_CONSTANTS, training_columns
+from simulator.training.codes import SYNC_ASYNC
 from simulator.training.examples import gpt_columns
-from simulator.training.sync import SYNC_ASYNC, updates_multiplier
+from simulator.training.sync import updates_multiplier
 
 
 def _columns(**kw):

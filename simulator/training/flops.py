@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .codes import RECOMPUTE_FULL, RECOMPUTE_NONE, RECOMPUTE_SELECTIVE  # noqa: F401  (re-exported)
+from .codes import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE
 
 
 def ffn_matrices(glu):

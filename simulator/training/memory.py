@@ -2,8 +2,9 @@
 
 import numpy as np
 
+from .codes import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE
 from .constants import DEFAULT_CONSTANTS, TrainingConstants
-from .flops import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE, ffn_matrices
+from .flops import ffn_matrices
 from .layout import middle_stage_layers, stage_activations
 
 GB = 1e9

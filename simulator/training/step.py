@@ -4,10 +4,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .codes import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE
 from .comm import hierarchical_allreduce_s, p2p_s, ring_allgather_s
 from .constants import DEFAULT_CONSTANTS, TrainingConstants
 from .efficiency import memory_pass_s
-from .flops import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE
 from .layer import layer_times
 from .layout import batch_layout, stage_layout
 from .memory import state_bytes_per_param

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .codes import SHARDING_RANDOM, SHARDING_SEQUENTIAL, SYNC_ASYNC, SYNC_PS, SYNC_RING, SYNC_TREE  # noqa: F401
+from .codes import SHARDING_SEQUENTIAL, SYNC_ASYNC, SYNC_PS, SYNC_TREE
 from .comm import hierarchical_allreduce_s, parameter_server_s
 from .constants import DEFAULT_CONSTANTS, TrainingConstants
 
