@@ -24,7 +24,8 @@ def report_pdf(scenario: Scenario, fallback_name: str) -> tuple[str, bytes]:
     plan's; titled with the scenario's `name`, else `fallback_name`."""
     try:  # lazily: the simulator's commands run without the report's dependencies
         from report.decision_pdf import decision_pdf
-        from report.pdf import plan_pdf, shown_name
+        from report.pdf import plan_pdf
+        from report.pdf_doc import shown_name
     except ImportError as exc:
         raise ScenarioError([f"report: the PDF needs fpdf2 and vl-convert-python ({exc}); "
                              "pip install -e . installs them"]) from None

@@ -4,9 +4,9 @@ The Calibrate page's summary for people who will not open the app: the device an
 page's headline sentence and key figures (report.calibration_summary, never recomputed here), the environment with
 emulated dtypes and the probe's figures, every fit with its formula, parameters (those the data do not determine
 marked, with the page's sentence), training and held-out error, the page's own Altair charts rendered offline
-(report.pdf.render_later: drawn in a helper process while the text is laid out), the quality-calibration curves
+(report.pdf_charts.render_later: drawn in a helper process while the text is laid out), the quality-calibration curves
 when the profile has a `quality` section, the validation back-test when one is given or stored, and the
-profile's provenance and the app version. Fonts and odd text are handled by report.pdf's `_Doc`. docs/reports.md
+profile's provenance and the app version. Fonts and odd text are handled by report.pdf_doc's `Doc`. docs/reports.md
 maps each part to its source.
 """
 
@@ -22,20 +22,16 @@ from report import calibration_summary as summary
 from report import formatting as fmt
 from report import quality_charts as qcharts
 from report import scaling_law_charts as laws
-from report.pdf import (
+from report.pdf_charts import (
     FULL_CHART_PX,
-    GREY,
     HALF_CHART_HEIGHT_PX,
     HALF_CHART_PX,
     Picture,
-    _Doc,
     figure,
-    new_document,
     place,
     render_later,
-    report_date,
-    title_block,
 )
+from report.pdf_doc import GREY, Doc, new_document, report_date, title_block
 from simulator.plan import VERSION
 from simulator.quality_curves import QualitySection, QualitySectionError, quality_from_profile
 
@@ -50,7 +46,7 @@ ENV_FIELDS = (  # the environment first shown: what ran the measurements (the fu
     ("python_version", "Python"), ("l3_cache_bytes", "L3 cache (bytes)"),
 )
 
-Png = Callable[[], bytes | None]  # a chart being drawn (report.pdf.render_later): call it for its PNG
+Png = Callable[[], bytes | None]  # a chart being drawn (report.pdf_charts.render_later): call it for its PNG
 Panel = tuple[str, Png, str]  # (heading, PNG, description)
 
 
@@ -90,7 +86,7 @@ def key_fits(profile: Mapping[str, Any]) -> dict[str, summary.FitEntry]:
 # ---------------------------------------------------------------- parts
 
 
-def _first_page(doc: _Doc, profile: Mapping[str, Any], spec: Any | None, created: dt.datetime, source: str) -> None:
+def _first_page(doc: Doc, profile: Mapping[str, Any], spec: Any | None, created: dt.datetime, source: str) -> None:
     title_block(doc, title_of(profile), f"Profile {profile['name']} · measured {profile.get('created_utc', '')} · "
                 f"{source} · report made {created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION}")
     doc.para(summary.headline(profile, spec), 12, bold=True, after=1.5)
@@ -98,7 +94,7 @@ def _first_page(doc: _Doc, profile: Mapping[str, Any], spec: Any | None, created
         doc.para(sentence, 9.5)
 
 
-def _key_figures(doc: _Doc, profile: Mapping[str, Any], spec: Any | None) -> None:
+def _key_figures(doc: Doc, profile: Mapping[str, Any], spec: Any | None) -> None:
     """The page's metric row, one line per figure with where it comes from."""
     rows = []
     for g in summary.gemm_throughput(profile):
@@ -121,7 +117,7 @@ def _key_figures(doc: _Doc, profile: Mapping[str, Any], spec: Any | None) -> Non
              align=["LEFT", "RIGHT", "LEFT", "LEFT"])
 
 
-def _environment(doc: _Doc, profile: Mapping[str, Any]) -> None:
+def _environment(doc: Doc, profile: Mapping[str, Any]) -> None:
     env = profile.get("environment", {})
     rows = []
     for key, label in ENV_FIELDS:
@@ -147,7 +143,7 @@ def _environment(doc: _Doc, profile: Mapping[str, Any]) -> None:
         doc.para("CPU flags: " + ", ".join(map(str, flags)), 7.5, colour=GREY)
 
 
-def _fits_table(doc: _Doc, profile: Mapping[str, Any]) -> None:
+def _fits_table(doc: Doc, profile: Mapping[str, Any]) -> None:
     rows = []
     for section, title in SECTIONS.items():
         for path, fit, _ in summary.iter_fits(profile["fits"].get(section, {})):
@@ -196,7 +192,7 @@ def _start_charts(profile: Mapping[str, Any]) -> tuple[Panel | None, list[Panel]
     return throughput, panels
 
 
-def _charts(doc: _Doc, throughput: Panel | None, panels: list[Panel]) -> None:
+def _charts(doc: Doc, throughput: Panel | None, panels: list[Panel]) -> None:
     if throughput is not None:
         title, pending, description = throughput
         figure(doc, title, _pictures([(pending, description)]))
@@ -205,7 +201,7 @@ def _charts(doc: _Doc, throughput: Panel | None, panels: list[Panel]) -> None:
         figure(doc, " | ".join(title for title, _, _ in pair), _pictures([panel[1:] for panel in pair]), size=10.5)
 
 
-def _formulas(doc: _Doc, profile: Mapping[str, Any]) -> None:
+def _formulas(doc: Doc, profile: Mapping[str, Any]) -> None:
     for section, title in SECTIONS.items():
         entries = list(summary.iter_fits(profile["fits"].get(section, {})))
         if not entries:
@@ -258,7 +254,7 @@ def _start_quality(profile: Mapping[str, Any]) -> tuple[QualitySection | str | N
     return section, pending
 
 
-def _quality(doc: _Doc, profile: Mapping[str, Any], section: QualitySection | str | None,
+def _quality(doc: Doc, profile: Mapping[str, Any], section: QualitySection | str | None,
              pending: list[tuple[Png, str]]) -> None:
     raw = profile.get("quality")
     if isinstance(section, str):
@@ -296,7 +292,7 @@ def _quality(doc: _Doc, profile: Mapping[str, Any], section: QualitySection | st
         doc.para(str(note), 7.5, colour=GREY, after=0.6)
 
 
-def _validation(doc: _Doc, validation: Mapping[str, Any] | None) -> None:
+def _validation(doc: Doc, validation: Mapping[str, Any] | None) -> None:
     """The back-test of `python -m calibration validate` (calibration.validate.summarize's dict)."""
     if not validation:
         doc.para("No back-test is stored with this profile. `python -m calibration validate PROFILE` re-measures "
@@ -317,7 +313,7 @@ def _validation(doc: _Doc, validation: Mapping[str, Any] | None) -> None:
                  [62, 14, 18, 24, 26, 36], size=7.5, align=["LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "LEFT"])
 
 
-def _provenance(doc: _Doc, profile: Mapping[str, Any], source: str, files: Sequence[str]) -> None:
+def _provenance(doc: Doc, profile: Mapping[str, Any], source: str, files: Sequence[str]) -> None:
     run = profile.get("run") or {}
     facts = [
         f"Schema version {profile.get('schema_version')} ({profile.get('kind', 'kind not stated')}); created "

@@ -15,49 +15,33 @@ import pandas as pd
 
 from report import compression_charts as charts
 from report import compression_text as text
-from report import formatting as fmt
 from report import scaling_law_charts as laws
-from report.pdf import (
-    FULL_CHART_PX,
-    GREY,
-    HALF_CHART_PX,
-    TEXT_W,
-    _Doc,
-    _inputs,
-    _markers,
-    _provenance,
-    _render,
-    figure,
-    new_document,
-    report_date,
-    row_height,
-    shown_name,
+from report.pdf_charts import FULL_CHART_PX, HALF_CHART_PX, figure, render, row_height
+from report.pdf_doc import GREY, TEXT_W, Doc, new_document, report_date, shown_name, title_block
+from report.pdf_tables import (
+    inputs_table,
+    key_figures_table,
+    sections_pdf,
+    source_figures,
+    sources_table,
     spread_section,
-    title_block,
 )
 from simulator.plan import VERSION
 
-KEY_FIGURES = ("compression.model_bytes", "compression.size_ratio", "compression.decode_speedup",
-               "compression.prefill_speedup", "quality.dense_loss", "quality.loss", "quality.loss_delta",
-               "quality.ppl_ratio")
-FAMILIES = ("compression", "quality")
+
+def _value(plan: Any, key: str) -> str:
+    f = plan.figures[key]
+    return text.figure_text(f.value, f.unit)
 
 
-def _key_figures(doc: _Doc, plan: Any) -> None:
-    rows = [[f.label, text.figure_text(f.value, f.unit), text.span_text(f), f.provenance]
-            for key in KEY_FIGURES if (f := plan.figures.get(key)) is not None]
-    doc.grid(["Figure", "Value", "P10–P90", "Provenance"], rows, [70, 36, 46, 28], size=8.5,
-             align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
-
-
-def _predicted(doc: _Doc, quant: pd.DataFrame, prune: pd.DataFrame) -> None:
+def _predicted(doc: Doc, quant: pd.DataFrame, prune: pd.DataFrame) -> None:
     """The two predictions' charts (those with points to draw) under one heading, kept with the first chart."""
     shown = []
     if not quant.empty:
-        shown.append(("Perplexity against weight bits", _render(lambda: charts.quant_chart(quant), FULL_CHART_PX),
+        shown.append(("Perplexity against weight bits", render(lambda: charts.quant_chart(quant), FULL_CHART_PX),
                       charts.describe_quant(quant)))
     if not prune[~prune["This plan"]].empty:
-        shown.append(("Loss increase against sparsity", _render(lambda: charts.prune_chart(prune), FULL_CHART_PX),
+        shown.append(("Loss increase against sparsity", render(lambda: charts.prune_chart(prune), FULL_CHART_PX),
                       charts.describe_prune(prune)))
     first = row_height(doc, [shown[0][1:]]) if shown else 0.0
     doc.heading("Predicted for this model", keep=first + 30)
@@ -65,7 +49,7 @@ def _predicted(doc: _Doc, quant: pd.DataFrame, prune: pd.DataFrame) -> None:
         figure(doc, title, [(png, description)], size=10.5)
 
 
-def _measured(doc: _Doc, found: tuple[dict[str, Any], Any, str] | None) -> None:
+def _measured(doc: Doc, found: tuple[dict[str, Any], Any, str] | None) -> None:
     doc.heading("Measured on small models", keep=20)
     if found is None:
         doc.para("No calibration profile at hand has quality curves (python -m calibration quality makes them).", 9)
@@ -81,7 +65,7 @@ def _measured(doc: _Doc, found: tuple[dict[str, Any], Any, str] | None) -> None:
         frames = [f for f in frames if not f.empty]
         if not frames:
             continue
-        pictures = [(_render(lambda f=frame, y=y_name, t=title: charts.measured_chart(f, y, t), HALF_CHART_PX),
+        pictures = [(render(lambda f=frame, y=y_name, t=title: charts.measured_chart(f, y, t), HALF_CHART_PX),
                      charts.describe_measured(frame, y_name, title)) for frame in frames]
         figure(doc, title, pictures, size=10.5)
         table = charts.kfold_table(profile["quality"], model_name)
@@ -90,24 +74,17 @@ def _measured(doc: _Doc, found: tuple[dict[str, Any], Any, str] | None) -> None:
                      [TEXT_W / len(table.columns)] * len(table.columns), size=6.5)
 
 
-def _scaling_law(doc: _Doc, law: Any, source: str) -> None:
+def _scaling_law(doc: Doc, law: Any, source: str) -> None:
     frame = laws.law_frame(law)
     figure(doc, "Scaling law: measured on the small LM beside the published fits",
-           [(_render(lambda: laws.law_chart(frame), FULL_CHART_PX), laws.describe_law(frame, law, source))], size=10.5)
+           [(render(lambda: laws.law_chart(frame), FULL_CHART_PX), laws.describe_law(frame, law, source))], size=10.5)
     table = laws.law_table(law)
     doc.grid(list(table.columns), table.astype(str).itertuples(index=False), laws.TABLE_WIDTHS_MM,
              size=6.5)
 
 
-def _sources(doc: _Doc, plan: Any, device: str) -> None:
-    figures = {k: f for k, f in plan.figures.items() if k.split(".")[0] in FAMILIES}
-    markers = _markers(figures.values())
-    rows = [[f.label, text.figure_text(f.value, f.unit), _provenance(f, markers), fmt.in_words(f.source)]
-            for f in figures.values()]
-    doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
-             size=7.5)
-    for basis, marker in markers.items():
-        doc.para(f"{marker} {basis}.", 7.5, colour=GREY, after=0.5)
+def _sources(doc: Doc, plan: Any, device: str) -> None:
+    sources_table(doc, plan, source_figures("compress"), hardware=False, value=text.figure_text)
     doc.para(f"Speed-ups are on the serving accelerator, {device}; quality does not depend on it.", 8, colour=GREY)
 
 
@@ -123,7 +100,7 @@ def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFram
     title_block(doc, title, f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {device}")
     doc.para(answer, 12, bold=True)
     doc.heading("Key figures", keep=40)
-    _key_figures(doc, plan)
+    key_figures_table(doc, plan, "compress", value=_value)
     ranges = text.ranges_text(plan)
     if ranges:
         doc.para(ranges, 8, colour=GREY)
@@ -138,9 +115,10 @@ def compress_pdf(plan: Any, device: str, quant: pd.DataFrame, prune: pd.DataFram
         law = (None, "") if found is None else (found[1].scaling_law, found[2])
     _scaling_law(doc, *law)
 
+    sections_pdf(doc, plan, "compress")
     spread_section(doc, plan)
     doc.heading("Inputs of the compression", keep=40)
-    _inputs(doc, plan, FAMILIES)
+    inputs_table(doc, plan, "compress")
     doc.heading("Sources: every figure and how it is made", keep=40)
     _sources(doc, plan, device)
     return bytes(doc.output())

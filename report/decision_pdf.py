@@ -16,29 +16,17 @@ from report import decision_charts as charts
 from report import decision_text as text
 from report import formatting as fmt
 from report import sensitivity_text
-from report.pdf import (
-    FULL_CHART_PX,
-    GREY,
-    _Doc,
-    _inputs,
-    _render,
-    _sources,
-    figure,
-    new_document,
-    report_date,
-    shown_name,
-    spread_section,
-    title_block,
-)
+from report.pdf_charts import FULL_CHART_PX, figure, render
+from report.pdf_doc import GREY, Doc, new_document, report_date, shown_name, title_block
+from report.pdf_tables import inputs_table, sections_pdf, sources_table, spread_section
+from simulator import presentation
 from simulator.decision.search import COST, LOSS
 from simulator.plan import VERSION
 
-KEY_FIGURES = ("decision.total_cost_usd", "training.cost_usd", "decision.serving_cost_usd", "quality.loss",
-               "training.wall_days", "training.gpu_hours", "training.energy_mwh", "training.mfu")
-SOURCES = (*KEY_FIGURES, "quality.dense_loss", "quality.loss_delta", "training.step_time_s", "training.goodput",
+SOURCES = ("quality.dense_loss", "quality.loss_delta", "training.step_time_s", "training.goodput",
            "compression.model_bytes", "serving.ttft_s", "serving.tpot_s", "serving.replicas", "serving.gpus",
            "serving.cost_per_million_output_tokens_usd", "serving.monthly_cost_usd", "finance.tco_usd",
-           "finance.api_cost_usd", "finance.npv_usd", "finance.payback_months")  # the figures the decision rests on
+           "finance.api_cost_usd", "finance.npv_usd", "finance.payback_months")  # with the key figures: the figures the decision rests on
 ALTERNATIVES = 8
 SPREAD_GROUPS = {"gemm_eff_max": "peak_tflops", "gemm_dim_half": "peak_tflops", "hbm_eff": "hbm",
                  "decode_mem_eff": "hbm", "decode_kv_eff": "hbm", "step_overhead_s": "hbm", "elementwise_eff": "hbm",
@@ -46,13 +34,13 @@ SPREAD_GROUPS = {"gemm_eff_max": "peak_tflops", "gemm_dim_half": "peak_tflops", 
                  "inter_GBps": "inter_node"}  # the hardware source group each spread belongs to
 
 
-def _key_figures(doc: _Doc, decision: Any) -> None:
+def _key_figures(doc: Doc, decision: Any) -> None:
     """The recommended plan's figures, each with one P10-P90 range said to be the Monte Carlo's (total cost and
     loss, when it ran: the range the uncertainty sentence gives) or the propagated one (the others)."""
     plan, u = decision.recommendation, decision.uncertainty
     drawn = {} if u is None else {COST: (u.total_cost_usd, fmt.usd), LOSS: (u.quality_loss, fmt.loss)}
     rows = []
-    for key in KEY_FIGURES:
+    for key in presentation.key_figures("decide"):
         if key not in plan.figures:
             continue
         f = plan.figures[key]
@@ -77,7 +65,7 @@ def _key_figures(doc: _Doc, decision: Any) -> None:
     doc.para(note + ".", 8, colour=GREY)
 
 
-def _alternatives(doc: _Doc, decision: Any) -> None:
+def _alternatives(doc: Doc, decision: Any) -> None:
     rows = []
     points = sorted(decision.pareto, key=lambda p: abs(p.total_cost_usd - (decision.total_cost_usd or 0.0)))
     for p in sorted(points[:ALTERNATIVES], key=lambda p: p.total_cost_usd):
@@ -88,7 +76,7 @@ def _alternatives(doc: _Doc, decision: Any) -> None:
                  align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
 
 
-def _global_sensitivity(doc: _Doc, decision: Any) -> None:
+def _global_sensitivity(doc: Doc, decision: Any) -> None:
     """Which uncertainties matter most (Sobol' indices): a sentence per output and the largest shares."""
     lines = sensitivity_text.sentences(decision)
     if not lines:
@@ -102,7 +90,7 @@ def _global_sensitivity(doc: _Doc, decision: Any) -> None:
     doc.para(sensitivity_text.method_note(decision), 8, colour=GREY)
 
 
-def _method(doc: _Doc, decision: Any) -> None:
+def _method(doc: Doc, decision: Any) -> None:
     u = decision.uncertainty
     doc.bullets([
         f"{decision.candidates_evaluated:,} candidates evaluated ({decision.feasible:,} feasible: valid layout, fits "
@@ -119,7 +107,7 @@ def _method(doc: _Doc, decision: Any) -> None:
     ], size=8.5)
 
 
-def _devices(doc: _Doc, decision: Any) -> None:
+def _devices(doc: Doc, decision: Any) -> None:
     """The accelerators the plan runs on, where their numbers come from (datasheet, or the calibration profile that
     fitted them) and the relative uncertainty the ranges, the Monte Carlo and the tornado use for each."""
     from simulator.catalog import SPREAD_LABELS, device_spreads
@@ -159,7 +147,7 @@ def decision_pdf(decision: Any, *, name: str | None = None, created: dt.datetime
     _key_figures(doc, decision)
 
     frame, budget = charts.pareto_frame(decision), charts.shown_budget(decision)  # the page's chart, point for point
-    figure(doc, "Quality against total cost", [(_render(lambda: charts.pareto_spec(frame, budget), FULL_CHART_PX),
+    figure(doc, "Quality against total cost", [(render(lambda: charts.pareto_spec(frame, budget), FULL_CHART_PX),
                                                 charts.describe_pareto(frame, budget, decision.feasible))])
     doc.heading("Best alternatives", keep=40)
     _alternatives(doc, decision)
@@ -170,17 +158,18 @@ def decision_pdf(decision: Any, *, name: str | None = None, created: dt.datetime
         doc.para(charts.describe_tornado(bars, decision.total_cost_usd), 8, colour=GREY)
     else:
         figure(doc, "What moves the total cost most",
-               [(_render(lambda: charts.tornado_spec(bars, decision.total_cost_usd), FULL_CHART_PX),
+               [(render(lambda: charts.tornado_spec(bars, decision.total_cost_usd), FULL_CHART_PX),
                  charts.describe_tornado(bars, decision.total_cost_usd))])
 
     _global_sensitivity(doc, decision)
     doc.heading("Method and assumptions", keep=30)
     _method(doc, decision)
+    sections_pdf(doc, decision.recommendation, "decide")
     spread_section(doc, decision.recommendation)
     doc.heading("Accelerators and their uncertainty (calibration profile or datasheet)", keep=40)
     _devices(doc, decision)
     doc.heading("Inputs of the recommended plan", keep=40)
-    _inputs(doc, decision.recommendation)
+    inputs_table(doc, decision.recommendation, "decide")
     doc.heading("Sources: the figures the decision rests on and how each is made", keep=40)
-    _sources(doc, decision.recommendation, SOURCES)
+    sources_table(doc, decision.recommendation, (*presentation.key_figures("decide"), *SOURCES))
     return bytes(doc.output())

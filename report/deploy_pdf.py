@@ -14,45 +14,23 @@ from typing import Any
 from report import deploy_text as text
 from report import formatting as fmt
 from report import serving_charts as charts
-from report.pdf import (
-    FULL_CHART_PX,
-    GREY,
-    HALF_CHART_PX,
-    _Doc,
-    _inputs,
-    _render,
-    figure,
-    new_document,
-    report_date,
-    shown_name,
+from report.pdf_charts import FULL_CHART_PX, HALF_CHART_PX, figure, render
+from report.pdf_doc import GREY, Doc, new_document, report_date, shown_name, title_block
+from report.pdf_tables import (
+    inputs_table,
+    key_figures_table,
+    sections_pdf,
+    source_figures,
+    sources_table,
     spread_section,
-    title_block,
 )
 from simulator.plan import VERSION
 
-KEY_FIGURES = ("serving.gpus", "serving.replicas", "serving.batch_run", "serving.max_batch", "serving.ttft_s",
-               "serving.tpot_s", "serving.output_tokens_per_s_per_gpu", "serving.cost_per_million_output_tokens_usd",
-               "serving.monthly_cost_usd", "finance.tco_usd", "finance.npv_usd", "finance.payback_months")
 TOTALS = {"Rent": "finance.rent_tco_usd", "Buy": "finance.buy_tco_usd",
           "Hosted API": "finance.api_cost_usd"}  # each option's total over the horizon, by the money chart's name
 DEPLOYS = {"rent": "Rent", "buy": "Buy", "api": "Hosted API"}  # finance.deploy's choices, by that name
-FAMILIES = ("serving", "compression", "finance")
-SOURCES = ("serving.", "finance.", "compression.model_bytes", "training.cost_usd")
 
-
-def _key_figures(doc: _Doc, plan: Any) -> None:
-    rows = []
-    for key in KEY_FIGURES:
-        f = plan.figures.get(key)
-        if f is None:
-            continue
-        band = fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else ""
-        rows.append([f.label, fmt.by_unit(f.value, f.unit), band, f.provenance])
-    doc.grid(["Figure", "Value", "P10–P90", "Provenance"], rows, [70, 36, 46, 28], size=8.5,
-             align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
-
-
-def _horizon(doc: _Doc, plan: Any, money: Any) -> None:
+def _horizon(doc: Doc, plan: Any, money: Any) -> None:
     """Each option over the horizon as serving (the answer's and the money chart's figure) + training = the total
     (the plan's rent, buy and API totals), so that the sentence and the table count the same things."""
     serving = charts.totals(money)
@@ -73,15 +51,12 @@ def _horizon(doc: _Doc, plan: Any, money: Any) -> None:
              "Total: the plan's total over the horizon.", 8, colour=GREY)
 
 
-def _chart(doc: _Doc, title: str, draw: Any, description: str, width_px: int = FULL_CHART_PX) -> None:
-    figure(doc, title, [(_render(draw, width_px), description)])
+def _chart(doc: Doc, title: str, draw: Any, description: str, width_px: int = FULL_CHART_PX) -> None:
+    figure(doc, title, [(render(draw, width_px), description)])
 
 
-def _sources(doc: _Doc, plan: Any, hardware_label: str) -> None:
-    rows = [[f.label, fmt.by_unit(f.value, f.unit), f.provenance, fmt.in_words(f.source)]
-            for key, f in plan.figures.items() if key.startswith(SOURCES)]
-    doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
-             size=7.5)
+def _sources(doc: Doc, plan: Any, hardware_label: str) -> None:
+    sources_table(doc, plan, source_figures("deploy"), hardware=False)
     doc.para(f"Serving accelerator: {hardware_label} ({plan.scenario.serving.accelerator}). Horizon: "
              f"{plan.scenario.decision.horizon_months} months. Ranges: the uncertain "
              "hardware inputs (fitted or assumed spreads) moved to P10 and P90 one at a time, combined as a "
@@ -102,7 +77,7 @@ def deploy_pdf(d: charts.Deployment, serving_hardware_label: str, *, name: str |
     title_block(doc, title, f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {serving_hardware_label}")
     doc.para(answer, 12, bold=True)
     doc.heading("Key figures", keep=40)
-    _key_figures(doc, plan)
+    key_figures_table(doc, plan, "deploy")
     doc.heading("Rent, buy or a hosted API: what each costs", keep=30)
     _horizon(doc, plan, money)
 
@@ -116,9 +91,10 @@ def deploy_pdf(d: charts.Deployment, serving_hardware_label: str, *, name: str |
     _chart(doc, "Rent, buy or a hosted API over time", lambda: charts.money_chart(money),
            charts.describe_money(money))
 
+    sections_pdf(doc, plan, "deploy")
     spread_section(doc, plan)
     doc.heading("Inputs", keep=40)
-    _inputs(doc, plan, FAMILIES)
+    inputs_table(doc, plan, "deploy")
     doc.heading("Sources: every figure and how it is made", keep=40)
     _sources(doc, plan, serving_hardware_label)
     return bytes(doc.output())

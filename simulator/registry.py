@@ -23,6 +23,8 @@ from simulator.keys import split_key
 Kind = Literal["int", "float", "bool", "choice", "device"]
 Provenance = Literal["measured", "fitted", "datasheet", "published", "assumed", "computed"]
 Better = Literal["lower", "higher"] | None
+Page = Literal["train", "compress", "deploy", "decide"]  # the app's pages that show inputs and figures (and their PDFs)
+PAGES: tuple[Page, ...] = ("train", "compress", "deploy", "decide")
 Columns = Mapping[str, np.ndarray]
 
 
@@ -153,6 +155,34 @@ class FigureSpec(_Dotted):
 
 
 @dataclass(frozen=True)
+class FieldGroup:
+    """Where some of a family's inputs appear on one page: a titled group of widgets, on the page itself (`main`)
+    or under its "More settings". Groups of one title on one page, from several families, are one group: their
+    keys in `order`, then in family order (simulator.presentation merges them)."""
+
+    page: Page
+    title: str
+    keys: tuple[str, ...]
+    main: bool = False
+    radio: tuple[str, ...] = ()  # choices shown as buttons rather than a list
+    order: int = 50  # where the group stands on its page (lower first)
+
+
+@dataclass(frozen=True)
+class Section:
+    """Some of a family's figures on pages and their PDFs. A `headline` section's figures join the page's key
+    figures (sorted by `order`, then family order); any other is a titled table of its own on the page and in the
+    PDF: each figure with its value, P10-P90 and provenance, after `text`."""
+
+    pages: tuple[Page, ...]
+    title: str
+    figures: tuple[str, ...]
+    headline: bool = False
+    order: int = 50
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class Family:
     """A model family: its inputs, its output figures, and `run(cols) -> new columns` on N rows at once.
 
@@ -167,3 +197,19 @@ class Family:
     rules: tuple[Rule, ...] = ()
     needs: tuple[str, ...] = ()  # families whose figures `run` reads
     doc: str = ""
+    fields: tuple[FieldGroup, ...] = ()  # where its inputs appear on the pages (simulator.presentation)
+    sections: tuple[Section, ...] = ()  # where its figures appear on the pages and in their PDFs
+
+    def __post_init__(self) -> None:
+        own_inputs = {inp.key for inp in self.inputs}
+        own_figures = {fig.key for fig in self.figures}
+        for group in self.fields:
+            stray = [k for k in (*group.keys, *group.radio) if k not in own_inputs]
+            if stray or group.page not in PAGES or not set(group.radio) <= set(group.keys):
+                raise ValueError(f"family {self.name}: field group {group.title!r} on {group.page!r} names "
+                                 f"{stray or group.radio} (a group names this family's own inputs, on one of {PAGES})")
+        for section in self.sections:
+            stray = [k for k in section.figures if k not in own_figures]
+            if stray or not set(section.pages) <= set(PAGES):
+                raise ValueError(f"family {self.name}: section {section.title!r} names {stray or section.pages} "
+                                 f"(a section names this family's own figures, on pages of {PAGES})")

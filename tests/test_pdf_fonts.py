@@ -15,7 +15,8 @@ from test_pdf_layout import overlaps
 
 from report import serving_charts as charts
 from report.deploy_pdf import deploy_pdf
-from report.pdf import fallback_for, fonts_found, new_document, title_block
+from report.pdf_doc import new_document, title_block
+from report.pdf_fonts import fallback_for, fonts_found
 from simulator import Scenario, evaluate
 
 CREATED = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)

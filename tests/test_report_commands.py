@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
 
 from modelfolio.cli import main  # noqa: E402
-from report.pdf import plan_pdf, shown_name  # noqa: E402
+from report.pdf import plan_pdf  # noqa: E402
+from report.pdf_doc import shown_name  # noqa: E402
 from simulator import Scenario, evaluate  # noqa: E402
 from simulator.cli import has_decision  # noqa: E402
 from simulator.inputs import INPUTS  # noqa: E402

@@ -13,10 +13,11 @@ from streamlit.testing.v1 import AppTest
 
 from modelfolio.cli import main
 from report import formatting as fmt
-from report import pdf as report_pdf
-from report.pdf import KEY_FIGURES, plan_pdf
-from simulator import Scenario, evaluate
+from report import pdf_charts, pdf_doc, pdf_fonts
+from report.pdf import plan_pdf
+from simulator import Scenario, evaluate, presentation
 from simulator.catalog import load_catalog
+from simulator.inputs import INPUTS
 from simulator.plan import VERSION
 from simulator.scaling import gpu_counts, gpu_sweep
 
@@ -27,8 +28,8 @@ DEVICE_ID = "profile:unicode-rig"
 SCENARIO = {"model": {"preset": "llama-3-70b"},
             "cluster": {"accelerator": DEVICE_ID, "gpus": 1024, "tp": 16, "pp": 4}}  # TP spans nodes: a warning
 CLI_SCENARIO = {"model": {"params": 1.3e9}, "cluster": {"gpus": 64}}
-HAS_UNICODE_FONT = report_pdf.fonts_found()["regular"] is not None
-HAS_CJK_FONT = HAS_UNICODE_FONT and report_pdf.fallback_for("中") is not None
+HAS_UNICODE_FONT = pdf_fonts.fonts_found()["regular"] is not None
+HAS_CJK_FONT = HAS_UNICODE_FONT and pdf_fonts.fallback_for("中") is not None
 
 
 def text_of(data: bytes) -> str:
@@ -77,7 +78,7 @@ def test_the_answer_comes_first_with_the_title_date_and_version(plan, built):
 
 def test_every_key_figure_with_its_range_and_provenance(plan, built):
     _, text, _ = built
-    for key in KEY_FIGURES:
+    for key in presentation.key_figures("train"):
         figure = plan.figures[key]
         assert figure.label in text, key
         assert fmt.by_unit(figure.value, figure.unit) in text, key
@@ -129,7 +130,7 @@ def test_a_chart_that_cannot_be_rendered_leaves_its_description(plan, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("no renderer")
 
-    monkeypatch.setattr(report_pdf, "chart_png", broken)
+    monkeypatch.setattr(pdf_charts, "chart_png", broken)
     data = plan_pdf(plan, created=CREATED)
     text = text_of(data)
     assert image_count(data) == 0 and text.count("Chart not drawn here") == 2
@@ -139,8 +140,8 @@ def test_a_chart_that_cannot_be_rendered_leaves_its_description(plan, monkeypatc
 def test_every_input_with_how_it_was_set_and_the_notes(plan, built):
     _, text, _ = built
     assert "Input Key Value Unit Set by" in text
-    for key, inp in report_pdf.family_inputs(report_pdf.TRAINING_FAMILIES).items():
-        assert inp.label in text and key in text, key
+    for key in presentation.listed_inputs("train"):
+        assert INPUTS[key].label in text and key in text, key
     assert "model.preset Llama 3 70B (69.5B counted) given" in text
     assert "finance.gpu_hour_usd $3.49 USD/GPU-hour derived" in text
     assert "model.vocab 128,256 tokens preset" in text and "training.precision bf16 default" in text
@@ -167,7 +168,7 @@ def test_unicode_in_a_device_name_survives(built):
 
 
 def test_without_unicode_fonts_the_core_font_replaces_what_latin_1_lacks(plan, monkeypatch):
-    monkeypatch.setattr(report_pdf, "fonts_found", lambda: {"regular": None, "bold": None, "fallbacks": ()})
+    monkeypatch.setattr(pdf_doc, "fonts_found", lambda: {"regular": None, "bold": None, "fallbacks": ()})
     text = text_of(plan_pdf(plan, name="Plan é 中文 — \x00\udcff", created=CREATED))
     assert "Training plan: Plan é ?? - ?" in text  # the NUL as a space, the lone surrogate as "?"
     assert "Labor é, ??, - rig" in text

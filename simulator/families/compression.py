@@ -26,7 +26,7 @@ from simulator.compression.hardware import DEVICE_COLUMNS, SERVING_PREFIX, accel
 from simulator.compression.rows import on_rows
 from simulator.compression.speed import speedups
 from simulator.compression.storage import model_bytes
-from simulator.registry import Columns, Derived, Family, FigureSpec, Input, Rule
+from simulator.registry import Columns, Derived, Family, FieldGroup, FigureSpec, Input, Rule, Section
 
 FITTED = load_fitted()
 
@@ -222,5 +222,25 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     return out
 
 
-FAMILY = Family("compression", INPUTS, FIGURES, run, RULES, needs=("training",),
+FIELDS = (
+    FieldGroup("compress", "Precision", ("compression.weight_bits", "compression.act_bits", "compression.kv_bits",
+                                         "compression.format", "compression.quant_method"), main=True, order=2),
+    FieldGroup("compress", "Pruning and quantization group", ("compression.pruning_method", "compression.sparsity",
+                                                              "compression.pattern", "compression.group_size"),
+               order=10),
+    FieldGroup("compress", "Uncertain constants", ("compression.loss_scale", "compression.prune_loss_scale",
+                                                   "compression.dequant_overhead"), order=11),
+    FieldGroup("deploy", "Model", ("compression.weight_bits",), main=True, order=2),
+    FieldGroup("deploy", "Serving", ("compression.act_bits", "compression.kv_bits", "compression.format",
+                                     "compression.quant_method"), order=11),
+)
+SECTIONS = (
+    Section(("compress",), "Size and speed", ("compression.model_bytes", "compression.size_ratio",
+                                              "compression.decode_speedup", "compression.prefill_speedup"),
+            headline=True, order=1),
+    Section(("deploy",), "Weights", ("compression.model_bytes",),
+            text="The model's bytes at its weight precision: what each replica holds besides its KV cache."),
+)
+
+FAMILY = Family("compression", INPUTS, FIGURES, run, RULES, needs=("training",), fields=FIELDS, sections=SECTIONS,
                 doc="Quantization and pruning: model bytes, decode and prefill speed-ups")

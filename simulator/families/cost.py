@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.registry import Columns, Derived, Family, FigureSpec, Input
+from simulator.registry import Columns, Derived, Family, FieldGroup, FigureSpec, Input, Section
 from simulator.training.energy import co2_tonnes, energy_mwh, gpu_hours, rental_cost_usd
 
 INPUTS = (
@@ -60,5 +60,20 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     }
 
 
-FAMILY = Family("cost", INPUTS, FIGURES, run, needs=("training", "goodput"),
+FIELDS = (
+    FieldGroup("train", "Money and energy", ("finance.gpu_hour_usd", "finance.pue", "finance.co2_kg_per_kwh",
+                                             "finance.electricity_usd_per_kwh", "finance.server_power_factor",
+                                             "finance.power_utilization"), order=14),
+    FieldGroup("decide", "Limits, prices and sampling", ("finance.gpu_hour_usd",), order=11),
+)
+SECTIONS = (
+    Section(("train",), "Cost and energy", ("training.cost_usd", "training.gpu_hours", "training.energy_mwh"),
+            headline=True, order=2),
+    Section(("decide",), "Training cost", ("training.cost_usd",), headline=True, order=2),
+    Section(("deploy",), "Training run", ("training.cost_usd",),
+            text="Counted at month 0 of renting or buying when the total includes training."),
+    Section(("decide",), "Compute and energy", ("training.gpu_hours", "training.energy_mwh"), headline=True, order=6),
+)
+
+FAMILY = Family("cost", INPUTS, FIGURES, run, needs=("training", "goodput"), fields=FIELDS, sections=SECTIONS,
                 doc="GPU-hours, rental cost, energy, electricity and CO2 of the expected run")

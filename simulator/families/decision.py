@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.registry import Columns, Family, FigureSpec, Input, Rule
+from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Input, Rule, Section
 
 OBJECTIVES = ("best_quality_within_budget", "cheapest_for_quality")
 # Most Monte Carlo draws: `decide` at this many stays within a few seconds and far below 1 GiB (the draws are
@@ -93,5 +93,19 @@ RULES = (
                    "best_quality_within_budget"),
 )
 
+FIELDS = (
+    FieldGroup("decide", "Question", ("decision.budget_usd", "decision.horizon_months", "decision.objective",
+                                      "decision.quality_target_loss"), main=True, order=0),
+    FieldGroup("decide", "Limits, prices and sampling", ("decision.max_training_days",), order=10),
+    FieldGroup("decide", "Limits, prices and sampling", ("decision.samples", "decision.seed"), order=13),
+    FieldGroup("decide", "Risk", ("decision.max_prob_over_budget", "decision.max_prob_over_target"), order=20),
+    FieldGroup("deploy", "Money", ("decision.horizon_months",), order=21),
+)
+SECTIONS = (
+    Section(("decide",), "Total cost", ("decision.total_cost_usd",), headline=True, order=1),
+    Section(("decide",), "Serving cost", ("decision.serving_cost_usd",), headline=True, order=3),
+)
+
 FAMILY = Family("decision", INPUTS, FIGURES, run, rules=RULES, needs=("cost", "quality", "serving", "finance"),
+                fields=FIELDS, sections=SECTIONS,
                 doc="The question (budget, horizon, objective, quality target) and each candidate's total cost")

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.registry import Columns, Derived, Family, FigureSpec, Input, Rule
+from simulator.registry import Columns, Derived, Family, FieldGroup, FigureSpec, Input, Rule, Section
 from simulator.serving.money import monthly_flows, npv, payback_month
 
 DEPLOY = ("rent", "buy", "api")
@@ -154,5 +154,17 @@ RULES = (
 
 # the horizon (months the totals, NPV and payback cover) is the question's: decision.horizon_months, column
 # `horizon_months`, declared once in simulator/families/decision.py
-FAMILY = Family("finance", INPUTS, FIGURES, run, RULES, needs=("cost", "serving"),
+FIELDS = (
+    FieldGroup("deploy", "Money", ("finance.deploy", "finance.rent_term"), order=20),
+    FieldGroup("deploy", "Money", ("finance.serving_gpu_hour_usd", "finance.purchase_usd_per_gpu",
+                                   "finance.api_input_usd_per_million", "finance.api_output_usd_per_million",
+                                   "finance.revenue_per_million_output_tokens_usd", "finance.traffic_growth_per_month",
+                                   "finance.include_training"), order=22),
+)
+SECTIONS = (
+    Section(("deploy",), "Money", ("finance.tco_usd", "finance.npv_usd", "finance.payback_months"), headline=True,
+            order=2),
+)
+
+FAMILY = Family("finance", INPUTS, FIGURES, run, RULES, needs=("cost", "serving"), fields=FIELDS, sections=SECTIONS,
                 doc="rent vs buy vs hosted API, total cost over a horizon, margin, NPV and payback")

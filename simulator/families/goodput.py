@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from simulator.registry import Columns, Family, FigureSpec, Input, Rule
+from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Input, Rule, Section
 
 MIN_PER_DAY = 1440.0
 S_PER_DAY = 86400.0
@@ -245,8 +245,16 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
+SECTIONS = (
+    Section(("train",), "Wall time", ("training.wall_days",), headline=True, order=1),
+    Section(("decide",), "Wall time", ("training.wall_days",), headline=True, order=5),
+    Section(("train",), "Goodput", ("training.goodput",), headline=True, order=3),
+)
+
 FAMILY = Family(
     name="goodput",
+    fields=(FieldGroup("train", "Goodput", tuple(inp.key for inp in INPUTS), order=13),),
+    sections=SECTIONS,
     inputs=INPUTS,
     figures=FIGURES,
     run=run,

@@ -10,7 +10,7 @@ from simulator.compression.penalty import loss_delta
 from simulator.compression.rows import on_rows
 from simulator.compression.small_scale import reference as small_scale_curves
 from simulator.quality import LAWS, compute_optimal, loss
-from simulator.registry import Columns, Family, FigureSpec, Input
+from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Input, Section
 
 QUALITY_LAWS = tuple(LAWS)
 PENALTY_CONSTANTS = load_fitted()["constants"]
@@ -73,6 +73,17 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     return out
 
 
-FAMILY = Family("quality", INPUTS, FIGURES, run, needs=("training", "compression"),
+FIELDS = (
+    FieldGroup("train", "Quality (scaling law)", ("quality.law",), radio=("quality.law",), order=15),
+    FieldGroup("decide", "Limits, prices and sampling", ("quality.law",), order=12),
+)
+SECTIONS = (
+    Section(("train",), "Loss", ("quality.loss",), headline=True, order=5),
+    Section(("compress",), "Quality", ("quality.dense_loss", "quality.loss", "quality.loss_delta", "quality.ppl_ratio"),
+            headline=True, order=2),
+    Section(("decide",), "Loss", ("quality.loss",), headline=True, order=4),
+)
+
+FAMILY = Family("quality", INPUTS, FIGURES, run, needs=("training", "compression"), fields=FIELDS, sections=SECTIONS,
                 doc="Scaling-law loss (Hoffmann et al. 2022; Besiroglu et al. 2024) and its increase under "
                     "compression (Kumar et al. 2024; Frantar et al. 2023)")

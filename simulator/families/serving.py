@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.registry import Columns, Derived, Family, FigureSpec, Input, Rule
+from simulator.registry import Columns, Derived, Family, FieldGroup, FigureSpec, Input, Rule, Section
 from simulator.serving.bits import precision_bits, weight_bytes
 from simulator.serving.capacity import best_batch, operating_batch, replicas_for, ttft_s
 from simulator.serving.constants import HOURS_PER_MONTH, LOW_PRECISION_GEMM_EFF_RATIO, SECONDS_PER_MONTH
@@ -207,5 +207,21 @@ RULES = (
          "serving_batch_no_fit"),
 )
 
-FAMILY = Family("serving", INPUTS, FIGURES, run, RULES,
+TRAFFIC = ("serving.requests_per_s", "serving.prompt_tokens", "serving.output_tokens")
+FIELDS = (
+    FieldGroup("deploy", "Model", ("serving.accelerator",), main=True, order=1),
+    FieldGroup("deploy", "Traffic", (*TRAFFIC, "serving.ttft_target_s", "serving.tpot_target_s"), main=True, order=3),
+    FieldGroup("deploy", "Serving", ("serving.batch", "serving.peak_to_average", "serving.gpus_per_replica"),
+               order=10),
+    FieldGroup("compress", "Model", ("serving.accelerator",), main=True, order=1),
+    FieldGroup("decide", "Hardware and traffic", TRAFFIC, main=True, order=2),
+)
+SECTIONS = (
+    Section(("deploy",), "Serving", ("serving.gpus", "serving.replicas", "serving.batch_run", "serving.max_batch",
+                                     "serving.ttft_s", "serving.tpot_s", "serving.output_tokens_per_s_per_gpu",
+                                     "serving.cost_per_million_output_tokens_usd", "serving.monthly_cost_usd"),
+            headline=True, order=1),
+)
+
+FAMILY = Family("serving", INPUTS, FIGURES, run, RULES, fields=FIELDS, sections=SECTIONS,
                 doc="latency, batch, replicas, GPUs and cost of serving a request rate under latency targets")

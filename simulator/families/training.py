@@ -9,7 +9,7 @@ import numpy as np
 
 from simulator.families.training_inputs import INPUTS
 from simulator.families.training_rules import ERRORS
-from simulator.registry import Columns, Family, FigureSpec, Rule
+from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Rule, Section
 from simulator.training import training_columns
 from simulator.words import does_not_fit
 
@@ -131,5 +131,34 @@ WARNINGS = (
                  f"for it every micro-batch. {_even_out(r)}"), "warning", "uneven_stages"),
 )
 
-FAMILY = Family("training", INPUTS, FIGURES + OPTIONAL_FIGURES, run, rules=ERRORS + WARNINGS,
+# where its inputs and figures appear on the pages and in their PDFs (simulator.presentation)
+FIELDS = (
+    FieldGroup("train", "Run", ("training.tokens", "cluster.gpus", "cluster.accelerator"), main=True, order=0),
+    FieldGroup("train", "Model size", ("model.params",), main=True, order=1),
+    FieldGroup("train", "Model shape", ("model.layers", "model.hidden", "model.heads", "model.kv_heads",
+                                        "model.ffn_hidden", "model.mlp", "model.vocab", "model.seq_len"),
+               main=True, radio=("model.mlp",), order=2),
+    FieldGroup("train", "Parallelism and batch", ("cluster.tp", "cluster.pp", "cluster.first_stage_layers",
+                                                  "cluster.last_stage_layers", "training.interleave",
+                                                  "training.global_batch_seqs", "training.micro_batch_seqs",
+                                                  "cluster.gpus_per_node", "training.sequence_parallel"), order=10),
+    FieldGroup("train", "Precision and memory", ("training.precision", "training.recompute", "training.zero_stage",
+                                                 "training.flash_attention"), radio=("training.recompute",), order=11),
+    FieldGroup("train", "Gradient sync", ("cluster.sync", "cluster.ps_servers", "cluster.async_kappa",
+                                          "training.sharding", "cluster.dp_overlap", "cluster.straggler_cv"),
+               radio=("training.sharding",), order=12),
+    FieldGroup("deploy", "Model", ("model.preset", "model.params"), main=True, order=0),
+    FieldGroup("compress", "Model", ("model.preset", "model.params", "training.tokens"), main=True, order=0),
+    FieldGroup("decide", "Hardware and traffic", ("cluster.accelerator",), main=True, order=1),
+)
+SECTIONS = (
+    Section(("train",), "Efficiency and memory", ("training.mfu", "training.memory_per_gpu_gb"), headline=True,
+            order=4),
+    Section(("train",), "The step", ("training.step_time_s", "training.tokens_per_s", "training.flops_total"),
+            headline=True, order=6),
+    Section(("decide",), "Efficiency", ("training.mfu",), headline=True, order=7),
+)
+
+FAMILY = Family("training", INPUTS, FIGURES + OPTIONAL_FIGURES, run, rules=ERRORS + WARNINGS, fields=FIELDS,
+                sections=SECTIONS,
                 doc="FLOPs, memory, step time and ideal wall time (docs/training-model.md)")
