@@ -14,6 +14,7 @@ from app_pages import _calibrate_state as calibrate
 from app_pages._page_link import PageLink
 from app_pages._registry_widgets import EMPTY
 from app_pages._registry_widgets import widget as registry_widget
+from simulator import presentation
 from simulator.devices import shipped_profiles
 from simulator.inputs import INPUTS
 from simulator.keys import nested
@@ -22,10 +23,9 @@ from simulator.quality_curves import QualitySection, QualitySectionError, Scalin
 MODEL = "compress.model"  # preset id, or CUSTOM for a size
 CUSTOM = "custom size"
 DEFAULT_PRESET = "llama2-70b"  # a page default: the model of the AWQ paper's Llama-2 rows
-MAIN = ("compression.weight_bits", "compression.act_bits", "compression.kv_bits", "compression.format",
-        "compression.quant_method")
-PRUNING = ("compression.pruning_method", "compression.sparsity", "compression.pattern", "compression.group_size")
-CONSTANTS = ("compression.loss_scale", "compression.prune_loss_scale", "compression.dequant_overhead")
+PAGE = "compress"
+LAID_OUT = ("Model", "Precision")  # the groups this page lays out itself; the rest are generated
+MAIN = presentation.field_group(PAGE, "Precision").keys
 PREFIX = "compress."  # this page's widget state: never shared with another page's
 SMALL_MODEL = PREFIX + "small_model"  # the small model whose measured curves are shown
 
@@ -36,8 +36,7 @@ def small_models() -> list[str]:
     return [] if found is None else list(found[1].models)
 
 
-LINK = PageLink(PREFIX, ("model.preset", "model.params", "training.tokens", "serving.accelerator", *MAIN, *PRUNING,
-                         *CONSTANTS),
+LINK = PageLink(PREFIX, presentation.page_inputs(PAGE),
                 defaults={"model.preset": DEFAULT_PRESET, "serving.accelerator": INPUTS["cluster.accelerator"].default},
                 state_keys={"model.preset": MODEL, "sm": SMALL_MODEL},
                 empty={"model.preset": CUSTOM, "compression.quant_method": EMPTY},
@@ -70,6 +69,11 @@ def serving_accelerator() -> Any:
         st.session_state[key] = st.session_state.get(PREFIX + "cluster.accelerator",
                                                      INPUTS["cluster.accelerator"].default)
     return widget("serving.accelerator")
+
+
+def one(key: str, values: dict[str, Any]) -> Any:
+    """One input; `values`, those left of and above it, tell a derived choice what its "auto" stands for now."""
+    return widget(key, given=values)
 
 
 def widgets(keys: tuple[str, ...]) -> dict[str, Any]:

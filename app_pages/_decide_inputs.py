@@ -12,13 +12,15 @@ import streamlit as st
 from app_pages._page_link import NAME, PageLink
 from app_pages._registry_widgets import widget as registry_widget
 from report import formatting as fmt
+from simulator import presentation
 from simulator.inputs import INPUTS
 from simulator.keys import nested
 
 PREFIX = "decide."
-MAIN = ("decision.budget_usd", "decision.horizon_months", "decision.objective", "decision.quality_target_loss")
-TRAFFIC = ("serving.requests_per_s", "serving.prompt_tokens", "serving.output_tokens")  # where registered
-MORE = ("decision.max_training_days", "finance.gpu_hour_usd", "quality.law", "decision.samples", "decision.seed")
+PAGE = "decide"
+LAID_OUT = ("Question", "Hardware and traffic", "Risk")  # the groups this page lays out itself; the rest are generated
+MAIN = presentation.field_group(PAGE, "Question").keys
+HARDWARE = presentation.field_group(PAGE, "Hardware and traffic").keys
 # the highest chance of going over the budget, of missing the quality target: each objective reads one
 RISK = {"best_quality_within_budget": "decision.max_prob_over_budget",
         "cheapest_for_quality": "decision.max_prob_over_target"}
@@ -40,11 +42,7 @@ def scenario_data(values: Mapping[str, Any], name: str) -> dict[str, Any]:
     return data
 
 
-def registered(keys: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(k for k in keys if k in INPUTS)
-
-
-LINK = PageLink(PREFIX, (*MAIN, "cluster.accelerator", *registered(TRAFFIC), *MORE, *RISK.values()), extras=(NAME,))
+LINK = PageLink(PREFIX, presentation.page_inputs(PAGE), extras=(NAME,))
 
 
 def save(name: str, data: Mapping[str, Any]) -> None:

@@ -9,25 +9,20 @@ from typing import Any
 import streamlit as st
 
 from app_pages._page_link import NAME, PageLink
-from app_pages._registry_widgets import EMPTY, widget
+from app_pages._registry_widgets import EMPTY, main_rows, more_settings, rows, widget
+from simulator import presentation
 from simulator.inputs import INPUTS
 from simulator.keys import nested
 
 PREFIX = "deploy."
+PAGE = "deploy"
 FIRST_PRESET = "llama-3-70b"  # the preset the page opens with (the registry gives the preset no default)
 CUSTOM = "Custom size (parameters)"
-MODEL = ("model.preset", "model.params", "serving.accelerator", "compression.weight_bits")
-TRAFFIC = ("serving.requests_per_s", "serving.prompt_tokens", "serving.output_tokens", "serving.ttft_target_s",
-           "serving.tpot_target_s")
-MORE_SERVING = ("serving.batch", "serving.peak_to_average", "serving.gpus_per_replica", "compression.act_bits",
-                "compression.kv_bits", "compression.format", "compression.quant_method")
-MORE_MONEY = ("finance.deploy", "finance.rent_term", "decision.horizon_months", "finance.serving_gpu_hour_usd",
-              "finance.purchase_usd_per_gpu", "finance.api_input_usd_per_million",
-              "finance.api_output_usd_per_million", "finance.revenue_per_million_output_tokens_usd",
-              "finance.traffic_growth_per_month", "finance.include_training")
+MODEL = presentation.field_group(PAGE, "Model").keys  # the main groups this page lays out; the rest are generated
+TRAFFIC = presentation.field_group(PAGE, "Traffic").keys
 
 
-LINK = PageLink(PREFIX, (*MODEL, *TRAFFIC, *MORE_SERVING, *MORE_MONEY),
+LINK = PageLink(PREFIX, presentation.page_inputs(PAGE),
                 empty={"model.preset": EMPTY, "compression.quant_method": EMPTY},
                 # the training cluster's default accelerator, as the registry's rule derives an empty one
                 defaults={"model.preset": FIRST_PRESET, "serving.accelerator": INPUTS["cluster.accelerator"].default},
@@ -40,28 +35,17 @@ def one(key: str, values: Mapping[str, Any], disabled: bool = False) -> Any:
         st.session_state.setdefault(PREFIX + key, LINK.default(key))
     if key == "model.preset":
         return widget(key, PREFIX, none_label=CUSTOM)
+    disabled = disabled or (key == "model.params" and values.get("model.preset") is not None)
     return widget(key, PREFIX, disabled=disabled, given=values)
-
-
-def _row(keys: tuple[str, ...], values: dict[str, Any]) -> None:
-    for col, key in zip(st.columns(len(keys)), keys, strict=True):
-        with col:
-            values[key] = one(key, values, disabled=key == "model.params" and values.get("model.preset") is not None)
 
 
 def question() -> dict[str, Any]:
     """The widgets, main ones first and the rest in an expander; their values by dotted key."""
     values: dict[str, Any] = {}
-    _row(MODEL, values)
-    _row(TRAFFIC, values)
-    with st.expander("More settings: batch, replicas, precision, and money"):
-        st.markdown("**Serving**")
-        _row(MORE_SERVING[:3], values)
-        _row(MORE_SERVING[3:], values)
-        st.markdown("**Money**")
-        _row(MORE_MONEY[:3], values)
-        _row(MORE_MONEY[3:6], values)
-        _row(MORE_MONEY[6:], values)
+    rows(MODEL, values, one, per_row=len(MODEL))
+    rows(TRAFFIC, values, one, per_row=len(TRAFFIC))
+    main_rows(presentation.other_main_groups(PAGE, ("Model", "Traffic")), values, one)
+    more_settings(presentation.more_groups(PAGE), values, one)
     return values
 
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from report import formatting as fmt
+from report import messages
 from simulator.scenario import ScenarioError
 
 Answer = TypeVar("Answer")
@@ -21,7 +22,7 @@ def answer_or_last(compute: Callable[[dict[str, Any]], Answer], data: dict[str, 
         answer = compute(data)
     except ScenarioError as exc:
         for problem in exc.problems:
-            st.error(fmt.md_escape(fmt.in_words(problem)), icon=":material/error:")
+            st.error(fmt.md_escape(messages.in_words(problem)), icon=":material/error:")
         last = st.session_state.get(state_key)
         if last is None:
             return None

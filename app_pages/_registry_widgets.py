@@ -12,7 +12,9 @@ import streamlit as st
 from report import formatting as fmt
 from simulator.devices import all_devices
 from simulator.inputs import INPUTS, derived_value
+from simulator.registry import FieldGroup
 
+PER_ROW = 4  # widgets side by side in a generated group
 RADIO_MOST = 4  # a choice with more options than this is a select box
 EMPTY = "(empty)"  # the extra option of an optional choice (a select box's None means "nothing selected")
 AUTO = "auto"  # how that option reads for a choice the registry derives
@@ -91,3 +93,36 @@ def widget(key: str, prefix: str, disabled: bool = False, options: Sequence[Any]
     if value is None:
         return word
     return cast(value * inp.scale) if inp.scale != 1 else value
+
+
+One = Callable[[str, dict[str, Any]], Any]  # one widget: (key, the values above it) -> its value
+
+
+def rows(keys: Sequence[str], values: dict[str, Any], one: One, per_row: int = PER_ROW) -> None:
+    """Widgets `per_row` side by side, in order; each sees the values above and left of it, and adds its own."""
+    for start in range(0, len(keys), per_row):
+        for column, key in zip(st.columns(per_row), keys[start:start + per_row], strict=False):
+            with column:
+                values[key] = one(key, values)
+
+
+def main_rows(groups: Sequence[FieldGroup], values: dict[str, Any], one: One) -> None:
+    """Main groups the page does not lay out itself (simulator.presentation.other_main_groups): a row each."""
+    for group in groups:
+        rows(group.keys, values, one)
+
+
+def more_settings(groups: Sequence[FieldGroup], values: dict[str, Any], one: One,
+                  then: Callable[[], None] | None = None, titles: Sequence[str] = ()) -> None:
+    """The groups a page shows under "More settings" (simulator.presentation.more_groups): one expander, each group
+    under its title, then (`then`) what the page lays out there itself (`titles`: its groups' titles, for the
+    expander's label); nothing when there is nothing to show."""
+    if not groups and then is None:
+        return
+    label = ", ".join(t.lower() for t in (*(g.title for g in groups), *titles))
+    with st.expander(f"More settings: {label}"):
+        for group in groups:
+            st.markdown(f"**{group.title}**")
+            rows(group.keys, values, one)
+        if then is not None:
+            then()

@@ -11,7 +11,7 @@ import streamlit as st
 from app_pages._ranges import spread_table
 from app_pages._train_view import md
 from report import formatting as fmt
-from report import ranges_text
+from report import messages, ranges_text
 from simulator.inputs import FIGURES, INPUTS
 from simulator.registry import Input
 
@@ -26,7 +26,7 @@ def provenance(plan: Any) -> None:
             {"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
              "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else "",
              "Range includes": ranges_text.labels(plan, key), "Provenance": f.provenance, "Basis": f.basis,
-             "How": fmt.in_words(f.source)}
+             "How": messages.in_words(f.source)}
             for key, f in plan.figures.items() if key not in FIGURES or FIGURES[key].chart
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -37,7 +37,7 @@ def provenance(plan: Any) -> None:
         st.markdown(f"**{fmt.md_escape(plan.hardware_label)}** ({spec.provenance}; price of {spec.price_date}):")
         st.markdown("\n".join(f"- {group}: {md(text)}" for group, text in spec.sources.items()))
         if plan.notes:
-            st.markdown("**How the inputs were completed:**\n" + "\n".join(f"- {md(fmt.in_words(n))}" for n in plan.notes))
+            st.markdown("**How the inputs were completed:**\n" + "\n".join(f"- {md(messages.in_words(n))}" for n in plan.notes))
 
 
 def _label(inp: Input) -> str:
@@ -53,7 +53,7 @@ def _reason(inp: Input, given: tuple[dict, dict]) -> str:
     if inp.section == "model" and any(g.get("model", {}).get("preset") for g in given) and inp.key != "model.params":
         return PRESET_SHAPE
     if inp.derived is not None:
-        return fmt.in_words(inp.derived.text)
+        return messages.in_words(inp.derived.text)
     return inp.absent or "follows other inputs"
 
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from report import formatting as fmt
+from simulator import presentation
 from simulator.inputs import INPUTS
 from simulator.presets import PRESETS, Preset
+from simulator.registry import FieldGroup
 from simulator.scenario import SECTION_TYPES
 
 BILLION = 1e9
@@ -95,23 +97,28 @@ class Field:
         return f"{self.key}_B" if self.scale == BILLION else self.key
 
 
-F = Field
-TOKENS, GPUS = MAIN = (F("training.tokens"), F("cluster.gpus"))
-PARAMS = F("model.params")
-SHAPE = tuple(F(k) for k in ("model.layers", "model.hidden", "model.heads", "model.kv_heads", "model.ffn_hidden"))
-SHAPE_EXTRA = (F("model.mlp", "radio"), F("model.vocab"), F("model.seq_len"))
-PARALLEL = tuple(F(k) for k in ("cluster.tp", "cluster.pp", "cluster.first_stage_layers", "cluster.last_stage_layers",
-                                "training.interleave", "training.global_batch_seqs", "training.micro_batch_seqs",
-                                "cluster.gpus_per_node", "training.sequence_parallel"))
-MEMORY = (F("training.precision"), F("training.recompute", "radio"), F("training.zero_stage"),
-          F("training.flash_attention"))
-SYNC = (F("cluster.sync"), F("cluster.ps_servers"), F("cluster.async_kappa"), F("training.sharding", "radio"),
-        F("cluster.dp_overlap"), F("cluster.straggler_cv"))
-MONEY = tuple(F(k) for k in ("finance.gpu_hour_usd", "finance.pue", "finance.co2_kg_per_kwh",
-                             "finance.electricity_usd_per_kwh", "finance.server_power_factor",
-                             "finance.power_utilization"))
-GOODPUT = tuple(F(k) for k in INPUTS if k.startswith("goodput."))
-QUALITY = (F("quality.law", "radio"),)
-ACCELERATOR = F("cluster.accelerator")
-SCENARIO_FIELDS = (*MAIN, ACCELERATOR, *PARALLEL, *MEMORY, *SYNC, *MONEY, *GOODPUT, *QUALITY)
+PAGE = "train"
+
+
+def _fields(group: FieldGroup) -> tuple[Field, ...]:
+    return tuple(Field(k, "radio" if k in group.radio else "") for k in group.keys)
+
+
+def group(title: str) -> tuple[Field, ...]:
+    """The widgets of one of the page's field groups (simulator.presentation), by its title."""
+    return _fields(presentation.field_group(PAGE, title))
+
+
+TOKENS, GPUS, ACCELERATOR = (next(f for f in group("Run") if f.key == k)
+                             for k in ("training.tokens", "cluster.gpus", "cluster.accelerator"))
+MAIN = (TOKENS, GPUS)
+(PARAMS,) = group("Model size")
+SHAPE, SHAPE_EXTRA = group("Model shape"), group("Model details")
+PARALLEL, MEMORY, SYNC = group("Parallelism and batch"), group("Precision and memory"), group("Gradient sync")
+GOODPUT, MONEY, QUALITY = group("Goodput"), group("Money and energy"), group("Quality (scaling law)")
+LAID_OUT = ("Run", "Model size", "Model shape", "Model details", "Parallelism and batch", "Precision and memory",
+            "Gradient sync", "Goodput", "Money and energy", "Quality (scaling law)")  # the rest are generated
+OTHER = tuple((g.title, _fields(g)) for g in presentation.field_groups(PAGE) if g.title not in LAID_OUT)
+SCENARIO_FIELDS = (*MAIN, ACCELERATOR, *PARALLEL, *MEMORY, *SYNC, *MONEY, *GOODPUT, *QUALITY,
+                   *(f for _, fields in OTHER for f in fields))
 MODEL_FIELDS = (PARAMS, *SHAPE, *SHAPE_EXTRA)

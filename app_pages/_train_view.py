@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _chart_specs as specs
-from report import charts
+from report import charts, messages
 from report import formatting as fmt
 from report import ranges_text as range_words
 from simulator.words import NO_NEARBY_FIT
@@ -63,7 +63,7 @@ def _help(plan: Any, dotted: str) -> str:
 
 
 def answer(plan: Any) -> None:
-    st.markdown(f"#### {md(fmt.training_sentence(plan, hbm_GB(plan)))}")
+    st.markdown(f"#### {md(fmt.training_sentence(plan))}")
 
 
 def answer_invalid(model: Mapping[str, Any] | None, tokens: float | None, gpus: int | None, hardware: str) -> None:
@@ -74,7 +74,7 @@ def answer_invalid(model: Mapping[str, Any] | None, tokens: float | None, gpus: 
 
 
 def stale_banner(plan: Any) -> None:
-    st.warning(md(f"Showing the last valid plan: {fmt.training_sentence(plan, hbm_GB(plan))} Its figures, charts and "
+    st.warning(md(f"Showing the last valid plan: {fmt.training_sentence(plan)} Its figures, charts and "
                   "exports are for those inputs, not the ones above; they update once the problem is fixed."),
                icon=":material/history:")
 
@@ -124,7 +124,7 @@ def problems(plan: Any, on_apply: Any = None) -> None:
     """The plan's warnings in plain words, recognised by their code; a memory warning carries the nearby plans
     that would fit, each with a button that applies it (`on_apply(change)` with dotted scenario keys)."""
     for warning in plan.warnings:
-        text, icon = md(fmt.in_words(warning.text)), WARNING_ICONS.get(warning.code, ":material/warning:")
+        text, icon = md(messages.in_words(warning.text)), WARNING_ICONS.get(warning.code, ":material/warning:")
         if warning.code == "memory" and plan.suggestions:
             tips = "\n".join(f"- {md(str(s))}" for s in plan.suggestions)
             st.warning(f"{text} These nearby plans would fit:\n{tips}", icon=icon)

@@ -17,14 +17,18 @@ from app_pages._devices import session_devices
 from app_pages._last_answer import answer_or_last
 from app_pages._metric_cells import metric_cells
 from app_pages._ranges import spread_table
+from app_pages._registry_widgets import main_rows, more_settings
+from app_pages._sections import show_sections
 from app_pages._train_data import device_key
 from report import compression_charts as charts
 from report import compression_text as text
 from report import formatting as fmt
-from report import ranges_text
+from report import messages, ranges_text
 from report import scaling_law_charts as laws
 from report.charts import for_page
 from report.formatting import md_escape
+from simulator import compression_curves as predicted
+from simulator import presentation
 from simulator.devices import all_devices
 from simulator.evaluator import evaluate
 from simulator.plan import Plan
@@ -34,7 +38,6 @@ METRICS = (  # figure key, metric label
     ("compression.model_bytes", "Model size"), ("compression.decode_speedup", "Decode speed-up"),
     ("compression.prefill_speedup", "Prefill speed-up"), ("quality.loss_delta", "Loss increase (nats)"),
     ("quality.ppl_ratio", "Perplexity ratio"))
-FAMILIES = ("compression.", "quality.")
 SMALL_MODEL = ui.SMALL_MODEL
 LAST_VALID = "compress.last_valid"  # the inputs of the last plan made: shown under an error
 
@@ -64,7 +67,7 @@ def _plan(data_json: str, device_ids: Any, _devices: Any) -> Plan:
 @st.cache_data(show_spinner=False, max_entries=64)
 def _frames(data_json: str, device_ids: Any, _devices: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     scenario = Scenario.from_dict(json.loads(data_json), _devices)
-    return charts.quant_frame(scenario, _devices), charts.prune_frame(scenario, _devices)
+    return predicted.quant_frame(scenario, _devices), predicted.prune_frame(scenario, _devices)
 
 
 def question() -> dict[str, Any]:
@@ -82,9 +85,8 @@ def question() -> dict[str, Any]:
     with top[3]:
         values["serving.accelerator"] = ui.serving_accelerator()
     values |= ui.widgets(ui.MAIN)
-    with st.expander("Pruning, quantization group and uncertain constants"):
-        values |= ui.widgets(ui.PRUNING)
-        values |= ui.widgets(ui.CONSTANTS)
+    main_rows(presentation.other_main_groups(ui.PAGE, ui.LAID_OUT), values, ui.one)
+    more_settings(presentation.more_groups(ui.PAGE, ui.LAID_OUT), values, ui.one)
     return ui.scenario_data(model, values)
 
 
@@ -228,8 +230,8 @@ def provenance(plan: Plan) -> None:
     with st.expander("Where every figure comes from"):
         rows = [{"Figure": f.label, "Value": text.figure_text(f.value, f.unit), "P10–P90": text.span_text(f),
                  "Range includes": ranges_text.labels(plan, key), "Provenance": f.provenance,
-                 "How": fmt.in_words(f.source)}
-                for key, f in plan.figures.items() if key.startswith(FAMILIES)]
+                 "How": messages.in_words(f.source)}
+                for key in presentation.source_figures(ui.PAGE) if (f := plan.figures.get(key)) is not None]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         spread_table(plan)
 
@@ -277,6 +279,7 @@ def main() -> None:
     quant, prune = _frames(data_json, device_key(devices), devices)
     found = ui.quality_profile()
     quality(quant, prune, found)
+    show_sections(plan, ui.PAGE)
     provenance(plan)
     downloads(plan, data, quant, prune, found)
 

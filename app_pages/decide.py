@@ -16,12 +16,15 @@ from app_pages._devices import session_devices
 from app_pages._last_answer import answer_or_last
 from app_pages._metric_cells import metric_cells
 from app_pages._ranges import spread_table
+from app_pages._registry_widgets import main_rows, more_settings, rows
+from app_pages._sections import show_sections
 from app_pages._train_data import device_key
 from report import decision_charts as charts
 from report import decision_text as text
 from report import formatting as fmt
-from report import ranges_text, sensitivity_text
+from report import messages, ranges_text, sensitivity_text
 from report.charts import for_page
+from simulator import presentation
 from simulator.decision.decide import Decision, candidates_for, decide
 from simulator.decision.search import Candidates
 from simulator.decision.space import base_inputs
@@ -71,28 +74,24 @@ def question() -> dict[str, Any]:
                "training and serving? Or: what is the cheapest plan that reaches my quality target?")
     link.open_link(ui.LINK)
     values: dict[str, Any] = {}
-    cols = st.columns([1.2, 1, 2.4, 1.2])
-    for col, key in zip(cols, ui.MAIN, strict=True):
+    widths = [1.2, 1, 2.4, 1.2] if len(ui.MAIN) == 4 else [1] * len(ui.MAIN)  # the objective's labels are long
+    for col, key in zip(st.columns(widths), ui.MAIN, strict=True):
         with col:
-            disabled = key == "decision.quality_target_loss" and st.session_state.get(
-                ui.PREFIX + "decision.objective") != "cheapest_for_quality"
-            values[key] = ui.widget(key, disabled=disabled)
-    traffic = ui.registered(ui.TRAFFIC)
-    row = st.columns(1 + len(traffic))
-    with row[0]:
-        values["cluster.accelerator"] = ui.widget("cluster.accelerator")
-    for col, key in zip(row[1:], traffic, strict=True):
-        with col:
-            values[key] = ui.widget(key)
-    with st.expander("More settings"):
-        more = st.columns(len(ui.MORE))
-        for col, key in zip(more, ui.MORE, strict=True):
-            with col:
-                values[key] = ui.widget(key)
-        risk(values)
+            values[key] = one(key, values)
+    rows(ui.HARDWARE, values, one, per_row=len(ui.HARDWARE))
+    main_rows(presentation.other_main_groups(ui.PAGE, ui.LAID_OUT), values, one)
+    more_settings(presentation.more_groups(ui.PAGE, ui.LAID_OUT), values, one, then=lambda: risk(values),
+                  titles=("Risk",))
     if values.get("decision.objective") != "cheapest_for_quality":
         values["decision.quality_target_loss"] = None
     return values
+
+
+def one(key: str, values: dict[str, Any]) -> Any:
+    """One input; the quality target is disabled unless the objective reads it."""
+    disabled = key == "decision.quality_target_loss" and st.session_state.get(
+        ui.PREFIX + "decision.objective") != "cheapest_for_quality"
+    return ui.widget(key, disabled=disabled)
 
 
 def risk(values: dict[str, Any]) -> None:
@@ -175,7 +174,7 @@ def provenance(d: Decision) -> None:
         rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
                  "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else "",
                  "Range includes": ranges_text.labels(plan, key), "Provenance": f.provenance,
-                 "How": fmt.in_words(f.source)} for key, f in plan.figures.items()]
+                 "How": messages.in_words(f.source)} for key, f in plan.figures.items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         spread_table(plan)
 
@@ -258,6 +257,7 @@ def main() -> None:
     with right:
         uncertainty(d)
     global_sensitivity(d)
+    show_sections(d.recommendation, ui.PAGE)
     provenance(d)
     compare(d, data)
     downloads(d, data)

@@ -17,29 +17,31 @@ from app_pages._devices import session_devices
 from app_pages._last_answer import answer_or_last
 from app_pages._metric_cells import metric_cells
 from app_pages._ranges import spread_table
+from app_pages._sections import show_sections
 from app_pages._train_data import device_key
-from report import compression_text, ranges_text
+from report import compression_text, messages, ranges_text
 from report import deploy_text as text
 from report import formatting as fmt
 from report import serving_charts as charts
 from report.charts import for_page
+from simulator import deployment as curves
+from simulator import presentation
 from simulator.evaluator import evaluate
 from simulator.resolve import lookup_device
 from simulator.scenario import Scenario
 
 METRICS = ("serving.gpus", "serving.ttft_s", "serving.tpot_s", "serving.cost_per_million_output_tokens_usd",
            "serving.monthly_cost_usd")
-SHOWN_SECTIONS = ("serving.", "finance.", "compression.model_bytes")
 LAST_VALID = "deploy.last_valid"  # the inputs of the last result made: shown under an error
 
 
 class Result:
     """What the page draws for one question."""
 
-    def __init__(self, d: charts.Deployment, hardware_label: str, frames: tuple[pd.DataFrame, ...]) -> None:
+    def __init__(self, d: curves.Deployment, hardware_label: str, frames: tuple[pd.DataFrame, ...]) -> None:
         self.d, self.plan, self.hardware_label = d, d.plan, hardware_label
         self.latency, self.traffic, self.money = frames
-        self.answer = text.answer_sentence(d.plan, hardware_label, charts.totals(self.money))
+        self.answer = text.answer_sentence(d.plan, hardware_label, curves.totals(self.money))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -47,8 +49,8 @@ def _computed(data_json: str, device_ids: Any, _devices: Any) -> tuple[Any, str,
     scenario = Scenario.from_dict(json.loads(data_json), _devices)
     plan = evaluate(scenario, _devices)
     label = lookup_device(scenario.serving.accelerator, _devices, "serving.accelerator").display_name
-    d = charts.deployment(scenario, plan, _devices)
-    return d, label, (charts.latency_frame(d), charts.traffic_frame(d), charts.money_frame(d))
+    d = curves.deployment(scenario, plan, _devices)
+    return d, label, (curves.latency_frame(d), curves.traffic_frame(d), curves.money_frame(d))
 
 # Each chart's alt text says what it shows and never its numbers (its caption has them): Streamlit's frontend keys a
 # chart on its alt text too, and one that changes with the inputs rebuilds the chart on every rerun instead of
@@ -120,7 +122,7 @@ def traffic(r: Result) -> None:
 def money(r: Result) -> None:
     st.subheader("Rent, buy or a hosted API over time")
     st.vega_lite_chart(for_page(specs.spec(charts.money_chart, r.money)), width="stretch", alt=ALT["money"])
-    st.caption(_md(fmt.in_words(charts.describe_money(r.money))))
+    st.caption(_md(messages.in_words(charts.describe_money(r.money))))
     with st.expander("Table view: cumulative cost by month"):
         st.dataframe(charts.table_view(r.money), hide_index=True, width="stretch")
 
@@ -130,7 +132,8 @@ def provenance(r: Result) -> None:
         rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
                  "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None else "",
                  "Range includes": ranges_text.labels(r.plan, key), "Provenance": f.provenance,
-                 "How": fmt.in_words(f.source)} for key, f in r.plan.figures.items() if key.startswith(SHOWN_SECTIONS)]
+                 "How": messages.in_words(f.source)}
+                for key in presentation.source_figures(ui.PAGE) if (f := r.plan.figures.get(key)) is not None]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         spread_table(r.plan)
 
@@ -157,7 +160,7 @@ def downloads(r: Result, data: dict[str, Any]) -> None:
     c[2].download_button("Plan JSON", json.dumps(r.plan.to_dict(), indent=2, default=str, ensure_ascii=False),
                          f"modelfolio-{safe}-plan.json", "application/json", on_click="ignore",
                          key=f"deploy.plan.{version}")
-    c[3].download_button("Traffic sweep CSV", charts.traffic_csv(r.d), f"modelfolio-{safe}-traffic.csv", "text/csv",
+    c[3].download_button("Traffic sweep CSV", curves.traffic_csv(r.d), f"modelfolio-{safe}-traffic.csv", "text/csv",
                          on_click="ignore", key=f"deploy.csv.{version}")
 
 
@@ -178,7 +181,7 @@ def main() -> None:
         st.caption(note)
     for w in r.plan.warnings:
         if w.code.startswith("compression"):
-            st.warning(_md(fmt.in_words(w.text)))
+            st.warning(_md(messages.in_words(w.text)))
     if text.serving_problem(r.plan) is None:
         metrics(r)
     left, right = st.columns(2)
@@ -187,6 +190,7 @@ def main() -> None:
     with right:
         money(r)
     traffic(r)
+    show_sections(r.plan, ui.PAGE)
     provenance(r)
     downloads(r, data)
 

@@ -17,7 +17,9 @@ from app_pages import _train_inputs as inputs
 from app_pages import _train_view as view
 from app_pages import _train_widgets as widgets
 from app_pages._devices import session_devices
+from app_pages._sections import show_sections
 from report import formatting as fmt
+from report import messages
 from simulator.catalog import UnknownAccelerator
 from simulator.devices import get_accelerator
 from simulator.inputs import INPUTS
@@ -147,12 +149,15 @@ def more_settings(model: dict | None, scenario: Scenario | None, plan: Any, devi
         widgets.fields(f.MONEY, {**auto, "finance.gpu_hour_usd": price})
     with right.expander("Quality (scaling law)", icon=":material/trending_down:"):
         widgets.fields(f.QUALITY)
+    for title, fields in f.OTHER:  # another family's groups on this page
+        with right.expander(title, icon=":material/tune:"):
+            widgets.fields(fields, auto)
 
 
 def invalid_inputs(problems: list[str], sections: Mapping[str, Mapping[str, Any]]) -> None:
     """What is wrong, and for a GPU count the layout does not allow, the nearest counts it does, as buttons."""
     st.error("This combination can't be simulated; change what each line says:\n"
-             + "\n".join(f"- {view.md(fmt.in_words(p))}" for p in problems), icon=":material/error:")
+             + "\n".join(f"- {view.md(messages.in_words(p))}" for p in problems), icon=":material/error:")
     cluster = sections["cluster"]
     unit, gpus = cluster.get("tp", 1) * cluster.get("pp", 1), cluster.get("gpus")
     if gpus and gpus % unit:
@@ -211,7 +216,7 @@ def sidebar(plan: Any, stale: bool, sweep: Any = None, baseline: Any = None) -> 
                          help="A scenario exported from Modelfolio (or its plan JSON). Replaces every input.")
         kind, messages = st.session_state.pop(IMPORT_RESULT, (None, []))
         if messages:
-            (st.success if kind == "ok" else st.error)("\n".join(f"- {view.md(fmt.in_words(m))}" for m in messages))
+            (st.success if kind == "ok" else st.error)("\n".join(f"- {view.md(messages.in_words(m))}" for m in messages))
 
 
 def pinned_plan(devices: Mapping[str, Any]) -> Any:
@@ -275,6 +280,7 @@ def page() -> None:
     view.breakdown_charts(plans)
     sweep = data.gpu_sweep(plan.scenario, devices)
     view.scaling_charts(sweep, plan.scenario.cluster.gpus, baseline.scenario.cluster.gpus if baseline else None)
+    show_sections(plan, "train")
     explain.provenance(plan)
     sidebar(plan, stale, sweep, baseline)
 

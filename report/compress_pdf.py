@@ -22,10 +22,10 @@ from report.pdf_tables import (
     inputs_table,
     key_figures_table,
     sections_pdf,
-    source_figures,
     sources_table,
     spread_section,
 )
+from simulator import presentation
 from simulator.plan import VERSION
 
 
@@ -84,7 +84,7 @@ def _scaling_law(doc: Doc, law: Any, source: str) -> None:
 
 
 def _sources(doc: Doc, plan: Any, device: str) -> None:
-    sources_table(doc, plan, source_figures("compress"), hardware=False, value=text.figure_text)
+    sources_table(doc, plan, presentation.source_figures("compress"), hardware=False, value=text.figure_text)
     doc.para(f"Speed-ups are on the serving accelerator, {device}; quality does not depend on it.", 8, colour=GREY)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from report import formatting as fmt
+from report import messages
 from simulator.inputs import INPUTS
 from simulator.keys import split_key
 
@@ -125,5 +126,5 @@ def ranges_text(plan: Any) -> str:
 
 def warning_texts(plan: Any) -> list[str]:
     """The plan's compression and quality warnings in the user's words, for the page and its PDF."""
-    return [fmt.in_words(w.text) for w in plan.warnings
+    return [messages.in_words(w.text) for w in plan.warnings
             if split_key(w.key)[0] in SECTIONS or w.code.startswith("compression")]

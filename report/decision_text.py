@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from report import formatting as fmt
+from report import messages
 
 MONTE_CARLO = "Monte Carlo"  # how the page and the PDF name the ranges drawn jointly (decision.samples draws)
 PROPAGATED = "propagated"  # ... and those of one input at a time, combined as independent (the plan's P10-P90)
@@ -23,7 +24,7 @@ def question_sentence(decision: Any) -> str:
 def answer_sentence(decision: Any) -> str:
     """"Within $10M, train a 56B model on 6.8T tokens with 512 H100 SXM5 80GB in 106 days ..." """
     if decision.recommendation is None:
-        return f"No plan answers this question: {fmt.in_words(decision.missing.reason)}."
+        return f"No plan answers this question: {messages.in_words(decision.missing.reason)}."
     plan = decision.recommendation
     s = plan.scenario
     lead = ("The best plan within " + fmt.usd(decision.budget_usd) if decision.objective != "cheapest_for_quality"
@@ -44,7 +45,7 @@ def uncertainty_sentence(decision: Any) -> str:
     budget." The one range of total cost the page and the PDF give (the PDF's key figures use the same)."""
     u = decision.uncertainty
     if u is None:
-        return fmt.in_words("No Monte Carlo was run (decision.samples = 0).")
+        return messages.in_words("No Monte Carlo was run (decision.samples = 0).")
     c = u.total_cost_usd
     chance = u.prob_over_budget
     risk = ("almost no chance" if chance < 0.005 else f"about a {fmt.pct(chance)} chance" if chance < 0.995

@@ -20,10 +20,11 @@ from report.pdf_tables import (
     inputs_table,
     key_figures_table,
     sections_pdf,
-    source_figures,
     sources_table,
     spread_section,
 )
+from simulator import deployment as curves
+from simulator import presentation
 from simulator.plan import VERSION
 
 TOTALS = {"Rent": "finance.rent_tco_usd", "Buy": "finance.buy_tco_usd",
@@ -33,7 +34,7 @@ DEPLOYS = {"rent": "Rent", "buy": "Buy", "api": "Hosted API"}  # finance.deploy'
 def _horizon(doc: Doc, plan: Any, money: Any) -> None:
     """Each option over the horizon as serving (the answer's and the money chart's figure) + training = the total
     (the plan's rent, buy and API totals), so that the sentence and the table count the same things."""
-    serving = charts.totals(money)
+    serving = curves.totals(money)
     training = text.counted_training_usd(plan)
     chosen = DEPLOYS[plan.scenario.finance.deploy]
     rows = []
@@ -56,14 +57,14 @@ def _chart(doc: Doc, title: str, draw: Any, description: str, width_px: int = FU
 
 
 def _sources(doc: Doc, plan: Any, hardware_label: str) -> None:
-    sources_table(doc, plan, source_figures("deploy"), hardware=False)
+    sources_table(doc, plan, presentation.source_figures("deploy"), hardware=False)
     doc.para(f"Serving accelerator: {hardware_label} ({plan.scenario.serving.accelerator}). Horizon: "
              f"{plan.scenario.decision.horizon_months} months. Ranges: the uncertain "
              "hardware inputs (fitted or assumed spreads) moved to P10 and P90 one at a time, combined as a "
              "root-sum-square.", 8, colour=GREY)
 
 
-def deploy_pdf(d: charts.Deployment, serving_hardware_label: str, *, name: str | None = None,
+def deploy_pdf(d: curves.Deployment, serving_hardware_label: str, *, name: str | None = None,
                created: dt.datetime | None = None) -> bytes:
     """The deployment as an A4 PDF; `name` titles it (default: the scenario's name, else "Deployment plan");
     `created` fixes the printed date (default now, UTC)."""
@@ -71,8 +72,8 @@ def deploy_pdf(d: charts.Deployment, serving_hardware_label: str, *, name: str |
     plan = d.plan
     s = plan.scenario
     title = shown_name(name) or shown_name(s.name) or "Deployment plan"
-    latency, traffic, money = charts.latency_frame(d), charts.traffic_frame(d), charts.money_frame(d)
-    answer = text.answer_sentence(plan, serving_hardware_label, charts.totals(money))
+    latency, traffic, money = curves.latency_frame(d), curves.traffic_frame(d), curves.money_frame(d)
+    answer = text.answer_sentence(plan, serving_hardware_label, curves.totals(money))
     doc = new_document(title, answer, created)
     title_block(doc, title, f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · served on {serving_hardware_label}")
     doc.para(answer, 12, bold=True)

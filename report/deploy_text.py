@@ -1,5 +1,5 @@
 """The deployment in words: the Deploy page's answer as one sentence, shared by the page and its PDF. Every
-number comes from the plan's figures or from the rent / buy / API totals of report.serving_charts.money_frame."""
+number comes from the plan's figures or from the rent / buy / API totals of simulator.deployment.money_frame."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from report import formatting as fmt
+from report import messages
 from simulator.families.serving import RULES as SERVING_RULES
 from simulator.inputs import INPUTS
 
@@ -30,7 +31,7 @@ def serving_problem(plan: Any) -> str | None:
     """The serving warning's message (what to change) when the deployment cannot be served as set."""
     for w in plan.warnings:
         if w.code in SERVING_WARNINGS:
-            return fmt.in_words(w.text.removeprefix("serving: "))
+            return messages.in_words(w.text.removeprefix("serving: "))
     return None
 
 

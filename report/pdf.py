@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 from fpdf.enums import XPos, YPos
 
-from report import charts
+from report import charts, messages
 from report import formatting as fmt
 from report.pdf_charts import FULL_CHART_PX, HALF_CHART_HEIGHT_PX, HALF_CHART_PX, figure, render
 from report.pdf_doc import GREY, TEXT_W, Doc, new_document, report_date, shown_name, title_block
@@ -68,9 +68,9 @@ def _warnings(doc: Doc, plan: Any) -> None:
         doc.para("None: the plan fits in memory and breaks no rule of thumb.")
         return
     for warning in plan.warnings:
-        text = fmt.in_words(warning.text)
+        text = messages.in_words(warning.text)
         doc.font(9, bold=True)
-        doc.multi_cell(TEXT_W, 4.4, doc.clean(f"[{warning.code}]" + (f" {fmt.in_words(warning.key)}" if warning.key else "")),
+        doc.multi_cell(TEXT_W, 4.4, doc.clean(f"[{warning.code}]" + (f" {messages.in_words(warning.key)}" if warning.key else "")),
                        align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         doc.para(text, 9, after=1)
         if warning.code == "memory" and plan.suggestions:
@@ -126,14 +126,14 @@ def plan_pdf(plan: Any, scaling_sweep: pd.DataFrame | None = None, baseline: Any
     (fixed for reproducible bytes; default `report_date`'s)."""
     created = report_date(created)
     name = shown_name(name) or _scenario_name(plan)
-    doc = new_document(f"Training plan: {name}", fmt.training_sentence(plan, plan.hardware.hbm_GB), created,
+    doc = new_document(f"Training plan: {name}", fmt.training_sentence(plan), created,
                        footer=name)
 
     title_block(doc, f"Training plan: {name}", f"{created:%Y-%m-%d %H:%M} UTC · Modelfolio {VERSION} · "
                 f"{plan.hardware_label}")
-    doc.para(fmt.training_sentence(plan, plan.hardware.hbm_GB), 12, bold=True, after=1.5)
+    doc.para(fmt.training_sentence(plan), 12, bold=True, after=1.5)
     if baseline is not None:
-        doc.para(f"Baseline: {fmt.training_sentence(baseline, baseline.hardware.hbm_GB)}", 9, colour=GREY)
+        doc.para(f"Baseline: {fmt.training_sentence(baseline)}", 9, colour=GREY)
 
     doc.heading("Key figures", before=2)
     key_figures_table(doc, plan, "train", baseline)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from report import formatting as fmt
-from report import ranges_text
+from report import messages, ranges_text
 from report.pdf_doc import GREY, Doc
 from simulator import presentation
 from simulator.inputs import FIGURES, INPUTS
@@ -120,7 +120,7 @@ def inputs_table(doc: Doc, plan: Any, page: Page) -> None:
              "noted below. Default: the input's default value.", 8, colour=GREY)
     if plan.notes:
         doc.heading("How the inputs were completed", size=10.5, before=2, keep=15)
-        doc.bullets((fmt.in_words(n) for n in plan.notes), size=8.5)
+        doc.bullets((messages.in_words(n) for n in plan.notes), size=8.5)
 
 
 def sources_table(doc: Doc, plan: Any, keys: Iterable[str] | None = None, hardware: bool = True,
@@ -130,7 +130,7 @@ def sources_table(doc: Doc, plan: Any, keys: Iterable[str] | None = None, hardwa
     shown = ({k: plan.figures[k] for k in keys if k in plan.figures} if keys is not None else
              {k: f for k, f in plan.figures.items() if k not in FIGURES or FIGURES[k].chart})
     markers = markers_of(shown.values())
-    rows = [[f.label, value(f.value, f.unit), provenance_text(f, markers), fmt.in_words(f.source)]
+    rows = [[f.label, value(f.value, f.unit), provenance_text(f, markers), messages.in_words(f.source)]
             for f in shown.values()]
     doc.grid(["Figure", "Value", "Provenance", "How it is made (formula or source)"], rows, [44, 24, 22, 90],
              size=7.5)
@@ -145,15 +145,6 @@ def sources_table(doc: Doc, plan: Any, keys: Iterable[str] | None = None, hardwa
     doc.grid(["Group", "Provenance", "Source"],
              [[group, provenance_of.get(group, hw.provenance), text] for group, text in hw.sources.items()],
              [26, 22, 132], size=7.5)
-
-
-def source_figures(page: Page) -> tuple[str, ...]:
-    """The figures a page's sources table explains: its key figures and sections', then every charted figure of the
-    families with key figures on the page."""
-    own = [k for s in presentation.sections(page) for k in s.figures]
-    families = {k.split(".")[0] for k in presentation.key_figures(page)}
-    rest = [k for k, spec in FIGURES.items() if spec.chart and k.split(".")[0] in families]
-    return tuple(dict.fromkeys((*presentation.key_figures(page), *own, *rest)))
 
 
 def sections_pdf(doc: Doc, plan: Any, page: Page) -> None:

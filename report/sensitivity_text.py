@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from report import formatting as fmt
+from report import messages
 
 # how a sentence names each output (the figures' own labels are column headings: "Expected wall time")
 OUTPUT_WORDS = {"decision.total_cost_usd": "total cost", "training.wall_days": "training time",
@@ -67,7 +68,7 @@ def method_note(decision: Any) -> str:
     """What the shares are, in one line under the sentences."""
     g = decision.global_sensitivity
     if g is None:
-        return fmt.in_words("No global sensitivity was computed (decision.sobol_samples = 0).")
+        return messages.in_words("No global sensitivity was computed (decision.sobol_samples = 0).")
     grouped = " Inputs drawn together (correlated) count as one." if g.grouped else ""
     return (f"Share: the input's total-order Sobol' index (its part of the variance, interactions included) over "
             f"the sum of all inputs', with every uncertain input drawn together as in the {fmt.count(g.evaluations)}"

@@ -10,10 +10,11 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 import simulator.families as families
+from simulator.inputs import FIGURES
 from simulator.registry import Family, FieldGroup, Page, Section
 
-__all__ = ["field_group", "field_groups", "key_figures", "listed_inputs", "more_groups", "page_inputs", "radio_keys",
-           "sections"]
+__all__ = ["field_group", "field_groups", "key_figures", "listed_inputs", "more_groups", "other_main_groups", "page_inputs", "radio_keys",
+           "sections", "source_figures"]
 
 
 def _registered() -> tuple[Family, ...]:
@@ -56,6 +57,12 @@ def more_groups(page: Page, laid_out: Iterable[str] = ()) -> list[FieldGroup]:
     return [g for g in field_groups(page) if not g.main and g.title not in skip]
 
 
+def other_main_groups(page: Page, laid_out: Iterable[str]) -> list[FieldGroup]:
+    """The page's main groups it does not lay out itself (`laid_out`: titles): shown as rows under its own."""
+    skip = set(laid_out)
+    return [g for g in field_groups(page) if g.main and g.title not in skip]
+
+
 def page_inputs(page: Page) -> tuple[str, ...]:
     """Every input key the page shows, in page order (its share links carry exactly these)."""
     return tuple(dict.fromkeys(k for g in field_groups(page) for k in g.keys))
@@ -88,3 +95,12 @@ def key_figures(page: Page) -> tuple[str, ...]:
 def sections(page: Page) -> list[Section]:
     """The page's own figure sections (not headline), each a titled table on the page and in its PDF."""
     return _sections(page, False)
+
+
+def source_figures(page: Page) -> tuple[str, ...]:
+    """The figures a page's sources table explains: its key figures and sections', then every charted figure of the
+    families with key figures on the page."""
+    own = [k for s in sections(page) for k in s.figures]
+    families = {k.split(".")[0] for k in key_figures(page)}
+    rest = [k for k, spec in FIGURES.items() if spec.chart and k.split(".")[0] in families]
+    return tuple(dict.fromkeys((*key_figures(page), *own, *rest)))

@@ -128,7 +128,7 @@ class Rule:
     `message(row)` explains one broken row (a dict of that row's column values) and says what to change;
     `short` is the sweep's `reason` text. `severity="warning"`: legal but wasteful, reported, not refused.
     A message names fields by their dotted keys and values as `key = value` (the words of the JSON and the CLI);
-    the pages and PDFs show it through report.formatting.in_words, which says it with labels and units.
+    the pages and PDFs show it through report.messages.in_words, which says it with labels and units.
     """
 
     key: str  # the dotted key the message is about

@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the ap
 
 from app_pages import _compress_inputs as ui  # noqa: E402
 from app_pages._registry_widgets import EMPTY  # noqa: E402
-from report import compression_charts as charts  # noqa: E402
 from report.compress_pdf import compress_pdf  # noqa: E402
+from simulator import compression_curves as predicted  # noqa: E402
 from simulator.devices import shipped_profiles  # noqa: E402
 from simulator.evaluator import evaluate  # noqa: E402
 from simulator.quality_curves import quality_from_profile  # noqa: E402
@@ -158,7 +158,7 @@ def _found():
 def test_chart_band_is_the_plans_range():
     s = Scenario.from_dict({"model": {"preset": "llama2-7b"},
                             "compression": {"weight_bits": 3, "quant_method": "gptq", "group_size": 128}})
-    plan, frame = evaluate(s), charts.quant_frame(s)
+    plan, frame = evaluate(s), predicted.quant_frame(s)
     mine = frame[frame["This plan"]].iloc[0]
     f = plan.figures["quality.ppl_ratio"]
     assert mine["Perplexity ratio"] == pytest.approx(f.value, rel=1e-9)
@@ -172,7 +172,7 @@ def test_pdf_reads_back():
                             "compression": {"weight_bits": 4, "quant_method": "awq", "group_size": 128,
                                             "pruning_method": "sparsegpt", "sparsity": 0.5, "pattern": "2:4"}})
     plan = evaluate(s)
-    data = compress_pdf(plan, "H100 SXM5 80GB", charts.quant_frame(s), charts.prune_frame(s), _found(),
+    data = compress_pdf(plan, "H100 SXM5 80GB", predicted.quant_frame(s), predicted.prune_frame(s), _found(),
                         created=dt.datetime(2026, 11, 29, tzinfo=dt.UTC))
     reader = pypdf.PdfReader(io.BytesIO(data))
     assert reader.metadata.title == "Compression: Llama 2 70B (69B counted)"

@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the ap
 from app_pages import _deploy_inputs as ui  # noqa: E402
 from app_pages._registry_widgets import EMPTY  # noqa: E402
 from report import deploy_text as text  # noqa: E402
-from report import serving_charts as charts  # noqa: E402
 from report.deploy_pdf import deploy_pdf  # noqa: E402
+from simulator import deployment as curves  # noqa: E402
 from simulator.evaluator import evaluate  # noqa: E402
 from simulator.scenario import Scenario  # noqa: E402
 
@@ -140,12 +140,12 @@ def test_pdf_reads_back_with_title_answer_and_three_charts():
     s = Scenario.from_dict({"name": "Chat 東京", "model": {"preset": "llama-3-8b"},
                             "serving": {"accelerator": "h100-sxm", "requests_per_s": 5}})
     plan = evaluate(s)
-    d = charts.deployment(s, plan)
+    d = curves.deployment(s, plan)
     label = "NVIDIA H100 SXM5 80GB"
     pdf = pypdf.PdfReader(io.BytesIO(deploy_pdf(d, label, created=dt.datetime(2026, 1, 2))))
     assert pdf.metadata.title == "Chat 東京"
     body = " ".join(page.extract_text() for page in pdf.pages)
-    sentence = text.answer_sentence(plan, label, charts.totals(charts.money_frame(d)))
+    sentence = text.answer_sentence(plan, label, curves.totals(curves.money_frame(d)))
     assert sentence.split(",")[0] in " ".join(body.split())
     assert "Latency against batch" in body and "Rent, buy or a hosted API over time" in body
     assert sum(len(page.images) for page in pdf.pages) == 3
@@ -155,19 +155,19 @@ def _deployment(**serving):
     s = Scenario.from_dict({"model": {"preset": "llama-3-8b"}, "serving": {"accelerator": "h100-sxm", **serving},
                             "finance": {"include_training": False}})
     plan = evaluate(s)
-    return plan, charts.deployment(s, plan)
+    return plan, curves.deployment(s, plan)
 
 
 def test_chart_frames_agree_with_the_plan():
     plan, d = _deployment(requests_per_s=5)
-    end = charts.totals(charts.money_frame(d))  # the money chart ends where the finance totals do
+    end = curves.totals(curves.money_frame(d))  # the money chart ends where the finance totals do
     assert end["Rent"] == pytest.approx(plan.value("finance.rent_tco_usd"))
     assert end["Buy"] == pytest.approx(plan.value("finance.buy_tco_usd"))
     assert end["Hosted API"] == pytest.approx(plan.value("finance.api_cost_usd"))
-    traffic = charts.traffic_frame(d)  # more traffic never takes fewer GPUs; the plan's rate is on the axis
+    traffic = curves.traffic_frame(d)  # more traffic never takes fewer GPUs; the plan's rate is on the axis
     assert traffic["GPUs"].is_monotonic_increasing
     assert traffic.loc[traffic["Requests/s"] == 5, "GPUs"].iloc[0] == plan.value("serving.gpus")
-    latency = charts.latency_frame(d)  # a bigger batch is never faster; bands hold the value
+    latency = curves.latency_frame(d)  # a bigger batch is never faster; bands hold the value
     for _, curve in latency.groupby("Latency"):
         assert curve["Seconds"].is_monotonic_increasing
         assert (curve["P10 (s)"] <= curve["Seconds"] + 1e-12).all() and (curve["Seconds"] <= curve["P90 (s)"] + 1e-12).all()

@@ -156,13 +156,13 @@ def test_plan_that_does_not_fit_warns_with_a_way_out():
     texts = " ".join(w.value for w in at.warning)
     assert "Does not fit" in texts and "but an H100 SXM5 80GB has 80 GB" in texts  # the right article
     assert "would fit" in texts and "ZeRO stage 3" in texts
-    assert "does not fit" in sentence(at)
+    assert "Does not fit: needs" in sentence(at)
     assert len(at.metric) == len(LABELS)  # the figures stay on screen
     apply = next(b for b in at.button if b.label.startswith("Apply:"))
     apply.click().run()  # one click moves the inputs to the suggested plan, and it fits
     assert not at.exception
     assert "Does not fit" not in " ".join(w.value for w in at.warning)
-    assert "does not fit" not in sentence(at)
+    assert "Does not fit" not in sentence(at)
 
 
 def _warnings_page():

@@ -17,19 +17,21 @@ from typing import Any
 import pytest
 
 from report import charts, compression_charts, decision_charts, scaling_law_charts, serving_charts
+from simulator import compression_curves as predicted
+from simulator import deployment as curves
 from simulator.evaluator import evaluate
 from simulator.scenario import Scenario
 
 IMPOSSIBLE = {"ttft_target_s": 0.05, "tpot_target_s": 0.05}  # below one request's prefill: no batch meets them
 
 
-def _deployment(**serving: float) -> tuple[Scenario, serving_charts.Deployment]:
+def _deployment(**serving: float) -> tuple[Scenario, curves.Deployment]:
     scenario = Scenario.from_dict({"model": {"preset": "llama-3-70b"}, "serving": serving})
-    return scenario, serving_charts.deployment(scenario, evaluate(scenario))
+    return scenario, curves.deployment(scenario, evaluate(scenario))
 
 
 @pytest.fixture(scope="module")
-def impossible() -> tuple[Scenario, serving_charts.Deployment]:
+def impossible() -> tuple[Scenario, curves.Deployment]:
     return _deployment(**IMPOSSIBLE)
 
 
@@ -58,8 +60,8 @@ def _missing(spec: dict[str, Any]) -> list[dict[str, Any]]:
 def _impossible_specs(impossible) -> dict[str, dict[str, Any]]:
     scenario, d = impossible
     s, rate = scenario.serving, scenario.serving.requests_per_s
-    latency, traffic, money = (serving_charts.latency_frame(d), serving_charts.traffic_frame(d),
-                               serving_charts.money_frame(d))
+    latency, traffic, money = (curves.latency_frame(d), curves.traffic_frame(d),
+                               curves.money_frame(d))
     chosen = d.plan.value("serving.batch_run")
     return {
         "latency": serving_charts.latency_chart(latency, s.ttft_target_s, s.tpot_target_s, chosen).to_dict(),
@@ -79,7 +81,7 @@ def test_an_impossible_target_puts_no_nan_on_any_chart(impossible):
 
 def test_an_impossible_target_draws_the_traffic_charts_as_a_reason(impossible):
     scenario, d = impossible
-    traffic = serving_charts.traffic_frame(d)
+    traffic = curves.traffic_frame(d)
     assert not serving_charts.traffic_served(traffic)
     for chart in (serving_charts.traffic_gpus_chart, serving_charts.traffic_cost_chart):
         spec = chart(traffic, scenario.serving.requests_per_s).to_dict()
@@ -91,7 +93,7 @@ def test_an_impossible_target_draws_the_traffic_charts_as_a_reason(impossible):
 
 
 def test_an_option_that_cannot_be_priced_leaves_the_money_chart_and_is_explained(impossible):
-    money = serving_charts.money_frame(impossible[1])
+    money = curves.money_frame(impossible[1])
     spec = serving_charts.money_chart(money).to_dict()
     colour = next(layer["encoding"]["color"] for layer in spec["layer"] if "color" in layer["encoding"])
     assert colour["scale"]["domain"] == ["Hosted API"]  # rent and buy have no line, so no legend entry
@@ -117,7 +119,7 @@ def _target_labels(spec: dict[str, Any]) -> dict[str, tuple[str, float]]:
 @pytest.mark.parametrize(("ttft_s", "tpot_s"), [(0.05, 0.05), (2.0, 0.2), (0.1, 0.12)])
 def test_the_two_latency_targets_are_labelled_on_opposite_sides(ttft_s, tpot_s):
     _, d = _deployment(ttft_target_s=ttft_s, tpot_target_s=tpot_s)
-    spec = serving_charts.latency_chart(serving_charts.latency_frame(d), ttft_s, tpot_s,
+    spec = serving_charts.latency_chart(curves.latency_frame(d), ttft_s, tpot_s,
                                         d.plan.value("serving.batch_run")).to_dict()
     labels = _target_labels(spec)
     assert len(labels) == 2
@@ -144,13 +146,13 @@ def _axis_titles(spec: Any) -> Iterator[tuple[str, Any]]:
 
 def test_long_axis_titles_come_in_lines_that_fit_a_narrow_column(impossible):
     scenario, d = _deployment()
-    quant = compression_charts.quant_frame(scenario)
-    prune = compression_charts.prune_frame(scenario)
+    quant = predicted.quant_frame(scenario)
+    prune = predicted.prune_frame(scenario)
     specs = {
         "bits": compression_charts.quant_chart(quant).to_dict(),
         "sparsity": compression_charts.prune_chart(prune).to_dict(),
         "law": scaling_law_charts.law_chart(scaling_law_charts.law_frame(None)).to_dict(),
-        "latency": serving_charts.latency_chart(serving_charts.latency_frame(d), 2.0, 0.2, 8.0).to_dict(),
+        "latency": serving_charts.latency_chart(curves.latency_frame(d), 2.0, 0.2, 8.0).to_dict(),
         "tornado": decision_charts.tornado_spec(decision_charts.tornado_frame(_no_decision()), 1e7),
         **_impossible_specs(impossible),
     }

@@ -12,12 +12,12 @@ from pypdf import PdfReader
 
 from report import decision_charts
 from report import formatting as fmt
-from report import serving_charts as charts
 from report.decision_pdf import decision_pdf
 from report.decision_text import MONTE_CARLO, uncertainty_sentence
 from report.deploy_pdf import TOTALS, deploy_pdf
 from report.deploy_text import answer_sentence
 from simulator import Scenario, evaluate
+from simulator import deployment as curves
 from simulator.decision import decide
 
 CREATED = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)
@@ -38,8 +38,8 @@ def test_deploy_sentence_and_table_count_the_same_things(include_training):
                                                                           "requests_per_s": 20},
                             "finance": {"include_training": include_training}})
     plan = evaluate(s)
-    d = charts.deployment(s, plan)
-    serving = charts.totals(charts.money_frame(d))
+    d = curves.deployment(s, plan)
+    serving = curves.totals(curves.money_frame(d))
     sentence = answer_sentence(plan, LABEL, serving)
     text = text_of(deploy_pdf(d, LABEL, created=CREATED))
     assert flat(sentence) in text

@@ -13,11 +13,11 @@ from pypdf import PdfReader
 from pypdf.generic import ContentStream
 from test_pdf_layout import overlaps
 
-from report import serving_charts as charts
 from report.deploy_pdf import deploy_pdf
 from report.pdf_doc import new_document, title_block
 from report.pdf_fonts import fallback_for, fonts_found
 from simulator import Scenario, evaluate
+from simulator import deployment as curves
 
 CREATED = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)
 NAMES = {  # a model name in each script, as a user would type it
@@ -107,7 +107,7 @@ def test_a_deploy_pdf_titled_in_every_script():
     s = Scenario.from_dict({"name": name, "model": {"preset": "llama-3-8b"},
                             "serving": {"accelerator": "h100-sxm", "requests_per_s": 5}})
     plan = evaluate(s)
-    data = deploy_pdf(charts.deployment(s, plan), "NVIDIA H100 SXM5 80GB", created=CREATED)
+    data = deploy_pdf(curves.deployment(s, plan), "NVIDIA H100 SXM5 80GB", created=CREATED)
     text = text_of(data)
     assert PdfReader(io.BytesIO(data)).metadata.title == name
     for script, words in NAMES.items():

@@ -20,14 +20,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
 
-from report import compression_charts as compress_charts  # noqa: E402
-from report import serving_charts  # noqa: E402
 from report.calibration_pdf import calibration_pdf  # noqa: E402
 from report.compress_pdf import compress_pdf  # noqa: E402
 from report.decision_pdf import decision_pdf  # noqa: E402
 from report.deploy_pdf import deploy_pdf  # noqa: E402
 from report.pdf import plan_pdf  # noqa: E402
 from simulator import Scenario, evaluate  # noqa: E402
+from simulator import compression_curves as predicted  # noqa: E402
+from simulator import deployment as curves  # noqa: E402
 from simulator.decision import decide  # noqa: E402
 from simulator.devices import device_from_profile, shipped_profiles  # noqa: E402
 from simulator.quality_curves import quality_from_profile  # noqa: E402
@@ -161,14 +161,14 @@ def _found() -> tuple[dict, object, str]:
 
 def compression() -> bytes:
     s = Scenario.from_dict(COMPRESS)
-    return compress_pdf(evaluate(s), "H100 SXM5 80GB", compress_charts.quant_frame(s), compress_charts.prune_frame(s),
+    return compress_pdf(evaluate(s), "H100 SXM5 80GB", predicted.quant_frame(s), predicted.prune_frame(s),
                         _found(), created=CREATED)
 
 
 def deployment() -> bytes:
     s = Scenario.from_dict(DEPLOY)
     plan = evaluate(s)
-    return deploy_pdf(serving_charts.deployment(s, plan), "NVIDIA H100 SXM5 80GB", created=CREATED)
+    return deploy_pdf(curves.deployment(s, plan), "NVIDIA H100 SXM5 80GB", created=CREATED)
 
 
 def calibration(stem: str) -> Callable[[], bytes]:

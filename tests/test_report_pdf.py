@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from modelfolio.cli import main
 from report import formatting as fmt
-from report import pdf_charts, pdf_doc, pdf_fonts
+from report import messages, pdf_charts, pdf_doc, pdf_fonts
 from report.pdf import plan_pdf
 from simulator import Scenario, evaluate, presentation
 from simulator.catalog import load_catalog
@@ -72,7 +72,7 @@ def test_the_answer_comes_first_with_the_title_date_and_version(plan, built):
     assert 3 <= len(PdfReader(io.BytesIO(data)).pages) <= 8
     assert text.startswith("Training plan: Llama 3 70B")
     assert "2026-01-02 03:04 UTC" in text and f"Modelfolio {VERSION}" in text
-    sentence = fmt.training_sentence(plan, plan.hardware.hbm_GB)
+    sentence = fmt.training_sentence(plan)
     assert " ".join(sentence.split()) in text[:600]
 
 
@@ -102,7 +102,7 @@ def test_warnings_by_code_with_their_text(plan, built):
     _, text, _ = built
     assert plan.warning_codes() == ("tp_spans_nodes",)
     assert "[tp_spans_nodes] Tensor parallel" in text  # the label, not the dotted key
-    assert " ".join(fmt.in_words(plan.warnings[0].text).split()) in text
+    assert " ".join(messages.in_words(plan.warnings[0].text).split()) in text
 
 
 def test_memory_warning_lists_the_plans_that_would_fit():
@@ -147,7 +147,7 @@ def test_every_input_with_how_it_was_set_and_the_notes(plan, built):
     assert "model.vocab 128,256 tokens preset" in text and "training.precision bf16 default" in text
     assert "cluster.first_stage_layers auto (" in text
     assert "How the inputs were completed" in text
-    assert all(" ".join(fmt.in_words(note).split()) in text for note in plan.notes)  # in labels, by unit
+    assert all(" ".join(messages.in_words(note).split()) in text for note in plan.notes)  # in labels, by unit
 
 
 def test_sources_of_every_figure_and_of_the_hardware(plan, built):

@@ -22,6 +22,7 @@ from app_pages import _compress_inputs as compress_ui  # noqa: E402
 from app_pages import _decide_inputs as decide_ui  # noqa: E402
 from app_pages import _deploy_inputs as deploy_ui  # noqa: E402
 from report import formatting as fmt  # noqa: E402
+from report import messages  # noqa: E402
 from simulator.inputs import FIGURES, INPUTS  # noqa: E402
 
 APP = str(ROOT / "app.py")
@@ -182,16 +183,16 @@ def test_deploy_impossible_targets_and_a_quantized_model_in_the_users_words():
 def test_in_words_translates_a_rule_message_once_for_every_page():
     """The one translation point: keys to labels, `key = value` by unit, choice codes to labels, numbers without
     exponents; text that names no registered key is left as written."""
-    assert fmt.in_words("cluster.gpus = 12: use a multiple of 8") == "GPUs = 12: use a multiple of 8"
-    assert fmt.in_words("decision.budget_usd = 8000000.0: x") == "Budget = $8M: x"
-    assert fmt.in_words("model.params = 6.469e+10: counted") == "Parameters = 65B: counted"
-    assert fmt.in_words("compression.quant_method = rtn with (rtn, gptq, awq)") == (
+    assert messages.in_words("cluster.gpus = 12: use a multiple of 8") == "GPUs = 12: use a multiple of 8"
+    assert messages.in_words("decision.budget_usd = 8000000.0: x") == "Budget = $8M: x"
+    assert messages.in_words("model.params = 6.469e+10: counted") == "Parameters = 65B: counted"
+    assert messages.in_words("compression.quant_method = rtn with (rtn, gptq, awq)") == (
         "Quantization method = round-to-nearest with (round-to-nearest, GPTQ, AWQ)")
-    assert fmt.in_words("finance.rent_term = on_demand") == "Rental term = “On demand”"
-    assert fmt.in_words("Price per GPU-hour (finance.gpu_hour_usd)") == "Price per GPU-hour"
-    assert fmt.in_words("costs $156,672,472: raise decision.budget_usd") == "costs $157M: raise Budget"
-    assert fmt.in_words("serving: 1.51e+04 GB do not fit") == "Serving: 15k GB do not fit"
-    assert fmt.in_words("see docs/compression.md and fitted.json") == "see docs/compression.md and fitted.json"
+    assert messages.in_words("finance.rent_term = on_demand") == "Rental term = “On demand”"
+    assert messages.in_words("Price per GPU-hour (finance.gpu_hour_usd)") == "Price per GPU-hour"
+    assert messages.in_words("costs $156,672,472: raise decision.budget_usd") == "costs $157M: raise Budget"
+    assert messages.in_words("serving: 1.51e+04 GB do not fit") == "Serving: 15k GB do not fit"
+    assert messages.in_words("see docs/compression.md and fitted.json") == "see docs/compression.md and fitted.json"
 
 
 def test_every_widget_label_says_its_unit():
