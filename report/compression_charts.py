@@ -17,12 +17,12 @@ from report import formatting as fmt
 from report.charts import OKABE_ITO, Y_TITLE_CHARS, legend, title_lines
 from simulator.compression.constants import WEIGHT_BITS
 from simulator.compression_curves import CHOSEN
-from simulator.quality_curves import QualityCurve, QualitySection
-from simulator.quality_curves import evaluate as curve_band
+from simulator.quality_curves import QualityCurve, QualitySection, along
 
 COLOURS = [OKABE_ITO[c] for c in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple", "sky_blue",
                                   "yellow", "black")]
 SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "circle", "square"]
+FITTED_POINTS = 60  # points along each fitted curve
 PPL_CAP = 4.0  # the bits chart's y axis stops here (a 1- or 2-bit collapse would flatten the rest); the table has all
 PPL_TITLE = title_lines("Perplexity, compressed ÷ dense (log scale; lower is better)", Y_TITLE_CHARS)
 DELTA_TITLE = title_lines("Loss increase, nats/token (log scale; lower is better)", Y_TITLE_CHARS)
@@ -166,12 +166,10 @@ def measured_frame(section: QualitySection, model_name: str, family: str, y_name
         if curve.model_name != model_name or curve.family != family or curve.y_name != y_name:
             continue
         name = _curve_name(curve)
-        xs = [p.x for p in curve.points]
         for p in curve.points:
             rows.append({"Curve": name, "Kind": "measured", x_name: p.x, "Value": p.mean, "Low": p.mean - p.std,
                          "High": p.mean + p.std, "Folds": p.n})
-        grid = np.linspace(min(xs), max(xs), 60) if xs else np.array([])
-        band = curve_band(curve, grid)
+        grid, band = along(curve, FITTED_POINTS)
         for x, m, lo, hi in zip(grid, band.mean, band.low, band.high, strict=True):
             rows.append({"Curve": name, "Kind": "fitted", x_name: float(x), "Value": float(m), "Low": float(lo),
                          "High": float(hi), "Folds": len(curve.fold_params)})

@@ -15,7 +15,7 @@ import pandas as pd
 
 from report import formatting as fmt
 from report.charts import OKABE_ITO, legend
-from simulator.quality_curves import QualityCurve, QualitySection, evaluate, to_metric
+from simulator.quality_curves import QualityCurve, QualitySection, along, to_metric
 
 METRIC_LABELS = {"accuracy": "Accuracy, higher is better", "f1_macro": "Macro-F1, higher is better",
                  "loss_nats": "Loss (nats per character), lower is better"}
@@ -46,13 +46,6 @@ def panels(section: QualitySection) -> dict[str, list[QualityCurve]]:
     return out
 
 
-def _grid(curve: QualityCurve) -> np.ndarray:
-    xs = np.array([p.x for p in curve.points], dtype=float)
-    if xs.size == 0:
-        return xs
-    return np.linspace(xs.min(), xs.max(), GRID_POINTS) if xs.max() > xs.min() else np.unique(xs)
-
-
 def quality_frame(curves: list[QualityCurve]) -> pd.DataFrame:
     """Measured points (mean, mean ± std) and each fitted curve with its band, for the curves of one panel."""
     parts = []
@@ -62,8 +55,7 @@ def quality_frame(curves: list[QualityCurve]) -> pd.DataFrame:
         parts.append(pd.DataFrame({"Panel": panel_name(curve), "Series": name, "x": [p.x for p in pts],
                                    "Value": [p.mean for p in pts], "Low": [p.mean - p.std for p in pts],
                                    "High": [p.mean + p.std for p in pts], "Kind": MEASURED}))
-        grid = _grid(curve)
-        band = evaluate(curve, grid)
+        grid, band = along(curve, GRID_POINTS)
         parts.append(pd.DataFrame({"Panel": panel_name(curve), "Series": name, "x": grid, "Value": band.mean,
                                    "Low": band.low, "High": band.high, "Kind": FITTED}))
     parts = [p for p in parts if not p.empty]

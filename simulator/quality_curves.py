@@ -141,6 +141,15 @@ def evaluate(curve: QualityCurve, x: Any) -> Band:
     return Band(mean, mean - spread, mean + spread)
 
 
+def along(curve: QualityCurve, points: int) -> tuple[np.ndarray, Band]:
+    """The fitted curve with its band at `points` evenly spaced values across its measured x range (the one x
+    measured when there is only one), for a chart."""
+    xs = np.array([p.x for p in curve.points], dtype=float)
+    if xs.size:
+        xs = np.linspace(xs.min(), xs.max(), points) if xs.max() > xs.min() else np.unique(xs)
+    return xs, evaluate(curve, xs)
+
+
 def predict_loss(law: ScalingLaw, params: Any, tokens: Any) -> np.ndarray:
     # Hoffmann et al. 2022 eq. 2 (Approach 3): L(N, D) = E + A / N^alpha + B / D^beta
     n, d = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
