@@ -1,7 +1,7 @@
 """A calibration run as a subprocess the page can watch: `python -m calibration run --quick --out DIR`, and
 the plan before it (the same command with `--plan-only`, a short subprocess: `plan_run`).
 
-The child prints `PROGRESS {json}` lines on stdout (calibration.runner.Progress: one per finished step and one per
+The child prints `PROGRESS {json}` lines on stdout (calibration.progress.Progress: one per finished step and one per
 sampling round, with its phase, samples taken and planned, and the bar's position) and human progress bars on
 stderr. Two reader threads fill the run's state under a lock; the page only ever reads `snapshot()`. When the
 child exits, the run loads DIR/profile.json with the strict loader. No torch and no streamlit here: this module
@@ -134,7 +134,7 @@ def parse_progress(line: str) -> dict[str, Any] | None:
 
 
 ROUND_KEYS = ("round", "points", "points_done", "warmed", "samples", "samples_planned", "eta_s", "part",
-              "parts")  # what a sampling round's PROGRESS line tells (calibration.runner.Progress.round)
+              "parts")  # what a sampling round's PROGRESS line tells (calibration.progress.Progress.round)
 
 
 def _number(value: Any) -> float | None:

@@ -19,7 +19,7 @@ import streamlit as st
 from app_pages import _calibrate_run as runner
 from app_pages._devices import add_session_device
 from calibration.rows import read_rows, read_samples
-from calibration.runner import SAMPLES_NAME
+from calibration.run_folder import SAMPLES_NAME
 from report.formatting import md_escape
 from simulator.catalog import HardwareSpec
 from simulator.devices import device_from_profile, shipped_profiles

@@ -589,7 +589,7 @@ def test_parameters_the_data_do_not_determine_are_marked_with_what_it_means():
 
 SAMPLING = f"""
     sys.path.insert(0, {str(ROOT)!r})
-    from calibration.runner import Progress  # the CLI's own progress lines
+    from calibration.progress import Progress  # the CLI's own progress lines
 
     out.mkdir(parents=True, exist_ok=True)
     progress = Progress(6, 0, jsonl=True)

@@ -235,7 +235,7 @@ def test_loader_rejects_a_broken_section_naming_the_path(tiny_run: Path) -> None
 
 
 def test_quality_share_only_for_quick_and_full_runs() -> None:
-    from calibration.runner import RunConfig
+    from calibration.run_config import RunConfig
 
     cfg = RunConfig(mode="quick", out=Path("x"))
     assert quality_share(cfg, "quick") == 0.25
