@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _calibrate_run as runner
+from app_pages import _calibrate_slot as slot
 from app_pages import _calibrate_state as state
 from app_pages._calibrate_view import md
 from calibration.budgets import BUDGETS_S
@@ -28,7 +29,7 @@ def budget_s() -> float:
 
 def plan_button() -> None:
     """Probe and plan (seconds); the plan shows below with its Start button."""
-    busy = runner.active_run() is not None
+    busy = slot.active_run() is not None
     clicked = st.button(
         "Plan a calibration", icon=":material/play_arrow:", key="calibrate.plan", disabled=busy, width="stretch",
         help=md(f"Probes this machine for a few seconds, then shows what `python -m calibration run --quick` would "
@@ -150,7 +151,7 @@ def plan_view() -> None:
             with st.spinner("Probing this machine and planning the run (a few seconds)…"):
                 state.plan_run(budget_s(), tuple(plan.get("skip") or ()))
             st.rerun()
-        busy = runner.active_run() is not None
+        busy = slot.active_run() is not None
         over = not plan.get("fits_budget", True)
         start.button("Start anyway" if over else "Start calibration", on_click=state.start_run,
                      icon=":material/play_arrow:", key="calibrate.start", disabled=busy or stale, width="stretch",
@@ -233,7 +234,7 @@ def _finished(snap: runner.Snapshot) -> None:
         st.warning(md(text), icon=":material/stop_circle:")
         if resumable:
             st.button("Resume", on_click=state.resume_run, icon=":material/replay:", key="calibrate.resume",
-                      disabled=runner.active_run() is not None,
+                      disabled=slot.active_run() is not None,
                       help="Runs the same command with `--resume` in the same folder.")
     else:
         st.error(f"Calibration failed after {clock(snap.elapsed_s)}: {md(snap.error or 'unknown error')}. "

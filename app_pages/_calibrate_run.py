@@ -1,16 +1,15 @@
 """A calibration run as a subprocess the page can watch: `python -m calibration run --quick --out DIR`, and
 the plan before it (the same command with `--plan-only`, a short subprocess: `plan_run`).
 
-The child prints `PROGRESS {json}` lines on stdout (calibration.runner.Progress: one per finished step and one per
+The child prints `PROGRESS {json}` lines on stdout (calibration.progress.Progress: one per finished step and one per
 sampling round, with its phase, samples taken and planned, and the bar's position) and human progress bars on
 stderr. Two reader threads fill the run's state under a lock; the page only ever reads `snapshot()`. When the
 child exits, the run loads DIR/profile.json with the strict loader. No torch and no streamlit here: this module
-only launches and watches a process.
+only launches and watches a process (one at a time per server: app_pages/_calibrate_slot.py).
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
 import contextlib
 import dataclasses
@@ -23,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +133,7 @@ def parse_progress(line: str) -> dict[str, Any] | None:
 
 
 ROUND_KEYS = ("round", "points", "points_done", "warmed", "samples", "samples_planned", "eta_s", "part",
-              "parts")  # what a sampling round's PROGRESS line tells (calibration.runner.Progress.round)
+              "parts")  # what a sampling round's PROGRESS line tells (calibration.progress.Progress.round)
 
 
 def _number(value: Any) -> float | None:
@@ -181,8 +180,10 @@ class CalibrationRun:
     """One subprocess and its watched state; `start` returns at once, the threads do the reading."""
 
     def __init__(self, out_dir: Path, command: Sequence[str] | None = None, cwd: Path = REPO_ROOT,
-                 budget_s: float | None = None, skip: Sequence[str] = ()) -> None:
+                 budget_s: float | None = None, skip: Sequence[str] = (),
+                 on_finish: Callable[[CalibrationRun], None] | None = None) -> None:
         self.out_dir, self.cwd = Path(out_dir), Path(cwd)
+        self._on_finish = on_finish  # told once the run has finished (the server's slot frees itself)
         self.command = tuple(command or calibration_command(self.out_dir, budget_s=budget_s, skip=skip))
         self._lock = threading.Lock()
         self._status, self._done, self._total, self._step, self._failed_steps = RUNNING, 0, None, "starting", 0
@@ -323,46 +324,5 @@ class CalibrationRun:
         with self._lock:
             self._status, self._returncode, self._error, self._profile = status, returncode, error, profile
             self._t1 = time.monotonic()
-        _release(self)
-
-
-# ---------------------------------------------------------------- one run at a time, per server process
-
-_ACTIVE: dict[str, CalibrationRun] = {}
-_ACTIVE_LOCK = threading.Lock()
-
-
-class RunBusyError(RuntimeError):
-    """Another calibration is still running; two at once would time each other."""
-
-
-def active_run() -> CalibrationRun | None:
-    with _ACTIVE_LOCK:
-        return _ACTIVE.get("run")
-
-
-def _release(run: CalibrationRun) -> None:
-    with _ACTIVE_LOCK:
-        if _ACTIVE.get("run") is run:
-            del _ACTIVE["run"]
-
-
-@atexit.register
-def _stop_active_at_exit() -> None:
-    """A server that exits stops its calibration (its own session would otherwise outlive the server)."""
-    run = active_run()
-    if run is not None:
-        run.stop()
-
-
-def start_run(out_dir: Path | None = None, command: Sequence[str] | None = None,
-              cwd: Path = REPO_ROOT, budget_s: float | None = None, skip: Sequence[str] = ()) -> CalibrationRun:
-    """Start a calibration unless one is already running in this server (then RunBusyError)."""
-    with _ACTIVE_LOCK:
-        busy = _ACTIVE.get("run")
-        if busy is not None:
-            raise RunBusyError(f"a calibration is already running (writing to {busy.out_dir}); "
-                          "wait for it to finish or stop it first")
-        run = CalibrationRun(out_dir or new_run_dir(), command, cwd, budget_s, skip)
-        _ACTIVE["run"] = run
-    return run.start()
+        if self._on_finish is not None:
+            self._on_finish(self)

@@ -17,9 +17,10 @@ from typing import Any
 import streamlit as st
 
 from app_pages import _calibrate_run as runner
+from app_pages import _calibrate_slot as slot
 from app_pages._devices import add_session_device
 from calibration.rows import read_rows, read_samples
-from calibration.runner import SAMPLES_NAME
+from calibration.run_folder import SAMPLES_NAME
 from report.formatting import md_escape
 from simulator.catalog import HardwareSpec
 from simulator.devices import device_from_profile, shipped_profiles
@@ -129,7 +130,7 @@ def _start(start: Callable[[], runner.CalibrationRun]) -> None:
     """One calibration per server; a second click while one runs explains instead."""
     try:
         st.session_state[RUN] = start()
-    except runner.RunBusyError as exc:
+    except slot.RunBusyError as exc:
         st.session_state[NOTICE] = ("error", f"Not started: {exc}.")
 
 
@@ -170,14 +171,14 @@ def kept(out_dir: Path) -> Kept:
 def start_run() -> None:
     """Start button: the planned run, with the plan's budget and the benches it leaves out; one per server."""
     plan = st.session_state.get(PLAN) or {}
-    _start(lambda: runner.start_run(budget_s=plan.get("budget_s"), skip=tuple(plan.get("skip") or ())))
+    _start(lambda: slot.start_run(budget_s=plan.get("budget_s"), skip=tuple(plan.get("skip") or ())))
 
 
 def resume_run() -> None:
     """Resume button: the stopped run again, in its folder, continuing from what it kept."""
     run: runner.CalibrationRun | None = st.session_state.get(RUN)
     if run is not None:
-        _start(lambda: runner.start_run(run.out_dir, runner.resume_command(run.command), run.cwd))
+        _start(lambda: slot.start_run(run.out_dir, runner.resume_command(run.command), run.cwd))
 
 
 def plan_run(budget_s: float, skip: tuple[str, ...] = ()) -> None:

@@ -1,5 +1,5 @@
 """Benchmark: the serving calibration check on this CPU (issue 11 item 5). A TinyDecoder (4 layers, hidden 512,
-8 heads, vocabulary 1000, bf16) is served by the continuous-batching loop of calibration/serve_check.py under a
+8 heads, vocabulary 1000, bf16) is served by the continuous-batching loop of calibration/serve_loop.py under a
 seeded Poisson stream (prompt 128, output 64 tokens, batch up to 16), as `python -m calibration serve-check` runs
 it, and its measured output tokens/s is compared with the prediction of a CPU profile of this machine through
 Scenario -> evaluate. Target: within 15%. Exit 1 when missed.

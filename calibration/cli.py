@@ -77,7 +77,8 @@ def _benches(option: str, text: str | None) -> frozenset[str] | None:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    from calibration.runner import RunConfig, run
+    from calibration.run_config import RunConfig
+    from calibration.runner import run
 
     try:
         only, skip = _benches("--only", ns.only), _benches("--skip", ns.skip)

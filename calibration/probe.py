@@ -13,7 +13,7 @@ the plateau and the largest remaining ones to hold out).
 
 A plan still over its budget (every group at its fewest points) gets `advice`: the benches to leave out so it fits
 (`--skip`; the GEMM bench always stays, other pages plan on it) and the budget it needs as it is. The run prints
-it as a warning before it starts (`runner.plan_run`); `summary` is the plan as plain data, what
+it as a warning before it starts (`run_plan.plan_run`); `summary` is the plan as plain data, what
 `python -m calibration run --plan-only` prints as its `PLAN {json}` line and the Calibrate page shows.
 
 Test hook: MODELFOLIO_PROBE_SLOW_DTYPE=bf16[,fp16] makes the probe report those dtypes 100x slower than measured
@@ -228,7 +228,7 @@ class Plan:
                              f"a few small points only")
         for bench, (kept, of, sec) in self.per_bench.items():
             lines.append(f"  {bench:16s} {kept:4d} of {of:4d} points, ~{sec:.0f} s")
-        return "\n".join(lines)  # over budget: runner.print_plan warns, with what fits
+        return "\n".join(lines)  # over budget: run_plan.print_plan warns, with what fits
 
     @property
     def launch_s(self) -> float:

@@ -293,7 +293,7 @@ def _quality(doc: Doc, profile: Mapping[str, Any], section: QualitySection | str
 
 
 def _validation(doc: Doc, validation: Mapping[str, Any] | None) -> None:
-    """The back-test of `python -m calibration validate` (calibration.validate.summarize's dict)."""
+    """The back-test of `python -m calibration validate` (calibration.validate_summary.summarize's dict)."""
     if not validation:
         doc.para("No back-test is stored with this profile. `python -m calibration validate PROFILE` re-measures "
                  "every fit's held-out points and reports the MAPE of the predictions against fresh timings "
@@ -347,7 +347,7 @@ def calibration_pdf(profile: Mapping[str, Any], spec: Any | None = None, *, sour
 
     `spec`: the accelerator the page built from it (state.register; None: no datasheet share in the headline, as
     on the page); `source`: where it came from (the page's text: shipped reference, run folder, upload); `files`:
-    the files it was read from; `validation`: a back-test (calibration.validate.summarize's dict), default the
+    the files it was read from; `validation`: a back-test (calibration.validate_summary.summarize's dict), default the
     profile's own `validation` object when it holds one; `created`: the printed date (default now, UTC)."""
     created = report_date(created)
     stored = profile.get("validation")

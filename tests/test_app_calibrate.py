@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the app imports it from the root
 
 from app_pages import _calibrate_run as runner  # noqa: E402
+from app_pages import _calibrate_slot as slot  # noqa: E402
 from app_pages import _calibrate_state as state  # noqa: E402
 from app_pages._devices import UPLOADED  # noqa: E402
 from report import calibration_charts as charts  # noqa: E402
@@ -39,7 +40,7 @@ def _isolated(tmp_path, monkeypatch):
     st.cache_data.clear()
     st.cache_resource.clear()
     yield
-    active = runner.active_run()
+    active = slot.active_run()
     if active is not None:  # never leave a child behind for the next test
         active.stop()
         active.wait(RUN_WAIT_S)
@@ -298,7 +299,7 @@ SLOW = """
 
 def start(tmp_path: Path, body: str, *extra: str) -> runner.CalibrationRun:
     out = runner.new_run_dir()
-    return runner.start_run(out, [sys.executable, str(fake(tmp_path, body)), str(out), *extra], cwd=tmp_path)
+    return slot.start_run(out, [sys.executable, str(fake(tmp_path, body)), str(out), *extra], cwd=tmp_path)
 
 
 def test_run_parses_progress_and_loads_the_profile(tmp_path):
@@ -313,7 +314,7 @@ def test_run_parses_progress_and_loads_the_profile(tmp_path):
     assert snap.profile["name"] == "Test rig, calibrated 2026-11-29"
     assert snap.stderr_tail == ("calibration quick: 3 steps",)  # progress-bar redraws are not kept as errors
     assert "PROGRESS {not json" in snap.stdout_tail  # a malformed line is output, not progress
-    assert runner.active_run() is None  # the slot is free again
+    assert slot.active_run() is None  # the slot is free again
 
 
 @pytest.mark.parametrize(("body", "message", "in_stderr"), [
@@ -325,20 +326,20 @@ def test_run_failures_keep_the_reason_and_stderr(tmp_path, body, message, in_std
     assert snap.status == runner.FAILED and message in snap.error
     if in_stderr:
         assert in_stderr in snap.stderr_tail
-    assert runner.active_run() is None
+    assert slot.active_run() is None
 
 
 def test_a_command_that_cannot_start_fails_with_its_reason(tmp_path):
-    run = runner.start_run(tmp_path / "out", [str(tmp_path / "no-such-python"), "-m", "calibration"])
+    run = slot.start_run(tmp_path / "out", [str(tmp_path / "no-such-python"), "-m", "calibration"])
     snap = run.snapshot()
     assert snap.status == runner.FAILED and "could not start" in snap.error and "no-such-python" in snap.error
-    assert runner.active_run() is None
+    assert slot.active_run() is None
 
 
 def test_one_run_at_a_time_and_stop_keeps_rows(tmp_path):
     run = start(tmp_path, SLOW)
-    with pytest.raises(runner.RunBusyError, match="already running"):
-        runner.start_run(tmp_path / "second")
+    with pytest.raises(slot.RunBusyError, match="already running"):
+        slot.start_run(tmp_path / "second")
     deadline = time.monotonic() + RUN_WAIT_S
     while run.snapshot().done < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -346,7 +347,7 @@ def test_one_run_at_a_time_and_stop_keeps_rows(tmp_path):
     snap = run.wait(RUN_WAIT_S)
     assert snap.status == runner.STOPPED and snap.done >= 2
     assert state.kept(snap.out_dir).rows >= 2  # what was measured stays on disk
-    assert runner.active_run() is None
+    assert slot.active_run() is None
 
 
 def test_parse_progress():
@@ -428,7 +429,7 @@ def plan_then_start(tmp_path: Path, monkeypatch) -> AppTest:
 def test_the_plan_shows_benches_points_emulated_dtypes_and_the_predicted_duration(tmp_path, monkeypatch):
     fake_preview(tmp_path, monkeypatch)
     started: list[dict] = []
-    monkeypatch.setattr(runner, "start_run", lambda **kw: started.append(kw) or runner.CalibrationRun(
+    monkeypatch.setattr(slot, "start_run", lambda **kw: started.append(kw) or runner.CalibrationRun(
         tmp_path / "never", [sys.executable, "-c", "pass"], tmp_path).start())
     at = open_page()
     assert not at.get("number_input")  # no plan yet: no budget, no Start
@@ -589,7 +590,7 @@ def test_parameters_the_data_do_not_determine_are_marked_with_what_it_means():
 
 SAMPLING = f"""
     sys.path.insert(0, {str(ROOT)!r})
-    from calibration.runner import Progress  # the CLI's own progress lines
+    from calibration.progress import Progress  # the CLI's own progress lines
 
     out.mkdir(parents=True, exist_ok=True)
     progress = Progress(6, 0, jsonl=True)
@@ -657,7 +658,7 @@ def test_an_over_budget_plan_says_so_before_it_starts_and_offers_what_fits(tmp_p
     calls = tmp_path / "calls"
     script.write_text(f"open({str(calls)!r}, 'a').write('x')\n" + script.read_text())  # counts the probes
     started: list[dict] = []
-    monkeypatch.setattr(runner, "start_run", lambda **kw: started.append(kw) or runner.CalibrationRun(
+    monkeypatch.setattr(slot, "start_run", lambda **kw: started.append(kw) or runner.CalibrationRun(
         tmp_path / "never", [sys.executable, "-c", "pass"], tmp_path).start())
     at = open_page()
     at.button(key="calibrate.plan").click().run()

@@ -221,7 +221,7 @@ def test_oversubscription_is_judged_against_available_cpus():
 
 
 def test_world_sizes_per_mode_and_nodes():
-    from calibration.runner import world_sizes
+    from calibration.run_plan import world_sizes
 
     assert world_sizes("quick", "cpu", 6, 1) == [1, 2, 4, 6]
     assert world_sizes("full", "cpu", 3, 1) == [1, 2, 3]

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from calibration import validate
+from calibration import validate, validate_points, validate_summary
 from calibration.fit import fit_all
 from calibration.fit.collectives import fit_collectives
 from calibration.fit.common import split_largest
@@ -321,15 +321,15 @@ def test_validate_with_fake_remeasure(tmp_path, monkeypatch, capsys):
     assert validate.main(["validate", str(path), "--nproc", "2", "--out", str(out)]) == 0
     assert calls and calls[0][1] == 2
     prof = load_profile(path)
-    results = validate.compare(prof, fake_remeasure)
-    summary = validate.summarize(results)
-    assert summary["n_points"] == len(validate.heldout_targets(prof)) > 0
-    for t, r in zip(validate.heldout_targets(prof), results, strict=True):
+    results = validate_points.compare(prof, fake_remeasure)
+    summary = validate_summary.summarize(results)
+    assert summary["n_points"] == len(validate_points.heldout_targets(prof)) > 0
+    for t, r in zip(validate_points.heldout_targets(prof), results, strict=True):
         assert r["measured"] == pytest.approx(t["point"]["measured"] * 1.05)  # the fake is 5% slower
         assert r["predicted"] == pytest.approx(t["point"]["predicted"], rel=1e-9)
     assert summary["mape_pct_overall"] < 15
     assert all(r["note"] == "" for r in results)
-    threads = validate.compare(prof, lambda rows_in, nproc=None: [{**r, "extra": {"threads": 1}} for r in rows_in])
+    threads = validate_points.compare(prof, lambda rows_in, nproc=None: [{**r, "extra": {"threads": 1}} for r in rows_in])
     assert any(r["note"] == "threads 16 in the profile, 1 now" for r in threads)
     text = out.read_text()
     assert "| fit | point | predicted | measured | error % |" in text and "Overall MAPE" in text
@@ -471,8 +471,8 @@ def test_prefill_inventory_uses_the_gemm_fit_and_the_block_elementwise_rate():
 
 
 def test_validate_reports_repeatability_and_scores_conditional_models_on_fresh_conditions(tmp_path):
-    assert validate.repeatability_pct([1.0, 2.0, 4.0], [1.1, 2.0, 3.0]) == pytest.approx((10 + 0 + 25) / 3)
-    assert validate.repeatability_pct([], []) is None
+    assert validate_summary.repeatability_pct([1.0, 2.0, 4.0], [1.1, 2.0, 3.0]) == pytest.approx((10 + 0 + 25) / 3)
+    assert validate_summary.repeatability_pct([], []) is None
     rows = gemm_rows()
     for w in (1, 2):
         for layers in range(1, 9):
@@ -491,33 +491,33 @@ def test_validate_reports_repeatability_and_scores_conditional_models_on_fresh_c
             out.append({**r, "median_s": r["median_s"] * 1.2, "extra": extra})
         return out
 
-    results = validate.compare(prof, slower)
+    results = validate_points.compare(prof, slower)
     ddp = [r for r in results if r["fit"].startswith("fits.ddp")]
     assert ddp and all(abs(r["error_pct"]) < 5 for r in ddp)  # the model holds under fresh conditions
     assert all(r["repeat_pct"] == pytest.approx(20.0) for r in results)
-    summary = validate.summarize(results)
+    summary = validate_summary.summarize(results)
     assert summary["repeatability_pct_overall"] == pytest.approx(20.0)
     assert summary["mape_vs_original_pct_overall"] is not None
-    text = validate.render_markdown(results, summary)
+    text = validate_summary.render_markdown(results, summary)
     assert "repeatability %" in text and "Repeatability (noise floor)" in text
 
 
 def test_validate_not_counted_section(tmp_path, monkeypatch):
     path = write_profile(tmp_path, gemm_rows() + collective_rows("all_reduce", 2, 50e-6, 2.3), {"cpu_model": "T"})
-    monkeypatch.setattr(validate, "NOT_COUNTED", {"fits.collectives": "a reason"})
-    results = validate.compare(load_profile(path), lambda rows_in, nproc=None: rows_in)
-    summary = validate.summarize(results)
+    monkeypatch.setattr(validate_points, "NOT_COUNTED", {"fits.collectives": "a reason"})
+    results = validate_points.compare(load_profile(path), lambda rows_in, nproc=None: rows_in)
+    summary = validate_summary.summarize(results)
     counted = {r["fit"] for r in results if r["counted"]}
     assert counted == {"fits.compute.gemm.cpu/fp32"} and summary["n_points_not_counted"] > 0
     assert "fits.collectives.all_reduce.by_world.2" not in summary["mape_pct_by_fit"]
-    assert "Not counted in the overall MAPE" in validate.render_markdown(results, summary)
+    assert "Not counted in the overall MAPE" in validate_summary.render_markdown(results, summary)
 
 
 def test_validate_remeasures_the_whole_run_by_default(tmp_path):
     """A held-out point's timing depends on its interleaving mix, so validate re-times the run's points with it."""
     path = write_profile(tmp_path, gemm_rows() + collective_rows("all_reduce", 2, 50e-6, 2.3), {"cpu_model": "T"})
     prof = load_profile(path)
-    wanted = sorted({i for t in validate.heldout_targets(prof) for i in t["rows"]})
+    wanted = sorted({i for t in validate_points.heldout_targets(prof) for i in t["rows"]})
     seen: list[int] = []
 
     def counting(rows_in, nproc=None):
@@ -525,12 +525,12 @@ def test_validate_remeasures_the_whole_run_by_default(tmp_path):
         return rows_in
 
     ok_rows = [i for i, r in enumerate(prof["measurements"]) if r["status"] == "ok"]
-    assert set(wanted) < set(validate.context_rows(prof, wanted, "run")) == set(ok_rows)
-    assert validate.context_rows(prof, wanted, "heldout") == wanted
-    run = validate.compare(prof, counting)
-    held = validate.compare(prof, counting, context="heldout")
+    assert set(wanted) < set(validate_points.context_rows(prof, wanted, "run")) == set(ok_rows)
+    assert validate_points.context_rows(prof, wanted, "heldout") == wanted
+    run = validate_points.compare(prof, counting)
+    held = validate_points.compare(prof, counting, context="heldout")
     assert seen == [len(ok_rows), len(wanted)]
     assert [r["measured"] for r in run] == [r["measured"] for r in held]
-    assert validate.summarize(run, context="run")["context"] == "run"
+    assert validate_summary.summarize(run, context="run")["context"] == "run"
     with pytest.raises(ValueError, match="context"):
-        validate.context_rows(prof, wanted, "everything")
+        validate_points.context_rows(prof, wanted, "everything")

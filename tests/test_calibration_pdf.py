@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))  # `app_pages` is not an installed package; the ap
 
 from app_pages import _calibrate_run as runner  # noqa: E402
 from app_pages import _calibrate_state as state  # noqa: E402
-from calibration.validate import summarize  # noqa: E402
+from calibration.validate_summary import summarize  # noqa: E402
 from report import calibration_summary as summary  # noqa: E402
 from report import chart_process  # noqa: E402
 from report import formatting as fmt  # noqa: E402

@@ -212,7 +212,8 @@ def test_the_cli_warns_before_a_run_predicted_over_its_budget_and_says_what_fits
 
 def test_a_run_over_its_budget_says_so_before_it_starts(monkeypatch, capsys):
     import calibration.probe as probe_module
-    from calibration.runner import RunConfig, plan_run, print_plan
+    from calibration.run_config import RunConfig
+    from calibration.run_plan import plan_run, print_plan
 
     monkeypatch.setattr(probe_module, "probe", lambda device: slow())
     monkeypatch.delenv("MODELFOLIO_CALIB_GRID", raising=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from calibration.rows import DISTRIBUTED_BENCHES, Step, read_rows, step_key
-from calibration.runner import RunConfig
+from calibration.run_config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -192,7 +192,7 @@ def _fake_benches(monkeypatch, tmp_path) -> RunConfig:
     """`runner.run` in this process with the local benches faked (no torch timing): each step's row at once."""
     import calibration.bench.registry as registry
     import calibration.env as env
-    from calibration import runner
+    from calibration import run_plan, runner
     from calibration.rows import make_row
 
     def execute(steps, cfg, run_id, on_row, *durable):
@@ -204,16 +204,17 @@ def _fake_benches(monkeypatch, tmp_path) -> RunConfig:
     monkeypatch.setattr(registry, "set_run_threads", lambda: None)
     monkeypatch.setattr(registry, "execute_interleaved", execute)
     monkeypatch.setattr(runner, "_execute_durable", execute)
-    monkeypatch.setattr(runner, "resolve_devices", lambda device: ["cpu"])
-    return runner.RunConfig(mode="quick", out=tmp_path / "run", only=frozenset({"gemm"}), device="cpu",
-                            write_profile=False)
+    monkeypatch.setattr(run_plan, "resolve_devices", lambda device: ["cpu"])
+    return RunConfig(mode="quick", out=tmp_path / "run", only=frozenset({"gemm"}), device="cpu",
+                     write_profile=False)
 
 
 def test_a_second_run_on_the_same_folder_is_refused_naming_the_first(tmp_path, monkeypatch, capsys):
     from calibration import runner
+    from calibration.run_lock import acquire_lock
 
     cfg = _fake_benches(monkeypatch, tmp_path)
-    held = runner.acquire_lock(cfg.out)
+    held = acquire_lock(cfg.out)
     try:
         assert runner.run(cfg) == 2
         err = capsys.readouterr().err
@@ -319,7 +320,7 @@ def test_validate_caps_ranks_at_this_machine_unless_nproc_is_given(tmp_path, mon
 def test_progress_lines_carry_the_stage_and_the_bars_position_through_a_group(capsys):
     """Through an interleaved group no step finishes until its samples are in: the lines carry the bar's position
     (`steps_done`, moved by samples) and the stage, so a watcher (the Calibrate page) can show more than 0 steps."""
-    from calibration.runner import Progress
+    from calibration.progress import Progress
 
     progress = Progress(10, 0, jsonl=True)
     progress.emit("cpu: 4 local steps, samples interleaved", advance=False, stage="local")

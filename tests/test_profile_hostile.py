@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from calibration import validate
+from calibration import validate_points, validate_summary
 from report import calibration_charts as charts
 from report import calibration_summary as summary
 from simulator import Scenario, ScenarioError, evaluate
@@ -282,8 +282,8 @@ def consumers_work(profile: dict[str, Any], focus: list[Path_] = ()) -> None:
             if (hit and focused < 4) or i == 0:
                 focused += hit
                 _charts_of(".".join(map(str, where)), fit, draw=hit)
-    results = validate.compare(profile, lambda rows, nproc=None: rows, context="heldout")  # no bench: rows as-is
-    assert isinstance(validate.render_markdown(results, validate.summarize(results)), str)
+    results = validate_points.compare(profile, lambda rows, nproc=None: rows, context="heldout")  # no bench: rows as-is
+    assert isinstance(validate_summary.render_markdown(results, validate_summary.summarize(results)), str)
     frame = charts.throughput_frame({"A": profile, "B": other})
     _frame_finite(frame, ("FLOP", "TFLOP/s"))
     assert (pd.to_numeric(frame["TFLOP/s"]) > 0).all()

@@ -22,7 +22,8 @@ from calibration.quality import compress
 from calibration.quality.fit import fit_curve, fit_one, fit_scaling_law
 from calibration.quality.hook import quality_share
 from calibration.quality.models import MLP, CharLM, LMConfig, prunable
-from calibration.quality.run import PLANS, POINTS_NAME, read_points, run_quality, variants
+from calibration.quality.plan import PLANS, variants
+from calibration.quality.run import POINTS_NAME, read_points, run_quality
 from calibration.quality.train import classification_metrics
 from simulator.profile import ProfileError, load_profile
 from simulator.quality_curves import error_at, evaluate, parse_quality, predict_loss, quality_from_profile
@@ -235,7 +236,7 @@ def test_loader_rejects_a_broken_section_naming_the_path(tiny_run: Path) -> None
 
 
 def test_quality_share_only_for_quick_and_full_runs() -> None:
-    from calibration.runner import RunConfig
+    from calibration.run_config import RunConfig
 
     cfg = RunConfig(mode="quick", out=Path("x"))
     assert quality_share(cfg, "quick") == 0.25

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calibration.serve_check import CheckConfig, Stream, poisson_arrivals_s, run_check, same_cpu, serve
+from calibration.serve_check import CheckConfig, run_check, same_cpu
+from calibration.serve_loop import Stream, poisson_arrivals_s, serve
 from simulator.serving.step import fixed_overhead_s
 
 
@@ -118,7 +119,7 @@ def test_selective_batching_generates_what_the_model_alone_generates():
     tokens the decoder's own forward gives it alone (fp32)."""
     import torch
 
-    from calibration.serve_check import TorchEngine
+    from calibration.serve_engine import TorchEngine
 
     engine = TorchEngine(2, 64, 4, 128, slots=4, max_ctx=40, dtype="fp32", prompt_tokens=8, seed=1)
     reference = {}
