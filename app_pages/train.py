@@ -214,9 +214,9 @@ def sidebar(plan: Any, stale: bool, sweep: Any = None, baseline: Any = None) -> 
         st.file_uploader("Import scenario JSON", type=["json"], key=IMPORT_KEY, on_change=import_scenario,
                          max_upload_size=max(1, MAX_SCENARIO_BYTES // 2**20),
                          help="A scenario exported from Modelfolio (or its plan JSON). Replaces every input.")
-        kind, messages = st.session_state.pop(IMPORT_RESULT, (None, []))
-        if messages:
-            (st.success if kind == "ok" else st.error)("\n".join(f"- {view.md(messages.in_words(m))}" for m in messages))
+        kind, said = st.session_state.pop(IMPORT_RESULT, (None, []))
+        if said:
+            (st.success if kind == "ok" else st.error)("\n".join(f"- {view.md(messages.in_words(m))}" for m in said))
 
 
 def pinned_plan(devices: Mapping[str, Any]) -> Any:

@@ -328,7 +328,3 @@ def labelled(inp: Any) -> str:
     (billions)" when the widget scales it, "Time-to-first-token target (s)", "GPUs per node" (said already)."""
     unit = inp.widget_unit if inp.scale != 1 else inp.unit
     return f"{inp.label} ({unit})" if unit and not _says(inp.label, unit) else inp.label
-
-
-# ---------------------------------------------------------------- the simulator's messages in the user's words
-#
