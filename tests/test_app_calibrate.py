@@ -23,7 +23,8 @@ from app_pages import _calibrate_state as state  # noqa: E402
 from app_pages._devices import UPLOADED  # noqa: E402
 from report import calibration_charts as charts  # noqa: E402
 from report import calibration_summary as summary  # noqa: E402
-from simulator.devices import all_devices, device_id, shipped_profiles  # noqa: E402
+from simulator.device_profile import device_id  # noqa: E402
+from simulator.devices import all_devices, shipped_profiles  # noqa: E402
 from simulator.profile import ProfileError, bus_factor, load_profile  # noqa: E402
 
 APP = str(ROOT / "app.py")
