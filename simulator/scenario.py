@@ -105,7 +105,9 @@ class _ScenarioBase:
                   source: str = "scenario") -> Scenario:
         """Parse untrusted scenario JSON through the one bounded reader (simulator.safe_json: size, depth,
         number-length, duplicate-key and NaN limits); `source` names the file or field in the messages."""
-        from simulator.safe_json import MAX_SCENARIO_BYTES, JSONInputError, loads
+        from simulator.safe_json import loads
+        from simulator.safe_json_errors import JSONInputError
+        from simulator.safe_json_limits import MAX_SCENARIO_BYTES
 
         try:
             data = loads(text, source=source, max_bytes=MAX_SCENARIO_BYTES)

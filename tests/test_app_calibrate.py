@@ -385,7 +385,7 @@ def test_page_shows_a_failed_run_with_its_stderr(tmp_path, monkeypatch):
 def test_server_config_caps_uploads_at_the_loader_cap_and_hides_tracebacks():
     import tomllib
 
-    from simulator.safe_json import MAX_PROFILE_BYTES
+    from simulator.safe_json_limits import MAX_PROFILE_BYTES
 
     config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * 2**20 == MAX_PROFILE_BYTES
