@@ -23,7 +23,8 @@ from calibration.rows import read_rows, read_samples
 from calibration.run_folder import SAMPLES_NAME
 from report.formatting import md_escape
 from simulator.catalog import HardwareSpec
-from simulator.devices import device_from_profile, shipped_profiles
+from simulator.device_profile import device_from_profile
+from simulator.devices import shipped_profiles
 from simulator.profile import ProfileError, load_profile
 
 ACTIVE = "active_profile_id"

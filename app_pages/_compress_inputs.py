@@ -5,7 +5,7 @@ shows (the session's active profile when it has a `quality` section, else the sh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import streamlit as st
@@ -95,7 +95,7 @@ def scenario_data(model: dict[str, Any], values: dict[str, Any]) -> dict[str, An
 
 
 @st.cache_resource(show_spinner=False)
-def _shipped() -> dict[str, dict[str, Any]]:
+def _shipped() -> Mapping[str, dict[str, Any]]:
     return shipped_profiles()
 
 

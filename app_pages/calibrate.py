@@ -16,7 +16,7 @@ from app_pages import _calibrate_state as state
 from app_pages import _calibrate_view as view
 from report import formatting as fmt
 from simulator.devices import PROFILE_DIR
-from simulator.safe_json import MAX_PROFILE_BYTES
+from simulator.safe_json_limits import MAX_PROFILE_BYTES
 
 
 def profile_files(active_id: str) -> list[str]:

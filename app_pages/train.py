@@ -23,7 +23,9 @@ from report import messages
 from simulator.catalog import UnknownAccelerator
 from simulator.devices import get_accelerator
 from simulator.inputs import INPUTS
-from simulator.safe_json import MAX_SCENARIO_BYTES, JSONInputError, read_upload
+from simulator.safe_json import read_upload
+from simulator.safe_json_errors import JSONInputError
+from simulator.safe_json_limits import MAX_SCENARIO_BYTES
 from simulator.scenario import Scenario, ScenarioError
 from simulator.training import choice
 from simulator.training.choice import chosen_by_planner

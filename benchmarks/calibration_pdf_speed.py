@@ -19,7 +19,8 @@ from typing import Any
 
 from benchmarks.decision_speed import PDF_TARGET_S, _median_s
 from report.calibration_summary import iter_fits
-from simulator.devices import PROFILE_DIR, device_from_profile, shipped_profiles
+from simulator.device_profile import device_from_profile
+from simulator.devices import PROFILE_DIR, shipped_profiles
 
 
 def page_pdf(stem: str, profile: dict[str, Any]) -> Callable[[], bytes]:

@@ -62,8 +62,8 @@ def scenario_dict(cfg: CheckConfig, accelerator: str, requests_per_s: float) -> 
 
 
 def profile_device(profile_path: Path) -> Any:
-    """The calibrated device of a profile (simulator.devices.device_from_profile), as evaluate accepts it."""
-    from simulator.devices import device_from_profile
+    """The calibrated device of a profile (simulator.device_profile.device_from_profile), as evaluate accepts it."""
+    from simulator.device_profile import device_from_profile
     from simulator.profile import load_profile
 
     return device_from_profile(load_profile(profile_path))

@@ -13,7 +13,7 @@ from typing import Any
 from simulator.cli import check_out, has_decision, read_scenario, write_out
 from simulator.cli import main as simulator_main
 from simulator.evaluator import evaluate
-from simulator.safe_json import source_name
+from simulator.safe_json_read import source_name
 from simulator.scenario import Scenario, ScenarioError
 
 PROG = "python -m modelfolio"

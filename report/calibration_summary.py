@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from report import formatting as fmt
-from simulator.devices import ELEMENT_BYTES
+from simulator.device_curve import ELEMENT_BYTES
 from simulator.profile import COMPUTE_MODELS, predict_s
 
 DTYPE_ORDER = ("bf16", "fp16", "fp8", "int8", "tf32", "fp32")

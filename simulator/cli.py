@@ -23,15 +23,10 @@ from typing import Any, NoReturn
 
 from simulator.catalog import load_catalog
 from simulator.evaluator import evaluate
-from simulator.safe_json import (
-    MAX_SCENARIO_BYTES,
-    JSONInputError,
-    loads,
-    read_bytes,
-    read_stream,
-    shorten,
-    source_name,
-)
+from simulator.safe_json import loads
+from simulator.safe_json_errors import JSONInputError, shorten
+from simulator.safe_json_limits import MAX_SCENARIO_BYTES
+from simulator.safe_json_read import read_bytes, read_stream, source_name
 from simulator.scenario import Scenario, ScenarioError
 from simulator.sweeps import sweep
 

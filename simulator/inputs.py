@@ -10,7 +10,7 @@ import numpy as np
 
 from simulator.families import FAMILIES
 from simulator.registry import FigureSpec, Input, Rule
-from simulator.safe_json import shorten
+from simulator.safe_json_errors import shorten
 
 INPUTS: dict[str, Input] = {inp.key: inp for family in FAMILIES for inp in family.inputs}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(inp.section for inp in INPUTS.values()))

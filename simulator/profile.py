@@ -42,7 +42,9 @@ from simulator.profile_models import (  # noqa: F401 - re-exported: simulator.pr
     predict_s,
 )
 from simulator.profile_schema import check_profile, check_row  # noqa: F401 - check_row re-exported
-from simulator.safe_json import JSONInputError, loads, read_bytes, shorten
+from simulator.safe_json import loads
+from simulator.safe_json_errors import JSONInputError, shorten
+from simulator.safe_json_read import read_bytes
 
 
 def _read_bytes(source: str | Path | bytes | bytearray) -> bytes:

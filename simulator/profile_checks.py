@@ -17,12 +17,12 @@ from simulator.profile_models import (
     PRUNING_MODELS,
     RATIO_MODELS,
 )
-from simulator.safe_json import MAX_DEPTH as SAFE_MAX_DEPTH
-from simulator.safe_json import MAX_PROFILE_BYTES
+from simulator.safe_json_limits import MAX_DEPTH as SAFE_MAX_DEPTH
+from simulator.safe_json_limits import MAX_PROFILE_BYTES
 
 KIND = "modelfolio.calibration_profile"
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
-MAX_FILE_BYTES = MAX_PROFILE_BYTES  # the caps are declared once, in simulator.safe_json
+MAX_FILE_BYTES = MAX_PROFILE_BYTES  # the caps are declared once, in simulator.safe_json_limits
 MAX_DEPTH = SAFE_MAX_DEPTH
 MAX_MEASUREMENTS = 100_000
 FIT_SECTIONS: tuple[str, ...] = ("compute", "collectives", "parameter_server", "ddp", "inference")

@@ -1,5 +1,5 @@
 """The schema of a profile's fits (`fits.<section>...`): each fit record, its parameters, their correlation and
-its points, as simulator.devices and the Calibrate page read them."""
+its points, as simulator.device_profile and the Calibrate page read them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The schema of a calibration profile, checked field by field: what `simulator.profile.load_profile` accepts.
 
-The loader checks everything a consumer reads -- simulator.devices (a profile becomes a device),
+The loader checks everything a consumer reads -- simulator.device_profile (a profile becomes a device),
 report.calibration_summary and report.calibration_charts (the Calibrate page), calibration.validate -- so none of
 them can fail on an accepted file, and its ranges keep every figure planned on a profile's device finite.
 docs/profile-schema.md lists the limits. Imports only stdlib and the simulator's pure modules."""

@@ -27,7 +27,7 @@ from simulator.families.training_inputs import SHAPE_KEYS
 from simulator.hardware_table import HardwareTable, device_prefix, hardware_table
 from simulator.inputs import ERRORS, INPUTS, SECTIONS, coerce, section_keys
 from simulator.presets import PRESETS
-from simulator.safe_json import shorten
+from simulator.safe_json_errors import shorten
 
 NAN = float("nan")
 

@@ -11,6 +11,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, make_dataclass
+from types import MappingProxyType
 from typing import Any
 
 from simulator.errors import ScenarioError
@@ -21,7 +22,8 @@ from simulator.keys import nested, split_key
 from simulator.names import NameProblemError, checked_name
 
 __all__ = ["MLP_KINDS", "PRECISIONS", "QUALITY_LAWS", "RECOMPUTE", "SECTION_TYPES", "SHARDING", "SYNC_METHODS",
-           "Scenario", "ScenarioError"]
+           "ClusterSpec", "CompressionSpec", "DecisionSpec", "FinanceSpec", "GoodputSpec", "ModelSpec", "QualitySpec",
+           "Scenario", "ScenarioError", "ServingSpec", "TrainingSpec"]
 
 
 def _section_type(section: str) -> type:
@@ -30,13 +32,25 @@ def _section_type(section: str) -> type:
     return make_dataclass(f"{section.title()}Spec", specs, frozen=True, namespace={"__module__": __name__})
 
 
-SECTION_TYPES: dict[str, type] = {section: _section_type(section) for section in SECTIONS}
-globals().update({cls.__name__: cls for cls in SECTION_TYPES.values()})  # module attributes, so they pickle
-ModelSpec = SECTION_TYPES["model"]
-TrainingSpec = SECTION_TYPES["training"]
-ClusterSpec = SECTION_TYPES["cluster"]
-FinanceSpec = SECTION_TYPES["finance"]
-QualitySpec = SECTION_TYPES["quality"]
+# One module attribute per section, named as its class (so instances pickle); a section the registry adds must
+# be named here too, or importing this module says which.
+ModelSpec = _section_type("model")
+TrainingSpec = _section_type("training")
+ClusterSpec = _section_type("cluster")
+GoodputSpec = _section_type("goodput")
+FinanceSpec = _section_type("finance")
+CompressionSpec = _section_type("compression")
+QualitySpec = _section_type("quality")
+ServingSpec = _section_type("serving")
+DecisionSpec = _section_type("decision")
+_NAMED = (ModelSpec, TrainingSpec, ClusterSpec, GoodputSpec, FinanceSpec, CompressionSpec, QualitySpec, ServingSpec,
+          DecisionSpec)
+_BY_SECTION = {cls.__name__.removesuffix("Spec").lower(): cls for cls in _NAMED}
+if tuple(sorted(_BY_SECTION)) != tuple(sorted(SECTIONS)):
+    raise ImportError(f"simulator/scenario.py names the section classes of {sorted(_BY_SECTION)}, but the input "
+                      f"registry's sections are {sorted(SECTIONS)}: name one class per section")
+# section -> its class, in the registry's order; read-only (shared by every caller)
+SECTION_TYPES: Mapping[str, type] = MappingProxyType({section: _BY_SECTION[section] for section in SECTIONS})
 
 
 def _sectioned(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -105,7 +119,9 @@ class _ScenarioBase:
                   source: str = "scenario") -> Scenario:
         """Parse untrusted scenario JSON through the one bounded reader (simulator.safe_json: size, depth,
         number-length, duplicate-key and NaN limits); `source` names the file or field in the messages."""
-        from simulator.safe_json import MAX_SCENARIO_BYTES, JSONInputError, loads
+        from simulator.safe_json import loads
+        from simulator.safe_json_errors import JSONInputError
+        from simulator.safe_json_limits import MAX_SCENARIO_BYTES
 
         try:
             data = loads(text, source=source, max_bytes=MAX_SCENARIO_BYTES)

@@ -29,7 +29,7 @@ from simulator.resolve import (
     resolve_columns,
     rule_codes,
 )
-from simulator.safe_json import shorten
+from simulator.safe_json_errors import shorten
 from simulator.scenario import Scenario
 from simulator.training.model import CHUNK_ROWS
 

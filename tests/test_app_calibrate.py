@@ -24,7 +24,8 @@ from app_pages import _calibrate_state as state  # noqa: E402
 from app_pages._devices import UPLOADED  # noqa: E402
 from report import calibration_charts as charts  # noqa: E402
 from report import calibration_summary as summary  # noqa: E402
-from simulator.devices import all_devices, device_id, shipped_profiles  # noqa: E402
+from simulator.device_profile import device_id  # noqa: E402
+from simulator.devices import all_devices, shipped_profiles  # noqa: E402
 from simulator.profile import ProfileError, bus_factor, load_profile  # noqa: E402
 
 APP = str(ROOT / "app.py")
@@ -385,7 +386,7 @@ def test_page_shows_a_failed_run_with_its_stderr(tmp_path, monkeypatch):
 def test_server_config_caps_uploads_at_the_loader_cap_and_hides_tracebacks():
     import tomllib
 
-    from simulator.safe_json import MAX_PROFILE_BYTES
+    from simulator.safe_json_limits import MAX_PROFILE_BYTES
 
     config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * 2**20 == MAX_PROFILE_BYTES

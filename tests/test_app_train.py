@@ -435,3 +435,19 @@ def test_layout_knobs_left_empty_say_what_the_planner_chose():
     assert at.number_input(key="training.interleave").value == 1
     assert "Auto: 1, chosen by the planner" not in captions(at)
     assert float(metric(at, "MFU").value.rstrip("%")) < mfu
+
+
+def test_the_resolved_model_cache_is_keyed_by_value_bounded_and_frozen():
+    from app_pages import _train_inputs as inputs
+
+    inputs._resolved.cache_clear()
+    first = inputs.resolve_model({"preset": "llama2-7b", "layers": None})
+    again = inputs.resolve_model({"layers": None, "preset": "llama2-7b"})  # the same model, keys in another order
+    assert first == again and first is not again  # each caller gets its own dict
+    assert inputs._resolved.cache_info().hits == 1 and inputs._resolved.cache_info().currsize == 1
+    assert inputs._resolved.cache_info().maxsize == inputs.RESOLVED_MODELS_KEPT
+    first["layers"] = -1  # changing a caller's dict changes no cached value
+    assert inputs.resolve_model({"preset": "llama2-7b", "layers": None}) == again
+    spec = inputs._resolved(json.dumps({"preset": "llama2-7b"}, sort_keys=True))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.layers = 1

@@ -27,7 +27,8 @@ from report import formatting as fmt  # noqa: E402
 from report import quality_charts as qcharts  # noqa: E402
 from report.calibration_pdf import calibration_pdf, key_fits, title_of  # noqa: E402
 from report.pdf_fonts import fallback_for, fonts_found  # noqa: E402
-from simulator.devices import device_from_profile, shipped_profiles  # noqa: E402
+from simulator.device_profile import device_from_profile  # noqa: E402
+from simulator.devices import shipped_profiles  # noqa: E402
 from simulator.plan import VERSION  # noqa: E402
 from simulator.quality_curves import quality_from_profile  # noqa: E402
 

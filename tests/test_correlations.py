@@ -17,7 +17,8 @@ from calibration.fit.common import Model, Points, fit_model, fit_record
 from simulator.correlations import correlation_matrix, psd_factor
 from simulator.decision import uncertainty
 from simulator.decision.search import COST, LOSS
-from simulator.devices import PROFILE_DIR, device_from_profile
+from simulator.device_profile import device_from_profile
+from simulator.devices import PROFILE_DIR
 from simulator.evaluator import (
     clip_to_bounds,
     scenario_device_correlations,

@@ -7,17 +7,14 @@ import numpy as np
 import pytest
 
 from simulator import Scenario, evaluate
-from simulator.catalog import SOURCE_GROUPS, get_accelerator, load_catalog
+from simulator.catalog import SOURCE_GROUPS, device_spreads, get_accelerator, load_catalog
+from simulator.device_curve import fit_gemm_curve
+from simulator.device_fits import MAX_SPREAD, fit_spread
+from simulator.device_profile import device_from_profile, device_id
 from simulator.devices import (
-    MAX_SPREAD,
     DeviceClashError,
     all_devices,
     check_new_device,
-    device_from_profile,
-    device_id,
-    device_spreads,
-    fit_gemm_curve,
-    fit_spread,
     shipped_devices,
     shipped_profiles,
 )
@@ -194,6 +191,17 @@ def test_a_shipped_device_is_never_replaced():
     assert "shipped reference profile" in check_new_device(fake)
     assert check_new_device(shipped) is None  # the same device again is no clash
     assert all_devices({shipped.id: shipped})[shipped.id] == shipped
+
+
+def test_the_shipped_profiles_cannot_be_changed_by_a_caller():
+    """The profiles are read once and shared by every caller: the mapping is a read-only view."""
+    profiles = shipped_profiles()
+    with pytest.raises(TypeError):
+        profiles["mine"] = copy.deepcopy(H200)  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del profiles["h200-quick"]  # type: ignore[attr-defined]
+    assert "mine" not in shipped_profiles() and "h200-quick" in shipped_profiles()
+    assert shipped_profiles() is profiles  # one view, read once
 
 
 # ---------------------------------------------------------------- accepted extremes plan finitely

@@ -32,13 +32,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import simulator.safe_json as sj
 from simulator import Scenario, ScenarioError, evaluate, sweep
 from simulator.cli import EXIT_BAD_INPUT, MAX_GRID_CHARS, main
 from simulator.inputs import INPUTS, coerce
 from simulator.profile import ProfileError, load_profile, parse_json
 from simulator.resolve import parse_sections
-from simulator.safe_json import JSONInputError, loads, read_upload, shorten
+from simulator.safe_json import loads, read_upload
+from simulator.safe_json_errors import JSONInputError, shorten
+from simulator.safe_json_scan import max_depth
 from simulator.sweeps import MAX_FRAME_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -384,9 +385,9 @@ def _reference_depth(data: bytes) -> tuple[int, int | None]:
 def test_prescan_depth_matches_a_reference_parser(data):
     depth, stray = _reference_depth(data)
     if stray is None:
-        assert sj.max_depth(data) == depth
+        assert max_depth(data) == depth
     else:  # a backslash outside strings is invalid JSON: the parser stops there, having seen only the prefix
-        assert sj.max_depth(data) >= _reference_depth(data[:stray])[0]
+        assert max_depth(data) >= _reference_depth(data[:stray])[0]
 
 
 @pytest.mark.fuzz

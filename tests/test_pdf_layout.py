@@ -29,7 +29,8 @@ from simulator import Scenario, evaluate  # noqa: E402
 from simulator import compression_curves as predicted  # noqa: E402
 from simulator import deployment as curves  # noqa: E402
 from simulator.decision import decide  # noqa: E402
-from simulator.devices import device_from_profile, shipped_profiles  # noqa: E402
+from simulator.device_profile import device_from_profile  # noqa: E402
+from simulator.devices import shipped_profiles  # noqa: E402
 from simulator.quality_curves import quality_from_profile  # noqa: E402
 from simulator.scaling import gpu_sweep  # noqa: E402
 

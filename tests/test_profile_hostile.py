@@ -31,7 +31,8 @@ from calibration import validate_points, validate_summary
 from report import calibration_charts as charts
 from report import calibration_summary as summary
 from simulator import Scenario, ScenarioError, evaluate
-from simulator.devices import PROFILE_DIR, check_new_device, device_from_profile
+from simulator.device_profile import device_from_profile
+from simulator.devices import PROFILE_DIR, check_new_device
 from simulator.profile import MAX_FITS, ProfileError, load_profile
 from simulator.profile_models import KNOWN_MODELS
 

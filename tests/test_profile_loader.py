@@ -285,11 +285,19 @@ def test_loader_module_imports_only_stdlib_and_numpy():
     import simulator.profile_models as pm
     import simulator.quality_curves as qc
     import simulator.safe_json as sj
+    import simulator.safe_json_errors as sj_errors
+    import simulator.safe_json_limits as sj_limits
+    import simulator.safe_json_parse as sj_parse
+    import simulator.safe_json_read as sj_read
+    import simulator.safe_json_scan as sj_scan
 
+    reader = {"simulator.safe_json_errors", "simulator.safe_json_limits", "simulator.safe_json_parse",
+              "simulator.safe_json_read", "simulator.safe_json_scan"}  # the bounded reader's own modules
     mine = {"simulator.profile_models", "simulator.safe_json", "simulator.quality_curves", "simulator.names",
-            "simulator.profile_checks", "simulator.profile_schema", "simulator.profile_fit_schema"}
-    for module, first_party in ((sp, mine), (schema, mine), (fit_schema, mine), (pc, mine), (pm, set()), (sj, set()),
-                                (qc, set()), (nm, set())):
+            "simulator.profile_checks", "simulator.profile_schema", "simulator.profile_fit_schema", *reader}
+    for module, first_party in ((sp, mine), (schema, mine), (fit_schema, mine), (pc, mine), (pm, set()), (sj, reader),
+                                (sj_errors, reader), (sj_limits, reader), (sj_parse, reader), (sj_read, reader),
+                                (sj_scan, reader), (qc, set()), (nm, set())):
         tree = ast.parse(Path(module.__file__).read_text())
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}

@@ -152,3 +152,18 @@ def test_scenario_reference_doc_is_current():
 
     doc = Path(__file__).parent.parent / "docs" / "scenario.md"
     assert doc.read_text(encoding="utf-8") == scenario_reference(), "run: python -m simulator.scenario_doc > docs/scenario.md"
+
+
+def test_section_classes_are_named_module_attributes_and_the_map_is_read_only():
+    import pickle
+
+    import simulator.scenario as sc
+    from simulator.inputs import SECTIONS
+
+    assert tuple(sc.SECTION_TYPES) == SECTIONS
+    for section, cls in sc.SECTION_TYPES.items():
+        assert getattr(sc, cls.__name__) is cls and cls.__name__ == f"{section.title()}Spec"
+    with pytest.raises(TypeError):
+        sc.SECTION_TYPES["model"] = dict  # type: ignore[index]
+    s = Scenario.from_dict({"model": {"params": 1e9}})
+    assert pickle.loads(pickle.dumps(s)) == s
