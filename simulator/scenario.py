@@ -26,14 +26,25 @@ __all__ = ["MLP_KINDS", "PRECISIONS", "QUALITY_LAWS", "RECOMPUTE", "SECTION_TYPE
            "Scenario", "ScenarioError", "ServingSpec", "TrainingSpec"]
 
 
+def _rebuild(section: str, values: tuple[Any, ...]) -> Any:
+    """A section's value from its field values (how a section pickles, whatever module declared it)."""
+    return SECTION_TYPES[section](*values)
+
+
 def _section_type(section: str) -> type:
     specs = [(inp.name, Any, field(default=inp.default if inp.derived is None else None))
              for inp in section_of(section)]
-    return make_dataclass(f"{section.title()}Spec", specs, frozen=True, namespace={"__module__": __name__})
+
+    def reduce(self: Any) -> tuple[Any, ...]:
+        return _rebuild, (section, tuple(getattr(self, name) for name, *_ in specs))
+
+    return make_dataclass(f"{section.title()}Spec", specs, frozen=True,
+                          namespace={"__module__": __name__, "__reduce__": reduce})
 
 
-# One module attribute per section, named as its class (so instances pickle); a section the registry adds must
-# be named here too, or importing this module says which.
+# The sections the product ships, one module attribute each (importable and type-checked by name); a section a
+# family registered later adds (simulator/families/__init__.py) gets its class in SECTION_TYPES alone. Every
+# section pickles through `_rebuild`.
 ModelSpec = _section_type("model")
 TrainingSpec = _section_type("training")
 ClusterSpec = _section_type("cluster")
@@ -43,14 +54,12 @@ CompressionSpec = _section_type("compression")
 QualitySpec = _section_type("quality")
 ServingSpec = _section_type("serving")
 DecisionSpec = _section_type("decision")
-_NAMED = (ModelSpec, TrainingSpec, ClusterSpec, GoodputSpec, FinanceSpec, CompressionSpec, QualitySpec, ServingSpec,
-          DecisionSpec)
-_BY_SECTION = {cls.__name__.removesuffix("Spec").lower(): cls for cls in _NAMED}
-if tuple(sorted(_BY_SECTION)) != tuple(sorted(SECTIONS)):
-    raise ImportError(f"simulator/scenario.py names the section classes of {sorted(_BY_SECTION)}, but the input "
-                      f"registry's sections are {sorted(SECTIONS)}: name one class per section")
+_NAMED = {cls.__name__.removesuffix("Spec").lower(): cls
+          for cls in (ModelSpec, TrainingSpec, ClusterSpec, GoodputSpec, FinanceSpec, CompressionSpec, QualitySpec,
+                      ServingSpec, DecisionSpec)}
 # section -> its class, in the registry's order; read-only (shared by every caller)
-SECTION_TYPES: Mapping[str, type] = MappingProxyType({section: _BY_SECTION[section] for section in SECTIONS})
+SECTION_TYPES: Mapping[str, type] = MappingProxyType(
+    {section: _NAMED[section] if section in _NAMED else _section_type(section) for section in SECTIONS})
 
 
 def _sectioned(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
