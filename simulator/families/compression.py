@@ -222,5 +222,5 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     return out
 
 
-FAMILY = Family("compression", INPUTS, FIGURES, run, RULES, needs=("training",),
+FAMILY = Family("compression", INPUTS, FIGURES, run, RULES,
                 doc="Quantization and pruning: model bytes, decode and prefill speed-ups")

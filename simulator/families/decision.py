@@ -93,5 +93,5 @@ RULES = (
                    "best_quality_within_budget"),
 )
 
-FAMILY = Family("decision", INPUTS, FIGURES, run, rules=RULES, needs=("cost", "quality", "serving", "finance"),
+FAMILY = Family("decision", INPUTS, FIGURES, run, rules=RULES, needs=("cost", "goodput", "quality", "finance"),
                 doc="The question (budget, horizon, objective, quality target) and each candidate's total cost")

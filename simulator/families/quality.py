@@ -73,6 +73,6 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     return out
 
 
-FAMILY = Family("quality", INPUTS, FIGURES, run, needs=("training", "compression"),
+FAMILY = Family("quality", INPUTS, FIGURES, run, needs=("training",),
                 doc="Scaling-law loss (Hoffmann et al. 2022; Besiroglu et al. 2024) and its increase under "
                     "compression (Kumar et al. 2024; Frantar et al. 2023)")
