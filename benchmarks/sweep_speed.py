@@ -4,7 +4,12 @@ Run: python -m benchmarks.sweep_speed [--before PATH] [--after PATH] [--repeats 
 
 `sweep()` (DataFrame) and `sweep_arrays()` (columns) evaluate a 1,024,000-row grid over the GPU count, global
 batch, training tokens, accelerator, tensor parallelism, recomputation and ZeRO stage (grid expansion,
-validation, every model family, tabulation). Two worker processes run the same measurement: BEFORE imports
+validation, the families the sweep's figures need, tabulation): the training grid, no `columns` asked, so a tree
+with simulator/needs.py runs its default (a training plan's families: training, goodput, cost, quality) and an
+older one every family. A second grid of 1,024,000 rows asks for the serving and finance figures
+(`columns=["serving", "finance"]`; a tree without `columns` computes every figure, serving and finance among
+them): request rate, prompt and output lengths, serving accelerator, deployment, rental term, peak ÷ average and
+time-per-token target over one 7B training plan; a tree without serving (57d7fd6) shows n/a. Two worker processes run the same measurement: BEFORE imports
 `simulator` from the tree of commit 57d7fd6 (the commit before the registry, extracted read-only with
 `git archive 57d7fd6 | tar -x -C /tmp/modelfolio-57d7fd6`, done here when the folder is missing) and AFTER from
 this checkout, both with this interpreter. Runs alternate before/after so that load from other processes on a
@@ -31,7 +36,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 BEFORE_COMMIT = "57d7fd6"
 BEFORE_DIR = Path(tempfile.gettempdir()) / f"modelfolio-{BEFORE_COMMIT}"
-TARGET = 1_000_000  # scenarios per second
+TARGET = 2_000_000  # scenarios per second, training grid
+SERVING_TARGET = 1_000_000  # scenarios per second, serving+finance grid
 
 # 40 x 5 x 40 x 4 x 4 x 2 x 4 = 1,024,000 scenarios; every key exists, with the same meaning, in both trees
 GRID = {
@@ -44,7 +50,20 @@ GRID = {
     "training.zero_stage": [0, 1, 2, 3],
 }
 BASE = {"model": {"params": 7e9}, "cluster": {"gpus": 64}, "training": {"global_batch_seqs": 1024}}
-FUNCTIONS = ("sweep_arrays", "sweep", "training_columns")  # the last: the training model alone, for its share
+# 40 x 8 x 5 x 4 x 2 x 2 x 4 x 10 = 1,024,000 scenarios of serving one 7B model, its money over 36 months
+SERVING_GRID = {
+    "serving.requests_per_s": np.geomspace(0.1, 1000, 40).tolist(),
+    "serving.prompt_tokens": [128, 256, 512, 1000, 2000, 4000, 8000, 16000],
+    "serving.output_tokens": [64, 128, 256, 512, 1024],
+    "serving.accelerator": ["H100-SXM", "A100-80GB-SXM", "H200", "B200"],
+    "finance.deploy": ["rent", "buy"],
+    "finance.rent_term": ["on_demand", "1y"],
+    "serving.peak_to_average": [1.5, 2.0, 3.0, 4.0],
+    "serving.tpot_target_s": np.linspace(0.02, 0.2, 10).tolist(),
+}
+SERVING_COLUMNS = ["serving", "finance"]
+# the last: the training model alone, for its share; "/serving": the serving grid
+FUNCTIONS = ("sweep_arrays", "sweep", "sweep_arrays/serving", "sweep/serving", "training_columns")
 MODEL_ROWS = 1_000_000
 
 
@@ -97,8 +116,11 @@ _RANDOM: list[dict[str, np.ndarray]] = []  # the worker's random columns, made o
 
 
 def _time_once(name: str) -> dict[str, float]:
-    """One timed run: a sweep end to end, or `training_columns` alone on random model columns."""
-    from simulator import Scenario
+    """One timed run: a sweep end to end, or `training_columns` alone on random model columns. A tree that does
+    not know the serving grid's keys answers {"skipped": why}."""
+    import inspect
+
+    from simulator import Scenario, ScenarioError
     from simulator.training import training_columns
 
     if name == "training_columns":
@@ -106,10 +128,19 @@ def _time_once(name: str) -> dict[str, float]:
             _RANDOM.append(random_columns())
         w0, c0 = time.perf_counter(), time.process_time()
         rows = len(training_columns(_RANDOM[0])["step_time_s"])
-    else:
-        fn, base = _function(name), Scenario.from_dict(BASE)
-        w0, c0 = time.perf_counter(), time.process_time()
-        rows = len(fn(base, GRID)["valid"])
+        return {"rows": rows, "wall": time.perf_counter() - w0, "cpu": time.process_time() - c0}
+    function, _, grid_name = name.partition("/")
+    fn, base = _function(function), Scenario.from_dict(BASE)
+    grid, kwargs = GRID, {}
+    if grid_name == "serving":
+        grid = SERVING_GRID
+        if "columns" in inspect.signature(fn).parameters:
+            kwargs = {"columns": SERVING_COLUMNS}
+    w0, c0 = time.perf_counter(), time.process_time()
+    try:
+        rows = len(fn(base, grid, **kwargs)["valid"])
+    except ScenarioError as exc:
+        return {"skipped": str(exc).splitlines()[0][:80]}
     return {"rows": rows, "wall": time.perf_counter() - w0, "cpu": time.process_time() - c0}
 
 
@@ -183,6 +214,9 @@ def compare(before: Path, after: Path = REPO, repeats: int = 5,
     for f, by_tree in samples.items():
         out[f] = {}
         for w, runs in by_tree.items():
+            if "skipped" in runs[0]:
+                out[f][w] = {"rows": 0, "wall_rate": float("nan"), "cpu_rate": float("nan")}
+                continue
             rows = runs[0]["rows"]
             out[f][w] = {"rows": rows, "wall_rate": rows / float(np.median([r["wall"] for r in runs])),
                          "cpu_rate": rows / float(np.median([r["cpu"] for r in runs]))}
@@ -230,14 +264,20 @@ def main() -> None:
     before = before_tree() if args.before is None else args.before
     print(f"machine: {machine()}; BEFORE = {before}, AFTER = {args.after}")
     results, profile_lines = compare(before, args.after, args.repeats, args.profile)
-    print(f"median of {args.repeats} alternating runs; target >= {TARGET:,} scenarios/s after, end to end")
+    print(f"median of {args.repeats} alternating runs; targets after, end to end: training grid >= {TARGET:,} "
+          f"scenarios/s, serving+finance grid >= {SERVING_TARGET:,} scenarios/s")
     print(f"{'what is timed':<40} {'rows':>9} {'clock':<5} {'before /s':>12} {'after /s':>12} {'after/before':>12}")
-    labels = {"sweep_arrays": "sweep_arrays (columns), end to end", "sweep": "sweep (DataFrame), end to end",
+    labels = {"sweep_arrays": "sweep_arrays, training grid", "sweep": "sweep (DataFrame), training grid",
+              "sweep_arrays/serving": "sweep_arrays, serving+finance grid",
+              "sweep/serving": "sweep (DataFrame), serving+finance grid",
               "training_columns": "training_columns alone (random columns)"}
     for f, r in results.items():
         for clock in ("wall", "cpu"):
             b, a = r["before"][f"{clock}_rate"], r["after"][f"{clock}_rate"]
-            print(f"{labels[f]:<40} {r['after']['rows']:>9,} {clock:<5} {b:>12,.0f} {a:>12,.0f} {a / b:>11.2f}x")
+            rows = max(r["after"]["rows"], r["before"]["rows"])
+            shown = [f"{v:>12,.0f}" if v == v else f"{'n/a':>12}" for v in (b, a)]
+            ratio = f"{a / b:>11.2f}x" if a == a and b == b else f"{'n/a':>12}"
+            print(f"{labels[f]:<40} {rows:>9,} {clock:<5} {shown[0]} {shown[1]} {ratio}")
     for line in profile_lines:
         print(line)
 

@@ -201,9 +201,21 @@ def write_out(out: Path, force: bool, write: Callable[[Any], Any], text: bool) -
         raise ScenarioError([f"--out {source_name(str(out))}: {what}"]) from None
 
 
+def _columns(items: list[str] | None) -> list[str] | None:
+    """--columns A,B (repeatable) as a list of names; None when not given (the sweep's default figures)."""
+    if not items:
+        return None
+    if sum(len(item) for item in items) > MAX_GRID_CHARS:
+        raise ScenarioError([f"--columns: over the {MAX_GRID_CHARS:,}-character cap; name fewer figures or families"])
+    names = [name.strip() for item in items for name in item.split(",") if name.strip()]
+    if not names:
+        raise ScenarioError(["--columns: give figure names or families, such as training.wall_days,serving"])
+    return names
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     out = check_out(args)
-    frame = sweep(read_scenario(args.scenario), _parse_grid(args.grid, args.grid_json))
+    frame = sweep(read_scenario(args.scenario), _parse_grid(args.grid, args.grid_json), columns=_columns(args.columns))
     if out is not None:
         _write_csv(frame, out, args.force)
         print(f"wrote {len(frame)} rows ({int(frame['valid'].sum())} valid) to {source_name(str(out))}",
@@ -252,6 +264,11 @@ def build_parser(prog: str = "python -m simulator",
     sw.add_argument("scenario", help="base scenario JSON file, or - for standard input")
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="dotted key and values; repeatable")
     sw.add_argument("--grid-json", help="JSON object (or file) of dotted keys to value lists")
+    sw.add_argument("--columns", action="append", metavar="NAME,...",
+                    help="figures to compute: dotted keys (serving.tpot_s), family names (training, goodput, cost, "
+                         "compression, quality, serving, finance, decision) or all; only the families they need run. "
+                         "Default: the training plan's figures and those of the families whose inputs the scenario "
+                         "gives or the grid sweeps; repeatable")
     sw.add_argument("--out", help="CSV file to write (default: standard output); never an input file")
     sw.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     sw.set_defaults(func=_cmd_sweep)

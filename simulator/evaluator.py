@@ -1,4 +1,5 @@
-"""evaluate(scenario) -> Plan: the one place a single scenario's numbers are made, by every registered family."""
+"""evaluate(scenario) -> Plan: the one place a single scenario's numbers are made, by every registered family
+(a plan shows every figure; the memory suggestions need the training family alone)."""
 
 from __future__ import annotations
 
@@ -201,7 +202,7 @@ def _memory_suggestions(scenario: Scenario, devices: Mapping[str, HardwareSpec] 
     if not valid:
         return []
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        cols = evaluate_columns(scenario_rows([s for _, _, s in valid], devices))
+        cols = evaluate_columns(scenario_rows([s for _, _, s in valid], devices), ("training",))
     fits = [Suggestion(label, change, float(gb))
             for (label, change, _), gb, ok in zip(valid, cols["training.memory_per_gpu_gb"],
                                                   cols["training.fits_memory"], strict=True) if ok]

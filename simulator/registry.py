@@ -6,8 +6,9 @@ link key, and how it becomes a model column. Validation (one scenario or a milli
 share links, the app's widgets and docs/scenario.md are generated from these declarations.
 
 A `Family` (training, cost, quality, ... one module each under `simulator/families/`) declares its inputs, its
-output figures and one vectorised `columns -> columns` function. `evaluate`, `sweep`, `Plan`, the charts and
-the CLI loop over the registered families.
+output figures, the families it reads (`needs`) and one vectorised `columns -> columns` function. `evaluate`,
+`sweep`, `Plan`, the charts and the CLI loop over the registered families; a sweep runs only the families its
+wanted figures need (simulator/needs.py).
 """
 
 from __future__ import annotations
@@ -195,7 +196,9 @@ class Family:
     figures: tuple[FigureSpec, ...]
     run: Callable[[Columns], dict[str, np.ndarray]]
     rules: tuple[Rule, ...] = ()
-    needs: tuple[str, ...] = ()  # families whose figures `run` reads
+    # every family whose figures or helper columns `run` reads, even optionally (`c.get`, `key in c`): a family runs
+    # only where its figures are wanted, after these (simulator/needs.py; checked by tests/test_needs.py)
+    needs: tuple[str, ...] = ()
     doc: str = ""
     fields: tuple[FieldGroup, ...] = ()  # where its inputs appear on the pages (simulator.presentation)
     sections: tuple[Section, ...] = ()  # where its figures appear on the pages and in their PDFs

@@ -88,8 +88,8 @@ def expand_preset(given: dict[str, Any]) -> tuple[dict[str, Any], float]:
     return {**{f"model.{k}": v for k, v in preset.model.items()}, **given}, preset.tokens
 
 
-class _OneRow(Mapping):
-    """The first row of `cols` (as 1-element arrays), recording which columns a vectorised rule reads."""
+class OneRow(Mapping):
+    """The first row of `cols` (as 1-element arrays), recording which columns a vectorised rule (or a family) reads."""
 
     __slots__ = ("cols", "read")
 
@@ -97,7 +97,7 @@ class _OneRow(Mapping):
         self.cols, self.read = cols, set()
 
     def __getitem__(self, key: str) -> np.ndarray:
-        self.read.add(key)  # recorded even when absent: an absent column is never constant
+        self.read.add(key)  # recorded even when absent (`present` leaves those out)
         return self.cols[key][:1]
 
     def __iter__(self):
@@ -106,21 +106,50 @@ class _OneRow(Mapping):
     def __len__(self) -> int:
         return len(self.cols)
 
+    def present(self) -> frozenset[str]:
+        """The columns read that exist: a column absent from the block is absent from every row alike (a rule
+        that asks `key in cols` or `cols.get(key, default)` takes the same branch on every row)."""
+        return frozenset(k for k in self.read if k in self.cols)
 
-_READS: dict[Callable, frozenset[str]] = {}  # the columns each rule read on its last one-row trial
+
+_READS: dict[Any, frozenset[str]] = {}  # the columns each rule read on its last one-row trial
+# each rule's last one-row result: (columns read, their first-row bytes, columns asked for but absent, result)
+_LAST: dict[Any, tuple[tuple[str, ...], tuple[bytes, ...], frozenset[str], Any]] = {}
+
+
+def on_one_row(fn: Callable[[Mapping[str, np.ndarray]], Any], cols: Mapping[str, np.ndarray], constant: set[str],
+               key: Any = None) -> Any:
+    """`fn(view)` on the first row (a OneRow view) when every column it reads holds one value in all rows (so every
+    row has that value: rules, derived defaults and families are row-wise), else None. The columns `fn` read last
+    time only decide whether the one-row trial is worth making; the trial itself records what is read this time.
+    The result is kept (by `key`, default `fn`) while the columns it read hold the same values and those it found
+    absent stay absent: the blocks of a sweep that hold one training plan choose its layout once, not per block."""
+    key = fn if key is None else key
+    if not _READS.get(key, frozenset()) <= constant:
+        return None
+    last = _LAST.get(key)
+    if (last is not None and all(k in constant for k in last[0]) and not any(k in cols for k in last[2])
+            and all(cols[k][:1].tobytes() == b for k, b in zip(last[0], last[1], strict=True))):
+        return last[3]
+    view = OneRow(cols)
+    result = fn(view)
+    _READS[key] = present = view.present()
+    if not present <= constant:
+        return None
+    names = tuple(present)
+    _LAST[key] = (names, tuple(np.asarray(cols[k][:1]).tobytes() for k in names), frozenset(view.read - present),
+                  result)
+    return result
 
 
 def _one_row(fn: Callable[[Mapping[str, np.ndarray]], Any], cols: Mapping[str, np.ndarray],
              constant: set[str]) -> np.ndarray | None:
-    """`fn`'s value on one row when every column it reads holds one value in all rows (so every row has that
-    value: rules and derived defaults are row-wise), else None. The columns a rule read last time only decide
-    whether the one-row trial is worth making; the trial itself records what is read this time."""
-    if not _READS.get(fn, frozenset()) <= constant:
+    """`fn`'s value on one row (`on_one_row`) when it is one number, else None."""
+    value = on_one_row(fn, cols, constant)
+    if value is None:
         return None
-    view = _OneRow(cols)
-    value = np.asarray(fn(view))
-    _READS[fn] = frozenset(view.read)
-    return value if view.read <= constant and value.size == 1 else None
+    value = np.asarray(value)
+    return value if value.size == 1 else None
 
 
 DEVICE_INPUTS = tuple(inp for inp in INPUTS.values() if inp.kind == "device")

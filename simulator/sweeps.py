@@ -1,7 +1,9 @@
 """Vectorised sweeps: a base scenario × a grid of values, evaluated with numpy broadcasting (no row loop).
 
 Each row is resolved by the same functions as a single `Scenario` (simulator.resolve: encoding, defaults,
-derived rules, validity rules), then every registered family runs on the block. The grid's product is
+derived rules, validity rules), then the families that make the wanted figures run on the block (simulator/needs.py:
+`columns=` names figures or families; by default a training plan's families and those of the inputs the base
+scenario gives or the grid sweeps). The grid's product is
 walked in blocks of rows so that temporaries stay in cache; inside a block each step is one vectorised pass.
 """
 
@@ -17,10 +19,10 @@ import pandas as pd
 
 from simulator.catalog import HardwareSpec, UnknownAccelerator
 from simulator.errors import ScenarioError
-from simulator.families import FAMILIES
 from simulator.families.training_inputs import SHAPE_KEYS
 from simulator.hardware_table import hardware_table
-from simulator.inputs import ERRORS, FIGURES, INPUTS, coerce
+from simulator.inputs import ERRORS, INPUTS, coerce
+from simulator.needs import families_for, run_families, sweep_figures
 from simulator.resolve import (
     device_catalog,
     encode_values,
@@ -58,13 +60,13 @@ class _Grid:
 
 
 def _check_grid(base: Scenario, grid: Mapping[str, Sequence[Any]],
-                devices: Mapping[str, HardwareSpec] | None) -> _Grid:
+                devices: Mapping[str, HardwareSpec] | None, figures: int) -> _Grid:
     problems: list[str] = []
     clean: dict[str, list[Any]] = {}
     if not isinstance(grid, Mapping):
         raise ScenarioError(["sweep: the grid must map dotted keys to lists of values"])
     # memory of the result frame, from the list lengths alone (Python ints: no int64 overflow of the product)
-    columns = len(FIGURES) + len(grid) + 4  # figures, grid keys, model.params(_counted), valid, reason
+    columns = figures + len(grid) + 4  # figures, grid keys, model.params(_counted), valid, reason
     lengths = [len(v) if not isinstance(v, np.ndarray) or v.ndim == 1 else 1 for v in grid.values()
                if isinstance(v, Sequence | np.ndarray) and not isinstance(v, str | bytes)]
     rows = math.prod(n for n in lengths if n > 0)
@@ -146,23 +148,33 @@ def _grid_column(grid: _Grid, key: str, at: np.ndarray) -> np.ndarray | pd.Categ
     return np.asarray(values)[at]  # ints stay ints, so a CSV shows 256 rather than 256.0
 
 
-def evaluate_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run every registered family, in order, on resolved columns (each reads what those before it made)."""
-    for family in FAMILIES:
-        cols.update(family.run(cols))
-    return cols
+def evaluate_columns(cols: dict[str, np.ndarray], figures: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Run the families that make `figures` (dotted figure keys or family names; None: every family), and those
+    they need, in order, on resolved columns (each reads what those before it made). An unknown name raises
+    ScenarioError naming the closest known ones."""
+    return run_families(cols, families_for(figures))
+
+
+def _wanted(base: Scenario, grid: Mapping[str, Sequence[Any]], columns: Sequence[str] | None):
+    """(figures, families) of a sweep: those `columns` asks for, else the default (simulator.needs.sweep_figures)."""
+    if isinstance(columns, str):
+        columns = [columns]
+    keys = list(grid) if isinstance(grid, Mapping) else []
+    return sweep_figures(columns, [*base.given, *keys], keys)
 
 
 def sweep_arrays(base: Scenario, grid: Mapping[str, Sequence[Any]],
                  devices: Mapping[str, HardwareSpec] | None = None,
-                 keep: Sequence[str] | None = None) -> dict[str, Any]:
+                 keep: Sequence[str] | None = None, columns: Sequence[str] | None = None) -> dict[str, Any]:
     """`sweep` as a dict of columns (numpy arrays and categoricals), before any DataFrame is built.
 
-    `keep`: only these figures are kept (a search over a million rows needs a few columns, not all)."""
-    g = _check_grid(base, grid, devices)
+    `columns` (or `keep`, its older name): the figures wanted, dotted keys or family names (a search over a million
+    rows needs a few figures, not all); only the families they need run. Default: see `sweep`."""
+    figures, families = _wanted(base, grid, columns if columns is not None else keep)
+    g = _check_grid(base, grid, devices, len(figures))
     blocks = _Blocks(base, g, devices)
     n = g.n
-    out = {key: np.empty(n, dtype=bool if key in BOOL_FIGURES else float) for key in (keep or FIGURES)}
+    out = {key: np.empty(n, dtype=bool if key in BOOL_FIGURES else float) for key in figures}
     params, code = np.empty(n), np.empty(n, dtype=np.int16)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for start in range(0, n, BLOCK_ROWS):  # blocks of rows, each one vectorised pass
@@ -170,7 +182,7 @@ def sweep_arrays(base: Scenario, grid: Mapping[str, Sequence[Any]],
             constant: set[str] = set()
             cols = blocks.columns(start, stop, constant)
             code[start:stop] = rule_codes(cols, constant)
-            result = evaluate_columns(cols)
+            result = run_families(cols, families, constant, stop - start)
             for key, column in out.items():
                 column[start:stop] = result.get(key, np.nan)
             params[start:stop] = cols["params"]
@@ -189,9 +201,13 @@ def sweep_arrays(base: Scenario, grid: Mapping[str, Sequence[Any]],
 
 
 def sweep(base: Scenario, grid: Mapping[str, Sequence[Any]],
-          devices: Mapping[str, HardwareSpec] | None = None) -> pd.DataFrame:
+          devices: Mapping[str, HardwareSpec] | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Evaluate every combination of `grid` (dotted keys -> values) over `base`; one row per combination.
 
-    Rows that break a rule keep their inputs, get `valid = False`, a `reason`, and NaN outputs.
+    Rows that break a rule keep their inputs, get `valid = False`, a `reason`, and NaN outputs. `columns`: the
+    figures wanted (dotted keys such as serving.tpot_s, family names such as "serving" for all their figures, or
+    "all"); only the families they need run. Default: a training plan's figures (training, goodput, cost, quality)
+    and those of every family whose inputs the base scenario gives or the grid sweeps (a scenario with a serving
+    section gets the serving figures), with the families they read. `valid` and `reason` do not depend on it.
     """
-    return pd.DataFrame(sweep_arrays(base, grid, devices), copy=False)
+    return pd.DataFrame(sweep_arrays(base, grid, devices, columns=columns), copy=False)

@@ -242,5 +242,5 @@ SECTIONS = (
             text="The model's bytes at its weight precision: what each replica holds besides its KV cache."),
 )
 
-FAMILY = Family("compression", INPUTS, FIGURES, run, RULES, needs=("training",), fields=FIELDS, sections=SECTIONS,
+FAMILY = Family("compression", INPUTS, FIGURES, run, RULES, fields=FIELDS, sections=SECTIONS,
                 doc="Quantization and pruning: model bytes, decode and prefill speed-ups")

@@ -106,6 +106,6 @@ SECTIONS = (
     Section(("decide",), "Serving cost", ("decision.serving_cost_usd",), headline=True, order=3),
 )
 
-FAMILY = Family("decision", INPUTS, FIGURES, run, rules=RULES, needs=("cost", "quality", "serving", "finance"),
+FAMILY = Family("decision", INPUTS, FIGURES, run, rules=RULES, needs=("cost", "goodput", "quality", "finance"),
                 fields=FIELDS, sections=SECTIONS,
                 doc="The question (budget, horizon, objective, quality target) and each candidate's total cost")

@@ -109,12 +109,15 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     purchase = purchase_usd(c)
     flows = monthly_flows({**c, "purchase_usd": purchase})
     training = np.asarray(c.get("training.cost_usd", np.zeros(n)), dtype=float) * (c["include_training"] > 0)
-    deploy = c["deploy"].astype(int)
-    cost = np.where((deploy == 0)[:, None], flows.rent, np.where((deploy == 1)[:, None], flows.buy, flows.api))
-    rent_tco = training + flows.rent.sum(axis=1)
-    buy_tco = training + flows.buy.sum(axis=1)
-    api_total = flows.api.sum(axis=1)
-    tco = training + cost.sum(axis=1)
+    deploy = np.asarray(c["deploy"]).astype(int)
+    rent, buy, api_total = flows.rent.sum(axis=1), flows.buy.sum(axis=1), flows.api.sum(axis=1)
+    if (deploy == deploy[0]).all():  # one deployment for every row (a plan; most sweeps): its flows as they are
+        cost = (flows.rent, flows.buy, flows.api)[min(int(deploy[0]), 2)]
+    else:
+        cost = np.where((deploy == 0)[:, None], flows.rent, np.where((deploy == 1)[:, None], flows.buy, flows.api))
+    rent_tco = training + rent
+    buy_tco = training + buy
+    tco = training + np.where(deploy == 0, rent, np.where(deploy == 1, buy, api_total))  # the chosen flows' sum
     revenue = flows.revenue.sum(axis=1)
     net = flows.revenue - cost
     capex0 = flows.gpus[:, 0] * purchase / (1.0 - c["interconnect_share"])

@@ -84,6 +84,6 @@ SECTIONS = (
     Section(("decide",), "Loss", ("quality.loss",), headline=True, order=4),
 )
 
-FAMILY = Family("quality", INPUTS, FIGURES, run, needs=("training", "compression"), fields=FIELDS, sections=SECTIONS,
+FAMILY = Family("quality", INPUTS, FIGURES, run, needs=("training",), fields=FIELDS, sections=SECTIONS,
                 doc="Scaling-law loss (Hoffmann et al. 2022; Besiroglu et al. 2024) and its increase under "
                     "compression (Kumar et al. 2024; Frantar et al. 2023)")

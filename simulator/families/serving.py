@@ -16,10 +16,10 @@ import numpy as np
 
 from simulator.registry import Columns, Derived, Family, FieldGroup, FigureSpec, Input, Rule, Section
 from simulator.serving.bits import precision_bits, weight_bytes
-from simulator.serving.capacity import best_batch, operating_batch, replicas_for, ttft_s
+from simulator.serving.capacity import best_batch, operating_batch, replicas_for
 from simulator.serving.constants import HOURS_PER_MONTH, LOW_PRECISION_GEMM_EFF_RATIO, SECONDS_PER_MONTH
 from simulator.serving.memory import kv_budget_bytes, kv_bytes_per_token, max_batch
-from simulator.serving.step import Replica, steady_step
+from simulator.serving.step import Replica, SteadyCurve, prefill_alone
 
 KV_ROOM = 0.5  # the derived replica size leaves at least this share of its memory to the KV cache (assumed)
 
@@ -135,23 +135,25 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     fits = max_batch(budget, r.kv_token_bytes, p + o)
     given = c["serving_batch"]
     limit = np.where(given > 0, np.minimum(given, fits), fits)
-    batch = best_batch(r, limit, p, o, c["tpot_target_s"], c["ttft_target_s"])
+    curve, prefill_s = SteadyCurve(r, p, o), prefill_alone(r, p).total_s  # the steady step at any batch: one curve
+    batch = best_batch(r, limit, p, o, c["tpot_target_s"], c["ttft_target_s"], curve, prefill_s)
     batch = np.where(given > 0, np.where(batch == limit, batch, 0.0), batch)  # a given batch must meet the targets
     ok = (batch >= 1) & (fits >= 1) & ~((given > 0) & (given > fits))
     nan = np.nan
     err = np.asarray(c.get("model_err_serve_step", 1.0), dtype=float)  # the step model's own error (model_error.py)
-    step = steady_step(r, np.maximum(batch, 1.0), p, o).total_s * err
+    step = curve.total_s(np.maximum(batch, 1.0)) * err
     tokens_per_s = np.where(ok, batch / step, nan)
     rps = tokens_per_s / o
     peak = c["requests_per_s"] * c["peak_to_average"]
     replicas = replicas_for(peak, rps)
     gpus = replicas * r.tp
-    b_op = operating_batch(r, peak / replicas, np.where(ok, batch, 1.0), p, o)
+    b_op = operating_batch(r, peak / replicas, np.where(ok, batch, 1.0), p, o, curve)
+    step_op = curve.total_s(b_op)
     monthly = gpus * c["serving_gpu_hour_usd"] * HOURS_PER_MONTH
     out_tokens_month = c["requests_per_s"] * o * SECONDS_PER_MONTH
     return {
-        "serving.ttft_s": np.where(ok, ttft_s(r, b_op, p, o) * err, nan),
-        "serving.tpot_s": np.where(ok, steady_step(r, b_op, p, o).total_s * err, nan),
+        "serving.ttft_s": np.where(ok, (prefill_s + step_op) * err, nan),  # serving/capacity.ttft_s
+        "serving.tpot_s": np.where(ok, step_op * err, nan),
         "serving.replica_output_tokens_per_s": tokens_per_s,
         "serving.output_tokens_per_s_per_gpu": tokens_per_s / r.tp,
         "serving.replica_requests_per_s": rps,
@@ -223,5 +225,6 @@ SECTIONS = (
             headline=True, order=1),
 )
 
-FAMILY = Family("serving", INPUTS, FIGURES, run, RULES, fields=FIELDS, sections=SECTIONS,
+FAMILY = Family("serving", INPUTS, FIGURES, run, RULES, needs=("compression",),  # compression.model_bytes
+                fields=FIELDS, sections=SECTIONS,
                 doc="latency, batch, replicas, GPUs and cost of serving a request rate under latency targets")

@@ -1,11 +1,13 @@
 """The batch a replica runs: the largest that fits and meets the latency targets, and the batch a request rate
-sustains (Little's law); replicas for a peak rate. Vectorised bisections (step time grows with the batch)."""
+sustains (Little's law); replicas for a peak rate. Vectorised bisections (step time grows with the batch): every
+row of a block halves its bracket at once, each halving a few whole-array operations on the step time's batch
+curve (serving/step.py SteadyCurve, its batch-free terms computed once), never a loop over rows."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from simulator.serving.step import Replica, prefill_alone, steady_step
+from simulator.serving.step import Replica, SteadyCurve, prefill_alone, steady_step
 
 BISECT_STEPS = 40  # halvings at most: 2^-40 of a batch range of at most 1e7 sequences is far below one sequence
 REL_TOL = 1e-6  # the operating batch's bisection stops when every row's bracket is this narrow (relative)
@@ -23,12 +25,16 @@ def ttft_s(r: Replica, batch, prompt_tokens, output_tokens):
     return prefill_alone(r, prompt_tokens).total_s + steady_step(r, batch, prompt_tokens, output_tokens).total_s
 
 
-def best_batch(r: Replica, limit, prompt_tokens, output_tokens, tpot_target_s, ttft_target_s):
-    """The largest whole batch in [1, limit] whose step time and TTFT meet the targets; 0 where none does."""
-    prefill_s = prefill_alone(r, prompt_tokens).total_s  # the same at every batch (see ttft_s)
+def best_batch(r: Replica, limit, prompt_tokens, output_tokens, tpot_target_s, ttft_target_s,
+               curve: SteadyCurve | None = None, prefill_s=None):
+    """The largest whole batch in [1, limit] whose step time and TTFT meet the targets; 0 where none does.
+    `curve` and `prefill_s`: the rows' SteadyCurve and lone prefill time, when the caller has them already."""
+    curve = SteadyCurve(r, prompt_tokens, output_tokens) if curve is None else curve
+    if prefill_s is None:
+        prefill_s = prefill_alone(r, prompt_tokens).total_s  # the same at every batch (see ttft_s)
 
     def ok(b):
-        step_s = steady_step(r, b, prompt_tokens, output_tokens).total_s
+        step_s = curve.total_s(b)
         return (step_s <= tpot_target_s) & (prefill_s + step_s <= ttft_target_s) & (b >= 1) & (b <= limit)
 
     limit = np.floor(np.asarray(limit, dtype=float))
@@ -45,16 +51,19 @@ def best_batch(r: Replica, limit, prompt_tokens, output_tokens, tpot_target_s, t
     return np.where(at_limit, limit, lo)
 
 
-def operating_batch(r: Replica, arrivals_per_s, cap_batch, prompt_tokens, output_tokens):
+def operating_batch(r: Replica, arrivals_per_s, cap_batch, prompt_tokens, output_tokens,
+                    curve: SteadyCurve | None = None):
     """Sequences decoding at once under a steady `arrivals_per_s`: Little's law L = λ·W with W = output steps ×
     step time, B = λ·output·t(B), solved in [0, cap_batch] (the rate is within the replica's capacity)."""
+    curve = SteadyCurve(r, prompt_tokens, output_tokens) if curve is None else curve
+    demand = arrivals_per_s * output_tokens  # × step time: the sequences decoding at once
     lo, hi = np.zeros_like(cap_batch), np.asarray(cap_batch, dtype=float)
     for _ in range(BISECT_STEPS):
         open_ = hi - lo > REL_TOL * np.maximum(hi, 1.0)  # a row stops at its own tolerance: no row's answer
         if not np.any(open_):                           # depends on the other rows of its block
             break
         mid = (lo + hi) / 2.0
-        above = arrivals_per_s * output_tokens * steady_step(r, mid, prompt_tokens, output_tokens).total_s > mid
+        above = demand * curve.total_s(mid) > mid
         lo = np.where(open_ & above, mid, lo)
         hi = np.where(open_ & ~above, mid, hi)
     return hi

@@ -126,3 +126,59 @@ def prefill_alone(r: Replica, prompt_tokens) -> StepTime:
     """One prompt prefilled alone (the first token's compute on an idle replica)."""
     zero = np.zeros_like(np.asarray(prompt_tokens, dtype=float))
     return step_time(r, zero, zero, prompt_tokens, zero + 1.0, prompt_tokens)
+
+
+class SteadyCurve:
+    """`steady_step(r, batch, prompt_tokens, output_tokens).total_s` as a function of the batch alone, for the
+    batch searches (serving/capacity.py), which time a step at some 20-40 batches per row: the terms that do not
+    depend on the batch are computed once here, and `total_s(batch)` is a few whole-array operations.
+
+    The same sums as `step_time`, regrouped (equal to it to rounding, ~1e-15 relative; tests/test_serving_curve.py):
+    a step with d decoding sequences and m = d + prefill tokens takes
+    max(flops·(1 + d½(1/max(m,1) + tp/H + 1/H)) / (tp·peak·eff_max), weights / (tp·HBM·mem_eff))
+    + d·(decode attention per sequence) + prefill attention + m·(elementwise per token)
+    + 2·layers·min(ring(2·H·m bytes), one-shot(2·H·m bytes)) + overhead, with flops = 2(P − E)·m + 2E·(d + prompts);
+    the steady step is the decode step plus batch/output times what one whole prompt adds to it (`steady_step`)."""
+
+    def __init__(self, r: Replica, prompt_tokens, output_tokens):
+        k = DEFAULT_CONSTANTS
+        p = np.asarray(prompt_tokens, dtype=float)
+        self.p, self.o = p, np.asarray(output_tokens, dtype=float)
+        context = p + self.o / 2.0
+        embed = r.vocab * r.hidden
+        self.two_body = 2.0 * (r.params - embed)  # FLOPs per token of the non-embedding weights
+        self.two_embed = 2.0 * embed  # FLOPs per sampled token of the output head
+        self.d_half = r.gemm_dim_half
+        self.inv_nk = r.tp / r.hidden + 1.0 / r.hidden  # 1/n + 1/k of the GEMMs (n = H/tp, k = H)
+        self.scale = 1.0 / (r.tp * r.peak_flops * r.gemm_eff_max)
+        self.weights_s = r.model_bytes / r.tp / (r.hbm_Bps * r.mem_eff)
+        per_seq = np.maximum(context * r.kv_token_bytes / r.tp / (r.hbm_Bps * r.kv_eff),
+                             4.0 * r.layers * r.hidden * context / r.tp / (r.peak_flops * k.flash_attn_eff))
+        per_token = RESIDUAL_BYTES * (10.0 * r.hidden + 2.0 * r.hidden / r.tp + (2.0 + r.glu) * r.ffn_hidden / r.tp)
+        self.elem_s = r.layers * per_token / (r.hbm_Bps * r.elem_eff)  # elementwise seconds per token
+        self.per_seq_s = per_seq + self.elem_s  # decode attention and elementwise per decoding sequence
+        self.prefill_attn_s = 2.0 * r.layers * r.hidden * p**2 / r.tp / (r.peak_flops * k.flash_attn_eff)
+        link_Bps = r.intra_Bps * k.intra_link_eff
+        many = r.tp > 1
+        # the all-reduces of a step, 2·layers of them, each the faster of the ring and the one-shot: a + b·tokens
+        self.ring_a = 2.0 * r.layers * 2.0 * (r.tp - 1.0) * r.intra_latency_s
+        self.ring_b = 2.0 * r.layers * 2.0 * (r.tp - 1.0) / r.tp * r.hidden * RESIDUAL_BYTES / link_Bps
+        self.shot_a = 2.0 * r.layers * np.where(many, r.intra_latency_s, 0.0)
+        self.shot_b = 2.0 * r.layers * np.where(many, (r.tp - 1.0) * r.hidden * RESIDUAL_BYTES / link_Bps, 0.0)
+        self.overhead_s = r.overhead_s
+
+    def _linear_s(self, tokens, flops):
+        compute = flops * (1.0 + self.d_half * (1.0 / np.maximum(tokens, 1.0) + self.inv_nk)) * self.scale
+        return np.maximum(compute, self.weights_s)
+
+    def _allreduce_s(self, tokens):
+        return np.minimum(self.ring_a + self.ring_b * tokens, self.shot_a + self.shot_b * tokens)
+
+    def total_s(self, batch):
+        """The mean step time at `batch` decoding sequences (as `steady_step(...).total_s`)."""
+        b = np.asarray(batch, dtype=float)
+        joined_tokens = b + self.p
+        decode = self._linear_s(b, (self.two_body + self.two_embed) * b) + self._allreduce_s(b)
+        joined = (self._linear_s(joined_tokens, self.two_body * joined_tokens + self.two_embed * (b + 1.0))
+                  + self._allreduce_s(joined_tokens) + self.prefill_attn_s + self.p * self.elem_s)
+        return decode + b * self.per_seq_s + self.overhead_s + b / self.o * (joined - decode)
