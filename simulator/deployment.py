@@ -54,7 +54,7 @@ def deployment(scenario: Scenario, plan: Plan, devices: Mapping[str, HardwareSpe
     rate = scenario.serving.requests_per_s
     grid = np.geomspace(rate / TRAFFIC_SPAN, rate * TRAFFIC_SPAN, TRAFFIC_POINTS)
     grid = np.unique(np.clip([float(f"{v:.4g}") for v in np.append(grid, rate)], RPS_LOW, RPS_HIGH))
-    traffic = sweep(scenario, {RPS: [float(v) for v in grid]}, devices)
+    traffic = sweep(scenario, {RPS: [float(v) for v in grid]}, devices, columns=["all"])  # the CSV has every figure
     return Deployment(plan, rows, traffic)
 
 
