@@ -125,4 +125,6 @@ def more_settings(groups: Sequence[FieldGroup], values: dict[str, Any], one: One
             st.markdown(f"**{group.title}**")
             rows(group.keys, values, one)
         if then is not None:
+            if titles:
+                st.markdown("**" + ", ".join(titles) + "**")
             then()
