@@ -10,7 +10,7 @@ import numpy as np
 from simulator.families.training_inputs import INPUTS
 from simulator.families.training_rules import ERRORS
 from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Rule, Section
-from simulator.training import training_columns
+from simulator.training.model import training_columns_by_step
 from simulator.words import does_not_fit
 
 F = FigureSpec
@@ -70,7 +70,7 @@ OPTIONAL_FIGURES = (
 
 
 def run(c: Columns) -> dict[str, np.ndarray]:
-    out = training_columns(c)
+    out = training_columns_by_step(c)
     keys = [f.name for f in FIGURES] + [k for k in _OPTIONAL_OUT if k in out]
     inverse = {v: k for k, v in _RENAMED.items()}
     return {f"training.{k}": out[inverse.get(k, k)] for k in keys} | {"training.wall_s": out["wall_days"] * 86400.0}

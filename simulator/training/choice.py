@@ -13,7 +13,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from .layout import interleave_legal, planner_can_interleave
-from .model import INPUT_KEYS, OPTIONAL_INPUTS, training_columns
+from .model import INPUT_KEYS, OPTIONAL_INPUTS, step_columns, training_columns
+from .rows import unique_rows
 
 # Narayanan et al. 2021 (Megatron-LM) §3.5 and Fig. 7 compare micro-batches of 1, 2, 4 and 8 sequences, and
 # published runs interleave 2, 4 or 8 virtual stages per GPU: powers of two, at most 8
@@ -21,7 +22,6 @@ MICRO_BATCH_CANDIDATES = (1.0, 2.0, 4.0, 8.0)
 INTERLEAVE_CANDIDATES = (1.0, 2.0, 4.0, 8.0)
 FASTEST = "the fastest that fits"
 TEXT = f"chosen by the planner: {FASTEST}"
-_NOT_IN_STEP = ("tokens",)  # how many steps, never a step's time or memory
 
 
 def candidates_text(values: tuple[float, ...]) -> str:
@@ -61,13 +61,10 @@ def choose_layout(c: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     cols = _model_columns(c)
     n = cols["layers"].size
     if n > 1:
-        varying = [v for k, v in cols.items() if k not in _NOT_IN_STEP and not np.all(v == v[0])]
-        key = np.ascontiguousarray(np.stack(varying or [cols["layers"]], axis=1))
-        _, first, inverse = np.unique(key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).ravel(),
-                                      return_index=True, return_inverse=True)
+        first, inverse = unique_rows(step_columns(cols))
         if first.size < n:
             b, v = _choose({k: v[first] for k, v in cols.items()})
-            return b[inverse.ravel()], v[inverse.ravel()]
+            return b[inverse], v[inverse]
     return _choose(cols)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from .constants import DEFAULT_CONSTANTS, TrainingConstants
 from .flops import flops_per_token
 from .memory import activation_gb, model_state_gb
+from .rows import unique_rows
 from .step import step_times
 from .sync import updates_multiplier
 
@@ -37,6 +38,9 @@ OPTIONAL_INPUTS = {
 }
 
 CHUNK_ROWS = 8192
+NOT_IN_STEP = ("tokens",)  # how many steps, never a step's time or memory
+PER_TOKEN = ("flops_total", "flops_total_hw", "iterations", "wall_days")  # the outputs proportional to the tokens
+ALIKE_MIN_ROWS = 64  # fewer rows than this are evaluated as they come (finding the alike ones would cost more)
 
 OUTPUT_KEYS = (
     "flops_per_token_model", "flops_total", "flops_total_hw", "step_time_s", "compute_s", "tp_comm_s",
@@ -75,6 +79,30 @@ def training_columns(c: Mapping[str, np.ndarray],
             out = {key: np.empty(n, dtype=v.dtype) for key, v in part.items()}
         for key, v in part.items():
             out[key][start:start + CHUNK_ROWS] = v
+    return out
+
+
+def step_columns(c: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """The columns a step's time and memory depend on that vary between rows (all but NOT_IN_STEP)."""
+    return [v for key, v in c.items() if key not in NOT_IN_STEP and v.size and not np.all(v == v[0])] or [c["layers"]]
+
+
+def training_columns_by_step(c: Mapping[str, np.ndarray],
+                             k: TrainingConstants = DEFAULT_CONSTANTS) -> dict[str, np.ndarray]:
+    """`training_columns`, with rows alike but for their tokens (a sweep over the training tokens) evaluated once:
+    the model runs on each distinct step at one token, and the outputs proportional to the tokens (PER_TOKEN)
+    are scaled by each row's."""
+    c = _columns(c, k)
+    n = c["layers"].size
+    if n < ALIKE_MIN_ROWS:
+        return training_columns(c, k)
+    first, inverse = unique_rows(step_columns(c))
+    if first.size > n // 2:
+        return training_columns(c, k)
+    out = training_columns({key: v[first] for key, v in c.items()} | {"tokens": np.ones(first.size)}, k)
+    out = {key: v[inverse] for key, v in out.items()}
+    for key in PER_TOKEN:
+        out[key] = out[key] * c["tokens"]
     return out
 
 
