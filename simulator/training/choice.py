@@ -86,23 +86,39 @@ def _choose(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     several = (np.sum(b_legal, axis=0) > 1) | np.any(v_maybe, axis=0)
     best_s = np.full(n, np.inf)
     best_b, best_v = b_cands[0].copy(), v_cands[0].copy()
-    for b_ok, b in zip(b_legal, b_cands, strict=True):
-        rows = np.flatnonzero(b_ok & several)
-        if rows.size == 0:
-            continue
-        # the given interleave, or none: the split it gives decides which interleaves are legal
-        step_s, fits, first, last = _run(cols, rows, b[rows], v_cands[0][rows])
-        _keep_faster(best_s, best_b, best_v, rows, np.where(fits, step_s, np.inf), b[rows], v_cands[0][rows])
+    # every micro-batch at the given interleave (or none) in one model pass: the split it gives decides which
+    # interleaves are legal; then every legal (micro-batch, interleave) pair in a second pass
+    firsts = [(rows, b[rows], v_cands[0][rows]) for b_ok, b in zip(b_legal, b_cands, strict=True)
+              if (rows := np.flatnonzero(b_ok & several)).size]
+    timed_firsts = _run_all(cols, firsts)
+    seconds: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+    for (rows, b, _), (_, _, first, last) in zip(firsts, timed_firsts, strict=True):
+        pairs = []
         for i in range(1, len(INTERLEAVE_CANDIDATES)):
             v = v_cands[i][rows]
             ok = v_maybe[i - 1][rows] & interleave_legal(cols["layers"][rows], cols["pp"][rows], first, last, v,
                                                           stages[rows])
-            sub = rows[ok]
-            if sub.size == 0:
-                continue
-            step_v, fits_v, _, _ = _run(cols, sub, b[sub], v[ok])
-            _keep_faster(best_s, best_b, best_v, sub, np.where(fits_v, step_v, np.inf), b[sub], v[ok])
+            if ok.any():
+                pairs.append((rows[ok], b[ok], v[ok]))
+        seconds.append(pairs)
+    timed = iter(_run_all(cols, [pair for pairs in seconds for pair in pairs]))
+    # kept in the order tried one by one before: each micro-batch at no interleave, then at 2, 4 and 8
+    for (rows, b, v), (step_s, fits, _, _), pairs in zip(firsts, timed_firsts, seconds, strict=True):
+        _keep_faster(best_s, best_b, best_v, rows, np.where(fits, step_s, np.inf), b, v)
+        for (sub, b_sub, v_sub), (step_v, fits_v, _, _) in zip(pairs, timed, strict=False):
+            _keep_faster(best_s, best_b, best_v, sub, np.where(fits_v, step_v, np.inf), b_sub, v_sub)
     return best_b, best_v
+
+
+def _run_all(cols: dict[str, np.ndarray], parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+             ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """`_run` of every (rows, micro-batch, interleave) part in one model pass (the model is row by row, so the
+    numbers are those of one pass per part), split back into parts."""
+    if not parts:
+        return []
+    out = _run(cols, *(np.concatenate(x) for x in zip(*parts, strict=True)))
+    cuts = np.cumsum([p[0].size for p in parts])[:-1]
+    return list(zip(*(np.split(x, cuts) for x in out), strict=True))
 
 
 def _stages_given(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
