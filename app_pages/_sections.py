@@ -7,19 +7,15 @@ import pandas as pd
 import streamlit as st
 
 from report import formatting as fmt
-from simulator import presentation
+from report import sections_text
 from simulator.plan import Plan
 from simulator.registry import Page
 
 
 def show_sections(plan: Plan, page: Page) -> None:
-    for section in presentation.sections(page):
-        shown = [plan.figures[k] for k in section.figures if k in plan.figures]
-        if not shown:
-            continue
+    for section, shown in sections_text.shown(plan, page):
         st.subheader(section.title)
         if section.text:
             st.caption(fmt.md_escape(section.text))
-        st.dataframe(pd.DataFrame([{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
-                                    "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None else "",
-                                    "Provenance": f.provenance} for f in shown]), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame([[*sections_text.row(f), f.provenance] for f in shown],
+                                  columns=["Figure", "Value", "P10–P90", "Provenance"]), hide_index=True, width="stretch")

@@ -11,7 +11,7 @@ import streamlit as st
 from app_pages._ranges import spread_table
 from app_pages._train_view import md
 from report import formatting as fmt
-from report import messages, ranges_text
+from report import messages, ranges_text, sections_text
 from simulator.inputs import FIGURES, INPUTS
 from simulator.registry import Input
 
@@ -24,7 +24,7 @@ def provenance(plan: Any) -> None:
     with st.expander("Where do these numbers come from?", icon=":material/info:"):
         rows = [
             {"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
-             "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else "",
+             "P10–P90": sections_text.band(f),
              "Range includes": ranges_text.labels(plan, key), "Provenance": f.provenance, "Basis": f.basis,
              "How": messages.in_words(f.source)}
             for key, f in plan.figures.items() if key not in FIGURES or FIGURES[key].chart

@@ -22,7 +22,7 @@ from app_pages._train_data import device_key
 from report import decision_charts as charts
 from report import decision_text as text
 from report import formatting as fmt
-from report import messages, ranges_text, sensitivity_text
+from report import messages, ranges_text, sections_text, sensitivity_text
 from report.charts import for_page
 from simulator import presentation
 from simulator.decision.decide import Decision, candidates_for, decide
@@ -172,7 +172,7 @@ def provenance(d: Decision) -> None:
     with st.expander("Where every figure comes from"):
         plan = d.recommendation
         rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
-                 "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None and f.high is not None else "",
+                 "P10–P90": sections_text.band(f),
                  "Range includes": ranges_text.labels(plan, key), "Provenance": f.provenance,
                  "How": messages.in_words(f.source)} for key, f in plan.figures.items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")

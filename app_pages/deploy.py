@@ -19,7 +19,7 @@ from app_pages._metric_cells import metric_cells
 from app_pages._ranges import spread_table
 from app_pages._sections import show_sections
 from app_pages._train_data import device_key
-from report import compression_text, messages, ranges_text
+from report import compression_text, messages, ranges_text, sections_text
 from report import deploy_text as text
 from report import formatting as fmt
 from report import serving_charts as charts
@@ -130,7 +130,7 @@ def money(r: Result) -> None:
 def provenance(r: Result) -> None:
     with st.expander("Where every figure comes from"):
         rows = [{"Figure": f.label, "Value": fmt.by_unit(f.value, f.unit),
-                 "P10–P90": fmt.span(f.low, f.high, f.unit) if f.low is not None else "",
+                 "P10–P90": sections_text.band(f),
                  "Range includes": ranges_text.labels(r.plan, key), "Provenance": f.provenance,
                  "How": messages.in_words(f.source)}
                 for key in presentation.source_figures(ui.PAGE) if (f := r.plan.figures.get(key)) is not None]

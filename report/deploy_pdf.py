@@ -13,6 +13,7 @@ from typing import Any
 
 from report import deploy_text as text
 from report import formatting as fmt
+from report import sections_text
 from report import serving_charts as charts
 from report.pdf_charts import FULL_CHART_PX, HALF_CHART_PX, figure, render
 from report.pdf_doc import GREY, Doc, new_document, report_date, shown_name, title_block
@@ -40,7 +41,7 @@ def _horizon(doc: Doc, plan: Any, money: Any) -> None:
     rows = []
     for option, key in TOTALS.items():
         total = plan.figures[key]
-        band = fmt.span(total.low, total.high, total.unit) if total.low is not None and total.high is not None else ""
+        band = sections_text.band(total)
         counted = fmt.usd(training) if option != "Hosted API" else "none"
         rows.append([option + (" (chosen)" if option == chosen else ""), fmt.usd(serving.get(option, float("nan"))),
                      counted, fmt.usd(total.value), band])

@@ -25,12 +25,11 @@ from typing import Any
 import pandas as pd
 from fpdf.enums import XPos, YPos
 
-from report import charts, messages
+from report import charts, messages, sections_text
 from report import formatting as fmt
 from report.pdf_charts import FULL_CHART_PX, HALF_CHART_HEIGHT_PX, HALF_CHART_PX, figure, render
 from report.pdf_doc import GREY, TEXT_W, Doc, new_document, report_date, shown_name, title_block
 from report.pdf_tables import (
-    figure_range,
     inputs_table,
     key_figures_table,
     sections_pdf,
@@ -53,9 +52,9 @@ def _time(doc: Doc, plan: Any) -> None:
                  "time), as peak-throughput tables quote it.")
         return
     ideal, wall = t["ideal_wall_days"], t["wall_days"]
-    rows = [[ideal.label + " (steps × step time)", fmt.days(ideal.value), figure_range(ideal)]]
+    rows = [[ideal.label + " (steps × step time)", fmt.days(ideal.value), sections_text.band(ideal)]]
     rows += [[f"+ {t[key].label}", fmt.days(t[key].value), ""] for key in GOODPUT_PARTS]
-    rows.append([f"= {wall.label}", fmt.days(wall.value), figure_range(wall)])
+    rows.append([f"= {wall.label}", fmt.days(wall.value), sections_text.band(wall)])
     rows.append([t["goodput"].label + " (ideal ÷ expected)", fmt.pct(t["goodput"].value), ""])
     doc.grid(["Part", "Time", "P10–P90"], rows, [100, 40, 40], size=8.5)
     doc.para(f"{t['failures'].label}: {fmt.plain(t['failures'].value)}; "

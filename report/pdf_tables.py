@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from report import formatting as fmt
-from report import messages, ranges_text
+from report import messages, ranges_text, sections_text
 from report.pdf_doc import GREY, Doc
 from simulator import presentation
 from simulator.inputs import FIGURES, INPUTS
@@ -29,10 +29,6 @@ def figure_value(plan: Any, key: str) -> str:
     if key == "training.memory_per_gpu_gb":
         text += f" of {fmt.gb(plan.hardware.hbm_GB)}"
     return text
-
-
-def figure_range(figure: Any) -> str:
-    return fmt.span(figure.low, figure.high, figure.unit) if figure.low is not None and figure.high is not None else ""
 
 
 def _change(figure: Any, before: Any) -> str:
@@ -67,7 +63,7 @@ def key_figures_table(doc: Doc, plan: Any, page: Page, baseline: Any | None = No
     rows = []
     for key in keys:
         figure = plan.figures[key]
-        row = [figure.label, value(plan, key), figure_range(figure), provenance_text(figure, markers)]
+        row = [figure.label, value(plan, key), sections_text.band(figure), provenance_text(figure, markers)]
         if baseline is not None and key in baseline.figures:
             row += [value(baseline, key), _change(figure, baseline.figures[key])]
         elif baseline is not None:
@@ -113,7 +109,7 @@ def inputs_table(doc: Doc, plan: Any, page: Page) -> None:
     """The inputs the page's PDF lists (simulator.presentation.listed_inputs): value, unit and what set it."""
     s = plan.scenario
     rows = [[inp.label, key, input_value(inp, s.value(key), plan), "" if inp.kind == "choice" else inp.unit,
-             _origin(s, key)] for key in presentation.listed_inputs(page) if (inp := INPUTS[key])]
+             _origin(s, key)] for key, inp in ((k, INPUTS[k]) for k in presentation.listed_inputs(page))]
     doc.grid(["Input", "Key", "Value", "Unit", "Set by"], rows, [52, 56, 29, 27, 16], size=7.5)
     doc.para("Given: set in the scenario. Preset: the model preset's published shape. Derived: completed from "
              f"other inputs by the rule noted below. Planner: chosen as {choice.FASTEST} in memory, of the values "
@@ -150,14 +146,11 @@ def sources_table(doc: Doc, plan: Any, keys: Iterable[str] | None = None, hardwa
 def sections_pdf(doc: Doc, plan: Any, page: Page) -> None:
     """The families' own figure sections on the page (simulator.presentation.sections): each a heading, its text
     and its figures with value, P10-P90 and provenance."""
-    for section in presentation.sections(page):
-        shown = [plan.figures[k] for k in section.figures if k in plan.figures]
-        if not shown:
-            continue
+    for section, shown in sections_text.shown(plan, page):
         doc.heading(section.title, size=10.5, keep=12 + 5 * len(shown))
         if section.text:
             doc.para(section.text, 8.5, after=0.5)
         markers = markers_of(shown)
         doc.grid(["Figure", "Value", "P10–P90", "Provenance"],
-                 [[f.label, fmt.by_unit(f.value, f.unit), figure_range(f), provenance_text(f, markers)] for f in shown],
+                 [[*sections_text.row(f), provenance_text(f, markers)] for f in shown],
                  [70, 36, 46, 28], size=8.5, align=["LEFT", "RIGHT", "RIGHT", "LEFT"])
