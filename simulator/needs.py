@@ -9,16 +9,13 @@ transitively, those they read; they run in the registered order (simulator/famil
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
-
-import numpy as np
 
 from simulator.errors import ScenarioError
 from simulator.families import FAMILIES
 from simulator.inputs import FIGURES
 from simulator.registry import Family
-from simulator.resolve import on_one_row
 from simulator.safe_json import shorten
 
 ALL = "all"  # every family
@@ -109,33 +106,11 @@ def sweep_figures(columns: Sequence[str] | None, given: Iterable[str], grid_keys
 SWEEP_COLUMNS = ("model.params", "model.params_counted", "valid", "reason")  # every sweep has them
 
 
-def _one_row(family: Family, cols: Mapping[str, np.ndarray], constant: set[str], n: int
-             ) -> dict[str, np.ndarray] | None:
-    """`family.run` on one row, repeated (read-only) over `n`, when every column it reads holds one value in all
-    rows (families are row-wise, so every row would get the same), else None; as simulator.resolve's derived
-    defaults (`on_one_row`: kept while those columns hold the same values)."""
-    out = on_one_row(family.run, cols, constant, ("family", family.name))
-    if out is None or any(np.size(v) != 1 for v in out.values()):
-        return None
-    return {k: np.broadcast_to(np.asarray(v).reshape(-1), (n,)) for k, v in out.items()}
-
-
-def run_families(cols: dict[str, Any], families: Sequence[Family], constant: set[str] | None = None,
-                 n: int = 0) -> dict[str, Any]:
+def run_families(cols: dict[str, Any], families: Sequence[Family]) -> dict[str, Any]:
     """Run `families`, in order, on resolved columns (each reads what those before it made); `cols` is updated.
-
-    With `constant` (a sweep's block: the columns that hold one value in all `n` rows, simulator.resolve), a family
-    that reads only such columns runs on one row (a serving sweep over a fixed training plan times the training
-    once per block, not once per row), and its figures join `constant`."""
+    (A sweep runs each on the sub-grid of what it reads instead: simulator.sweeps.)"""
     for family in families:
-        out = _one_row(family, cols, constant, n) if constant is not None and n > 1 else None
-        if out is None:
-            out = family.run(cols)
-            if constant is not None:
-                constant.difference_update(out)
-        else:
-            constant.update(out)
-        cols.update(out)
+        cols.update(family.run(cols))
     return cols
 
 

@@ -13,6 +13,7 @@ wanted figures need (simulator/needs.py).
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -183,12 +184,33 @@ class Section:
     text: str = ""
 
 
+class Steps:
+    """A family's `run` written as steps, each reading the columns and what the steps before it made; called, the
+    same as one function. A sweep runs each step on the sub-grid of the axes of what it reads (simulator.factored):
+    a training step that does not read the tokens runs once per distinct step, not once per token count."""
+
+    def __init__(self, *steps: Callable[[Columns], dict[str, np.ndarray]]):
+        self.steps = steps
+
+    def __call__(self, c: Columns) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for step in self.steps:
+            out.update(step(ChainMap(out, c)))
+        return out
+
+
+def steps_of(run: Callable[[Columns], dict[str, np.ndarray]]) -> tuple[Callable[[Columns], dict[str, np.ndarray]], ...]:
+    """A family's run as its steps (one step when it is one function)."""
+    return run.steps if isinstance(run, Steps) else (run,)
+
+
 @dataclass(frozen=True)
 class Family:
     """A model family: its inputs, its output figures, and `run(cols) -> new columns` on N rows at once.
 
     `run` reads input columns by column name and earlier families' figures by dotted key, and returns a
-    dict of its figures' arrays by dotted key (plus any helper columns it wants later families to see).
+    dict of its figures' arrays by dotted key (plus any helper columns it wants later families to see); `Steps`
+    when parts of it read fewer columns than others.
     """
 
     name: str

@@ -14,7 +14,7 @@ agree on every layout by construction.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 from simulator.catalog import HardwareSpec, UnknownAccelerator
 from simulator.devices import all_devices, get_accelerator
 from simulator.errors import ScenarioError
+from simulator.factored import Column, Factored
 from simulator.families.training_inputs import SHAPE_KEYS
 from simulator.hardware_table import HardwareTable, device_prefix, hardware_table
 from simulator.inputs import ERRORS, INPUTS, SECTIONS, coerce, section_keys
@@ -88,169 +89,80 @@ def expand_preset(given: dict[str, Any]) -> tuple[dict[str, Any], float]:
     return {**{f"model.{k}": v for k, v in preset.model.items()}, **given}, preset.tokens
 
 
-class OneRow(Mapping):
-    """The first row of `cols` (as 1-element arrays), recording which columns a vectorised rule (or a family) reads."""
-
-    __slots__ = ("cols", "read")
-
-    def __init__(self, cols: Mapping[str, np.ndarray]):
-        self.cols, self.read = cols, set()
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        self.read.add(key)  # recorded even when absent (`present` leaves those out)
-        return self.cols[key][:1]
-
-    def __iter__(self):
-        return iter(self.cols)
-
-    def __len__(self) -> int:
-        return len(self.cols)
-
-    def present(self) -> frozenset[str]:
-        """The columns read that exist: a column absent from the block is absent from every row alike (a rule
-        that asks `key in cols` or `cols.get(key, default)` takes the same branch on every row)."""
-        return frozenset(k for k in self.read if k in self.cols)
-
-
-_READS: dict[Any, frozenset[str]] = {}  # the columns each rule read on its last one-row trial
-# each rule's last one-row result: (columns read, their first-row bytes, columns asked for but absent, result)
-_LAST: dict[Any, tuple[tuple[str, ...], tuple[bytes, ...], frozenset[str], Any]] = {}
-
-
-def on_one_row(fn: Callable[[Mapping[str, np.ndarray]], Any], cols: Mapping[str, np.ndarray], constant: set[str],
-               key: Any = None) -> Any:
-    """`fn(view)` on the first row (a OneRow view) when every column it reads holds one value in all rows (so every
-    row has that value: rules, derived defaults and families are row-wise), else None. The columns `fn` read last
-    time only decide whether the one-row trial is worth making; the trial itself records what is read this time.
-    The result is kept (by `key`, default `fn`) while the columns it read hold the same values and those it found
-    absent stay absent: the blocks of a sweep that hold one training plan choose its layout once, not per block."""
-    key = fn if key is None else key
-    if not _READS.get(key, frozenset()) <= constant:
-        return None
-    last = _LAST.get(key)
-    if (last is not None and all(k in constant for k in last[0]) and not any(k in cols for k in last[2])
-            and all(cols[k][:1].tobytes() == b for k, b in zip(last[0], last[1], strict=True))):
-        return last[3]
-    view = OneRow(cols)
-    result = fn(view)
-    _READS[key] = present = view.present()
-    if not present <= constant:
-        return None
-    names = tuple(present)
-    _LAST[key] = (names, tuple(np.asarray(cols[k][:1]).tobytes() for k in names), frozenset(view.read - present),
-                  result)
-    return result
-
-
-def _one_row(fn: Callable[[Mapping[str, np.ndarray]], Any], cols: Mapping[str, np.ndarray],
-             constant: set[str]) -> np.ndarray | None:
-    """`fn`'s value on one row (`on_one_row`) when it is one number, else None."""
-    value = on_one_row(fn, cols, constant)
-    if value is None:
-        return None
-    value = np.asarray(value)
-    return value if value.size == 1 else None
-
-
 DEVICE_INPUTS = tuple(inp for inp in INPUTS.values() if inp.kind == "device")
 TRAINING_DEVICE = "cluster.accelerator"  # the device whose columns also carry the training precision's peak
 
 
-def _hardware(inp, cols: dict[str, np.ndarray], n: int, table: HardwareTable, const: set[str] | None) -> None:
-    """Add device input `inp`'s hardware columns to `cols` (looked up once when its device is one for all rows)."""
+def _hardware(inp, grid: Factored, table: HardwareTable) -> None:
+    """Add device input `inp`'s hardware columns to `grid` (looked up once per device the grid holds)."""
     prefix = device_prefix(inp.column)
     keys = [inp.column, "precision"] if inp.key == TRAINING_DEVICE else [inp.column]
-    if const is not None and set(keys) <= const:
-        hardware = table.columns(*(cols[k][:1] for k in keys), prefix=prefix)
-        cols.update({name: np.full(n, v[0], dtype=v.dtype) for name, v in hardware.items()})
-        const.update(hardware)
-    else:
-        hardware = table.columns(*(cols[k] for k in keys), prefix=prefix)
-        cols.update(hardware)
-        if const is not None:
-            const.difference_update(hardware)
+    grid.store(*grid.run(lambda c: table.columns(*(c[k] for k in keys), prefix=prefix)))
 
 
-def resolve_columns(given: Mapping[str, np.ndarray], n: int, table: HardwareTable,
-                    preset_tokens: np.ndarray | float = NAN, constant: set[str] | None = None) -> dict[str, np.ndarray]:
-    """Model columns for `n` rows from the given inputs (dotted key -> encoded column; the accelerator as an
-    index into `table`). Absent inputs take their constant default, their derived rule, or NaN (optional).
+def _dp(c: Mapping[str, np.ndarray]) -> np.ndarray:
+    return c["gpus"] / (c["tp"] * c["pp"])
 
-    With `constant` (a set, filled in; sweeps): the names of the columns that hold one value in every row are
-    added to it, and a derived rule that reads only such columns is computed on one row and repeated
-    (a given column of one element counts as constant)."""
-    if constant is not None:
-        constant.clear()
-    const = constant if constant is not None and n > 1 else None
-    cols: dict[str, np.ndarray] = {}
+
+def resolve_into(grid: Factored, given: Mapping[str, Column], table: HardwareTable, preset_tokens: Column) -> None:
+    """Add to `grid` the model columns of the given inputs (dotted key -> encoded column over its grid axes; the
+    accelerator as an index into `table`). Absent inputs take their constant default, their derived rule (run on
+    the sub-grid of what it reads, simulator.factored), or NaN (optional)."""
     for inp in INPUTS.values():
         if inp.column is None:
             continue
         if inp.key in given:
-            value = np.asarray(given[inp.key], dtype=float)
-            cols[inp.column] = np.broadcast_to(value, (n,))
-            if const is not None and value.size == 1:
-                const.add(inp.column)
+            grid.cols[inp.column] = given[inp.key]
+        elif inp.default is not None and inp.derived is None:
+            grid.put(inp.column, encode_values(inp.key, [inp.default], table))
         else:
-            if inp.default is not None and inp.derived is None:
-                cols[inp.column] = np.full(n, encode_values(inp.key, [inp.default], table)[0])
-            else:
-                cols[inp.column] = np.full(n, NAN)
-            if const is not None:
-                const.add(inp.column)
+            grid.put(inp.column, NAN)
     for inp in DEVICE_INPUTS:
         if inp.derived is None or inp.key in given:
-            _hardware(inp, cols, n, table, const)
-    tokens = np.asarray(preset_tokens, dtype=float)
-    cols["preset_tokens"] = np.broadcast_to(tokens, (n,))
-    cols["params_given"] = np.full(n, NAN)
-    cols["shape_given"] = np.full(n, float(all(k in given for k in SHAPE_KEYS)))
-    if const is not None:
-        const.update(("params_given", "shape_given"))
-        if tokens.size == 1:
-            const.add("preset_tokens")
+            _hardware(inp, grid, table)
+    grid.cols["preset_tokens"] = preset_tokens
+    grid.put("params_given", NAN)
+    grid.put("shape_given", float(all(k in given for k in SHAPE_KEYS)))
     for inp in INPUTS.values():
         rule = inp.derived
         if rule is None or (inp.key in given and not rule.always):
             continue
         if inp.key in given:
-            cols[f"{inp.column}_given"] = cols[inp.column]
-            if const is not None and inp.column in const:
-                const.add(f"{inp.column}_given")
-            elif const is not None:
-                const.discard(f"{inp.column}_given")
-        one = _one_row(rule.fn, cols, const) if const is not None else None
-        if one is None:
-            cols[inp.column] = np.broadcast_to(np.asarray(rule.fn(cols), dtype=float), (n,))
-            if const is not None:
-                const.discard(inp.column)
-        else:
-            cols[inp.column] = np.full(n, float(one.reshape(-1)[0]))
-            const.add(inp.column)
+            grid.alias(f"{inp.column}_given", inp.column)
+        axes, values = grid.run(rule.fn)
+        grid.put(inp.column, np.asarray(values, dtype=float), axes)
         if inp.kind == "device":
-            _hardware(inp, cols, n, table, const)
-    cols["dp"] = cols["gpus"] / (cols["tp"] * cols["pp"])
-    if const is not None and {"gpus", "tp", "pp"} <= const:
-        const.add("dp")
-    return cols
+            _hardware(inp, grid, table)
+    axes, dp = grid.run(_dp)
+    grid.put("dp", dp, axes)
 
 
-def rule_codes(cols: Mapping[str, np.ndarray], constant: set[str] | frozenset[str] = frozenset()) -> np.ndarray:
-    """0 where a row breaks no rule, else 1 + the index in ERRORS of the first rule it breaks.
+def _row_column(values: Any, n: int) -> Column:
+    """A plain column of `n` rows (or one value for all) as a column over the single axis of `n` rows."""
+    values = np.asarray(values, dtype=float).reshape(-1)
+    return Column((0,) if values.size > 1 else (), values)
 
-    `constant`: columns known to hold one value in every row (from `resolve_columns`); a rule that reads only
-    those is checked on one row."""
-    n = len(cols["gpus"])
-    code = np.zeros(n, dtype=np.int16)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for i in range(len(ERRORS), 0, -1):  # the first rule listed wins
-            broken = ERRORS[i - 1].broken
-            one = _one_row(broken, cols, constant) if constant and n > 1 else None
-            if one is None:
-                code[np.asarray(broken(cols), dtype=bool)] = i
-            elif bool(one.reshape(-1)[0]):
-                code[:] = i
-    return code
+
+def resolve_columns(given: Mapping[str, np.ndarray], n: int, table: HardwareTable,
+                    preset_tokens: np.ndarray | float = NAN) -> dict[str, np.ndarray]:
+    """Model columns for `n` rows from the given inputs (dotted key -> encoded column of `n` values or one; the
+    accelerator as an index into `table`), by the steps of `resolve_into` on every row."""
+    grid = Factored((n,), trial=False)
+    resolve_into(grid, {k: _row_column(v, n) for k, v in given.items()}, table, _row_column(preset_tokens, n))
+    return {name: col.values if col.axes else np.full(n, col.values[0]) for name, col in grid.cols.items()}
+
+
+def rule_codes(grid: Factored) -> np.ndarray:
+    """Each row of `grid`: 0 where it breaks no rule, else 1 + the index in ERRORS of the first rule it breaks (each
+    rule checked on the sub-grid of what it reads)."""
+    code = np.zeros(grid.sizes, dtype=np.int16)
+    for i in range(len(ERRORS), 0, -1):  # the first rule listed wins
+        axes, broken = grid.run(ERRORS[i - 1].broken)
+        broken = np.asarray(broken, dtype=bool).reshape(-1)
+        if broken.any():
+            shape = [s if a in axes else 1 for a, s in enumerate(grid.sizes)]
+            np.copyto(code, np.int16(i), where=np.broadcast_to(broken, (grid.size(axes),)).reshape(shape))
+    return code.reshape(-1)
 
 
 def row_of(cols: Mapping[str, np.ndarray], i: int = 0) -> dict[str, Any]:

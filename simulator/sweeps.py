@@ -1,10 +1,10 @@
 """Vectorised sweeps: a base scenario × a grid of values, evaluated with numpy broadcasting (no row loop).
 
 Each row is resolved by the same functions as a single `Scenario` (simulator.resolve: encoding, defaults,
-derived rules, validity rules), then the families that make the wanted figures run on the block (simulator/needs.py:
+derived rules, validity rules), then the families that make the wanted figures run (simulator/needs.py:
 `columns=` names figures or families; by default a training plan's families and those of the inputs the base
-scenario gives or the grid sweeps). The grid's product is
-walked in blocks of rows so that temporaries stay in cache; inside a block each step is one vectorised pass.
+scenario gives or the grid sweeps). The grid stays factored (simulator.factored): each step runs once per
+combination of the swept values it reads, one vectorised pass, and the figures are spread over every row at the end.
 """
 
 from __future__ import annotations
@@ -19,23 +19,23 @@ import pandas as pd
 
 from simulator.catalog import HardwareSpec, UnknownAccelerator
 from simulator.errors import ScenarioError
+from simulator.factored import Column, Factored, spread
 from simulator.families.training_inputs import SHAPE_KEYS
 from simulator.hardware_table import hardware_table
 from simulator.inputs import ERRORS, INPUTS, coerce
 from simulator.needs import families_for, run_families, sweep_figures
+from simulator.registry import steps_of
 from simulator.resolve import (
     device_catalog,
     encode_values,
     expand_preset,
     lookup_device,
-    resolve_columns,
+    resolve_into,
     rule_codes,
 )
 from simulator.safe_json_errors import shorten
 from simulator.scenario import Scenario
-from simulator.training.model import CHUNK_ROWS
 
-BLOCK_ROWS = CHUNK_ROWS  # the model's own block size: one model pass per block
 # the result frame (rows × columns × 8 bytes) is refused past this, before any value is checked or allocated
 MAX_FRAME_BYTES = 2 * 1024**3
 RULE_MESSAGES = tuple(rule.short for rule in ERRORS)
@@ -50,13 +50,6 @@ class _Grid:
     @property
     def n(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
-
-    def index(self, key: str) -> np.ndarray:
-        """Each row's position in `values[key]`: the row-major product as repeat/tile, no unravel per row."""
-        i = list(self.values).index(key)
-        inner = int(np.prod(self.shape[i + 1:]))
-        outer = int(np.prod(self.shape[:i]))
-        return np.tile(np.repeat(np.arange(self.shape[i], dtype=np.int32), inner), outer)
 
 
 def _check_grid(base: Scenario, grid: Mapping[str, Sequence[Any]],
@@ -116,36 +109,28 @@ def _check_grid(base: Scenario, grid: Mapping[str, Sequence[Any]],
     return _Grid(clean, tuple(len(v) for v in clean.values()))
 
 
-class _Blocks:
-    """Given-input columns for any block of rows: the base scenario's choices, overridden by the grid."""
-
-    def __init__(self, base: Scenario, grid: _Grid, devices: Mapping[str, HardwareSpec] | None):
-        self.grid = grid
-        self.at = {key: grid.index(key) for key in grid.values}
-        self.table = hardware_table(device_catalog(devices))
-        given, self.preset_tokens = expand_preset(dict(base.given))
-        given = {k: v for k, v in given.items() if INPUTS[k].column is not None}
-        self.base = {k: self._encode(k, [v])[0] for k, v in given.items() if k not in grid.values}
-        self.small = {k: self._encode(k, v) for k, v in grid.values.items()}
-
-    def _encode(self, key: str, values: Sequence[Any]) -> np.ndarray:
-        return encode_values(key, values, self.table)
-
-    def columns(self, start: int, stop: int, constant: set[str] | None = None) -> dict[str, np.ndarray]:
-        """Resolved columns of rows [start, stop); `constant` is filled with the columns that hold one value."""
-        given = dict(self.base)
-        for key, small in self.small.items():
-            given[key] = small[self.at[key][start:stop]]
-        return resolve_columns(given, stop - start, self.table, self.preset_tokens, constant)
+def _resolved(base: Scenario, grid: _Grid, devices: Mapping[str, HardwareSpec] | None) -> Factored:
+    """The grid's resolved columns, each over the axes it varies along: the base scenario's choices over none, each
+    swept key over its own axis, derived values over those of what they read."""
+    table = hardware_table(device_catalog(devices))
+    given, preset_tokens = expand_preset(dict(base.given))
+    cols = {k: Column((), encode_values(k, [v], table)) for k, v in given.items()
+            if INPUTS[k].column is not None and k not in grid.values}
+    cols.update({k: Column((i,), encode_values(k, v, table)) for i, (k, v) in enumerate(grid.values.items())})
+    factored = Factored(grid.shape)
+    resolve_into(factored, cols, table, Column((), np.array([preset_tokens], dtype=float)))
+    return factored
 
 
-def _grid_column(grid: _Grid, key: str, at: np.ndarray) -> np.ndarray | pd.Categorical:
+def _grid_column(grid: _Grid, key: str) -> np.ndarray | pd.Categorical:
     """One grid key's values for every row: names as a categorical (codes, no per-row strings)."""
     values = grid.values[key]
+    axis = list(grid.values).index(key)
     if isinstance(values[0], str):
         categories = list(dict.fromkeys(values))
-        return pd.Categorical.from_codes(np.array([categories.index(v) for v in values])[at], categories=categories)
-    return np.asarray(values)[at]  # ints stay ints, so a CSV shows 256 rather than 256.0
+        codes = spread(grid.shape, (axis,), np.array([categories.index(v) for v in values]))
+        return pd.Categorical.from_codes(codes, categories=categories)
+    return spread(grid.shape, (axis,), np.asarray(values))  # ints stay ints, so a CSV shows 256 rather than 256.0
 
 
 def evaluate_columns(cols: dict[str, np.ndarray], figures: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -172,25 +157,24 @@ def sweep_arrays(base: Scenario, grid: Mapping[str, Sequence[Any]],
     rows needs a few figures, not all); only the families they need run. Default: see `sweep`."""
     figures, families = _wanted(base, grid, columns if columns is not None else keep)
     g = _check_grid(base, grid, devices, len(figures))
-    blocks = _Blocks(base, g, devices)
     n = g.n
-    out = {key: np.empty(n, dtype=bool if key in BOOL_FIGURES else float) for key in figures}
-    params, code = np.empty(n), np.empty(n, dtype=np.int16)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for start in range(0, n, BLOCK_ROWS):  # blocks of rows, each one vectorised pass
-            stop = min(n, start + BLOCK_ROWS)
-            constant: set[str] = set()
-            cols = blocks.columns(start, stop, constant)
-            code[start:stop] = rule_codes(cols, constant)
-            result = run_families(cols, families, constant, stop - start)
-            for key, column in out.items():
-                column[start:stop] = result.get(key, np.nan)
-            params[start:stop] = cols["params"]
+        factored = _resolved(base, g, devices)
+        code = rule_codes(factored)
+        for step in (step for family in families for step in steps_of(family.run)):
+            factored.store(*factored.run(step))  # each on the sub-grid of the axes of what it reads
+    out = {key: np.empty(n, dtype=bool if key in BOOL_FIGURES else float) for key in figures}
+    for key, column in out.items():
+        if key in factored.cols:
+            factored.full(key, column)
+        else:
+            column[:] = np.nan
     invalid = code != 0
     rows = np.flatnonzero(invalid)  # once: integer positions write much faster than a boolean mask per column
     for column in out.values():
         column[rows] = False if column.dtype == bool else np.nan
-    frame: dict[str, Any] = {key: _grid_column(g, key, blocks.at[key]) for key in g.values}
+    params = factored.full("params")
+    frame: dict[str, Any] = {key: _grid_column(g, key) for key in g.values}
     frame["model.params_counted"] = params  # the count of each row's shape (the grid's value stays its input)
     if "model.params" not in frame:
         frame["model.params"] = params

@@ -3,6 +3,7 @@ serving total cost, payback and NPV over a horizon (simulator/serving/money.py h
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Mapping
 from typing import Any
 
@@ -107,7 +108,7 @@ def purchase_usd(c: Columns) -> np.ndarray:
 def run(c: Columns) -> dict[str, np.ndarray]:
     n = len(c["requests_per_s"])
     purchase = purchase_usd(c)
-    flows = monthly_flows({**c, "purchase_usd": purchase})
+    flows = monthly_flows(ChainMap({"purchase_usd": purchase}, c))  # reads only what it needs
     training = np.asarray(c.get("training.cost_usd", np.zeros(n)), dtype=float) * (c["include_training"] > 0)
     deploy = np.asarray(c["deploy"]).astype(int)
     rent, buy, api_total = flows.rent.sum(axis=1), flows.buy.sum(axis=1), flows.api.sum(axis=1)

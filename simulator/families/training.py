@@ -9,8 +9,8 @@ import numpy as np
 
 from simulator.families.training_inputs import INPUTS
 from simulator.families.training_rules import ERRORS
-from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Rule, Section
-from simulator.training.model import training_columns_by_step
+from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Rule, Section, Steps
+from simulator.training.model import PER_TOKEN, training_per_token
 from simulator.words import does_not_fit
 
 F = FigureSpec
@@ -69,11 +69,26 @@ OPTIONAL_FIGURES = (
 )
 
 
-def run(c: Columns) -> dict[str, np.ndarray]:
-    out = training_columns_by_step(c)
+PER_TOKEN_HELPER = "training.per_token."  # helper columns: a PER_TOKEN output at one token, before × the tokens
+
+
+def _per_step(c: Columns) -> dict[str, np.ndarray]:
+    """Every figure of a step (time, memory, utilisation), and the PER_TOKEN outputs per token: reads no tokens."""
+    out = training_per_token(c)
     keys = [f.name for f in FIGURES] + [k for k in _OPTIONAL_OUT if k in out]
     inverse = {v: k for k, v in _RENAMED.items()}
-    return {f"training.{k}": out[inverse.get(k, k)] for k in keys} | {"training.wall_s": out["wall_days"] * 86400.0}
+    figures = {f"training.{k}": out[inverse.get(k, k)] for k in keys if inverse.get(k, k) not in PER_TOKEN}
+    return figures | {f"{PER_TOKEN_HELPER}{k}": out[k] for k in PER_TOKEN}
+
+
+def _per_run(c: Columns) -> dict[str, np.ndarray]:
+    """The figures proportional to the training tokens: each per-token helper × the tokens."""
+    tokens = np.asarray(c["tokens"], dtype=np.float64)
+    out = {f"training.{_RENAMED.get(k, k)}": c[f"{PER_TOKEN_HELPER}{k}"] * tokens for k in PER_TOKEN}
+    return out | {"training.wall_s": out["training.ideal_wall_days"] * 86400.0}
+
+
+run = Steps(_per_step, _per_run)
 
 
 def _frac(c: Columns, part: str) -> np.ndarray:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .layout import interleave_legal, planner_can_interleave
-from .model import INPUT_KEYS, OPTIONAL_INPUTS, step_columns, training_columns
+from .model import INPUT_KEYS, NOT_IN_STEP, OPTIONAL_INPUTS, step_columns, training_columns
 from .rows import unique_rows
 
 # Narayanan et al. 2021 (Megatron-LM) §3.5 and Fig. 7 compare micro-batches of 1, 2, 4 and 8 sequences, and
@@ -31,9 +31,10 @@ def candidates_text(values: tuple[float, ...]) -> str:
 
 
 def _model_columns(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The training model's input columns from resolved scenario columns (dp follows tp, pp and the GPU count)."""
-    keys = [k for k in (*INPUT_KEYS, *OPTIONAL_INPUTS) if k != "dp" and k in c]
-    cols = {k: np.asarray(c[k], dtype=np.float64).reshape(-1) for k in keys}
+    """The training model's input columns from resolved scenario columns (dp follows tp, pp and the GPU count), at
+    one training token: the tokens change how many steps, not which layout is fastest."""
+    keys = [k for k in (*INPUT_KEYS, *OPTIONAL_INPUTS) if k != "dp" and k not in NOT_IN_STEP and k in c]
+    cols = {k: np.asarray(c[k], dtype=np.float64).reshape(-1) for k in keys} | {k: np.ones(1) for k in NOT_IN_STEP}
     n = max(v.size for v in cols.values())
     cols = {k: np.broadcast_to(v, (n,)) for k, v in cols.items()}
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -51,13 +51,17 @@ OUTPUT_KEYS = (
 )
 
 
-def _columns(c: Mapping[str, np.ndarray], k: TrainingConstants = DEFAULT_CONSTANTS) -> dict[str, np.ndarray]:
-    missing = [key for key in INPUT_KEYS if key not in c]
+def _columns(c: Mapping[str, np.ndarray], k: TrainingConstants = DEFAULT_CONSTANTS,
+             one_token: bool = False) -> dict[str, np.ndarray]:
+    """The model's input columns, broadcast to one length; `one_token`: every row at one training token (the
+    NOT_IN_STEP columns are not read)."""
+    missing = [key for key in INPUT_KEYS if key not in c and not (one_token and key in NOT_IN_STEP)]
     if missing:
         raise KeyError(f"training_columns: missing input columns {missing}")
     defaults = {key: getattr(k, key) if v is None else v for key, v in OPTIONAL_INPUTS.items()}
     keys = INPUT_KEYS + tuple(OPTIONAL_INPUTS)
-    arrays = [np.asarray(c.get(key, defaults.get(key)), dtype=np.float64) for key in keys]
+    arrays = [np.float64(1.0) if one_token and key in NOT_IN_STEP else
+              np.asarray(c.get(key, defaults.get(key)), dtype=np.float64) for key in keys]
     return dict(zip(keys, (a.ravel() for a in np.broadcast_arrays(*np.atleast_1d(*arrays))), strict=True))
 
 
@@ -87,22 +91,30 @@ def step_columns(c: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     return [v for key, v in c.items() if key not in NOT_IN_STEP and v.size and not np.all(v == v[0])] or [c["layers"]]
 
 
-def training_columns_by_step(c: Mapping[str, np.ndarray],
-                             k: TrainingConstants = DEFAULT_CONSTANTS) -> dict[str, np.ndarray]:
-    """`training_columns`, with rows alike but for their tokens (a sweep over the training tokens) evaluated once:
-    the model runs on each distinct step at one token, and the outputs proportional to the tokens (PER_TOKEN)
-    are scaled by each row's."""
-    c = _columns(c, k)
+def training_per_token(c: Mapping[str, np.ndarray],
+                       k: TrainingConstants = DEFAULT_CONSTANTS) -> dict[str, np.ndarray]:
+    """`training_columns` of every row at one training token, reading no NOT_IN_STEP column: a step's time and memory
+    as they are, the outputs proportional to the tokens (PER_TOKEN) per token. Rows alike (a sweep over the
+    tokens) are evaluated once."""
+    c = _columns(c, k, one_token=True)
     n = c["layers"].size
     if n < ALIKE_MIN_ROWS:
         return training_columns(c, k)
     first, inverse = unique_rows(step_columns(c))
     if first.size > n // 2:
         return training_columns(c, k)
-    out = training_columns({key: v[first] for key, v in c.items()} | {"tokens": np.ones(first.size)}, k)
-    out = {key: v[inverse] for key, v in out.items()}
+    out = training_columns({key: v[first] for key, v in c.items()}, k)
+    return {key: v[inverse] for key, v in out.items()}
+
+
+def training_columns_by_step(c: Mapping[str, np.ndarray],
+                             k: TrainingConstants = DEFAULT_CONSTANTS) -> dict[str, np.ndarray]:
+    """`training_columns`, with rows alike but for their tokens evaluated once (`training_per_token`) and the
+    outputs proportional to the tokens (PER_TOKEN) scaled by each row's."""
+    out = training_per_token(c, k)
+    tokens = np.asarray(c["tokens"], dtype=np.float64)
     for key in PER_TOKEN:
-        out[key] = out[key] * c["tokens"]
+        out[key] = out[key] * tokens
     return out
 
 
