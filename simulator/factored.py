@@ -25,6 +25,15 @@ import numpy as np
 STAGE_ROWS = 65_536  # a stage on a larger sub-grid runs in blocks of this many rows (temporaries stay small)
 
 
+def block_rows(rows: int) -> Callable[[Callable], Callable]:
+    """Mark a stage whose temporaries are wider than its rows (a month-by-month money flow: rows × months) to run
+    on blocks of at most `rows` rows, so that they stay in cache."""
+    def mark(fn: Callable) -> Callable:
+        fn.block_rows = rows  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
 @dataclass(frozen=True)
 class Column:
     axes: tuple[int, ...]  # the grid axes it varies along, ascending
@@ -116,18 +125,19 @@ class Factored:
         shape = [t if a in col.axes else 1 for a, t in zip(free, target, strict=True)]
         return np.broadcast_to(part.reshape(shape), target).reshape(-1)
 
-    def boxes(self, axes: tuple[int, ...]) -> Iterator[_Box]:
-        """The sub-grid of `axes` in boxes of at most STAGE_ROWS rows (or one row of the last axis's), in row order:
-        fixed positions along the leading axes, a span of the next, the rest whole."""
+    def boxes(self, axes: tuple[int, ...], limit: int | None = None) -> Iterator[_Box]:
+        """The sub-grid of `axes` in boxes of at most `limit` (default STAGE_ROWS) rows (or one row of the last
+        axis's), in row order: fixed positions along the leading axes, a span of the next, the rest whole."""
+        limit = STAGE_ROWS if limit is None else limit
         sizes = [self.sizes[a] for a in axes]
-        if math.prod(sizes) <= STAGE_ROWS:
+        if math.prod(sizes) <= limit:
             yield _Box(axes, (), None, math.prod(sizes))
             return
         j = 0
-        while math.prod(sizes[j + 1:]) > STAGE_ROWS:
+        while math.prod(sizes[j + 1:]) > limit:
             j += 1
         inner = math.prod(sizes[j + 1:])
-        step = max(1, STAGE_ROWS // inner)
+        step = max(1, limit // inner)
         for fixed in np.ndindex(*sizes[:j]):
             for r0 in range(0, sizes[j], step):
                 r1 = min(sizes[j], r0 + step)
@@ -154,7 +164,7 @@ class Factored:
         m = self.size(axes)
         out: Any = None
         start = 0
-        for box in self.boxes(axes):
+        for box in self.boxes(axes, getattr(fn, "block_rows", None)):
             part = fn(_Rows(self, box))
             if box.rows == m:
                 return part
@@ -224,4 +234,4 @@ class _Rows(Mapping):
         return len(self.grid.cols)
 
 
-__all__ = ["STAGE_ROWS", "Column", "Factored", "spread"]
+__all__ = ["STAGE_ROWS", "Column", "Factored", "block_rows", "spread"]

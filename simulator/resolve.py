@@ -7,8 +7,9 @@
 4. derived defaults are computed, in declaration order, by their vectorised rule;
 5. the rules that relate inputs (`Family.rules`) mark the rows that break them.
 
-`Scenario.from_dict` runs these on one row; `sweep` runs the same functions on blocks of rows, so the two
-agree on every layout by construction.
+`Scenario.from_dict` runs these on one row, `scenario_rows` on N independent rows, and `sweep` on a grid kept
+factored (simulator.factored: each derived default and rule on the sub-grid of the swept values it reads): the same
+functions on every path (`resolve_into`), so they agree on every layout by construction.
 """
 
 from __future__ import annotations

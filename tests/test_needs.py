@@ -1,14 +1,13 @@
 """A family runs when its figures are needed: declared needs are complete, sweeps run only what their columns need,
 and `valid`/`reason` never depend on which families ran (simulator/needs.py)."""
 
-import dataclasses
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import Scenario, ScenarioError, needs, resolve
+from simulator import Scenario, ScenarioError
 from simulator.cli import main
 from simulator.evaluator import scenario_rows
 from simulator.families import FAMILIES
@@ -140,27 +139,3 @@ def test_the_cli_columns_select_the_families(tmp_path, capsys):
     assert "training.cost_usd" not in frame
     assert main(["sweep", str(path), "--grid", "cluster.gpus=64", "--columns", "serving.tpot"]) == 2
     assert "did you mean serving.tpot_s" in capsys.readouterr().err
-
-
-def test_a_family_whose_columns_are_the_same_on_every_row_runs_on_one_row(monkeypatch):
-    """A serving sweep over one training plan times the training once per block: the same numbers as every row."""
-    grid = {"serving.requests_per_s": [0.5, 5.0, 50.0], "finance.deploy": ["rent", "buy", "api"],
-            "serving.prompt_tokens": [100, 4000]}
-    calls: list[int] = []
-    monkeypatch.setattr(resolve, "_LAST", {})  # no one-row result kept from another test
-    training = BY_NAME["training"]
-    spy = dataclasses.replace(training, run=lambda c: calls.append(len(c["params"])) or training.run(c))
-    monkeypatch.setattr(needs, "FAMILIES", tuple(spy if f is training else f for f in FAMILIES))
-    monkeypatch.setitem(needs.BY_NAME, "training", spy)
-    fast = sweep_arrays(BASE, grid, columns=["all"])
-    assert calls and max(calls) == 1
-    monkeypatch.setattr(needs, "_one_row", lambda *args: None)
-    slow = sweep_arrays(BASE, grid, columns=["all"])
-    assert max(calls) == len(slow["valid"])
-    assert list(fast) == list(slow)
-    for key in fast:  # the same numbers (to rounding: a one-element array may take numpy's scalar loops)
-        if key in FIGURES and np.asarray(fast[key]).dtype != bool:
-            np.testing.assert_allclose(fast[key], slow[key], rtol=1e-12, atol=0, err_msg=key)
-        elif key in FIGURES or key in ("valid", "reason"):
-            assert _same(np.asarray(fast[key]) if key != "reason" else fast[key].codes,
-                         np.asarray(slow[key]) if key != "reason" else slow[key].codes), key

@@ -9,8 +9,19 @@ from typing import Any
 
 import numpy as np
 
-from simulator.registry import Columns, Derived, Family, FieldGroup, FigureSpec, Input, Rule, Section
-from simulator.serving.money import monthly_flows, npv, payback_month
+from simulator.factored import block_rows
+from simulator.registry import Columns, Derived, Family, FieldGroup, FigureSpec, Input, Rule, Section, Steps
+from simulator.serving.money import (
+    Months,
+    api_by_month,
+    buy_by_month,
+    gpus_by_month,
+    npv,
+    payback_month,
+    rent_by_month,
+    revenue_by_month,
+    row_sums,
+)
 
 DEPLOY = ("rent", "buy", "api")
 RENT_TERMS = ("on_demand", "1y", "3y")
@@ -105,37 +116,82 @@ def purchase_usd(c: Columns) -> np.ndarray:
     return np.where(np.isfinite(given), given, c["serving_hw_purchase_usd"])
 
 
-def run(c: Columns) -> dict[str, np.ndarray]:
-    n = len(c["requests_per_s"])
-    purchase = purchase_usd(c)
-    flows = monthly_flows(ChainMap({"purchase_usd": purchase}, c))  # reads only what it needs
-    training = np.asarray(c.get("training.cost_usd", np.zeros(n)), dtype=float) * (c["include_training"] > 0)
+# helper columns of each deployment, whichever the row chose: its total over the horizon, NPV and payback
+_TOTAL, _NPV, _PAYBACK = "finance.total_usd.", "finance.npv_usd.", "finance.payback_months."
+
+
+def _training(c: Columns) -> np.ndarray:
+    """The training cost the serving must pay back, where the finance counts it (include_training)."""
+    return np.asarray(c.get("training.cost_usd", 0.0), dtype=float).reshape(-1) * (
+        np.asarray(c["include_training"]).reshape(-1) > 0)
+
+
+def _option(c: Columns, t: Months, name: str, cost: np.ndarray) -> dict[str, np.ndarray]:
+    """Helper columns of deployment `name` whose flows are `cost` (rows × months): total, NPV, payback."""
+    training = _training(c)
+    net = revenue_by_month(c, t) - cost
+    return {f"{_TOTAL}{name}": row_sums(cost), f"{_NPV}{name}": npv(training, net, c["discount_rate_per_year"]),
+            f"{_PAYBACK}{name}": payback_month(training, net)}
+
+
+MONTH_ROWS = 8192  # a sweep's blocks of the steps with (rows × months) arrays: 8192 × 36 months × 8 B = 2.4 MB
+
+# Each deployment in a step of its own, which reads only its own prices, so that a sweep over the deployment or the
+# rental term computes each deployment's months once per combination of what that deployment reads.
+@block_rows(MONTH_ROWS)
+def _rent(c: Columns) -> dict[str, np.ndarray]:
+    t = Months.of(c)
+    rent = rent_by_month(c, gpus_by_month(c, t))
+    return {"finance.rent_monthly_usd": rent[:, 0]} | _option(c, t, "rent", rent)
+
+
+@block_rows(MONTH_ROWS)
+def _buy(c: Columns) -> dict[str, np.ndarray]:
+    t = Months.of(c)
+    purchase, gpus = purchase_usd(c), gpus_by_month(c, t)
+    buy, opex = buy_by_month(ChainMap({"purchase_usd": purchase}, c), t, gpus)
+    capex0 = gpus[:, 0] * purchase / (1.0 - c["interconnect_share"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        monthly = capex0 / (12.0 * c["lifetime_years"]) + opex[:, 0]
+    return {"finance.buy_monthly_usd": monthly} | _option(c, t, "buy", buy)
+
+
+@block_rows(MONTH_ROWS)
+def _api(c: Columns) -> dict[str, np.ndarray]:
+    t = Months.of(c)
+    api = api_by_month(c, t)
+    return {"finance.api_monthly_usd": api[:, 0]} | _option(c, t, "api", api)
+
+
+@block_rows(MONTH_ROWS)
+def _revenue(c: Columns) -> dict[str, np.ndarray]:
+    return {"finance.revenue_usd": row_sums(revenue_by_month(c, Months.of(c)))}
+
+
+def _chosen(c: Columns) -> dict[str, np.ndarray]:
+    """The totals with the training, and the chosen deployment's total, margin, NPV and payback."""
+    training = _training(c)
     deploy = np.asarray(c["deploy"]).astype(int)
-    rent, buy, api_total = flows.rent.sum(axis=1), flows.buy.sum(axis=1), flows.api.sum(axis=1)
-    if (deploy == deploy[0]).all():  # one deployment for every row (a plan; most sweeps): its flows as they are
-        cost = (flows.rent, flows.buy, flows.api)[min(int(deploy[0]), 2)]
-    else:
-        cost = np.where((deploy == 0)[:, None], flows.rent, np.where((deploy == 1)[:, None], flows.buy, flows.api))
-    rent_tco = training + rent
-    buy_tco = training + buy
-    tco = training + np.where(deploy == 0, rent, np.where(deploy == 1, buy, api_total))  # the chosen flows' sum
-    revenue = flows.revenue.sum(axis=1)
-    net = flows.revenue - cost
-    capex0 = flows.gpus[:, 0] * purchase / (1.0 - c["interconnect_share"])
+
+    def chosen(prefix: str) -> np.ndarray:
+        rent, buy, api = (np.asarray(c[f"{prefix}{d}"], dtype=float) for d in DEPLOY)
+        return np.where(deploy == 0, rent, np.where(deploy == 1, buy, api))
+
+    tco = training + chosen(_TOTAL)
+    revenue = c["finance.revenue_usd"]
     with np.errstate(divide="ignore", invalid="ignore"):
         return {
-            "finance.rent_monthly_usd": flows.rent[:, 0],
-            "finance.buy_monthly_usd": capex0 / (12.0 * c["lifetime_years"]) + flows.opex[:, 0],
-            "finance.api_monthly_usd": flows.api[:, 0],
-            "finance.rent_tco_usd": rent_tco,
-            "finance.buy_tco_usd": buy_tco,
-            "finance.api_cost_usd": api_total,
+            "finance.rent_tco_usd": training + c[f"{_TOTAL}rent"],
+            "finance.buy_tco_usd": training + c[f"{_TOTAL}buy"],
+            "finance.api_cost_usd": c[f"{_TOTAL}api"],
             "finance.tco_usd": tco,
-            "finance.revenue_usd": revenue,
             "finance.margin": np.where(revenue > 0, (revenue - tco) / revenue, np.nan),
-            "finance.npv_usd": npv(training, net, c["discount_rate_per_year"]),
-            "finance.payback_months": payback_month(training, net),
+            "finance.npv_usd": chosen(_NPV),
+            "finance.payback_months": chosen(_PAYBACK),
         }
+
+
+run = Steps(_rent, _buy, _api, _revenue, _chosen)
 
 
 def _buys_without_price(c: Columns) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.registry import Columns, Derived, Family, FieldGroup, FigureSpec, Input, Rule, Section
+from simulator.registry import Columns, Derived, Family, FieldGroup, FigureSpec, Input, Rule, Section, Steps
 from simulator.serving.bits import precision_bits, weight_bytes
 from simulator.serving.capacity import best_batch, operating_batch, replicas_for
 from simulator.serving.constants import HOURS_PER_MONTH, LOW_PRECISION_GEMM_EFF_RATIO, SECONDS_PER_MONTH
@@ -128,7 +128,9 @@ def replica(c: Columns) -> Replica:
     )
 
 
-def run(c: Columns) -> dict[str, np.ndarray]:
+def _capacity(c: Columns) -> dict[str, np.ndarray]:
+    """What one replica holds and carries within the latency targets: the largest batch that fits and meets them,
+    and its throughput. Reads no traffic (a sweep over the request rate finds the batch once per replica)."""
     r = replica(c)
     p, o = c["prompt_tokens"], c["output_tokens"]
     budget = kv_budget_bytes(c["serving_hw_hbm_GB"], r.tp, r.model_bytes)
@@ -139,34 +141,47 @@ def run(c: Columns) -> dict[str, np.ndarray]:
     batch = best_batch(r, limit, p, o, c["tpot_target_s"], c["ttft_target_s"], curve, prefill_s)
     batch = np.where(given > 0, np.where(batch == limit, batch, 0.0), batch)  # a given batch must meet the targets
     ok = (batch >= 1) & (fits >= 1) & ~((given > 0) & (given > fits))
-    nan = np.nan
     err = np.asarray(c.get("model_err_serve_step", 1.0), dtype=float)  # the step model's own error (model_error.py)
-    step = curve.total_s(np.maximum(batch, 1.0)) * err
-    tokens_per_s = np.where(ok, batch / step, nan)
-    rps = tokens_per_s / o
+    tokens_per_s = np.where(ok, batch / (curve.total_s(np.maximum(batch, 1.0)) * err), np.nan)
+    return {
+        "serving.replica_output_tokens_per_s": tokens_per_s,
+        "serving.output_tokens_per_s_per_gpu": tokens_per_s / r.tp,
+        "serving.replica_requests_per_s": tokens_per_s / o,
+        "serving.max_batch": fits,
+        "serving.batch_run": np.where(ok, batch, np.nan),
+        "serving.weights_gb": r.model_bytes / r.tp / 1e9,
+        "serving_fits": fits,
+        "serving_meets_targets": (batch >= 1).astype(float),
+        "serving_prefill_s": prefill_s,
+    }
+
+
+def _load(c: Columns) -> dict[str, np.ndarray]:
+    """The replicas the peak traffic needs, the batch it keeps each at (serving/capacity.operating_batch), the
+    latencies at that batch, and the money of the GPUs."""
+    r = replica(c)
+    p, o = c["prompt_tokens"], c["output_tokens"]
+    ok = np.isfinite(c["serving.batch_run"])
+    err = np.asarray(c.get("model_err_serve_step", 1.0), dtype=float)
+    curve = SteadyCurve(r, p, o)
     peak = c["requests_per_s"] * c["peak_to_average"]
-    replicas = replicas_for(peak, rps)
+    replicas = replicas_for(peak, c["serving.replica_requests_per_s"])
     gpus = replicas * r.tp
-    b_op = operating_batch(r, peak / replicas, np.where(ok, batch, 1.0), p, o, curve)
+    b_op = operating_batch(r, peak / replicas, np.where(ok, c["serving.batch_run"], 1.0), p, o, curve)
     step_op = curve.total_s(b_op)
     monthly = gpus * c["serving_gpu_hour_usd"] * HOURS_PER_MONTH
     out_tokens_month = c["requests_per_s"] * o * SECONDS_PER_MONTH
     return {
-        "serving.ttft_s": np.where(ok, (prefill_s + step_op) * err, nan),  # serving/capacity.ttft_s
-        "serving.tpot_s": np.where(ok, step_op * err, nan),
-        "serving.replica_output_tokens_per_s": tokens_per_s,
-        "serving.output_tokens_per_s_per_gpu": tokens_per_s / r.tp,
-        "serving.replica_requests_per_s": rps,
-        "serving.max_batch": fits,
-        "serving.batch_run": np.where(ok, batch, nan),
+        "serving.ttft_s": np.where(ok, (c["serving_prefill_s"] + step_op) * err, np.nan),  # serving/capacity.ttft_s
+        "serving.tpot_s": np.where(ok, step_op * err, np.nan),
         "serving.replicas": replicas,
         "serving.gpus": gpus,
         "serving.cost_per_million_output_tokens_usd": monthly / out_tokens_month * 1e6,
         "serving.monthly_cost_usd": monthly,
-        "serving.weights_gb": r.model_bytes / r.tp / 1e9,
-        "serving_fits": fits,
-        "serving_meets_targets": (batch >= 1).astype(float),
     }
+
+
+run = Steps(_capacity, _load)
 
 
 def _no_fit(c: Columns) -> np.ndarray:

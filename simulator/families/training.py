@@ -10,7 +10,7 @@ import numpy as np
 from simulator.families.training_inputs import INPUTS
 from simulator.families.training_rules import ERRORS
 from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Rule, Section, Steps
-from simulator.training.model import PER_TOKEN, training_per_token
+from simulator.training.model import PER_TOKEN, per_run, training_per_token
 from simulator.words import does_not_fit
 
 F = FigureSpec
@@ -83,8 +83,8 @@ def _per_step(c: Columns) -> dict[str, np.ndarray]:
 
 def _per_run(c: Columns) -> dict[str, np.ndarray]:
     """The figures proportional to the training tokens: each per-token helper × the tokens."""
-    tokens = np.asarray(c["tokens"], dtype=np.float64)
-    out = {f"training.{_RENAMED.get(k, k)}": c[f"{PER_TOKEN_HELPER}{k}"] * tokens for k in PER_TOKEN}
+    scaled = per_run({k: c[f"{PER_TOKEN_HELPER}{k}"] for k in PER_TOKEN}, c["tokens"])
+    out = {f"training.{_RENAMED.get(k, k)}": v for k, v in scaled.items()}
     return out | {"training.wall_s": out["training.ideal_wall_days"] * 86400.0}
 
 

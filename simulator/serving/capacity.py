@@ -16,7 +16,13 @@ REL_TOL = 1e-6  # the operating batch's bisection stops when every row's bracket
 def replicas_for(peak_requests_per_s, replica_requests_per_s):
     """Replicas that carry the peak: each carries its share of the peak at most (a whole number, rounded up; a
     hair of float error does not add one)."""
-    return np.ceil(np.asarray(peak_requests_per_s) / np.asarray(replica_requests_per_s) - 1e-9)
+    return replicas_for_load(np.asarray(peak_requests_per_s) / np.asarray(replica_requests_per_s))
+
+
+def replicas_for_load(load: np.ndarray) -> np.ndarray:
+    """`replicas_for` of a load given as the peak ÷ one replica's rate (a new array, rounded up in place)."""
+    replicas = np.subtract(load, 1e-9)
+    return np.ceil(replicas, out=replicas)
 
 
 def ttft_s(r: Replica, batch, prompt_tokens, output_tokens):

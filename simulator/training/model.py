@@ -112,10 +112,13 @@ def training_columns_by_step(c: Mapping[str, np.ndarray],
     """`training_columns`, with rows alike but for their tokens evaluated once (`training_per_token`) and the
     outputs proportional to the tokens (PER_TOKEN) scaled by each row's."""
     out = training_per_token(c, k)
-    tokens = np.asarray(c["tokens"], dtype=np.float64)
-    for key in PER_TOKEN:
-        out[key] = out[key] * tokens
-    return out
+    return out | per_run(out, c["tokens"])
+
+
+def per_run(per_token: Mapping[str, np.ndarray], tokens: np.ndarray) -> dict[str, np.ndarray]:
+    """The outputs proportional to the tokens (PER_TOKEN) of a run of `tokens`, from their values per token."""
+    tokens = np.asarray(tokens, dtype=np.float64)
+    return {key: per_token[key] * tokens for key in PER_TOKEN}
 
 
 def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.ndarray]:
