@@ -40,7 +40,7 @@ class Derived:
 
     text: str
     fn: Callable[[Columns], np.ndarray]
-    needs: tuple[str, ...] = ()  # dotted keys it reads: a sweep re-derives it when one of them varies
+    needs: tuple[str, ...] = ()  # dotted keys it follows, as the widgets say ("auto (follows ...)")
     always: bool = False  # derived even when given (the given value stays in column `<column>_given` for checks)
 
 

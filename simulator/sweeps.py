@@ -10,7 +10,7 @@ combination of the swept values it reads, one vectorised pass, and the figures a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,9 @@ from simulator.resolve import (
 from simulator.safe_json_errors import shorten
 from simulator.scenario import Scenario
 
+# a grid larger than this is evaluated in parts (slices of its leading axis): a factored evaluation may hold some
+# hundred columns over every row of a part (the figures of every family and their helpers), 2^21 rows × 8 B each
+PART_ROWS = 2**21
 # the result frame (rows × columns × 8 bytes) is refused past this, before any value is checked or allocated
 MAX_FRAME_BYTES = 2 * 1024**3
 RULE_MESSAGES = tuple(rule.short for rule in ERRORS)
@@ -109,6 +112,21 @@ def _check_grid(base: Scenario, grid: Mapping[str, Sequence[Any]],
     return _Grid(clean, tuple(len(v) for v in clean.values()))
 
 
+def _parts(grid: _Grid) -> Iterator[tuple[int, _Grid]]:
+    """(first row, grid) of consecutive parts of `grid` of at most PART_ROWS rows where it is larger: slices of its
+    leading axis (one value each when even that is larger), so that the columns a factored evaluation holds over every
+    row of a part stay within bounds."""
+    if grid.n <= PART_ROWS or not grid.shape:
+        yield 0, grid
+        return
+    first, *rest = grid.values.items()
+    inner = grid.n // grid.shape[0]
+    step = max(1, PART_ROWS // inner)
+    for a in range(0, grid.shape[0], step):
+        values = {first[0]: first[1][a:a + step], **dict(rest)}
+        yield a * inner, _Grid(values, tuple(len(v) for v in values.values()))
+
+
 def _resolved(base: Scenario, grid: _Grid, devices: Mapping[str, HardwareSpec] | None) -> Factored:
     """The grid's resolved columns, each over the axes it varies along: the base scenario's choices over none, each
     swept key over its own axis, derived values over those of what they read."""
@@ -158,22 +176,26 @@ def sweep_arrays(base: Scenario, grid: Mapping[str, Sequence[Any]],
     figures, families = _wanted(base, grid, columns if columns is not None else keep)
     g = _check_grid(base, grid, devices, len(figures))
     n = g.n
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        factored = _resolved(base, g, devices)
-        code = rule_codes(factored)
-        for step in (step for family in families for step in steps_of(family.run)):
-            factored.store(*factored.run(step))  # each on the sub-grid of the axes of what it reads
     out = {key: np.empty(n, dtype=bool if key in BOOL_FIGURES else float) for key in figures}
-    for key, column in out.items():
-        if key in factored.cols:
-            factored.full(key, column)
-        else:
-            column[:] = np.nan
+    code, params = np.empty(n, dtype=np.int16), np.empty(n)
+    steps = [step for family in families for step in steps_of(family.run)]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for start, part in _parts(g):
+            stop = start + part.n
+            factored = _resolved(base, part, devices)
+            code[start:stop] = rule_codes(factored)
+            for step in steps:
+                factored.store(*factored.run(step))  # each on the sub-grid of the axes of what it reads
+            for key, column in out.items():
+                if key in factored.cols:
+                    factored.full(key, column[start:stop])
+                else:
+                    column[start:stop] = np.nan
+            factored.full("params", params[start:stop])
     invalid = code != 0
     rows = np.flatnonzero(invalid)  # once: integer positions write much faster than a boolean mask per column
     for column in out.values():
         column[rows] = False if column.dtype == bool else np.nan
-    params = factored.full("params")
     frame: dict[str, Any] = {key: _grid_column(g, key) for key in g.values}
     frame["model.params_counted"] = params  # the count of each row's shape (the grid's value stays its input)
     if "model.params" not in frame:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import Scenario, evaluate, factored
+from simulator import Scenario, evaluate, factored, sweeps
 from simulator.factored import Column, Factored, spread
 from simulator.hardware_table import hardware_table
 from simulator.inputs import FIGURES, INPUTS
@@ -159,3 +159,19 @@ def test_an_empty_grid_is_the_base_scenario():
     plan = evaluate(BASE)
     assert len(one["valid"]) == 1 and bool(one["valid"][0])
     assert one["training.step_time_s"][0] == pytest.approx(plan.figures["training.step_time_s"].value, rel=1e-12)
+
+
+def test_a_grid_larger_than_a_part_is_evaluated_in_parts(monkeypatch):
+    """Past PART_ROWS rows a sweep runs slices of its leading axis one at a time: the same numbers."""
+    whole = sweep_arrays(BASE, GRID, columns=["all"])
+    monkeypatch.setattr(sweeps, "PART_ROWS", 100)  # 3 GPU counts of 432 rows: one slice of one value each
+    parts = sweep_arrays(BASE, GRID, columns=["all"])
+    monkeypatch.setattr(sweeps, "PART_ROWS", 5)  # even one value of the leading axis is larger: still one each
+    tiny = sweep_arrays(BASE, GRID, columns=["all"])
+    for key in whole:
+        for other in (parts, tiny):
+            a, b = whole[key], other[key]
+            if hasattr(a, "codes"):  # a categorical: names as codes
+                assert np.array_equal(a.codes, b.codes), key
+            else:
+                assert np.array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float), equal_nan=True), key
