@@ -176,7 +176,8 @@ def sweep_arrays(base: Scenario, grid: Mapping[str, Sequence[Any]],
     figures, families = _wanted(base, grid, columns if columns is not None else keep)
     g = _check_grid(base, grid, devices, len(figures))
     n = g.n
-    out = {key: np.empty(n, dtype=bool if key in BOOL_FIGURES else float) for key in figures}
+    dtypes = {key: np.dtype(bool if key in BOOL_FIGURES else float) for key in figures}
+    out: dict[str, np.ndarray] = {}
     code, params = np.empty(n, dtype=np.int16), np.empty(n)
     steps = [step for family in families for step in steps_of(family.run)]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -186,7 +187,12 @@ def sweep_arrays(base: Scenario, grid: Mapping[str, Sequence[Any]],
             code[start:stop] = rule_codes(factored)
             for step in steps:
                 factored.store(*factored.run(step))  # each on the sub-grid of the axes of what it reads
-            for key, column in out.items():
+            for key, dtype in dtypes.items():
+                own = factored.own(key, dtype) if part.n == n else None
+                if own is not None:  # a figure over every row, an array of its own: the sweep's column as it is
+                    out[key] = own
+                    continue
+                column = out.setdefault(key, np.empty(n, dtype=dtype))
                 if key in factored.cols:
                     factored.full(key, column[start:stop])
                 else:
