@@ -200,17 +200,16 @@ class Factored:
             self.put(name, values if values.size in (1, m) else np.broadcast_to(values, (m,)), axes)
 
 
-class _FirstRow(Mapping):
-    """The grid's first row (1-element arrays), recording the columns read."""
+class _View(Mapping):
+    """Columns of a grid as a stage reads them (names as in the grid; `key in view` reads nothing)."""
 
-    __slots__ = ("grid", "read")
+    __slots__ = ("grid",)
 
     def __init__(self, grid: Factored):
-        self.grid, self.read = grid, set()
+        self.grid = grid
 
     def __getitem__(self, name: str) -> np.ndarray:
-        self.read.add(name)
-        return self.grid.cols[name].values[:1]
+        raise NotImplementedError
 
     def __contains__(self, name: object) -> bool:
         return name in self.grid.cols
@@ -222,13 +221,28 @@ class _FirstRow(Mapping):
         return len(self.grid.cols)
 
 
-class _Rows(Mapping):
+class _FirstRow(_View):
+    """The grid's first row (1-element arrays), recording the columns read."""
+
+    __slots__ = ("read",)
+
+    def __init__(self, grid: Factored):
+        super().__init__(grid)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        self.read.add(name)
+        return self.grid.cols[name].values[:1]
+
+
+class _Rows(_View):
     """The rows of a box of a sub-grid; reading a column that varies along another axis raises `_Wider`."""
 
-    __slots__ = ("box", "grid", "seen")
+    __slots__ = ("box", "seen")
 
     def __init__(self, grid: Factored, box: _Box):
-        self.grid, self.box = grid, box
+        super().__init__(grid)
+        self.box = box
         self.seen: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -239,15 +253,6 @@ class _Rows(Mapping):
                 raise _Wider(col.axes)
             got = self.seen[name] = self.grid.rows(name, self.box)
         return got
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.grid.cols
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.grid.cols)
-
-    def __len__(self) -> int:
-        return len(self.grid.cols)
 
 
 __all__ = ["STAGE_ROWS", "Column", "Factored", "block_rows", "spread"]
