@@ -84,7 +84,7 @@ class Factored:
         return math.prod(self.sizes)
 
     def size(self, axes: Sequence[int]) -> int:
-        return math.prod(self.sizes[a] for a in axes)
+        return math.prod(self.sizes[a] for a in axes) if axes else 1
 
     def put(self, name: str, values: Any, axes: Sequence[int] = ()) -> None:
         """Store `values` (one per combination of `axes`, or one for all) as column `name`."""
@@ -125,10 +125,10 @@ class Factored:
     def rows(self, name: str, box: _Box) -> np.ndarray:
         """Column `name` on the rows of `box` (a box of a sub-grid whose axes hold the column's own)."""
         col = self.cols[name]
+        if col.values.size == box.rows and (box.span is None or box.rows == 1):
+            return col.values  # the whole sub-grid over the column's own axes (others of length 1), or one value
         if not col.axes:
             return np.broadcast_to(col.values, (box.rows,))
-        if box.span is None and col.axes == box.axes:
-            return col.values
         k = len(box.fixed)
         pick: dict[int, int | slice] = dict(zip(box.axes, box.fixed, strict=False))
         if box.span is not None:
@@ -238,18 +238,19 @@ class _FirstRow(_View):
 class _Rows(_View):
     """The rows of a box of a sub-grid; reading a column that varies along another axis raises `_Wider`."""
 
-    __slots__ = ("box", "seen")
+    __slots__ = ("box", "every", "seen")
 
     def __init__(self, grid: Factored, box: _Box):
         super().__init__(grid)
         self.box = box
+        self.every = len(box.axes) == len(grid.sizes)  # the box's axes are all the grid's: no read is wider
         self.seen: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
         got = self.seen.get(name)
         if got is None:
             col = self.grid.cols[name]
-            if not set(col.axes) <= set(self.box.axes):
+            if not self.every and not set(col.axes) <= set(self.box.axes):
                 raise _Wider(col.axes)
             got = self.seen[name] = self.grid.rows(name, self.box)
         return got

@@ -184,6 +184,26 @@ class Section:
     text: str = ""
 
 
+class OneEvaluation(dict):
+    """The columns one plain call of a `Steps` family reads: `kept` holds what a step computed that the steps after
+    it may reuse (a month-by-month array), for this call only. A sweep's steps get views of the grid instead."""
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self.kept: dict[str, Any] = {}
+
+
+def once(c: Columns, name: str, make: Callable[[], Any]) -> Any:
+    """`make()`, made once per plain call of a `Steps` family and shared by its steps (kept in the call's
+    `OneEvaluation` under `name`; never to be changed in place); elsewhere (a sweep's view) made each time."""
+    kept = getattr(c, "kept", None)
+    if kept is None:
+        return make()
+    if name not in kept:
+        kept[name] = make()
+    return kept[name]
+
+
 class Steps:
     """A family's `run` written as steps, each reading the columns and what the steps before it made; called, the
     same as one function. A sweep runs each step on the sub-grid of the axes of what it reads (simulator.factored):
@@ -194,8 +214,12 @@ class Steps:
 
     def __call__(self, c: Columns) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
+        seen = OneEvaluation(c) if isinstance(c, dict) else ChainMap(out, c)  # a sweep's view: read on demand
         for step in self.steps:
-            out.update(step(ChainMap(out, c)))
+            made = step(seen)
+            out.update(made)
+            if isinstance(seen, dict):
+                seen.update(made)
         return out
 
 

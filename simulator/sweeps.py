@@ -36,6 +36,10 @@ from simulator.resolve import (
 from simulator.safe_json_errors import shorten
 from simulator.scenario import Scenario
 
+# a grid of at most this many rows runs each stage on all its rows (a stage costs about as much on a few hundred rows
+# as on one: the first-row trial that finds its axes would double the cost of a small sweep, as the decision's local
+# refinement runs them)
+TRIAL_ROWS = 1024
 # a grid larger than this is evaluated in parts (slices of its leading axis): a factored evaluation may hold some
 # hundred columns over every row of a part (the figures of every family and their helpers), 2^21 rows × 8 B each
 PART_ROWS = 2**21
@@ -129,13 +133,19 @@ def _parts(grid: _Grid) -> Iterator[tuple[int, _Grid]]:
 
 def _resolved(base: Scenario, grid: _Grid, devices: Mapping[str, HardwareSpec] | None) -> Factored:
     """The grid's resolved columns, each over the axes it varies along: the base scenario's choices over none, each
-    swept key over its own axis, derived values over those of what they read."""
+    swept key over its own axis, derived values over those of what they read (a grid of at most TRIAL_ROWS rows: over
+    its rows, one axis)."""
     table = hardware_table(device_catalog(devices))
     given, preset_tokens = expand_preset(dict(base.given))
     cols = {k: Column((), encode_values(k, [v], table)) for k, v in given.items()
             if INPUTS[k].column is not None and k not in grid.values}
-    cols.update({k: Column((i,), encode_values(k, v, table)) for i, (k, v) in enumerate(grid.values.items())})
-    factored = Factored(grid.shape)
+    swept = {k: encode_values(k, v, table) for k, v in grid.values.items()}
+    if grid.n > TRIAL_ROWS:
+        factored = Factored(grid.shape)
+        cols.update({k: Column((i,), v) for i, (k, v) in enumerate(swept.items())})
+    else:  # a small grid as its rows written out: every stage on all of them, each column read as it is
+        factored = Factored((grid.n,), trial=False)
+        cols.update({k: Column((0,), spread(grid.shape, (i,), v)) for i, (k, v) in enumerate(swept.items())})
     resolve_into(factored, cols, table, Column((), np.array([preset_tokens], dtype=float)))
     return factored
 
@@ -188,7 +198,7 @@ def sweep_arrays(base: Scenario, grid: Mapping[str, Sequence[Any]],
             for step in steps:
                 factored.store(*factored.run(step))  # each on the sub-grid of the axes of what it reads
             for key, dtype in dtypes.items():
-                own = factored.own(key, dtype) if part.n == n else None
+                own = factored.own(key, dtype) if part.n == n > TRIAL_ROWS else None
                 if own is not None:  # a figure over every row, an array of its own: the sweep's column as it is
                     out[key] = own
                     continue

@@ -14,7 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from simulator.registry import Columns, Derived, Family, FieldGroup, FigureSpec, Input, Rule, Section, Steps
+from simulator.registry import (
+    Columns,
+    Derived,
+    Family,
+    FieldGroup,
+    FigureSpec,
+    Input,
+    Rule,
+    Section,
+    Steps,
+    once,
+)
 from simulator.serving.bits import precision_bits, weight_bytes
 from simulator.serving.capacity import best_batch, operating_batch, replicas_for
 from simulator.serving.constants import HOURS_PER_MONTH, LOW_PRECISION_GEMM_EFF_RATIO, SECONDS_PER_MONTH
@@ -128,16 +139,24 @@ def replica(c: Columns) -> Replica:
     )
 
 
+def _curve(c: Columns) -> tuple[Replica, SteadyCurve]:
+    """Every row's replica and its step-time curve, made once per plain evaluation (registry.once)."""
+    def make() -> tuple[Replica, SteadyCurve]:
+        r = replica(c)
+        return r, SteadyCurve(r, c["prompt_tokens"], c["output_tokens"])
+    return once(c, "serving.curve", make)
+
+
 def _capacity(c: Columns) -> dict[str, np.ndarray]:
     """What one replica holds and carries within the latency targets: the largest batch that fits and meets them,
     and its throughput. Reads no traffic (a sweep over the request rate finds the batch once per replica)."""
-    r = replica(c)
+    r, curve = _curve(c)
     p, o = c["prompt_tokens"], c["output_tokens"]
     budget = kv_budget_bytes(c["serving_hw_hbm_GB"], r.tp, r.model_bytes)
     fits = max_batch(budget, r.kv_token_bytes, p + o)
     given = c["serving_batch"]
     limit = np.where(given > 0, np.minimum(given, fits), fits)
-    curve, prefill_s = SteadyCurve(r, p, o), prefill_alone(r, p).total_s  # the steady step at any batch: one curve
+    prefill_s = prefill_alone(r, p).total_s
     batch = best_batch(r, limit, p, o, c["tpot_target_s"], c["ttft_target_s"], curve, prefill_s)
     batch = np.where(given > 0, np.where(batch == limit, batch, 0.0), batch)  # a given batch must meet the targets
     ok = (batch >= 1) & (fits >= 1) & ~((given > 0) & (given > fits))
@@ -159,11 +178,10 @@ def _capacity(c: Columns) -> dict[str, np.ndarray]:
 def _load(c: Columns) -> dict[str, np.ndarray]:
     """The replicas the peak traffic needs, the batch it keeps each at (serving/capacity.operating_batch), the
     latencies at that batch, and the money of the GPUs."""
-    r = replica(c)
+    r, curve = _curve(c)
     p, o = c["prompt_tokens"], c["output_tokens"]
     ok = np.isfinite(c["serving.batch_run"])
     err = np.asarray(c.get("model_err_serve_step", 1.0), dtype=float)
-    curve = SteadyCurve(r, p, o)
     peak = c["requests_per_s"] * c["peak_to_average"]
     replicas = replicas_for(peak, c["serving.replica_requests_per_s"])
     gpus = replicas * r.tp

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.registry import once
 from simulator.serving.capacity import replicas_for_load
 from simulator.serving.constants import HOURS_PER_MONTH, SECONDS_PER_MONTH
 
@@ -62,9 +63,11 @@ class Months:
 
     @classmethod
     def of(cls, c: Mapping[str, np.ndarray]) -> Months:
-        horizon = _col(c, "horizon_months")
-        months = int(np.nanmax(horizon))
-        return cls(horizon, np.arange(months, dtype=float)[None, :], bool((horizon == months).all()))
+        def make() -> Months:
+            horizon = _col(c, "horizon_months")
+            months = int(np.nanmax(horizon))
+            return cls(horizon, np.arange(months, dtype=float)[None, :], bool((horizon == months).all()))
+        return once(c, "money.months", make)
 
     def within(self, a: np.ndarray) -> np.ndarray:
         return a if self.whole else np.where(self.m < self.horizon, a, 0.0)
@@ -82,6 +85,10 @@ def _grown(t: Months, c: Mapping[str, np.ndarray], per_row: np.ndarray, *per_mon
 def gpus_by_month(c: Mapping[str, np.ndarray], t: Months) -> np.ndarray:
     """Serving GPUs in month m: whole replicas for the month's peak (simulator.serving.capacity.replicas_for: the
     peak requests/s ÷ one replica's, rounded up) × GPUs per replica."""
+    return once(c, "money.gpus", lambda: _gpus_by_month(c, t))  # shared by the rent and buy steps
+
+
+def _gpus_by_month(c: Mapping[str, np.ndarray], t: Months) -> np.ndarray:
     load = _col(c, "requests_per_s") * _col(c, "peak_to_average") / _col(c, "serving.replica_requests_per_s")
     gpus = replicas_for_load(_grown(t, c, load))
     gpus *= _col(c, "gpus_per_replica")
@@ -130,8 +137,10 @@ def api_by_month(c: Mapping[str, np.ndarray], t: Months) -> np.ndarray:
 
 def revenue_by_month(c: Mapping[str, np.ndarray], t: Months) -> np.ndarray:
     """The requests of month m × output tokens × revenue per 1M output tokens."""
-    per_request = _col(c, "output_tokens") * _col(c, "revenue_per_million_output_tokens_usd") / 1e6
-    return t.within(_grown(t, c, _col(c, "requests_per_s") * SECONDS_PER_MONTH * per_request))
+    def make() -> np.ndarray:
+        per_request = _col(c, "output_tokens") * _col(c, "revenue_per_million_output_tokens_usd") / 1e6
+        return t.within(_grown(t, c, _col(c, "requests_per_s") * SECONDS_PER_MONTH * per_request))
+    return once(c, "money.revenue", make)  # shared by every deployment's step
 
 
 def monthly_flows(c: Mapping[str, np.ndarray]) -> Monthly:
