@@ -153,6 +153,7 @@ class FigureSpec(_Dotted):
     provenance: Provenance = "computed"  # "computed" = a model output; its inputs' provenance is listed on the plan
     ranged: bool = False  # gets low/high from the propagated input uncertainty
     chart: bool = True  # False for internal helper columns a plan does not show
+    yes_no: bool = False  # a yes/no figure: a sweep's column of booleans (False on the rows that break a rule)
 
 
 

@@ -22,7 +22,7 @@ from simulator.errors import ScenarioError
 from simulator.factored import Column, Factored, spread
 from simulator.families.training_inputs import SHAPE_KEYS
 from simulator.hardware_table import hardware_table
-from simulator.inputs import ERRORS, INPUTS, coerce
+from simulator.inputs import ERRORS, FIGURES, INPUTS, coerce
 from simulator.needs import families_for, run_families, sweep_figures
 from simulator.registry import steps_of
 from simulator.resolve import (
@@ -46,7 +46,7 @@ PART_ROWS = 2**21
 # the result frame (rows × columns × 8 bytes) is refused past this, before any value is checked or allocated
 MAX_FRAME_BYTES = 2 * 1024**3
 RULE_MESSAGES = tuple(rule.short for rule in ERRORS)
-BOOL_FIGURES = {"training.fits_memory"}
+BOOL_FIGURES = frozenset(key for key, fig in FIGURES.items() if fig.yes_no)
 
 
 @dataclass(frozen=True)

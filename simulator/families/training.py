@@ -41,7 +41,7 @@ FIGURES = (
     F("training.mem_optimizer_gb", "Optimizer states", "GB", "ZeRO §3: KΨ with K = 12, /dp from stage 1", "lower"),
     F("training.mem_activations_gb", "Activations", "GB",
       "Korthikanti et al. 2022, Table 2, × in-flight micro-batches on the worst stage", "lower"),
-    F("training.fits_memory", "Fits in memory", "", "memory per GPU ≤ HBM capacity"),
+    F("training.fits_memory", "Fits in memory", "", "memory per GPU ≤ HBM capacity", yes_no=True),
     F("training.compute_s", "Compute", "s",
       "hardware FLOPs / (peak × GEMM efficiency of the per-GPU matrix sizes)", "lower"),
     F("training.tp_comm_s", "Tensor-parallel comm", "s", "Megatron: 4 all-reduces per layer per micro-batch (ring)",
