@@ -176,3 +176,38 @@ def test_a_grid_larger_than_a_part_is_evaluated_in_parts(monkeypatch):
                 assert np.array_equal(a.codes, b.codes), key
             else:
                 assert np.array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float), equal_nan=True), key
+
+
+# keys of every family, a few values each (some combinations break a rule: the reasons are compared too)
+POOL = {
+    "cluster.gpus": [64, 96, 256], "cluster.tp": [1, 2, 8], "cluster.pp": [1, 2, 4],
+    "cluster.accelerator": ["H100-SXM", "A100-80GB-SXM", "B200"], "cluster.sync": ["ring", "ps", "async"],
+    "model.params": [1e9, 7e9, 70e9], "training.tokens": [1e10, 1e12], "training.global_batch_seqs": [256, 1024],
+    "training.recompute": ["none", "full"], "training.zero_stage": [0, 1, 3], "training.precision": ["bf16", "fp8"],
+    "training.sharding": ["random", "sequential"], "compression.weight_bits": [16, 8, 4],
+    "compression.pruning_method": ["none", "wanda"], "quality.law": ["chinchilla", "epoch"],
+    "serving.requests_per_s": [0.5, 50.0], "serving.prompt_tokens": [100, 8000],
+    "serving.accelerator": ["H100-SXM", "A100-80GB-SXM"], "serving.tpot_target_s": [0.02, 0.1],
+    "finance.deploy": ["rent", "buy", "api"], "finance.rent_term": ["on_demand", "1y"],
+    "finance.traffic_growth_per_month": [0.0, 0.1], "decision.horizon_months": [12, 36],
+    "goodput.enabled": [True, False],
+}
+
+
+@settings(max_examples=25, deadline=None)  # 600 examples pass too (run once by hand, 34 s)
+@given(st.lists(st.sampled_from(sorted(POOL)), min_size=1, max_size=5, unique=True), st.integers(1, 9))
+def test_any_grid_factored_gives_its_row_by_row_numbers(keys, block):
+    """Random grids over keys of every family, every stage factored (no small-grid shortcut) in blocks of a few
+    rows: the numbers of the grid evaluated row by row, every figure of every family."""
+    grid = {k: POOL[k] for k in keys}
+    trial, stage = sweeps.TRIAL_ROWS, factored.STAGE_ROWS
+    try:
+        sweeps.TRIAL_ROWS, factored.STAGE_ROWS = 0, block
+        fast = sweep_arrays(BASE, grid, columns=["all"])
+    finally:
+        sweeps.TRIAL_ROWS, factored.STAGE_ROWS = trial, stage
+    slow = row_by_row(BASE, grid, ["all"])
+    assert np.array_equal(np.asarray(fast["reason"].codes), slow["reason"])
+    for key, want in slow.items():
+        if key in FIGURES:
+            np.testing.assert_allclose(np.asarray(fast[key], dtype=float), want, rtol=1e-12, atol=0, err_msg=key)
