@@ -1,5 +1,5 @@
 """evaluate(scenario) -> Plan: the one place a single scenario's numbers are made, by every registered family
-(a plan shows every figure; the memory suggestions need the training family alone)."""
+(a plan shows every figure; where a yes/no figure fails, the family's remedies propose nearby plans)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from simulator import model_error
 from simulator.catalog import HardwareSpec, device_spreads
 from simulator.correlations import pair
 from simulator.errors import ScenarioError
+from simulator.families import FAMILIES
 from simulator.hardware_table import device_prefix, hardware_table, hw_column
 from simulator.inputs import FIGURES, INPUTS, WARNINGS
 from simulator.model_error import LOG_COLUMNS, Z_P90
 from simulator.plan import Figure, Plan, PlanWarning, Suggestion
+from simulator.registry import Remedy
 from simulator.resolve import (
     DEVICE_INPUTS,
     device_catalog,
@@ -176,25 +178,20 @@ def _basis(scenario: Scenario, hw: HardwareSpec) -> str:
     return f"computed from {hw.id} ({'; '.join(parts)}), price {price}, model constants assumed or published"
 
 
-def _memory_suggestions(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None) -> list[Suggestion]:
-    """Evaluate a few nearby plans and say which of them would fit (UX: say what would make it fit). The label is
-    the reader's ("tensor parallel 16"); the change names the dotted keys (the JSON's `change`)."""
-    c, t = scenario.cluster, scenario.training
-    candidates: list[tuple[str, dict]] = []
-    if t.zero_stage < 3 and c.sync in ("ring", "tree"):
-        candidates.append(("ZeRO stage 3", {"training.zero_stage": 3}))
-    if t.recompute != "full":
-        candidates.append(("full recomputation", {"training.recompute": "full"}))
-    if t.micro_batch_seqs > 1:
-        candidates.append(("micro-batch 1", {"training.micro_batch_seqs": 1}))
-    for factor in (2, 4, 8):
-        candidates.append((f"tensor parallel {c.tp * factor}", {"cluster.tp": c.tp * factor}))
-        candidates.append((f"pipeline parallel {c.pp * factor}", {"cluster.pp": c.pp * factor}))
-    for factor in (2, 4):
-        candidates.append((f"{c.gpus * factor:,} GPUs with ZeRO stage 3",
-                           {"cluster.gpus": c.gpus * factor, "training.zero_stage": 3}))
+def _suggestions(scenario: Scenario, figures: Mapping[str, Figure],
+                 devices: Mapping[str, HardwareSpec] | None) -> list[Suggestion]:
+    """The nearby plans each family's remedies propose where their yes/no figure failed (registry.Remedy)."""
+    out: list[Suggestion] = []
+    for remedy in (r for family in FAMILIES for r in family.remedies):
+        failed = remedy.figure in figures and not figures[remedy.figure].value
+        out += _remedied(scenario, remedy, devices) if failed else []
+    return out
+
+
+def _remedied(scenario: Scenario, remedy: Remedy, devices: Mapping[str, HardwareSpec] | None) -> list[Suggestion]:
+    """The first `remedy.most` of the remedy's changes that are valid plans under which its figure holds."""
     valid: list[tuple[str, dict, Scenario]] = []
-    for label, change in candidates:
+    for label, change in remedy.changes(scenario):
         try:
             valid.append((label, change, scenario.replace(devices=devices, **change)))
         except ScenarioError:
@@ -202,11 +199,10 @@ def _memory_suggestions(scenario: Scenario, devices: Mapping[str, HardwareSpec] 
     if not valid:
         return []
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        cols = evaluate_columns(scenario_rows([s for _, _, s in valid], devices), ("training",))
-    fits = [Suggestion(label, change, float(gb))
-            for (label, change, _), gb, ok in zip(valid, cols["training.memory_per_gpu_gb"],
-                                                  cols["training.fits_memory"], strict=True) if ok]
-    return fits[:4]
+        cols = evaluate_columns(scenario_rows([s for _, _, s in valid], devices), (remedy.figure, remedy.shown))
+    kept = [Suggestion(label, change, float(value))
+            for (label, change, _), value, ok in zip(valid, cols[remedy.shown], cols[remedy.figure], strict=True) if ok]
+    return kept[:remedy.most]
 
 
 def _warnings(cols: dict[str, np.ndarray], row: dict[str, Any]) -> list[PlanWarning]:
@@ -245,6 +241,6 @@ def evaluate(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = No
     first = {k: v[:1] for k, v in out.items()}
     row = row_of(first) | {k: scenario.value(k) for k in INPUTS} | {"hw_name": hw.display_name}
     warnings = _warnings(first, row)
-    suggestions = _memory_suggestions(scenario, devices) if not figures["training.fits_memory"].value else []
+    suggestions = _suggestions(scenario, figures, devices)
     return Plan(scenario=scenario, figures=figures, hardware=hw, warnings=tuple(warnings), notes=scenario.notes,
                 suggestions=tuple(suggestions), spreads=spread_terms(uncertain_columns(cols, spread)))

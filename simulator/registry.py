@@ -230,6 +230,19 @@ def steps_of(run: Callable[[Columns], dict[str, np.ndarray]]) -> tuple[Callable[
 
 
 @dataclass(frozen=True)
+class Remedy:
+    """Nearby plans a family proposes where its yes/no figure `figure` fails for a plan (UX: say what would make it
+    work): `changes(scenario)` lists (the reader's label, the change as dotted keys -> values), the likeliest first.
+    The evaluator evaluates them at once and keeps the first `most` under which `figure` holds, each with the value
+    of `shown` (the plan's `suggestions`)."""
+
+    figure: str
+    shown: str
+    changes: Callable[[Any], list[tuple[str, dict[str, Any]]]]
+    most: int = 4
+
+
+@dataclass(frozen=True)
 class Family:
     """A model family: its inputs, its output figures, and `run(cols) -> new columns` on N rows at once.
 
@@ -249,6 +262,7 @@ class Family:
     doc: str = ""
     fields: tuple[FieldGroup, ...] = ()  # where its inputs appear on the pages (simulator.presentation)
     sections: tuple[Section, ...] = ()  # where its figures appear on the pages and in their PDFs
+    remedies: tuple[Remedy, ...] = ()  # nearby plans to propose where one of its yes/no figures fails
 
     def __post_init__(self) -> None:
         own_inputs = {inp.key for inp in self.inputs}
@@ -258,6 +272,11 @@ class Family:
             if stray or group.page not in PAGES or not set(group.radio) <= set(group.keys):
                 raise ValueError(f"family {self.name}: field group {group.title!r} on {group.page!r} names "
                                  f"{stray or group.radio} (a group names this family's own inputs, on one of {PAGES})")
+        for remedy in self.remedies:
+            yes_no = {fig.key for fig in self.figures if fig.yes_no}
+            if remedy.figure not in yes_no or remedy.shown not in own_figures:
+                raise ValueError(f"family {self.name}: a remedy names {remedy.figure} and {remedy.shown} (its own "
+                                 "yes/no figure, and its own figure to show)")
         for section in self.sections:
             stray = [k for k in section.figures if k not in own_figures]
             if stray or not set(section.pages) <= set(PAGES):

@@ -41,6 +41,6 @@ def does_not_fit(need_gb: float, hbm_GB: float, hardware_label: str) -> str:
     return f"Does not fit: needs {gigabytes(need_gb)} per GPU, but {article(name)} {name} has {gigabytes(hbm_GB)}."
 
 
-# said after the memory warning where no nearby plan (evaluator._memory_suggestions) fits
+# said after the memory warning where no nearby plan (the training family's remedy, families/training.py) fits
 NO_NEARBY_FIT = ("No nearby change fits: try more GPUs with ZeRO stage 3, a smaller model, or an accelerator with "
                  "more memory.")

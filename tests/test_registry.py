@@ -593,3 +593,27 @@ def test_hostile_structures_raise_scenario_errors(data):
 def test_hostile_grids_raise_scenario_errors(grid):
     with pytest.raises(ScenarioError):
         sweep(Scenario.from_dict(HOSTILE_BASE), grid)
+
+
+def test_a_remedy_names_its_familys_own_yes_no_figure():
+    from simulator.families.training import FAMILY as TRAINING
+    from simulator.registry import Remedy
+
+    with pytest.raises(ValueError, match="remedy"):
+        dataclasses.replace(TRAINING, remedies=(Remedy("training.step_time_s", "training.memory_per_gpu_gb",
+                                                       lambda s: []),))
+
+
+def test_a_plan_that_does_not_fit_gets_the_training_remedys_plans_that_fit():
+    from simulator import evaluate
+    from simulator.families.training import REMEDIES
+
+    plan = evaluate(Scenario.from_dict({"model": {"params": 70e9}, "cluster": {"gpus": 8, "tp": 1},
+                                        "training": {"zero_stage": 0, "recompute": "none"}}))
+    assert not plan.value("training.fits_memory") and 0 < len(plan.suggestions) <= REMEDIES[0].most
+    labels = [label for label, _ in REMEDIES[0].changes(plan.scenario)]
+    assert [s.label for s in plan.suggestions] == [x for x in labels if x in {s.label for s in plan.suggestions}]
+    for s in plan.suggestions:  # each is a plan that fits, with the memory it then needs
+        fixed = evaluate(plan.scenario.replace(**s.change))
+        assert fixed.value("training.fits_memory")
+        assert s.memory_per_gpu_gb == pytest.approx(fixed.value("training.memory_per_gpu_gb"), rel=1e-9)

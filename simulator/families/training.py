@@ -9,7 +9,7 @@ import numpy as np
 
 from simulator.families.training_inputs import INPUTS
 from simulator.families.training_rules import ERRORS
-from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Rule, Section, Steps
+from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Remedy, Rule, Section, Steps
 from simulator.training.model import PER_TOKEN, per_run, training_per_token
 from simulator.words import does_not_fit
 
@@ -175,6 +175,27 @@ SECTIONS = (
     Section(("decide",), "Efficiency", ("training.mfu",), headline=True, order=7),
 )
 
+def _fit_changes(scenario: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Nearby plans that may fit in memory, the likeliest first (UX: say what would make it fit): the label is the
+    reader's ("tensor parallel 16"), the change the dotted keys (the plan JSON's `change`)."""
+    c, t = scenario.cluster, scenario.training
+    changes: list[tuple[str, dict[str, Any]]] = []
+    if t.zero_stage < 3 and c.sync in ("ring", "tree"):
+        changes.append(("ZeRO stage 3", {"training.zero_stage": 3}))
+    if t.recompute != "full":
+        changes.append(("full recomputation", {"training.recompute": "full"}))
+    if t.micro_batch_seqs > 1:
+        changes.append(("micro-batch 1", {"training.micro_batch_seqs": 1}))
+    for factor in (2, 4, 8):
+        changes.append((f"tensor parallel {c.tp * factor}", {"cluster.tp": c.tp * factor}))
+        changes.append((f"pipeline parallel {c.pp * factor}", {"cluster.pp": c.pp * factor}))
+    for factor in (2, 4):
+        changes.append((f"{c.gpus * factor:,} GPUs with ZeRO stage 3",
+                        {"cluster.gpus": c.gpus * factor, "training.zero_stage": 3}))
+    return changes
+
+
+REMEDIES = (Remedy("training.fits_memory", "training.memory_per_gpu_gb", _fit_changes),)
 FAMILY = Family("training", INPUTS, FIGURES + OPTIONAL_FIGURES, run, rules=ERRORS + WARNINGS, fields=FIELDS,
-                sections=SECTIONS,
+                sections=SECTIONS, remedies=REMEDIES,
                 doc="FLOPs, memory, step time and ideal wall time (docs/training-model.md)")
