@@ -173,9 +173,9 @@ def _chosen(c: Columns) -> dict[str, np.ndarray]:
     training = _training(c)
     deploy = np.asarray(c["deploy"]).astype(int)
 
-    def chosen(prefix: str) -> np.ndarray:
-        rent, buy, api = (np.asarray(c[f"{prefix}{d}"], dtype=float) for d in DEPLOY)
-        return np.where(deploy == 0, rent, np.where(deploy == 1, buy, api))
+    def chosen(prefix: str) -> np.ndarray:  # each row's deployment's helper (codes: positions in DEPLOY)
+        return np.select([deploy == code for code in range(len(DEPLOY))],
+                         [np.asarray(c[f"{prefix}{d}"], dtype=float) for d in DEPLOY], np.nan)
 
     tco = training + chosen(_TOTAL)
     revenue = c["finance.revenue_usd"]
