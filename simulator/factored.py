@@ -76,15 +76,20 @@ class Factored:
 
     def __init__(self, sizes: Sequence[int], trial: bool = True):
         self.sizes = tuple(int(s) for s in sizes)
+        self._n = math.prod(self.sizes)
         self.trial = trial  # run a stage on the first row first (a sweep); False: every stage on all rows
         self.cols: dict[str, Column] = {}
+        # without trials: every column also over all rows, in a plain dict a stage reads directly (no view)
+        self.plain: dict[str, np.ndarray] | None = None if trial else {}
 
     @property
     def n(self) -> int:
-        return math.prod(self.sizes)
+        return self._n
 
     def size(self, axes: Sequence[int]) -> int:
-        return math.prod(self.sizes[a] for a in axes) if axes else 1
+        if not axes:
+            return 1
+        return self._n if len(axes) == len(self.sizes) else math.prod(self.sizes[a] for a in axes)
 
     def put(self, name: str, values: Any, axes: Sequence[int] = ()) -> None:
         """Store `values` (one per combination of `axes`, or one for all) as column `name`."""
@@ -95,10 +100,17 @@ class Factored:
             axes = ()
         elif values.size != self.size(axes):
             raise ValueError(f"column {name}: {values.size} values for axes {axes} of {self.size(axes)} combinations")
-        self.cols[name] = Column(axes, values)
+        self.set(name, Column(axes, values))
+
+    def set(self, name: str, col: Column) -> None:
+        self.cols[name] = col
+        if self.plain is not None:
+            n, values = self._n, col.values
+            self.plain[name] = (values if values.size == n else np.full(n, values[0], dtype=values.dtype)
+                                if values.size == 1 else spread(self.sizes, col.axes, values))
 
     def alias(self, name: str, source: str) -> None:
-        self.cols[name] = self.cols[source]
+        self.set(name, self.cols[source])
 
     def axes_of(self, names: Iterable[str]) -> tuple[int, ...]:
         return _union(*(self.cols[k].axes for k in names if k in self.cols))
@@ -169,6 +181,8 @@ class Factored:
                 return (), result
         else:
             axes = tuple(range(len(self.sizes)))
+            if self.plain is not None and self.n <= getattr(fn, "block_rows", STAGE_ROWS):
+                return axes, fn(self.plain)  # every row at once, the columns as they are
         while True:
             try:
                 return axes, self._run_on(fn, axes)

@@ -113,7 +113,7 @@ def resolve_into(grid: Factored, given: Mapping[str, Column], table: HardwareTab
         if inp.column is None:
             continue
         if inp.key in given:
-            grid.cols[inp.column] = given[inp.key]
+            grid.set(inp.column, given[inp.key])
         elif inp.default is not None and inp.derived is None:
             grid.put(inp.column, encode_values(inp.key, [inp.default], table))
         else:
@@ -121,7 +121,7 @@ def resolve_into(grid: Factored, given: Mapping[str, Column], table: HardwareTab
     for inp in DEVICE_INPUTS:
         if inp.derived is None or inp.key in given:
             _hardware(inp, grid, table)
-    grid.cols["preset_tokens"] = preset_tokens
+    grid.set("preset_tokens", preset_tokens)
     grid.put("params_given", NAN)
     grid.put("shape_given", float(all(k in given for k in SHAPE_KEYS)))
     for inp in INPUTS.values():
