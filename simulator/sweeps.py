@@ -41,8 +41,9 @@ from simulator.scenario import Scenario
 # refinement runs them)
 TRIAL_ROWS = 1024
 # a grid larger than this is evaluated in parts (slices of its leading axis): a factored evaluation may hold some
-# hundred columns over every row of a part (the figures of every family and their helpers), 2^21 rows × 8 B each
-PART_ROWS = 2**21
+# hundred columns over every row of a part (the figures of every family and their helpers): 2^20 rows × 8 B = 8 MB each,
+# under 2 GB in all (the million-row benchmark grids are one part)
+PART_ROWS = 2**20
 # the result frame (rows × columns × 8 bytes) is refused past this, before any value is checked or allocated
 MAX_FRAME_BYTES = 2 * 1024**3
 RULE_MESSAGES = tuple(rule.short for rule in ERRORS)
