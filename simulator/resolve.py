@@ -138,8 +138,8 @@ def resolve_into(grid: Factored, given: Mapping[str, Column], table: HardwareTab
     grid.put("dp", dp, axes)
 
 
-def _row_column(values: Any, n: int) -> Column:
-    """A plain column of `n` rows (or one value for all) as a column over the single axis of `n` rows."""
+def _row_column(values: Any) -> Column:
+    """A plain column of N rows (or one value for all) as a column over the single axis of N rows."""
     values = np.asarray(values, dtype=float).reshape(-1)
     return Column((0,) if values.size > 1 else (), values)
 
@@ -149,8 +149,8 @@ def resolve_columns(given: Mapping[str, np.ndarray], n: int, table: HardwareTabl
     """Model columns for `n` rows from the given inputs (dotted key -> encoded column of `n` values or one; the
     accelerator as an index into `table`), by the steps of `resolve_into` on every row."""
     grid = Factored((n,), trial=False)
-    resolve_into(grid, {k: _row_column(v, n) for k, v in given.items()}, table, _row_column(preset_tokens, n))
-    return {name: col.values if col.axes else np.full(n, col.values[0]) for name, col in grid.cols.items()}
+    resolve_into(grid, {k: _row_column(v) for k, v in given.items()}, table, _row_column(preset_tokens))
+    return dict(grid.plain)  # every column over the n rows (a constant as np.full), as the stages read them
 
 
 def rule_codes(grid: Factored) -> np.ndarray:
