@@ -1,5 +1,5 @@
 """Rows alike (simulator.training.rows.unique_rows) and the training model run once per distinct step
-(training_columns_by_step): the same numbers as every row evaluated."""
+(training_per_token, then × the tokens as the training family's steps do): the same numbers as every row evaluated."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ from hypothesis import strategies as st
 
 from benchmarks.sweep_speed import random_columns
 from simulator.training import rows
-from simulator.training.model import PER_TOKEN, training_columns, training_columns_by_step
+from simulator.training.model import PER_TOKEN, per_run, training_columns, training_per_token
 from simulator.training.rows import unique_rows
+
+
+def training_columns_by_step(c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model once per distinct step, the outputs proportional to the tokens scaled per row (the training
+    family's two steps, simulator/families/training.py)."""
+    out = training_per_token(c)
+    return out | per_run(out, c["tokens"])
 
 
 def _check(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

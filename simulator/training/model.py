@@ -107,14 +107,6 @@ def training_per_token(c: Mapping[str, np.ndarray],
     return {key: v[inverse] for key, v in out.items()}
 
 
-def training_columns_by_step(c: Mapping[str, np.ndarray],
-                             k: TrainingConstants = DEFAULT_CONSTANTS) -> dict[str, np.ndarray]:
-    """`training_columns`, with rows alike but for their tokens evaluated once (`training_per_token`) and the
-    outputs proportional to the tokens (PER_TOKEN) scaled by each row's."""
-    out = training_per_token(c, k)
-    return out | per_run(out, c["tokens"])
-
-
 def per_run(per_token: Mapping[str, np.ndarray], tokens: np.ndarray) -> dict[str, np.ndarray]:
     """The outputs proportional to the tokens (PER_TOKEN) of a run of `tokens`, from their values per token."""
     tokens = np.asarray(tokens, dtype=np.float64)
