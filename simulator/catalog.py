@@ -84,6 +84,10 @@ class HardwareSpec:
     step_overhead_s: float | None = None  # fitted fixed time per serving step (launches, scheduling)
     decode_kv_eff: float | None = None  # fitted share of HBM bandwidth decode attention reads the KV cache at (None: decode_mem_eff)
     elementwise_eff: float | None = None  # fitted share of HBM bandwidth inference's elementwise passes reach (None: hbm_eff)
+    # calibrated devices: the all_to_all fit's busbw / the all_reduce fit's (None: TrainingConstants.a2a_eff), and
+    # the moe_layer fit's grouped-GEMM efficiency relative to dense GEMMs of the same shape (None: moe_gemm_eff)
+    a2a_eff: float | None = None
+    moe_gemm_eff: float | None = None
     # calibrated devices: the profile's median held-out relative error (summary.mape_heldout_pct_median / 100), how
     # far its fits land on points they never saw; the model-error terms of a plan on it are at least this wide
     heldout_error: float | None = None

@@ -28,7 +28,7 @@ from simulator.training.constants import DEFAULT_CONSTANTS
 PARAM_BYTES = np.array([{"bf16": 2.0, "fp16": 2.0, "fp8": 2.0, "fp32": 4.0, "tf32": 4.0}[p] for p in PRECISIONS])
 PER_DEVICE = ("hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps", "inter_latency_s", "tdp_W",
               "gemm_eff_max", "gemm_dim_half", "hbm_eff", "hw_gpu_hour_usd", "hw_gpus_per_node", "hw_purchase_usd",
-              "decode_mem_eff", "step_overhead_s", "decode_kv_eff", "elementwise_eff", *(f"hw_peak_{d}_tflops" for d in DEVICE_DTYPES))
+              "decode_mem_eff", "step_overhead_s", "decode_kv_eff", "elementwise_eff", "a2a_eff", "moe_gemm_eff", *(f"hw_peak_{d}_tflops" for d in DEVICE_DTYPES))
 PER_DEVICE += tuple(c for c in COMPRESSION_COLUMNS if c not in PER_DEVICE)  # 16-bit and fp4 peaks, 2:4 support
 NAN = float("nan")
 
@@ -68,6 +68,8 @@ def _row(s: HardwareSpec) -> dict[str, float]:
                           if s.decode_kv_eff is None else s.decode_kv_eff),
         # inference's norms, activations and residual adds run at the assumed memory efficiency unless fitted
         "elementwise_eff": k.hbm_eff if s.elementwise_eff is None else s.elementwise_eff,
+        "a2a_eff": k.a2a_eff if s.a2a_eff is None else s.a2a_eff,
+        "moe_gemm_eff": k.moe_gemm_eff if s.moe_gemm_eff is None else s.moe_gemm_eff,
         **{f"hw_peak_{d}_tflops": s.peak_tflops.get(d, NAN) for d in DEVICE_DTYPES},
         **compression_row(s),  # 16-bit and fp4 peaks, 2:4 support (simulator/compression/hardware.py)
     }

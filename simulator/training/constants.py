@@ -50,6 +50,16 @@ class TrainingConstants:
     inter_link_eff: float = _c(
         0.90,
         "published: Calculon's A100 system (Isaev et al. 2023) InfiniBand efficiency 0.9")
+    # --- mixture-of-experts (moe.py) ---
+    a2a_eff: float = _c(
+        1.0,
+        "assumed: all-to-all reaches the all-reduce's share of the link (intra_link_eff / inter_link_eff); DeepEP "
+        "(DeepSeek 2025, README) measures 153 GB/s dispatch on 160 GB/s H800 NVLink and 43-58 GB/s over 50 GB/s "
+        "RDMA; a calibrated profile's all_to_all fit replaces it (busbw of all-to-all / busbw of all-reduce)")
+    moe_gemm_eff: float = _c(
+        1.0,
+        "assumed: a grouped expert GEMM runs at the dense GEMM efficiency of its per-expert shape (the curve of "
+        "efficiency.py already slows small ones); a calibrated profile's moe_layer fit replaces it")
     # --- asynchronous SGD and data order (sync.py) ---
     noniid_async_penalty: float = _c(
         0.25,
