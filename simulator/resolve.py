@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator import architecture
 from simulator.catalog import HardwareSpec, UnknownAccelerator
 from simulator.devices import all_devices, get_accelerator
 from simulator.errors import ScenarioError
@@ -102,7 +103,15 @@ def _hardware(inp, grid: Factored, table: HardwareTable) -> None:
 
 
 def _dp(c: Mapping[str, np.ndarray]) -> np.ndarray:
-    return c["gpus"] / (c["tp"] * c["pp"])
+    return c["gpus"] / (c["tp"] * c["pp"] * c["cp"])
+
+
+def _active_params(c: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Parameters one token's forward pass multiplies (simulator.architecture.counts): model.params for a dense model."""
+    moe = c["moe_experts"] > 0
+    if not np.any(moe):
+        return np.asarray(c["params"], dtype=float)
+    return np.where(moe, architecture.counts(c)[1], c["params"])
 
 
 def resolve_into(grid: Factored, given: Mapping[str, Column], table: HardwareTable, preset_tokens: Column) -> None:
@@ -136,6 +145,8 @@ def resolve_into(grid: Factored, given: Mapping[str, Column], table: HardwareTab
             _hardware(inp, grid, table)
     axes, dp = grid.run(_dp)
     grid.put("dp", dp, axes)
+    axes, active = grid.run(_active_params)
+    grid.put("active_params", active, axes)
 
 
 def _row_column(values: Any) -> Column:

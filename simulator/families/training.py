@@ -14,6 +14,12 @@ from simulator.training.model import PER_TOKEN, per_run, training_per_token
 from simulator.words import does_not_fit
 
 F = FigureSpec
+MODEL_FIGURES = (
+    F("model.total_params", "Parameters (total)", "parameters", "counted from the shape, every expert included: what "
+      "memory and checkpoints hold (simulator/architecture.py)"),
+    F("model.active_params", "Parameters per token (active)", "parameters", "counted from the shape with the top-k "
+      "routed and the shared experts of each MoE layer: what a token's compute multiplies; = total for a dense model"),
+)
 FIGURES = (
     F("training.flops_total", "Training compute (model FLOPs)", "FLOP",
       "PaLM App. B / Megatron: FLOPs per token incl. attention × tokens"),
@@ -78,7 +84,9 @@ def _per_step(c: Columns) -> dict[str, np.ndarray]:
     keys = [f.name for f in FIGURES] + [k for k in _OPTIONAL_OUT if k in out]
     inverse = {v: k for k, v in _RENAMED.items()}
     figures = {f"training.{k}": out[inverse.get(k, k)] for k in keys if inverse.get(k, k) not in PER_TOKEN}
-    return figures | {f"{PER_TOKEN_HELPER}{k}": out[k] for k in PER_TOKEN}
+    model = {"model.total_params": np.asarray(c["params"], dtype=float),
+             "model.active_params": np.asarray(c["active_params"], dtype=float)}
+    return figures | model | {f"{PER_TOKEN_HELPER}{k}": out[k] for k in PER_TOKEN}
 
 
 def _per_run(c: Columns) -> dict[str, np.ndarray]:
@@ -196,6 +204,6 @@ def _fit_changes(scenario: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 REMEDIES = (Remedy("training.fits_memory", "training.memory_per_gpu_gb", _fit_changes),)
-FAMILY = Family("training", INPUTS, FIGURES + OPTIONAL_FIGURES, run, rules=ERRORS + WARNINGS, fields=FIELDS,
+FAMILY = Family("training", INPUTS, MODEL_FIGURES + FIGURES + OPTIONAL_FIGURES, run, rules=ERRORS + WARNINGS, fields=FIELDS,
                 sections=SECTIONS, remedies=REMEDIES,
                 doc="FLOPs, memory, step time and ideal wall time (docs/training-model.md)")

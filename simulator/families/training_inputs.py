@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator import architecture
 from simulator.presets import PRESETS
 from simulator.registry import Derived, Input
 from simulator.shape import derive_shape
@@ -28,8 +29,18 @@ def _ffn_default(c):
 
 
 def _params_counted(c):
-    return params_from_shape(c["layers"], c["hidden"], c["heads"], c["kv_heads"], c["ffn_hidden"], c["glu"],
-                             c["vocab"]).astype(float)
+    """Total parameters (simulator.architecture.counts); a dense model with standard attention and a tied embedding
+    by the formula every plan used before MoE and MLA (the same count, bit for bit)."""
+    dense = params_from_shape(c["layers"], c["hidden"], c["heads"], c["kv_heads"], c["ffn_hidden"], c["glu"],
+                              c["vocab"]).astype(float)
+    plain = architecture.standard_attention(c) & (architecture.col(c, "moe_experts") == 0) & (c["tied"] > 0)
+    if np.all(plain):
+        return dense
+    return np.where(plain, dense, architecture.counts(c)[0])
+
+
+def _attention_default(c):
+    return np.where(c["kv_heads"] == c["heads"], 0.0, 1.0)
 
 
 _SHAPE_TEXT = "derived from model.params with GPT-3 proportions (N ≈ 12·L·h², hidden ≈ 128·layers)"
@@ -58,8 +69,48 @@ MODEL = (
     Input("model.params", "float", "Parameters", "Total parameters incl. embeddings. Give this alone and the shape is "
           "derived (GPT-3 proportions, hidden ≈ 128 × layers); with a shape, the count follows the shape.",
           "parameters", 1e5, 1e15, link="n", column="params", step=1e9, scale=BILLION, widget_unit="billions",
-          derived=Derived("counted from the shape", _params_counted, always=True),
+          derived=Derived("counted from the shape (all experts)", _params_counted, always=True),
           required_one_of="model size"),
+    Input("model.head_dim", "int", "Head dimension", "Width of one attention head, when it is not hidden / heads (Qwen3: "
+          "128 with hidden 4096 and 64 heads; GPT-OSS: 64); for MLA the part without rotary embedding.", "", 1, 100_000,
+          link="hdim", column="head_dim",
+          derived=Derived("hidden / heads", lambda c: c["hidden"] / c["heads"], ("model.hidden", "model.heads"))),
+    Input("model.attention", "choice", "Attention", "Multi-head (every head has its keys and values), grouped-query "
+          "(Ainslie et al. 2023: model.kv_heads shared key/value heads) or multi-head latent attention (DeepSeek-V2 "
+          "§2.1: keys and values compressed to a latent of model.mla_kv_lora_rank, the smallest KV cache).",
+          choices=architecture.ATTENTION, choice_labels={"mha": "Multi-head", "gqa": "Grouped-query",
+                                                         "mla": "Latent (MLA)"}, link="att", column="attention",
+          derived=Derived("mha when model.kv_heads equals the heads, else gqa", _attention_default,
+                          ("model.kv_heads", "model.heads"))),
+    Input("model.mla_q_lora_rank", "int", "MLA query rank", "Multi-head latent attention: width the queries are "
+          "compressed to (DeepSeek-V3: 1536); 0 = no query compression (DeepSeek-V2-Lite).", "", 0, 1_000_000,
+          default=1536, link="mlaq", column="mla_q_rank", provenance="published"),
+    Input("model.mla_kv_lora_rank", "int", "MLA key/value rank", "Multi-head latent attention: the latent keys and "
+          "values are compressed to, and what the KV cache stores per token and layer (DeepSeek-V2/V3: 512).", "",
+          1, 1_000_000, default=512, link="mlakv", column="mla_kv_rank", provenance="published"),
+    Input("model.mla_rope_dim", "int", "MLA rotary width", "Multi-head latent attention: per-head width of the "
+          "decoupled rotary key and query (DeepSeek-V2/V3: 64), cached once per token.", "", 0, 100_000, default=64,
+          link="mlar", column="mla_rope_dim", provenance="published"),
+    Input("model.moe_experts", "int", "Routed experts", "Mixture-of-experts: routed experts per MoE layer (Shazeer et "
+          "al. 2017; Fedus et al. 2022). 0 = a dense model.", "experts", 0, 100_000, default=0, link="moe",
+          column="moe_experts"),
+    Input("model.moe_top_k", "int", "Experts per token", "Mixture-of-experts: routed experts each token goes to "
+          "(Mixtral: 2, DeepSeek-V3 and Qwen3: 8).", "experts", 1, 1024, default=2, link="topk", column="moe_top_k"),
+    Input("model.moe_shared_experts", "int", "Shared experts", "Mixture-of-experts: experts every token also goes to "
+          "(DeepSeekMoE, Dai et al. 2024; DeepSeek-V3 and Llama 4: 1), of the routed experts' width.", "experts", 0,
+          1024, default=0, link="shx", column="moe_shared"),
+    Input("model.moe_ffn_hidden", "int", "Expert FFN hidden size", "Inner width of one expert; empty = the dense FFN's "
+          "(Mixtral). Fine-grained experts are narrower (DeepSeek-V3: 2048 beside hidden 7168).", "", 8, 10_000_000,
+          link="effn", column="moe_ffn_hidden", step=256,
+          derived=Derived("model.ffn_hidden", lambda c: c["ffn_hidden"], ("model.ffn_hidden",))),
+    Input("model.moe_dense_layers", "int", "Leading dense layers", "Mixture-of-experts: the first layers keep a dense "
+          "FFN of model.ffn_hidden (DeepSeek-V3: 3).", "layers", 0, 10_000, default=0, link="mdl",
+          column="moe_dense_layers"),
+    Input("model.moe_layer_step", "int", "MoE layer every", "Mixture-of-experts: after the leading dense layers, "
+          "every k-th layer is MoE and the others dense (Llama 4 Maverick: 2; most: 1).", "layers", 1, 1000,
+          default=1, link="mls", column="moe_layer_step"),
+    Input("model.tie_embeddings", "bool", "Tied embeddings", "One table for the input embedding and the output layer "
+          "(GPT-2/3); the MoE models here keep two.", default=True, link="tie", column="tied"),
     Input("model.mlp", "choice", "MLP", "GELU (GPT-3, Chinchilla: 2 matrices) or gated SwiGLU (LLaMA: 3 matrices).",
           choices=MLP_KINDS, choice_labels={"gelu": "GELU", "swiglu": "SwiGLU"}, default="gelu", link="mlp",
           column="glu"),
@@ -96,6 +147,15 @@ TRAINING = (
     Input("training.flash_attention", "bool", "Fused attention (FlashAttention)", "Dao et al. 2022: attention in "
           "tiles, so the sequence × sequence scores are never stored.", default=True, link="fa",
           column="flash_attention"),
+    Input("training.moe_imbalance", "float", "Expert load imbalance", "Mixture-of-experts: tokens on the busiest "
+          "expert-parallel rank over the mean (1 = balanced, as in force-balanced benchmark runs). The default is "
+          "assumed between the maximal violations published for auxiliary-loss balancing (0.72) and loss-free "
+          "balancing (0.04) by Wang et al. 2024 (Table 1).", "ratio", 1.0, 64.0, default=1.2, link="imb",
+          column="moe_imbalance", step=0.05, spread=0.15),
+    Input("training.moe_capacity_factor", "float", "Expert capacity factor", "Mixture-of-experts: tokens an expert "
+          "takes at most, as a multiple of an even share (Fedus et al. 2022, Switch Transformer §2.1); the rest are "
+          "dropped. \"dropless\" = no cap (MegaBlocks, Gale et al. 2023; Megatron-Core's default).", "ratio", 1.0,
+          64.0, default="dropless", link="capf", column="moe_capacity", step=0.05, words={"dropless": 0.0}),
     Input("training.sharding", "choice", "Data sharding", "Random (i.i.d.) shards, or sequential slices per worker, "
           "which slow asynchronous SGD.", choices=SHARDING, default="random", link="shard", column="sharding"),
 )
@@ -117,6 +177,14 @@ CLUSTER = (
     Input("cluster.pp", "int", "Pipeline stages", "Layers split into this many stages (1F1B). Stages may hold "
           "different numbers of layers (see the first/last stage layers).", "stages", 1, 100_000, default=1,
           link="pp", column="pp"),
+    Input("cluster.cp", "int", "Context parallel", "Megatron-Core context parallelism: each sequence split over this "
+          "many GPUs, attention passing key/value blocks around a ring (Liu et al. 2023, Ring Attention). Multiplies "
+          "into the layout like tensor and pipeline parallelism: GPUs = tp × cp × pp × data parallel.", "GPUs", 1,
+          1024, default=1, link="cp", column="cp"),
+    Input("cluster.ep", "int", "Expert parallel", "Mixture-of-experts: the routed experts split over this many GPUs, "
+          "tokens sent to their experts and back by all-to-all (Lepikhin et al. 2021, GShard). Megatron-Core draws "
+          "these GPUs from the data-parallel ones, so it divides the data-parallel width and the experts.", "GPUs", 1,
+          100_000, default=1, link="ep", column="ep"),
     Input("cluster.first_stage_layers", "int", "Layers on the first stage", "Blocks on the first pipeline stage, "
           "which also holds the embedding (Megatron-LM --decoder-first-pipeline-num-layers); empty = even split "
           "when the layers divide, else the planner balances the stages.", "layers", 1, 10_000,

@@ -29,7 +29,11 @@ def _count(x: float) -> str:
 
 
 def _whole_dp(c) -> np.ndarray:
-    return np.fmod(c["gpus"], c["tp"] * c["pp"]) == 0
+    return np.fmod(c["gpus"], c["tp"] * c["pp"] * c["cp"]) == 0
+
+
+def _moe(c) -> np.ndarray:
+    return c["moe_experts"] > 0
 
 
 def _given(c, name: str) -> np.ndarray:
@@ -78,11 +82,45 @@ def _stage_split_message(r) -> str:
 
 
 ERRORS: tuple[Rule, ...] = (
-    Rule("cluster.gpus", "cluster.gpus: tp×pp does not divide the GPU count",
+    Rule("cluster.gpus", "cluster.gpus: tp×cp×pp does not divide the GPU count",
          lambda c: ~_whole_dp(c),
-         lambda r: (f"cluster.gpus = {_i(r['gpus'])}: tp×pp×dp must equal the GPU count, and tp×pp = "
-                    f"{_i(r['tp'])}×{_i(r['pp'])} = {_i(r['tp'] * r['pp'])} does not divide {_i(r['gpus'])}; use a "
-                    f"multiple of {_i(r['tp'] * r['pp'])} GPUs or change cluster.tp or cluster.pp")),
+         lambda r: (f"cluster.gpus = {_i(r['gpus'])}: tp×cp×pp×dp must equal the GPU count, and tp×cp×pp = "
+                    f"{_i(r['tp'])}×{_i(r['cp'])}×{_i(r['pp'])} = {_i(r['tp'] * r['cp'] * r['pp'])} does not divide "
+                    f"{_i(r['gpus'])}; use a multiple of {_i(r['tp'] * r['cp'] * r['pp'])} GPUs or change cluster.tp, "
+                    "cluster.cp or cluster.pp")),
+    Rule("cluster.cp", "cluster.cp: the sequence must split into 2×cp chunks",
+         lambda c: (c["cp"] > 1) & (np.fmod(c["seq_len"], 2.0 * c["cp"]) != 0),
+         lambda r: (f"cluster.cp = {_i(r['cp'])}: context parallelism gives each GPU two chunks of the sequence "
+                    f"(Megatron-Core's causal load balancing), so model.seq_len ({_i(r['seq_len'])}) must be a "
+                    f"multiple of 2×cp = {_i(2 * r['cp'])}")),
+    Rule("cluster.ep", "cluster.ep: expert parallelism needs experts",
+         lambda c: (c["ep"] > 1) & ~_moe(c),
+         lambda r: (f"cluster.ep = {_i(r['ep'])}: expert parallelism splits a mixture-of-experts model's experts; "
+                    "this model is dense (model.moe_experts = 0): set cluster.ep = 1 or give model.moe_experts")),
+    Rule("cluster.ep", "cluster.ep: must divide the experts",
+         lambda c: _moe(c) & (np.fmod(c["moe_experts"], c["ep"]) != 0),
+         lambda r: (f"cluster.ep = {_i(r['ep'])}: each expert-parallel GPU holds the same number of whole experts, "
+                    f"so it must divide model.moe_experts ({_i(r['moe_experts'])}); try "
+                    f"{_divisors(r['moe_experts'])}")),
+    Rule("cluster.ep", "cluster.ep: must divide the data-parallel width",
+         lambda c: _whole_dp(c) & (c["ep"] > 1) & (np.fmod(c["dp"], c["ep"]) != 0),
+         lambda r: (f"cluster.ep = {_i(r['ep'])}: Megatron-Core draws the expert-parallel GPUs from the data-parallel "
+                    f"ones, so it must divide the data-parallel width ({_i(r['dp'])} = GPUs / (tp×cp×pp)); try "
+                    f"{_divisors(r['dp'])}")),
+    Rule("model.moe_top_k", "model.moe_top_k: more experts per token than experts",
+         lambda c: _moe(c) & (c["moe_top_k"] > c["moe_experts"]),
+         lambda r: (f"model.moe_top_k = {_i(r['moe_top_k'])}: a token goes to at most the "
+                    f"{_i(r['moe_experts'])} routed experts (model.moe_experts)")),
+    Rule("model.moe_dense_layers", "model.moe_dense_layers: no layer is left for the experts",
+         lambda c: _moe(c) & (np.floor(np.maximum(c["layers"] - c["moe_dense_layers"], 0.0) / c["moe_layer_step"])
+                              < 1),
+         lambda r: (f"model.moe_dense_layers = {_i(r['moe_dense_layers'])}, model.moe_layer_step = "
+                    f"{_i(r['moe_layer_step'])}: of model.layers ({_i(r['layers'])}) none is a mixture-of-experts "
+                    "layer; lower them, or set model.moe_experts = 0 for a dense model")),
+    Rule("model.attention", "model.attention: multi-head attention has as many KV heads as heads",
+         lambda c: (c["attention"] == 0) & (c["kv_heads"] != c["heads"]),
+         lambda r: (f"model.attention = 'mha' with model.kv_heads = {_i(r['kv_heads'])} of {_i(r['heads'])} heads: "
+                    "fewer key/value heads is grouped-query attention; set model.attention = 'gqa' or leave it empty")),
     Rule("cluster.tp", "cluster.tp: must divide model.heads",
          lambda c: np.fmod(c["heads"], c["tp"]) != 0,
          lambda r: (f"cluster.tp = {_i(r['tp'])}: the tensor-parallel degree must divide model.heads "
@@ -93,7 +131,7 @@ ERRORS: tuple[Rule, ...] = (
                     f"multiple of it (each tensor-parallel rank holds whole KV heads); try "
                     f"{_divisors(r['kv_heads'])} or a multiple of {_i(r['kv_heads'])}")),
     Rule("model.hidden", "model.hidden: must be divisible by model.heads",
-         lambda c: np.fmod(c["hidden"], c["heads"]) != 0,
+         lambda c: np.fmod(c["head_dim"], 1.0) != 0,  # head_dim derived as hidden / heads (a given one is whole)
          lambda r: f"model.hidden = {_i(r['hidden'])}: must be divisible by model.heads = {_i(r['heads'])}"),
     Rule("model.kv_heads", "model.kv_heads: must divide model.heads",
          lambda c: np.fmod(c["heads"], c["kv_heads"]) != 0,
