@@ -61,7 +61,7 @@ def auto_choices(field: Field) -> tuple[Any, ...] | None:
 
 
 def _to_widget(field: Field, value: Any) -> Any:
-    if value is None:
+    if value is None or (isinstance(value, str) and value in field.input.words):  # a named value ("dropless"): empty
         return AUTO if auto_choices(field) else None
     if field.kind == "int":
         return int(value)
@@ -212,7 +212,9 @@ def read() -> dict[str, dict[str, Any]]:
     for field in SCENARIO_FIELDS:
         section, name = _section_key(field)
         value = clamp(field, state.get(field.widget_key))
-        if value is None:
+        if value is None and isinstance(field.input.default, str) and field.input.default in field.input.words:
+            sections[section][name] = field.input.default  # an empty field at its named default ("dropless")
+        elif value is None:
             sections[section].pop(name, None)
         else:
             sections[section][name] = value * field.scale if field.scale != 1 else value

@@ -43,6 +43,8 @@ def empty_note(field: Field, value: Any) -> str | None:
     inp = field.input
     if value is not None or field.kind not in ("int", "float") or inp.default is None:
         return None
+    if isinstance(inp.default, str):  # a named default ("dropless"), the field's placeholder
+        return f"Empty: the plan uses the default, {inp.default}."
     shown = inp.default / field.scale if field.scale != 1 else inp.default
     return f"Empty: the plan uses the default, {_number(shown)}."
 
@@ -68,6 +70,9 @@ def widget(field: Field, *, disabled: bool = False, step: float | None = None, p
         notes = [] if value != AUTO or auto is None else [f"{label.capitalize()}: now {auto}."]
     elif field.kind in ("int", "float"):
         cast = int if field.kind == "int" else float
+        word = next((w for w in field.input.words if w == field.input.default), None)  # a named default: empty
+        if placeholder is None and word:
+            placeholder = word
         if placeholder is None and field.optional:
             placeholder = AUTO if auto is None else f"{AUTO}: {fmt.by_unit(auto, field.input.unit)}"
         value = st.number_input(field.label, min_value=None, max_value=None, step=cast(step or field.step or 1),

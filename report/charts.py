@@ -20,13 +20,14 @@ from simulator.plan import FIGURES, STEP_PARTS
 OKABE_ITO = {
     "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73", "yellow": "#F0E442",
     "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7", "black": "#000000",
+    "grey": "#999999",  # the colour-blind-safe palette's grey (Cookbook for R, "cbPalette")
 }
-STEP_COLOURS = ("sky_blue", "orange", "yellow", "reddish_purple", "vermillion", "bluish_green")
+STEP_COLOURS = ("sky_blue", "orange", "yellow", "reddish_purple", "blue", "grey", "vermillion", "bluish_green")
 MEMORY_PARTS = ("mem_weights_gb", "mem_grads_gb", "mem_optimizer_gb", "mem_activations_gb")
 MEMORY_COLOURS = ("sky_blue", "orange", "bluish_green", "reddish_purple")
 SHORT_NAMES = {
     "compute_s": "compute", "tp_comm_s": "TP comm", "pp_bubble_s": "bubble", "pp_p2p_s": "p2p",
-    "dp_exposed_s": "DP sync", "straggler_s": "straggler", "mem_weights_gb": "weights", "mem_grads_gb": "grads",
+    "a2a_s": "all-to-all", "cp_comm_s": "CP ring", "dp_exposed_s": "DP sync", "straggler_s": "straggler", "mem_weights_gb": "weights", "mem_grads_gb": "grads",
     "mem_optimizer_gb": "optimizer", "mem_activations_gb": "activations",
 }
 LABEL_MIN_WIDTH = 0.2  # segments narrower than this fraction of the axis carry no text label

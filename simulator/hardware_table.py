@@ -31,6 +31,7 @@ PER_DEVICE = ("hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps
               "decode_mem_eff", "step_overhead_s", "decode_kv_eff", "elementwise_eff", "a2a_eff", "moe_gemm_eff", *(f"hw_peak_{d}_tflops" for d in DEVICE_DTYPES))
 PER_DEVICE += tuple(c for c in COMPRESSION_COLUMNS if c not in PER_DEVICE)  # 16-bit and fp4 peaks, 2:4 support
 NAN = float("nan")
+FP8 = PRECISIONS.index("fp8")
 
 
 def device_prefix(column: str) -> str:
@@ -101,6 +102,10 @@ class HardwareTable:
         cols["peak_tflops"] = self.peaks[precision, device]
         cols["param_bytes"] = PARAM_BYTES[precision]
         cols["act_bytes"] = cols["param_bytes"]
+        # fp8 training runs the GEMMs in fp8 and attention in bf16 (NVIDIA Transformer Engine: fp8 for Linear layers)
+        fp8 = precision == FP8
+        cols["gemm_fp8"] = fp8.astype(float)
+        cols["attn_peak_tflops"] = np.where(fp8, self.table["hw_peak_bf16_tflops"][device], cols["peak_tflops"])
         return cols
 
 

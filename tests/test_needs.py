@@ -94,7 +94,7 @@ def test_a_training_only_sweep_gives_the_full_sweeps_training_figures():
     for key in keys:
         assert _same(training[key], full[key]), key
     default = sweep(BASE, GRID)  # a training plan's families: no serving or money asked
-    assert {k.split(".")[0] for k in default.columns if k in FIGURES} == {"training", "quality"}
+    assert {k.split(".")[0] for k in default.columns if k in FIGURES} == {"model", "training", "quality"}  # model: the counts
     for key in (k for k in default.columns if k in FIGURES):
         assert _same(default[key], full[key]), key
     pd.testing.assert_series_equal(default["reason"], full["reason"])

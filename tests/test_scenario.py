@@ -53,7 +53,7 @@ def test_gpu_count_must_be_product_of_degrees():
     data = json.loads(json.dumps(GPT3))
     data["cluster"]["gpus"] = 1000
     text = "\n".join(problems_of(data))
-    assert "cluster.gpus = 1000" in text and "tp×pp" in text
+    assert "cluster.gpus = 1000" in text and "tp×cp×pp" in text
 
 
 def test_uneven_pipeline_stages_are_planned_and_impossible_splits_refused():

@@ -140,7 +140,7 @@ def test_train_messages_name_labels():
     at = open_page("train", {"tp": "8", "gpus": "12"})  # 12 GPUs do not split over tp × pp = 8
     check(at)
     error = " ".join(e.value for e in at.error).replace("\\", "")
-    assert "GPUs = 12: tp×pp×dp must equal the GPU count" in error
+    assert "GPUs = 12: tp×cp×pp×dp must equal the GPU count" in error
     at = open_page("train", {"sync": "ps", "zero": "3"})
     check(at)
     assert "ZeRO stage = 3: ZeRO shards states" in " ".join(e.value for e in at.error)

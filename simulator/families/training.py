@@ -60,8 +60,15 @@ FIGURES = (
     F("training.straggler_s", "Straggler wait", "s", "expected slowest-of-dp worker (Dutta et al. 2018)", "lower"),
     F("training.gemm_efficiency", "GEMM efficiency", "fraction", "saturating curve in the per-GPU matrix sizes",
       "higher"),
+    F("training.a2a_s", "Expert all-to-all", "s", "GShard (Lepikhin et al. 2021) §2.2: dispatch and combine per MoE "
+      "layer and pass, T·k·h bytes each over the expert-parallel GPUs (Thakur et al. 2005 pairwise exchange)",
+      "lower"),
+    F("training.cp_comm_s", "Context-parallel ring", "s", "Ring Attention (Liu et al. 2023): key/value blocks passed "
+      "cp − 1 times per layer, the part not hidden behind attention", "lower"),
+    F("training.a2a_share", "All-to-all share of the step", "fraction", "expert all-to-all / step time", "lower"),
 )
-STEP_PARTS = ("compute_s", "tp_comm_s", "pp_bubble_s", "pp_p2p_s", "dp_exposed_s", "straggler_s")
+STEP_PARTS = ("compute_s", "tp_comm_s", "pp_bubble_s", "pp_p2p_s", "a2a_s", "cp_comm_s", "dp_exposed_s",
+              "straggler_s")
 _RENAMED = {"wall_days": "ideal_wall_days"}
 _OPTIONAL_OUT = ("first_stage_layers", "last_stage_layers", "microbatches", "batch_idle_fraction")
 OPTIONAL_FIGURES = (
@@ -83,7 +90,9 @@ def _per_step(c: Columns) -> dict[str, np.ndarray]:
     out = training_per_token(c)
     keys = [f.name for f in FIGURES] + [k for k in _OPTIONAL_OUT if k in out]
     inverse = {v: k for k, v in _RENAMED.items()}
-    figures = {f"training.{k}": out[inverse.get(k, k)] for k in keys if inverse.get(k, k) not in PER_TOKEN}
+    figures = {f"training.{k}": out[inverse.get(k, k)] for k in keys
+               if inverse.get(k, k) not in PER_TOKEN and k != "a2a_share"}
+    figures["training.a2a_share"] = out["a2a_s"] / out["step_time_s"]
     model = {"model.total_params": np.asarray(c["params"], dtype=float),
              "model.active_params": np.asarray(c["active_params"], dtype=float)}
     return figures | model | {f"{PER_TOKEN_HELPER}{k}": out[k] for k in PER_TOKEN}
@@ -160,12 +169,20 @@ FIELDS = (
     FieldGroup("train", "Model size", ("model.params",), main=True, order=1),
     FieldGroup("train", "Model shape", ("model.layers", "model.hidden", "model.heads", "model.kv_heads",
                                         "model.ffn_hidden"), main=True, order=2),
-    FieldGroup("train", "Model details", ("model.mlp", "model.vocab", "model.seq_len"), main=True,
-               radio=("model.mlp",), order=3),
+    FieldGroup("train", "Model details", ("model.mlp", "model.vocab", "model.seq_len", "model.tie_embeddings"),
+               main=True, radio=("model.mlp",), order=3),
+    FieldGroup("train", "Mixture of experts", ("model.moe_experts", "model.moe_top_k", "model.moe_shared_experts",
+                                               "model.moe_ffn_hidden", "model.moe_dense_layers", "model.moe_layer_step",
+                                               "cluster.ep", "training.moe_imbalance",
+                                               "training.moe_capacity_factor"), order=9),
+    FieldGroup("train", "Attention", ("model.attention", "model.head_dim", "model.mla_q_lora_rank",
+                                      "model.mla_kv_lora_rank", "model.mla_rope_dim"), radio=("model.attention",),
+               order=9),
     FieldGroup("train", "Parallelism and batch", ("cluster.tp", "cluster.pp", "cluster.first_stage_layers",
                                                   "cluster.last_stage_layers", "training.interleave",
                                                   "training.global_batch_seqs", "training.micro_batch_seqs",
-                                                  "cluster.gpus_per_node", "training.sequence_parallel"), order=10),
+                                                  "cluster.gpus_per_node", "training.sequence_parallel", "cluster.cp"),
+               order=10),
     FieldGroup("train", "Precision and memory", ("training.precision", "training.recompute", "training.zero_stage",
                                                  "training.flash_attention"), radio=("training.recompute",), order=11),
     FieldGroup("train", "Gradient sync", ("cluster.sync", "cluster.ps_servers", "cluster.async_kappa",
@@ -176,11 +193,13 @@ FIELDS = (
     FieldGroup("decide", "Hardware and traffic", ("cluster.accelerator",), main=True, order=1),
 )
 SECTIONS = (
+    Section(("train", "deploy", "decide"), "Model", ("model.total_params", "model.active_params"), headline=True,
+            order=3),
     Section(("train",), "Efficiency and memory", ("training.mfu", "training.memory_per_gpu_gb"), headline=True,
             order=4),
-    Section(("train",), "The step", ("training.step_time_s", "training.tokens_per_s", "training.flops_total"),
-            headline=True, order=6),
-    Section(("decide",), "Efficiency", ("training.mfu",), headline=True, order=7),
+    Section(("train",), "The step", ("training.step_time_s", "training.tokens_per_s", "training.flops_total",
+                                     "training.a2a_share"), headline=True, order=6),
+    Section(("decide",), "Efficiency", ("training.mfu", "training.a2a_share"), headline=True, order=7),
 )
 
 def _fit_changes(scenario: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -194,6 +213,9 @@ def _fit_changes(scenario: Any) -> list[tuple[str, dict[str, Any]]]:
         changes.append(("full recomputation", {"training.recompute": "full"}))
     if t.micro_batch_seqs > 1:
         changes.append(("micro-batch 1", {"training.micro_batch_seqs": 1}))
+    if scenario.model.moe_experts > 0:  # routed experts split over more of the data-parallel GPUs
+        changes += [(f"expert parallel {c.ep * f}", {"cluster.ep": c.ep * f}) for f in (2, 4, 8)
+                    if scenario.model.moe_experts % (c.ep * f) == 0]
     for factor in (2, 4, 8):
         changes.append((f"tensor parallel {c.tp * factor}", {"cluster.tp": c.tp * factor}))
         changes.append((f"pipeline parallel {c.pp * factor}", {"cluster.pp": c.pp * factor}))

@@ -28,6 +28,20 @@ def ring_reduce_scatter_s(message_bytes, world, latency_s, bandwidth_Bps):
     return ring_allgather_s(message_bytes, world, latency_s, bandwidth_Bps)
 
 
+def all_to_all_s(message_bytes, world, ranks_per_node, intra_latency_s, intra_Bps, inter_latency_s, inter_Bps):
+    """All-to-all of `message_bytes` per rank (its whole send buffer) over `world` ranks, `ranks_per_node` per node.
+
+    Thakur 2005 pairwise exchange: (p-1)·α + n·(p-1)/p/B. A rank's n/p slices to its node's other k-1 ranks go
+    over the node's link, those to the p-k ranks elsewhere over its NIC, both at once (the slower sets the time).
+    """
+    p = np.maximum(world, 1.0)
+    k = np.clip(ranks_per_node, 1.0, p)
+    latency = np.where(p > k, inter_latency_s, intra_latency_s)
+    intra = message_bytes * (k - 1.0) / p / intra_Bps
+    inter = message_bytes * (p - k) / p / inter_Bps
+    return (p - 1.0) * latency + np.maximum(intra, inter)
+
+
 def p2p_s(message_bytes, latency_s, bandwidth_Bps):
     # Hockney: t = α + n/B
     return latency_s + message_bytes / bandwidth_Bps

@@ -2,12 +2,11 @@
 
 import numpy as np
 
+from simulator.architecture import ffn_matrices
+
 from .codes import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE
 
-
-def ffn_matrices(glu):
-    # SwiGLU/GeGLU (Shazeer 2020) have gate, up and down projections; a GELU MLP has up and down
-    return 2.0 + np.asarray(glu, dtype=np.float64)
+__all__ = ["ffn_matrices", "flops_per_token", "layer_flops_per_token", "params_from_shape"]
 
 
 def params_from_shape(layers, hidden, heads, kv_heads, ffn_hidden, glu, vocab, tied_embeddings=True):
@@ -45,7 +44,7 @@ def flops_per_token_hw(layers, hidden, heads, kv_heads, ffn_hidden, glu, vocab, 
 
 
 def flops_per_token(layers, hidden, heads, kv_heads, ffn_hidden, glu, vocab, seq_len, recompute,
-                    flash_attention=0.0):
+                    flash_attention=0.0, delta_fwd=0.0):
     """(model, hardware) FLOPs per token.
 
     Model: Megatron training.py num_floating_point_operations, 12·L·h²·(1 + kv/a + (ffn/h)·g + s/h)
@@ -54,13 +53,14 @@ def flops_per_token(layers, hidden, heads, kv_heads, ffn_hidden, glu, vocab, seq
     (Narayanan 2021 App.: 96·B·s·l·h²·(1 + s/(6h) + V/(16·l·h)), the logit layer is not recomputed);
     selective recomputation re-runs only QKᵀ, softmax and PV (Korthikanti 2022 §5): + 4·s·h per layer
     and token, unless FlashAttention already avoids storing them (its in-kernel backward recomputation
-    is not counted, as is customary for HFU).
+    is not counted, as is customary for HFU). `delta_fwd`: forward FLOPs per token of the whole stack beyond the
+    dense formula (MoE layers, MLA or another head width: moe.flops_delta_per_token), 0 for a dense model.
     """
     L = np.asarray(layers, np.float64)
     layer_fwd = layer_flops_per_token(hidden, heads, kv_heads, ffn_hidden, glu, seq_len)
     # forward + backward = 3 × forward, for the layers and the 2·h·V logit layer
-    model = 3.0 * (L * layer_fwd + 2.0 * np.asarray(hidden) * vocab)
+    model = 3.0 * (L * layer_fwd + 2.0 * np.asarray(hidden) * vocab) + 3.0 * delta_fwd
     attn_fwd = 4.0 * np.asarray(seq_len, np.float64) * hidden * (1.0 - np.asarray(flash_attention))
     extra = np.where(recompute >= RECOMPUTE_FULL, layer_fwd,
                      np.where(recompute >= RECOMPUTE_SELECTIVE, attn_fwd, 0.0))
-    return model, model + L * extra
+    return model, model + L * extra + np.where(recompute >= RECOMPUTE_FULL, delta_fwd, 0.0)

@@ -69,7 +69,8 @@ def activation_bytes_per_layer(seq_len, micro_batch, hidden, heads, kv_heads, ff
 
 def activation_gb(layers, seq_len, micro_batch, hidden, heads, kv_heads, ffn_hidden, glu, vocab, tp, pp,
                   interleave, microbatches, sequence_parallel, recompute, act_bytes, flash_attention=0.0,
-                  k: TrainingConstants = DEFAULT_CONSTANTS, first_stage_layers=None, last_stage_layers=None):
+                  k: TrainingConstants = DEFAULT_CONSTANTS, first_stage_layers=None, last_stage_layers=None, cp=1.0,
+                  extra_layer_bytes=None):
     """Activation GB on the worst pipeline stage.
 
     1F1B: stage i (0-based) holds min(p - i, m) micro-batches of its own layers (Narayanan 2021 §2.2);
@@ -78,11 +79,17 @@ def activation_gb(layers, seq_len, micro_batch, hidden, heads, kv_heads, ffn_hid
     first, the fullest middle and the last stage counts. `first_stage_layers` / `last_stage_layers`:
     the split used (layout.stage_split), ⌈L/p⌉ each when None. Interleaving (even split) multiplies the
     first stage's p micro-batches by 1 + (p-1)/(p·v) (same file, Korthikanti §4.2.3). Full
-    recomputation re-materialises one layer at a time, so one layer's full activations are added.
+    recomputation re-materialises one layer at a time, so one layer's full activations are added. Context
+    parallelism (`cp`) keeps s/cp of each sequence per GPU (its attention scores as (s/cp)², a lower bound: fused
+    attention, the default, stores none); `extra_layer_bytes`: stored bytes per layer beyond a dense one's (MoE).
     """
+    seq_len = seq_len / cp
     stored, one_layer_full = activation_bytes_per_layer(
         seq_len, micro_batch, hidden, heads, kv_heads, ffn_hidden, glu, tp, sequence_parallel, recompute,
         act_bytes, flash_attention, k)
+    if extra_layer_bytes is not None:
+        stored = stored + np.where(recompute >= RECOMPUTE_FULL, 0.0, extra_layer_bytes)
+        one_layer_full = one_layer_full + extra_layer_bytes
     layers_per_stage = np.ceil(layers / pp)
     first = layers_per_stage if first_stage_layers is None else first_stage_layers
     last = layers_per_stage if last_stage_layers is None else last_stage_layers

@@ -6,9 +6,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
+import simulator.architecture as arch
+
 from .constants import DEFAULT_CONSTANTS, TrainingConstants
 from .flops import flops_per_token
 from .memory import activation_gb, model_state_gb
+from .moe import activation_delta_bytes, flops_delta_per_token, moe_fraction
 from .rows import unique_rows
 from .step import step_times
 from .sync import updates_multiplier
@@ -35,6 +38,15 @@ OPTIONAL_INPUTS = {
     "last_stage_layers": np.nan,
     # the step model's own error (simulator/model_error.py): 1 in a plan, moved by the ranges and the Monte Carlo
     "model_err_train_step": 1.0,
+    # the shape beyond a dense MHA/GQA model (simulator/architecture.py; these values: today's dense model)
+    **arch.SHAPE_DEFAULTS,
+    "ep": 1.0, "cp": 1.0,          # expert- and context-parallel GPUs
+    "moe_imbalance": 1.0,          # busiest expert-parallel rank's tokens / the mean
+    "moe_capacity": 0.0,           # capacity factor; 0 = dropless
+    "a2a_eff": None,               # all-to-all busbw / all-reduce busbw (calibrated, else the constant)
+    "moe_gemm_eff": None,          # grouped expert GEMM efficiency relative to dense (calibrated, else the constant)
+    "attn_peak_tflops": np.nan,    # the attention core's peak (fp8 training: bf16's); NaN: peak_tflops
+    "gemm_fp8": 0.0,               # 1 where the GEMMs run in fp8 (their inputs are cast)
 }
 
 CHUNK_ROWS = 8192
@@ -47,7 +59,7 @@ OUTPUT_KEYS = (
     "pp_bubble_s", "pp_p2p_s", "dp_exposed_s", "straggler_s", "iterations", "tokens_per_s",
     "tflops_per_gpu", "hw_tflops_per_gpu", "mfu", "hfu", "wall_days", "mem_weights_gb", "mem_grads_gb", "mem_optimizer_gb", "mem_activations_gb",
     "memory_per_gpu_gb", "fits_memory", "gemm_efficiency",
-    "first_stage_layers", "last_stage_layers", "microbatches", "batch_idle_fraction",
+    "first_stage_layers", "last_stage_layers", "microbatches", "batch_idle_fraction", "a2a_s", "cp_comm_s",
 )
 
 
@@ -62,7 +74,9 @@ def _columns(c: Mapping[str, np.ndarray], k: TrainingConstants = DEFAULT_CONSTAN
     keys = INPUT_KEYS + tuple(OPTIONAL_INPUTS)
     arrays = [np.float64(1.0) if one_token and key in NOT_IN_STEP else
               np.asarray(c.get(key, defaults.get(key)), dtype=np.float64) for key in keys]
-    return dict(zip(keys, (a.ravel() for a in np.broadcast_arrays(*np.atleast_1d(*arrays))), strict=True))
+    out = dict(zip(keys, (a.ravel() for a in np.broadcast_arrays(*np.atleast_1d(*arrays))), strict=True))
+    out["attn_peak_tflops"] = np.where(np.isnan(out["attn_peak_tflops"]), out["peak_tflops"], out["attn_peak_tflops"])
+    return out
 
 
 def training_columns(c: Mapping[str, np.ndarray],
@@ -116,7 +130,9 @@ def per_run(per_token: Mapping[str, np.ndarray], tokens: np.ndarray) -> dict[str
 def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.ndarray]:
     shape = (c["layers"], c["hidden"], c["heads"], c["kv_heads"], c["ffn_hidden"], c["glu"], c["vocab"],
              c["seq_len"])
-    fpt_model, fpt_hw = flops_per_token(*shape, c["recompute"], c["flash_attention"])
+    moe = bool(np.any(c["moe_experts"] > 0))
+    delta_fwd = flops_delta_per_token(c) if moe or not np.all(arch.standard_attention(c)) else 0.0
+    fpt_model, fpt_hw = flops_per_token(*shape, c["recompute"], c["flash_attention"], delta_fwd)
     st = step_times(c, k)
     step_s = st.step_time_s * c["model_err_train_step"]
 
@@ -130,12 +146,20 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
     hw_tflops = tokens_per_s * fpt_hw / gpus / 1e12
 
     m = st.microbatches
-    w_gb, g_gb, o_gb = model_state_gb(c["params"], c["tp"], c["pp"], c["dp"], c["zero_stage"],
+    # routed experts split over tp·ep·pp, their states sharded over the dp/ep expert-data-parallel GPUs
+    routed = arch.routed_expert_params(c)
+    w_gb, g_gb, o_gb = model_state_gb(c["params"] - routed, c["tp"], c["pp"], c["dp"], c["zero_stage"],
                                       c["param_bytes"])
+    if moe:
+        ew, eg, eo = model_state_gb(routed, c["tp"] * c["ep"], c["pp"], c["dp"] / c["ep"], c["zero_stage"],
+                                    c["param_bytes"])
+        w_gb, g_gb, o_gb = w_gb + ew, g_gb + eg, o_gb + eo
     a_gb = activation_gb(c["layers"], c["seq_len"], c["micro_batch"], c["hidden"], c["heads"], c["kv_heads"],
                          c["ffn_hidden"], c["glu"], c["vocab"], c["tp"], c["pp"], c["interleave"], m,
                          c["sequence_parallel"], c["recompute"], c["act_bytes"], c["flash_attention"], k,
-                         st.first_stage_layers, st.last_stage_layers)
+                         st.first_stage_layers, st.last_stage_layers, cp=c["cp"],
+                         extra_layer_bytes=(moe_fraction(c) * activation_delta_bytes(c, c["micro_batch"], c["act_bytes"])
+                                            if moe else None))
     mem_gb = w_gb + g_gb + o_gb + a_gb
 
     return {
@@ -167,4 +191,6 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
         "last_stage_layers": st.last_stage_layers,
         "microbatches": m,
         "batch_idle_fraction": st.batch_idle_fraction,
+        "a2a_s": st.a2a_s + np.zeros_like(step_s),
+        "cp_comm_s": st.cp_comm_s + np.zeros_like(step_s),
     }
