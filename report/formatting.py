@@ -268,9 +268,12 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
-def training_subject(params: float | None, tokens: float | None) -> str:
-    """"Training an 8B model on 2T tokens"; "Training this model" when the size is unknown."""
-    model = f"{article(short(params))} {short(params)} model" if not _bad(params) else "this model"
+def training_subject(params: float | None, tokens: float | None, active: float | None = None) -> str:
+    """"Training an 8B model on 2T tokens"; "Training a 31B mixture-of-experts model (3.4B active) on 36T tokens"
+    when `active` (the active parameters) is below the total; "Training this model" when the size is unknown."""
+    moe = not _bad(params) and not _bad(active) and float(active) < float(params)
+    kind = f"mixture-of-experts model ({short(active)} active)" if moe else "model"
+    model = f"{article(short(params))} {short(params)} {kind}" if not _bad(params) else "this model"
     on = f" on {short(tokens)} tokens" if not _bad(tokens) else ""
     return f"Training {model}{on}"
 
@@ -286,7 +289,7 @@ def training_sentence(plan: Any) -> str:
     not fit in memory, the memory rule's own sentence follows (simulator.words.does_not_fit)."""
     s, t = plan.scenario, plan.training
     text = (
-        f"{training_subject(s.model.params, s.training.tokens)} takes {days(t['wall_days'].value)} on "
+        f"{training_subject(s.model.params, s.training.tokens, plan.value('model.active_params'))} takes {days(t['wall_days'].value)} on "
         f"{on_gpus(s.cluster.gpus, plan.hardware_label)} and costs {usd(t['cost_usd'].value)}."
     )
     memory = next((w.text for w in plan.warnings if w.code == "memory"), None)

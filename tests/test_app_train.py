@@ -451,3 +451,14 @@ def test_the_resolved_model_cache_is_keyed_by_value_bounded_and_frozen():
     spec = inputs._resolved(json.dumps({"preset": "llama2-7b"}, sort_keys=True))
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.layers = 1
+
+
+def test_a_mixture_of_experts_link_plans_with_its_experts_on_the_page():
+    """A link to an MoE preset with expert parallelism: the sentence names total and active parameters, the key
+    figures show both and the all-to-all share, the step chart has its all-to-all part, and the link keeps ep."""
+    at = run_app({"m": "qwen3-30b-a3b", "gpus": "64", "tp": "1", "pp": "1", "ep": "8", "gb": "512", "mb": "2"})
+    assert "31B mixture-of-experts model (3.4B active)" in sentence(at)
+    figures = table(at, "Provenance").set_index("Figure")
+    assert {"Parameters (total)", "Parameters per token (active)", "All-to-all share of the step"} <= set(figures.index)
+    assert at.number_input(key="cluster.ep").value == 8
+    assert at.query_params["ep"] == "8"
