@@ -228,6 +228,8 @@ NEEDS: dict[str, dict[str, dict[str, Any]]] = {
     "training.sequence_parallel": {"cluster": {"tp": 4}},
     "model.ffn_hidden": {"model": {"ffn_hidden": 8192}},
     "training.zero_stage": {"cluster": {"sync": "ring"}},
+    # the mixture-of-experts law's scale acts only on a mixture-of-experts model
+    "quality.moe_gain_scale": {"model": {"moe_experts": 8, "moe_top_k": 2}},
     # compression inputs act only once something is quantized or pruned
     "compression.weight_bits": {"compression": {"quant_method": "rtn", "weight_bits": 4}},
     "compression.act_bits": {"compression": {"quant_method": "smoothquant", "act_bits": 8}},
