@@ -237,6 +237,8 @@ NEEDS: dict[str, dict[str, dict[str, Any]]] = {
     "training.moe_imbalance": {"model": {"moe_experts": 8}},
     "model.head_dim": {"model": {"head_dim": 64}},
     "model.attention": {"model": {"kv_heads": 16}},
+    # the mixture-of-experts law's scale acts only on a mixture-of-experts model
+    "quality.moe_gain_scale": {"model": {"moe_experts": 8, "moe_top_k": 2}},
     # compression inputs act only once something is quantized or pruned
     "compression.weight_bits": {"compression": {"quant_method": "rtn", "weight_bits": 4}},
     "compression.act_bits": {"compression": {"quant_method": "smoothquant", "act_bits": 8}},
