@@ -138,13 +138,13 @@ FIGURES = (
       "tensor-parallel width (whole on each GPU with attention data parallelism)", "lower"),
     F("serving.experts_touched", "Experts touched per decode step", "experts", "expected distinct routed experts "
       "of one MoE layer the batch run's decode tokens touch, uniform top-k routing: E·(1 − (1 − k/E)^B) (the "
-      "occupancy problem, Feller 1968); NaN for a dense model"),
+      "occupancy problem, Feller 1968); none for a dense model"),
     F("serving.expert_read_share", "Expert weights read per decode step", "fraction", "share of the busiest GPU's "
       "routed-expert weights a decode step at the batch run reads: touched experts of imbalance × batch tokens ÷ E; "
-      "NaN for a dense model"),
+      "none for a dense model"),
     F("serving.alltoall_share", "All-to-all share of a decode step", "fraction", "MoE dispatch + combine (alpha-beta "
       "over the intra-node link × a2a_eff, per MoE layer) ÷ the steady step at the batch run; 0 with tensor-parallel "
-      "attention, NaN for a dense model", "lower"),
+      "attention, none for a dense model", "lower"),
 )
 
 
