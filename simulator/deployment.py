@@ -73,7 +73,7 @@ def bands(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _columnwise(r: Replica) -> Replica:
     """The replica's rows as a column, so a row of batches broadcasts against them."""
-    return Replica(**{f.name: np.asarray(getattr(r, f.name), dtype=float)[:, None] for f in fields(Replica)})
+    return Replica(**{f.name: np.asarray(getattr(r, f.name), dtype=float).reshape(-1, 1) for f in fields(Replica)})
 
 
 def latency_frame(d: Deployment) -> pd.DataFrame:

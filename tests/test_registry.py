@@ -251,6 +251,11 @@ NEEDS: dict[str, dict[str, dict[str, Any]]] = {
     "compression.sparsity": {"compression": {"pruning_method": "magnitude", "sparsity": 0.5}},
     "compression.pattern": {"compression": {"pruning_method": "magnitude", "sparsity": 0.5}},
     "compression.pruning_method": {"compression": {"pruning_method": "magnitude", "sparsity": 0.5, "pattern": "rows"}},
+    # the serving layout of a mixture-of-experts model: expert parallelism, its imbalance, data-parallel attention
+    "serving.ep": {"model": {"moe_experts": 8}, "serving": {"gpus_per_replica": 8, "ep": 2, "attention_dp": True}},
+    "serving.moe_imbalance": {"model": {"moe_experts": 8},
+                              "serving": {"gpus_per_replica": 8, "ep": 8, "moe_imbalance": 1.2}},
+    "serving.attention_dp": {"model": {"moe_experts": 8}, "serving": {"gpus_per_replica": 4}},
 }
 NO_SHAPE = {"model.params"}
 

@@ -12,6 +12,12 @@ def kv_bytes_per_token(layers, hidden, heads, kv_heads, kv_bits):
     return 2.0 * layers * kv_heads * (hidden / heads) * kv_bits / 8.0
 
 
+def kv_bytes_per_token_mla(layers, kv_rank, rope_dim, kv_bits):
+    # DeepSeek-V2 §2.1.4 (Table 1): MLA caches the compressed latent c_KV (d_c) and the shared rotary key (d_h^R)
+    # per token and layer, (d_c + d_h^R)·layers elements (DeepSeek-V3: (512 + 64)·61)
+    return layers * (kv_rank + rope_dim) * kv_bits / 8.0
+
+
 def kv_budget_bytes(hbm_GB, gpus_per_replica, model_bytes, fraction=KV_MEMORY_FRACTION):
     """Memory a replica gives the KV cache: `fraction` of what its GPUs hold after the weights (TensorRT-LLM's
     free_gpu_memory_fraction rule); negative where the weights alone do not fit."""
