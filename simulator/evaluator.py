@@ -91,7 +91,8 @@ def uncertain_columns(cols: Mapping[str, np.ndarray], device_spread: Mapping[str
     (`scenario_spreads`), and the inputs declared with a `spread` (published or assumed). Ranges, the tornado and
     the Monte Carlo all move these and only these."""
     spreads = {k: v for k, v in device_spread.items() if k in cols and v > 0}
-    spreads |= {inp.column: inp.spread for inp in INPUTS.values() if inp.spread > 0 and inp.column in cols}
+    spreads |= {inp.column: inp.spread for inp in INPUTS.values() if inp.spread > 0 and inp.column in cols
+                and (inp.spread_applies is None or bool(np.any(inp.spread_applies(cols))))}
     return spreads
 
 

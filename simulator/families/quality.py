@@ -27,7 +27,7 @@ INPUTS = (
           "reducible loss relative to the dense model of its active parameters (Ludziejewski et al. 2025); 1 = the "
           "published law. Its spread is the law's held-out error (docs/quality.md). No effect on a dense model.",
           "ratio", 0.0, 10.0, default=1.0, link="mgs", column="moe_gain_scale", step=0.01,
-          spread=ratio_sigma(), provenance="published"),
+          spread=ratio_sigma(), provenance="published", spread_applies=lambda c: c["moe_experts"] > 0),
 )
 
 FIGURES = (

@@ -151,7 +151,7 @@ TRAINING = (
           "expert-parallel rank over the mean (1 = balanced, as in force-balanced benchmark runs). The default is "
           "assumed between the maximal violations published for auxiliary-loss balancing (0.72) and loss-free "
           "balancing (0.04) by Wang et al. 2024 (Table 1).", "ratio", 1.0, 64.0, default=1.2, link="imb",
-          column="moe_imbalance", step=0.05, spread=0.15),
+          column="moe_imbalance", step=0.05, spread=0.15, spread_applies=lambda c: c["moe_experts"] > 0),
     Input("training.moe_capacity_factor", "float", "Expert capacity factor", "Mixture-of-experts: tokens an expert "
           "takes at most, as a multiple of an even share (Fedus et al. 2022, Switch Transformer §2.1); the rest are "
           "dropped. \"dropless\" = no cap (MegaBlocks, Gale et al. 2023; Megatron-Core's default).", "ratio", 1.0,
