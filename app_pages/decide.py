@@ -249,6 +249,8 @@ def main() -> None:
     if d.recommendation is None:
         return
     st.markdown(text.risk_sentence(d).replace("$", r"\$"))
+    if text.architecture_sentence(d):
+        st.markdown(text.architecture_sentence(d).replace("$", r"\$"))
     metrics(d)
     pareto(d)
     left, right = st.columns(2)

@@ -34,8 +34,11 @@ TORNADO_STEP_PX = TORNADO_MAX_LINES * TORNADO_LINE_PX + 6
 
 def choice_text(choice: dict[str, Any]) -> str:
     parts = []
+    if choice.get("model.moe_experts"):
+        parts.append(f"MoE of {int(choice['model.moe_experts'])} experts")
     if "model.params" in choice:
-        parts.append(f"{fmt.short(choice['model.params'])} params")
+        size = "params per token" if choice.get("model.moe_experts") else "params"
+        parts.append(f"{fmt.short(choice['model.params'])} {size}")
     if "training.tokens" in choice:
         parts.append(f"{fmt.short(choice['training.tokens'])} tokens")
     if "cluster.gpus" in choice:
@@ -64,7 +67,24 @@ def pareto_frame(decision: Any, candidates: int | None = None) -> pd.DataFrame:
     if decision.recommendation is not None:
         rows.append({"Kind": "recommended", "Total cost (USD)": decision.total_cost_usd,
                      "Loss": decision.quality_loss, "Plan": recommended_text(decision)})
+    other = other_architecture(decision)
+    if other is not None:  # the other architecture's own front and pick, beside the overall front
+        rows += [{"Kind": "other front", "Total cost (USD)": p.total_cost_usd, "Loss": p.quality_loss,
+                  "Plan": choice_text(p.choice)} for p in other.front]
+        if other.pick is not None:
+            rows.append({"Kind": "other pick", "Total cost (USD)": other.pick.total_cost_usd,
+                         "Loss": other.pick.quality_loss, "Plan": f"best {other.name}: {choice_text(other.pick.choice)}"})
     return pd.concat([grey, pd.DataFrame(rows, columns=columns)], ignore_index=True)
+
+
+def other_architecture(decision: Any) -> Any:
+    """The architecture (dense or mixture-of-experts) the recommendation is not, where the search held both."""
+    kinds = getattr(decision, "architectures", ())
+    if not kinds:
+        return None
+    rec = decision.recommendation
+    mine = "mixture-of-experts" if rec is not None and rec.scenario.model.moe_experts > 0 else "dense"
+    return next((k for k in kinds if k.name != mine), None)
 
 
 def recommended_text(decision: Any) -> str:
@@ -99,7 +119,16 @@ def _layers_pareto() -> alt.LayerChart:
     rule = alt.Chart(alt.NamedData("budget")).mark_rule(strokeDash=[6, 4], color=OKABE_ITO["black"]).encode(x=x)
     rule_text = alt.Chart(alt.NamedData("budget")).mark_text(align="left", dx=4, baseline="top", y=4) \
         .encode(x=x, text="Text:N")
-    return alt.layer(cand, front, star, label, rule, rule_text).properties(height=380)
+    # the other architecture (dense or mixture-of-experts): its own front, dashed, and its pick, a diamond
+    other = alt.Chart(alt.NamedData("other front")).mark_line(
+        point=alt.OverlayMarkDef(size=24, filled=True, shape="square"), color=OKABE_ITO["orange"],
+        strokeDash=[5, 3], interpolate="step-after").encode(x=x, y=y, tooltip=tip)
+    other_pick = alt.Chart(alt.NamedData("other pick")).mark_point(
+        shape="diamond", size=260, filled=True, color=OKABE_ITO["orange"], stroke=OKABE_ITO["black"],
+        strokeWidth=0.8).encode(x=x, y=y, tooltip=tip)
+    other_label = alt.Chart(alt.NamedData("other pick")).mark_text(align="left", dx=10, dy=12) \
+        .encode(x=x, y=y, text="Label:N")
+    return alt.layer(cand, other, front, other_pick, other_label, star, label, rule, rule_text).properties(height=380)
 
 
 @functools.cache
@@ -121,6 +150,9 @@ def pareto_spec(frame: pd.DataFrame, budget_usd: float | None = None) -> dict[st
     spec["datasets"] = {"candidate": _records(frame[frame["Kind"] == "candidate"]),
                         "front": _records(frame[frame["Kind"] == "Pareto front"]),
                         "recommended": _records(frame[frame["Kind"] == "recommended"]),
+                        "other front": _records(frame[frame["Kind"] == "other front"]),
+                        "other pick": _records(frame[frame["Kind"] == "other pick"].assign(
+                            Label=lambda f: f["Plan"].str.split(":").str[0])),
                         "budget": _records(budget)}
     return spec
 
@@ -143,8 +175,15 @@ def describe_pareto(frame: pd.DataFrame, budget_usd: float | None, feasible: int
     if len(rec):
         r = rec.iloc[0]
         text += f"; the recommended plan (star) costs {fmt.usd(r['Total cost (USD)'])} for a loss of {r['Loss']:.3f}"
+    other = frame[frame["Kind"] == "other pick"]
+    if len(frame[frame["Kind"] == "other front"]):
+        name = other.iloc[0]["Plan"].split(":")[0].removeprefix("best ") if len(other) else "other architecture"
+        text += f"; the orange dashed line is the front of the {name} plans alone"
+        if len(other):
+            o = other.iloc[0]
+            text += f", the diamond its best: {fmt.usd(o['Total cost (USD)'])} for a loss of {o['Loss']:.3f}"
     if budget_usd:
-        text += f"; the dashed line is the budget, {fmt.usd(budget_usd)}"
+        text += f"; the black dashed line is the budget, {fmt.usd(budget_usd)}"
     return text + "."
 
 

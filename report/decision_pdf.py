@@ -143,6 +143,8 @@ def decision_pdf(decision: Any, *, name: str | None = None, created: dt.datetime
     doc.para(text.uncertainty_sentence(decision), 10)
     if text.risk_sentence(decision):
         doc.para(text.risk_sentence(decision), 10)
+    if text.architecture_sentence(decision):
+        doc.para(text.architecture_sentence(decision), 10)
     doc.heading("Key figures", keep=40)
     _key_figures(doc, decision)
 

@@ -40,6 +40,32 @@ def answer_sentence(decision: Any) -> str:
     return text + f", reaching a predicted loss of {fmt.loss(plan.value('quality.loss'))}."
 
 
+def architecture_sentence(decision: Any) -> str:
+    """"Dense or mixture-of-experts: the best dense plan reaches a loss of 1.891 for $3.8M; the best
+    mixture-of-experts plan (64 experts, 10B active of 57B parameters) 1.926 for $4.7M. Dense answers this question."
+    Empty where the search held one architecture."""
+    kinds = getattr(decision, "architectures", ())
+    if not kinds:
+        return ""
+    parts = []
+    for k in kinds:
+        if k.pick is None:
+            parts.append(f"no {k.name} plan meets it")
+            continue
+        experts = k.pick.choice.get("model.moe_experts")
+        size = ""
+        if k.params is not None:
+            total, active = k.params
+            size = (f" ({int(experts)} experts, {fmt.short(active)} active of {fmt.short(total)} parameters)" if experts
+                    else f" ({fmt.short(total)} parameters)")
+        parts.append(f"the best {k.name} plan{size} reaches a loss of {fmt.loss(k.pick.quality_loss)} for "
+                     f"{fmt.usd(k.pick.total_cost_usd)}")
+    rec = decision.recommendation
+    winner = ("mixture-of-experts" if rec.scenario.model.moe_experts > 0 else "dense") if rec is not None else None
+    verdict = f" The {winner} plan answers this question." if winner else ""
+    return "Dense or mixture-of-experts: " + "; ".join(parts) + "." + verdict
+
+
 def uncertainty_sentence(decision: Any) -> str:
     """"Total cost P10-P90 (Monte Carlo, 2,000 draws): $6.2M-$10M, median $8M; about a 12% chance of going over
     budget." The one range of total cost the page and the PDF give (the PDF's key figures use the same)."""

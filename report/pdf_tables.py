@@ -108,8 +108,9 @@ def _origin(scenario: Any, key: str) -> str:
 def inputs_table(doc: Doc, plan: Any, page: Page) -> None:
     """The inputs the page's PDF lists (simulator.presentation.listed_inputs): value, unit and what set it."""
     s = plan.scenario
+    listed = [k for k in presentation.listed_inputs(page) if k not in s.idle or k in s.given]  # what acts here
     rows = [[inp.label, key, input_value(inp, s.value(key), plan), "" if inp.kind == "choice" else inp.unit,
-             _origin(s, key)] for key, inp in ((k, INPUTS[k]) for k in presentation.listed_inputs(page))]
+             _origin(s, key)] for key, inp in ((k, INPUTS[k]) for k in listed)]
     doc.grid(["Input", "Key", "Value", "Unit", "Set by"], rows, [52, 56, 29, 27, 16], size=7.5)
     doc.para("Given: set in the scenario. Preset: the model preset's published shape. Derived: completed from "
              f"other inputs by the rule noted below. Planner: chosen as {choice.FASTEST} in memory, of the values "

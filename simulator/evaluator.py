@@ -92,7 +92,7 @@ def uncertain_columns(cols: Mapping[str, np.ndarray], device_spread: Mapping[str
     the Monte Carlo all move these and only these."""
     spreads = {k: v for k, v in device_spread.items() if k in cols and v > 0}
     spreads |= {inp.column: inp.spread for inp in INPUTS.values() if inp.spread > 0 and inp.column in cols
-                and (inp.spread_applies is None or bool(np.any(inp.spread_applies(cols))))}
+                and (inp.applies is None or bool(np.any(inp.applies(cols))))}
     return spreads
 
 

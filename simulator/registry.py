@@ -79,9 +79,9 @@ class Input(_Dotted):
     absent: str = ""  # what an absent optional input means (no default, no derived rule)
     required_one_of: str = ""  # docs: a group of keys of which one set must be given ("model size")
     spread: float = 0.0  # relative one-sigma uncertainty of the default (assumed or published); 0 = exact
-    # where the spread applies (a plan's columns -> rows): None = every plan; an input that moves only some models
-    # (an MoE's expert imbalance) adds no range term, draw or tornado bar to the others
-    spread_applies: Callable[[Columns], np.ndarray] | None = None
+    # where the input acts at all (a plan's model columns -> rows): None = every plan. Elsewhere (an MoE's expert
+    # imbalance on a dense model) its spread adds no range term, draw or tornado bar, and reports leave it out
+    applies: Callable[[Columns], np.ndarray] | None = None
     informational: bool = False  # moves no output on purpose (kept for the record, e.g. a note)
     provenance: Provenance = "assumed"  # of the default value: assumed, published, datasheet
     words: Mapping[str, float] = field(default_factory=dict)  # named values of a number ("max" -> 0), outside low-high

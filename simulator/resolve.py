@@ -42,6 +42,7 @@ class Resolved:
     derived: frozenset[str]  # keys filled by a derived rule
     notes: tuple[str, ...]  # how the derived values were made
     cols: dict[str, np.ndarray]  # the one row's model columns
+    idle: frozenset[str] = frozenset()  # keys that act on nothing in this scenario (Input.applies false)
 
 
 def device_catalog(devices: Mapping[str, HardwareSpec] | None = None) -> dict[str, HardwareSpec]:
@@ -247,6 +248,8 @@ def resolve(data: Any, devices: Mapping[str, HardwareSpec] | None = None, *, rul
     values: dict[str, Any] = {}
     derived: set[str] = set()
     notes: list[str] = []
+    idle = frozenset(inp.key for inp in INPUTS.values()
+                     if inp.applies is not None and not bool(np.asarray(inp.applies(cols)).reshape(-1)[0]))
     for inp in INPUTS.values():
         rule = inp.derived
         if rule is not None and (inp.key not in given or rule.always) and inp.column is not None:
@@ -257,7 +260,7 @@ def resolve(data: Any, devices: Mapping[str, HardwareSpec] | None = None, *, rul
             value = table.ids[int(number)] if inp.kind == "device" else inp.decode(number)
             values[inp.key] = value
             derived.add(inp.key)
-            if inp.key not in given or value != given[inp.key]:
+            if (inp.key not in given or value != given[inp.key]) and inp.key not in idle:
                 notes.append(f"{inp.key} = {_show(value)}: {rule.text}")
         elif inp.key in given:
             values[inp.key] = given[inp.key]
@@ -270,4 +273,4 @@ def resolve(data: Any, devices: Mapping[str, HardwareSpec] | None = None, *, rul
                 problems.append(rule.message(row))
     if problems:
         raise ScenarioError(problems)
-    return Resolved(values, user, frozenset(derived - set(user)), tuple(notes), cols)
+    return Resolved(values, user, frozenset(derived - set(user)), tuple(notes), cols, idle)

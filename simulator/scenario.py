@@ -89,10 +89,11 @@ class _ScenarioBase:
     notes: tuple[str, ...] = field(default=(), compare=False)  # how defaults and the shape were derived
     derived: frozenset[str] = field(default=frozenset(), compare=False)  # keys filled from other inputs
     given: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the user chose, by dotted key
+    idle: frozenset[str] = field(default=frozenset(), compare=False)  # keys acting on nothing here (Input.applies)
 
     @property
     def dp(self) -> int:
-        return self.cluster.gpus // (self.cluster.tp * self.cluster.pp)
+        return self.cluster.gpus // (self.cluster.tp * self.cluster.cp * self.cluster.pp)
 
     def value(self, dotted: str) -> Any:
         section, name = split_key(dotted)
@@ -121,7 +122,7 @@ class _ScenarioBase:
         name, data = _split_name(data)
         r = resolve(data, devices, rules=rules)
         sections = {s: SECTION_TYPES[s](**vals) for s, vals in _sectioned(r.values).items()}
-        return cls(**sections, name=name, notes=r.notes, derived=r.derived, given=r.given)
+        return cls(**sections, name=name, notes=r.notes, derived=r.derived, given=r.given, idle=r.idle)
 
     @classmethod
     def from_json(cls, text: str | bytes, devices: Mapping[str, Any] | None = None, *,

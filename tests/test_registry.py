@@ -230,7 +230,7 @@ NEEDS: dict[str, dict[str, dict[str, Any]]] = {
     "training.zero_stage": {"cluster": {"sync": "ring"}},
     # mixture-of-experts and MLA inputs act on a model that has experts or latent attention
     **{f"model.{k}": {"model": {"attention": "mla"}} for k in ("mla_q_lora_rank", "mla_kv_lora_rank", "mla_rope_dim")},
-    **{k: {"model": {"moe_experts": 8}} for k in ("model.moe_top_k", "model.moe_shared_experts",
+    **{k: {"model": {"moe_experts": 8}} for k in ("model.moe_top_k", "model.moe_shared_experts", "model.moe_granularity",
                                                    "model.moe_ffn_hidden", "model.moe_dense_layers",
                                                    "model.moe_layer_step", "training.moe_capacity_factor")},
     "cluster.ep": {"model": {"moe_experts": 8}},
@@ -459,7 +459,7 @@ def test_scenario_sections_have_exactly_the_registry_keys():
     assert tuple(SECTION_TYPES) == SECTIONS
     scenario_fields = [f.name for f in dataclasses.fields(Scenario)]
     assert [f for f in scenario_fields if f in SECTIONS] == list(SECTIONS)
-    assert set(scenario_fields) - set(SECTIONS) == {"name", "notes", "derived", "given"}
+    assert set(scenario_fields) - set(SECTIONS) == {"name", "notes", "derived", "given", "idle"}
     for section, cls in SECTION_TYPES.items():
         assert [f.name for f in dataclasses.fields(cls)] == section_keys(section), section
     resolved = Scenario.from_dict(SWEEP_BASES["small"]).to_dict()

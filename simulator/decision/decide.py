@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator.architecture import counts
 from simulator.catalog import HardwareSpec
 from simulator.decision.risk import Outcome, RiskAware, pool_of, respect_risk
 from simulator.decision.search import (
@@ -28,7 +29,7 @@ from simulator.decision.space import SEARCHED, base_inputs, open_space
 from simulator.decision.uncertainty import MonteCarlo, Swing, monte_carlo, tornado
 from simulator.errors import ScenarioError
 from simulator.evaluator import evaluate, scenario_device_correlations, scenario_rows, scenario_spreads
-from simulator.inputs import INPUTS
+from simulator.inputs import INPUTS, section_of
 from simulator.keys import split_key
 from simulator.plan import Plan
 from simulator.scenario import Scenario
@@ -53,6 +54,62 @@ class ParetoPoint:
 
 
 @dataclass(frozen=True)
+class Architecture:
+    """One architecture's candidates in a search: "dense" or "mixture-of-experts"."""
+
+    name: str
+    feasible: int
+    pick: ParetoPoint | None  # its plan for the objective (least loss within the budget, or least cost reaching the
+    #                           target), None where none of its candidates meets it
+    front: tuple[ParetoPoint, ...]
+    params: tuple[float, float] | None = None  # (total, active) parameters of the pick
+
+    def to_dict(self) -> dict[str, Any]:
+        point = (None if self.pick is None else {"total_cost_usd": self.pick.total_cost_usd,
+                                                 "quality_loss": self.pick.quality_loss, "scenario": self.pick.choice,
+                                                 "total_params": self.params[0], "active_params": self.params[1]})
+        return {"name": self.name, "feasible": self.feasible, "pick": point,
+                "pareto": [{"total_cost_usd": p.total_cost_usd, "quality_loss": p.quality_loss, "scenario": p.choice}
+                           for p in self.front]}
+
+
+ARCHITECTURE_KEY = "model.moe_experts"  # the searched key that tells a mixture-of-experts candidate from a dense one
+
+
+def counted_params(scenario: Scenario) -> tuple[float, float]:
+    """(total, active) parameters of a scenario's model (simulator.architecture.counts on its model columns)."""
+    model = scenario.model
+    cols = {inp.column: np.array([inp.encode(getattr(model, inp.name))]) for inp in section_of("model")
+            if inp.column is not None and getattr(model, inp.name, None) is not None}
+    total, active = counts(cols)
+    return float(total[0]), float(active[0])
+
+
+def architectures(c: Candidates, ok: np.ndarray, cost: np.ndarray, loss: np.ndarray, objective: str,
+                  budget_usd: float, target: float | None,
+                  scenario_of_choice: Callable[[dict[str, Any]], Scenario] | None = None) -> tuple[Architecture, ...]:
+    """Each architecture the search holds (dense, mixture-of-experts), its front and its pick among the feasible
+    rows `ok` (with their `cost` and `loss`), the pick's parameter counts where `scenario_of_choice` makes its
+    scenario; () when the search has one."""
+    if ARCHITECTURE_KEY not in c.choices or len(np.unique(c.choices[ARCHITECTURE_KEY])) < 2:
+        return ()
+    moe = np.asarray(c.choices[ARCHITECTURE_KEY], dtype=float)[ok] > 0
+    out = []
+    for name, rows in (("dense", np.flatnonzero(~moe)), ("mixture-of-experts", np.flatnonzero(moe))):
+        front = rows[pareto_front(cost[rows], loss[rows])] if rows.size else rows
+        j = pick(cost[front], loss[front], objective, budget_usd, target) if front.size else None
+        points = tuple(ParetoPoint(float(cost[i]), float(loss[i]), c.choice(int(ok[i])))
+                       for i in front[_thin(np.arange(front.size), MAX_PARETO_POINTS)])
+        chosen = None if j is None else ParetoPoint(float(cost[front[j]]), float(loss[front[j]]),
+                                                    c.choice(int(ok[front[j]])))
+        counted = None
+        if chosen is not None and scenario_of_choice is not None:
+            counted = counted_params(scenario_of_choice(chosen.choice))
+        out.append(Architecture(name, int(rows.size), chosen, points, counted))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Decision:
     scenario: Scenario  # the question as asked
     objective: str
@@ -70,6 +127,10 @@ class Decision:
     devices: Mapping[str, HardwareSpec] | None = None  # the caller's calibrated devices the plan may run on
     global_sensitivity: GlobalSensitivity | None = None  # Sobol' indices of total cost, training days and loss
     risk: RiskAware | None = None  # how the recommendation respects the tolerance, beside the risk-neutral pick
+    # dense or mixture-of-experts: each architecture's own front and its pick by the same objective among the coarse
+    # candidates (empty where the search has one architecture), so a page can say which answers the question and
+    # draw both
+    architectures: tuple[Architecture, ...] = ()
 
     @property
     def total_cost_usd(self) -> float | None:
@@ -102,6 +163,7 @@ class Decision:
             "sensitivity": [s.to_dict() for s in self.sensitivity],
             "global_sensitivity": None if self.global_sensitivity is None else self.global_sensitivity.to_dict(),
             "risk": None if self.risk is None else self.risk.to_dict(),
+            "architectures": [a.to_dict() for a in self.architectures],
         }
 
 
@@ -246,6 +308,9 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     grid = open_space(scenario, space)
     coarse = candidates if candidates is not None else candidates_for(scenario, devices, grid)
     ok, cost, loss, front = coarse.view(d.max_training_days)
+    base_of_grid = base_inputs(scenario, searched=tuple(grid))
+    kinds = architectures(coarse, ok, cost, loss, d.objective, d.budget_usd, target,
+                          lambda choice: scenario_of(base_of_grid, choice, devices))
     # the objective's plan is on the front (least loss within a budget, least cost reaching a loss), so it is
     # picked among the front's points only
     j = pick(cost[front], loss[front], d.objective, d.budget_usd, target)
@@ -285,7 +350,7 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
             coarse, ok, cost, d.objective, d.budget_usd, target,
             _Explainer(coarse, scenario, grid, devices, d.max_training_days))
         return Decision(scenario, d.objective, d.budget_usd, target, None, missing, tuple(points), n_eval,
-                        int(ok.size), search_s, None, (), sample, devices)
+                        int(ok.size), search_s, None, (), sample, devices, architectures=kinds)
     rec_scenario = scenario_of(base_inputs(scenario, searched=tuple(grid)), best, devices, name=scenario.name)
     plan = evaluate(rec_scenario, devices)
     spread = scenario_spreads(rec_scenario, devices)  # the devices' and the model's own error
@@ -297,7 +362,8 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     bars = tornado(cols, spread, COST, LOSS)
     indices = global_sensitivity(cols, spread, SOBOL_OUTPUTS, d.sobol_samples, d.seed, corr)
     return Decision(scenario, d.objective, d.budget_usd, target, plan, None, tuple(points), n_eval, int(ok.size),
-                    search_s, mc, tuple(bars), sample, devices, indices, None if outcome is None else outcome.risk)
+                    search_s, mc, tuple(bars), sample, devices, indices, None if outcome is None else outcome.risk,
+                    kinds)
 
 
 def plan_monte_carlo(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None,

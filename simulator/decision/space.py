@@ -15,9 +15,16 @@ from simulator.keys import nested, split_key
 from simulator.scenario import Scenario
 
 # What the search chooses; everything else (accelerator, precision, prices, traffic, ...) stays as the user set it.
-SEARCHED = ("model.params", "training.tokens", "cluster.gpus", "cluster.tp", "cluster.pp",
+SEARCHED = ("model.params", "model.moe_experts", "training.tokens", "cluster.gpus", "cluster.tp", "cluster.pp",
             "compression.weight_bits", "compression.quant_method", "serving.gpus_per_replica")
-FREED = ("model.preset", *SHAPE_KEYS, "model.kv_heads", "model.ffn_hidden", "training.zero_stage",
+# The mixture-of-experts candidate beside each dense one: 64 fine-grained experts, 8 per token, each an eighth of the
+# dense FFN (granularity 8), so it computes per token what the dense model of its size computes (plus the router) and
+# holds about 8× its FFN weights: the fine-grained design of DeepSeekMoE (Dai et al. 2024) and Qwen3 (128 experts,
+# top-8), at the granularity Krajewski et al. 2024 (Fig. 1, §6) find compute-optimal from about 1e21 FLOPs on.
+MOE_EXPERTS = 64
+MOE_DESIGN = {"model.moe_top_k": 8, "model.moe_granularity": 8}
+FREED = ("model.preset", *SHAPE_KEYS, "model.kv_heads", "model.ffn_hidden", "model.head_dim", "training.zero_stage",
+         "cluster.ep", "serving.ep",  # expert parallelism follows each candidate's experts and layout
          "cluster.first_stage_layers", "cluster.last_stage_layers")
 # The model, its tokens and its training cluster are what a decision is about: always searched (a scenario must give
 # a size; it is only the search's start). The rest is searched only where the scenario leaves it open: a searched
@@ -28,6 +35,7 @@ CLOSED_BY: dict[str, tuple[str, ...]] = {
     "compression.weight_bits": QUANTIZATION,
     "compression.quant_method": QUANTIZATION,
     "serving.gpus_per_replica": ("serving.gpus_per_replica",),
+    "model.moe_experts": ("model.moe_experts", "model.moe_top_k", "model.moe_granularity", "model.moe_ffn_hidden"),
 }
 
 MIN_SEARCHED_BITS = 4  # the fewest weight bits the decision tries
@@ -48,11 +56,13 @@ def _round_sig(values: np.ndarray, digits: int = 2) -> list[float]:
 
 
 def default_space(per_decade: int = 4) -> dict[str, list[Any]]:
-    """About a million candidates: sizes 100M-1T and tokens 10B-30T at `per_decade` points a decade, clusters of
-    8 to 16,384 GPUs with every power-of-two tensor and pipeline split up to 8 and 16, and where registered,
-    16/8/4-bit weights (GPTQ) and 1-8 GPUs per serving replica."""
+    """About two million candidates: sizes 100M-1T (for an MoE, its active size) and tokens 10B-30T at `per_decade`
+    points a decade, dense or mixture-of-experts (MOE_DESIGN), clusters of 8 to 16,384 GPUs with every power-of-two
+    tensor and pipeline split up to 8 and 16, and where registered, 16/8/4-bit weights (GPTQ) and 1-8 GPUs per
+    serving replica."""
     space: dict[str, list[Any]] = {
         "model.params": _round_sig(np.logspace(8, 12, 4 * per_decade + 1)),
+        "model.moe_experts": [0, MOE_EXPERTS],  # dense, or the MoE_DESIGN of the same active size
         "training.tokens": _round_sig(np.logspace(10, 13.5, round(3.5 * per_decade) + 1)),
         "cluster.gpus": [2**k for k in range(3, 15)],
         "cluster.tp": [1, 2, 4, 8],
@@ -83,6 +93,10 @@ def base_inputs(scenario: Scenario, question: bool = True,
     for key in (*(k for k in searched if k not in closed(scenario)), *FREED):
         section, name = split_key(key)
         data.get(section, {}).pop(name, None)
+    if "model.moe_experts" in searched and "model.moe_experts" not in closed(scenario):
+        for key, value in MOE_DESIGN.items():  # what an MoE candidate is (a dense one ignores it)
+            section, name = split_key(key)
+            data.setdefault(section, {})[name] = value
     if "model.params" in scenario.given or "model.preset" in scenario.given or any(
             k in scenario.given for k in SHAPE_KEYS):  # a valid base for the sweep: the size given, else counted
         params = INPUTS["model.params"]  # (a shape's count may lie a little past the bounds of a given size)

@@ -11,6 +11,7 @@ from simulator.compression.constants import load_fitted
 from simulator.compression.penalty import loss_delta
 from simulator.compression.rows import on_rows
 from simulator.compression.small_scale import reference as small_scale_curves
+from simulator.families.training_inputs import moe_model
 from simulator.quality import LAWS, compute_optimal, loss
 from simulator.quality_moe import JOINT_MOE, expansion, outside_fit, ratio_sigma, reducible_ratio
 from simulator.registry import Columns, Family, FieldGroup, FigureSpec, Input, Rule, Section
@@ -27,7 +28,7 @@ INPUTS = (
           "reducible loss relative to the dense model of its active parameters (Ludziejewski et al. 2025); 1 = the "
           "published law. Its spread is the law's held-out error (docs/quality.md). No effect on a dense model.",
           "ratio", 0.0, 10.0, default=1.0, link="mgs", column="moe_gain_scale", step=0.01,
-          spread=ratio_sigma(), provenance="published", spread_applies=lambda c: c["moe_experts"] > 0),
+          spread=ratio_sigma(), provenance="published", applies=moe_model),
 )
 
 FIGURES = (

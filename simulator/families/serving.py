@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from simulator.compression.constants import FORMATS
+from simulator.families.training_inputs import moe_model
 from simulator.registry import (
     Columns,
     Derived,
@@ -78,7 +79,7 @@ INPUTS = (
           "(serving.moe_imbalance). Must divide serving.gpus_per_replica and model.moe_experts. Empty = the largest "
           "that divides both (1 for a dense model).", "GPUs", 1, 1024, link="sep", column="serving_ep",
           derived=Derived("the largest divisor of both serving.gpus_per_replica and model.moe_experts (1 when dense)",
-                          _ep_default, ("serving.gpus_per_replica", "model.moe_experts"))),
+                          _ep_default, ("serving.gpus_per_replica", "model.moe_experts")), applies=moe_model),
     Input("serving.attention_dp", "bool", "Attention data parallel", "Each GPU of the replica holds the whole "
           "attention (and every weight but the routed experts) and its own requests' KV cache, and the MoE layers "
           "reach the experts by all-to-all (TensorRT-LLM's enable_attention_dp; with serving.ep = GPUs per replica "
@@ -89,7 +90,8 @@ INPUTS = (
           "(1 = balanced). Empty = training.moe_imbalance, the trained router's balance; give it where served "
           "traffic balances differently from training batches.", "ratio", 1.0, 64.0, link="simb",
           column="serving_moe_imbalance", step=0.05,
-          derived=Derived("training.moe_imbalance", lambda c: c["moe_imbalance"], ("training.moe_imbalance",))),
+          derived=Derived("training.moe_imbalance", lambda c: c["moe_imbalance"], ("training.moe_imbalance",)),
+          applies=moe_model),
     Input("serving.prompt_tokens", "int", "Prompt tokens", "Mean input tokens per request.", "tokens", 1,
           10_000_000, default=1000, link="pin", column="prompt_tokens", step=100),
     Input("serving.output_tokens", "int", "Output tokens", "Mean generated tokens per request.", "tokens", 1,

@@ -12,6 +12,16 @@ from simulator.training import choice, params_from_shape
 from simulator.training.codes import RECOMPUTE, SHARDING, SYNC_METHODS, SYNC_PS
 
 MLP_KINDS = ("gelu", "swiglu")
+
+
+def moe_model(c):
+    """Where a mixture-of-experts input acts: a model with routed experts."""
+    return c["moe_experts"] > 0
+
+
+def mla_model(c):
+    """Where a multi-head latent attention input acts."""
+    return c["attention"] == architecture.MLA
 PRECISIONS = ("bf16", "fp16", "fp8", "fp32", "tf32")
 SHAPE_KEYS = ("model.layers", "model.hidden", "model.heads")
 BILLION = 1e9
@@ -37,6 +47,22 @@ def _params_counted(c):
     if np.all(plain):
         return dense
     return np.where(plain, dense, architecture.counts(c)[0])
+
+
+EP_TRIED = tuple(2**i for i in range(11))  # 1 ... 1024
+
+
+def _ep_default(c):
+    """Megatron-Core's guidance (MoE README, parallel layout): expert parallelism first, within a node (NVLink); the
+    widest power of two dividing the experts and the data-parallel width, at most gpus_per_node / (tp·cp)."""
+    dp = c["gpus"] / (c["tp"] * c["pp"] * c["cp"])
+    room = np.maximum(np.floor(c["gpus_per_node"] / (c["tp"] * c["cp"])), 1.0)
+    best = np.ones(np.broadcast_shapes(*(np.shape(c[k]) for k in ("gpus", "tp", "pp", "cp", "gpus_per_node",
+                                                                  "moe_experts"))))
+    for p in EP_TRIED[1:]:
+        ok = (np.fmod(c["moe_experts"], p) == 0) & (np.fmod(dp, p) == 0) & (p <= room) & (c["moe_experts"] > 0)
+        best = np.where(ok, float(p), best)
+    return best
 
 
 def _attention_default(c):
@@ -84,31 +110,38 @@ MODEL = (
                           ("model.kv_heads", "model.heads"))),
     Input("model.mla_q_lora_rank", "int", "MLA query rank", "Multi-head latent attention: width the queries are "
           "compressed to (DeepSeek-V3: 1536); 0 = no query compression (DeepSeek-V2-Lite).", "", 0, 1_000_000,
-          default=1536, link="mlaq", column="mla_q_rank", provenance="published"),
+          default=1536, link="mlaq", column="mla_q_rank", provenance="published", applies=mla_model),
     Input("model.mla_kv_lora_rank", "int", "MLA key/value rank", "Multi-head latent attention: the latent keys and "
           "values are compressed to, and what the KV cache stores per token and layer (DeepSeek-V2/V3: 512).", "",
-          1, 1_000_000, default=512, link="mlakv", column="mla_kv_rank", provenance="published"),
+          1, 1_000_000, default=512, link="mlakv", column="mla_kv_rank", provenance="published", applies=mla_model),
     Input("model.mla_rope_dim", "int", "MLA rotary width", "Multi-head latent attention: per-head width of the "
           "decoupled rotary key and query (DeepSeek-V2/V3: 64), cached once per token.", "", 0, 100_000, default=64,
-          link="mlar", column="mla_rope_dim", provenance="published"),
+          link="mlar", column="mla_rope_dim", provenance="published", applies=mla_model),
     Input("model.moe_experts", "int", "Routed experts", "Mixture-of-experts: routed experts per MoE layer (Shazeer et "
           "al. 2017; Fedus et al. 2022). 0 = a dense model.", "experts", 0, 100_000, default=0, link="moe",
           column="moe_experts"),
     Input("model.moe_top_k", "int", "Experts per token", "Mixture-of-experts: routed experts each token goes to "
-          "(Mixtral: 2, DeepSeek-V3 and Qwen3: 8).", "experts", 1, 1024, default=2, link="topk", column="moe_top_k"),
+          "(Mixtral: 2, DeepSeek-V3 and Qwen3: 8).", "experts", 1, 1024, default=2, link="topk", column="moe_top_k",
+          applies=moe_model),
     Input("model.moe_shared_experts", "int", "Shared experts", "Mixture-of-experts: experts every token also goes to "
           "(DeepSeekMoE, Dai et al. 2024; DeepSeek-V3 and Llama 4: 1), of the routed experts' width.", "experts", 0,
-          1024, default=0, link="shx", column="moe_shared"),
+          1024, default=0, link="shx", column="moe_shared", applies=moe_model),
+    Input("model.moe_granularity", "int", "Expert granularity", "Mixture-of-experts: the dense FFN's width over one "
+          "expert's (Krajewski et al. 2024, G = d_ff / d_expert); sets the expert width when it is not given. 1 = "
+          "experts as wide as the dense FFN (Mixtral).", "", 1, 1024, default=1, link="gran",
+          column="moe_granularity", applies=moe_model),
     Input("model.moe_ffn_hidden", "int", "Expert FFN hidden size", "Inner width of one expert; empty = the dense FFN's "
-          "(Mixtral). Fine-grained experts are narrower (DeepSeek-V3: 2048 beside hidden 7168).", "", 8, 10_000_000,
-          link="effn", column="moe_ffn_hidden", step=256,
-          derived=Derived("model.ffn_hidden", lambda c: c["ffn_hidden"], ("model.ffn_hidden",))),
+          "over the granularity (Mixtral: the dense FFN's). Fine-grained experts are narrower (DeepSeek-V3: 2048 "
+          "beside hidden 7168).", "", 8, 10_000_000, link="effn", column="moe_ffn_hidden", step=256,
+          derived=Derived("model.ffn_hidden / model.moe_granularity",
+                          lambda c: np.maximum(np.round(c["ffn_hidden"] / c["moe_granularity"]), 8.0),
+                          ("model.ffn_hidden", "model.moe_granularity")), applies=moe_model),
     Input("model.moe_dense_layers", "int", "Leading dense layers", "Mixture-of-experts: the first layers keep a dense "
           "FFN of model.ffn_hidden (DeepSeek-V3: 3).", "layers", 0, 10_000, default=0, link="mdl",
-          column="moe_dense_layers"),
+          column="moe_dense_layers", applies=moe_model),
     Input("model.moe_layer_step", "int", "MoE layer every", "Mixture-of-experts: after the leading dense layers, "
           "every k-th layer is MoE and the others dense (Llama 4 Maverick: 2; most: 1).", "layers", 1, 1000,
-          default=1, link="mls", column="moe_layer_step"),
+          default=1, link="mls", column="moe_layer_step", applies=moe_model),
     Input("model.tie_embeddings", "bool", "Tied embeddings", "One table for the input embedding and the output layer "
           "(GPT-2/3); the MoE models here keep two.", default=True, link="tie", column="tied"),
     Input("model.mlp", "choice", "MLP", "GELU (GPT-3, Chinchilla: 2 matrices) or gated SwiGLU (LLaMA: 3 matrices).",
@@ -151,11 +184,12 @@ TRAINING = (
           "expert-parallel rank over the mean (1 = balanced, as in force-balanced benchmark runs). The default is "
           "assumed between the maximal violations published for auxiliary-loss balancing (0.72) and loss-free "
           "balancing (0.04) by Wang et al. 2024 (Table 1).", "ratio", 1.0, 64.0, default=1.2, link="imb",
-          column="moe_imbalance", step=0.05, spread=0.15, spread_applies=lambda c: c["moe_experts"] > 0),
+          column="moe_imbalance", step=0.05, spread=0.15, applies=moe_model),
     Input("training.moe_capacity_factor", "float", "Expert capacity factor", "Mixture-of-experts: tokens an expert "
           "takes at most, as a multiple of an even share (Fedus et al. 2022, Switch Transformer §2.1); the rest are "
           "dropped. \"dropless\" = no cap (MegaBlocks, Gale et al. 2023; Megatron-Core's default).", "ratio", 1.0,
-          64.0, default="dropless", link="capf", column="moe_capacity", step=0.05, words={"dropless": 0.0}),
+          64.0, default="dropless", link="capf", column="moe_capacity", step=0.05, words={"dropless": 0.0},
+          applies=moe_model),
     Input("training.sharding", "choice", "Data sharding", "Random (i.i.d.) shards, or sequential slices per worker, "
           "which slow asynchronous SGD.", choices=SHARDING, default="random", link="shard", column="sharding"),
 )
@@ -183,8 +217,12 @@ CLUSTER = (
           1024, default=1, link="cp", column="cp"),
     Input("cluster.ep", "int", "Expert parallel", "Mixture-of-experts: the routed experts split over this many GPUs, "
           "tokens sent to their experts and back by all-to-all (Lepikhin et al. 2021, GShard). Megatron-Core draws "
-          "these GPUs from the data-parallel ones, so it divides the data-parallel width and the experts.", "GPUs", 1,
-          100_000, default=1, link="ep", column="ep"),
+          "these GPUs from the data-parallel ones, so it divides the data-parallel width and the experts. Empty = "
+          "the widest that stays within a node (1 for a dense model).", "GPUs", 1, 100_000, link="ep", column="ep",
+          derived=Derived("the widest power of two dividing the experts and the data-parallel width within a node "
+                          "(gpus per node / (tp × cp)); 1 for a dense model", _ep_default,
+                          ("model.moe_experts", "cluster.gpus", "cluster.tp", "cluster.pp", "cluster.cp",
+                           "cluster.gpus_per_node")), applies=moe_model),
     Input("cluster.first_stage_layers", "int", "Layers on the first stage", "Blocks on the first pipeline stage, "
           "which also holds the embedding (Megatron-LM --decoder-first-pipeline-num-layers); empty = even split "
           "when the layers divide, else the planner balances the stages.", "layers", 1, 10_000,
