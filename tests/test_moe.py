@@ -191,3 +191,40 @@ def test_mla_counts_its_latent_projections():
     per_layer = (1024 * 256 + 256 * 8 * 160) - 1024 * 8 * 160
     assert p1.value("model.total_params") - p0.value("model.total_params") == 4 * per_layer
     assert np.isfinite(p1.value("training.step_time_s"))
+
+
+def test_the_decision_searches_dense_and_mixture_of_experts_and_says_which():
+    """The search holds both architectures: each has its own front and pick, the chart draws the one the
+    recommendation is not, and a sentence names both with active and total parameters."""
+    from report import decision_charts as charts
+    from report import decision_text as text
+    from simulator.decision.decide import decide
+
+    scenario = Scenario.from_dict({"model": {"params": 7e9}, "cluster": {"accelerator": "H100-SXM"},
+                                   "serving": {"requests_per_s": 0.2, "prompt_tokens": 1024, "output_tokens": 256},
+                                   "decision": {"budget_usd": 5e6, "horizon_months": 36, "samples": 0}})
+    d = decide(scenario)
+    kinds = {k.name: k for k in d.architectures}
+    assert set(kinds) == {"dense", "mixture-of-experts"}
+    moe = kinds["mixture-of-experts"]
+    assert moe.feasible > 0 and moe.pick is not None and moe.pick.choice["model.moe_experts"] == 64
+    total, active = moe.params
+    assert total > 3 * active  # 64 experts of an eighth of the FFN, 8 per token: about 8× the FFN weights
+    assert all(p.choice["model.moe_experts"] == 64 for p in moe.front)
+    frame = charts.pareto_frame(d)
+    spec = charts.pareto_spec(frame, d.budget_usd)
+    other = charts.other_architecture(d)
+    assert other is not None and len(spec["datasets"]["other front"]) == len(other.front)
+    sentence = text.architecture_sentence(d)
+    assert sentence.startswith("Dense or mixture-of-experts: the best dense plan")
+    assert "64 experts" in sentence and "active of" in sentence
+    assert d.to_dict()["architectures"][1]["pick"]["active_params"] == active
+
+
+def test_a_user_who_fixes_the_experts_keeps_them():
+    """A scenario that gives model.moe_experts closes the architecture: every candidate keeps its experts."""
+    from simulator.decision.space import closed
+
+    scenario = Scenario.from_dict({"model": {"params": 7e9, "moe_experts": 8, "moe_top_k": 2},
+                                   "decision": {"budget_usd": 5e6}})
+    assert "model.moe_experts" in closed(scenario)
