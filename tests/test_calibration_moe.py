@@ -280,3 +280,12 @@ def test_an_unknown_model_under_moe_layer_is_refused():
     prof["fits"]["compute"]["moe_layer"]["cpu/fp32"]["model"] = "block_inventory"
     with pytest.raises(ProfileError, match="is not a model fitted here; expected one of moe_inventory"):
         load_profile(json.dumps(prof).encode())
+
+
+def test_every_consumer_of_a_profile_works_on_the_new_fits():
+    # the Calibrate page's and the simulator's uses of a profile
+    from test_profile_hostile import consumers_work
+
+    prof = new_profile()
+    consumers_work(prof, [("fits", "compute", "moe_layer", "cpu/fp32"),
+                          ("fits", "collectives", "all_to_all", "by_world", "2")])
