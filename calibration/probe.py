@@ -157,6 +157,12 @@ def step_cost(step: Step) -> tuple[float, float]:
     if step.bench == "block_fwd_bwd":
         h, s, b = int(p["hidden"]), int(p["seq"]), int(p["batch"])
         return block_flops(b, s, h), float(12 * h * h * elt)
+    if step.bench == "moe_layer":  # expert and router GEMMs; the bytes: weights, then the routing passes
+        from simulator.profile_models import moe_expert_flops, moe_layer_inventory
+
+        t, e, k, h, f = (int(p[x]) for x in ("tokens", "experts", "top_k", "hidden", "expert_ffn"))
+        _, moved = moe_layer_inventory(t, e, k, h, f, elt)
+        return float(moe_expert_flops(t, k, h, f)) + 2.0 * t * h * e, float(3 * e * h * f * elt + sum(moved.values()))
     if step.bench in ("infer_linear", "prune_latency"):
         h, b, layers = int(p["hidden"]), int(p["batch"]), int(p.get("layers", 1))
         return 2.0 * b * h * h * layers, float(h * h * layers * elt)

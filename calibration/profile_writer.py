@@ -95,7 +95,7 @@ def summarize(rows: list[dict[str, Any]], fits: dict[str, Any], dropped: list[st
     noisy = [i for i, r in enumerate(rows) if r.get("status") == "ok" and r.get("p25_s") and r.get("p75_s")
              and (r["p75_s"] - r["p25_s"]) > NOISY_IQR_FRACTION * r["median_s"]]
     compute = {f"{b}/{k}": f["params"]["achieved_tflops"] for b, g in fits["compute"].items()
-               for k, f in g.items() if f.get("status") == "ok"}
+               for k, f in g.items() if f.get("status") == "ok" and "achieved_tflops" in f["params"]}
     busbw = {f"{op}/{w}": f["params"].get("busbw_GBps") for op, g in fits["collectives"].items()
              for w, f in g["by_world"].items() if f.get("status") == "ok" and "busbw_GBps" in f["params"]}
     return {

@@ -27,18 +27,19 @@ from typing import Any, Literal
 Status = Literal["ok", "failed", "skipped"]
 
 BENCHES: tuple[str, ...] = (
-    "gemm", "block_fwd_bwd", "all_reduce", "all_gather", "reduce_scatter", "broadcast",
+    "gemm", "block_fwd_bwd", "moe_layer", "all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all",
     "ps_push_pull", "ddp_step", "infer_linear", "prefill", "decode", "prune_latency",
 )
 BENCH_TITLES: dict[str, str] = {  # what each bench measures, in a reader's words (the plan on the Calibrate page)
     "gemm": "matrix multiplies (GEMM)", "block_fwd_bwd": "transformer block, forward and backward",
+    "moe_layer": "mixture-of-experts layer, forward", "all_to_all": "all-to-all",
     "all_reduce": "all-reduce", "all_gather": "all-gather", "reduce_scatter": "reduce-scatter",
     "broadcast": "broadcast", "ps_push_pull": "parameter-server push and pull", "ddp_step": "DDP training step",
     "infer_linear": "inference linear layers", "prefill": "prefill (prompt processing)",
     "decode": "decode (token generation)", "prune_latency": "pruned layers' latency",
 }
 DISTRIBUTED_BENCHES: frozenset[str] = frozenset(
-    {"all_reduce", "all_gather", "reduce_scatter", "broadcast", "ps_push_pull", "ddp_step"}
+    {"all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "ps_push_pull", "ddp_step"}
 )
 ROW_KEYS: tuple[str, ...] = (
     "bench", "device", "dtype", "params", "world_size", "oversubscribed", "repeats", "median_s",

@@ -163,7 +163,8 @@ def compare(profile: dict[str, Any], remeasure: Remeasure, nproc: int | None = N
 
 
 def _label(pt: dict[str, Any], record: dict[str, Any]) -> str:
-    extras = ", ".join(f"{k}={pt[k]:g}" for k in ("world_size", "servers", "workers", "batch", "hidden", "context")
+    extras = ", ".join(f"{k}={pt[k]:g}" for k in ("world_size", "servers", "workers", "batch", "hidden", "context",
+                                                  "experts", "top_k", "expert_ffn")
                        if isinstance(pt.get(k), int | float) and not isinstance(pt.get(k), bool))
     return f"{record.get('x_name', 'x')}={pt['x']:.4g}" + (f" ({extras})" if extras else "")
 

@@ -30,7 +30,7 @@ SOURCES = ("quality.dense_loss", "quality.loss_delta", "training.step_time_s", "
 ALTERNATIVES = 8
 SPREAD_GROUPS = {"gemm_eff_max": "peak_tflops", "gemm_dim_half": "peak_tflops", "hbm_eff": "hbm",
                  "decode_mem_eff": "hbm", "decode_kv_eff": "hbm", "step_overhead_s": "hbm", "elementwise_eff": "hbm",
-                 "intra_GBps": "intra_node",
+                 "intra_GBps": "intra_node", "a2a_eff": "all_to_all", "moe_gemm_eff": "moe_gemm",
                  "inter_GBps": "inter_node"}  # the hardware source group each spread belongs to
 
 

@@ -31,7 +31,9 @@ SPREAD_LABELS = {"gemm_eff_max": "GEMM efficiency of the accelerator", "gemm_dim
                  "inter_GBps": "inter-node bandwidth", "decode_mem_eff": "decode memory-bandwidth efficiency",
                  "step_overhead_s": "fixed time per serving step",
                  "elementwise_eff": "elementwise (norms, activations) bandwidth efficiency",
-                 "decode_kv_eff": "decode KV-cache read efficiency"}
+                 "decode_kv_eff": "decode KV-cache read efficiency",
+                 "a2a_eff": "all-to-all efficiency relative to all-reduce",
+                 "moe_gemm_eff": "MoE layer speed relative to its dense GEMMs"}
 _POSITIVE_FIELDS = ("hbm_GB", "hbm_GBps", "intra_node_GBps", "intra_node_latency_us", "inter_node_GBps",
                     "inter_node_latency_us", "gpus_per_node", "tdp_W", "gpu_hour_usd")
 _ALIASES = {"h100": "H100-SXM", "h100sxm5": "H100-SXM", "h100pcie80gb": "H100-PCIe", "a100": "A100-80GB-SXM",

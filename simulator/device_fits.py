@@ -61,3 +61,30 @@ def fit_spread(fit: dict[str, Any], param: str, value: float | None = None) -> f
     if finite_positive(fit.get("mape_heldout_pct")):
         candidates.append(fit["mape_heldout_pct"] / 100.0)
     return min(max(candidates), MAX_SPREAD) if candidates else None
+
+
+def a2a_efficiency(profile: dict[str, Any]) -> tuple[int, float, float | None, dict[str, Any], dict[str, Any]] | None:
+    """(world size, a2a_eff, its spread, the all_to_all fit, the all_reduce fit): the all-to-all fit's bus bandwidth
+    over the all-reduce fit's at the largest world size above 1 where both have one (fits leave oversubscribed rows
+    out, so that world was not oversubscribed); None where none does. The spread adds the two fits' relative spreads
+    in quadrature (a ratio of independent estimates, first order), at most MAX_SPREAD."""
+    worlds = profile.get("fits", {}).get("collectives", {}).get("all_to_all", {}).get("by_world", {})
+    for world in sorted((int(w) for w in worlds), reverse=True):
+        a2a, ar = collective_fit(profile, "all_to_all", world), collective_fit(profile, "all_reduce", world)
+        if world > 1 and a2a and ar and "busbw_GBps" in a2a["params"] and "busbw_GBps" in ar["params"]:
+            parts = [s for s in (fit_spread(a2a, "busbw_GBps"), fit_spread(ar, "busbw_GBps")) if s is not None]
+            spread = min(math.sqrt(sum(s * s for s in parts)), MAX_SPREAD) if parts else None
+            return world, a2a["params"]["busbw_GBps"] / ar["params"]["busbw_GBps"], spread, a2a, ar
+    return None
+
+
+def moe_fit(profile: dict[str, Any], device: str, dtypes: tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
+    """(dtype, fit) of the MoE layer fit (fits.compute.moe_layer) of `device` in the first of `dtypes` fitted, else of
+    any dtype fitted; None where the profile has none."""
+    fits: dict[str, dict[str, Any]] = {}
+    for key, fit in profile.get("fits", {}).get("compute", {}).get("moe_layer", {}).items():
+        dev, _, dtype = key.partition("/")
+        if dev == device and isinstance(fit, dict) and fit.get("status") == "ok":
+            fits[dtype] = fit
+    dtype = next((d for d in (*dtypes, *sorted(fits)) if d in fits), None)
+    return None if dtype is None else (dtype, fits[dtype])

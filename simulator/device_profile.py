@@ -14,7 +14,15 @@ from typing import Any
 from simulator.catalog import SOURCE_GROUPS, HardwareSpec, device_spreads, load_catalog
 from simulator.correlations import Origin, fit_correlations
 from simulator.device_curve import curve_source, fit_gemm_curve
-from simulator.device_fits import GUESSED_SPREAD, finite_positive, fit_spread, gemm_fits, largest_allreduce
+from simulator.device_fits import (
+    GUESSED_SPREAD,
+    a2a_efficiency,
+    finite_positive,
+    fit_spread,
+    gemm_fits,
+    largest_allreduce,
+    moe_fit,
+)
 from simulator.device_serving import serving_overlay
 from simulator.training.constants import DEFAULT_CONSTANTS
 
@@ -46,6 +54,42 @@ def _datasheet_match(gpu_name: str) -> HardwareSpec | None:
         if _slug(spec.id) == wanted or wanted in _slug(spec.display_name):
             return spec
     return None
+
+
+def _moe_overlay(profile: dict[str, Any], device: str, curve_dtype: str | None, name: str, fields: dict[str, Any],
+                 sources: dict[str, str], provenance_of: dict[str, str], spreads: dict[str, float],
+                 origins: dict[str, Origin]) -> None:
+    """The mixture-of-experts columns: a2a_eff from the all-to-all and all-reduce fits, moe_gemm_eff from the MoE
+    layer fit (the efficiency curve's dtype first); where the profile has neither, the model's assumed 1.0, said so
+    (groups "all_to_all" and "moe_gemm" of provenance_of and sources)."""
+    a2a = a2a_efficiency(profile)
+    if a2a is not None:
+        world, eff, spread, a2a_fit, ar_fit = a2a
+        fields["a2a_eff"] = float(eff)
+        sources["all_to_all"] = (f"fitted: all-to-all busbw {a2a_fit['params']['busbw_GBps']:.3g} GB/s over the "
+                                 f"all-reduce's {ar_fit['params']['busbw_GBps']:.3g} GB/s at world size {world}, {name}")
+        provenance_of["all_to_all"] = "fitted"
+        spreads["a2a_eff"] = spread or GUESSED_SPREAD
+        origins["a2a_eff"] = Origin(f"fits.collectives.all_to_all.by_world.{world}", a2a_fit, "busbw_GBps")
+    else:
+        sources["all_to_all"] = (f"assumed: a2a_eff {DEFAULT_CONSTANTS.a2a_eff:g} (all-to-all at the all-reduce's "
+                                 "share of the link); the profile has no all_to_all fit at a world size above 1 with "
+                                 "an all-reduce fit")
+        provenance_of["all_to_all"] = "assumed"
+    moe = moe_fit(profile, device, tuple(d for d in (curve_dtype, *(CPU_CURVE_DTYPES if device == "cpu"
+                                                                   else GPU_CURVE_DTYPES)) if d))
+    if moe is not None:
+        dtype, fit = moe
+        fields["moe_gemm_eff"] = float(fit["params"]["moe_gemm_eff"])
+        sources["moe_gemm"] = (f"fitted: moe_gemm_eff {fit['params']['moe_gemm_eff']:.3g}, the {device}/{dtype} MoE "
+                               f"layer's dense-fit prediction over its measured time, {name}")
+        provenance_of["moe_gemm"] = "fitted"
+        spreads["moe_gemm_eff"] = fit_spread(fit, "moe_gemm_eff") or GUESSED_SPREAD
+        origins["moe_gemm_eff"] = Origin(f"fits.compute.moe_layer.{device}/{dtype}", fit, "moe_gemm_eff")
+    else:
+        sources["moe_gemm"] = (f"assumed: moe_gemm_eff {DEFAULT_CONSTANTS.moe_gemm_eff:g} (expert GEMMs at the dense "
+                               "GEMM efficiency of their shape); the profile has no MoE layer fit")
+        provenance_of["moe_gemm"] = "assumed"
 
 
 def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
@@ -118,6 +162,7 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
         provenance_of["intra_node"] = "fitted"
         spreads["intra_GBps"] = fit_spread(fit, "busbw_GBps") or spreads["intra_GBps"]
         origins["intra_GBps"] = Origin(f"fits.collectives.all_reduce.by_world.{world}", fit, "busbw_GBps")
+    _moe_overlay(profile, device, dtype, name, fields, sources, provenance_of, spreads, origins)
     correlations, correlation_notes = fit_correlations(origins)
     if correlation_notes:
         sources["correlations"] = "; ".join(correlation_notes)

@@ -13,6 +13,7 @@ from simulator.profile_models import (
     COMPUTE_MODELS,
     DECODE_MODELS,
     INVENTORY_MODELS,
+    MOE_MODELS,
     PREFILL_MODELS,
     PRUNING_MODELS,
     RATIO_MODELS,
@@ -66,7 +67,13 @@ NAMED_RANGES: dict[str, Range] = {
     "fixed_ratio": (0.0, 1000.0, True, True),
     "density_ratio": (0.0, 1000.0, True, True),
     "cache_speedup": (0.0, 1000.0, False, True),
+    # the MoE layer's speed over its dense parts (calibration/fit/moe.py); the fitter's bounds are 1e-3..1e2
+    "moe_gemm_eff": (0.0, 100.0, False, True),
 }
+# an all-to-all's bus bandwidth over the all-reduce's at one world size (the device's a2a_eff): an all-to-all moves
+# (n-1)/n of its buffer once, an all-reduce 2(n-1)/n with reductions, so the ratio sits near 1 (DeepEP's 153 GB/s on
+# 160 GB/s NVLink); 100x either way is a different machine or a broken fit
+A2A_EFF_RANGE = (1e-2, 1e2)
 SUFFIX_RANGES: tuple[tuple[str, Range, str], ...] = (  # by unit suffix: (suffix, range, what it is)
     ("_tflops", (TFLOPS_RANGE[0], TFLOPS_RANGE[1], True, False), "throughput in TFLOP/s"),
     ("_GBps", (GBPS_RANGE[0], GBPS_RANGE[1], True, True), "bandwidth in GB/s"),
@@ -77,7 +84,8 @@ SUFFIX_RANGES: tuple[tuple[str, Range, str], ...] = (  # by unit suffix: (suffix
 # which models may sit where (a path prefix under fits); elsewhere any known model
 MODELS_AT: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("compute", "gemm"), COMPUTE_MODELS),
-    (("compute",), (*COMPUTE_MODELS, *INVENTORY_MODELS)),
+    (("compute", "moe_layer"), MOE_MODELS),
+    (("compute",), (*COMPUTE_MODELS, *(m for m in INVENTORY_MODELS if m not in MOE_MODELS))),
     (("collectives",), COLLECTIVE_MODELS),
     (("parameter_server",), ("sharded_ps",)),
     (("ddp",), ("ddp_overlap",)),
@@ -101,8 +109,9 @@ CONTAINER_SLOTS: tuple[Pattern, ...] = (
 )
 FIT_TEXTS = ("reason", "formula", "heldout_rule", "note")
 FIT_LABELS = ("model", "candidate", "label", "op", "x_name", "y_name", "y_kind", "bench", "device", "dtype", "path",
-               "gemm_fit_source", "elem_GBps_source", "cache_bytes_source")
-POINT_FEATURES = ("ws_bytes", "batch", "hidden", "context", "tokens", "layers", "heads", "vocab", "prompt")
+               "gemm_fit_source", "elem_GBps_source", "cache_bytes_source", "mem_GBps_source")
+POINT_FEATURES = ("ws_bytes", "batch", "hidden", "context", "tokens", "layers", "heads", "vocab", "prompt", "experts",
+                  "top_k", "expert_ffn")
 POINT_RANKS = ("world_size", "servers", "workers")
 ENV_COUNTS = ("logical_cpus", "physical_cores", "available_cpus", "gpu_count")
 ENV_BYTES = ("l2_cache_bytes", "l3_cache_bytes")

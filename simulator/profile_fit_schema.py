@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.profile_checks import (
+    A2A_EFF_RANGE,
     CONTAINER_SLOTS,
     CORR_TOLERANCE,
     EFFICIENCY_MAX,
@@ -99,6 +100,30 @@ def check_fits(fits: dict[str, Any], n_rows: int) -> None:
             elif any(matches_pattern(child_keys, s) for s in (*FIT_SLOTS, *CONTAINER_SLOTS)):
                 raise fail(f"{where}.{key}", f"expected an object, got {describe_value(child)}")
         stack.extend(reversed(children))  # depth first, in file order
+    _check_a2a_ratio(fits)
+
+
+def _busbw(fits: dict[str, Any], op: str, world: str) -> float | None:
+    node = fits.get("collectives", {}).get(op)
+    fit = node.get("by_world", {}).get(world) if isinstance(node, dict) and isinstance(node.get("by_world"), dict) \
+        else None
+    value = fit.get("params", {}).get("busbw_GBps") if isinstance(fit, dict) and fit.get("status") == "ok" else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _check_a2a_ratio(fits: dict[str, Any]) -> None:
+    """The all-to-all's bus bandwidth over the all-reduce's at each world size both fitted (the device's a2a_eff)
+    within A2A_EFF_RANGE: each is a valid bandwidth alone, but their ratio is what the simulator uses."""
+    node = fits.get("collectives", {}).get("all_to_all")
+    worlds = node.get("by_world") if isinstance(node, dict) else None
+    low, high = A2A_EFF_RANGE
+    for world in worlds if isinstance(worlds, dict) else {}:
+        a2a, ar = _busbw(fits, "all_to_all", world), _busbw(fits, "all_reduce", world)
+        if a2a is not None and ar is not None and ar > 0 and not low <= a2a / ar <= high:
+            raise fail(f"fits.collectives.all_to_all.by_world.{world}.params.busbw_GBps",
+                       f"{a2a:g} GB/s is {a2a / ar:.3g}x the all-reduce's {ar:g} GB/s at world size {world}: an "
+                       f"all-to-all's efficiency relative to the all-reduce (a2a_eff) must be within {low:g}-{high:g}x; "
+                       "re-measure both on the same ranks")
 
 
 def _models_at(keys: tuple[str, ...]) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 BUS_FACTORS = {"all_reduce": "2(n-1)/n", "all_gather": "(n-1)/n", "reduce_scatter": "(n-1)/n",
-               "broadcast": "1"}
+               "broadcast": "1", "all_to_all": "(n-1)/n"}
 _HILL_PARAMS = ("overhead_s", "achieved_tflops", "x_half_flops", "hill_exponent")
 _INVENTORY_PARAMS = ("overhead_s", "gemm_scale", "elem_GBps")
 REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {  # models `predict_s` evaluates, and what each needs
@@ -38,6 +38,7 @@ REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {  # models `predict_s` evaluates,
     "roofline_sum_gemv": ("overhead_s", "achieved_tflops", "mem_GBps", "gemv_GBps"),
     "block_inventory": (*_INVENTORY_PARAMS, "element_bytes"),
     "prefill_inventory": (*_INVENTORY_PARAMS, "element_bytes"),
+    "moe_inventory": ("moe_gemm_eff", "mem_GBps", "element_bytes"),
     "ddp_overlap": ("overlap_fraction",),
     "density_linear": ("fixed_ratio", "density_ratio"),
     "shrunk_bytes": ("overhead_bytes", "cache_speedup", "cache_bytes"),
@@ -47,7 +48,8 @@ REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {  # models `predict_s` evaluates,
     "decode_kv": ("overhead_s", "per_seq_s", "per_kv_token_s"),
 }
 # models whose prediction needs the GEMM fit they were built on (stored in the record as "gemm_fit")
-INVENTORY_MODELS = ("block_inventory", "prefill_inventory")
+INVENTORY_MODELS = ("block_inventory", "prefill_inventory", "moe_inventory")
+MOE_MODELS = ("moe_inventory",)
 # a model with no parameters of its own (the ratio of two roofline fits): known, but `predict_s` refuses it
 RATIO_MODELS = ("ratio_of_roofline_fits",)
 BUS_MODELS = ("alpha_beta", "flat_then_linear", "alpha_beta_two_tier")  # across a link: the bus factor applies
@@ -64,7 +66,7 @@ def bus_factor(op: str, world_size: Any) -> Any:
     n = np.asarray(world_size, dtype=float)
     if op == "all_reduce":
         return 2 * (n - 1) / n
-    if op in ("all_gather", "reduce_scatter"):
+    if op in ("all_gather", "reduce_scatter", "all_to_all"):
         return (n - 1) / n
     if op == "broadcast":
         return np.where(n > 1, 1.0, 0.0)
@@ -179,11 +181,61 @@ def decoder_prefill_inventory(layers: Any, hidden: Any, heads: Any, vocab: Any, 
     return gemms, elems
 
 
+INDEX_BYTES = 8.0  # int64 expert ids and token indices (torch.topk / torch.argsort return int64)
+PROB_BYTES = 4.0  # the router's probabilities: softmax in fp32, as MoE routers compute it
+
+
+def moe_layer_inventory(tokens: Any, experts: Any, top_k: Any, hidden: Any, expert_ffn: Any,
+                        element_bytes: Any) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
+    """GEMMs and bytes moved of one mixture-of-experts FFN forward (calibration/bench/moe.py), tokens routed evenly.
+
+    GEMMs as (m, k, n, calls, batch per call): the router tokens x hidden -> experts, then per expert a fused
+    gate+up projection hidden -> 2·ffn and a down projection ffn -> hidden on its tokens·top_k/experts rows
+    (SwiGLU, Shazeer 2020; experts in a loop of `experts` calls each, Switch Transformer / Mixtral's per-expert
+    loop). Bytes: each tensor of the bench's passes read and written once (C = tokens·top_k token copies, e the
+    element bytes): router softmax + top-k T·E·e + 2·T·E·4 + C·(4 + 8); permute (argsort of the C expert ids, the
+    index_select gather) 2·C·h·e + 4·C·8; SwiGLU's elementwise 3·C·f·e; combine (scale by the routing weight,
+    index_add_ back) 3·C·h·e + 2·T·h·e + C·12."""
+    t, e_, k_ = (np.asarray(v, dtype=float) for v in (tokens, experts, top_k))
+    h, f, e = (np.asarray(v, dtype=float) for v in (hidden, expert_ffn, element_bytes))
+    copies = t * k_
+    rows = copies / e_  # tokens per expert, routed evenly
+    gemms = [(t, h, e_, 1.0, 1.0), (rows, h, 2.0 * f, e_, 1.0), (rows, f, h, e_, 1.0)]
+    moved = {
+        "router_bytes": t * e_ * e + 2.0 * t * e_ * PROB_BYTES + copies * (PROB_BYTES + INDEX_BYTES),
+        "permute_bytes": 2.0 * copies * h * e + 4.0 * copies * INDEX_BYTES,
+        "activation_bytes": 3.0 * copies * f * e,
+        "combine_bytes": 3.0 * copies * h * e + 2.0 * t * h * e + copies * (PROB_BYTES + INDEX_BYTES),
+    }
+    return gemms, moved
+
+
+def moe_expert_flops(tokens: Any, top_k: Any, hidden: Any, expert_ffn: Any) -> Any:
+    # SwiGLU expert (Shazeer 2020): three h x f matrices, 2 flops per multiply-add, per routed token copy
+    return 6.0 * np.asarray(tokens, dtype=float) * np.asarray(top_k, dtype=float) * np.asarray(hidden, dtype=float) \
+        * np.asarray(expert_ffn, dtype=float)
+
+
+def moe_dense_s(gemm_fit: dict[str, Any], mem_GBps: float, element_bytes: float, **shape: Any) -> Any:
+    """The MoE layer as the dense fits time it: its GEMMs by the GEMM fit (each expert GEMM a call of its own
+    shape), plus its non-GEMM bytes at `mem_GBps`: what moe_gemm_eff divides."""
+    gemms, moved = moe_layer_inventory(shape["tokens"], shape["experts"], shape["top_k"], shape["hidden"],
+                                       shape["expert_ffn"], element_bytes)
+    gemm_s = 0.0
+    for m, k, n, calls, per_call in gemms:
+        gemm_s = gemm_s + calls * _gemm_time_s(gemm_fit, m, k, n, element_bytes, per_call)
+    return gemm_s + sum(moved.values()) / (mem_GBps * 1e9)
+
+
 def _inventory_s(fit: dict[str, Any], features: dict[str, Any]) -> Any:
     p, model = fit["params"], fit["model"]
     gemm_fit = fit.get("gemm_fit")
     if not isinstance(gemm_fit, dict) or gemm_fit.get("model") not in COMPUTE_MODELS:
         raise ValueError(f"model {model!r} needs the GEMM fit it was built on (record key 'gemm_fit')")
+    if model == "moe_inventory":
+        # t = t_dense / moe_gemm_eff: the dense GEMM fit over the expert shapes plus the routing bytes
+        shape = {k: features[k] for k in ("tokens", "experts", "top_k", "hidden", "expert_ffn")}
+        return moe_dense_s(gemm_fit, p["mem_GBps"], p["element_bytes"], **shape) / p["moe_gemm_eff"]
     if model == "block_inventory":
         gemms, elems = encoder_layer_inventory(features["hidden"], features["seq"], features["batch"],
                                                features.get("heads"), features.get("ffn"))

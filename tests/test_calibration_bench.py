@@ -205,6 +205,11 @@ def test_quick_grid_covers_what_the_fits_need():
         for ws in (1, 2):
             sizes = {s.params["bytes"] for s in steps if s.bench == bench and s.world_size == ws}
             assert len(sizes) >= 8 and min(sizes) == 1024 and max(sizes) >= 16 << 20
+    a2a = {s.params["bytes"] for s in steps if s.bench == "all_to_all" and s.world_size == 2}
+    assert len(a2a) >= 8 and max(a2a) >= 16 << 20
+    assert not [s for s in steps if s.bench == "all_to_all" and s.world_size == 1]  # nothing crosses a link
+    for dtype in ("fp32", "bf16"):  # enough to hold the largest quarter out and fit one multiplier on the rest
+        assert len([s for s in steps if s.bench == "moe_layer" and s.dtype == dtype]) >= 6
     assert {s.world_size for s in steps if s.bench == "ddp_step"} == {1, 2}
     assert {s.params["servers"] for s in steps if s.bench == "ps_push_pull"} == {1}
     assert {s.dtype for s in steps if s.bench == "infer_linear"} == {"fp32", "bf16", "int8"}

@@ -42,7 +42,8 @@ def test_gpu_profile_overlays_only_what_it_measured():
     assert spec.gemm_dim_half is not None and spec.gemm_dim_half < 1.0
     assert spec.provenance == "fitted" and "fitted" in spec.sources["peak_tflops"]
     assert dict(spec.provenance_of) == {"peak_tflops": "fitted", "hbm": "datasheet", "intra_node": "datasheet",
-                                        "inter_node": "datasheet", "tdp": "datasheet", "price": "datasheet"}
+                                        "inter_node": "datasheet", "tdp": "datasheet", "price": "datasheet",
+                                        "all_to_all": "assumed", "moe_gemm": "assumed"}
     assert spec.sources["hbm"] == sheet.sources["hbm"]  # not measured: datasheet, and says so
     assert spec.sources["intra_node"] == sheet.sources["intra_node"]  # one GPU: no all-reduce across a link
 
@@ -83,7 +84,8 @@ def test_cpu_profile_uses_its_fitted_throughput_as_peak_and_marks_the_rest_assum
     assert spec.peak_tflops == {"fp32": 0.11, "tf32": 0.11, "bf16": 0.5}
     assert spec.gemm_eff_max == pytest.approx(1.0, abs=1e-3) and "assumed" in spec.sources["hbm"]
     assert dict(spec.provenance_of) == {"peak_tflops": "fitted", "hbm": "assumed", "intra_node": "assumed",
-                                        "inter_node": "assumed", "tdp": "assumed", "price": "assumed"}
+                                        "inter_node": "assumed", "tdp": "assumed", "price": "assumed",
+                                        "all_to_all": "assumed", "moe_gemm": "assumed"}
     plan = evaluate(Scenario.from_dict({"model": {"params": 1.25e8}, "training": {"tokens": 1e9},
                                         "cluster": {"accelerator": spec.id, "gpus": 2}}, {spec.id: spec}),
                     {spec.id: spec})

@@ -2,7 +2,8 @@
 
 Sizes follow nccl-tests ("size"): all_reduce and broadcast move `bytes` per rank; for all_gather
 `bytes` is the gathered output (each rank contributes bytes/p), for reduce_scatter the input
-(each rank keeps bytes/p), i.e. the n of Thakur et al. 2005 in t = α + n·c(p)/B.
+(each rank keeps bytes/p), for all_to_all the whole send buffer of a rank (it keeps bytes/p and sends bytes/p to
+each other rank), i.e. the n of Thakur et al. 2005 in t = α + n·c(p)/B.
 Each repeat starts after a barrier; a repeat's time is the slowest rank's (max over ranks).
 """
 
@@ -180,6 +181,21 @@ def setup_broadcast(step: Step) -> Setup:
                  {"api": "broadcast", "backend": dist.get_backend()})
 
 
+def setup_all_to_all(step: Step) -> Setup:
+    """`dist.all_to_all_single` with equal splits: each rank sends bytes/p to every rank (nccl-tests alltoall: size =
+    the send buffer per rank). A backend without it (it raises on a tiny call here) is skipped, saying so."""
+    device, world = device_name(step), dist.get_world_size()
+    n = _elements(int(step.params["bytes"]), world)
+    x = torch.rand(n, device=device)
+    out = torch.empty(n, device=device)
+    try:
+        dist.all_to_all_single(out[:world], x[:world])  # every rank calls it: ranks stay in step whatever happens
+    except (RuntimeError, NotImplementedError, AttributeError, ValueError) as e:
+        raise SkipBench(f"the {dist.get_backend()} backend has no all_to_all_single on {device} tensors: {e}") from e
+    return Setup(lambda: dist.all_to_all_single(out, x), device, n * 4.0,
+                 {"api": "all_to_all_single", "per_rank_chunk_bytes": n * 4 // world, "backend": dist.get_backend()})
+
+
 def setup_ps_push_pull(step: Step) -> Setup:
     """The last S ranks serve; each of the W workers pushes its gradient (bytes, sharded S ways)
     and pulls the updated parameter shards back.  Servers sum the W pushes and apply an SGD step."""
@@ -223,7 +239,7 @@ def setup_ps_push_pull(step: Step) -> Setup:
 
 SETUPS: dict[str, Callable[[Step], Setup]] = {
     "all_reduce": setup_all_reduce, "all_gather": setup_all_gather, "reduce_scatter": setup_reduce_scatter,
-    "broadcast": setup_broadcast, "ps_push_pull": setup_ps_push_pull,
+    "broadcast": setup_broadcast, "all_to_all": setup_all_to_all, "ps_push_pull": setup_ps_push_pull,
 }
 
 
@@ -241,6 +257,7 @@ all_reduce = _bench("all_reduce")
 all_gather = _bench("all_gather")
 reduce_scatter = _bench("reduce_scatter")
 broadcast = _bench("broadcast")
+all_to_all = _bench("all_to_all")
 ps_push_pull = _bench("ps_push_pull")
 
 

@@ -33,6 +33,13 @@ def block_fwd_bwd(step: Step) -> Footprint:
     return {("block", step.key()): 2 * (12 * hidden * hidden + 13 * hidden) * e + 2 * batch * seq * hidden * e}
 
 
+def moe_layer(step: Step) -> Footprint:
+    """The router and the experts' weights (h·E, and E·3·h·f for gate, up and down), the tokens and the output."""
+    tokens, experts, hidden, ffn = (int(step.params[x]) for x in ("tokens", "experts", "hidden", "expert_ffn"))
+    e = element_bytes(step.dtype)
+    return {("moe", step.key()): (hidden * experts + experts * 3 * hidden * ffn + 2 * tokens * hidden) * e}
+
+
 def infer_linear(step: Step) -> Footprint:
     """The fp32 reference stack and its converted copy (shared by the batches of one shape and path), an input."""
     batch, hidden, layers = (int(step.params[x]) for x in ("batch", "hidden", "layers"))
@@ -74,7 +81,7 @@ def prune_latency(step: Step) -> Footprint:
 
 
 _ESTIMATES: dict[str, Callable[[Step], Footprint]] = {
-    "gemm": gemm, "block_fwd_bwd": block_fwd_bwd, "infer_linear": infer_linear, "prefill": prefill,
+    "gemm": gemm, "block_fwd_bwd": block_fwd_bwd, "moe_layer": moe_layer, "infer_linear": infer_linear, "prefill": prefill,
     "decode": decode, "prune_latency": prune_latency,
 }
 

@@ -76,6 +76,29 @@ def block_steps(mode: str, device: str) -> list[Step]:
     return steps
 
 
+def moe_steps(mode: str, device: str) -> list[Step]:
+    """One MoE FFN forward (calibration/bench/moe.py) over (tokens, experts, top_k, hidden, expert_ffn): few and
+    many experts (32 to 1024 rows each), top-1 to top-4, so the one multiplier it fits (moe_gemm_eff) is checked
+    across shapes; the held-out quarter (by expert FLOPs) holds the widest experts and the most tokens."""
+    if mode == "tiny":
+        return [Step("moe_layer", device, "fp32", {"tokens": 64, "experts": 4, "top_k": 2, "hidden": 32,
+                                                   "expert_ffn": 64})]
+    if device == "cuda":
+        shapes = [(4096, 8, 2, 1024, 1024), (4096, 64, 8, 1024, 512), (8192, 16, 2, 2048, 1024),
+                  (8192, 64, 4, 2048, 768), (16384, 8, 2, 2048, 2048), (16384, 32, 4, 4096, 1024),
+                  (32768, 8, 2, 4096, 4096), (32768, 64, 8, 4096, 1536)]
+        dtypes = ["bf16"]
+    else:
+        # 0.4 to 26 GFLOP of expert GEMMs: the largest ~0.06 s in fp32 on 2 cores of the development VM (AMX Xeon)
+        shapes = [(256, 8, 2, 256, 512), (512, 8, 2, 256, 512), (512, 16, 4, 256, 256), (1024, 32, 4, 256, 256),
+                  (1024, 8, 2, 512, 512), (2048, 8, 2, 512, 1024), (2048, 16, 2, 1024, 512), (4096, 16, 2, 1024, 512)]
+        if mode == "full":
+            shapes += [(4096, 64, 8, 512, 256), (8192, 16, 2, 1024, 1024)]
+        dtypes = ["fp32", "bf16"]
+    return [Step("moe_layer", device, dt, {"tokens": t, "experts": e, "top_k": k, "hidden": h, "expert_ffn": f})
+            for dt in dtypes for t, e, k, h, f in shapes]
+
+
 def message_sizes(mode: str, device: str) -> list[int]:
     if mode == "tiny":
         return [1 * KiB, 64 * KiB]
@@ -115,6 +138,8 @@ def distributed_steps(mode: str, device: str, world_sizes: list[int]) -> list[St
     for ws in world_sizes:
         for bench in ("all_reduce", "all_gather", "reduce_scatter", "broadcast"):
             steps += [Step(bench, device, "fp32", {"bytes": b}, ws) for b in sizes]
+        if ws > 1:  # a world of one moves nothing across a link (a local copy all_gather already times)
+            steps += [Step("all_to_all", device, "fp32", {"bytes": b}, ws) for b in sizes]
         ps_sizes = [b for b in sizes if b >= 4 * KiB] or sizes[-1:]
         for servers in sorted({1, ws // 2}):
             if 1 <= servers < ws:
@@ -187,13 +212,13 @@ def prune_steps(mode: str, device: str) -> list[Step]:
 
 def plan(mode: str, devices: list[str], world_sizes: dict[str, list[int]], l3_bytes: int,
          only: set[str] | None = None, skip: set[str] | None = None) -> list[Step]:
-    """Every step of a run, in execution order: compute, distributed, inference, pruning; only the benches in
-    `only` (when given), none of those in `skip`."""
+    """Every step of a run, in execution order: compute (GEMM, block, MoE layer), distributed, inference, pruning;
+    only the benches in `only` (when given), none of those in `skip`."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {MODES}")
     steps: list[Step] = []
     for device in devices:
-        steps += gemm_steps(mode, device, l3_bytes) + block_steps(mode, device)
+        steps += gemm_steps(mode, device, l3_bytes) + block_steps(mode, device) + moe_steps(mode, device)
     for device in devices:
         steps += distributed_steps(mode, device, world_sizes.get(device, []))
     for device in devices:

@@ -26,10 +26,12 @@ FAIL_ENV = "MODELFOLIO_CALIB_FAIL"
 _FUNCTIONS: dict[str, str] = {
     "gemm": "compute:gemm",
     "block_fwd_bwd": "compute:block_fwd_bwd",
+    "moe_layer": "moe:moe_layer",
     "all_reduce": "collectives:all_reduce",
     "all_gather": "collectives:all_gather",
     "reduce_scatter": "collectives:reduce_scatter",
     "broadcast": "collectives:broadcast",
+    "all_to_all": "collectives:all_to_all",
     "ps_push_pull": "collectives:ps_push_pull",
     "ddp_step": "ddp:ddp_step",
     "infer_linear": "inference:infer_linear",
@@ -43,6 +45,7 @@ _FUNCTIONS: dict[str, str] = {
 _PREPARE: dict[str, str] = {
     "gemm": "compute:prepare_gemm",
     "block_fwd_bwd": "compute:prepare_block_fwd_bwd",
+    "moe_layer": "moe:prepare_moe_layer",
     "infer_linear": "inference:prepare_infer_linear",
     "prefill": "inference:prepare_prefill",
     "decode": "inference:prepare_decode",
@@ -215,7 +218,8 @@ class _PartsProgress:
         self.points_before += self.part_points
 
 
-INTERLEAVED_DISTRIBUTED = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "ps_push_pull"})
+INTERLEAVED_DISTRIBUTED = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all",
+                                     "ps_push_pull"})
 
 
 def execute_collectives_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,

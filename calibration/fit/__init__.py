@@ -11,6 +11,7 @@ from typing import Any
 from calibration.fit.collectives import fit_collectives
 from calibration.fit.compute import fit_compute
 from calibration.fit.inference import fit_quantization, fit_roofline
+from calibration.fit.moe import fit_moe_layer
 from calibration.fit.network import fit_ddp, fit_parameter_server
 from calibration.fit.pruning import fit_pruning
 from calibration.fit.serving import fit_decode, fit_prefill
@@ -23,6 +24,9 @@ def fit_all(rows: list[dict[str, Any]], env: dict[str, Any] | None = None) -> di
     env = env or {}
     roofline = fit_roofline(rows, env)
     compute = fit_compute(rows, env)
+    moe = fit_moe_layer(rows, compute)
+    if moe:  # fits.compute.moe_layer: only where the run measured the layer (older runs did not)
+        compute["moe_layer"] = moe
     return {
         "compute": compute,
         "collectives": fit_collectives(rows, env),

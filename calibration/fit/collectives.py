@@ -26,7 +26,7 @@ from calibration.fit.common import (
 )
 from simulator.profile import BUS_FACTORS, bus_factor, predict_s
 
-OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all")
 FORMULAS = {
     "constant": "t_s = alpha_s (world size 1: nothing crosses a link)",
     "local_copy": "t_s = alpha_s + message_bytes / (copy_GBps * 1e9) (world size 1: a local copy, no link)",
@@ -74,7 +74,7 @@ def _models(op: str, x: np.ndarray, t_s: np.ndarray, n: np.ndarray,
     ]
 
 
-COPYING_OPS = ("all_gather", "reduce_scatter")  # out-of-place: even one rank copies its input to its output
+COPYING_OPS = ("all_gather", "reduce_scatter", "all_to_all")  # out of place: even one rank copies input to output
 
 
 def _world1_models(op: str, x: np.ndarray, t_s: np.ndarray, cache: tuple[float, float] | None = None) -> list[Model]:

@@ -31,8 +31,8 @@ SELECTION_RULE = ("lowest score on the training points: the mean of the cross-va
 CV_MARGIN = 0.95
 CV_CAP = 1.0  # a fold's error counts at most 100%: one exploding refit does not decide the choice alone
 LOSS, LOSS_SCALE = "soft_l1", 0.1
-NETWORK_BENCHES = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "ps_push_pull",
-                             "ddp_step"})
+NETWORK_BENCHES = frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all",
+                             "ps_push_pull", "ddp_step"})
 
 
 @dataclass(frozen=True)
