@@ -228,3 +228,18 @@ def test_a_user_who_fixes_the_experts_keeps_them():
     scenario = Scenario.from_dict({"model": {"params": 7e9, "moe_experts": 8, "moe_top_k": 2},
                                    "decision": {"budget_usd": 5e6}})
     assert "model.moe_experts" in closed(scenario)
+
+
+def test_a_measured_grouped_gemm_efficiency_slows_only_the_routed_part():
+    """moe_gemm_eff (calibration's MoE-layer fit) divides the router, the routing traffic and the expert GEMMs; a
+    dense model does not read it."""
+    from simulator.evaluator import scenario_rows
+    from simulator.training import training_columns
+
+    moe = Scenario.from_dict(merge(QWEN, {"cluster": {"ep": 8}}))
+    dense = Scenario.from_dict({"model": {"preset": "llama-3-8b"}, "cluster": {"gpus": 8}})
+    for scenario, moves in ((moe, True), (dense, False)):
+        cols = scenario_rows([scenario])
+        full = training_columns(cols)["compute_s"][0]
+        half = training_columns({**cols, "moe_gemm_eff": np.array([0.5])})["compute_s"][0]
+        assert (half > full * 1.05) if moves else (half == full)

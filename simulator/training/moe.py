@@ -53,7 +53,8 @@ def moe_ffn_times(c: Mapping[str, np.ndarray], micro_batch, gemm, inv_bw, ab):
 
     Tokens T = s·b/cp per GPU; each goes to k experts, so an expert-parallel rank's E/ep experts get T·k·load
     tokens in all, m = ep·T·k/E each on average (× load on the busiest rank), and run as one grouped GEMM per
-    matrix (Gale et al. 2023, MegaBlocks §5; efficiency moe_gemm_eff of the dense curve at the per-expert shape).
+    matrix (Gale et al. 2023, MegaBlocks §5) at the dense curve's efficiency of the per-expert shape; the routed part
+    (router, permutation, expert GEMMs) divided by moe_gemm_eff, which calibration measures.
     Shared experts run on all T tokens (DeepSeekMoE, Dai et al. 2024 §3.2); the router is a T×h by h×E GEMM.
     Expert matrices are split over tp like the dense MLP (Megatron-Core's expert tensor parallelism = tp).
     """
@@ -66,7 +67,7 @@ def moe_ffn_times(c: Mapping[str, np.ndarray], micro_batch, gemm, inv_bw, ab):
     per_expert = ep * tokens * k / E * busy
     t_up, _ = gemm(per_expert, (1.0 + glu) * width, h)
     t_down, _ = gemm(per_expert, h, width)
-    routed_s = local * (t_up + t_down) / c["moe_gemm_eff"]
+    routed_s = local * (t_up + t_down)
     shared = c["moe_shared"] * width
     t_sup, _ = gemm(tokens, (1.0 + glu) * shared, h)
     t_sdown, _ = gemm(tokens, h, shared)
@@ -80,9 +81,12 @@ def moe_ffn_times(c: Mapping[str, np.ndarray], micro_batch, gemm, inv_bw, ab):
     passes = 4.0 + np.where((ep > 1) & (local > 1), 4.0, 0.0)
     fwd_bytes = passes * routed_tokens * h * ab + (2.0 + glu) * routed_tokens * width * ab
     bwd_bytes = passes * routed_tokens * h * ab + (3.0 + 2.0 * glu) * routed_tokens * width * ab
-    gemm_s = routed_s + shared_s
-    fwd_s = gemm_s + t_router + fwd_bytes * inv_bw
-    bwd_s = 2.0 * gemm_s + 2.0 * t_router + bwd_bytes * inv_bw
+    # moe_gemm_eff divides the routed part (router, routing traffic, expert GEMMs) as calibration fits it: measured
+    # MoE layer time = that part as the dense fits time it / moe_gemm_eff (calibration/fit/moe.py); shared experts are
+    # dense GEMMs
+    eff = c["moe_gemm_eff"]
+    fwd_s = (routed_s + t_router + fwd_bytes * inv_bw) / eff + shared_s
+    bwd_s = (2.0 * (routed_s + t_router) + bwd_bytes * inv_bw) / eff + 2.0 * shared_s
     return fwd_s, bwd_s, routed_tokens
 
 
