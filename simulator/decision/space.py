@@ -35,7 +35,9 @@ CLOSED_BY: dict[str, tuple[str, ...]] = {
     "compression.weight_bits": QUANTIZATION,
     "compression.quant_method": QUANTIZATION,
     "serving.gpus_per_replica": ("serving.gpus_per_replica",),
-    "model.moe_experts": ("model.moe_experts", "model.moe_top_k", "model.moe_granularity", "model.moe_ffn_hidden"),
+    # a user's experts fix the architecture; their top-k or granularity alone shape the MoE candidates (MOE_DESIGN
+    # fills only what they leave open)
+    "model.moe_experts": ("model.moe_experts",),
 }
 
 MIN_SEARCHED_BITS = 4  # the fewest weight bits the decision tries
@@ -94,9 +96,9 @@ def base_inputs(scenario: Scenario, question: bool = True,
         section, name = split_key(key)
         data.get(section, {}).pop(name, None)
     if "model.moe_experts" in searched and "model.moe_experts" not in closed(scenario):
-        for key, value in MOE_DESIGN.items():  # what an MoE candidate is (a dense one ignores it)
+        for key, value in MOE_DESIGN.items():  # what an MoE candidate is, where the user left it open
             section, name = split_key(key)
-            data.setdefault(section, {})[name] = value
+            data.setdefault(section, {}).setdefault(name, value)
     if "model.params" in scenario.given or "model.preset" in scenario.given or any(
             k in scenario.given for k in SHAPE_KEYS):  # a valid base for the sweep: the size given, else counted
         params = INPUTS["model.params"]  # (a shape's count may lie a little past the bounds of a given size)
