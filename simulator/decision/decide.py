@@ -85,18 +85,25 @@ def counted_params(scenario: Scenario) -> tuple[float, float]:
     return float(total[0]), float(active[0])
 
 
-def architectures(c: Candidates, ok: np.ndarray, cost: np.ndarray, loss: np.ndarray, objective: str,
-                  budget_usd: float, target: float | None,
+def architectures(c: Candidates, max_days: float, objective: str, budget_usd: float, target: float | None,
                   scenario_of_choice: Callable[[dict[str, Any]], Scenario] | None = None) -> tuple[Architecture, ...]:
-    """Each architecture the search holds (dense, mixture-of-experts), its front and its pick among the feasible
-    rows `ok` (with their `cost` and `loss`), the pick's parameter counts where `scenario_of_choice` makes its
-    scenario; () when the search has one."""
+    """Each architecture the search holds (dense, mixture-of-experts), its front and its pick among the candidates
+    feasible within `max_days` (the fronts computed once per candidates and longest training), the pick's parameter
+    counts where `scenario_of_choice` makes its scenario; () when the search has one."""
     if ARCHITECTURE_KEY not in c.choices or len(np.unique(c.choices[ARCHITECTURE_KEY])) < 2:
         return ()
-    moe = np.asarray(c.choices[ARCHITECTURE_KEY], dtype=float)[ok] > 0
+    ok, cost, loss, _ = c.view(max_days)
+    experts = np.unique(np.asarray(c.choices[ARCHITECTURE_KEY])[ok])
+    by_value = dict(zip(experts.tolist(), c.group_fronts(ARCHITECTURE_KEY, max_days), strict=True))
+    empty = np.zeros(0, dtype=np.intp)
+    dense = by_value.get(0, empty)
+    moe = np.concatenate([f for v, f in by_value.items() if v > 0] or [empty])
     out = []
-    for name, rows in (("dense", np.flatnonzero(~moe)), ("mixture-of-experts", np.flatnonzero(moe))):
-        front = rows[pareto_front(cost[rows], loss[rows])] if rows.size else rows
+    for name, front, feasible in (("dense", dense, int(np.sum(np.asarray(c.choices[ARCHITECTURE_KEY])[ok] == 0))),
+                                  ("mixture-of-experts", moe,
+                                   int(np.sum(np.asarray(c.choices[ARCHITECTURE_KEY])[ok] > 0)))):
+        if len(by_value) > 2 and name != "dense":  # several expert counts: their joint front
+            front = front[pareto_front(cost[front], loss[front])]
         j = pick(cost[front], loss[front], objective, budget_usd, target) if front.size else None
         points = tuple(ParetoPoint(float(cost[i]), float(loss[i]), c.choice(int(ok[i])))
                        for i in front[_thin(np.arange(front.size), MAX_PARETO_POINTS)])
@@ -105,7 +112,7 @@ def architectures(c: Candidates, ok: np.ndarray, cost: np.ndarray, loss: np.ndar
         counted = None
         if chosen is not None and scenario_of_choice is not None:
             counted = counted_params(scenario_of_choice(chosen.choice))
-        out.append(Architecture(name, int(rows.size), chosen, points, counted))
+        out.append(Architecture(name, feasible, chosen, points, counted))
     return tuple(out)
 
 
@@ -309,7 +316,7 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     coarse = candidates if candidates is not None else candidates_for(scenario, devices, grid)
     ok, cost, loss, front = coarse.view(d.max_training_days)
     base_of_grid = base_inputs(scenario, searched=tuple(grid))
-    kinds = architectures(coarse, ok, cost, loss, d.objective, d.budget_usd, target,
+    kinds = architectures(coarse, d.max_training_days, d.objective, d.budget_usd, target,
                           lambda choice: scenario_of(base_of_grid, choice, devices))
     # the objective's plan is on the front (least loss within a budget, least cost reaching a loss), so it is
     # picked among the front's points only

@@ -33,6 +33,7 @@ class Candidates:
     valid: np.ndarray  # breaks no rule and fits in memory
     broken: np.ndarray  # 0, else 1 + the index in simulator.inputs.ERRORS of a rule the row breaks
     _views: dict[float, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _groups: dict[tuple[str, float], tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -52,6 +53,19 @@ class Candidates:
             cost, loss = self.figures[COST][ok], self.figures[LOSS][ok]
             self._views[max_days] = (ok, cost, loss, pareto_front(cost, loss))
         return self._views[max_days]
+
+    def group_fronts(self, key: str, max_days: float) -> tuple[np.ndarray, ...]:
+        """Per value of searched key `key` (ascending), the Pareto front of the feasible rows holding it, as positions
+        among `view(max_days)`'s feasible rows; computed once per longest training time, like `view`."""
+        if (key, max_days) not in self._groups:
+            ok, cost, loss, _ = self.view(max_days)
+            values = np.asarray(self.choices[key])[ok]
+            fronts = []
+            for v in np.unique(values):
+                rows = np.flatnonzero(values == v)
+                fronts.append(rows[pareto_front(cost[rows], loss[rows])])
+            self._groups[key, max_days] = tuple(fronts)
+        return self._groups[key, max_days]
 
     def choice(self, i: int) -> dict[str, Any]:
         out = {}
