@@ -41,9 +41,11 @@ def answer_sentence(decision: Any) -> str:
 
 
 def architecture_sentence(decision: Any) -> str:
-    """"Dense or mixture-of-experts: the best dense plan reaches a loss of 1.891 for $3.8M; the best
-    mixture-of-experts plan (64 experts, 10B active of 57B parameters) 1.926 for $4.7M. Dense answers this question."
-    Empty where the search held one architecture."""
+    """"Dense or mixture-of-experts, each architecture's best plan by its point estimate: the best dense plan (55B
+    parameters) reaches a loss of 1.891 for $3.8M; the best mixture-of-experts plan (64 experts, 10B active of 57B
+    parameters) reaches a loss of 1.926 for $4.7M. The recommended plan above is dense." (The recommendation itself
+    may be a safer plan than the point-estimate best: the risk sentence.) Empty where the search held one
+    architecture."""
     kinds = getattr(decision, "architectures", ())
     if not kinds:
         return ""
@@ -62,8 +64,9 @@ def architecture_sentence(decision: Any) -> str:
                      f"{fmt.usd(k.pick.total_cost_usd)}")
     rec = decision.recommendation
     winner = ("mixture-of-experts" if rec.scenario.model.moe_experts > 0 else "dense") if rec is not None else None
-    verdict = f" The {winner} plan answers this question." if winner else ""
-    return "Dense or mixture-of-experts: " + "; ".join(parts) + "." + verdict
+    verdict = f" The recommended plan above is {winner}." if winner else ""
+    return ("Dense or mixture-of-experts, each architecture's best plan by its point estimate: " + "; ".join(parts)
+            + "." + verdict)
 
 
 def uncertainty_sentence(decision: Any) -> str:

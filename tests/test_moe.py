@@ -216,7 +216,8 @@ def test_the_decision_searches_dense_and_mixture_of_experts_and_says_which():
     other = charts.other_architecture(d)
     assert other is not None and len(spec["datasets"]["other front"]) == len(other.front)
     sentence = text.architecture_sentence(d)
-    assert sentence.startswith("Dense or mixture-of-experts: the best dense plan")
+    assert sentence.startswith("Dense or mixture-of-experts, each architecture's best plan by its point estimate: "
+                               "the best dense plan")
     assert "64 experts" in sentence and "active of" in sentence
     assert d.to_dict()["architectures"][1]["pick"]["active_params"] == active
 
