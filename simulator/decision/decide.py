@@ -90,18 +90,18 @@ def architectures(c: Candidates, max_days: float, objective: str, budget_usd: fl
     """Each architecture the search holds (dense, mixture-of-experts), its front and its pick among the candidates
     feasible within `max_days` (the fronts computed once per candidates and longest training), the pick's parameter
     counts where `scenario_of_choice` makes its scenario; () when the search has one."""
-    if ARCHITECTURE_KEY not in c.choices or len(np.unique(c.choices[ARCHITECTURE_KEY])) < 2:
+    if ARCHITECTURE_KEY not in c.codes or len(c.values[ARCHITECTURE_KEY]) < 2:
         return ()
     ok, cost, loss, _ = c.view(max_days)
-    experts = np.unique(np.asarray(c.choices[ARCHITECTURE_KEY])[ok])
+    experts_ok = c.column(ARCHITECTURE_KEY, ok)
+    experts = np.unique(experts_ok)
     by_value = dict(zip(experts.tolist(), c.group_fronts(ARCHITECTURE_KEY, max_days), strict=True))
     empty = np.zeros(0, dtype=np.intp)
     dense = by_value.get(0, empty)
     moe = np.concatenate([f for v, f in by_value.items() if v > 0] or [empty])
     out = []
-    for name, front, feasible in (("dense", dense, int(np.sum(np.asarray(c.choices[ARCHITECTURE_KEY])[ok] == 0))),
-                                  ("mixture-of-experts", moe,
-                                   int(np.sum(np.asarray(c.choices[ARCHITECTURE_KEY])[ok] > 0)))):
+    for name, front, feasible in (("dense", dense, int(np.sum(experts_ok == 0))),
+                                  ("mixture-of-experts", moe, int(np.sum(experts_ok > 0)))):
         if len(by_value) > 2 and name != "dense":  # several expert counts: their joint front
             front = front[pareto_front(cost[front], loss[front])]
         j = pick(cost[front], loss[front], objective, budget_usd, target) if front.size else None
@@ -209,7 +209,7 @@ _GENEROUS = (("model.params", 1), ("serving.gpus_per_replica", -1), ("compressio
 def _example(c: Candidates, rows: np.ndarray) -> int:
     """The most generous candidate among `rows` (a boolean mask or positions), by `_GENEROUS`."""
     at = np.flatnonzero(rows) if rows.dtype == bool else rows
-    keys = [sign * np.asarray(c.choices[k], dtype=float)[at] for k, sign in reversed(_GENEROUS) if k in c.choices]
+    keys = [sign * np.asarray(c.column(k, at), dtype=float) for k, sign in reversed(_GENEROUS) if k in c.codes]
     return int(at[np.lexsort(keys)[0]]) if keys else int(at[0])
 
 

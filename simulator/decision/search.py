@@ -28,7 +28,8 @@ class Candidates:
     budget, objective, quality target or longest training (only the horizon moves a cost), so a page that changes
     only those re-picks from the same candidates instead of evaluating them again."""
 
-    choices: dict[str, np.ndarray]  # searched key -> each row's value
+    codes: dict[str, np.ndarray]  # searched key -> each row's position among `values` (int8/int16: a few MB)
+    values: dict[str, np.ndarray]  # searched key -> the grid's values
     figures: dict[str, np.ndarray]
     valid: np.ndarray  # breaks no rule and fits in memory
     broken: np.ndarray  # 0, else 1 + the index in simulator.inputs.ERRORS of a rule the row breaks
@@ -38,6 +39,15 @@ class Candidates:
     @property
     def n(self) -> int:
         return len(self.valid)
+
+    @property
+    def choices(self) -> dict[str, np.ndarray]:
+        """Searched key -> each row's value (decoded on each call: the codes are what is kept)."""
+        return {k: self.values[k][codes] for k, codes in self.codes.items()}
+
+    def column(self, key: str, rows: np.ndarray) -> np.ndarray:
+        """The values of searched key `key` on `rows` (positions or a mask)."""
+        return self.values[key][self.codes[key][rows]]
 
     def feasible(self, max_days: float) -> np.ndarray:
         """Valid, trained within `max_days`, with a finite total cost (it serves its traffic) and loss."""
@@ -59,7 +69,7 @@ class Candidates:
         among `view(max_days)`'s feasible rows; computed once per longest training time, like `view`."""
         if (key, max_days) not in self._groups:
             ok, cost, loss, _ = self.view(max_days)
-            values = np.asarray(self.choices[key])[ok]
+            values = self.column(key, ok)
             fronts = []
             for v in np.unique(values):
                 rows = np.flatnonzero(values == v)
@@ -69,8 +79,8 @@ class Candidates:
 
     def choice(self, i: int) -> dict[str, Any]:
         out = {}
-        for key, values in self.choices.items():
-            v = values[i]
+        for key, codes in self.codes.items():
+            v = self.values[key][codes[i]]
             out[key] = v.item() if isinstance(v, np.generic) else v
         return out
 
@@ -90,7 +100,12 @@ def _product_index(shape: tuple[int, ...], axis: int) -> np.ndarray:
     """Each row's position along `axis` of the row-major product of `shape` (repeat and tile, no unravel)."""
     inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
     outer = int(np.prod(shape[:axis], dtype=np.int64))
-    return np.tile(np.repeat(np.arange(shape[axis], dtype=np.int32), inner), outer)
+    return np.tile(np.repeat(np.arange(shape[axis], dtype=_code_dtype(shape[axis])), inner), outer)
+
+
+def _code_dtype(n: int) -> type:
+    """The smallest integer type that numbers n values (a candidate's choice is kept as its position)."""
+    return np.int8 if n < 128 else np.int16 if n < 32768 else np.int32
 
 
 def _whole(base: Scenario, space: Mapping[str, Sequence[Any]],
@@ -98,10 +113,13 @@ def _whole(base: Scenario, space: Mapping[str, Sequence[Any]],
     """Every combination in one sweep (brute force): any searched key, any family."""
     keep = [k for k in KEPT if k in FIGURES]
     arrays = sweep_arrays(base, space, devices, keep=keep)
-    choices = {key: np.asarray(arrays[key]) for key in space}
+    codes, values = {}, {}
+    for key in space:  # each row's value as its position among the values the sweep holds
+        values[key], inverse = np.unique(np.asarray(arrays[key]), return_inverse=True)
+        codes[key] = inverse.astype(_code_dtype(len(values[key])))
     figures = {key: np.asarray(arrays[key], dtype=float) for key in keep}
     valid = np.asarray(arrays["valid"]) & (figures["training.fits_memory"] > 0)
-    return Candidates(choices, figures, valid, np.asarray(arrays["reason"].codes, dtype=np.int16))
+    return Candidates(codes, values, figures, valid, np.asarray(arrays["reason"].codes, dtype=np.int16))
 
 
 def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]],
@@ -139,8 +157,7 @@ def evaluate_candidates(base: Scenario, space: Mapping[str, Sequence[Any]],
     figures["training.fits_memory"] = valid.astype(float)
     # as the decision family adds them (simulator/families/decision.py): training plus serving over the horizon
     figures[COST] = figures.pop("training.cost_usd") + figures.pop("decision.serving_cost_usd")
-    choices = {k: np.asarray(space[k])[at[k]] for k in keys}
-    return Candidates(choices, figures, valid, broken)
+    return Candidates(at, {k: np.asarray(space[k]) for k in keys}, figures, valid, broken)
 
 
 def pareto_front(cost: np.ndarray, loss: np.ndarray) -> np.ndarray:

@@ -131,7 +131,9 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
     shape = (c["layers"], c["hidden"], c["heads"], c["kv_heads"], c["ffn_hidden"], c["glu"], c["vocab"],
              c["seq_len"])
     moe = bool(np.any(c["moe_experts"] > 0))
-    delta_fwd = flops_delta_per_token(c) if moe or not np.all(arch.standard_attention(c)) else 0.0
+    # every row MHA/GQA of width hidden/heads: the dense formulas apply as written (step.py, layer.py read this too)
+    c["_all_standard"] = bool(np.all(arch.standard_attention(c)))
+    delta_fwd = flops_delta_per_token(c) if moe or not c["_all_standard"] else 0.0
     fpt_model, fpt_hw = flops_per_token(*shape, c["recompute"], c["flash_attention"], delta_fwd)
     st = step_times(c, k)
     step_s = st.step_time_s * c["model_err_train_step"]
@@ -147,7 +149,7 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
 
     m = st.microbatches
     # routed experts split over tp·ep·pp, their states sharded over the dp/ep expert-data-parallel GPUs
-    routed = arch.routed_expert_params(c)
+    routed = arch.routed_expert_params(c) if moe else 0.0
     w_gb, g_gb, o_gb = model_state_gb(c["params"] - routed, c["tp"], c["pp"], c["dp"], c["zero_stage"],
                                       c["param_bytes"])
     if moe:

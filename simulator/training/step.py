@@ -70,7 +70,8 @@ def step_times(c, k: TrainingConstants = DEFAULT_CONSTANTS) -> StepTimes:
         layers spread evenly: moe.moe_fraction of each) for micro-batches of b."""
         lt = layer_times(c["seq_len"], b, c["hidden"], c["heads"], c["kv_heads"], c["ffn_hidden"],
                          c["glu"], c["vocab"], tp, c["sequence_parallel"], c["act_bytes"], c["flash_attention"],
-                         peak, hbm, c["gemm_eff_max"], c["hbm_eff"], k, c["gemm_dim_half"], shape=c, cp=cp,
+                         peak, hbm, c["gemm_eff_max"], c["hbm_eff"], k, c["gemm_dim_half"],
+                         shape=None if c.get("_all_standard", False) else c, cp=cp,
                          attn_peak_flops=attn_peak, fp8=c["gemm_fp8"])
         # Chen et al. 2016 / Korthikanti 2022: full recomputation re-runs the layer forward before its
         # backward; selective re-runs only the attention core
@@ -129,7 +130,7 @@ def step_times(c, k: TrainingConstants = DEFAULT_CONSTANTS) -> StepTimes:
 
     # Adam step over this GPU's (possibly ZeRO-sharded) optimizer state, bandwidth-bound; routed experts are split
     # over ep more GPUs and their states sharded over the dp/ep expert-data-parallel ones (Megatron-Core)
-    routed = routed_expert_params(c)
+    routed = routed_expert_params(c) if moe else 0.0
     ep, zero = c["ep"], c["zero_stage"]
     opt_params = ((c["params"] - routed) / (tp * pp) / np.where(zero >= 1, dp, 1.0)
                   + routed / (tp * ep * pp) / np.where(zero >= 1, dp / ep, 1.0))
