@@ -287,10 +287,10 @@ def test_pages_keep_their_inputs_when_the_menu_leads_away_and_back(tools, app_ur
     tools.wait_rendered(page)
     for target, back, seen in (("Decide", "Train", lambda: gpus_field(page).input_value() == "64"),
                                ("Train", "Decide", lambda: decide_answer(page).startswith("The best plan within $10M"))):
-        page.get_by_role("link", name=target).click()
-        tools.wait_rendered(page)
-        page.get_by_role("link", name=back).click()
-        tools.wait_rendered(page)
+        for name in (target, back):  # each page's own title first: the last page's charts may still be on screen
+            page.get_by_role("link", name=name).click()
+            page.get_by_role("heading", name=name, exact=True).wait_for(timeout=60_000)
+            tools.wait_rendered(page)
         assert seen(), f"{back} forgot its inputs after a visit to {target}"
     page.get_by_label("Budget (million USD)", exact=True).fill("7")
     page.get_by_label("Budget (million USD)", exact=True).press("Enter")
