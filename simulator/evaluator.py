@@ -15,6 +15,7 @@ from simulator.errors import ScenarioError
 from simulator.families import FAMILIES
 from simulator.hardware_table import device_prefix, hardware_table, hw_column
 from simulator.inputs import FIGURES, INPUTS, WARNINGS
+from simulator.keys import split_key
 from simulator.model_error import LOG_COLUMNS, Z_P90
 from simulator.plan import Figure, Plan, PlanWarning, Suggestion
 from simulator.registry import Remedy
@@ -40,9 +41,12 @@ def scenario_rows(scenarios: list[Scenario], devices: Mapping[str, HardwareSpec]
     n = len(scenarios)
     given: dict[str, np.ndarray] = {}
     tokens = np.full(n, np.nan)
+    sections: dict[str, list[Any]] = {}  # each section's object of every scenario, looked up once
     for key, inp in INPUTS.items():
         if inp.column is not None:
-            given[key] = encode_values(key, [s.value(key) for s in scenarios], table)
+            section, name = split_key(key)
+            objects = sections.setdefault(section, [getattr(s, section) for s in scenarios])
+            given[key] = encode_values(key, [getattr(o, name) for o in objects], table)
     for i, s in enumerate(scenarios):
         tokens[i] = expand_preset(dict(s.given))[1]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -3,6 +3,8 @@ a local refinement around it, then the Monte Carlo, the tornado and the Sobol' i
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from simulator.decision.search import (
     scenario_of,
 )
 from simulator.decision.sensitivity import GlobalSensitivity, global_sensitivity
-from simulator.decision.space import SEARCHED, base_inputs, open_space
+from simulator.decision.space import SEARCHED, base_inputs, candidate_inputs, open_space
 from simulator.decision.uncertainty import MonteCarlo, Swing, monte_carlo, tornado
 from simulator.errors import ScenarioError
 from simulator.evaluator import evaluate, scenario_device_correlations, scenario_rows, scenario_spreads
@@ -74,6 +76,13 @@ class Architecture:
 
 
 ARCHITECTURE_KEY = "model.moe_experts"  # the searched key that tells a mixture-of-experts candidate from a dense one
+
+
+@functools.lru_cache(maxsize=64)
+def _model_of(model_json: str) -> Scenario:
+    """A scenario of this model section alone (its shape resolved; no cluster, no rules beyond the model's): what
+    `counted_params` reads, cached by value since a page re-picks among the same candidates."""
+    return Scenario.from_dict({"model": json.loads(model_json)})
 
 
 def counted_params(scenario: Scenario) -> tuple[float, float]:
@@ -317,7 +326,8 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     ok, cost, loss, front = coarse.view(d.max_training_days)
     base_of_grid = base_inputs(scenario, searched=tuple(grid))
     kinds = architectures(coarse, d.max_training_days, d.objective, d.budget_usd, target,
-                          lambda choice: scenario_of(base_of_grid, choice, devices))
+                          lambda choice: _model_of(json.dumps(candidate_inputs(base_of_grid, choice).get("model", {}),
+                                                              sort_keys=True)))
     # the objective's plan is on the front (least loss within a budget, least cost reaching a loss), so it is
     # picked among the front's points only
     j = pick(cost[front], loss[front], d.objective, d.budget_usd, target)
