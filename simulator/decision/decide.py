@@ -3,7 +3,6 @@ a local refinement around it, then the Monte Carlo, the tornado and the Sobol' i
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -12,31 +11,33 @@ from typing import Any
 
 import numpy as np
 
-from simulator.architecture import counts
 from simulator.catalog import HardwareSpec
+from simulator.decision.architectures import Architecture, architectures, model_of
 from simulator.decision.risk import Outcome, RiskAware, pool_of, respect_risk
 from simulator.decision.search import (
     COST,
     DAYS,
     LOSS,
+    MAX_PARETO_POINTS,
     Candidates,
+    ParetoPoint,
     evaluate_candidates,
     pareto_front,
     pick,
     refinement_grid,
     scenario_of,
+    thin,
 )
 from simulator.decision.sensitivity import GlobalSensitivity, global_sensitivity
 from simulator.decision.space import SEARCHED, base_inputs, candidate_inputs, open_space
 from simulator.decision.uncertainty import MonteCarlo, Swing, monte_carlo, tornado
 from simulator.errors import ScenarioError
 from simulator.evaluator import evaluate, scenario_device_correlations, scenario_rows, scenario_spreads
-from simulator.inputs import INPUTS, section_of
+from simulator.inputs import INPUTS
 from simulator.keys import split_key
 from simulator.plan import Plan
 from simulator.scenario import Scenario
 
-MAX_PARETO_POINTS = 60  # the front is thinned to this many points for the JSON and the chart
 SOBOL_OUTPUTS = (COST, DAYS, LOSS)  # the figures the global sensitivity explains
 
 
@@ -46,83 +47,6 @@ class NoPlan:
 
     reason: str
     closest: dict[str, Any] | None  # the candidate nearest to meeting it: its choices, cost and loss
-
-
-@dataclass(frozen=True)
-class ParetoPoint:
-    total_cost_usd: float
-    quality_loss: float
-    choice: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """One architecture's candidates in a search: "dense" or "mixture-of-experts"."""
-
-    name: str
-    feasible: int
-    pick: ParetoPoint | None  # its plan for the objective (least loss within the budget, or least cost reaching the
-    #                           target), None where none of its candidates meets it
-    front: tuple[ParetoPoint, ...]
-    params: tuple[float, float] | None = None  # (total, active) parameters of the pick
-
-    def to_dict(self) -> dict[str, Any]:
-        point = (None if self.pick is None else {"total_cost_usd": self.pick.total_cost_usd,
-                                                 "quality_loss": self.pick.quality_loss, "scenario": self.pick.choice,
-                                                 "total_params": self.params[0], "active_params": self.params[1]})
-        return {"name": self.name, "feasible": self.feasible, "pick": point,
-                "pareto": [{"total_cost_usd": p.total_cost_usd, "quality_loss": p.quality_loss, "scenario": p.choice}
-                           for p in self.front]}
-
-
-ARCHITECTURE_KEY = "model.moe_experts"  # the searched key that tells a mixture-of-experts candidate from a dense one
-
-
-@functools.lru_cache(maxsize=64)
-def _model_of(model_json: str) -> Scenario:
-    """A scenario of this model section alone (its shape resolved; no cluster, no rules beyond the model's): what
-    `counted_params` reads, cached by value since a page re-picks among the same candidates."""
-    return Scenario.from_dict({"model": json.loads(model_json)})
-
-
-def counted_params(scenario: Scenario) -> tuple[float, float]:
-    """(total, active) parameters of a scenario's model (simulator.architecture.counts on its model columns)."""
-    model = scenario.model
-    cols = {inp.column: np.array([inp.encode(getattr(model, inp.name))]) for inp in section_of("model")
-            if inp.column is not None and getattr(model, inp.name, None) is not None}
-    total, active = counts(cols)
-    return float(total[0]), float(active[0])
-
-
-def architectures(c: Candidates, max_days: float, objective: str, budget_usd: float, target: float | None,
-                  scenario_of_choice: Callable[[dict[str, Any]], Scenario] | None = None) -> tuple[Architecture, ...]:
-    """Each architecture the search holds (dense, mixture-of-experts), its front and its pick among the candidates
-    feasible within `max_days` (the fronts computed once per candidates and longest training), the pick's parameter
-    counts where `scenario_of_choice` makes its scenario; () when the search has one."""
-    if ARCHITECTURE_KEY not in c.codes or len(c.values[ARCHITECTURE_KEY]) < 2:
-        return ()
-    ok, cost, loss, _ = c.view(max_days)
-    experts_ok = c.column(ARCHITECTURE_KEY, ok)
-    experts = np.unique(experts_ok)
-    by_value = dict(zip(experts.tolist(), c.group_fronts(ARCHITECTURE_KEY, max_days), strict=True))
-    empty = np.zeros(0, dtype=np.intp)
-    dense = by_value.get(0, empty)
-    moe = np.concatenate([f for v, f in by_value.items() if v > 0] or [empty])
-    out = []
-    for name, front, feasible in (("dense", dense, int(np.sum(experts_ok == 0))),
-                                  ("mixture-of-experts", moe, int(np.sum(experts_ok > 0)))):
-        if len(by_value) > 2 and name != "dense":  # several expert counts: their joint front
-            front = front[pareto_front(cost[front], loss[front])]
-        j = pick(cost[front], loss[front], objective, budget_usd, target) if front.size else None
-        points = tuple(ParetoPoint(float(cost[i]), float(loss[i]), c.choice(int(ok[i])))
-                       for i in front[_thin(np.arange(front.size), MAX_PARETO_POINTS)])
-        chosen = None if j is None else ParetoPoint(float(cost[front[j]]), float(loss[front[j]]),
-                                                    c.choice(int(ok[front[j]])))
-        counted = None
-        if chosen is not None and scenario_of_choice is not None:
-            counted = counted_params(scenario_of_choice(chosen.choice))
-        out.append(Architecture(name, feasible, chosen, points, counted))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -181,12 +105,6 @@ class Decision:
             "risk": None if self.risk is None else self.risk.to_dict(),
             "architectures": [a.to_dict() for a in self.architectures],
         }
-
-
-def _thin(indices: np.ndarray, most: int) -> np.ndarray:
-    if len(indices) <= most:
-        return indices
-    return indices[np.unique(np.linspace(0, len(indices) - 1, most).round().astype(int))]
 
 
 def _no_plan(c: Candidates, ok: np.ndarray, cost: np.ndarray, objective: str, budget_usd: float,
@@ -326,7 +244,7 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     ok, cost, loss, front = coarse.view(d.max_training_days)
     base_of_grid = base_inputs(scenario, searched=tuple(grid))
     kinds = architectures(coarse, d.max_training_days, d.objective, d.budget_usd, target,
-                          lambda choice: _model_of(json.dumps(candidate_inputs(base_of_grid, choice).get("model", {}),
+                          lambda choice: model_of(json.dumps(candidate_inputs(base_of_grid, choice).get("model", {}),
                                                               sort_keys=True)))
     # the objective's plan is on the front (least loss within a budget, least cost reaching a loss), so it is
     # picked among the front's points only
@@ -359,8 +277,8 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     if points:  # the front again, with the refined point among it
         pc = np.array([p.total_cost_usd for p in points])
         pl = np.array([p.quality_loss for p in points])
-        points = [points[i] for i in _thin(pareto_front(pc, pl), MAX_PARETO_POINTS)]
-    shown = _thin(np.arange(ok.size), 4000)
+        points = [points[i] for i in thin(pareto_front(pc, pl), MAX_PARETO_POINTS)]
+    shown = thin(np.arange(ok.size), 4000)
     sample = {"total_cost_usd": cost[shown], "quality_loss": loss[shown]}
     if best is None:
         missing = NoPlan(outcome.reason, outcome.closest) if outcome is not None else _no_plan(

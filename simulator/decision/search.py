@@ -205,3 +205,19 @@ def scenario_of(base_inputs: Mapping[str, Mapping[str, Any]], choice: Mapping[st
     if name:
         data["name"] = name
     return Scenario.from_dict(data, devices)
+
+
+MAX_PARETO_POINTS = 60  # the front is thinned to this many points for the JSON and the chart
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    total_cost_usd: float
+    quality_loss: float
+    choice: dict[str, Any]
+
+
+def thin(indices: np.ndarray, most: int) -> np.ndarray:
+    if len(indices) <= most:
+        return indices
+    return indices[np.unique(np.linspace(0, len(indices) - 1, most).round().astype(int))]
