@@ -11,21 +11,15 @@ pays an all-to-all per MoE layer (serving/experts.py, serving/shape.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
-from simulator.compression.constants import FORMATS
-from simulator.families.training_inputs import moe_model
+from simulator.families.serving_inputs import INPUTS
+from simulator.families.serving_rules import RULES, fp4_wanted, has_fp4
 from simulator.registry import (
     Columns,
-    Derived,
     Family,
     FieldGroup,
     FigureSpec,
-    Input,
-    Rule,
     Section,
     Steps,
     once,
@@ -37,80 +31,6 @@ from simulator.serving.experts import experts_touched
 from simulator.serving.memory import kv_budget_bytes, max_batch
 from simulator.serving.shape import replica_shape
 from simulator.serving.step import Replica, SteadyCurve, prefill_alone, steady_step
-
-KV_ROOM = 0.5  # the derived replica size leaves at least this share of its memory to the KV cache (assumed)
-
-
-def _replica_gpus(c: Columns) -> np.ndarray:
-    """Smallest power of two GPUs (at most a server, and dividing the heads unless attention is data-parallel)
-    whose memory holds the weights in KV_ROOM of it."""
-    w_bits = precision_bits(c)[0]
-    need = weight_bytes(c, w_bits) / (KV_ROOM * c["serving_hw_hbm_GB"] * 1e9)
-    gpus = 2.0 ** np.ceil(np.log2(np.maximum(need, 1.0)))
-    heads = np.nan_to_num(np.asarray(c["heads"], dtype=float), nan=1.0).astype(np.int64)
-    split = np.where(np.asarray(c["attention_dp"]) > 0, np.inf, (heads & -heads).astype(float))
-    return np.minimum(np.minimum(gpus, c["serving_hw_gpus_per_node"]), split)
-
-
-def _ep_default(c: Columns) -> np.ndarray:
-    """The largest expert-parallel width dividing both the replica's GPUs and the routed experts; 1 when dense."""
-    gpus = np.nan_to_num(np.asarray(c["gpus_per_replica"], dtype=float), nan=1.0).astype(np.int64)
-    experts = np.nan_to_num(np.asarray(c["moe_experts"], dtype=float), nan=0.0).astype(np.int64)
-    return np.where(experts > 0, np.gcd(np.maximum(gpus, 1), np.maximum(experts, 1)), 1).astype(float)
-
-
-INPUTS = (
-    Input("serving.accelerator", "device", "Serving accelerator", "The accelerator the model is served on: a "
-          "datasheet device or a calibrated profile:...; empty = the training cluster's accelerator.",
-          link="sacc", column="serving_accelerator", provenance="datasheet",
-          derived=Derived("the training cluster's accelerator", lambda c: c["accelerator"], ("cluster.accelerator",))),
-    Input("serving.gpus_per_replica", "int", "GPUs per replica", "GPUs holding one copy of the model, split by "
-          "tensor parallelism (Megatron; must then divide the attention heads), or with serving.attention_dp each "
-          "holding the attention and its own requests; a mixture-of-experts model's routed experts are spread over "
-          "all of them (serving.ep). Empty = the fewest (a power of two, at most a server, dividing the heads) whose "
-          "memory holds the weights in half of it.", "GPUs", 1, 1024, link="sgpr",
-          column="gpus_per_replica",
-          derived=Derived("the fewest GPUs (power of two, at most a server) holding the weights in half their memory",
-                          _replica_gpus, ("serving.accelerator", "model.params"))),
-    Input("serving.ep", "int", "Expert parallel (serving)", "Mixture-of-experts: the replica's GPUs its routed "
-          "experts are split over, E/ep experts each (GShard, Lepikhin et al. 2021); the other gpus_per_replica/ep "
-          "split each expert's matrices (expert tensor parallelism, TensorRT-LLM's moe_tp_size), so every GPU holds "
-          "1/gpus_per_replica of the experts either way and ep sets how unevenly the tokens load them "
-          "(serving.moe_imbalance). Must divide serving.gpus_per_replica and model.moe_experts. Empty = the largest "
-          "that divides both (1 for a dense model).", "GPUs", 1, 1024, link="sep", column="serving_ep",
-          derived=Derived("the largest divisor of both serving.gpus_per_replica and model.moe_experts (1 when dense)",
-                          _ep_default, ("serving.gpus_per_replica", "model.moe_experts")), applies=moe_model),
-    Input("serving.attention_dp", "bool", "Attention data parallel", "Each GPU of the replica holds the whole "
-          "attention (and every weight but the routed experts) and its own requests' KV cache, and the MoE layers "
-          "reach the experts by all-to-all (TensorRT-LLM's enable_attention_dp; with serving.ep = GPUs per replica "
-          "its \"DEP\" layout, e.g. DEP8). Off: attention is tensor-parallel over the replica's GPUs (Megatron); MLA's "
-          "latent KV cache is then held whole by every GPU.", default=False, link="sadp", column="attention_dp"),
-    Input("serving.moe_imbalance", "float", "Expert load imbalance (serving)", "Mixture-of-experts: tokens on the "
-          "busiest expert-parallel GPU over the mean, raising its expert compute and reads and its all-to-all "
-          "(1 = balanced). Empty = training.moe_imbalance, the trained router's balance; give it where served "
-          "traffic balances differently from training batches.", "ratio", 1.0, 64.0, link="simb",
-          column="serving_moe_imbalance", step=0.05,
-          derived=Derived("training.moe_imbalance", lambda c: c["moe_imbalance"], ("training.moe_imbalance",)),
-          applies=moe_model),
-    Input("serving.prompt_tokens", "int", "Prompt tokens", "Mean input tokens per request.", "tokens", 1,
-          10_000_000, default=1000, link="pin", column="prompt_tokens", step=100),
-    Input("serving.output_tokens", "int", "Output tokens", "Mean generated tokens per request.", "tokens", 1,
-          10_000_000, default=200, link="pout", column="output_tokens", step=50),
-    Input("serving.requests_per_s", "float", "Requests per second", "Average request rate of the traffic.",
-          "requests/s", 1e-6, 1e7, default=1.0, link="rps", column="requests_per_s", step=1.0,
-          spread=0.25),  # assumed: a traffic forecast is seldom known better than ±25%
-    Input("serving.peak_to_average", "float", "Peak ÷ average traffic", "Capacity is sized for the peak rate = "
-          "average × this factor (assumed 2: a daily cycle).", "ratio", 1.0, 100.0, default=2.0, link="p2a",
-          column="peak_to_average", step=0.1),
-    Input("serving.ttft_target_s", "float", "Time-to-first-token target", "Longest acceptable wait for the first "
-          "token.", "s", 1e-3, 3600.0, default=2.0, link="ttft", column="ttft_target_s", step=0.1),
-    Input("serving.tpot_target_s", "float", "Time-per-output-token target", "Longest acceptable time between "
-          "output tokens (0.2 s: 5 tokens/s per user).", "s", 1e-4, 60.0, default=0.2, link="tpot",
-          column="tpot_target_s", step=0.01),
-    Input("serving.batch", "int", "Batch", 'Sequences decoded together per replica, or "max": the largest batch '
-          'that fits in memory and meets the targets (the throughput-optimal one; encoded as 0).', "sequences", 1,
-          10_000_000, default="max", link="sb", column="serving_batch", words={"max": 0.0}),
-)
 
 F = FigureSpec
 FIGURES = (
@@ -155,16 +75,6 @@ def _low_precision(w_bits: np.ndarray, a_bits: np.ndarray) -> np.ndarray:
     return (w_bits <= 8.0) & (a_bits <= 8.0)
 
 
-def _fp4_wanted(c: Columns, w_bits: np.ndarray, a_bits: np.ndarray) -> np.ndarray:
-    """4-bit floating-point weights and activations (NVFP4, MXFP4 W4A4): GEMMs for an FP4 tensor core (B200)."""
-    fp = np.asarray(c.get("quant_format", np.nan)) == float(FORMATS.index("fp"))
-    return fp & (w_bits <= 4.0) & (a_bits <= 4.0)
-
-
-def _has_fp4(c: Columns) -> np.ndarray:
-    return np.isfinite(np.asarray(c["serving_hw_peak_fp4_tflops"], dtype=float))
-
-
 def _peak_flops(c: Columns, w_bits: np.ndarray, a_bits: np.ndarray) -> np.ndarray:
     """Peak of the GEMMs' dtype: fp4 where weights and activations are 4-bit floats and the device has an FP4 unit
     (the catalog's fp4 peak, compression/hardware.py; without one they run at the fp8 peak and the rule
@@ -178,7 +88,7 @@ def _peak_flops(c: Columns, w_bits: np.ndarray, a_bits: np.ndarray) -> np.ndarra
         return out
     low = _low_precision(w_bits, a_bits)
     peak = np.where(low, first("fp8", "int8", "bf16", "fp16", "fp32"), first("bf16", "fp16", "fp32"))
-    fp4 = _fp4_wanted(c, w_bits, a_bits) & _has_fp4(c)
+    fp4 = fp4_wanted(c, w_bits, a_bits) & has_fp4(c)
     if np.any(fp4):
         peak = np.where(fp4, c["serving_hw_peak_fp4_tflops"], peak)
     return peak * 1e12
@@ -297,86 +207,6 @@ def _load(c: Columns) -> dict[str, np.ndarray]:
 
 run = Steps(_capacity, _load)
 
-
-def _no_fit(c: Columns) -> np.ndarray:
-    return np.asarray(c["serving.max_batch"]) < 1
-
-
-def _batch_too_big(c: Columns) -> np.ndarray:
-    given, fits = np.asarray(c["serving_batch"]), np.asarray(c["serving.max_batch"])
-    return (given > 0) & (fits >= 1) & (given > fits)
-
-
-def _batch_message(r: Mapping[str, Any]) -> str:
-    batch, replica = _INPUT["serving.batch"], _INPUT["serving.gpus_per_replica"]
-    fits, gpus = int(r["serving.max_batch"]), int(r["gpus_per_replica"])
-    context = int(r["prompt_tokens"] + r["output_tokens"])
-    return (f"{batch.label} of {int(r['serving_batch']):,} {batch.unit} does not fit in memory: at most {fits:,} fit "
-            f"({gpus:,} GPU{'s' if gpus > 1 else ''} of {r['serving_hw_hbm_GB']:g} GB per replica, {context:,} tokens "
-            f'a request). Give a {batch.label.lower()} of at most {fits:,} or "max", or raise {replica.label}')
-
-
-_INPUT = {inp.key: inp for inp in INPUTS}
-def _divisors(n: float) -> str:
-    """The divisors of n, for a message ("1, 2, 4 or 8")."""
-    ds = [d for d in range(1, int(n) + 1) if int(n) % d == 0]
-    return ", ".join(str(d) for d in ds[:-1]) + f" or {ds[-1]}" if len(ds) > 1 else str(ds[0])
-
-
-def _common_divisors(a: float, b: float) -> str:
-    g = int(np.gcd(int(a), int(b)))
-    return _divisors(g)
-
-
-def _no_fp4(c: Columns) -> np.ndarray:
-    w_bits, a_bits, _ = precision_bits(c)
-    return _fp4_wanted(c, w_bits, a_bits) & ~_has_fp4(c)
-
-
-RULES = (
-    Rule("serving.gpus_per_replica", "serving.gpus_per_replica must divide the attention heads",
-         lambda c: (np.asarray(c["attention_dp"]) == 0) & (np.mod(c["heads"], c["gpus_per_replica"]) != 0),
-         lambda r: (f"serving.gpus_per_replica = {r['serving.gpus_per_replica']:g}: tensor parallelism splits the "
-                    f"{r['heads']:g} attention heads evenly; use a divisor of the heads, or set "
-                    "serving.attention_dp = true (each GPU then holds the whole attention)")),
-    Rule("serving.ep", "serving.ep must divide serving.gpus_per_replica",
-         lambda c: np.mod(c["gpus_per_replica"], c["serving_ep"]) != 0,
-         lambda r: (f"serving.ep = {r['serving.ep']:g}: expert parallelism splits the replica's "
-                    f"{r['gpus_per_replica']:g} GPUs (serving.gpus_per_replica) into equal groups; use a divisor of "
-                    f"{r['gpus_per_replica']:g} ({_divisors(r['gpus_per_replica'])}), or change "
-                    "serving.gpus_per_replica")),
-    Rule("serving.ep", "serving.ep needs a mixture-of-experts model",
-         lambda c: (np.asarray(c["moe_experts"]) == 0) & (np.asarray(c["serving_ep"]) > 1),
-         lambda r: (f"serving.ep = {r['serving.ep']:g}, but the model has no routed experts (model.moe_experts = 0): "
-                    "expert parallelism needs a mixture-of-experts model; set serving.ep = 1 or give "
-                    "model.moe_experts")),
-    Rule("serving.ep", "serving.ep must divide the routed experts",
-         lambda c: (np.asarray(c["moe_experts"]) > 0) & (np.mod(c["moe_experts"], c["serving_ep"]) != 0),
-         lambda r: (f"serving.ep = {r['serving.ep']:g}: the {r['moe_experts']:g} routed experts "
-                    "(model.moe_experts) must split evenly over the expert-parallel GPUs; use a divisor of both "
-                    f"{r['moe_experts']:g} and serving.gpus_per_replica = {r['gpus_per_replica']:g} "
-                    f"({_common_divisors(r['moe_experts'], r['gpus_per_replica'])})")),
-    Rule("serving.gpus_per_replica", "the weights and one request's KV cache do not fit in a replica", _no_fit,
-         lambda r: (f"serving: {r['serving.weights_gb']:.3g} GB of weights per GPU and one request's KV cache do "
-                    f"not fit in {r['gpus_per_replica']:g} × {r['serving_hw_hbm_GB']:g} GB: raise "
-                    "serving.gpus_per_replica, shorten the requests, or use fewer weight bits (compression)"),
-         "warning", "serving_no_fit"),
-    Rule("compression.act_bits", "no FP4 unit: 4-bit GEMMs timed at the FP8 peak", _no_fp4,
-         lambda r: (f"serving: 4-bit floating-point weights and activations need an FP4 tensor core, which "
-                    f"serving.accelerator = {r['serving.accelerator']} does not have (no fp4 peak in the catalog): "
-                    "the matrix multiplies are timed at its FP8 peak and the weights stay 4-bit in memory. Choose "
-                    "an accelerator with FP4 (B200), or set compression.act_bits = 8 to say what runs"),
-         "warning", "serving_no_fp4"),
-    Rule("serving.tpot_target_s", "no batch meets the latency targets",
-         lambda c: ~_no_fit(c) & (np.asarray(c["serving_meets_targets"]) < 1),
-         lambda r: ("serving: no batch meets the targets (TTFT ≤ "
-                    f"{r['serving.ttft_target_s']:g} s, time per token ≤ {r['serving.tpot_target_s']:g} s"
-                    + (f" at batch {r['serving.batch']}" if r["serving_batch"] > 0 else "")
-                    + "): relax a target, give a smaller batch, add GPUs per replica, or choose a faster accelerator"),
-         "warning", "serving_targets"),
-    Rule("serving.batch", "the batch does not fit in memory", _batch_too_big, _batch_message, "warning",
-         "serving_batch_no_fit"),
-)
 
 TRAFFIC = ("serving.requests_per_s", "serving.prompt_tokens", "serving.output_tokens")
 FIELDS = (
