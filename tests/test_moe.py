@@ -244,3 +244,15 @@ def test_a_measured_grouped_gemm_efficiency_slows_only_the_routed_part():
         full = training_columns(cols)["compute_s"][0]
         half = training_columns({**cols, "moe_gemm_eff": np.array([0.5])})["compute_s"][0]
         assert (half > full * 1.05) if moves else (half == full)
+
+
+def test_the_total_counts_experts_of_the_width_the_granularity_gives():
+    """model.params (the total) is counted after the expert width is derived: 64 experts of granularity 8 count as
+    experts of ffn/8, the same total as that width given, and a total near 8× the FFN (not 64×)."""
+    base = {"params": 7e9, "moe_experts": 64, "moe_top_k": 8, "moe_granularity": 8}
+    by_granularity = Scenario.from_dict({"model": base}).model
+    given = Scenario.from_dict({"model": {**base, "moe_ffn_hidden": by_granularity.moe_ffn_hidden}}).model
+    assert by_granularity.moe_ffn_hidden == round(by_granularity.ffn_hidden / 8)
+    assert by_granularity.params == given.params
+    p = plan({"model": base})
+    assert 4 < p.value("model.total_params") / p.value("model.active_params") < 9

@@ -92,11 +92,6 @@ MODEL = (
           "rounded up to 256 (SwiGLU).", "", 8, 10_000_000, link="ffn", column="ffn_hidden", step=256,
           derived=Derived("4·hidden (gelu) or 8/3·hidden rounded up to 256 (swiglu)", _ffn_default,
                           ("model.hidden", "model.mlp"))),
-    Input("model.params", "float", "Parameters", "Total parameters incl. embeddings. Give this alone and the shape is "
-          "derived (GPT-3 proportions, hidden ≈ 128 × layers); with a shape, the count follows the shape.",
-          "parameters", 1e5, 1e15, link="n", column="params", step=1e9, scale=BILLION, widget_unit="billions",
-          derived=Derived("counted from the shape (all experts)", _params_counted, always=True),
-          required_one_of="model size"),
     Input("model.head_dim", "int", "Head dimension", "Width of one attention head, when it is not hidden / heads (Qwen3: "
           "128 with hidden 4096 and 64 heads; GPT-OSS: 64); for MLA the part without rotary embedding.", "", 1, 100_000,
           link="hdim", column="head_dim",
@@ -144,6 +139,12 @@ MODEL = (
           default=1, link="mls", column="moe_layer_step", applies=moe_model),
     Input("model.tie_embeddings", "bool", "Tied embeddings", "One table for the input embedding and the output layer "
           "(GPT-2/3); the MoE models here keep two.", default=True, link="tie", column="tied"),
+    # counted last of the model keys: the count reads the expert width and attention rules derive above it
+    Input("model.params", "float", "Parameters", "Total parameters incl. embeddings. Give this alone and the shape is "
+          "derived (GPT-3 proportions, hidden ≈ 128 × layers); with a shape, the count follows the shape.",
+          "parameters", 1e5, 1e15, link="n", column="params", step=1e9, scale=BILLION, widget_unit="billions",
+          derived=Derived("counted from the shape (all experts)", _params_counted, always=True),
+          required_one_of="model size"),
     Input("model.mlp", "choice", "MLP", "GELU (GPT-3, Chinchilla: 2 matrices) or gated SwiGLU (LLaMA: 3 matrices).",
           choices=MLP_KINDS, choice_labels={"gelu": "GELU", "swiglu": "SwiGLU"}, default="gelu", link="mlp",
           column="glu"),
