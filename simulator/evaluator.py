@@ -141,11 +141,12 @@ def move(column: str, spread: float) -> tuple[float, float]:
     return max(0.0, 1.0 - Z_P90 * spread), 1.0 + Z_P90 * spread
 
 
-def perturbations(cols: dict[str, np.ndarray], device_spread: Mapping[str, float]
-                  ) -> tuple[dict[str, np.ndarray], list[str]]:
+def perturbations(cols: dict[str, np.ndarray], device_spread: Mapping[str, float],
+                  spreads: Mapping[str, float] | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
     """The plan's row, then for each uncertain column a P10 and a P90 row (all other columns as planned):
-    rows 2i+1 and 2i+2 move column `names[i]`."""
-    spreads = uncertain_columns(cols, device_spread)
+    rows 2i+1 and 2i+2 move column `names[i]`. `spreads`: the uncertain columns already chosen (several points
+    moved alike, whose `cols` hold only those columns); default `uncertain_columns(cols, device_spread)`."""
+    spreads = uncertain_columns(cols, device_spread) if spreads is None else spreads
     names = list(spreads)
     n = 1 + 2 * len(names)
     rows = {k: np.repeat(np.asarray(v, dtype=float)[:1], n) for k, v in cols.items()}

@@ -109,7 +109,8 @@ def estimate(base: Scenario, choices: Sequence[Mapping[str, Any]],
     n = len(choices)
     wide = {k: np.broadcast_to(np.asarray(v, dtype=float), (n,)) for k, v in cols.items()}
     # each point's P10 and P90 moves of the uncertain columns (only those copied per point: the others repeat)
-    per_point = [perturbations({k: wide[k][i:i + 1] for k in spreads}, spread) for i in range(n)]
+    # the same uncertain columns for every point (chosen on all of them above), so their rows line up
+    per_point = [perturbations({k: wide[k][i:i + 1] for k in spreads}, spread, spreads) for i in range(n)]
     names = per_point[0][1]
     width = 1 + 2 * len(names)
     rows = {k: np.repeat(v, width) for k, v in wide.items() if k not in spreads}
