@@ -82,8 +82,7 @@ def other_architecture(decision: Any) -> Any:
     kinds = getattr(decision, "architectures", ())
     if not kinds:
         return None
-    rec = decision.recommendation
-    mine = "mixture-of-experts" if rec is not None and rec.scenario.model.moe_experts > 0 else "dense"
+    mine = decision.architecture or kinds[0].name  # without a recommendation: the first (dense) is "mine"
     return next((k for k in kinds if k.name != mine), None)
 
 

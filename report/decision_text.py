@@ -42,8 +42,8 @@ def answer_sentence(decision: Any) -> str:
 
 def architecture_sentence(decision: Any) -> str:
     """"Dense or mixture-of-experts, each architecture's best plan by its point estimate: the best dense plan (55B
-    parameters) reaches a loss of 1.891 for $3.8M; the best mixture-of-experts plan (64 experts, 10B active of 57B
-    parameters) reaches a loss of 1.926 for $4.7M. The recommended plan above is dense." (The recommendation itself
+    parameters) reaches a loss of 1.891 for $3.8M; the best mixture-of-experts plan (64 experts, 32B active of 182B
+    parameters) reaches a loss of 1.893 for $4.6M. The recommended plan above is dense." (The recommendation itself
     may be a safer plan than the point-estimate best: the risk sentence.) Empty where the search held one
     architecture."""
     kinds = getattr(decision, "architectures", ())
@@ -62,9 +62,7 @@ def architecture_sentence(decision: Any) -> str:
                     else f" ({fmt.short(total)} parameters)")
         parts.append(f"the best {k.name} plan{size} reaches a loss of {fmt.loss(k.pick.quality_loss)} for "
                      f"{fmt.usd(k.pick.total_cost_usd)}")
-    rec = decision.recommendation
-    winner = ("mixture-of-experts" if rec.scenario.model.moe_experts > 0 else "dense") if rec is not None else None
-    verdict = f" The recommended plan above is {winner}." if winner else ""
+    verdict = f" The recommended plan above is {decision.architecture}." if decision.architecture else ""
     return ("Dense or mixture-of-experts, each architecture's best plan by its point estimate: " + "; ".join(parts)
             + "." + verdict)
 

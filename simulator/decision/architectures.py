@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from simulator.architecture import counts
 from simulator.decision.search import MAX_PARETO_POINTS, Candidates, ParetoPoint, pareto_front, pick, thin
-from simulator.inputs import section_of
+from simulator.resolve import resolve
 from simulator.scenario import Scenario
+
+DENSE, MOE = "dense", "mixture-of-experts"  # the architectures a search may hold, as the pages and PDFs name them
 
 
 @dataclass(frozen=True)
@@ -40,27 +41,25 @@ class Architecture:
 ARCHITECTURE_KEY = "model.moe_experts"  # the searched key that tells a mixture-of-experts candidate from a dense one
 
 
+def architecture_of(scenario: Scenario) -> str:
+    """DENSE or MOE: whether the scenario's model has routed experts."""
+    return MOE if scenario.model.moe_experts > 0 else DENSE
+
+
 @functools.lru_cache(maxsize=64)
-def model_of(model_json: str) -> Scenario:
-    """A scenario of this model section alone (its shape resolved; no cluster, no rules beyond the model's): what
-    `counted_params` reads, cached by value since a page re-picks among the same candidates."""
-    return Scenario.from_dict({"model": json.loads(model_json)})
-
-
-def counted_params(scenario: Scenario) -> tuple[float, float]:
-    """(total, active) parameters of a scenario's model (simulator.architecture.counts on its model columns)."""
-    model = scenario.model
-    cols = {inp.column: np.array([inp.encode(getattr(model, inp.name))]) for inp in section_of("model")
-            if inp.column is not None and getattr(model, inp.name, None) is not None}
-    total, active = counts(cols)
-    return float(total[0]), float(active[0])
+def model_params(model_json: str) -> tuple[float, float]:
+    """(total, active) parameters of a model section alone, as the resolver counts them for every plan (its
+    `params` and `active_params` columns); cached by value since a page re-picks among the same candidates."""
+    cols = resolve({"model": json.loads(model_json)}).cols
+    return float(cols["params"][0]), float(cols["active_params"][0])
 
 
 def architectures(c: Candidates, max_days: float, objective: str, budget_usd: float, target: float | None,
-                  scenario_of_choice: Callable[[dict[str, Any]], Scenario] | None = None) -> tuple[Architecture, ...]:
-    """Each architecture the search holds (dense, mixture-of-experts), its front and its pick among the candidates
-    feasible within `max_days` (the fronts computed once per candidates and longest training), the pick's parameter
-    counts where `scenario_of_choice` makes its scenario; () when the search has one."""
+                  params_of_choice: Callable[[dict[str, Any]], tuple[float, float]] | None = None
+                  ) -> tuple[Architecture, ...]:
+    """Each architecture the search holds (DENSE, MOE), its front and its pick among the candidates feasible within
+    `max_days` (the fronts computed once per candidates and longest training), the pick's (total, active) parameters
+    where `params_of_choice` counts them; () when the search has one."""
     if ARCHITECTURE_KEY not in c.codes or len(c.values[ARCHITECTURE_KEY]) < 2:
         return ()
     ok, cost, loss, _ = c.view(max_days)
@@ -71,17 +70,15 @@ def architectures(c: Candidates, max_days: float, objective: str, budget_usd: fl
     dense = by_value.get(0, empty)
     moe = np.concatenate([f for v, f in by_value.items() if v > 0] or [empty])
     out = []
-    for name, front, feasible in (("dense", dense, int(np.sum(experts_ok == 0))),
-                                  ("mixture-of-experts", moe, int(np.sum(experts_ok > 0)))):
-        if len(by_value) > 2 and name != "dense":  # several expert counts: their joint front
+    for name, front, feasible in ((DENSE, dense, int(np.sum(experts_ok == 0))),
+                                  (MOE, moe, int(np.sum(experts_ok > 0)))):
+        if len(by_value) > 2 and name == MOE:  # several expert counts: their joint front
             front = front[pareto_front(cost[front], loss[front])]
         j = pick(cost[front], loss[front], objective, budget_usd, target) if front.size else None
         points = tuple(ParetoPoint(float(cost[i]), float(loss[i]), c.choice(int(ok[i])))
                        for i in front[thin(np.arange(front.size), MAX_PARETO_POINTS)])
         chosen = None if j is None else ParetoPoint(float(cost[front[j]]), float(loss[front[j]]),
                                                     c.choice(int(ok[front[j]])))
-        counted = None
-        if chosen is not None and scenario_of_choice is not None:
-            counted = counted_params(scenario_of_choice(chosen.choice))
+        counted = None if chosen is None or params_of_choice is None else params_of_choice(chosen.choice)
         out.append(Architecture(name, feasible, chosen, points, counted))
     return tuple(out)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from simulator.catalog import HardwareSpec
-from simulator.decision.architectures import Architecture, architectures, model_of
+from simulator.decision.architectures import Architecture, architecture_of, architectures, model_params
 from simulator.decision.risk import Outcome, RiskAware, pool_of, respect_risk
 from simulator.decision.search import (
     COST,
@@ -79,6 +79,11 @@ class Decision:
     @property
     def quality_loss(self) -> float | None:
         return None if self.recommendation is None else float(self.recommendation.value(LOSS))
+
+    @property
+    def architecture(self) -> str | None:
+        """The recommendation's architecture (architectures.DENSE or MOE), None without one."""
+        return None if self.recommendation is None else architecture_of(self.recommendation.scenario)
 
     def to_dict(self) -> dict[str, Any]:
         rec: dict[str, Any] | None = None
@@ -244,7 +249,7 @@ def decide(scenario: Scenario, devices: Mapping[str, HardwareSpec] | None = None
     ok, cost, loss, front = coarse.view(d.max_training_days)
     base_of_grid = base_inputs(scenario, searched=tuple(grid))
     kinds = architectures(coarse, d.max_training_days, d.objective, d.budget_usd, target,
-                          lambda choice: model_of(json.dumps(candidate_inputs(base_of_grid, choice).get("model", {}),
+                          lambda choice: model_params(json.dumps(candidate_inputs(base_of_grid, choice).get("model", {}),
                                                               sort_keys=True)))
     # the objective's plan is on the front (least loss within a budget, least cost reaching a loss), so it is
     # picked among the front's points only
