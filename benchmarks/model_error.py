@@ -61,18 +61,32 @@ class Row:
     outside: str = ""  # why the set's setting is one a scenario cannot state (reported, not measured on)
 
 
-def term_of(figure: str) -> Declared:
+def term_of(figure: str, set_name: str = "", cols: Mapping[str, np.ndarray] | None = None) -> Declared:
+    """The term a row of `set_name` measuring `figure` belongs to: the one measured on that set where it acts on
+    the row (`cols`, the row's resolved columns: a dense row of a mixture-of-experts set is no MoE residual), else
+    the one measured on that figure in every other set."""
     for declared in DECLARED:
-        if figure in declared.figures and not declared.input_key:
+        if set_name in declared.sets and figure in declared.figures and (
+                declared.applies is None or cols is None or bool(np.all(declared.applies(cols)))):
+            return declared
+    for declared in DECLARED:
+        if figure in declared.figures and not declared.input_key and not declared.sets:
             return declared
     raise ValueError(f"no model-error term is measured on {figure}; known: "
                      f"{sorted({f for d in DECLARED for f in d.figures})}")
 
 
+def _claimed(r: Mapping[str, Any]) -> Mapping[str, np.ndarray] | None:
+    """The row's resolved columns where a term of its own set must look at them, else None."""
+    if any(r["set"] in d.sets and d.applies is not None for d in DECLARED):
+        return scenario_rows([Scenario.from_dict(r["scenario"])])
+    return None
+
+
 def published_rows(pattern: str = "*") -> list[Row]:
     """Every row of the published sets whose file name matches `pattern` (benchmarks.published_rows.load_sets)."""
     return [Row(r["id"], r["group"], r["figure"], float(r["published"]), r["scenario"], r["source"], r["set"],
-                term_of(r["figure"]), r.get("outside_model", "")) for r in load_sets(pattern)]
+                term_of(r["figure"], r["set"], _claimed(r)), r.get("outside_model", "")) for r in load_sets(pattern)]
 
 
 def elasticity(scenario: Scenario, figure: str, column: str) -> float:
@@ -235,7 +249,9 @@ def _law_check(rec: Mapping[str, Any], sigma: float, linear: bool) -> tuple[bool
     return _inside(low, high, rec["published"]), (high - low) / rec["predicted"]
 
 
-FAMILY_OF_TERM = {"train_step": "training", "goodput": "training", "serve_step": "serving", "loss": "quality",
+FAMILY_OF_TERM = {"train_step": "training", "goodput": "training", "serve_step": "serving",
+                  "serve_moe": "serving (mixture of experts)", "train_moe": "training (mixture of experts)",
+                  "loss": "quality",
                   "compression": "compression", "pruning": "compression"}
 
 

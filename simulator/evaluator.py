@@ -94,7 +94,7 @@ def uncertain_columns(cols: Mapping[str, np.ndarray], device_spread: Mapping[str
     """Model column -> relative one-sigma spread: the devices' (fitted or assumed) and the model's own error
     (`scenario_spreads`), and the inputs declared with a `spread` (published or assumed). Ranges, the tornado and
     the Monte Carlo all move these and only these."""
-    spreads = {k: v for k, v in device_spread.items() if k in cols and v > 0}
+    spreads = {k: v for k, v in device_spread.items() if k in cols and v > 0 and model_error.acts(k, cols)}
     spreads |= {inp.column: inp.spread for inp in INPUTS.values() if inp.spread > 0 and inp.column in cols
                 and (inp.applies is None or bool(np.any(inp.applies(cols))))}
     return spreads

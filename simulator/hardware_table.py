@@ -20,7 +20,7 @@ from simulator.catalog import HardwareSpec
 from simulator.compression.hardware import DEVICE_COLUMNS as COMPRESSION_COLUMNS
 from simulator.compression.hardware import device_row as compression_row
 from simulator.families.training_inputs import PRECISIONS
-from simulator.serving.constants import DECODE_MEM_EFF, STEP_OVERHEAD_S
+from simulator.serving.constants import DECODE_MEM_EFF, SERVING_MOE_EFF, STEP_OVERHEAD_S
 from simulator.training.constants import DEFAULT_CONSTANTS
 
 # bytes per weight / activation element in the compute dtype; fp8 training keeps bf16 weights and stores
@@ -28,7 +28,7 @@ from simulator.training.constants import DEFAULT_CONSTANTS
 PARAM_BYTES = np.array([{"bf16": 2.0, "fp16": 2.0, "fp8": 2.0, "fp32": 4.0, "tf32": 4.0}[p] for p in PRECISIONS])
 PER_DEVICE = ("hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps", "inter_latency_s", "tdp_W",
               "gemm_eff_max", "gemm_dim_half", "hbm_eff", "hw_gpu_hour_usd", "hw_gpus_per_node", "hw_purchase_usd",
-              "decode_mem_eff", "step_overhead_s", "decode_kv_eff", "elementwise_eff", "a2a_eff", "moe_gemm_eff", *(f"hw_peak_{d}_tflops" for d in DEVICE_DTYPES))
+              "decode_mem_eff", "step_overhead_s", "decode_kv_eff", "elementwise_eff", "a2a_eff", "moe_gemm_eff", "serve_moe_eff", *(f"hw_peak_{d}_tflops" for d in DEVICE_DTYPES))
 PER_DEVICE += tuple(c for c in COMPRESSION_COLUMNS if c not in PER_DEVICE)  # 16-bit and fp4 peaks, 2:4 support
 NAN = float("nan")
 FP8 = PRECISIONS.index("fp8")
@@ -71,6 +71,8 @@ def _row(s: HardwareSpec) -> dict[str, float]:
         "elementwise_eff": k.hbm_eff if s.elementwise_eff is None else s.elementwise_eff,
         "a2a_eff": k.a2a_eff if s.a2a_eff is None else s.a2a_eff,
         "moe_gemm_eff": k.moe_gemm_eff if s.moe_gemm_eff is None else s.moe_gemm_eff,
+        # serving's MoE layers: a calibrated device's moe_layer fit, else the correction fitted on published serving
+        "serve_moe_eff": SERVING_MOE_EFF if s.moe_gemm_eff is None else s.moe_gemm_eff,
         **{f"hw_peak_{d}_tflops": s.peak_tflops.get(d, NAN) for d in DEVICE_DTYPES},
         **compression_row(s),  # 16-bit and fp4 peaks, 2:4 support (simulator/compression/hardware.py)
     }

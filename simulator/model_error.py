@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -51,13 +51,22 @@ class Declared:
     device_key: str = ""  # the device input whose calibration floors it (a profile's held-out error)
     less: tuple[str, ...] = ()  # terms already in those figures: σ² = σ(figures)² − Σ σ(less)²
     input_key: str = ""  # the term is this input's spread (compression), not a column of its own
+    sets: tuple[str, ...] = ()  # measured on these published sets only (which then no figure-only term takes)
+    applies: Callable[[Mapping[str, np.ndarray]], np.ndarray] | None = None  # rows it acts on (None: every row)
 
 
 DECLARED: tuple[Declared, ...] = (
     Declared("train_step", "model_err_train_step", "Training step-time model error",
              "the training step time (and with it throughput, MFU, wall time, GPU-hours, cost and energy)",
              ("training.tokens_per_s", "training.tflops_per_gpu", "training.hw_tflops_per_gpu", "training.mfu",
-              "training.step_time_s", "training.ideal_wall_days"), device_key="cluster.accelerator"),
+              "training.step_time_s", "training.ideal_wall_days", "training.tokens_per_s_per_gpu"),
+             device_key="cluster.accelerator"),
+    Declared("train_moe", "model_err_train_moe", "Training MoE-layer model error",
+             "a mixture-of-experts model's training step beyond the dense step's own error (grouped expert GEMMs, "
+             "all-to-all, expert-parallel layouts)",
+             ("training.tokens_per_s", "training.tflops_per_gpu", "training.mfu", "training.step_time_s",
+              "training.tokens_per_s_per_gpu"), device_key="cluster.accelerator", less=("train_step",),
+             sets=("moe_fp8_training",), applies=lambda c: np.asarray(c["moe_experts"]) > 0),
     Declared("goodput", "model_err_goodput", "Goodput model error",
              "the expected ÷ ideal wall time (checkpoints, failures, restarts, evaluation, start-up)",
              ("training.gpu_hours", "training.wall_days"), less=("train_step",)),
@@ -65,6 +74,14 @@ DECLARED: tuple[Declared, ...] = (
              "every serving step (and with it throughput, TTFT, time per token, replicas, GPUs and serving cost)",
              ("serving.replica_output_tokens_per_s", "serving.output_tokens_per_s_per_gpu", "serving.ttft_s",
               "serving.tpot_s", "serving.replica_requests_per_s"), device_key="serving.accelerator"),
+    Declared("serve_moe", "model_err_serve_moe", "Serving MoE-layer model error",
+             "a mixture-of-experts model's serving step beyond the dense step's own error (the experts, their "
+             "all-to-all and the layouts around them; serving/constants.SERVING_MOE_EFF is fitted on part of the "
+             "same published set)",
+             ("serving.replica_output_tokens_per_s", "serving.output_tokens_per_s_per_gpu", "serving.ttft_s",
+              "serving.tpot_s", "serving.replica_requests_per_s"), device_key="serving.accelerator",
+             less=("serve_step",), sets=("serving_trtllm_moe",),
+             applies=lambda c: np.asarray(c["moe_experts"]) > 0),
     Declared("loss", "model_err_loss", "Scaling-law loss model error", "the dense model's predicted loss",
              ("quality.dense_loss",)),
     Declared("compression", "loss_scale", "Compression law model error",
@@ -73,6 +90,7 @@ DECLARED: tuple[Declared, ...] = (
              "the loss increase of pruning", ("quality.ppl_ratio",), input_key="compression.prune_loss_scale"),
 )
 BY_NAME: dict[str, Declared] = {d.name: d for d in DECLARED}
+BY_COLUMN_DECLARED: dict[str, Declared] = {d.column: d for d in DECLARED if not d.input_key}
 COLUMNS: tuple[str, ...] = tuple(d.column for d in DECLARED if not d.input_key)  # columns this module adds
 
 
@@ -234,6 +252,13 @@ def spreads(floors: Mapping[str, float] | None = None, override: Mapping[str, fl
         if column in COLUMNS:
             out[column] = float(sigma)
     return {k: v for k, v in out.items() if v > 0}
+
+
+def acts(column: str, cols: Mapping[str, np.ndarray]) -> bool:
+    """Whether the term of `column` acts on any of the plan rows `cols` (a mixture-of-experts term does not on a
+    dense model, whose range then leaves it out); True for a column that is no term."""
+    term = BY_COLUMN_DECLARED.get(column)
+    return term is None or term.applies is None or bool(np.any(term.applies(cols)))
 
 
 def tails() -> dict[str, float]:

@@ -100,3 +100,13 @@ def test_the_data_file_says_its_quantile():
     data = bench.data_file(by_term, [], 0.87)
     assert data["level"] == 0.87 and "quantile" in data["method"]
     assert data["terms"]["train_step"]["sigma"] >= round(bench.term_summary(by_term)["train_step"]["sigma"], 5)
+
+
+def test_a_set_of_its_own_goes_to_its_own_term():
+    """The MoE serving set measures the MoE term; every other serving set the dense step's, though the figure is
+    the same."""
+    from benchmarks.model_error import term_of
+
+    assert term_of("serving.output_tokens_per_s_per_gpu", "serving_trtllm_moe").name == "serve_moe"
+    assert term_of("serving.output_tokens_per_s_per_gpu", "serving_trtllm_v06").name == "serve_step"
+    assert term_of("serving.output_tokens_per_s_per_gpu").name == "serve_step"

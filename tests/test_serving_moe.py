@@ -192,3 +192,54 @@ def test_the_default_ep_divides_both():
     assert float(_replica(_scenario({"preset": "mixtral-8x7b"}, {"gpus_per_replica": 4})).ep[0]) == 4.0
     assert float(_replica(_scenario({"preset": "qwen3-235b-a22b"}, {"gpus_per_replica": 8})).ep[0]) == 8.0
     assert float(_replica(_scenario({"preset": "llama-3-8b"}, {"gpus_per_replica": 2})).ep[0]) == 1.0
+
+
+# ------------------------------------------------------------------ the MoE layer's speed (SERVING_MOE_EFF)
+
+
+@pytest.mark.parametrize("tokens", [1.0, 64.0, 4096.0, 65536.0])
+def test_the_moe_efficiency_divides_the_expert_time_read_or_compute_bound(tokens):
+    """expert_step_s = max(FLOPs at the GEMM curve, weight reads) / moe_eff: halving moe_eff doubles it whether the
+    step reads the experts (small batches) or computes them (large ones)."""
+    from simulator.serving.experts import expert_step_s
+
+    shape = {"moe_layers": 94.0, "experts": 128.0, "top_k": 8.0, "expert_params": 3 * 4096 * 1536.0,
+             "expert_width": 1536.0, "routed_bytes": 227e9, "gpus": 8.0, "ep": 8.0, "imbalance": 1.0,
+             "hidden": 4096.0, "peak_flops": 1979e12, "gemm_eff_max": 0.73, "gemm_dim_half": 96.0,
+             "stream_Bps": 2.68e12}
+    one = expert_step_s(tokens, moe_eff=1.0, **shape)
+    assert expert_step_s(tokens, moe_eff=0.5, **shape) == pytest.approx(2.0 * one, rel=1e-12)
+    read_s = 227e9 / 8 * float(experts_touched(128, 8, tokens)) / 128 / 2.68e12
+    assert one >= read_s * (1 - 1e-12)  # never faster than reading the experts it touches
+
+
+def test_a_datasheet_device_serves_moe_at_the_fitted_efficiency_and_a_calibrated_one_at_its_own():
+    """SERVING_MOE_EFF for a datasheet accelerator; a device whose moe_layer fit measured moe_gemm_eff serves at
+    that instead; a dense model's step does not read it."""
+    from dataclasses import replace
+
+    from simulator.devices import all_devices
+    from simulator.hardware_table import hardware_table
+    from simulator.serving.constants import SERVING_MOE_EFF
+
+    base = all_devices()["H100-SXM"]
+    measured = replace(base, id="H100-measured", display_name="H100 measured", moe_gemm_eff=0.8)
+    table = hardware_table({"H100-SXM": base, "H100-measured": measured}).table
+    assert list(table["serve_moe_eff"]) == [SERVING_MOE_EFF, 0.8]
+    assert float(table["moe_gemm_eff"][0]) == 1.0  # training keeps its own assumption
+    r = _replica(_scenario({"preset": "qwen3-235b-a22b"}, {"gpus_per_replica": 8, "ep": 8, "attention_dp": True},
+                           FP8))
+    assert float(np.asarray(r.moe_eff)[0]) == SERVING_MOE_EFF
+
+
+def test_the_moe_model_error_acts_on_moe_plans_only():
+    """The MoE serving term (measured on the MoE set) is in an MoE plan's spreads and not in a dense plan's."""
+    from simulator import model_error
+
+    moe = evaluate(_scenario({"preset": "qwen3-235b-a22b"}, {"gpus_per_replica": 8, "ep": 8, "attention_dp": True},
+                             FP8))
+    dense = evaluate(_scenario({"preset": "llama-3-70b"}, {"gpus_per_replica": 2}, FP8))
+    assert "model_err_serve_moe" in model_error.TERMS["serve_moe"].column
+    assert "model_err_serve_moe" in {t.column for t in moe.spreads}
+    assert "model_err_serve_moe" not in {t.column for t in dense.spreads}
+    assert "model_err_serve_step" in {t.column for t in dense.spreads}

@@ -71,7 +71,9 @@ class Estimate:
 
 
 def _share_over(within: np.ndarray) -> np.ndarray:
-    return 1.0 - np.mean(within, axis=1) if within.shape[1] else np.where(within.all(axis=1), 0.0, 1.0)
+    """The share of draws outside, counted (k/N exactly, as a tolerance of k/N is written; 1 − share inside is
+    k/N plus a rounding that put a plan at exactly the tolerance over it)."""
+    return np.mean(~within, axis=1) if within.shape[1] else np.where(within.all(axis=1), 0.0, 1.0)
 
 
 def _upper(moves: np.ndarray, tolerance: float) -> np.ndarray:

@@ -130,7 +130,7 @@ def _capacity(c: Columns) -> dict[str, np.ndarray]:
     batch = best_batch(r, limit, p, o, c["tpot_target_s"], c["ttft_target_s"], curve, prefill_s)
     batch = np.where(given > 0, np.where(batch == limit, batch, 0.0), batch)  # a given batch must meet the targets
     ok = (batch >= 1) & (fits >= 1) & ~((given > 0) & (given > fits))
-    err = np.asarray(c.get("model_err_serve_step", 1.0), dtype=float)  # the step model's own error (model_error.py)
+    err = step_error(c, r)
     tokens_per_s = np.where(ok, batch / (curve.total_s(np.maximum(batch, 1.0)) * err), np.nan)
     moe = np.asarray(r.moe_layers) > 0
     run_batch = np.where(ok, batch, np.nan)
@@ -146,6 +146,14 @@ def _capacity(c: Columns) -> dict[str, np.ndarray]:
         "serving_meets_targets": (batch >= 1).astype(float),
         "serving_prefill_s": prefill_s,
     }
+
+
+def step_error(c: Columns, r: Replica) -> np.ndarray:
+    """The step model's own error (simulator/model_error.py): the serving step's, and a mixture-of-experts
+    model's MoE-layer term on top of it (1 for a dense model)."""
+    err = np.asarray(c.get("model_err_serve_step", 1.0), dtype=float)
+    moe = np.asarray(r.moe_layers) > 0
+    return err * np.where(moe, np.asarray(c.get("model_err_serve_moe", 1.0), dtype=float), 1.0)
 
 
 def _fits(hbm_GB: np.ndarray, r: Replica, context_tokens: np.ndarray) -> np.ndarray:
@@ -187,7 +195,7 @@ def _load(c: Columns) -> dict[str, np.ndarray]:
     r, curve = _curve(c)
     p, o = c["prompt_tokens"], c["output_tokens"]
     ok = np.isfinite(c["serving.batch_run"])
-    err = np.asarray(c.get("model_err_serve_step", 1.0), dtype=float)
+    err = step_error(c, r)
     peak = c["requests_per_s"] * c["peak_to_average"]
     replicas = replicas_for(peak, c["serving.replica_requests_per_s"])
     gpus = replicas * r.tp

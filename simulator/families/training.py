@@ -29,6 +29,8 @@ FIGURES = (
       "compute + TP comm + pipeline bubble + p2p + exposed DP sync + straggler wait", "lower", ranged=True),
     F("training.tokens_per_s", "Throughput", "tokens/s", "global batch × sequence / step time", "higher",
       ranged=True),
+    F("training.tokens_per_s_per_gpu", "Throughput per GPU", "tokens/s", "throughput ÷ GPUs (how training "
+      "benchmarks such as Megatron-Bridge's publish it)", "higher", ranged=True),
     F("training.tflops_per_gpu", "Achieved TFLOP/s per GPU (model)", "TFLOP/s",
       "model FLOPs per step / (step time × GPUs)", "higher", ranged=True),
     F("training.hw_tflops_per_gpu", "Achieved TFLOP/s per GPU (hardware)", "TFLOP/s",

@@ -25,6 +25,19 @@ STEP_OVERHEAD_S = 2.9e-3
 # entry): 0.68-0.78 of peak. A low-precision GEMM's eff_max is the device's 16-bit one times this ratio (a
 # calibrated device's fitted curve is scaled the same way).
 LOW_PRECISION_GEMM_EFF_RATIO = 0.73 / 0.82
+# Speed of a served mixture-of-experts layer relative to the roofline of its experts' GEMMs (the larger of their
+# FLOPs at the GEMM curve and their weight reads at the decode streaming rate) on a datasheet device: what the
+# routing, top-k, activation quantisation, permutation (scatter to experts) and finalize (weighted gather) kernels
+# around the grouped GEMMs, and the grouped GEMMs' own tile waste, cost. One profile of TensorRT-LLM's CUTLASS MoE
+# path (Qwen3-Next-80B decode, nsys) found the GEMMs 29% of the MoE layers' time (Morph, "Morph-Decode", 2026-04-09,
+# morphllm.com/blog/morph-decode). No per-layer figure at serving batch sizes was found, so this is a GLOBAL
+# CORRECTION FITTED ON ONE SET AND CHECKED ON OTHERS: fitted on the H200 and B200 rows of
+# benchmarks/published/serving_trtllm_moe.json (TensorRT-LLM Performance Overview, maximum throughput, GPT-OSS,
+# Qwen3, Llama 4 Maverick and DeepSeek-R1), the value at which their median ln(predicted / published) output
+# tokens/s per GPU is 0; checked on that set's H100 rows, the four of the MoE issue among them (docs/serving.md,
+# `python -m benchmarks.serving_moe_eff`). A calibrated device's moe_layer fit replaces it. Before 2026-12-07
+# (night): 1.0, the experts at their GEMM roofline, which over-predicted these rows by a median 49%.
+SERVING_MOE_EFF = 0.42
 # Share of the memory left after the weights that the engine gives the KV cache: TensorRT-LLM's
 # KvCacheConfig.free_gpu_memory_fraction default 0.9 (the rest is activations and workspace).
 KV_MEMORY_FRACTION = 0.9

@@ -33,23 +33,25 @@ def touched_share(experts, top_k, tokens):
 
 
 def expert_step_s(tokens, *, moe_layers, experts, top_k, expert_params, expert_width, routed_bytes, gpus, ep,
-                  imbalance, hidden, peak_flops, gemm_eff_max, gemm_dim_half, moe_gemm_eff, stream_Bps):
-    """Seconds the busiest GPU spends in the routed experts' matrices for `tokens` tokens of the replica.
+                  imbalance, hidden, peak_flops, gemm_eff_max, gemm_dim_half, moe_eff, stream_Bps):
+    """Seconds the busiest GPU spends in the routed experts' layers for `tokens` tokens of the replica.
 
     Each GPU holds 1/gpus of the routed weights (EP ranks of E/ep experts, each split over gpus/ep GPUs by expert
     tensor parallelism: TensorRT-LLM's moe_ep_size × moe_tp_size = tp_size). The busiest EP rank carries `imbalance`
     times its even share of the token-expert pairs (1 where ep = 1): FLOPs 2·expert_params·tokens·k·imbalance/gpus
     per MoE layer (LLM-Viewer's 2·ic·oc per token, Yuan et al. 2024), at the GEMM curve's efficiency for
-    tokens·k·imbalance/E rows per expert (× the grouped-GEMM efficiency, moe_gemm_eff); it reads the experts it
-    touches, experts_touched of tokens·imbalance tokens over its local experts (the busiest rank sees the batch as
-    if it were `imbalance` times larger). Roofline: the larger of the two (Williams et al. 2009)."""
+    tokens·k·imbalance/E rows per expert; it reads the experts it touches, experts_touched of tokens·imbalance
+    tokens over its local experts (the busiest rank sees the batch as if it were `imbalance` times larger).
+    Roofline: the larger of the two (Williams et al. 2009), divided by `moe_eff`, the MoE layer's speed relative to
+    that roofline (routing, activation quantisation, permutation and finalize kernels around the grouped GEMMs;
+    serving/constants.SERVING_MOE_EFF, or a calibrated device's moe_layer fit)."""
     pairs = tokens * top_k * imbalance  # token-expert pairs the busiest rank's share stands for, over the replica
     flops = 2.0 * moe_layers * expert_params * pairs / gpus
     rows = pairs / np.maximum(experts, 1.0)  # tokens one expert multiplies
     eff = gemm_compute_efficiency(np.maximum(rows, 1.0), np.maximum(expert_width * ep / gpus, 1.0), hidden,
-                                  gemm_eff_max * moe_gemm_eff, gemm_dim_half)
+                                  gemm_eff_max, gemm_dim_half)
     read = routed_bytes * touched_share(experts, top_k, tokens * imbalance) / gpus
-    return np.maximum(flops / (peak_flops * eff), read / stream_Bps)
+    return np.maximum(flops / (peak_flops * eff), read / stream_Bps) / moe_eff
 
 
 def all_to_all_s(tokens_per_gpu, *, moe_layers, top_k, gpus, ep, imbalance, hidden, dispatch_bytes, combine_bytes,

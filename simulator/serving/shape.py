@@ -63,7 +63,7 @@ def replica_shape(c: Mapping[str, np.ndarray], model_bytes: np.ndarray, act_bits
         "expert_width": np.where(moe, width, 0.0),
         "ep": ep,
         "imbalance": np.where(moe & (ep > 1), c["serving_moe_imbalance"], 1.0),
-        "moe_gemm_eff": np.asarray(c["serving_hw_moe_gemm_eff"], np.float64),
+        "moe_eff": np.asarray(c["serving_hw_serve_moe_eff"], np.float64),
         "a2a_eff": np.asarray(c["serving_hw_a2a_eff"], np.float64),
         "dispatch_bytes": np.where(act_bits <= 8.0, 1.0, 2.0),  # DeepSeek-V3 §3.3.2: FP8 dispatch
     }

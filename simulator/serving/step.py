@@ -63,7 +63,7 @@ class Replica:
     expert_width: np.ndarray | float = 0.0
     ep: np.ndarray | float = 1.0            # expert-parallel ranks
     imbalance: np.ndarray | float = 1.0     # busiest EP rank's tokens ÷ the mean (1 where ep = 1)
-    moe_gemm_eff: np.ndarray | float = 1.0  # grouped-GEMM efficiency relative to a dense GEMM of the same shape
+    moe_eff: np.ndarray | float = 1.0       # the MoE layer's speed relative to its experts' GEMM roofline
     a2a_eff: np.ndarray | float = 1.0       # all-to-all's share of the all-reduce's link rate
     dispatch_bytes: np.ndarray | float = 2.0  # bytes per element the dispatch sends (the activations' width)
 
@@ -152,7 +152,7 @@ def _experts_s(r: Replica, tokens):
     return expert_step_s(tokens, moe_layers=r.moe_layers, experts=r.experts, top_k=r.top_k,
                          expert_params=r.expert_params, expert_width=r.expert_width, routed_bytes=r.routed_bytes,
                          gpus=r.tp, ep=r.ep, imbalance=r.imbalance, hidden=r.hidden, peak_flops=r.peak_flops,
-                         gemm_eff_max=r.gemm_eff_max, gemm_dim_half=r.gemm_dim_half, moe_gemm_eff=r.moe_gemm_eff,
+                         gemm_eff_max=r.gemm_eff_max, gemm_dim_half=r.gemm_dim_half, moe_eff=r.moe_eff,
                          stream_Bps=r.hbm_Bps * r.mem_eff)
 
 

@@ -38,6 +38,7 @@ OPTIONAL_INPUTS = {
     "last_stage_layers": np.nan,
     # the step model's own error (simulator/model_error.py): 1 in a plan, moved by the ranges and the Monte Carlo
     "model_err_train_step": 1.0,
+    "model_err_train_moe": 1.0,    # and a mixture-of-experts model's on top of it (1 for a dense model)
     # the shape beyond a dense MHA/GQA model (simulator/architecture.py; these values: today's dense model)
     **arch.SHAPE_DEFAULTS,
     "ep": 1.0, "cp": 1.0,          # expert- and context-parallel GPUs
@@ -57,6 +58,7 @@ ALIKE_MIN_ROWS = 64  # fewer rows than this are evaluated as they come (finding 
 OUTPUT_KEYS = (
     "flops_per_token_model", "flops_total", "flops_total_hw", "step_time_s", "compute_s", "tp_comm_s",
     "pp_bubble_s", "pp_p2p_s", "dp_exposed_s", "straggler_s", "iterations", "tokens_per_s",
+    "tokens_per_s_per_gpu",
     "tflops_per_gpu", "hw_tflops_per_gpu", "mfu", "hfu", "wall_days", "mem_weights_gb", "mem_grads_gb", "mem_optimizer_gb", "mem_activations_gb",
     "memory_per_gpu_gb", "fits_memory", "gemm_efficiency",
     "first_stage_layers", "last_stage_layers", "microbatches", "batch_idle_fraction", "a2a_s", "cp_comm_s",
@@ -137,6 +139,8 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
     fpt_model, fpt_hw = flops_per_token(*shape, c["recompute"], c["flash_attention"], delta_fwd)
     st = step_times(c, k)
     step_s = st.step_time_s * c["model_err_train_step"]
+    if moe:  # a dense row's step is the dense step's error alone (bit for bit)
+        step_s = step_s * np.where(c["moe_experts"] > 0, c["model_err_train_moe"], 1.0)
 
     tokens_per_step = c["global_batch"] * c["seq_len"]
     extra_updates = updates_multiplier(c["sync"], c["dp"], c["async_kappa"], c["sharding"], k)
@@ -177,6 +181,7 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
         "straggler_s": st.straggler_s,
         "iterations": iterations,
         "tokens_per_s": tokens_per_s,
+        "tokens_per_s_per_gpu": tokens_per_s / gpus,
         "tflops_per_gpu": tflops,
         "hw_tflops_per_gpu": hw_tflops,
         "mfu": tflops / peak,
