@@ -59,10 +59,12 @@ def _plan_options(budget_s: float | None, skip: Sequence[str] = ()) -> list[str]
 
 
 def calibration_command(out_dir: Path, budget_s: float | None = None, resume: bool = False,
-                        skip: Sequence[str] = ()) -> list[str]:
-    """`python -m calibration run --quick` into `out_dir`, with its PROGRESS lines on stdout."""
+                        skip: Sequence[str] = (), force: bool = False) -> list[str]:
+    """`python -m calibration run --quick` into `out_dir`, with its PROGRESS lines on stdout; `force`: a plan
+    predicted over its budget runs anyway (the user chose "Start anyway")."""
     return [sys.executable, "-m", "calibration", "run", "--quick", "--out", str(out_dir),
-            *_plan_options(budget_s, skip), "--progress", "jsonl", *(["--resume"] if resume else [])]
+            *_plan_options(budget_s, skip), "--progress", "jsonl", *(["--resume"] if resume else []),
+            *(["--force"] if force else [])]
 
 
 def shell_text(command: Sequence[str]) -> str:
@@ -181,10 +183,10 @@ class CalibrationRun:
 
     def __init__(self, out_dir: Path, command: Sequence[str] | None = None, cwd: Path = REPO_ROOT,
                  budget_s: float | None = None, skip: Sequence[str] = (),
-                 on_finish: Callable[[CalibrationRun], None] | None = None) -> None:
+                 on_finish: Callable[[CalibrationRun], None] | None = None, force: bool = False) -> None:
         self.out_dir, self.cwd = Path(out_dir), Path(cwd)
         self._on_finish = on_finish  # told once the run has finished (the server's slot frees itself)
-        self.command = tuple(command or calibration_command(self.out_dir, budget_s=budget_s, skip=skip))
+        self.command = tuple(command or calibration_command(self.out_dir, budget_s=budget_s, skip=skip, force=force))
         self._lock = threading.Lock()
         self._status, self._done, self._total, self._step, self._failed_steps = RUNNING, 0, None, "starting", 0
         self._stage: str | None = None

@@ -37,13 +37,14 @@ def _stop_active_at_exit() -> None:
 
 
 def start_run(out_dir: Path | None = None, command: Sequence[str] | None = None,
-              cwd: Path = REPO_ROOT, budget_s: float | None = None, skip: Sequence[str] = ()) -> CalibrationRun:
+              cwd: Path = REPO_ROOT, budget_s: float | None = None, skip: Sequence[str] = (),
+              force: bool = False) -> CalibrationRun:
     """Start a calibration unless one is already running in this server (then RunBusyError)."""
     with _ACTIVE_LOCK:
         busy = _ACTIVE.get("run")
         if busy is not None:
             raise RunBusyError(f"a calibration is already running (writing to {busy.out_dir}); "
                           "wait for it to finish or stop it first")
-        run = CalibrationRun(out_dir or new_run_dir(), command, cwd, budget_s, skip, on_finish=_release)
+        run = CalibrationRun(out_dir or new_run_dir(), command, cwd, budget_s, skip, on_finish=_release, force=force)
         _ACTIVE["run"] = run
     return run.start()

@@ -170,9 +170,11 @@ def kept(out_dir: Path) -> Kept:
 
 
 def start_run() -> None:
-    """Start button: the planned run, with the plan's budget and the benches it leaves out; one per server."""
+    """Start button: the planned run, with the plan's budget and the benches it leaves out; one per server. A plan
+    over its budget is the "Start anyway" button: the run gets --force (the CLI refuses it otherwise)."""
     plan = st.session_state.get(PLAN) or {}
-    _start(lambda: slot.start_run(budget_s=plan.get("budget_s"), skip=tuple(plan.get("skip") or ())))
+    _start(lambda: slot.start_run(budget_s=plan.get("budget_s"), skip=tuple(plan.get("skip") or ()),
+                                  force=not plan.get("fits_budget", True)))
 
 
 def resume_run() -> None:

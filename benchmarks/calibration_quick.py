@@ -25,6 +25,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from calibration.rows import step_key
+
 REPO = Path(__file__).resolve().parents[1]
 QUICK_TARGET_S = 180.0  # issue 9: a quick run within 3 minutes
 PEAK_TARGET_MB = 2048.0  # issue 9: a quick run peaks at <= 2 GB
@@ -65,12 +67,38 @@ def run_quick(out: Path, slow_dtype: str | None = None, extra: list[str] | None 
     emulated = None
     if profile.exists():
         emulated = ",".join(json.loads(profile.read_text()).get("environment", {}).get("emulated") or []) or None
+    pace = json.loads((out / "pace.json").read_text()) if (out / "pace.json").exists() else None
     return {"rc": proc.returncode, "wall_s": round(wall_s, 1), "peak_rss_MB": round(usage.ru_maxrss / 1024, 1),
+            "pace": None if pace is None else planned_vs_measured(pace, rows),
             "planned_steps": int(plan.group(1)) if plan else None,
             "predicted_s": int(plan.group(2)) if plan else None,
             "points": {b: dict(c) for b, c in sorted(by_bench.items())}, "profile": str(profile) if
             profile.exists() else None, "emulated": emulated, "slow_dtype": slow_dtype,
             "load_before": load_before, "load_after": _loadavg()}
+
+
+def planned_vs_measured(pace: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """From the run's pace.json: each stage's planned and measured seconds, and per local bench the planned
+    seconds of the points it measured against their measured seconds (warm-up + samples × calls per sample ×
+    median: what the rows record; the preparation of the operands is not in the rows) and the points left out."""
+    planned_pt = {p["key"]: p["predicted_point_s"] for p in pace["points"]}
+    benches: dict[str, dict[str, float]] = {}
+    for r in rows:
+        key = step_key(r)
+        if key not in planned_pt:
+            continue
+        b = benches.setdefault(r["bench"], {"planned_s": 0.0, "measured_s": 0.0, "points": 0, "left_out": 0})
+        if r["status"] == "ok":
+            extra = r.get("extra") or {}
+            b["planned_s"] += planned_pt[key]
+            b["measured_s"] += float(extra.get("warmup_s", 0.0)) + r["repeats"] * int(extra.get("inner", 1)) * \
+                float(r["median_s"] or 0.0)
+            b["points"] += 1
+        elif r["status"] == "skipped":
+            b["left_out"] += 1
+    return {"stages": {k: [pace["planned_s"].get(k), v] for k, v in pace["measured_s"].items()},
+            "benches": {k: {kk: round(vv, 2) for kk, vv in v.items()} for k, v in sorted(benches.items())},
+            "budget_s": pace["budget_s"], "ratio": (pace.get("pace") or {}).get("measured_over_planned_time")}
 
 
 def run_validate(profile: Path, out: Path) -> dict[str, Any]:
@@ -103,6 +131,21 @@ def markdown(results: list[dict[str, Any]]) -> str:
             c = r["points"].get(b, {})
             cells.append(" ".join(f"{n} {s}" for s, n in sorted(c.items())) or "-")
         lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    for r in results:
+        pace = r.get("pace")
+        if not pace:
+            continue
+        lines += ["", f"Planned against measured, {r['name']} (budget {pace['budget_s']:.0f} s, points so far at "
+                  f"{pace['ratio']}x their planned time):", "", "| stage | planned s | measured s |", "|---|---|---|"]
+        for stage, (planned, measured) in pace["stages"].items():
+            lines.append(f"| {stage} | {planned:.0f} | {measured:.0f} |")
+        lines.append(f"| whole run (wall) | {pace['budget_s']:.0f} (budget) | {r['wall_s']:.0f} |")
+        lines += ["", "| local bench | points | left out | planned s | measured s (warm-up + samples) | measured ÷ planned |",
+                  "|---|---|---|---|---|---|"]
+        for bench, b in pace["benches"].items():
+            ratio = b["measured_s"] / b["planned_s"] if b["planned_s"] else float("nan")
+            lines.append(f"| {bench} | {b['points']:.0f} | {b['left_out']:.0f} | {b['planned_s']:.1f} | "
+                         f"{b['measured_s']:.1f} | {ratio:.2f} |")
     return "\n".join(lines)
 
 

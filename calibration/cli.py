@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--budget-s", type=float, default=None,
                    help="size the grids so the predicted run time fits this many seconds (default 180 with "
                         "--quick, 900 with --full); a short probe of this machine predicts each point's time")
+    r.add_argument("--force", action="store_true",
+                   help="run even when the plan is predicted over its budget with every fit at its fewest points "
+                        "(refused without it: the message names the budget that fits and the benches to leave out)")
     r.add_argument("--progress", choices=("auto", "bar", "jsonl"), default="auto",
                    help="jsonl: also a machine-readable `PROGRESS {json}` line on stdout per step and per sampling "
                         "round; bar: only the human bar (stderr); auto (default): jsonl unless stdout is a terminal")
@@ -45,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     multi.add_argument("--node-rank", type=int, default=0)
     multi.add_argument("--rdzv-endpoint", type=str, default=None, help="HOST:PORT of node 0 (ports PORT.. are used)")
     multi.add_argument("--rdzv-id", type=str, default=None, help="the same job id on every node")
+    multi.add_argument("--ifname", type=str, default=None,
+                       help="network interface the collectives use (gloo/NCCL: GLOO_SOCKET_IFNAME, NCCL_SOCKET_IFNAME); "
+                            "default: the interface that routes to the --rdzv-endpoint host, unless those variables "
+                            "are set")
     q = sub.add_parser("quality", help="train small models, compress them (quantization, pruning), measure with "
                                        "k-fold CV and fit degradation curves (the profile's quality section)")
     qmode = q.add_mutually_exclusive_group(required=True)
@@ -99,8 +106,8 @@ def _run(ns: argparse.Namespace) -> int:
     out = ns.out or Path("runs") / f"calib-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = RunConfig(mode=ns.mode, out=out, nproc=ns.nproc, resume=ns.resume, only=only, device=ns.device,
                     nnodes=ns.nnodes, node_rank=ns.node_rank, rdzv_endpoint=ns.rdzv_endpoint,
-                    rdzv_id=ns.rdzv_id, write_profile=not ns.no_profile, budget_s=ns.budget_s,
-                    progress=ns.progress, skip=skip, plan_only=ns.plan_only)
+                    rdzv_id=ns.rdzv_id, ifname=ns.ifname, write_profile=not ns.no_profile, budget_s=ns.budget_s,
+                    progress=ns.progress, skip=skip, plan_only=ns.plan_only, force=ns.force)
     return run(cfg)
 
 

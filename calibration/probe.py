@@ -43,6 +43,10 @@ LAUNCH_S = 8.0  # a torchrun launch (start-up, rendezvous, imports), per (device
 # 2-vCPU AMD VM (2026-11-30: 60 world-1 and 73 world-2 points in ~10 s each after their launch), doubled for
 # slower hosts; 0.6 before, which took ~30 s of the quick budget from the local fits for nothing
 DISTRIBUTED_STEP_S = 0.3
+# ...and what it likely takes, for a run's pace (calibration/pace.py), which keeps the likely total within the budget
+# and needs no margin on top of the plan's: 46-49 s for 187 points in 2 launches on this project's 2-core machine
+# (2026-12-07, four quick runs), 0.17 s a point after the launches
+DISTRIBUTED_STEP_LIKELY_S = 0.17
 REQUIRED_BENCHES = ("gemm",)  # never left out to fit a budget: a profile without GEMM fits gives no device to plan on
 BUDGET_ROUND_S = 10.0  # a suggested budget is rounded up to this many seconds
 
@@ -180,24 +184,33 @@ def call_s(step: Step, pr: Probe) -> float:
     return pr.overhead_s + max(flops / pr.flops_per_s(step.dtype), nbytes / (pr.mem_GBps * 1e9))
 
 
-def point_s(step: Step, pr: Probe, mode: str) -> float:
-    """Predicted seconds for one local point in the interleaved timing loop (timing.time_interleaved)."""
-    from calibration.timing import inner_count, plan_samples, timing_for
+def point_parts(c: float, nbytes: float, cfg: Any) -> tuple[float, float]:
+    """(seconds before its samples, seconds of its samples) of one local point whose call takes `c` seconds, in
+    the interleaved timing loop (timing.time_interleaved): the preparation (random operands at ~1 GB/s and a
+    reference call) and the warm-up, then the planned samples of `inner` calls each, with a re-warming call before
+    each sample of a short call."""
+    from calibration.timing import inner_count, plan_samples
 
-    cfg = timing_for(mode, step.device)
-    c = call_s(step, pr)
     warm = max(cfg.warmup * c, cfg.warmup_s) + c
     inner = inner_count(c, cfg)
     n = plan_samples(c, inner, cfg)
     rewarm = n * c if c < cfg.rewarm_below_s else 0.0
-    _, nbytes = step_cost(step)
-    prepare = c + nbytes / 1e9  # building the operands (random draws at ~1 GB/s) and a reference call
-    return warm + n * inner * c + rewarm + prepare
+    prepare = c + nbytes / 1e9
+    return warm + prepare, n * inner * c + rewarm
 
 
-def distributed_s(steps: list[Step]) -> float:
+def point_s(step: Step, pr: Probe, mode: str) -> float:
+    """Predicted seconds for one local point in the interleaved timing loop (timing.time_interleaved)."""
+    from calibration.timing import timing_for
+
+    before, samples = point_parts(call_s(step, pr), step_cost(step)[1], timing_for(mode, step.device))
+    return before + samples
+
+
+def distributed_s(steps: list[Step], step_s: float = DISTRIBUTED_STEP_S) -> float:
+    """Predicted seconds of the torchrun launches of `steps`: the plan's (pessimistic) per point by default."""
     launches = {(s.device, s.world_size) for s in steps}
-    return LAUNCH_S * len(launches) + DISTRIBUTED_STEP_S * len(steps)
+    return LAUNCH_S * len(launches) + step_s * len(steps)
 
 
 # ---------------------------------------------------------------- the plan
@@ -220,6 +233,10 @@ class Plan:
     dropped: int
     emulated: dict[str, list[str]]  # device -> dtypes
     per_bench: dict[str, tuple[int, int, float]]  # bench -> (kept, of, predicted seconds)
+    point_s: dict[str, float] = field(default_factory=dict)  # local step key -> predicted seconds of the point
+    call_s: dict[str, float] = field(default_factory=dict)  # local step key -> predicted seconds of one call
+    distributed_s: float = 0.0  # the torchrun launches' predicted seconds
+    nbytes: dict[str, float] = field(default_factory=dict)  # local step key -> bytes of its operands
 
     @property
     def fits(self) -> bool:
@@ -281,7 +298,10 @@ def fit_budget(steps: list[Step], probes: dict[str, Probe], mode: str, budget_s:
         if bench in per_bench:
             k, n, _ = per_bench[bench]
             per_bench[bench] = (k, n, DISTRIBUTED_STEP_S * k)
-    return Plan(kept, total, unplanned, budget_s, len(steps) - len(kept), emulated, per_bench)
+    calls = {s.key(): call_s(s, probes[s.device]) for s in local if s.key() in keep}
+    nbytes = {s.key(): step_cost(s)[1] for s in local if s.key() in keep}
+    return Plan(kept, total, unplanned, budget_s, len(steps) - len(kept), emulated, per_bench,
+                {k: v for k, v in cost.items() if k in keep}, calls, fixed_s, nbytes)
 
 
 def leave_out_to_fit(steps: list[Step], probes: dict[str, Probe], mode: str, budget_s: float,

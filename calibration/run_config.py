@@ -19,11 +19,13 @@ class RunConfig:
     node_rank: int = 0
     rdzv_endpoint: str | None = None
     rdzv_id: str | None = None
+    ifname: str | None = None  # the network interface of the collectives (--ifname); None: the one routing to node 0
     write_profile: bool = True
     budget_s: float | None = None  # predicted-time budget for the plan (default: budgets.BUDGETS_S[mode])
     progress: str = "auto"  # "jsonl": PROGRESS lines on stdout; "bar": only the bar; "auto": jsonl unless a tty
     skip: frozenset[str] | None = None  # benches left out (--skip); unlike --only, the quality calibration still runs
     plan_only: bool = False  # probe and print the plan (with jsonl, a PLAN line too); measure and write nothing
+    force: bool = False  # run a plan predicted over its budget (refused without it, saying what fits)
 
     @property
     def jsonl(self) -> bool:

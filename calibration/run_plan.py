@@ -59,6 +59,7 @@ class PlannedRun:
     steps: list[Any]
     summary: dict[str, Any] | None
     probe_env: dict[str, Any]
+    sized: Any = None  # the probe.Plan: each local point's predicted seconds, for the run's pace (None: not probed)
 
 
 def plan_run(cfg: RunConfig, env: dict[str, Any]) -> PlannedRun:
@@ -83,15 +84,23 @@ def plan_run(cfg: RunConfig, env: dict[str, Any]) -> PlannedRun:
     share = quality_share(cfg, mode)
     budget_s = cfg.budget_s or BUDGETS_S.get(mode, 180.0)
     skip = tuple(sorted(cfg.skip or ()))
-    sized = fit_budget(steps, probes, mode, budget_s * (1 - share))
+    probe_s = sum(p.seconds for p in probes.values())  # spent already: the budget counts from the run's start
+    sized = fit_budget(steps, probes, mode, max(budget_s * (1 - share) - probe_s, 0.0))
     info = {**summary(sized, probes, mode, budget_s, share, skip),
             "advice": advice(steps, sized, probes, mode, budget_s, share, skip)}
-    return PlannedRun(mode, devices, sizes, sized.steps, info, probe_environment(probes))
+    return PlannedRun(mode, devices, sizes, sized.steps, info, probe_environment(probes), sized)
 
 
-def print_plan(planned: PlannedRun, starting: bool) -> None:
-    """The plan on stderr: points and seconds per bench, the quality calibration's share, and a warning when it is
-    predicted over its budget, with what fits (the benches to leave out, or the budget it needs)."""
+def refused(planned: PlannedRun, cfg: RunConfig) -> bool:
+    """A plan predicted over its budget even with every fit at its fewest points is not started without --force
+    (a budget is a promise: the message says what fits instead)."""
+    return planned.summary is not None and not planned.summary["fits_budget"] and not cfg.force
+
+
+def print_plan(planned: PlannedRun, starting: bool, forced: bool = False) -> None:
+    """The plan on stderr: points and seconds per bench, the quality calibration's share, and, when it is
+    predicted over its budget, what fits (the benches to leave out, or the budget it needs): an error that refuses
+    the run unless `forced` (--force), a warning with --force or --plan-only."""
     from calibration.probe import over_budget_warning
 
     info = planned.summary
@@ -101,8 +110,13 @@ def print_plan(planned: PlannedRun, starting: bool) -> None:
     if info.get("quality_s"):
         lines.append(f"  {'quality':16s} sized to its share of the budget when it starts, ~{info['quality_s']:.0f} s")
     if not info["fits_budget"]:
-        lines.append("warning: " + over_budget_warning(info) + (
-            " Starting anyway: Ctrl-C stops it and keeps what was measured (--resume continues)." if starting else ""))
+        if starting and not forced:
+            lines.append("error: " + over_budget_warning(info) + " Not started: change the budget or the benches, "
+                         "or add --force to run it anyway.")
+        else:
+            lines.append("warning: " + over_budget_warning(info) + (
+                " Starting anyway (--force): Ctrl-C stops it and keeps what was measured (--resume continues)."
+                if starting else ""))
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,14 @@ from calibration.run_folder import (
     write_run_meta,
 )
 from calibration.run_lock import RunLockError, acquire_lock
-from calibration.run_plan import PlannedRun, plan_only, plan_run, print_plan
+from calibration.run_plan import PlannedRun, plan_only, plan_run, print_plan, refused
 
 INTERRUPTED = "interrupted"  # what `_Measuring.measure` returns after Ctrl-C or SIGTERM
+PACE_NAME = "pace.json"  # planned against measured seconds, per stage and per local point
 
 
 def _execute_durable(steps: list[Any], cfg: Any, run_id: str, on_row: Any, samples_path: Path,
-                     prior: dict[str, list[float]], on_round: Any) -> None:
+                     prior: dict[str, list[float]], on_round: Any, pace: Any = None) -> None:
     """`registry.execute_interleaved`, with every round's samples appended (one fsync'd write) to
     `samples_path`, one line per point, before `on_round(report)`; a point's samples stored by an earlier,
     interrupted or killed run (`prior`, by step key) are continued from, or make its row once they number
@@ -57,7 +59,7 @@ def _execute_durable(steps: list[Any], cfg: Any, run_id: str, on_row: Any, sampl
             warmed[0] += 1
         on_round({**rep, "warmed": warmed[0]})
 
-    registry.execute_interleaved(steps, cfg, run_id, on_row, prior=prior, on_round=round_done)
+    registry.execute_interleaved(steps, cfg, run_id, on_row, prior=prior, on_round=round_done, pace=pace)
 
 
 def run(cfg: RunConfig) -> int:
@@ -104,15 +106,35 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
         return _stopped_by_write(wrapped, cfg, rows_path, t0)
     planned = plan_run(cfg, env)  # probe, then plan: the grids sized to the budget from this machine's speed
     env.update(planned.probe_env)
-    print_plan(planned, starting=True)
-    measuring = _pending(cfg, planned, run_id)
+    print_plan(planned, starting=True, forced=cfg.force)
+    if refused(planned, cfg):
+        return 2
+    measuring = _pending(cfg, planned, run_id, t0)
     outcome = measuring.measure()
     wall_s = time.perf_counter() - t0
+    _keep_pace(cfg, measuring)
     if isinstance(outcome, OSError):
         return write_failed(outcome, cfg, rows_path, wall_s)
     if outcome == INTERRUPTED:
         return _interrupted(cfg, wall_s)
     return _finished(cfg, run_id, measuring.n_todo, env, t0, wall_s)
+
+
+def _keep_pace(cfg: RunConfig, measuring: _Measuring) -> None:
+    """pace.json (each stage's and local point's planned against measured seconds) and one line saying it; a
+    failed write only says so (the rows are what matter)."""
+    record = measuring.pace_record()
+    if record is None:
+        return
+    planned, measured = record["planned_s"], record["measured_s"]
+    parts = [f"{k} {planned.get(k, 0):.0f} s planned, {measured[k]:.0f} s measured" for k in measured]
+    dropped = len((record.get("pace") or {}).get("dropped") or [])
+    print(f"pace: {'; '.join(parts)}" + (f"; {dropped} points left out to keep the budget" if dropped else "")
+          + f" (budget {record['budget_s']:.0f} s)", file=sys.stderr, flush=True)
+    try:
+        (cfg.out / PACE_NAME).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        print(f"note: {cfg.out / PACE_NAME} not written: {exc}", file=sys.stderr)
 
 
 def _holds_an_unresumed_run(cfg: RunConfig, rows_path: Path, samples_path: Path) -> bool:
@@ -131,7 +153,7 @@ def _stopped_by_write(exc: OSError, cfg: RunConfig, rows_path: Path, t0: float) 
     return write_failed(exc, cfg, rows_path, time.perf_counter() - t0)
 
 
-def _pending(cfg: RunConfig, planned: PlannedRun, run_id: str) -> _Measuring:
+def _pending(cfg: RunConfig, planned: PlannedRun, run_id: str, t0: float) -> _Measuring:
     """The planned steps not yet measured (with --resume: no finished row), with the samples stored for them."""
     from calibration.bench.grids import is_distributed
     from calibration.bench.launch import Rendezvous
@@ -140,12 +162,12 @@ def _pending(cfg: RunConfig, planned: PlannedRun, run_id: str) -> _Measuring:
     done_keys = finished_keys(read_rows(rows_path)) if cfg.resume else set()
     prior = read_samples(samples_path) if cfg.resume else {}
     pending = [s for s in planned.steps if s.key() not in done_keys]
-    rdzv = Rendezvous(cfg.nnodes, cfg.node_rank, cfg.rdzv_endpoint, cfg.rdzv_id or "modelfolio") \
+    rdzv = Rendezvous(cfg.nnodes, cfg.node_rank, cfg.rdzv_endpoint, cfg.rdzv_id or "modelfolio", cfg.ifname) \
         if cfg.nnodes > 1 and cfg.rdzv_endpoint else None
     if cfg.nnodes > 1 and rdzv is None:
         raise SystemExit("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (and the same --rdzv-id on every node)")
     return _Measuring(cfg, planned, run_id, prior, rdzv, [s for s in pending if not is_distributed(s)],
-                      [s for s in pending if is_distributed(s)])
+                      [s for s in pending if is_distributed(s)], t0=t0)
 
 
 @dataclass
@@ -161,6 +183,9 @@ class _Measuring:
     local: list[Any]
     distributed: list[Any]
     progress: Progress | None = None
+    t0: float = 0.0  # when the run started (time.perf_counter): the budget counts from here
+    stages: dict[str, float] = field(default_factory=dict)  # stage -> measured seconds
+    pace: Any = None  # calibration.pace.Pace of the local benches (None: the test grid, or nothing local)
 
     @property
     def n_todo(self) -> int:
@@ -212,7 +237,6 @@ class _Measuring:
     def local_benches(self) -> None:
         """In this process, one interleaved group per device (on node 0 only: the other nodes skip them)."""
         from calibration.bench.launch import label
-        from calibration.timing import timing_for
 
         assert self.progress is not None
         progress, local = self.progress, self.local
@@ -220,6 +244,19 @@ class _Measuring:
             for step in local:  # local benches: node 0 measures them, the other nodes only join launches
                 progress.emit(label(step), "skipped")
             return
+        started = time.perf_counter()
+        later_s = _distributed_s(self.planned, self.distributed, likely=True) if self.cfg.nnodes == 1 else 0.0
+        self.pace = _local_pace(self.planned, local, self.t0, later_s)
+        try:
+            self._local_groups(local)
+        finally:
+            self.stages["local"] = time.perf_counter() - started
+
+    def _local_groups(self, local: list[Any]) -> None:
+        from calibration.timing import timing_for
+
+        assert self.progress is not None
+        progress = self.progress
         for device in dict.fromkeys(s.device for s in local):
             group = [s for s in local if s.device == device]
             progress.emit(f"{device}: {len(group)} local steps, samples interleaved", advance=False,
@@ -228,10 +265,18 @@ class _Measuring:
             if resumed:
                 print(f"{device}: continuing from {resumed} samples stored in {self.samples_path}", file=sys.stderr)
             _execute_durable(group, timing_for(self.planned.mode, device), self.run_id, self.on_row,
-                             self.samples_path, self.prior, functools.partial(progress.round, device, len(group)))
+                             self.samples_path, self.prior, functools.partial(progress.round, device, len(group)),
+                             self.pace)
 
     def distributed_benches(self) -> None:
         """Under torchrun, one launch per (device, world size)."""
+        started = time.perf_counter()
+        try:
+            self._launches()
+        finally:
+            self.stages["distributed"] = time.perf_counter() - started
+
+    def _launches(self) -> None:
         from calibration.bench.launch import launch
 
         assert self.progress is not None
@@ -268,7 +313,63 @@ class _Measuring:
             print(msg, file=sys.stderr, flush=True)
             progress.note(msg, "quality")
 
-        run_step(self.cfg, mode, log=quality_log)
+        started = time.perf_counter()
+        try:
+            run_step(self.cfg, mode, log=quality_log, left_s=self.left_s())
+        finally:
+            self.stages["quality"] = time.perf_counter() - started
+
+    def left_s(self) -> float | None:
+        """Seconds of the run's budget still unspent (None for the test grid, which has no budget)."""
+        info = self.planned.summary
+        if info is None:
+            return None
+        return float(info["budget_s"]) - (time.perf_counter() - self.t0)
+
+    def pace_record(self) -> dict[str, Any] | None:
+        """Planned against measured, for pace.json and the run's last lines: per stage and per local point."""
+        info, sized = self.planned.summary, self.planned.sized
+        if info is None or sized is None:
+            return None
+        planned = {"local": sum(sized.point_s.get(s.key(), 0.0) for s in self.local),
+                   "distributed": _distributed_s(self.planned, self.distributed), "quality": info.get("quality_s", 0.0)}
+        points = []
+        if self.pace is not None:
+            for p in self.pace.points:
+                points.append({"key": p.key, "predicted_point_s": round(p.point_s, 4),
+                               "predicted_call_s": p.call_s, "measured_call_s": self.pace.measured_call_s.get(p.key),
+                               "dropped": p.key in self.pace.dropped})
+        return {"budget_s": info["budget_s"], "hardware_budget_s": info["hardware_budget_s"],
+                "planned_s": {k: round(v, 2) for k, v in planned.items()},
+                "measured_s": {k: round(v, 2) for k, v in self.stages.items()},
+                "pace": None if self.pace is None else self.pace.record(), "points": points}
+
+
+def _distributed_s(planned: PlannedRun, distributed: list[Any], likely: bool = False) -> float:
+    """The predicted seconds of the torchrun launches still to run (0 for the test grid): as planned, or what they
+    likely take (the pace's: probe.DISTRIBUTED_STEP_LIKELY_S)."""
+    if planned.sized is None or not distributed:
+        return 0.0
+    from calibration.probe import DISTRIBUTED_STEP_LIKELY_S, distributed_s
+
+    return distributed_s(distributed, DISTRIBUTED_STEP_LIKELY_S) if likely else distributed_s(distributed)
+
+
+def _local_pace(planned: PlannedRun, local: list[Any], t0: float, later_s: float) -> Any:
+    """The pace of the local benches (calibration/pace.py): their points as planned, the hardware budget counted
+    from the run's start; None for the test grid or no local points."""
+    if planned.sized is None or not local:
+        return None
+    from calibration.pace import Pace, PlannedPoint
+    from calibration.probe import group_key, point_parts
+    from calibration.timing import timing_for
+
+    sized = planned.sized
+    points = [PlannedPoint(s.key(), group_key(s), sized.point_s.get(s.key(), 0.0), sized.call_s.get(s.key(), 0.0),
+                           sized.nbytes.get(s.key(), 0.0)) for s in local]
+    cfg = {s.key(): timing_for(planned.mode, s.device) for s in local}  # each point's timing loop
+    return Pace(points, float(sized.budget_s), t0, later_s,
+                parts=lambda c, p: point_parts(c, p.nbytes, cfg[p.key]))
 
 
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
@@ -306,7 +407,27 @@ def _finished(cfg: RunConfig, run_id: str, n_todo: int, env: dict[str, Any], t0:
     print(f"measured {n_todo} steps in {wall_s:.1f} s ({failed} failed rows in this run); rows: {rows_path}")
     rc = _write_profile(cfg.out, rows, env) if cfg.write_profile else 0
     print(f"total wall time {time.perf_counter() - t0:.1f} s", flush=True)
+    cause = every_distributed_step_failed(rows, run_id)
+    if cause is not None:
+        print(f"error: every distributed step of this run failed, so the profile has no collective, DDP or "
+              f"parameter-server fit from it; the first failure: {cause}", file=sys.stderr, flush=True)
+        return rc or 1
     return rc
+
+
+def every_distributed_step_failed(rows: list[dict[str, Any]], run_id: str) -> str | None:
+    """The first failure's cause, in one line, when this run had distributed steps and none of them succeeded
+    (a rendezvous that never formed, a network the ranks cannot use); None otherwise."""
+    from calibration.rows import DISTRIBUTED_BENCHES
+
+    mine = [r for r in rows if r.get("run_id") == run_id and r.get("bench") in DISTRIBUTED_BENCHES]
+    if not mine or any(r.get("status") == "ok" for r in mine):
+        return None
+    failed = [r for r in mine if r.get("status") == "failed"]
+    if not failed:
+        return None
+    first = min(failed, key=lambda r: float(r.get("t_unix", 0.0)))
+    return " ".join(str(first.get("error") or "no error recorded").split())[:400]
 
 
 def _write_profile(run_dir: Path, rows: list[dict[str, Any]], env: dict[str, Any]) -> int:

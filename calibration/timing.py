@@ -193,14 +193,46 @@ class _Point:
     inner: int = 1
     planned: int = 0
     rewarm: bool = False
+    call_s: float = 0.0
     warm: list[float] = field(default_factory=list)
     times: Timings = field(default_factory=Timings)
+
+
+def _scale_samples(points: list[_Point], cfg: TimingConfig, pace: Pacing, state: dict[str, int]) -> None:
+    """The samples still to take, scaled to what the budget has left (`pace.sample_scale`), each point keeping
+    cfg.min_repeats (and one more than it has)."""
+    def left_s(p: _Point) -> float:
+        return max(p.planned - len(p.times), 0) * p.call_s * (p.inner + (1 if p.rewarm else 0))
+
+    scale = pace.sample_scale(sum(left_s(p) for p in points))
+    if scale >= 1.0:
+        return
+    for p in points:
+        fewest = max(cfg.min_repeats, len(p.times) + 1)
+        new = max(fewest, len(p.times) + math.floor((p.planned - len(p.times)) * scale))
+        if new < p.planned:
+            state["planned"] -= p.planned - new
+            p.planned = new
 
 
 def plan_samples(call_s: float, inner: int, cfg: TimingConfig) -> int:
     """Samples for one point: as many as max_s buys, between min_repeats and repeats."""
     per_sample = max(call_s * inner, 1e-9)
     return max(cfg.min_repeats, min(cfg.repeats, int(cfg.max_s / per_sample)))
+
+
+class Pacing(Protocol):
+    """What `time_interleaved` asks as it goes to stay within a budget (calibration/pace.py, by point index):
+    whether a point is still to be measured (before its warm-up; False: `on_done(i, dropped(i))`), a point's
+    measured call time (after its warm-up), and the share of the samples left that fits (after every warm-up)."""
+
+    def admit(self, i: int) -> bool: ...
+
+    def warmed(self, i: int, call_s: float) -> None: ...
+
+    def sample_scale(self, sampling_s: float) -> float: ...
+
+    def dropped(self, i: int) -> BaseException: ...
 
 
 class RoundReport(dict):
@@ -212,7 +244,8 @@ class RoundReport(dict):
 def time_interleaved(items: Sequence[tuple[Call, str, Mode] | PointSource],
                      cfg: TimingConfig, on_done: Callable[[int, Timings | BaseException], None],
                      prior: Sequence[Sequence[float]] | None = None,
-                     on_round: Callable[[dict[int, list[float]], RoundReport], None] | None = None) -> None:
+                     on_round: Callable[[dict[int, list[float]], RoundReport], None] | None = None,
+                     pace: Pacing | None = None) -> None:
     """Time many points together, their samples interleaved so that each point's samples are spread
     evenly over the whole group's wall time.
 
@@ -236,6 +269,10 @@ def time_interleaved(items: Sequence[tuple[Call, str, Mode] | PointSource],
     the live points took one sample each (or after ROUND_MAX_S): `on_round(new, report)` gets the samples
     taken in it, {point: [seconds per call]}, to store before the report is shown (an interrupt stores the
     last, partial round first); with new == {} it only reports (warm-up).
+
+    `pace` (a budget, calibration/pace.py): a point it no longer admits is not warmed up (`on_done(i,
+    pace.dropped(i))`); after the warm-ups the samples still to take are scaled by `pace.sample_scale`, never
+    below cfg.min_repeats per point.
     """
     t_start = time.perf_counter()
     prior = prior or [[] for _ in items]
@@ -275,6 +312,10 @@ def time_interleaved(items: Sequence[tuple[Call, str, Mode] | PointSource],
         if len(p.times) >= max(1, cfg.min_repeats):  # resumed: its samples make the row
             finish(p, resumed=True, interrupted=True)
             continue
+        if pace is not None and not pace.admit(i):
+            finished.add(i)
+            on_done(i, pace.dropped(i))
+            continue
         try:
             fn, mode, _ = source.get()
             with mode():
@@ -285,6 +326,9 @@ def time_interleaved(items: Sequence[tuple[Call, str, Mode] | PointSource],
             on_done(i, e)
             continue
         call_s = min(p.warm[-3:])
+        p.call_s = call_s
+        if pace is not None:
+            pace.warmed(i, call_s)
         p.inner = inner_count(call_s, cfg)
         p.planned = max(plan_samples(call_s, p.inner, cfg), len(p.times) + 1)
         p.rewarm = call_s < cfg.rewarm_below_s
@@ -293,6 +337,8 @@ def time_interleaved(items: Sequence[tuple[Call, str, Mode] | PointSource],
         if on_round is not None:
             on_round({}, report("warmup", len(finished)))
     state["planned"] += sum(len(x) for x in prior if len(x) >= max(1, cfg.min_repeats))
+    if pace is not None and points:
+        _scale_samples(points, cfg, pace, state)
     queue = [((len(p.times) + 0.5) / p.planned, p.index, p) for p in points]
     heapq.heapify(queue)
     in_round, round_t0 = 0, time.perf_counter()

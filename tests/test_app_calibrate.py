@@ -450,7 +450,7 @@ def test_the_plan_shows_benches_points_emulated_dtypes_and_the_predicted_duratio
     assert "for a budget of 1:00" in " ".join(m.value for m in at.markdown)
     assert not at.button(key="calibrate.start").disabled
     at.button(key="calibrate.start").click().run()
-    assert started == [{"budget_s": 60.0, "skip": ()}]  # the run gets the plan's budget
+    assert started == [{"budget_s": 60.0, "skip": (), "force": False}]  # the run gets the plan's budget
 
 
 def test_a_failed_plan_says_why_and_starts_nothing(tmp_path, monkeypatch):
@@ -685,7 +685,25 @@ def test_an_over_budget_plan_says_so_before_it_starts_and_offers_what_fits(tmp_p
     at.button(key="calibrate.restore").click().run()
     at.button(key="calibrate.shrink").click().run()
     at.button(key="calibrate.start").click().run()
-    assert started == [{"budget_s": 180.0, "skip": ("block_fwd_bwd",)}] and calls.read_text() == "x"
+    assert started == [{"budget_s": 180.0, "skip": ("block_fwd_bwd",), "force": False}] and calls.read_text() == "x"
+
+
+def test_start_anyway_runs_an_over_budget_plan_with_force(tmp_path, monkeypatch):
+    """The CLI refuses a plan over its budget; the page's "Start anyway" is the user's choice to run it: --force."""
+    fake_preview(tmp_path, monkeypatch, _over_budget_plan())
+    started: list[dict] = []
+    monkeypatch.setattr(slot, "start_run", lambda **kw: started.append(kw) or runner.CalibrationRun(
+        tmp_path / "never", [sys.executable, "-c", "pass"], tmp_path).start())
+    at = open_page()
+    at.button(key="calibrate.plan").click().run()
+    assert at.button(key="calibrate.start").label == "Start anyway"
+    at.button(key="calibrate.start").click().run()
+    assert not at.exception and started == [{"budget_s": 180.0, "skip": (), "force": True}]
+    command = runner.calibration_command(tmp_path, 180.0, force=True)
+    from calibration.cli import _parser
+
+    assert "--force" in command and _parser().parse_args(command[3:]).force
+    assert "--force" not in runner.calibration_command(tmp_path, 180.0)
 
 
 def test_the_page_plans_and_runs_with_the_clis_own_commands(tmp_path):

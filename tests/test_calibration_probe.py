@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from calibration.bench.grids import plan
@@ -210,18 +212,30 @@ def test_the_cli_warns_before_a_run_predicted_over_its_budget_and_says_what_fits
     assert fitted["predicted_s"] == pytest.approx(advice["leave_out_plan"]["predicted_s"])
 
 
-def test_a_run_over_its_budget_says_so_before_it_starts(monkeypatch, capsys):
+def test_a_run_over_its_budget_is_refused_unless_forced(monkeypatch, capsys, tmp_path):
+    """A plan over its budget with every fit at its fewest points is not started: the CLI exits 2 naming the budget
+    that fits and the benches to leave out, measuring nothing; --force runs it with a warning."""
     import calibration.probe as probe_module
+    from calibration.cli import main
     from calibration.run_config import RunConfig
-    from calibration.run_plan import plan_run, print_plan
+    from calibration.run_plan import plan_run, print_plan, refused
 
     monkeypatch.setattr(probe_module, "probe", lambda device: slow())
     monkeypatch.delenv("MODELFOLIO_CALIB_GRID", raising=False)
-    planned = plan_run(RunConfig("quick", out=None, device="cpu", nproc=2, budget_s=60.0), {"l3_cache_bytes": L3})
-    print_plan(planned, starting=True)
+    cfg = RunConfig("quick", out=None, device="cpu", nproc=2, budget_s=60.0)
+    planned = plan_run(cfg, {"l3_cache_bytes": L3})
+    assert refused(planned, cfg) and not refused(planned, RunConfig("quick", out=None, budget_s=60.0, force=True))
+    print_plan(planned, starting=True, forced=True)
     err = capsys.readouterr().err
-    assert "warning: the plan is predicted to take" in err and "Starting anyway: Ctrl-C stops it" in err
+    assert "warning: the plan is predicted to take" in err and "Starting anyway (--force)" in err
     assert len(planned.steps) == planned.summary["points"]
+    out = tmp_path / "run"
+    assert main(["run", "--quick", "--device", "cpu", "--nproc", "2", "--budget-s", "60", "--out", str(out),
+                 "--progress", "bar", "--no-profile"]) == 2
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("error: "))
+    assert re.search(r"allow --budget-s \d+ \(\d+:\d\d\)", line) and "Not started" in line and "--force" in line
+    assert not (out / "rows.jsonl").exists() or not (out / "rows.jsonl").read_text().strip()
 
 
 def test_grad_bytes_counts_the_modules_parameters_without_building_it():

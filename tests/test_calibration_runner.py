@@ -334,3 +334,51 @@ def test_progress_lines_carry_the_stage_and_the_bars_position_through_a_group(ca
     assert [p["steps_done"] for p in lines] == [0, 2.0, 2.0, 2.0] and [p["done"] for p in lines] == [0, 0, 1, 1]
     assert lines[1]["samples"] == 30 and lines[1]["phase"] == "sampling" and lines[1]["device"] == "cpu"
     assert lines[3]["step"].startswith("quality: digits fold 1/3")
+
+
+@pytest.mark.distributed
+def test_a_run_whose_every_distributed_step_failed_exits_non_zero_with_the_first_cause(tmp_path):
+    """Every collective failed (here injected; on real clusters a rendezvous that never formed, an interface the
+    ranks cannot use): the run no longer exits 0 as if it had measured them, and says the first failure's cause."""
+    done = _cli("--nproc", "1", "--only", "gemm,all_reduce,broadcast", "--out", str(tmp_path / "run"),
+                MODELFOLIO_CALIB_FAIL="all_reduce,broadcast")
+    assert done.returncode == 1, done.stderr[-2000:]
+    line = next(x for x in done.stderr.splitlines() if x.startswith("error: every distributed step"))
+    assert "the first failure: " in line and "injected failure" in line
+    rows = read_rows(tmp_path / "run" / "rows.jsonl")
+    assert {r["bench"] for r in rows if r["status"] == "ok"} == {"gemm"}  # what was measured is kept
+
+
+def test_node_0_hosts_the_rendezvous_whatever_its_hostname_and_every_node_uses_the_routed_interface():
+    from calibration.bench.launch import IFNAME_VARS, Rendezvous, interface_env, route_interface
+
+    host, other = Rendezvous(2, 0, "10.0.0.1:29400", "job"), Rendezvous(2, 1, "10.0.0.1:29400", "job")
+    assert host.args(0)[-1] == "--rdzv-conf=join_timeout=900,is_host=true"
+    assert other.args(3)[-1] == "--rdzv-conf=join_timeout=900,is_host=false"
+    assert "--rdzv-endpoint=10.0.0.1:29403" in other.args(3) and "--rdzv-id=job-3" in other.args(3)
+    named = Rendezvous(2, 1, "10.0.0.1:29400", "job", ifname="ib0")
+    assert interface_env(named, {}) == dict.fromkeys(IFNAME_VARS, "ib0")
+    assert interface_env(named, {"GLOO_SOCKET_IFNAME": "eth1"}) == {"NCCL_SOCKET_IFNAME": "ib0"}  # the user's stays
+    assert interface_env(None, {}) == {}  # one node: nothing to choose
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        Rendezvous(2, 0, "10.0.0.1", "job").args(0)
+    import shutil
+
+    if shutil.which("ip"):
+        assert route_interface("127.0.0.1") == "lo"
+        assert interface_env(Rendezvous(2, 0, "127.0.0.1:29400", "job"), {}) == dict.fromkeys(IFNAME_VARS, "lo")
+    assert route_interface("no-such-host.invalid") is None
+
+
+def test_every_distributed_step_failed_names_the_first_cause_and_only_then():
+    from calibration.runner import every_distributed_step_failed
+
+    def row(bench, status, t, error=None, run="r"):
+        return {"bench": bench, "status": status, "t_unix": t, "error": error, "run_id": run}
+
+    failed = [row("gemm", "ok", 1), row("all_reduce", "failed", 3, "rc=1\n  Connection refused"),
+              row("broadcast", "failed", 2, "timed out after 60 s")]
+    assert every_distributed_step_failed(failed, "r") == "timed out after 60 s"
+    assert every_distributed_step_failed([*failed, row("all_gather", "ok", 4)], "r") is None
+    assert every_distributed_step_failed([row("gemm", "failed", 1, "x")], "r") is None  # no distributed steps
+    assert every_distributed_step_failed(failed, "another run") is None

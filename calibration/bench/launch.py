@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,14 +36,89 @@ class Rendezvous:
     node_rank: int
     endpoint: str
     rdzv_id: str
+    ifname: str | None = None  # the network interface the collectives use (--ifname); None: the one that routes
+    #                            to the rendezvous host (route_interface)
 
     def args(self, index: int) -> list[str]:
+        """torchrun's rendezvous options for launch `index`. Node 0 hosts the c10d store whatever its hostname
+        resolves to (`is_host`: torchrun otherwise decides by matching the endpoint against this machine's
+        hostname, which fails on multi-homed nodes, in containers and on cloud VMs, and node 0 then waits as a
+        client of a store nobody hosts); every other node is told it is not the host."""
+        host = self.host
+        port = self.endpoint.rpartition(":")[2]
+        return [f"--nnodes={self.nnodes}", f"--node-rank={self.node_rank}", "--rdzv-backend=c10d",
+                f"--rdzv-endpoint={host}:{int(port) + index}", f"--rdzv-id={self.rdzv_id}-{index}",
+                f"--rdzv-conf=join_timeout=900,is_host={'true' if self.node_rank == 0 else 'false'}"]
+
+    @property
+    def host(self) -> str:
         host, _, port = self.endpoint.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"--rdzv-endpoint {self.endpoint!r} must be HOST:PORT, e.g. 10.0.0.1:29400")
-        return [f"--nnodes={self.nnodes}", f"--node-rank={self.node_rank}", "--rdzv-backend=c10d",
-                f"--rdzv-endpoint={host}:{int(port) + index}", f"--rdzv-id={self.rdzv_id}-{index}",
-                "--rdzv-conf=join_timeout=900"]
+        return host.strip("[]")
+
+
+IFNAME_VARS = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")  # where gloo and NCCL read the interface to use
+
+
+def route_to(host: str) -> tuple[str, str] | None:
+    """(interface, local address) this machine reaches `host` by (iproute2: `ip -o route get ADDRESS`; where the
+    address is this machine's own, the interface that holds it: `ip -o addr show to ADDRESS/32`, not loopback).
+    gloo and NCCL otherwise pick the interface of the address this machine's hostname resolves to, and torchrun
+    publishes that hostname as the workers' master address; on a multi-homed node (InfiniBand beside Ethernet), in
+    a container or on a cloud VM neither is what the other nodes reach, and the first collective hangs. None when
+    it cannot tell (no `ip`, an unresolvable host)."""
+    import shutil
+    import socket
+
+    try:
+        address = socket.getaddrinfo(host, None)[0][4][0]
+    except (OSError, IndexError):
+        return None
+    ip = shutil.which("ip")
+    if ip is None:
+        return None
+
+    def words(*args: str) -> list[str]:
+        try:
+            return subprocess.run([ip, "-o", *args], capture_output=True, text=True, timeout=5,
+                                  check=False).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            return []
+
+    route = words("route", "get", address)
+    if route[:1] == ["local"]:  # our own address: the interface that holds it, which peers reach
+        held = words("addr", "show", "to", f"{address}/{128 if ':' in address else 32}")
+        return (held[1].rstrip(":").split("@")[0], address) if len(held) > 1 else None
+    if "dev" not in route[:-1]:
+        return None
+    src = route[route.index("src") + 1] if "src" in route[:-1] else address
+    return route[route.index("dev") + 1], src
+
+
+def route_interface(host: str) -> str | None:
+    """The local interface that routes to `host` (route_to), or None."""
+    found = route_to(host)
+    return None if found is None else found[0]
+
+
+def interface_env(rdzv: Rendezvous | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """The interface variables a multi-node launch sets: the user's --ifname, else the interface that routes to
+    the rendezvous host; never over a variable the user set in the environment."""
+    if rdzv is None:
+        return {}
+    name = rdzv.ifname or route_interface(rdzv.host)
+    return {} if not name else {var: name for var in IFNAME_VARS if not environ.get(var)}
+
+
+def local_addr_args(rdzv: Rendezvous | None) -> list[str]:
+    """torchrun's --local-addr: this node's address on the route to the rendezvous host, which the rank-0 agent
+    publishes as the workers' master address (torchrun otherwise publishes its hostname, which other nodes may
+    resolve to themselves)."""
+    if rdzv is None:
+        return []
+    found = route_to(rdzv.host)
+    return [] if found is None else [f"--local-addr={found[1]}"]
 
 
 @dataclass
@@ -167,10 +242,11 @@ def launch(steps: list[Step], *, device: str, world_size: int, rows_path: Path, 
     except OSError as exc:
         raise RunWriteError.wrap(exc, spec_path, "writing the launch spec") from exc
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}", "--max-restarts=0"]
-    cmd += rdzv.args(index) if rdzv else ["--standalone"]
+    cmd += [*rdzv.args(index), *local_addr_args(rdzv)] if rdzv else ["--standalone"]
     cmd += ["-m", "calibration.dist_worker", str(spec_path)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
+           **interface_env(rdzv, os.environ)}
     t_start = time.time()
     with log_path.open("a") as log:
         log.write(f"$ {' '.join(cmd)}\n")

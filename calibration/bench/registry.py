@@ -119,7 +119,7 @@ def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
                         on_row: Callable[[dict[str, Any]], None],
                         prior: dict[str, list[float]] | None = None,
                         on_round: Callable[[dict[str, list[float]], dict[str, Any]], None] | None = None,
-                        budget_bytes: int = PREPARED_BYTES_MAX) -> None:
+                        budget_bytes: int = PREPARED_BYTES_MAX, pace: Any = None) -> None:
     """Measure local steps together, their samples interleaved over the group's wall time
     (timing.time_interleaved); `on_row(row)` fires as each point finishes (or fails at once).
     The group holds at most `budget_bytes` of operands (estimated from the steps' shapes, `footprint`): it is
@@ -128,7 +128,8 @@ def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
     finishes (`resident.Resident`, which would also make a part's largest points take turns).
     Steps without a prepare function are executed one by one first (each row stored by `on_row` as it comes).
     `prior` (step key -> samples taken by an earlier, interrupted run) are continued from;
-    `on_round(new samples by step key, report)` fires after each sampling round."""
+    `on_round(new samples by step key, report)` fires after each sampling round. `pace` (calibration.pace.Pace, by
+    step key): keeps the group within its time budget, a point it leaves out getting a "skipped" row."""
     resident = Resident(budget_bytes)
     points: list[tuple[Step, LazyPoint]] = []
     for step in steps:
@@ -160,6 +161,8 @@ def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
             except Exception as e:
                 row = _error_row(step, e, run_id, False)
         lazy.release()
+        if pace is not None:
+            pace.finished(step.key())
         on_row(row)
 
     part_of = {i: k for k, part in enumerate(parts) for i in part}
@@ -170,10 +173,31 @@ def execute_interleaved(steps: list[Step], cfg: TimingConfig, run_id: str,
                 on_round({points[part[j]][0].key(): xs for j, xs in sorted(new.items())}, progress.report(report))
 
         progress.start(k, len(part))
+        paced = None if pace is None else _PartPace(pace, [points[i][0].key() for i in part])
         time_interleaved([points[i][1] for i in part], cfg, lambda j, result, part=part: done(part[j], result),
-                         prior=[(prior or {}).get(points[i][0].key(), []) for i in part], on_round=round_done)
+                         prior=[(prior or {}).get(points[i][0].key(), []) for i in part], on_round=round_done,
+                         pace=paced)
         resident.clear()
         progress.finish()
+
+
+class _PartPace:
+    """A key-based Pace (calibration/pace.py) seen by one part's point indices (timing.Pacing)."""
+
+    def __init__(self, pace: Any, keys: list[str]) -> None:
+        self.pace, self.keys = pace, keys
+
+    def admit(self, i: int) -> bool:
+        return bool(self.pace.admit(self.keys[i]))
+
+    def warmed(self, i: int, call_s: float) -> None:
+        self.pace.warmed(self.keys[i], call_s)
+
+    def sample_scale(self, sampling_s: float) -> float:
+        return float(self.pace.sample_scale(sampling_s))
+
+    def dropped(self, i: int) -> BaseException:
+        return SkipBench(self.pace.reason())
 
 
 class _PartsProgress:
