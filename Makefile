@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: install run test lint bench browser-deps pdf-fonts clean
+.PHONY: install run test lint bench bench-multihost browser-deps pdf-fonts clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 not found; set PY=/path/to/python3.11"; exit 2; }
@@ -54,6 +54,12 @@ bench: install browser-deps
 	$(BIN)/python -m benchmarks.browser_rerun
 	$(BIN)/python -m benchmarks.calibration_quick --slow-dtype bf16 --markdown
 	$(BIN)/python -m benchmarks.serving_cpu_check --repeats 3
+	$(BIN)/python -m benchmarks.serving_moe_eff
+	$(BIN)/python -m benchmarks.moe_fp8_training
+
+# as root (network namespaces and tc): calibration across two test hosts against the rate imposed on their links
+bench-multihost: install
+	$(BIN)/python -m benchmarks.multihost
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

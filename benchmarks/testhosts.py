@@ -13,6 +13,7 @@ so a leftover from a killed run never collides).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 SUBNET = "10.77.0"
+BURST_S = 0.01  # a shaped link's token bucket holds 10 ms of its rate
 
 
 def _ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -85,8 +87,11 @@ class TestHosts:
             _ip("link", "set", "lo", "up", netns=ns)
         return self
 
-    def shape(self, i: int, rate_mbit: float, burst_kbit: int = 256, latency_ms: int = 50) -> None:
-        """Host i sends at most `rate_mbit` Mbit/s (a token bucket on its interface: tc tbf)."""
+    def shape(self, i: int, rate_mbit: float, latency_ms: int = 50) -> None:
+        """Host i sends at most `rate_mbit` Mbit/s (a token bucket on its interface: tc tbf). The bucket holds
+        BURST_S of the rate (at least 256 kbit): tbf refills it once per kernel tick, so a bucket smaller than a
+        tick's worth of the rate (1 Gbit/s at 250 Hz: 4 Mbit) caps the link below its rate (tc-tbf(8))."""
+        burst_kbit = max(256, math.ceil(rate_mbit * 1000 * BURST_S))
         subprocess.run(["ip", "netns", "exec", self.netns(i), "tc", "qdisc", "replace", "dev", self.dev(i), "root",
                         "tbf", "rate", f"{rate_mbit:g}mbit", "burst", f"{burst_kbit}kbit", "latency",
                         f"{latency_ms}ms"], check=True, capture_output=True, text=True, timeout=30)
