@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import json
 import signal
 import sys
 import time
@@ -33,10 +32,10 @@ from calibration.run_folder import (
     write_run_meta,
 )
 from calibration.run_lock import RunLockError, acquire_lock
+from calibration.run_pace import distributed_s, keep_pace, local_pace, pace_record
 from calibration.run_plan import PlannedRun, plan_only, plan_run, print_plan, refused
 
 INTERRUPTED = "interrupted"  # what `_Measuring.measure` returns after Ctrl-C or SIGTERM
-PACE_NAME = "pace.json"  # planned against measured seconds, per stage and per local point
 
 
 def _execute_durable(steps: list[Any], cfg: Any, run_id: str, on_row: Any, samples_path: Path,
@@ -112,29 +111,13 @@ def _run_locked(cfg: RunConfig, t0: float) -> int:
     measuring = _pending(cfg, planned, run_id, t0)
     outcome = measuring.measure()
     wall_s = time.perf_counter() - t0
-    _keep_pace(cfg, measuring)
+    keep_pace(cfg.out, pace_record(planned, measuring.local, measuring.distributed, measuring.pace,
+                                   measuring.stages))
     if isinstance(outcome, OSError):
         return write_failed(outcome, cfg, rows_path, wall_s)
     if outcome == INTERRUPTED:
         return _interrupted(cfg, wall_s)
     return _finished(cfg, run_id, measuring.n_todo, env, t0, wall_s)
-
-
-def _keep_pace(cfg: RunConfig, measuring: _Measuring) -> None:
-    """pace.json (each stage's and local point's planned against measured seconds) and one line saying it; a
-    failed write only says so (the rows are what matter)."""
-    record = measuring.pace_record()
-    if record is None:
-        return
-    planned, measured = record["planned_s"], record["measured_s"]
-    parts = [f"{k} {planned.get(k, 0):.0f} s planned, {measured[k]:.0f} s measured" for k in measured]
-    dropped = len((record.get("pace") or {}).get("dropped") or [])
-    print(f"pace: {'; '.join(parts)}" + (f"; {dropped} points left out to keep the budget" if dropped else "")
-          + f" (budget {record['budget_s']:.0f} s)", file=sys.stderr, flush=True)
-    try:
-        (cfg.out / PACE_NAME).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    except OSError as exc:
-        print(f"note: {cfg.out / PACE_NAME} not written: {exc}", file=sys.stderr)
 
 
 def _holds_an_unresumed_run(cfg: RunConfig, rows_path: Path, samples_path: Path) -> bool:
@@ -245,8 +228,8 @@ class _Measuring:
                 progress.emit(label(step), "skipped")
             return
         started = time.perf_counter()
-        later_s = _distributed_s(self.planned, self.distributed, likely=True) if self.cfg.nnodes == 1 else 0.0
-        self.pace = _local_pace(self.planned, local, self.t0, later_s)
+        later_s = distributed_s(self.planned, self.distributed, likely=True) if self.cfg.nnodes == 1 else 0.0
+        self.pace = local_pace(self.planned, local, self.t0, later_s)
         try:
             self._local_groups(local)
         finally:
@@ -325,52 +308,6 @@ class _Measuring:
         if info is None:
             return None
         return float(info["budget_s"]) - (time.perf_counter() - self.t0)
-
-    def pace_record(self) -> dict[str, Any] | None:
-        """Planned against measured, for pace.json and the run's last lines: per stage and per local point."""
-        info, sized = self.planned.summary, self.planned.sized
-        if info is None or sized is None:
-            return None
-        planned = {"local": sum(sized.point_s.get(s.key(), 0.0) for s in self.local),
-                   "distributed": _distributed_s(self.planned, self.distributed), "quality": info.get("quality_s", 0.0)}
-        points = []
-        if self.pace is not None:
-            for p in self.pace.points:
-                points.append({"key": p.key, "predicted_point_s": round(p.point_s, 4),
-                               "predicted_call_s": p.call_s, "measured_call_s": self.pace.measured_call_s.get(p.key),
-                               "dropped": p.key in self.pace.dropped})
-        return {"budget_s": info["budget_s"], "hardware_budget_s": info["hardware_budget_s"],
-                "planned_s": {k: round(v, 2) for k, v in planned.items()},
-                "measured_s": {k: round(v, 2) for k, v in self.stages.items()},
-                "pace": None if self.pace is None else self.pace.record(), "points": points}
-
-
-def _distributed_s(planned: PlannedRun, distributed: list[Any], likely: bool = False) -> float:
-    """The predicted seconds of the torchrun launches still to run (0 for the test grid): as planned, or what they
-    likely take (the pace's: probe.DISTRIBUTED_STEP_LIKELY_S)."""
-    if planned.sized is None or not distributed:
-        return 0.0
-    from calibration.probe import DISTRIBUTED_STEP_LIKELY_S, distributed_s
-
-    return distributed_s(distributed, DISTRIBUTED_STEP_LIKELY_S) if likely else distributed_s(distributed)
-
-
-def _local_pace(planned: PlannedRun, local: list[Any], t0: float, later_s: float) -> Any:
-    """The pace of the local benches (calibration/pace.py): their points as planned, the hardware budget counted
-    from the run's start; None for the test grid or no local points."""
-    if planned.sized is None or not local:
-        return None
-    from calibration.pace import Pace, PlannedPoint
-    from calibration.probe import group_key, point_parts
-    from calibration.timing import timing_for
-
-    sized = planned.sized
-    points = [PlannedPoint(s.key(), group_key(s), sized.point_s.get(s.key(), 0.0), sized.call_s.get(s.key(), 0.0),
-                           sized.nbytes.get(s.key(), 0.0)) for s in local]
-    cfg = {s.key(): timing_for(planned.mode, s.device) for s in local}  # each point's timing loop
-    return Pace(points, float(sized.budget_s), t0, later_s,
-                parts=lambda c, p: point_parts(c, p.nbytes, cfg[p.key]))
-
 
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
