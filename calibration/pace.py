@@ -130,6 +130,7 @@ class Pace:
                 kept[p.group] = kept.get(p.group, 0) + 1
         candidates = sorted((p for p in self.left() if p.key not in self.protected),
                             key=lambda p: p.point_s, reverse=True)
+        ratio = self.ratio  # nothing is measured while dropping: one sum over the points warmed up, not one a drop
         for p in candidates:
             if over_s <= 0:
                 break
@@ -137,7 +138,7 @@ class Pace:
                 continue
             self.dropped.append(p.key)
             kept[p.group] -= 1
-            over_s -= self.ratio * p.point_s
+            over_s -= ratio * p.point_s
 
     def sample_scale(self, sampling_s: float) -> float:
         """After the warm-ups: the share of the samples still to take (predicted `sampling_s` seconds) that fits
