@@ -31,7 +31,8 @@ ALTERNATIVES = 8
 SPREAD_GROUPS = {"gemm_eff_max": "peak_tflops", "gemm_dim_half": "peak_tflops", "hbm_eff": "hbm",
                  "decode_mem_eff": "hbm", "decode_kv_eff": "hbm", "step_overhead_s": "hbm", "elementwise_eff": "hbm",
                  "intra_GBps": "intra_node", "a2a_eff": "all_to_all", "moe_gemm_eff": "moe_gemm",
-                 "inter_GBps": "inter_node"}  # the hardware source group each spread belongs to
+                 "inter_GBps": "inter_node", "seq_sync_lo": "data_order", "seq_sync_hi": "data_order",
+                 "seq_async_lo": "data_order", "seq_async_hi": "data_order"}  # the hardware source group each spread belongs to
 
 
 def _key_figures(doc: Doc, decision: Any) -> None:

@@ -33,7 +33,11 @@ SPREAD_LABELS = {"gemm_eff_max": "GEMM efficiency of the accelerator", "gemm_dim
                  "elementwise_eff": "elementwise (norms, activations) bandwidth efficiency",
                  "decode_kv_eff": "decode KV-cache read efficiency",
                  "a2a_eff": "all-to-all efficiency relative to all-reduce",
-                 "moe_gemm_eff": "MoE layer speed relative to its dense GEMMs"}
+                 "moe_gemm_eff": "MoE layer speed relative to its dense GEMMs",
+                 "seq_sync_lo": "sequential shards' extra updates, synchronous, fewest workers measured",
+                 "seq_sync_hi": "sequential shards' extra updates, synchronous, most workers measured",
+                 "seq_async_lo": "sequential shards' extra updates, asynchronous, fewest workers measured",
+                 "seq_async_hi": "sequential shards' extra updates, asynchronous, most workers measured"}
 _POSITIVE_FIELDS = ("hbm_GB", "hbm_GBps", "intra_node_GBps", "intra_node_latency_us", "inter_node_GBps",
                     "inter_node_latency_us", "gpus_per_node", "tdp_W", "gpu_hour_usd")
 _ALIASES = {"h100": "H100-SXM", "h100sxm5": "H100-SXM", "h100pcie80gb": "H100-PCIe", "a100": "A100-80GB-SXM",
@@ -90,6 +94,9 @@ class HardwareSpec:
     # the moe_layer fit's grouped-GEMM efficiency relative to dense GEMMs of the same shape (None: moe_gemm_eff)
     a2a_eff: float | None = None
     moe_gemm_eff: float | None = None
+    # calibrated devices: the profile's measured data-order effect (simulator/data_order.py COLUMNS; None: the
+    # training model's assumed constant)
+    data_order: Mapping[str, float] | None = None
     # calibrated devices: the profile's median held-out relative error (summary.mape_heldout_pct_median / 100), how
     # far its fits land on points they never saw; the model-error terms of a plan on it are at least this wide
     heldout_error: float | None = None

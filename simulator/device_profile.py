@@ -13,6 +13,7 @@ from typing import Any
 
 from simulator.catalog import SOURCE_GROUPS, HardwareSpec, device_spreads, load_catalog
 from simulator.correlations import Origin, fit_correlations
+from simulator.data_order import parse_data_order
 from simulator.device_curve import curve_source, fit_gemm_curve
 from simulator.device_fits import (
     GUESSED_SPREAD,
@@ -92,6 +93,24 @@ def _moe_overlay(profile: dict[str, Any], device: str, curve_dtype: str | None, 
         provenance_of["moe_gemm"] = "assumed"
 
 
+def _data_order_overlay(profile: dict[str, Any], name: str, fields: dict[str, Any], sources: dict[str, str],
+                        provenance_of: dict[str, str], spreads: dict[str, float]) -> None:
+    """The data-order effect the profile's quality calibration measured (group "data_order"), or the model's
+    assumed constant, said so."""
+    quality = profile.get("quality") if isinstance(profile.get("quality"), dict) else {}
+    measured = parse_data_order(quality.get("data_order"))
+    if measured is not None:
+        fields["data_order"] = measured.columns()
+        sources["data_order"] = f"{measured.sentence()}, {name}"
+        provenance_of["data_order"] = "measured"
+        spreads.update(measured.spreads())
+    else:
+        sources["data_order"] = (f"assumed: sequential shards cost asynchronous SGD {DEFAULT_CONSTANTS.noniid_async_penalty:g}"
+                                 "·(1 - 1/P) more updates, synchronous none; the profile has no data-order "
+                                 "measurement (python -m calibration run --full measures it)")
+        provenance_of["data_order"] = "assumed"
+
+
 def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
     """An accelerator built from a (strictly loaded) profile: the GPU's datasheet with only what the profile
     measured overlaid (the GEMM efficiency curve, the intra-node link where an all-reduce fit exists), or, for a
@@ -163,6 +182,7 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
         spreads["intra_GBps"] = fit_spread(fit, "busbw_GBps") or spreads["intra_GBps"]
         origins["intra_GBps"] = Origin(f"fits.collectives.all_reduce.by_world.{world}", fit, "busbw_GBps")
     _moe_overlay(profile, device, dtype, name, fields, sources, provenance_of, spreads, origins)
+    _data_order_overlay(profile, name, fields, sources, provenance_of, spreads)
     correlations, correlation_notes = fit_correlations(origins)
     if correlation_notes:
         sources["correlations"] = "; ".join(correlation_notes)

@@ -19,6 +19,7 @@ from simulator.catalog import PRECISIONS as DEVICE_DTYPES
 from simulator.catalog import HardwareSpec
 from simulator.compression.hardware import DEVICE_COLUMNS as COMPRESSION_COLUMNS
 from simulator.compression.hardware import device_row as compression_row
+from simulator.data_order import COLUMNS as DATA_ORDER_COLUMNS
 from simulator.families.training_inputs import PRECISIONS
 from simulator.serving.constants import DECODE_MEM_EFF, SERVING_MOE_EFF, STEP_OVERHEAD_S
 from simulator.training.constants import DEFAULT_CONSTANTS
@@ -28,7 +29,8 @@ from simulator.training.constants import DEFAULT_CONSTANTS
 PARAM_BYTES = np.array([{"bf16": 2.0, "fp16": 2.0, "fp8": 2.0, "fp32": 4.0, "tf32": 4.0}[p] for p in PRECISIONS])
 PER_DEVICE = ("hbm_GB", "hbm_GBps", "intra_GBps", "intra_latency_s", "inter_GBps", "inter_latency_s", "tdp_W",
               "gemm_eff_max", "gemm_dim_half", "hbm_eff", "hw_gpu_hour_usd", "hw_gpus_per_node", "hw_purchase_usd",
-              "decode_mem_eff", "step_overhead_s", "decode_kv_eff", "elementwise_eff", "a2a_eff", "moe_gemm_eff", "serve_moe_eff", *(f"hw_peak_{d}_tflops" for d in DEVICE_DTYPES))
+              "decode_mem_eff", "step_overhead_s", "decode_kv_eff", "elementwise_eff", "a2a_eff", "moe_gemm_eff", "serve_moe_eff", *(f"hw_peak_{d}_tflops" for d in DEVICE_DTYPES),
+              *DATA_ORDER_COLUMNS)
 PER_DEVICE += tuple(c for c in COMPRESSION_COLUMNS if c not in PER_DEVICE)  # 16-bit and fp4 peaks, 2:4 support
 NAN = float("nan")
 FP8 = PRECISIONS.index("fp8")
@@ -75,6 +77,8 @@ def _row(s: HardwareSpec) -> dict[str, float]:
         "serve_moe_eff": SERVING_MOE_EFF if s.moe_gemm_eff is None else s.moe_gemm_eff,
         **{f"hw_peak_{d}_tflops": s.peak_tflops.get(d, NAN) for d in DEVICE_DTYPES},
         **compression_row(s),  # 16-bit and fp4 peaks, 2:4 support (simulator/compression/hardware.py)
+        # a calibrated device's measured data-order effect (simulator/data_order.py), else NaN: the assumed constant
+        **{c: (s.data_order or {}).get(c, NAN) for c in DATA_ORDER_COLUMNS},
     }
 
 

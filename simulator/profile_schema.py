@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulator.data_order import DataOrderError, parse_data_order
 from simulator.names import NameProblemError, checked_name
 from simulator.profile_checks import (
     ENV_BYTES,
@@ -77,7 +78,9 @@ def check_profile(p: Any) -> None:
     if p.get("quality") is not None:  # optional: the quality calibration's curves (simulator.quality_curves)
         try:
             parse_quality(p["quality"])
-        except QualitySectionError as exc:
+            if isinstance(p["quality"], dict):  # and the data-order effect it measured (simulator.data_order)
+                parse_data_order(p["quality"].get("data_order"))
+        except (QualitySectionError, DataOrderError) as exc:
             raise ProfileError(str(exc)) from None
 
 

@@ -43,7 +43,7 @@ def test_gpu_profile_overlays_only_what_it_measured():
     assert spec.provenance == "fitted" and "fitted" in spec.sources["peak_tflops"]
     assert dict(spec.provenance_of) == {"peak_tflops": "fitted", "hbm": "datasheet", "intra_node": "datasheet",
                                         "inter_node": "datasheet", "tdp": "datasheet", "price": "datasheet",
-                                        "all_to_all": "assumed", "moe_gemm": "assumed"}
+                                        "all_to_all": "assumed", "moe_gemm": "assumed", "data_order": "assumed"}
     assert spec.sources["hbm"] == sheet.sources["hbm"]  # not measured: datasheet, and says so
     assert spec.sources["intra_node"] == sheet.sources["intra_node"]  # one GPU: no all-reduce across a link
 
@@ -85,7 +85,7 @@ def test_cpu_profile_uses_its_fitted_throughput_as_peak_and_marks_the_rest_assum
     assert spec.gemm_eff_max == pytest.approx(1.0, abs=1e-3) and "assumed" in spec.sources["hbm"]
     assert dict(spec.provenance_of) == {"peak_tflops": "fitted", "hbm": "assumed", "intra_node": "assumed",
                                         "inter_node": "assumed", "tdp": "assumed", "price": "assumed",
-                                        "all_to_all": "assumed", "moe_gemm": "assumed"}
+                                        "all_to_all": "assumed", "moe_gemm": "assumed", "data_order": "assumed"}
     plan = evaluate(Scenario.from_dict({"model": {"params": 1.25e8}, "training": {"tokens": 1e9},
                                         "cluster": {"accelerator": spec.id, "gpus": 2}}, {spec.id: spec}),
                     {spec.id: spec})

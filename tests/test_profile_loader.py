@@ -294,6 +294,7 @@ def test_loader_module_imports_only_stdlib_and_numpy():
     reader = {"simulator.safe_json_errors", "simulator.safe_json_limits", "simulator.safe_json_parse",
               "simulator.safe_json_read", "simulator.safe_json_scan"}  # the bounded reader's own modules
     mine = {"simulator.profile_models", "simulator.safe_json", "simulator.quality_curves", "simulator.names",
+            "simulator.data_order",
             "simulator.profile_checks", "simulator.profile_schema", "simulator.profile_fit_schema", *reader}
     for module, first_party in ((sp, mine), (schema, mine), (fit_schema, mine), (pc, mine), (pm, set()), (sj, reader),
                                 (sj_errors, reader), (sj_limits, reader), (sj_parse, reader), (sj_read, reader),

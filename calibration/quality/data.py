@@ -4,7 +4,9 @@ character-level LM has structure to learn and its perplexity falls with size and
 
 from __future__ import annotations
 
+import itertools
 import random
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,57 +33,91 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
 
 
-def _noun_phrase(rng: random.Random, plural: bool) -> str:
-    noun = rng.choice(list(_NOUNS))
-    word = _NOUNS[noun] if plural else noun
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words one source of the corpus uses (the whole grammar's by default)."""
+    nouns: tuple[tuple[str, str], ...] = tuple(_NOUNS.items())
+    verbs: tuple[tuple[str, str], ...] = tuple(_VERBS.items())
+    intransitive: tuple[tuple[str, str], ...] = tuple(_INTRANSITIVE.items())
+    adjs: tuple[str, ...] = _ADJS
+    places: tuple[str, ...] = _PLACES
+    arithmetic: float = 0.12  # share of sentences that are sums
+    counting: float = 0.08  # share that are runs of numbers
+
+    def part(self, i: int, k: int) -> Vocabulary:
+        """Source i of k: every k-th word of each kind, and its own mix of sums and counting (source 0 has twice
+        the sums, the last none)."""
+        def every_kth(words: tuple) -> tuple:  # never empty: a kind with fewer than k words lends one
+            return words[i::k] or (words[i % len(words)],)
+
+        return Vocabulary(every_kth(self.nouns), every_kth(self.verbs), every_kth(self.intransitive),
+                          every_kth(self.adjs), every_kth(self.places), self.arithmetic * 2.0 * (k - 1 - i) / max(1, k - 1),
+                          self.counting * 2.0 * i / max(1, k - 1))
+
+
+WHOLE = Vocabulary()
+
+
+def _noun_phrase(rng: random.Random, plural: bool, v: Vocabulary = WHOLE) -> str:
+    noun, nouns = rng.choice(v.nouns)
+    word = nouns if plural else noun
     det = rng.choice(("the", "some", "many", "two")) if plural else rng.choice(("the", "a", "one", "every"))
     if det == "a" and word[0] in "aeiou":
         det = "an"
-    adjs = rng.sample(_ADJS, k=rng.choice((0, 0, 1, 1, 2)))
+    adjs = rng.sample(v.adjs, k=min(len(v.adjs), rng.choice((0, 0, 1, 1, 2))))
     return " ".join([det, *adjs, word])
 
 
-def _clause(rng: random.Random, depth: int = 0) -> str:
+def _clause(rng: random.Random, depth: int = 0, v: Vocabulary = WHOLE) -> str:
     plural = rng.random() < 0.4
-    subject = _noun_phrase(rng, plural)
+    subject = _noun_phrase(rng, plural, v)
     if depth < 2 and rng.random() < 0.2:  # a relative clause, agreeing with its head noun
-        verb3, base = rng.choice(list(_VERBS.items()))
-        subject += f" that {base if plural else verb3} {_noun_phrase(rng, rng.random() < 0.4)}"
+        verb3, base = rng.choice(v.verbs)
+        subject += f" that {base if plural else verb3} {_noun_phrase(rng, rng.random() < 0.4, v)}"
     if rng.random() < 0.3:
-        verb3, base = rng.choice(list(_INTRANSITIVE.items()))
+        verb3, base = rng.choice(v.intransitive)
         out = f"{subject} {base if plural else verb3}"
     else:
-        verb3, base = rng.choice(list(_VERBS.items()))
-        out = f"{subject} {base if plural else verb3} {_noun_phrase(rng, rng.random() < 0.4)}"
+        verb3, base = rng.choice(v.verbs)
+        out = f"{subject} {base if plural else verb3} {_noun_phrase(rng, rng.random() < 0.4, v)}"
     if rng.random() < 0.35:
-        out += " " + rng.choice(_PLACES)
+        out += " " + rng.choice(v.places)
     if depth < 1 and rng.random() < 0.15:
-        out += " and " + _clause(rng, depth + 1)
+        out += " and " + _clause(rng, depth + 1, v)
     return out
 
 
-def _sentence(rng: random.Random) -> str:
+def _sentence(rng: random.Random, v: Vocabulary = WHOLE) -> str:
     r = rng.random()
-    if r < 0.12:  # arithmetic: the sum is determined by the operands
+    if r < v.arithmetic:  # arithmetic: the sum is determined by the operands
         a, b = rng.randrange(7), rng.randrange(6)
         return f"{_NUMBERS[a]} plus {_NUMBERS[b]} is {_NUMBERS[a + b]}."
-    if r < 0.2:  # counting: a run of consecutive numbers
+    if r < v.arithmetic + v.counting:  # counting: a run of consecutive numbers
         start = rng.randrange(8)
         return " ".join(_NUMBERS[start:start + rng.randrange(3, 6)]) + "."
-    text = _clause(rng)
+    text = _clause(rng, 0, v)
     return text[0].upper() + text[1:] + "."
 
 
-def grammar_corpus(n_chars: int, seed: int = 0) -> str:
+def grammar_corpus(n_chars: int, seed: int = 0, v: Vocabulary = WHOLE) -> str:
     """At least `n_chars` characters of sentences from the grammar (the same text for the same seed)."""
     rng = random.Random(seed)
     parts: list[str] = []
     size = 0
     while size < n_chars:
-        s = _sentence(rng)
+        s = _sentence(rng, v)
         parts.append(s)
         size += len(s) + 1
     return " ".join(parts)[:n_chars]
+
+
+def sourced_corpus(n_chars: int, sources: int, seed: int = 0) -> str:
+    """`n_chars` characters in `sources` contiguous blocks, each from its own part of the grammar's vocabulary and
+    its own mix of sentence kinds: a corpus stored in the order it was collected (one source after another), as web
+    dumps, books and code are, so that reading it in order is not reading it at random."""
+    edges = [round(n_chars * i / sources) for i in range(sources + 1)]
+    return " ".join(grammar_corpus(b - a, seed + i, WHOLE.part(i, sources))
+                    for i, (a, b) in enumerate(itertools.pairwise(edges)))[:n_chars]
 
 
 def encode(text: str) -> tuple[np.ndarray, list[str]]:

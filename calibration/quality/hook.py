@@ -1,4 +1,4 @@
-"""How `python -m calibration run` includes the quality calibration: it takes QUALITY_SHARE of the run's budget
+"""How `python -m calibration run` includes the quality calibration: it takes budgets.quality_part_share of the run's budget
 (the hardware plan gets the rest) and runs after the hardware benches, writing `<out>/quality.json`, which the
 profile writer puts into the profile as its `quality` section."""
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from calibration.budgets import BUDGETS_S, QUALITY_SHARE
+from calibration.budgets import BUDGETS_S, quality_part_share
 
 QUALITY_FLOOR = 0.5  # the least of its share the quality part is given when the benches before it overran
 
@@ -17,7 +17,7 @@ def quality_share(cfg: Any, mode: str) -> float:
     """The fraction of the budget for quality: none for the test grid, `--only`, or a node other than 0."""
     if mode not in ("quick", "full") or cfg.only is not None or cfg.node_rank != 0:
         return 0.0
-    return QUALITY_SHARE
+    return quality_part_share(mode)
 
 
 def quality_budget_s(cfg: Any, mode: str, left_s: float | None = None) -> float:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration.budgets import BUDGETS_S, QUALITY_SHARE
+from calibration.budgets import BUDGETS_S, DATA_ORDER_SHARE, quality_part_share
 from calibration.profile_writer import QUALITY_NAME as SECTION_NAME  # the writer reads the section from there
 from calibration.quality.plan import PLANS, QualityPlan, variants
 from calibration.quality.section import build_section, write_json_atomic
@@ -74,7 +74,7 @@ def run_quality(out: Path, mode: str, *, budget_s: float | None = None, resume: 
     t0 = time.perf_counter()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(out)
-    budget_s = budget_s or BUDGETS_S.get(mode, 180.0) * QUALITY_SHARE
+    budget_s = budget_s or BUDGETS_S.get(mode, 180.0) * quality_part_share(mode)
     threads = torch.get_num_threads()
     if device == "cpu":  # models this small train 10-50x faster on one thread than on two busy cores
         torch.set_num_threads(1)
@@ -88,6 +88,9 @@ def _run(out: Path, mode: str, budget_s: float, device: str, resume: bool, log: 
          t0: float) -> dict[str, Any]:
     from calibration.rows import append_lines
 
+    # --full: the data-order measurement's part of the budget, after the curves
+    order_s = budget_s * DATA_ORDER_SHARE.get(mode, 0.0) / quality_part_share(mode)
+    budget_s -= order_s
     plan = _plan_for(out, mode, budget_s, device, resume, log)
     points_path = out / POINTS_NAME
     if not resume:
@@ -121,6 +124,11 @@ def _run(out: Path, mode: str, budget_s: float, device: str, resume: bool, log: 
     if plan.scaling_sizes:
         law = _scaling_runs(plan, device, out, done, log)
     section = build_section(read_points(points_path), plan, infos, law, device)
+    if order_s > 0:  # on the CPU with gloo whatever the device: it counts updates, not seconds
+        from calibration.quality.data_order import PLANS as ORDER_PLANS
+        from calibration.quality.data_order import run_data_order
+
+        section["data_order"] = run_data_order(out, ORDER_PLANS[mode], order_s, resume=resume, log=log)
     earlier = _earlier_runs_s(out / SECTION_NAME) if resume else []
     section["runs_s"] = [*earlier, round(time.perf_counter() - t0, 2)]  # a resumed run adds to what came before
     section["duration_s"] = round(sum(section["runs_s"]), 2)

@@ -192,7 +192,7 @@ TRAINING = (
           64.0, default="dropless", link="capf", column="moe_capacity", step=0.05, words={"dropless": 0.0},
           applies=moe_model),
     Input("training.sharding", "choice", "Data sharding", "Random (i.i.d.) shards, or sequential slices per worker, "
-          "which slow asynchronous SGD.", choices=SHARDING, default="random", link="shard", column="sharding"),
+          "which need more updates: asynchronous SGD's assumed, or what a calibrated device measured.", choices=SHARDING, default="random", link="shard", column="sharding"),
 )
 
 CLUSTER = (

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 import simulator.architecture as arch
+from simulator.data_order import COLUMNS as DATA_ORDER_COLUMNS
 
 from .constants import DEFAULT_CONSTANTS, TrainingConstants
 from .flops import flops_per_token
@@ -48,6 +49,8 @@ OPTIONAL_INPUTS = {
     "moe_gemm_eff": None,          # grouped expert GEMM efficiency relative to dense (calibrated, else the constant)
     "attn_peak_tflops": np.nan,    # the attention core's peak (fp8 training: bf16's); NaN: peak_tflops
     "gemm_fp8": 0.0,               # 1 where the GEMMs run in fp8 (their inputs are cast)
+    # a calibrated device's measured data-order effect (simulator/data_order.py); NaN: the assumed constant
+    **dict.fromkeys(DATA_ORDER_COLUMNS, np.nan),
 }
 
 CHUNK_ROWS = 8192
@@ -143,7 +146,8 @@ def _evaluate(c: dict[str, np.ndarray], k: TrainingConstants) -> dict[str, np.nd
         step_s = step_s * np.where(c["moe_experts"] > 0, c["model_err_train_moe"], 1.0)
 
     tokens_per_step = c["global_batch"] * c["seq_len"]
-    extra_updates = updates_multiplier(c["sync"], c["dp"], c["async_kappa"], c["sharding"], k)
+    extra_updates = updates_multiplier(c["sync"], c["dp"], c["async_kappa"], c["sharding"], k,
+                                       measured={n: c[n] for n in DATA_ORDER_COLUMNS})
     iterations = c["tokens"] / tokens_per_step * extra_updates
     wall_s = iterations * step_s
     tokens_per_s = tokens_per_step / step_s

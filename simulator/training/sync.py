@@ -1,5 +1,7 @@
 """Data-parallel gradient synchronisation, stragglers, asynchronous SGD and data sharding."""
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from .codes import SHARDING_SEQUENTIAL, SYNC_ASYNC, SYNC_PS, SYNC_TREE
@@ -45,16 +47,40 @@ def straggler_factor(straggler_cv, dp, sync):
     return np.where(sync == SYNC_ASYNC, 0.0, straggler_cv * np.sqrt(2.0 * np.log(p)))
 
 
-def updates_multiplier(sync, dp, async_kappa, sharding, k: TrainingConstants = DEFAULT_CONSTANTS):
+def measured_extra(dp, lo, hi, p_lo, p_hi):
+    """A profile's measured extra updates of sequential shards at dp workers: linear in ln P between the fewest
+    (p_lo, extra lo) and the most (p_hi, hi) workers it measured, held beyond them; NaN where nothing was measured."""
+    span = np.log(np.maximum(p_hi, 1.0)) - np.log(np.maximum(p_lo, 1.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(span > 0, (np.log(np.maximum(dp, 1.0)) - np.log(np.maximum(p_lo, 1.0))) / span, 0.0)
+    return lo + (hi - lo) * np.clip(t, 0.0, 1.0)
+
+
+def updates_multiplier(sync, dp, async_kappa, sharding, k: TrainingConstants = DEFAULT_CONSTANTS,
+                       measured: Mapping[str, np.ndarray] | None = None):
     """Factor on the number of optimizer updates (global-batch equivalents) needed for the same loss.
 
     Asynchronous SGD: U = U0·(1 + κ·s) with mean staleness s ≈ P - 1 (Lian et al.
     2015, Dai et al. 2019 on staleness cost; Dutta et al. 2018 on the error floor). Sequential
-    (non-shuffled) shards leave a synchronous average unchanged, the global batch still covering
+    (non-shuffled) shards, assumed: leave a synchronous average unchanged, the global batch still covering
     every shard, but make each stale update non-iid (Hsieh et al. 2020; Bottou 2009): a further
-    (1 + penalty·(1 - 1/P)), with the penalty an assumed, adjustable constant.
+    (1 + penalty·(1 - 1/P)), with the penalty an assumed, adjustable constant. Measured (a calibrated device's
+    `seq_*` columns, simulator/data_order.py): (1 + extra(P)) for each way of synchronising, the extra
+    interpolated from what calibration measured with real workers (calibration/quality/data_order.py).
     """
     p = np.maximum(dp, 1.0)
     stale = 1.0 + async_kappa * (p - 1.0)
-    noniid = 1.0 + np.where(sharding == SHARDING_SEQUENTIAL, k.noniid_async_penalty * (1.0 - 1.0 / p), 0.0)
-    return np.where(sync == SYNC_ASYNC, stale * noniid, 1.0)
+    sequential = (sharding == SHARDING_SEQUENTIAL) & (p > 1.0)
+    noniid_async = 1.0 + np.where(sequential, k.noniid_async_penalty * (1.0 - 1.0 / p), 0.0)
+    noniid_sync = np.ones_like(p)
+    if measured is not None:
+        m = measured
+        for kind in ("sync", "async"):
+            extra = measured_extra(p, m[f"seq_{kind}_lo"], m[f"seq_{kind}_hi"], m["seq_p_lo"], m["seq_p_hi"])
+            # a measured speed-up is kept (it can be real, or noise) but never below half the updates
+            factor = np.where(sequential, 1.0 + np.maximum(extra, -0.5), 1.0)
+            if kind == "async":
+                noniid_async = np.where(np.isfinite(extra), factor, noniid_async)
+            else:
+                noniid_sync = np.where(np.isfinite(extra), factor, noniid_sync)
+    return np.where(sync == SYNC_ASYNC, stale * noniid_async, noniid_sync)
