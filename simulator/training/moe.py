@@ -81,6 +81,10 @@ def moe_ffn_times(c: Mapping[str, np.ndarray], micro_batch, gemm, inv_bw, ab):
     passes = 4.0 + np.where((ep > 1) & (local > 1), 4.0, 0.0)
     fwd_bytes = passes * routed_tokens * h * ab + (2.0 + glu) * routed_tokens * width * ab
     bwd_bytes = passes * routed_tokens * h * ab + (3.0 + 2.0 * glu) * routed_tokens * width * ab
+    # fp8 GEMMs cast their inputs as the dense layer's do (layer.py): the routed rows into the up (h) and down (width)
+    # projections forward, their output gradients backward, 3 bytes each (read 2, write 1)
+    cast = c["gemm_fp8"] * 3.0 * routed_tokens * (h + width)
+    fwd_bytes, bwd_bytes = fwd_bytes + cast, bwd_bytes + cast
     # moe_gemm_eff divides the routed part (router, routing traffic, expert GEMMs) as calibration fits it: measured
     # MoE layer time = that part as the dense fits time it / moe_gemm_eff (calibration/fit/moe.py); shared experts are
     # dense GEMMs
