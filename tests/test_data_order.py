@@ -182,3 +182,14 @@ def test_real_workers_measure_it_end_to_end_and_a_resume_keeps_the_runs(tmp_path
     assert len((tmp_path / RUNS_NAME).read_text().splitlines()) == 6  # nothing re-run
     assert again["fits"] == section["fits"]
     parse_data_order(copy.deepcopy(section))  # what calibration writes, the simulator reads
+
+
+def test_the_train_page_says_the_data_order_effect_was_measured():
+    from tests.test_app_train import run_app
+
+    spec = device_from_profile(_profile_with(_section({("sync", 2): 0.7, ("sync", 4): 0.2})))
+    at = run_app(devices={spec.id: spec})
+    at.selectbox(key="cluster.accelerator").set_value(spec.id).run()
+    assert not at.exception and not at.error
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "data_order: measured: sequential shards" in shown and "sync P=2: +70%" in shown
