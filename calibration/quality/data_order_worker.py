@@ -263,16 +263,9 @@ def _worker(spec: dict[str, Any], sync: str, model: CharLM, reader: Reader, grou
 
 def read_runs(path: Path) -> list[dict[str, Any]]:
     """The runs recorded in `path` (a line cut short by a killed run is skipped)."""
-    out = []
-    if path.exists():
-        for raw in path.read_bytes().splitlines():
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("workers"), int):
-                out.append(rec)
-    return out
+    from calibration.quality.run import read_points
+
+    return [r for r in read_points(path) if isinstance(r.get("workers"), int)]
 
 
 def _append(path: Path, rec: dict[str, Any]) -> None:
