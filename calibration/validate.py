@@ -4,20 +4,23 @@ every fit in a profile and compare them with what the profile predicts.
 The held-out points are the largest of each fit, never seen by it, so this is an extrapolation test on
 fresh timings (re-measured as a run measures them: the same threads, local points interleaved, collectives
 under torchrun). Prints a table (fit, point, predicted, measured, error %, the profile's own measurement
-of the point and the re-measurement's difference from it) and, per fit and overall (pooled over all
-points), the MAPE, the repeatability (the noise floor: re-measured vs the profile's measurement) and the
-predictions' MAPE against the profile's measurements; writes it as CSV (--out *.csv) or markdown (any
-other name). Fits listed in validate_points.NOT_COUNTED are re-measured and shown in their own section, with the reason,
-but left out of the overall. Conditional models (DDP: step time given its compute and all-reduce times)
-are scored on the conditions re-measured with the point. Exit status 0, or 2 with a message when the
+of the point and the re-measurement's difference from it) and, per fit and pooled, the MAPE, the repeatability
+(the noise floor: re-measured vs the profile's measurement) and the predictions' MAPE against the profile's
+measurements; writes it as CSV (--out *.csv) or markdown (any other name). The headline pools the fits the
+simulator's plans use (calibration/validate_scope.py finds them from the simulator's own reading of the profile);
+fits of a dtype the probe marked emulated, and fits that feed no simulator figure (a lone rank's collectives among
+them), are re-measured and shown in their own sections, with the reason, out of the headline. Conditional
+models (DDP: step time given its compute and all-reduce times) are scored on the conditions re-measured with
+the point. Exit status 0, or 2 with a message when the
 profile is unusable or the re-measuring half is unavailable.
 
 The profile may come from anyone, so it does not decide how much this machine does: without --nproc a point is
 re-measured on at most as many ranks as this machine has CPUs (cpu points) or visible GPUs (cuda points); a point
 that asks for more is reported as skipped, and validate says so. --nproc N lifts the cap to N ranks.
 
-The points are chosen and scored in calibration/validate_points.py, summed up and rendered in
-calibration/validate_summary.py; this module is the command and the rank caps of this machine.
+The points are chosen and scored in calibration/validate_points.py, sorted into the headline and the sections
+apart in calibration/validate_scope.py, summed up and rendered in calibration/validate_summary.py; this module
+is the command and the rank caps of this machine.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from calibration.rows import Step, make_row
-from calibration.validate_points import CONTEXTS, Remeasure, compare
+from calibration.validate_points import CONTEXTS, Remeasure, compare, heldout_targets
+from calibration.validate_scope import classify
 from calibration.validate_summary import loadavg_1min, render_csv, render_markdown, summarize
 from simulator.profile import ProfileError, load_profile
 
@@ -125,9 +129,10 @@ def main(argv: list[str]) -> int:
         return 2
     if args.nproc is None:  # the profile asks; this machine decides how many ranks it starts
         remeasure = capped(remeasure, rank_caps(), lambda text: print(text, file=sys.stderr))
+    sections, scope = classify(profile, heldout_targets(profile))
     load_before = loadavg_1min()
-    results = compare(profile, remeasure, args.nproc, args.context)
-    summary = summarize(results, load_before, args.context)
+    results = compare(profile, remeasure, args.nproc, args.context, sections)
+    summary = summarize(results, load_before, args.context, scope)
     text = render_markdown(results, summary)
     print(text, end="")
     if args.out is not None:

@@ -8,13 +8,9 @@ from typing import Any
 import numpy as np
 
 from calibration.rows import step_key
+from calibration.validate_scope import HEADLINE, classify
 from simulator.profile import predict_s
 
-# fit-path prefix -> why its held-out points are re-measured and shown but left out of the overall MAPE
-# (docs/calibration.md). Empty: every fit counts. (World-size-1 all_gather / reduce_scatter were a candidate -- a
-# local copy whose rate changes past the L2 between the training and the held-out sizes -- but scored 9-17% on the
-# development machine, no worse than the rest, so they count.)
-NOT_COUNTED: dict[str, str] = {}
 Remeasure = Callable[..., list[dict[str, Any]]]
 
 
@@ -24,23 +20,24 @@ def _measurable(row: Any) -> bool:
 
 
 def heldout_targets(profile: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per held-out point of every fitted record: its fit path, the fit and the point."""
+    """One entry per held-out point of every fitted record: its fit path, its keys under profile["fits"], the fit
+    and the point."""
     out = []
-    for path, fit in _walk(profile["fits"], "fits"):
+    for keys, fit in _walk(profile["fits"], ()):
         for pt in fit.get("points", {}).get("heldout", []):
             rows = pt.get("rows")
             if isinstance(rows, list) and rows and all(isinstance(i, int) for i in rows):
-                out.append({"fit": path, "record": fit, "point": pt, "rows": rows})
+                out.append({"fit": ".".join(("fits", *keys)), "keys": keys, "record": fit, "point": pt, "rows": rows})
     return out
 
 
-def _walk(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _walk(node: Any, keys: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
     if isinstance(node, dict):
         if node.get("status") == "ok" and isinstance(node.get("points"), dict):
-            yield path, node
+            yield keys, node
             return
         for key, child in node.items():
-            yield from _walk(child, f"{path}.{key}")
+            yield from _walk(child, (*keys, str(key)))
 
 
 def _median(row: dict[str, Any] | None) -> float | None:
@@ -90,13 +87,6 @@ def _predicted(record: dict[str, Any], pt: dict[str, Any],
     return float(value) if isinstance(value, int | float) and np.isfinite(value) else None
 
 
-def not_counted_reason(fit_path: str) -> str | None:
-    for prefix, why in NOT_COUNTED.items():
-        if fit_path.startswith(prefix):
-            return why
-    return None
-
-
 CONTEXTS = ("run", "heldout")
 CONTEXT_TEXT = {"run": "every point of the run, in its order, so each held-out point is timed in its run's mix",
                  "heldout": "the held-out points only, timed among themselves (a sustained-load check)"}
@@ -126,12 +116,16 @@ def context_rows(profile: dict[str, Any], wanted: list[int], context: str) -> li
     return out
 
 
-def compare(profile: dict[str, Any], remeasure: Remeasure, nproc: int | None = None,
-            context: str = "run") -> list[dict[str, Any]]:
+def compare(profile: dict[str, Any], remeasure: Remeasure, nproc: int | None = None, context: str = "run",
+            sections: dict[str, tuple[str, str | None]] | None = None) -> list[dict[str, Any]]:
     """Re-measure the held-out rows (with the run's other points around them, see `context_rows`), then
     score each held-out point: the prediction against the re-measurement (error), and the re-measurement
-    against the profile's own measurement (repeatability)."""
+    against the profile's own measurement (repeatability). Each point says which section of the summary it
+    belongs to (`sections`, else calibration/validate_scope.classify's: the headline, an emulated dtype, or a fit
+    that feeds no simulator figure) and why it is not in the headline."""
     targets = heldout_targets(profile)
+    if sections is None:
+        sections, _ = classify(profile, targets)
     wanted = sorted({i for t in targets for i in t["rows"] if _measurable(profile["measurements"][i])})
     measured_rows = context_rows(profile, wanted, context) if wanted else []
     originals = [profile["measurements"][i] for i in measured_rows]
@@ -157,8 +151,8 @@ def compare(profile: dict[str, Any], remeasure: Remeasure, nproc: int | None = N
         note = _threads_note(profile["measurements"], fresh, t["rows"]) if measured else _why(fresh, t["rows"])
         results.append({"fit": t["fit"], "point": _label(pt, t["record"]), "predicted": predicted,
                         "measured": measured, "error_pct": err, "original": original, "repeat_pct": repeat,
-                        "error_vs_original_pct": vs_original, "counted": not_counted_reason(t["fit"]) is None,
-                        "note": note})
+                        "error_vs_original_pct": vs_original, "counted": sections[t["fit"]][0] == HEADLINE,
+                        "section": sections[t["fit"]][0], "why": sections[t["fit"]][1], "note": note})
     return results
 
 

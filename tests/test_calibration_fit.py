@@ -332,7 +332,7 @@ def test_validate_with_fake_remeasure(tmp_path, monkeypatch, capsys):
     threads = validate_points.compare(prof, lambda rows_in, nproc=None: [{**r, "extra": {"threads": 1}} for r in rows_in])
     assert any(r["note"] == "threads 16 in the profile, 1 now" for r in threads)
     text = out.read_text()
-    assert "| fit | point | predicted | measured | error % |" in text and "Overall MAPE" in text
+    assert "| fit | point | predicted | measured | error % |" in text and "Headline MAPE" in text
     assert validate.main([str(path), "--out", str(tmp_path / "r.csv")]) == 0
     assert (tmp_path / "r.csv").read_text().startswith("fit,point,predicted,measured,error_pct")
     capsys.readouterr()
@@ -500,17 +500,6 @@ def test_validate_reports_repeatability_and_scores_conditional_models_on_fresh_c
     assert summary["mape_vs_original_pct_overall"] is not None
     text = validate_summary.render_markdown(results, summary)
     assert "repeatability %" in text and "Repeatability (noise floor)" in text
-
-
-def test_validate_not_counted_section(tmp_path, monkeypatch):
-    path = write_profile(tmp_path, gemm_rows() + collective_rows("all_reduce", 2, 50e-6, 2.3), {"cpu_model": "T"})
-    monkeypatch.setattr(validate_points, "NOT_COUNTED", {"fits.collectives": "a reason"})
-    results = validate_points.compare(load_profile(path), lambda rows_in, nproc=None: rows_in)
-    summary = validate_summary.summarize(results)
-    counted = {r["fit"] for r in results if r["counted"]}
-    assert counted == {"fits.compute.gemm.cpu/fp32"} and summary["n_points_not_counted"] > 0
-    assert "fits.collectives.all_reduce.by_world.2" not in summary["mape_pct_by_fit"]
-    assert "Not counted in the overall MAPE" in validate_summary.render_markdown(results, summary)
 
 
 def test_validate_remeasures_the_whole_run_by_default(tmp_path):

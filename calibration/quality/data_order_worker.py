@@ -42,6 +42,7 @@ from torch import nn
 
 from calibration.quality.data import encode, sourced_corpus
 from calibration.quality.models import CharLM, LMConfig
+from calibration.quality.records import read_points
 from calibration.quality.train import eval_lm
 
 DONE_PREFIX = "DATA_ORDER_DONE "
@@ -263,8 +264,6 @@ def _worker(spec: dict[str, Any], sync: str, model: CharLM, reader: Reader, grou
 
 def read_runs(path: Path) -> list[dict[str, Any]]:
     """The runs recorded in `path` (a line cut short by a killed run is skipped)."""
-    from calibration.quality.run import read_points
-
     return [r for r in read_points(path) if isinstance(r.get("workers"), int)]
 
 

@@ -24,24 +24,12 @@ import numpy as np
 from calibration.budgets import BUDGETS_S, DATA_ORDER_SHARE, quality_part_share
 from calibration.profile_writer import QUALITY_NAME as SECTION_NAME  # the writer reads the section from there
 from calibration.quality.plan import PLANS, QualityPlan, variants
+from calibration.quality.records import read_points
 from calibration.quality.section import build_section, write_json_atomic
 from calibration.quality.sizing import probe_costs, size_plan
 from calibration.quality.tasks import CharLMTask, DigitsTask, apply_variant
 
 POINTS_NAME, PLAN_NAME = "quality_points.jsonl", "quality_plan.json"
-
-
-def read_points(path: Path) -> list[dict[str, Any]]:
-    out = []
-    if path.exists():
-        for raw in path.read_bytes().splitlines():
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError:  # a line cut short by a killed run
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("key"), str):
-                out.append(rec)
-    return out
 
 
 def _plan_for(out: Path, mode: str, budget_s: float, device: str, resume: bool, log: Callable[[str], None]
