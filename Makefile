@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: install run test lint bench bench-multihost browser-deps pdf-fonts clean
+.PHONY: install run test lint bench bench-multihost bench-multihost-predict bench-multihost-faults browser-deps pdf-fonts clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 not found; set PY=/path/to/python3.11"; exit 2; }
@@ -60,6 +60,16 @@ bench: install browser-deps
 # as root (network namespaces and tc): calibration across two test hosts against the rate imposed on their links
 bench-multihost: install
 	$(BIN)/python -m benchmarks.multihost
+
+# as root: the simulator's step time for DDP, parameter-server and asynchronous training across test hosts, from
+# their calibration, against the measured (docs/calibration.md, "Prediction against measurement across hosts")
+bench-multihost-predict: install
+	$(BIN)/python -m benchmarks.multihost_predict
+
+# as root: a worker killed, a link cut and a straggler across two test hosts; what calibration records, how soon
+# each node exits, and --resume completing the run
+bench-multihost-faults: install
+	$(BIN)/python -m benchmarks.multihost_faults
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -23,40 +23,39 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.testhosts import available, test_hosts
+from benchmarks.testhosts import TestHosts, available, test_hosts
 
 REPO = Path(__file__).resolve().parents[1]
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
 TARGET = 0.10  # fitted bus bandwidth within 10% of the imposed rate (issue 22)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def run_setting(rates_mbit: tuple[float, float], ops: tuple[str, ...], work: Path) -> dict[str, Any]:
-    """Both hosts' calibration runs at these rates; node 0's fitted collectives at world size 2."""
+def bench_env() -> dict[str, str]:
+    """This environment without calibration's test hooks (a real grid, nothing made to fail or look slow)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for var in ("MODELFOLIO_CALIB_GRID", "MODELFOLIO_CALIB_FAIL", "MODELFOLIO_PROBE_SLOW_DTYPE"):
+    for var in ("MODELFOLIO_CALIB_GRID", "MODELFOLIO_CALIB_FAIL", "MODELFOLIO_PROBE_SLOW_DTYPE",
+                "MODELFOLIO_CALIB_SLOW"):
         env.pop(var, None)
-    t0 = time.perf_counter()
-    with test_hosts(2) as hosts:
-        for i, rate in enumerate(rates_mbit):
-            if rate > 0:  # 0: the link as it is (veth: the CPU is the limit)
-                hosts.shape(i, rate)
-        port = _free_port()
-        procs = [hosts.popen(k, [sys.executable, "-m", "calibration", "run", "--quick", "--only", ",".join(ops),
-                                 "--nproc", "1", "--nnodes", "2", "--node-rank", str(k), "--rdzv-endpoint",
-                                 f"{hosts.addr(0)}:{port}", "--rdzv-id", f"bench-{port}", "--out",
-                                 str(work / f"node{k}"), "--progress", "bar"],
-                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for k in (0, 1)]
-        outs = [p.communicate(timeout=1800) for p in procs]
-    rcs = [p.returncode for p in procs]
+    return env
+
+
+def node_command(hosts: TestHosts, k: int, ops: tuple[str, ...], port: int, out: Path, *extra: str) -> list[str]:
+    """The README's multi-node calibration command for test host k, one rank per host, rendezvous on host 0."""
+    return [sys.executable, "-m", "calibration", "run", "--quick", "--only", ",".join(ops), "--nproc", "1",
+            "--nnodes", str(hosts.n), "--node-rank", str(k), "--rdzv-endpoint", f"{hosts.addr(0)}:{port}",
+            "--rdzv-id", f"bench-{port}", "--out", str(out), *extra]
+
+
+def fitted_collectives(run_dir: Path, ops: tuple[str, ...]) -> dict[str, Any]:
+    """The profile's alpha-beta fit of each collective at world size 2 (bus bandwidth in MB/s, alpha in µs)."""
     fits: dict[str, Any] = {}
-    profile = work / "node0" / "profile.json"
+    profile = run_dir / "profile.json"
     if profile.exists():
         collectives = json.loads(profile.read_text()).get("fits", {}).get("collectives", {})
         for op in ops:
@@ -65,8 +64,26 @@ def run_setting(rates_mbit: tuple[float, float], ops: tuple[str, ...], work: Pat
                 fits[op] = {"busbw_MBps": 1000.0 * fit["params"]["busbw_GBps"],
                             "alpha_us": 1e6 * fit["params"]["alpha_s"], "model": fit.get("model"),
                             "heldout_mape_pct": fit.get("mape_heldout_pct")}
+    return fits
+
+
+def run_setting(rates_mbit: tuple[float, float], ops: tuple[str, ...], work: Path) -> dict[str, Any]:
+    """Both hosts' calibration runs at these rates; node 0's fitted collectives at world size 2."""
+    env = bench_env()
+    t0 = time.perf_counter()
+    with test_hosts(2) as hosts:
+        for i, rate in enumerate(rates_mbit):
+            if rate > 0:  # 0: the link as it is (veth: the CPU is the limit)
+                hosts.shape(i, rate)
+        port = free_port()
+        procs = [hosts.popen(k, node_command(hosts, k, ops, port, work / f"node{k}", "--progress", "bar"),
+                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for k in (0, 1)]
+        outs = [p.communicate(timeout=1800) for p in procs]
+    rcs = [p.returncode for p in procs]
     return {"rates_mbit": list(rates_mbit), "rc": rcs, "wall_s": round(time.perf_counter() - t0, 1),
-            "fits": fits, "stderr_tail": [o[1][-400:] for o in outs] if any(rcs) else None}
+            "fits": fitted_collectives(work / "node0", ops),
+            "stderr_tail": [o[1][-400:] for o in outs] if any(rcs) else None}
 
 
 def bottleneck_MBps(op: str, rates_mbit: list[float]) -> float:

@@ -67,6 +67,10 @@ class TestHosts:
         """The host's own interface (inside its namespace)."""
         return f"mfp{self.tag}{i}"
 
+    def outside(self, i: int) -> str:
+        """The bridge's end of host i's link (in the root namespace): the cable's far end."""
+        return f"mfv{self.tag}{i}"
+
     def addr(self, i: int) -> str:
         return f"{SUBNET}.{i + 1}"
 
@@ -75,7 +79,7 @@ class TestHosts:
         self.made.append(("link", self.bridge))
         _ip("link", "set", self.bridge, "up")
         for i in range(self.n):
-            ns, outside = self.netns(i), f"mfv{self.tag}{i}"
+            ns, outside = self.netns(i), self.outside(i)
             _ip("netns", "add", ns)
             self.made.append(("netns", ns))
             _ip("link", "add", outside, "type", "veth", "peer", "name", self.dev(i))
@@ -95,6 +99,11 @@ class TestHosts:
         subprocess.run(["ip", "netns", "exec", self.netns(i), "tc", "qdisc", "replace", "dev", self.dev(i), "root",
                         "tbf", "rate", f"{rate_mbit:g}mbit", "burst", f"{burst_kbit}kbit", "latency",
                         f"{latency_ms}ms"], check=True, capture_output=True, text=True, timeout=30)
+
+    def link(self, i: int, up: bool) -> None:
+        """Cut host i's link (its bridge end down: packets to and from it are dropped, as with a pulled cable)
+        or mend it."""
+        _ip("link", "set", self.outside(i), "up" if up else "down")
 
     def popen(self, i: int, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen:
         """`cmd` run on host i (inside its namespace)."""

@@ -260,7 +260,7 @@ class _Measuring:
             self.stages["distributed"] = time.perf_counter() - started
 
     def _launches(self) -> None:
-        from calibration.bench.launch import launch
+        from calibration.bench.launch import launch, record_not_launched
 
         assert self.progress is not None
         progress, distributed = self.progress, self.distributed
@@ -275,12 +275,16 @@ class _Measuring:
             if resumed:
                 print(f"torchrun {step.device} ws={step.world_size}: continuing from "
                       f"{sum(map(len, resumed.values()))} samples stored in {self.samples_path}", file=sys.stderr)
-            launch(group, device=step.device, world_size=step.world_size, rows_path=self.rows_path,
-                   run_id=self.run_id, mode=self.planned.mode, work_dir=self.cfg.out / "launch", index=launch_index,
-                   rdzv=self.rdzv, on_done=lambda msg: progress.emit(msg.get("label", "?"), msg.get("status")),
-                   samples_path=self.samples_path, prior=resumed)
+            result = launch(group, device=step.device, world_size=step.world_size, rows_path=self.rows_path,
+                            run_id=self.run_id, mode=self.planned.mode, work_dir=self.cfg.out / "launch",
+                            index=launch_index, rdzv=self.rdzv, samples_path=self.samples_path, prior=resumed,
+                            on_done=lambda msg: progress.emit(msg.get("label", "?"), msg.get("status")))
             keys = {s.key() for s in group}
             distributed = [s for s in distributed if s.key() not in keys]
+            if result.broke and self.rdzv is not None and distributed:  # a node may be dead or out of reach
+                record_not_launched(distributed, self.rows_path, self.run_id, result.broke,
+                                    lambda msg: progress.emit(msg["label"], msg["status"]))
+                return
 
     def quality(self) -> None:
         """The quality calibration (writes <out>/quality.json), when the run has a share for it."""
@@ -340,16 +344,23 @@ def _finished(cfg: RunConfig, run_id: str, n_todo: int, env: dict[str, Any], t0:
     """The run's summary line, then the profile from every row of the folder (unless --no-profile)."""
     rows_path = cfg.out / ROWS_NAME
     rows = read_rows(rows_path)
-    failed = sum(r["status"] == "failed" for r in rows if r.get("run_id") == run_id)
-    print(f"measured {n_todo} steps in {wall_s:.1f} s ({failed} failed rows in this run); rows: {rows_path}")
+    since_unix = time.time() - (time.perf_counter() - t0)  # --resume keeps the run id: count this invocation's rows
+    failed = [r for r in rows if r.get("run_id") == run_id and r["status"] == "failed"
+              and float(r.get("t_unix", 0.0)) >= since_unix]
+    print(f"measured {n_todo} steps in {wall_s:.1f} s ({len(failed)} failed rows in this run); rows: {rows_path}")
     rc = _write_profile(cfg.out, rows, env) if cfg.write_profile else 0
     print(f"total wall time {time.perf_counter() - t0:.1f} s", flush=True)
     cause = every_distributed_step_failed(rows, run_id)
     if cause is not None:
         print(f"error: every distributed step of this run failed, so the profile has no collective, DDP or "
               f"parameter-server fit from it; the first failure: {cause}", file=sys.stderr, flush=True)
-        return rc or 1
-    return rc
+    elif failed:
+        first = min(failed, key=lambda r: float(r.get("t_unix", 0.0)))
+        print(f"note: the first failure: {' '.join(str(first.get('error')).split())[:400]}", file=sys.stderr)
+    if failed:
+        print("once the cause is gone, the same command with --resume measures only what is missing",
+              file=sys.stderr, flush=True)
+    return rc or (1 if cause is not None else 0)
 
 
 def every_distributed_step_failed(rows: list[dict[str, Any]], run_id: str) -> str | None:

@@ -276,7 +276,7 @@ def test_a_full_disk_stops_the_run_cleanly_and_keeps_what_was_written(tmp_path, 
 def test_launch_files_are_named_per_run(tmp_path, monkeypatch):
     from calibration.bench import launch as launch_module
 
-    monkeypatch.setattr(launch_module, "_run_and_follow", lambda *args, **kwargs: (0, False))
+    monkeypatch.setattr(launch_module, "_run_and_follow", lambda *args, **kwargs: launch_module._Followed(0, False))
     steps = [Step("all_reduce", "cpu", "fp32", {"bytes": 1024}, 2)]
     for run_id in ("20261128T194529-ea6a96", "../odd id"):
         launch_module.launch(steps, device="cpu", world_size=2, rows_path=tmp_path / "rows.jsonl", run_id=run_id,

@@ -1,6 +1,9 @@
 """Launch distributed steps under torchrun: one launch per (device, world size), many steps each
 (torchrun costs ~3 s to start on the development VM).  Rows are written by the workers as they go;
-whatever a crashed, killed or timed-out launch did not measure is recorded here as "failed".
+whatever a crashed, killed or timed-out launch did not measure is recorded here as "failed", with the host and the
+cause (calibration/faults.py). A rank whose process group broke says so (BROKEN_PREFIX) once its rows are written:
+torchrun then gets AGENT_EXIT_GRACE_S to exit (its rendezvous store may be out of reach, where it would wait
+minutes), not the rest of the launch's time.
 """
 
 from __future__ import annotations
@@ -20,10 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from calibration.faults import torchrun_exit
 from calibration.rows import RunWriteError, Step, append_row, failed_row, read_rows, step_key
 from calibration.timing import available_cpus, is_oversubscribed
 
 DONE_PREFIX = "CALIB_STEP_DONE "
+ROUND_PREFIX = "CALIB_ROUND "  # a worker stored a sampling round: the launch is making progress
+BROKEN_PREFIX = "CALIB_LAUNCH_BROKEN "  # a worker's last line when its process group broke: {"rank", "error"}
+AGENT_EXIT_GRACE_S = 15.0  # after that line, torchrun exits in about a second unless its store is out of reach
+SLOWEST_LINK_Bps = 1e6  # 8 Mbit/s: the slowest link a collective is given time for (collective_timeout_s)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -111,27 +119,36 @@ def interface_env(rdzv: Rendezvous | None, environ: Mapping[str, str]) -> dict[s
     return {} if not name else {var: name for var in IFNAME_VARS if not environ.get(var)}
 
 
-def local_addr_args(rdzv: Rendezvous | None) -> list[str]:
-    """torchrun's --local-addr: this node's address on the route to the rendezvous host, which the rank-0 agent
-    publishes as the workers' master address (torchrun otherwise publishes its hostname, which other nodes may
-    resolve to themselves)."""
-    if rdzv is None:
-        return []
-    found = route_to(rdzv.host)
-    return [] if found is None else [f"--local-addr={found[1]}"]
-
-
 @dataclass
 class LaunchResult:
     rc: int | None
     timed_out: bool
     log_path: Path
     missing: int  # steps that got a "failed" row because the launch ended before measuring them
+    broke: str | None = None  # why the launch ended early (a worker's broken group, a killed worker), else None
+
+
+@dataclass
+class _Followed:
+    """How a torchrun launch ended, as `_run_and_follow` saw it."""
+
+    rc: int | None
+    timed_out: bool  # stopped at the launch's deadline
+    broke: str | None = None  # the first BROKEN_PREFIX line's error, where a worker printed one
 
 
 def launch_timeout_s(steps: list[Step], mode: str, oversubscribed: bool) -> float:
     per_step_s = {"tiny": 10.0, "quick": 8.0, "full": 30.0}.get(mode, 30.0)
     return (120.0 + per_step_s * len(steps)) * (3.0 if oversubscribed else 1.0)
+
+
+def collective_timeout_s(steps: list[Step], world_size: int, launch_s: float) -> float:
+    """How long a rank waits in one collective before its group counts as broken (the process group's timeout):
+    60 s, plus the largest message of the launch crossing a SLOWEST_LINK_Bps link from every rank; at most half
+    the launch. A lost link is then named after this long (93 s for the quick grid's 16 MiB on two ranks), not
+    after half the launch (348 s for its four collectives)."""
+    biggest = max((float(s.params.get("bytes") or s.params.get("grad_bytes") or 0) for s in steps), default=0.0)
+    return min(max(60.0, launch_s / 2), 60.0 + world_size * biggest / SLOWEST_LINK_Bps)
 
 
 def _set_pdeathsig() -> None:
@@ -150,10 +167,13 @@ _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _run_and_follow(cmd: list[str], env: dict[str, str], log: TextIO, deadline: float,
-                    on_done: Callable[[dict[str, Any]], None] | None) -> tuple[int | None, bool]:
-    """Start torchrun in its own process group, relay its step lines, stop it on timeout or Ctrl-C."""
+                    on_done: Callable[[dict[str, Any]], None] | None, quiet_s: float = 0.0) -> _Followed:
+    """Start torchrun in its own process group, relay its step lines, stop it on timeout or Ctrl-C, and within
+    AGENT_EXIT_GRACE_S of a worker saying its group broke. A step or round reported moves the deadline to at least
+    `quiet_s` ahead: a launch over a slow link (a straggler) runs past its planned time while it makes progress."""
     proc: subprocess.Popen[str] | None = None
     timed_out = False
+    broke: str | None = None
     try:
         # A SIGINT landing inside fork() is swallowed by an at-fork handler ("Exception ignored in
         # _releaseLock"): hold SIGINT/SIGTERM until Popen returns, then let them through.
@@ -176,8 +196,11 @@ def _run_and_follow(cmd: list[str], env: dict[str, str], log: TextIO, deadline: 
         eof = False
         while not eof:
             if time.monotonic() > deadline:
-                timed_out = True
-                _stop(proc)
+                timed_out = broke is None
+                if broke is not None:
+                    log.write(f"calibration: torchrun had not exited {AGENT_EXIT_GRACE_S:g} s after its worker's "
+                              f"group broke (its rendezvous store may be out of reach); stopped\n")
+                _stop(proc, term_wait_s=15.0 if broke is None else 2.0)
                 break
             try:
                 line = lines.get(timeout=0.5)
@@ -185,25 +208,31 @@ def _run_and_follow(cmd: list[str], env: dict[str, str], log: TextIO, deadline: 
                 continue
             if line is None:
                 eof = True
-            elif line.startswith(DONE_PREFIX):
-                if on_done:
+            elif line.startswith((DONE_PREFIX, ROUND_PREFIX)):
+                if broke is None:
+                    deadline = max(deadline, time.monotonic() + quiet_s)
+                if on_done and line.startswith(DONE_PREFIX):
                     on_done(json.loads(line[len(DONE_PREFIX):]))
+            elif line.startswith(BROKEN_PREFIX):
+                log.write(line)
+                broke = broke or str(json.loads(line[len(BROKEN_PREFIX):]).get("error") or "process group broke")
+                deadline = min(deadline, time.monotonic() + AGENT_EXIT_GRACE_S)
             else:
                 log.write(line)
         try:  # stdout closed: the launch is ending; give it what is left of its time
-            return proc.wait(timeout=max(5.0, deadline - time.monotonic())), timed_out
+            return _Followed(proc.wait(timeout=max(5.0, deadline - time.monotonic())), timed_out, broke)
         except subprocess.TimeoutExpired:
-            _stop(proc)
-            return proc.poll(), True
+            _stop(proc, term_wait_s=15.0 if broke is None else 2.0)
+            return _Followed(proc.poll(), broke is None, broke)
     except BaseException:
         if proc is not None:
             _stop(proc)  # Ctrl-C or SIGTERM of the runner: take the launch down with it
         raise
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def _stop(proc: subprocess.Popen[str], term_wait_s: float = 15.0) -> None:
     """SIGTERM the launch's own process group (torchrun and its workers), then SIGKILL."""
-    for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+    for sig, wait_s in ((signal.SIGTERM, term_wait_s), (signal.SIGKILL, 5.0)):
         if proc.poll() is not None:
             return
         try:
@@ -228,12 +257,20 @@ def launch(steps: list[Step], *, device: str, world_size: int, rows_path: Path, 
     oversubscribed = is_oversubscribed(per_node, device)
     threads = max(1, available_cpus() // per_node)  # OMP threads per rank: cores shared out
     timeout_s = timeout_s or launch_timeout_s(steps, mode, oversubscribed)
+    pg_timeout_s = collective_timeout_s(steps, world_size, timeout_s)
+    # this node's address on the route to the rendezvous host: torchrun's --local-addr, which the rank-0 agent
+    # publishes as the workers' master address (else its hostname, which other nodes may resolve to themselves),
+    # and where the workers' liveness ports listen (faults.Peer)
+    route = route_to(rdzv.host) if rdzv else None
+    node_addr = route[1] if route else "127.0.0.1"
+    where = f"node {rdzv.node_rank} ({node_addr})" if rdzv else "this node"
     tag = f"{launch_tag(run_id)}_{device}_ws{world_size}_{index}"  # per run: a resumed run never reuses a name
     spec_path = work_dir / f"launch_{tag}.json"
     log_path = work_dir / f"launch_{tag}.log"
     spec = {"steps": [s.as_dict() for s in steps], "rows_path": str(rows_path), "run_id": run_id, "mode": mode,
             "device": device, "threads": threads, "ranks_per_node": per_node,
-            "pg_timeout_s": max(60.0, timeout_s / 2), "tag": tag,
+            "pg_timeout_s": pg_timeout_s, "tag": tag,
+            "node_rank": rdzv.node_rank if rdzv else 0, "node_addr": node_addr,
             "samples_path": str(samples_path) if samples_path is not None else None,
             "prior": {s.key(): list((prior or {}).get(s.key(), [])) for s in steps if (prior or {}).get(s.key())}}
     try:
@@ -242,37 +279,56 @@ def launch(steps: list[Step], *, device: str, world_size: int, rows_path: Path, 
     except OSError as exc:
         raise RunWriteError.wrap(exc, spec_path, "writing the launch spec") from exc
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}", "--max-restarts=0"]
-    cmd += [*rdzv.args(index), *local_addr_args(rdzv)] if rdzv else ["--standalone"]
+    cmd += [*rdzv.args(index), *([f"--local-addr={node_addr}"] if route else [])] if rdzv else ["--standalone"]
     cmd += ["-m", "calibration.dist_worker", str(spec_path)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
            **interface_env(rdzv, os.environ)}
     t_start = time.time()
+    log_from = log_path.stat().st_size if log_path.exists() else 0  # a resumed run appends to the same log
     with log_path.open("a") as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
-        rc, timed_out = _run_and_follow(cmd, env, log, time.monotonic() + timeout_s, on_done)
-    return LaunchResult(rc, timed_out, log_path,
-                        _record_missing(steps, rows_path, t_start, rc, timed_out, timeout_s, log_path, run_id,
-                                        oversubscribed, on_done))
+        ended = _run_and_follow(cmd, env, log, time.monotonic() + timeout_s, on_done, quiet_s=2 * pg_timeout_s)
+    with log_path.open("rb") as f:
+        f.seek(log_from)
+        log_text = f.read().decode(errors="replace")
+    missing, why = _record_missing(steps, rows_path, t_start, ended, timeout_s, log_path, log_text, where, run_id,
+                                   oversubscribed, on_done)
+    return LaunchResult(ended.rc, ended.timed_out, log_path, missing,
+                        ended.broke or (why if missing or ended.timed_out else None))
 
 
-def _record_missing(steps: list[Step], rows_path: Path, t_start: float, rc: int | None, timed_out: bool,
-                    timeout_s: float, log_path: Path, run_id: str, oversubscribed: bool,
-                    on_done: Callable[[dict[str, Any]], None] | None) -> int:
+def _record_missing(steps: list[Step], rows_path: Path, t_start: float, ended: _Followed, timeout_s: float,
+                    log_path: Path, log_text: str, where: str, run_id: str, oversubscribed: bool,
+                    on_done: Callable[[dict[str, Any]], None] | None) -> tuple[int, str]:
+    """Failed rows for the steps the launch ended before, naming this node and why it ended (faults.torchrun_exit,
+    from this launch's part of the log); (how many, why)."""
     written = {step_key(r) for r in read_rows(rows_path) if float(r.get("t_unix", 0)) >= t_start - 1}
     missing = [s for s in steps if s.key() not in written]
+    why = torchrun_exit(ended.rc, ended.timed_out, timeout_s, log_text, where)
     if not missing:
-        return 0
-    why = f"torchrun launch timed out after {timeout_s:.0f} s" if timed_out else f"torchrun launch exited with rc={rc}"
-    tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-6:])
+        return 0, why
+    tail = " | ".join(line.strip() for line in log_text.strip().splitlines()[-6:])
     for s in missing:
         row = failed_row(s, f"{why} before this step finished; log {log_path.name}: {tail}", run_id=run_id,
                          oversubscribed=oversubscribed)
         append_row(rows_path, row)
         if on_done:
             on_done({"key": s.key(), "status": "failed", "label": label(s)})
-    return len(missing)
+    return len(missing), why
+
+
+def record_not_launched(steps: list[Step], rows_path: Path, run_id: str, cause: str,
+                        on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Failed rows for steps whose launch is not started after an earlier one broke (--resume measures them)."""
+    print(f"torchrun: {len(steps)} distributed steps not launched, an earlier launch broke: {cause}",
+          file=sys.stderr, flush=True)
+    for s in steps:
+        append_row(rows_path, failed_row(s, f"not launched: an earlier launch of this run broke ({cause})",
+                                         run_id=run_id))
+        if on_done:
+            on_done({"key": s.key(), "status": "failed", "label": label(s)})
 
 
 def launch_tag(run_id: str) -> str:
