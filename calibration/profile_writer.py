@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 
 from calibration.fit import fit_all
+from calibration.run_folder import META_NAME
 from simulator.profile import KIND, SUPPORTED_SCHEMA_VERSIONS, ProfileError, check_row, load_profile
 
 SCHEMA_VERSION = SUPPORTED_SCHEMA_VERSIONS[-1]
 MAX_LISTED = 200
 QUALITY_NAME = "quality.json"  # calibration.quality.run.SECTION_NAME
+RUN_KEYS = ("run_id", "mode", "nproc", "nnodes")  # run.json's, copied to the profile's `run` (nnodes: ranks' nodes)
 NOISY_IQR_FRACTION = 0.5  # measured on the 2-core development VM: with 2 threads the IQR can exceed 100% of the median
 
 
@@ -145,12 +147,23 @@ def read_quality(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def read_run_info(run_dir: Path) -> dict[str, Any] | None:
+    """The run's id, mode, ranks per node and node count (RUN_KEYS) from `run_dir/run.json`, if any: the device
+    built from the profile needs to know whether its collectives crossed nodes (simulator/device_profile.py)."""
+    path = Path(run_dir) / META_NAME
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    return {key: meta[key] for key in RUN_KEYS if key in meta} if isinstance(meta, dict) else None
+
+
 def write_profile(run_dir: Path, rows: list[dict[str, Any]], env: dict[str, Any],
                   run_info: dict[str, Any] | None = None) -> Path:
     """run_dir/profile.json, atomically (temp file in the same folder, fsync, os.replace); with the quality
-    section when the run folder holds one."""
+    section when the run folder holds one, and the run's options from its run.json when `run_info` is not given."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    run_info = run_info if run_info is not None else read_run_info(run_dir)
     data = json.dumps(build_profile(rows, env, run_info, read_quality(run_dir)), indent=1, allow_nan=False).encode()
     return _replace_checked(run_dir / "profile.json", data)
 

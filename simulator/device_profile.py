@@ -46,6 +46,14 @@ def device_id(profile: dict[str, Any]) -> str:
     return PROFILE_PREFIX + _slug(f"{profile.get('name', 'calibrated device')} {created}")
 
 
+def run_nodes(profile: dict[str, Any]) -> int:
+    """The nodes the profile's run spanned (its `run.nnodes`, written from run.json since issue 22); 1 where it
+    does not say (profiles before it, one-node runs)."""
+    run = profile.get("run")
+    nodes = run.get("nnodes") if isinstance(run, dict) else None
+    return int(nodes) if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 1 else 1
+
+
 def _datasheet_match(gpu_name: str) -> HardwareSpec | None:
     """The catalog entry whose display name matches a CUDA device name such as 'NVIDIA H200'."""
     wanted = _slug(gpu_name).replace("nvidia-", "").replace("amd-", "")
@@ -174,13 +182,20 @@ def device_from_profile(profile: dict[str, Any]) -> HardwareSpec:
     ar = largest_allreduce(profile)
     if ar is not None:
         world, fit = ar
+        # a run over several nodes (profile.run.nnodes, from its run.json) puts world/nnodes ranks on each node, so
+        # every all-reduce it fitted crossed the network, whose link (the ring's slowest) its busbw measures
+        nodes = run_nodes(profile)
+        link, col, eff = (("inter_node", "inter_GBps", DEFAULT_CONSTANTS.inter_link_eff) if nodes > 1 else
+                          ("intra_node", "intra_GBps", DEFAULT_CONSTANTS.intra_link_eff))
         # the model multiplies link bandwidth by its efficiency; a measured busbw already includes it
-        fields["intra_node_GBps"] = fit["params"]["busbw_GBps"] / DEFAULT_CONSTANTS.intra_link_eff
-        fields["intra_node_latency_s"] = fit["params"]["alpha_s"]
-        sources["intra_node"] = f"fitted: all-reduce busbw {fit['params']['busbw_GBps']:.3g} GB/s and latency at world size {world}, {name}"
-        provenance_of["intra_node"] = "fitted"
-        spreads["intra_GBps"] = fit_spread(fit, "busbw_GBps") or spreads["intra_GBps"]
-        origins["intra_GBps"] = Origin(f"fits.collectives.all_reduce.by_world.{world}", fit, "busbw_GBps")
+        fields[f"{link}_GBps"] = fit["params"]["busbw_GBps"] / eff
+        fields[f"{link}_latency_s"] = fit["params"]["alpha_s"]
+        across = f" across {nodes} nodes" if nodes > 1 else ""
+        sources[link] = (f"fitted: all-reduce busbw {fit['params']['busbw_GBps']:.3g} GB/s and latency at world size "
+                         f"{world}{across}, {name}")
+        provenance_of[link] = "fitted"
+        spreads[col] = fit_spread(fit, "busbw_GBps") or spreads[col]
+        origins[col] = Origin(f"fits.collectives.all_reduce.by_world.{world}", fit, "busbw_GBps")
     _moe_overlay(profile, device, dtype, name, fields, sources, provenance_of, spreads, origins)
     _data_order_overlay(profile, name, fields, sources, provenance_of, spreads)
     correlations, correlation_notes = fit_correlations(origins)
