@@ -18,12 +18,11 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.testhosts import TestHosts, available, test_hosts
+from benchmarks.testhosts import TestHosts, available, run_each, skipped, test_hosts
 
 REPO = Path(__file__).resolve().parents[1]
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
@@ -117,19 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ops", default=",".join(OPS), help="collectives to run and fit")
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
     ns = ap.parse_args(argv)
-    why = available()
-    if why is not None:
-        print(f"skipped: {why}", file=sys.stderr)
+    if skipped(available()):
         return 2
     settings = [tuple(float(x) for x in (s.split(":") if ":" in s else (s, s))) for s in ns.settings.split(",")]
     ops = tuple(ns.ops.split(","))
-    results = []
-    with tempfile.TemporaryDirectory(prefix="modelfolio-multihost-") as tmp:
-        base = ns.keep or Path(tmp)
-        for k, rates in enumerate(settings):
-            r = run_setting((rates[0], rates[1]), ops, base / f"setting{k}")
-            print(json.dumps(r), flush=True)
-            results.append(r)
+    results = run_each(settings, lambda rates, work: run_setting((rates[0], rates[1]), ops, work),
+                       "modelfolio-multihost-", ns.keep)
     print(markdown(results))
     return 0
 

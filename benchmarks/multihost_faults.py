@@ -27,15 +27,13 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks.multihost import REPO, bench_env, fitted_collectives, free_port, node_command
-from benchmarks.testhosts import TestHosts, available, test_hosts
+from benchmarks.testhosts import TestHosts, available, run_each, skipped, test_hosts
 from calibration.rows import read_rows, read_samples, step_key
 
 FAULTS = ("kill-worker", "kill-group", "cut", "straggler")
@@ -289,24 +287,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--after-rounds", type=int, default=3, help="inject once node 0 stored this many rounds")
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
     ns = ap.parse_args(argv)
-    why = available()
-    if why is not None:
-        print(f"skipped: {why}", file=sys.stderr)
+    if skipped(available()):
         return 2
     faults, ops = ns.faults.split(","), tuple(ns.ops.split(","))
     unknown = sorted(set(faults) - set(FAULTS))
     if unknown:
         ap.error(f"--faults {','.join(unknown)}: choose from {', '.join(FAULTS)}")
-    results = []
-    with tempfile.TemporaryDirectory(prefix="modelfolio-faults-") as tmp:
-        base = ns.keep or Path(tmp)
-        for fault in faults:
-            work = base / fault
-            work.mkdir(parents=True)
-            r = (run_straggler(ops, ns.rate, ns.slow, work) if fault == "straggler"
-                 else run_fault(fault, ops, ns.rate, ns.after_rounds, work))
-            print(json.dumps(r), flush=True)
-            results.append(r)
+    def run(fault: str, work: Path) -> dict[str, Any]:
+        work.mkdir(parents=True)
+        return (run_straggler(ops, ns.rate, ns.slow, work) if fault == "straggler"
+                else run_fault(fault, ops, ns.rate, ns.after_rounds, work))
+
+    results = run_each(faults, run, "modelfolio-faults-", ns.keep, names=faults)
     print(markdown(results))
     for r in results:
         if r["fault"] == "straggler":

@@ -29,7 +29,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.testhosts import BURST_S, TestHosts, available, test_hosts
+from benchmarks.testhosts import BURST_S, TestHosts, available, run_each, skipped, test_hosts
 from simulator import Scenario, evaluate
 from simulator.device_profile import device_from_profile
 from simulator.profile import load_profile
@@ -248,18 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None, help="keep runs, profiles and logs in this folder")
     ns = ap.parse_args(argv)
-    why = unavailable()
-    if why is not None:
-        print(f"skipped: {why}", file=sys.stderr)
+    if skipped(unavailable()):
         return 2
     model = Model()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="modelfolio-multihost-predict-") as tmp:
-        base = ns.keep or Path(tmp)
-        for k, rate in enumerate(float(s) for s in ns.settings.split(",")):
-            r = run_setting(rate, model, base / f"setting{k}", ns.steps, ns.warmup)
-            print(json.dumps(r), flush=True)
-            results.append(r)
+    results = run_each([float(s) for s in ns.settings.split(",")],
+                       lambda rate, work: run_setting(rate, model, work, ns.steps, ns.warmup),
+                       "modelfolio-multihost-predict-", ns.keep)
     print(markdown(results))
     return 0
 

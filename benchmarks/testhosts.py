@@ -13,12 +13,17 @@ so a leftover from a killed run never collides).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
 SUBNET = "10.77.0"
 BURST_S = 0.01  # a shaped link's token bucket holds 10 ms of its rate
@@ -136,3 +141,27 @@ def test_hosts(n: int, rate_mbit: float | None = None) -> Iterator[TestHosts]:
 
 
 test_hosts.__test__ = False  # type: ignore[attr-defined]
+
+
+T = TypeVar("T")
+
+
+def skipped(why: str | None) -> bool:
+    """Says why a benchmark cannot run here (no root, no network namespaces) and returns True; False when it can."""
+    if why is not None:
+        print(f"skipped: {why}", file=sys.stderr)
+    return why is not None
+
+
+def run_each(items: Sequence[T], run: Callable[[T, Path], dict[str, Any]], prefix: str, keep: Path | None,
+             names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """`run(item, folder)` for each item, in its own folder (`names`, else setting0, setting1, ...) under `keep` or a
+    temporary folder removed at the end; each result printed as one JSON line as it comes."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        base = keep or Path(tmp)
+        for k, item in enumerate(items):
+            r = run(item, base / (names[k] if names else f"setting{k}"))
+            print(json.dumps(r), flush=True)
+            results.append(r)
+    return results
