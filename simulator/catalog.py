@@ -34,10 +34,10 @@ SPREAD_LABELS = {"gemm_eff_max": "GEMM efficiency of the accelerator", "gemm_dim
                  "decode_kv_eff": "decode KV-cache read efficiency",
                  "a2a_eff": "all-to-all efficiency relative to all-reduce",
                  "moe_gemm_eff": "MoE layer speed relative to its dense GEMMs",
-                 "seq_sync_lo": "sequential shards' extra updates, synchronous, fewest workers measured",
-                 "seq_sync_hi": "sequential shards' extra updates, synchronous, most workers measured",
-                 "seq_async_lo": "sequential shards' extra updates, asynchronous, fewest workers measured",
-                 "seq_async_hi": "sequential shards' extra updates, asynchronous, most workers measured"}
+                 "seq_sync_lo": "sequential shards' extra updates, sync, fewest workers",
+                 "seq_sync_hi": "sequential shards' extra updates, sync, most workers",
+                 "seq_async_lo": "sequential shards' extra updates, async, fewest workers",
+                 "seq_async_hi": "sequential shards' extra updates, async, most workers"}
 _POSITIVE_FIELDS = ("hbm_GB", "hbm_GBps", "intra_node_GBps", "intra_node_latency_us", "inter_node_GBps",
                     "inter_node_latency_us", "gpus_per_node", "tdp_W", "gpu_hour_usd")
 _ALIASES = {"h100": "H100-SXM", "h100sxm5": "H100-SXM", "h100pcie80gb": "H100-PCIe", "a100": "A100-80GB-SXM",
