@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.quality.data_order_fit import fit_data_order
-from calibration.quality.data_order_worker import DONE_PREFIX, read_runs, run_key
+from calibration.quality.data_order_worker import read_runs, run_key
 
 RUNS_NAME = "data_order_runs.jsonl"
 REFERENCE = ("allreduce", "random", 0)
@@ -71,34 +69,24 @@ def runs_of(plan: DataOrderPlan) -> list[dict[str, Any]]:
 
 
 def _launch(spec_path: Path, workers: int, timeout_s: float, log: Callable[[str], None], log_path: Path) -> int | None:
-    from calibration.bench.launch import _child_setup, _stop
+    """torchrun with P + 1 ranks, followed as calibration's own launches are (bench/launch.py: its own process group,
+    Ctrl-C safe, stopped at `timeout_s`); each finished run reported to `log`. None: stopped at the budget."""
+    from calibration.bench.launch import REPO_ROOT, _run_and_follow
 
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={workers + 1}", "--max-restarts=0",
            "--standalone", "-m", "calibration.quality.data_order_worker", str(spec_path)]
-    repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)}
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
+
+    def done(d: dict[str, Any]) -> None:
+        log(f"data order: P={workers} {d['key']}: {d['updates']} updates in {d['wall_s']:.1f} s")
+
     with log_path.open("a") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=repo,
-                                start_new_session=True, preexec_fn=_child_setup)
-
-        def follow() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if line.startswith(DONE_PREFIX):
-                    d = json.loads(line[len(DONE_PREFIX):])
-                    log(f"data order: P={workers} {d['key']}: {d['updates']} updates in {d['wall_s']:.1f} s")
-
-        threading.Thread(target=follow, daemon=True).start()
-        try:
-            return proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            log(f"data order: P={workers} stopped at its budget; the runs it finished are kept")
-            _stop(proc)
-            return None
-        except BaseException:
-            _stop(proc)  # Ctrl-C: take the launch down with it; its finished runs are in the file
-            raise
+        followed = _run_and_follow(cmd, env, err, time.monotonic() + timeout_s, done)
+    if followed.timed_out:
+        log(f"data order: P={workers} stopped at its budget; the runs it finished are kept")
+        return None
+    return followed.rc
 
 
 def run_data_order(out: Path, plan: DataOrderPlan, budget_s: float, *, resume: bool = False,

@@ -40,12 +40,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from calibration.bench.launch import DONE_PREFIX  # the runner's launch follower reads these lines
 from calibration.quality.data import encode, sourced_corpus
 from calibration.quality.models import CharLM, LMConfig
 from calibration.quality.records import read_points
 from calibration.quality.train import eval_lm
 
-DONE_PREFIX = "DATA_ORDER_DONE "
 STOP, GO = 0.0, 1.0
 
 

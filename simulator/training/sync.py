@@ -75,12 +75,12 @@ def updates_multiplier(sync, dp, async_kappa, sharding, k: TrainingConstants = D
     noniid_sync = np.ones_like(p)
     if measured is not None:
         m = measured
-        for kind in ("sync", "async"):
+
+        def factor(kind: str, assumed: np.ndarray) -> np.ndarray:
+            """The measured factor where this kind was measured, else `assumed`; a measured speed-up is kept (it
+            can be real, or noise) but never below half the updates."""
             extra = measured_extra(p, m[f"seq_{kind}_lo"], m[f"seq_{kind}_hi"], m["seq_p_lo"], m["seq_p_hi"])
-            # a measured speed-up is kept (it can be real, or noise) but never below half the updates
-            factor = np.where(sequential, 1.0 + np.maximum(extra, -0.5), 1.0)
-            if kind == "async":
-                noniid_async = np.where(np.isfinite(extra), factor, noniid_async)
-            else:
-                noniid_sync = np.where(np.isfinite(extra), factor, noniid_sync)
+            return np.where(np.isfinite(extra), np.where(sequential, 1.0 + np.maximum(extra, -0.5), 1.0), assumed)
+
+        noniid_async, noniid_sync = factor("async", noniid_async), factor("sync", noniid_sync)
     return np.where(sync == SYNC_ASYNC, stale * noniid_async, noniid_sync)
